@@ -1,0 +1,90 @@
+"""Device, threads and reduced precision: how the models run, decided once per process."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+
+def select_device(preference: str) -> torch.device:
+    """``auto`` picks CUDA when a GPU is visible; ``cuda`` without one is an error."""
+    if preference == "cpu":
+        return torch.device("cpu")
+    if preference == "cuda" or (preference == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise RuntimeError("models.device is 'cuda' but torch sees no CUDA device")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def configure_threads(threads: int) -> int:
+    """Set torch's intra-op threads (0 = every usable core) and return the count used."""
+    count = threads or usable_cores()
+    if torch.get_num_threads() != count:
+        torch.set_num_threads(count)
+    return count
+
+
+def quantize_int8(module: nn.Module) -> nn.Module:
+    """Dynamic int8 quantisation of the Linear layers (weights int8, activations per batch)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao's migration notice to torchao
+        return torch.ao.quantization.quantize_dynamic(module, {nn.Linear}, dtype=torch.qint8)
+
+
+def agreement(reference: np.ndarray, candidate: np.ndarray) -> float:
+    """Smallest row-wise cosine similarity between two sets of vectors."""
+    a = reference / np.linalg.norm(reference, axis=1, keepdims=True)
+    b = candidate / np.linalg.norm(candidate, axis=1, keepdims=True)
+    return float((a * b).sum(axis=1).min())
+
+
+def adopt_if_faithful(
+    name: str,
+    probe: Callable[[], np.ndarray],
+    swap_in: Callable[[], None],
+    swap_out: Callable[[], None],
+    min_cosine: float,
+) -> float:
+    """Switch to a reduced-precision variant only if it agrees with fp32 on the probes.
+
+    Args:
+        name: what is being quantised, for the log.
+        probe: computes embeddings of fixed probe inputs with the current variant.
+        swap_in: installs the reduced-precision variant.
+        swap_out: restores the fp32 variant.
+        min_cosine: the smallest acceptable row-wise cosine with fp32.
+
+    Returns:
+        The measured agreement (smallest cosine). The fp32 variant stays in place when it is
+        below ``min_cosine``.
+    """
+    reference = probe()
+    swap_in()
+    measured = agreement(reference, probe())
+    if measured < min_cosine:
+        swap_out()
+        log.warning(
+            "%s: int8 agrees with fp32 only to cosine %.6f (< %.6f required); staying on fp32",
+            name,
+            measured,
+            min_cosine,
+        )
+    else:
+        log.info("%s: int8 adopted, agreement with fp32 %.6f", name, measured)
+    return measured

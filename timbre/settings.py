@@ -1,0 +1,162 @@
+"""One typed Settings object for every Timbre process.
+
+Precedence, lowest first: ``config/default.yaml`` (where every default lives, once, with its
+unit and reason) < an optional overlay YAML named by ``TIMBRE_CONFIG`` < environment variables
+``TIMBRE_<FIELD>`` with ``__`` between nested names (``TIMBRE_MODELS__BUNDLE=/models``) <
+explicit arguments passed to :func:`load_settings`.
+
+The models here carry no Python defaults on purpose: a value missing from the YAML is an error
+at start-up, not a silently different default in code.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from timbre.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = Path(__file__).resolve().parent.parent / "config" / "default.yaml"
+"""The YAML defaults shipped with the source tree (also copied into the container image)."""
+
+CONFIG_ENV = "TIMBRE_CONFIG"
+"""Names an overlay YAML file read on top of the defaults."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HubModel(_Section):
+    """A model repository on the Hugging Face hub, at a pinned revision."""
+
+    repo: str
+    revision: str = Field(min_length=1)
+
+
+class Clamp3Hub(HubModel):
+    """The CLaMP3 repository and the one checkpoint file Timbre uses from it."""
+
+    filename: str
+
+
+class ModelsSettings(_Section):
+    """Where the weights come from and how they run."""
+
+    bundle: Path | None
+    mert: HubModel
+    clamp3: Clamp3Hub
+    xlmr: HubModel
+    device: Literal["auto", "cpu", "cuda"]
+    threads: int = Field(ge=0)
+    text_precision: Literal["fp32", "int8"]
+    audio_precision: Literal["fp32", "int8"]
+    precision_min_cosine: float = Field(gt=0.0, le=1.0)
+    mert_batch_windows: int = Field(ge=1)
+    tower_batch_segments: int = Field(ge=1)
+
+
+class AudioSettings(_Section):
+    """Limits on the audio Timbre accepts."""
+
+    max_duration_s: float = Field(gt=0.0)
+    max_file_bytes: int = Field(gt=0)
+
+
+class Settings(BaseSettings):
+    """Every setting of a Timbre process (see ``config/default.yaml`` for units and reasons)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TIMBRE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    data_dir: Path
+    models: ModelsSettings
+    audio: AudioSettings
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # First wins: explicit arguments, then the environment, then the YAML files.
+        return (init_settings, env_settings, _YamlSource(settings_cls))
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """Reads the default YAML and the optional overlay named by ``TIMBRE_CONFIG``."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError  # __call__ below returns the whole mapping at once
+
+    def __call__(self) -> dict[str, Any]:
+        merged = _read_yaml(DEFAULT_CONFIG_FILE)
+        overlay = os.environ.get(CONFIG_ENV)
+        if overlay:
+            merged = _deep_merge(merged, _read_yaml(Path(overlay)))
+        return merged
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the settings file {path}: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of settings, not {type(data).__name__}")
+    return data
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the Settings of this process.
+
+    Args:
+        **overrides: explicit values, the highest-precedence source; nested sections may be
+            given as partial mappings (``models={"bundle": "/m"}``).
+
+    Raises:
+        ConfigError: a settings file is unreadable or a value is invalid; the message names
+            the field and the reason.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from exc
