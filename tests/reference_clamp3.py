@@ -34,7 +34,9 @@ MIN_CLIP = SR // 10  # Timbre's short-clip policy (not in the reference)
 class Reference:
     def __init__(self, bundle: Path, clamp3_filename: str) -> None:
         cfg = json.loads((bundle / "mert" / "config.json").read_text())
-        fields = {k: v for k, v in cfg.items() if k in HubertConfig().to_dict() and k != "model_type"}
+        fields = {
+            k: v for k, v in cfg.items() if k in HubertConfig().to_dict() and k != "model_type"
+        }
         hub_cfg = HubertConfig(**fields)
         hub_cfg._attn_implementation = "eager"
         self.mert = HubertModel(hub_cfg).eval()
@@ -54,7 +56,9 @@ class Reference:
             return {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
 
         a_hidden = sd["audio_model.embeddings.position_embeddings.weight"].shape[1]
-        a_layers = 1 + max(int(k.split(".")[3]) for k in sd if k.startswith("audio_model.encoder.layer."))
+        a_layers = 1 + max(
+            int(k.split(".")[3]) for k in sd if k.startswith("audio_model.encoder.layer.")
+        )
         audio_cfg = BertConfig(
             vocab_size=1,
             hidden_size=a_hidden,

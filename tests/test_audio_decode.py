@@ -56,7 +56,9 @@ def test_formats_decode_to_mono_24k(tmp_path: Path, ext: str, subtype: str) -> N
         assert abs(np.sqrt(np.mean(out.samples**2)) - 0.5 / np.sqrt(2)) < 0.05
 
 
-@pytest.mark.parametrize("rate", [8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000])
+@pytest.mark.parametrize(
+    "rate", [8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000]
+)
 def test_any_rate_is_resampled_to_24k(tmp_path: Path, rate: int) -> None:
     path = write(tmp_path / "r.wav", tone(rate, 1.0, 1000.0), rate, subtype="FLOAT")
     out = decode(path)

@@ -80,7 +80,9 @@ def test_whole_track_normalisation_on_a_quiet_passage(audio_embedder, reference:
 
 
 @pytest.mark.parametrize("rows", [1, 126, 127, 128, 129, 255, 256, 300])
-def test_audio_tower_segments_match_reference(rows: int, audio_embedder, reference: Reference) -> None:
+def test_audio_tower_segments_match_reference(
+    rows: int, audio_embedder, reference: Reference
+) -> None:
     """MERT window vectors straight into the tower: rows + 2 zero vectors cross 128 here, so
     one and several segments, the overlapping last segment and its weight are all exercised."""
     rng = np.random.default_rng(rows)

@@ -35,7 +35,8 @@ def torch_reference(x: np.ndarray, orig: int, new: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize(
-    ("orig", "new"), [(44100, 24000), (48000, 24000), (22050, 24000), (8000, 24000), (96000, 24000), (11025, 24000)]
+    ("orig", "new"),
+    [(44100, 24000), (48000, 24000), (22050, 24000), (8000, 24000), (96000, 24000), (11025, 24000)],
 )
 def test_matches_torchaudio_algorithm(orig: int, new: int) -> None:
     rng = np.random.default_rng(orig)

@@ -17,9 +17,15 @@ def test_normalisation_equals_wav2vec2_feature_extractor() -> None:
     rng = np.random.default_rng(0)
     x = (0.3 * rng.standard_normal(3 * SR) + 0.05).astype(np.float32)
     fe = Wav2Vec2FeatureExtractor(
-        feature_size=1, sampling_rate=SR, padding_value=0.0, return_attention_mask=True, do_normalize=True
+        feature_size=1,
+        sampling_rate=SR,
+        padding_value=0.0,
+        return_attention_mask=True,
+        do_normalize=True,
     )
-    ref = fe(torch.from_numpy(x)[None], sampling_rate=SR, padding=True, return_tensors="pt").input_values[0, 0]
+    ref = fe(
+        torch.from_numpy(x)[None], sampling_rate=SR, padding=True, return_tensors="pt"
+    ).input_values[0, 0]
     np.testing.assert_array_equal(normalize(x), ref.numpy())
 
 

@@ -11,11 +11,14 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 from timbre.errors import AudioError, TimbreError
+
+if TYPE_CHECKING:
+    from timbre.settings import Settings
 
 EXIT_OK, EXIT_PARTIAL, EXIT_FAILED = 0, 1, 2
 
@@ -34,6 +37,8 @@ def _setup_logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for noisy in ("httpx", "httpx2", "httpcore", "huggingface_hub", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 @app.callback()
@@ -73,7 +78,7 @@ def models_download(
         raise _fail(exc) from exc
 
 
-def _check_loads(settings, bundle: Path | None) -> None:  # type: ignore[no-untyped-def]
+def _check_loads(settings: Settings, bundle: Path | None) -> None:
     """Load both paths once: a file that downloads but does not load fails here, not later."""
     from timbre.embedding.embedder import load_audio_embedder, load_text_embedder
 
@@ -137,7 +142,7 @@ def _emit(record: dict) -> None:
     sys.stdout.flush()
 
 
-def _embed_texts(settings, texts: list[str]) -> int:  # type: ignore[no-untyped-def]
+def _embed_texts(settings: Settings, texts: list[str]) -> int:
     from timbre.embedding.embedder import load_text_embedder
 
     embedder = load_text_embedder(settings.models)
@@ -160,7 +165,7 @@ def _embed_texts(settings, texts: list[str]) -> int:  # type: ignore[no-untyped-
     return failed
 
 
-def _embed_files(settings, paths: list[Path], batch: int) -> int:  # type: ignore[no-untyped-def]
+def _embed_files(settings: Settings, paths: list[Path], batch: int) -> int:
     from timbre.audio.decode import decode_file
     from timbre.embedding.embedder import load_audio_embedder
 

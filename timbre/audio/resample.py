@@ -83,9 +83,7 @@ def resample(samples: np.ndarray, orig_hz: int, new_hz: int) -> np.ndarray:
 
     kernel, width = _kernel(orig_hz, new_hz)
     n_taps = kernel.shape[0]
-    padded = np.concatenate(
-        [np.zeros(width, np.float32), x, np.zeros(width + orig, np.float32)]
-    )
+    padded = np.concatenate([np.zeros(width, np.float32), x, np.zeros(width + orig, np.float32)])
     n_frames = (padded.shape[0] - n_taps) // orig + 1
     frames = np.lib.stride_tricks.as_strided(
         padded,

@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
-from timbre.audio.windows import PIPELINE_VERSION, prepare_windows
+from timbre.audio.windows import prepare_windows
 from timbre.embedding.files import ModelFiles, Part, resolve_model_files
+from timbre.embedding.info import ModelInfo
 from timbre.embedding.mert import MertEncoder
 from timbre.embedding.runtime import (
     adopt_if_faithful,
@@ -40,57 +40,6 @@ PROBE_TEXTS = (
     "x",
 )
 """Fixed inputs on which reduced precision must agree with fp32 before it is used."""
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """Which models and pipeline produced a vector; travels into payloads and manifests.
-
-    Attributes:
-        mert: ``repo@revision`` of MERT.
-        clamp3: ``repo@revision/filename`` of the CLaMP3 checkpoint.
-        xlmr: ``repo@revision`` of the tokenizer and text config.
-        dim: embedding dimension.
-        pipeline_version: see :data:`timbre.audio.windows.PIPELINE_VERSION`.
-        random_weights: True for bundles made by ``timbre models random``.
-    """
-
-    mert: str
-    clamp3: str
-    xlmr: str
-    dim: int
-    pipeline_version: str = PIPELINE_VERSION
-    random_weights: bool = False
-
-    @classmethod
-    def from_files(cls, files: ModelFiles, clamp3_filename: str, dim: int) -> ModelInfo:
-        s = files.sources
-        return cls(
-            mert=s["mert"].ref(),
-            clamp3=f"{s['clamp3'].ref()}/{clamp3_filename}",
-            xlmr=s["xlmr"].ref(),
-            dim=dim,
-            random_weights=files.random_weights,
-        )
-
-    def audio_key(self) -> dict[str, Any]:
-        """What audio vectors depend on; stored vectors must match it to be comparable."""
-        return {
-            "mert": self.mert,
-            "clamp3": self.clamp3,
-            "pipeline_version": self.pipeline_version,
-            "dim": self.dim,
-        }
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "mert": self.mert,
-            "clamp3": self.clamp3,
-            "xlmr": self.xlmr,
-            "dim": self.dim,
-            "pipeline_version": self.pipeline_version,
-            "random_weights": self.random_weights,
-        }
 
 
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:
@@ -183,9 +132,7 @@ def _prepare(settings: ModelsSettings, parts: Sequence[Part], files: ModelFiles 
     return device, files, ckpt, info
 
 
-def load_audio_embedder(
-    settings: ModelsSettings, files: ModelFiles | None = None
-) -> AudioEmbedder:
+def load_audio_embedder(settings: ModelsSettings, files: ModelFiles | None = None) -> AudioEmbedder:
     """Load MERT and the CLaMP3 audio tower (not the text tower: ingest never needs it).
 
     Raises:
@@ -238,7 +185,7 @@ def probe_waveforms(sample_rate: int) -> list[np.ndarray]:
     kick = np.sin(2 * np.pi * (50 + 100 * np.exp(-kick_t * 30)) * kick_t) * np.exp(-kick_t * 8)
     hat = rng.standard_normal(int(0.12 * sample_rate)) * np.exp(-t(0.12) * 40)
     loop_t = t(7.0)
-    chord = sum(np.sin(2 * np.pi * f * loop_t) for f in (220.0, 277.2, 329.6)) / 3
+    chord = np.mean([np.sin(2 * np.pi * f * loop_t) for f in (220.0, 277.2, 329.6)], axis=0)
     quiet = np.concatenate([chord[: 3 * sample_rate], 1e-4 * rng.standard_normal(3 * sample_rate)])
     return [x.astype(np.float32) for x in (kick, hat, chord, quiet)]
 

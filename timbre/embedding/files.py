@@ -38,6 +38,7 @@ XLMR_OPTIONAL_FILES = ("tokenizer_config.json",)
 Part = Literal["mert", "xlmr", "clamp3"]
 ALL_PARTS: tuple[Part, ...] = ("mert", "xlmr", "clamp3")
 
+
 class RandomWeightsWarning(UserWarning):
     """Emitted whenever a random-weight bundle is loaded."""
 
@@ -78,15 +79,15 @@ class ModelFiles:
     origin: str
 
     def require(self, part: Part) -> Path:
-        path = {"mert": self.mert_dir, "xlmr": self.xlmr_dir, "clamp3": self.clamp3_checkpoint}[part]
+        path = {"mert": self.mert_dir, "xlmr": self.xlmr_dir, "clamp3": self.clamp3_checkpoint}[
+            part
+        ]
         if path is None:
             raise ModelFilesError(f"the {part} files were not resolved for this process")
         return path
 
 
-def resolve_model_files(
-    settings: ModelsSettings, parts: Iterable[Part] = ALL_PARTS
-) -> ModelFiles:
+def resolve_model_files(settings: ModelsSettings, parts: Iterable[Part] = ALL_PARTS) -> ModelFiles:
     """Find (or fetch into the hub cache) the files of the requested parts.
 
     Args:
@@ -123,7 +124,7 @@ def read_manifest(bundle: Path) -> dict[str, Any] | None:
     return data
 
 
-def _from_bundle(bundle: Path, settings: ModelsSettings, wanted: set[str]) -> ModelFiles:
+def _from_bundle(bundle: Path, settings: ModelsSettings, wanted: set[Part]) -> ModelFiles:
     if not bundle.is_dir():
         raise ModelFilesError(
             f"model bundle folder {bundle} does not exist; create it with "
@@ -151,7 +152,11 @@ def _from_bundle(bundle: Path, settings: ModelsSettings, wanted: set[str]) -> Mo
 
     recorded = manifest.get("sources", {})
     sources = {}
-    for part, hub in (("mert", settings.mert), ("xlmr", settings.xlmr), ("clamp3", settings.clamp3)):
+    for part, hub in (
+        ("mert", settings.mert),
+        ("xlmr", settings.xlmr),
+        ("clamp3", settings.clamp3),
+    ):
         entry = recorded.get(part)
         if isinstance(entry, dict) and "repo" in entry and "revision" in entry:
             sources[part] = ComponentSource(
@@ -183,7 +188,7 @@ def _need(path: Path, what: str, bundle: Path) -> None:
 # -- hub ------------------------------------------------------------------------------------
 
 
-def _from_hub(settings: ModelsSettings, wanted: set[str]) -> ModelFiles:
+def _from_hub(settings: ModelsSettings, wanted: set[Part]) -> ModelFiles:
     sources: dict[str, ComponentSource] = {}
     mert_dir = xlmr_dir = ckpt = None
     if "mert" in wanted:
@@ -191,20 +196,30 @@ def _from_hub(settings: ModelsSettings, wanted: set[str]) -> ModelFiles:
         weights = _hub_first(settings.mert.repo, settings.mert.revision, MERT_WEIGHT_FILES)
         mert_dir = weights.parent
         if config.parent != mert_dir:
-            raise ModelFilesError(f"{settings.mert.repo}: config and weights resolved to two commits")
-        sources["mert"] = ComponentSource(settings.mert.repo, _commit_of(weights, settings.mert.revision))
+            raise ModelFilesError(
+                f"{settings.mert.repo}: config and weights resolved to two commits"
+            )
+        sources["mert"] = ComponentSource(
+            settings.mert.repo, _commit_of(weights, settings.mert.revision)
+        )
     if "xlmr" in wanted:
         paths = [_hub_file(settings.xlmr.repo, settings.xlmr.revision, n) for n in XLMR_FILES]
         for name in XLMR_OPTIONAL_FILES:
             _hub_optional(settings.xlmr.repo, settings.xlmr.revision, name)
         xlmr_dir = paths[0].parent
-        sources["xlmr"] = ComponentSource(settings.xlmr.repo, _commit_of(paths[0], settings.xlmr.revision))
+        sources["xlmr"] = ComponentSource(
+            settings.xlmr.repo, _commit_of(paths[0], settings.xlmr.revision)
+        )
     if "clamp3" in wanted:
         ckpt = _hub_file(settings.clamp3.repo, settings.clamp3.revision, settings.clamp3.filename)
         sources["clamp3"] = ComponentSource(
             settings.clamp3.repo, _commit_of(ckpt, settings.clamp3.revision)
         )
-    for part, hub in (("mert", settings.mert), ("xlmr", settings.xlmr), ("clamp3", settings.clamp3)):
+    for part, hub in (
+        ("mert", settings.mert),
+        ("xlmr", settings.xlmr),
+        ("clamp3", settings.clamp3),
+    ):
         sources.setdefault(part, ComponentSource(hub.repo, hub.revision))
     return ModelFiles(
         mert_dir=mert_dir,
@@ -332,6 +347,8 @@ def download_bundle(settings: ModelsSettings, target: Path, *, verify_remote: bo
     return target
 
 
-def write_manifest(bundle: Path, *, sources: dict[str, Any], random_weights: bool, **extra: Any) -> None:
+def write_manifest(
+    bundle: Path, *, sources: dict[str, Any], random_weights: bool, **extra: Any
+) -> None:
     data = {"format": 1, "random_weights": random_weights, "sources": sources, **extra}
     (bundle / MANIFEST_NAME).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

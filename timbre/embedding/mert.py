@@ -21,6 +21,7 @@ import torch
 from transformers import HubertConfig, HubertModel
 
 from timbre.embedding.files import MERT_WEIGHT_FILES
+from timbre.embedding.runtime import place
 from timbre.embedding.weights import load_strict, load_tensor_file
 from timbre.errors import ModelFilesError
 
@@ -103,7 +104,8 @@ class MertEncoder:
         # parametrization of the positional convolution.
         load_strict(model, state, str(weights))
         del state
-        return cls(model.to(device), sample_rate, device)
+        place(model, device)
+        return cls(model, sample_rate, device)
 
     @torch.inference_mode()
     def window_vectors(self, windows: Sequence[np.ndarray], max_batch: int) -> np.ndarray:

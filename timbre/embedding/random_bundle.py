@@ -23,12 +23,19 @@ import string
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from torch import nn
-from transformers import BertConfig, BertModel, HubertConfig, HubertModel, XLMRobertaConfig, XLMRobertaModel
+from transformers import (
+    BertConfig,
+    BertModel,
+    HubertConfig,
+    HubertModel,
+    XLMRobertaConfig,
+    XLMRobertaModel,
+)
 
 from timbre.embedding.files import write_manifest
 
@@ -68,7 +75,9 @@ PATCH_SIZE = 64  # CLaMP3 symbolic patch: 64 characters, one-hot over 128
 SPECIAL_TOKENS = ("<s>", "<pad>", "</s>", "<unk>")  # XLM-R ids 0..3; <mask> is the last id
 
 
-def write_random_bundle(target: Path, size: Size = "tiny", *, seed: int = 0, safetensors: bool = False) -> Path:
+def write_random_bundle(
+    target: Path, size: Size = "tiny", *, seed: int = 0, safetensors: bool = False
+) -> Path:
     """Write ``mert/``, ``xlmr/``, ``clamp3/`` and ``timbre-models.json`` under ``target``."""
     dims = DIMS[size]
     torch.manual_seed(seed)
@@ -150,14 +159,15 @@ def _write_mert(folder: Path, d: Dims, safetensors: bool) -> None:
             "sampling_rate": 24000,
         },
     )
-    keys = {k: config[k] for k in config if k in HubertConfig().to_dict()}
+    keys: dict[str, Any] = {k: config[k] for k in config if k in HubertConfig().to_dict()}
     model = HubertModel(HubertConfig(**keys))
     state = OrderedDict()
     for key, value in model.state_dict().items():
         # The official file predates torch's parametrized weight norm.
-        key = key.replace("parametrizations.weight.original0", "weight_g")
-        key = key.replace("parametrizations.weight.original1", "weight_v")
-        state[key] = value.contiguous()
+        legacy = key.replace("parametrizations.weight.original0", "weight_g").replace(
+            "parametrizations.weight.original1", "weight_v"
+        )
+        state[legacy] = value.contiguous()
     if safetensors:
         from safetensors.torch import save_file
 
@@ -195,7 +205,9 @@ def _pieces(count: int) -> list[tuple[str, float]]:
     """Synthetic sentencepiece-style pieces: characters, then longer letter runs, with and
     without the word-start marker; longer pieces score higher so words split into few tokens."""
     alphabet = string.ascii_lowercase
-    singles = list(alphabet + string.ascii_uppercase + string.digits + string.punctuation + "éèàüöäñçß")
+    singles = list(
+        alphabet + string.ascii_uppercase + string.digits + string.punctuation + "éèàüöäñçß"
+    )
     out: list[str] = ["▁"] + [f"▁{c}" for c in singles] + singles
     for length in itertools.count(2):
         if len(out) >= count:
@@ -214,7 +226,9 @@ def build_tokenizer(vocab_size: int) -> Tokenizer:
     vocab += _pieces(vocab_size - len(SPECIAL_TOKENS) - 1)
     vocab.append(("<mask>", 0.0))
     tok = Tokenizer(models.Unigram(vocab, unk_id=3, byte_fallback=False))
-    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")])
+    tok.normalizer = normalizers.Sequence(
+        [normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")]
+    )
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
     tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
     tok.post_processor = processors.TemplateProcessing(

@@ -25,6 +25,11 @@ def select_device(preference: str) -> torch.device:
     return torch.device("cpu")
 
 
+def place(module: nn.Module, device: torch.device) -> None:
+    """Move a model to ``device`` in place (typed as nn.Module: transformers' own ``to`` is not)."""
+    module.to(device)
+
+
 def usable_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))

@@ -28,6 +28,7 @@ from tokenizers import Tokenizer
 from torch import nn
 from transformers import BertConfig, BertModel, XLMRobertaConfig, XLMRobertaModel
 
+from timbre.embedding.runtime import place
 from timbre.embedding.weights import load_strict, load_tensor_file, shape_of, strip_prefix
 from timbre.errors import ModelFilesError
 
@@ -144,9 +145,7 @@ class AudioTower:
         src = f"{ckpt.path} (audio_model.*)"
         state = ckpt.part("audio_model.")
         positions, hidden = shape_of(state, "embeddings.position_embeddings.weight", src)
-        layers = 1 + max(
-            int(k.split(".")[2]) for k in state if k.startswith("encoder.layer.")
-        )
+        layers = 1 + max(int(k.split(".")[2]) for k in state if k.startswith("encoder.layer."))
         config = BertConfig(
             vocab_size=shape_of(state, "embeddings.word_embeddings.weight", src)[0],
             hidden_size=hidden,
@@ -162,7 +161,8 @@ class AudioTower:
         proj = _linear_from(ckpt.part("audio_proj."), f"{ckpt.path} (audio_proj.*)")
         if proj.in_features != hidden:
             raise ModelFilesError(f"{ckpt.path}: audio_proj expects {proj.in_features}-d input")
-        return cls(bert.to(device), proj.to(device), device)
+        place(bert, device)
+        return cls(bert, proj.to(device), device)
 
     @torch.inference_mode()
     def encode(self, features: Sequence[np.ndarray], max_batch: int) -> np.ndarray:
@@ -171,7 +171,9 @@ class AudioTower:
         One zero vector is put before and after each track's windows, as in training.
         """
         zero = torch.zeros(1, self.input_dim)
-        items = [torch.cat([zero, torch.from_numpy(np.asarray(f, np.float32)), zero]) for f in features]
+        items = [
+            torch.cat([zero, torch.from_numpy(np.asarray(f, np.float32)), zero]) for f in features
+        ]
         return _encode_segmented(items, self.segment_rows, self._run, max_batch).numpy()
 
     def _run(self, segments: list[torch.Tensor]) -> torch.Tensor:
@@ -220,8 +222,9 @@ class TextTower:
             raise ModelFilesError(f"{ckpt.path}: text_proj expects {proj.in_features}-d input")
         tokenizer = _load_tokenizer(xlmr_dir)
         pad_id = config.pad_token_id if config.pad_token_id is not None else 1
+        place(model, device)
         return cls(
-            model.to(device),
+            model,
             proj.to(device),
             tokenizer,
             pad_id=int(pad_id),

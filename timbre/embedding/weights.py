@@ -47,8 +47,7 @@ def load_tensor_file(path: Path) -> Any:
         zipfile.BadZipFile,
     ) as exc:
         raise ModelFilesError(
-            f"{path} is not a readable checkpoint ({type(exc).__name__}: {exc}); "
-            "download it again"
+            f"{path} is not a readable checkpoint ({type(exc).__name__}: {exc}); download it again"
         ) from exc
 
 

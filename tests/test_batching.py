@@ -1,0 +1,82 @@
+"""Batching and reduced precision must not move vectors (beyond float32 reordering)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from tests.audio_factory import chord_loop, hat, kick, tone
+from timbre.embedding.embedder import load_audio_embedder, load_text_embedder
+from timbre.settings import Settings
+
+SR = 24000
+CLIPS = [
+    kick(SR),
+    hat(SR),
+    tone(SR, 2.2),
+    chord_loop(SR, 5.0),
+    chord_loop(SR, 16.0, seed=2),
+    kick(SR, 0.4, 70.0),
+]
+
+
+def test_mert_batches_of_equal_windows_are_exact(audio_embedder) -> None:
+    one = dataclasses.replace(audio_embedder, mert_batch_windows=1)
+    four = dataclasses.replace(audio_embedder, mert_batch_windows=4)
+    a, b = one.features(CLIPS), four.features(CLIPS)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_allclose(x, y, atol=1e-6, rtol=0)
+
+
+def test_tower_batches_across_tracks(audio_embedder) -> None:
+    feats = audio_embedder.features(CLIPS)
+    single = dataclasses.replace(audio_embedder, tower_batch_segments=1).embed_features(feats)
+    batched = dataclasses.replace(audio_embedder, tower_batch_segments=32).embed_features(feats)
+    assert np.abs(single - batched).max() < 1e-6
+
+
+def test_many_tracks_at_once_equal_one_at_a_time(audio_embedder) -> None:
+    together = audio_embedder.embed(CLIPS)
+    alone = np.stack([audio_embedder.embed([c])[0] for c in CLIPS])
+    assert np.abs(together - alone).max() < 1e-6
+    # and the vectors are not all the same: distinct sounds, distinct vectors
+    assert np.abs(together[0] - together[1]).max() > 1e-3
+
+
+def _quantized(module: torch.nn.Module) -> bool:
+    return any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in module.modules())
+
+
+@pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
+def test_int8_text_is_refused_when_it_disagrees(settings: Settings) -> None:
+    strict = settings.models.model_copy(
+        update={"text_precision": "int8", "precision_min_cosine": 1.0}
+    )
+    embedder = load_text_embedder(strict)
+    measured = embedder.precision["text_int8_min_cosine"]
+    assert measured < 1.0
+    assert not _quantized(embedder.tower.model)  # stayed on fp32
+
+
+@pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
+def test_int8_text_is_adopted_when_it_agrees(settings: Settings, text_embedder) -> None:
+    lenient = settings.models.model_copy(
+        update={"text_precision": "int8", "precision_min_cosine": 0.5}
+    )
+    embedder = load_text_embedder(lenient)
+    assert _quantized(embedder.tower.model)
+    cos = float(embedder.embed(["warm pad"])[0] @ text_embedder.embed(["warm pad"])[0])
+    assert cos >= embedder.precision["text_int8_min_cosine"] - 1e-6
+
+
+@pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
+def test_int8_audio_follows_the_same_gate(settings: Settings) -> None:
+    strict = settings.models.model_copy(
+        update={"audio_precision": "int8", "precision_min_cosine": 1.0}
+    )
+    embedder = load_audio_embedder(strict)
+    assert embedder.precision["audio_int8_min_cosine"] < 1.0
+    assert not _quantized(embedder.mert.model) and not _quantized(embedder.tower.bert)
