@@ -46,10 +46,13 @@ def configure_threads(threads: int) -> int:
 
 
 def quantize_int8(module: nn.Module) -> nn.Module:
-    """Dynamic int8 quantisation of the Linear layers (weights int8, activations per batch)."""
+    """Dynamic int8 quantisation of the Linear layers: weights int8 per output channel (closer
+    to fp32 than per-tensor at the same speed), activations quantised per batch."""
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao's migration notice to torchao
-        return torch.ao.quantization.quantize_dynamic(module, {nn.Linear}, dtype=torch.qint8)
+        return quantize_dynamic(module, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
 
 
 def agreement(reference: np.ndarray, candidate: np.ndarray) -> float:

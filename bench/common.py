@@ -1,0 +1,80 @@
+"""Shared helpers for the benchmarks: a full-size random bundle, timing, results files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+
+
+def full_bundle(path: Path | None = None) -> Path:
+    """A full-size random-weight bundle (official dimensions), written once and reused."""
+    target = path or Path(os.environ.get("TIMBRE_BENCH_BUNDLE", ROOT / "data" / "bench" / "full-bundle"))
+    if not (target / "timbre-models.json").is_file():
+        from timbre.embedding.random_bundle import write_random_bundle
+
+        print(f"writing a full-size random bundle to {target} (one-off, ~2 GB)...", flush=True)
+        write_random_bundle(target, "full", seed=0)
+    return target
+
+
+def timed(fn: Callable[[], Any], repeats: int) -> tuple[list[float], Any]:
+    """Wall-clock seconds of ``repeats`` calls (after one warm-up call) and the last result."""
+    result = fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return times, result
+
+
+def percentile_ms(samples: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(samples) * 1e3, q))
+
+
+def median(samples: list[float]) -> float:
+    return float(statistics.median(samples))
+
+
+def machine() -> dict[str, Any]:
+    import torch
+
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def write_results(name: str, data: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    data = {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **data}
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    print(f"results written to {path.relative_to(ROOT)}")
+    return path

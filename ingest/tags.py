@@ -1,0 +1,124 @@
+"""Tags a file carries itself: ID3 (MP3, and WAV/AIFF with an ID3 chunk), Vorbis comments
+(FLAC, Ogg) and RIFF (the INFO list and the ACID chunk many loop packs write their tempo in).
+
+Reading tags never fails a file: whatever cannot be read is simply absent.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ingest.names import BPM_RANGE, normalize_key
+
+_RIFF_SCAN_BYTES = 1 << 20  # INFO and acid chunks sit before or just after the audio data
+
+
+@dataclass
+class FileTags:
+    bpm: float | None = None
+    key: str | None = None
+    genre: str | None = None
+    words: list[str] = field(default_factory=list)
+
+
+def _first(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, list | tuple):
+        value = value[0] if value else None
+    text = getattr(value, "text", value)
+    if isinstance(text, list | tuple):
+        text = text[0] if text else None
+    return str(text).strip() or None if text is not None else None
+
+
+def _bpm(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        value = float(text.replace(",", "."))
+    except ValueError:
+        return None
+    return value if BPM_RANGE[0] <= value <= BPM_RANGE[1] else None
+
+
+def read_tags(path: Path) -> FileTags:
+    """Tempo, key, genre and keywords from a file's own metadata."""
+    tags = FileTags()
+    try:
+        _from_mutagen(path, tags)
+    except Exception:  # noqa: BLE001 -- mutagen raises many types on odd files; tags are optional
+        pass
+    if path.suffix.lower() in (".wav", ".wave", ".w64", ".rf64") and (tags.bpm is None or tags.genre is None):
+        try:
+            _from_riff(path, tags)
+        except (OSError, struct.error):
+            pass
+    return tags
+
+
+def _from_mutagen(path: Path, tags: FileTags) -> None:
+    import mutagen
+
+    audio = mutagen.File(path)
+    if audio is None or audio.tags is None:
+        return
+    t = audio.tags
+    keys = {str(k).upper(): k for k in t.keys()}  # noqa: SIM118 -- mutagen tags are not dicts
+
+    def get(*names: str) -> str | None:
+        for name in names:
+            if name in keys:
+                return _first(t[keys[name]])
+        return None
+
+    tags.bpm = _bpm(get("TBPM", "BPM", "TEMPO"))
+    key_text = get("TKEY", "INITIALKEY", "KEY")
+    tags.key = normalize_key(key_text) if key_text else None
+    tags.genre = get("TCON", "GENRE")
+    comment = get("COMM", "COMMENT", "DESCRIPTION")
+    for text in (tags.genre, comment, get("TIT1", "GROUPING")):
+        if text:
+            tags.words.extend(w.strip().lower() for w in text.replace(";", ",").split(",") if w.strip())
+
+
+def _from_riff(path: Path, tags: FileTags) -> None:
+    with path.open("rb") as handle:
+        head = handle.read(12)
+        if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
+            return
+        scanned = 12
+        while scanned < _RIFF_SCAN_BYTES:
+            header = handle.read(8)
+            if len(header) < 8:
+                return
+            chunk_id, size = header[:4], struct.unpack("<I", header[4:])[0]
+            if chunk_id == b"acid" and size >= 24:
+                body = handle.read(size)
+                tempo = struct.unpack("<f", body[20:24])[0]
+                tags.bpm = tags.bpm or _bpm(f"{tempo:.3f}")
+            elif chunk_id == b"LIST" and size >= 4:
+                body = handle.read(size)
+                if body[:4] == b"INFO":
+                    _info(body[4:], tags)
+            else:
+                handle.seek(size, 1)
+            if size % 2:
+                handle.seek(1, 1)  # RIFF chunks are word-aligned
+            scanned += 8 + size + (size % 2)
+
+
+def _info(body: bytes, tags: FileTags) -> None:
+    at = 0
+    while at + 8 <= len(body):
+        sub_id, size = body[at : at + 4], struct.unpack("<I", body[at + 4 : at + 8])[0]
+        text = body[at + 8 : at + 8 + size].split(b"\0", 1)[0].decode("latin-1").strip()
+        if sub_id == b"IGNR" and text:
+            tags.genre = tags.genre or text
+            tags.words.append(text.lower())
+        elif sub_id in (b"IKEY", b"ICMT") and text:
+            tags.words.extend(w.strip().lower() for w in text.replace(";", ",").split(",") if w.strip())
+        at += 8 + size + (size % 2)
