@@ -49,3 +49,69 @@ class ModelMismatchError(TimbreError):
     """Data was built by other models or another pipeline version than the ones loaded."""
 
     code = "model_mismatch"
+
+
+class StoreError(TimbreError):
+    """The vector store (Qdrant Edge or a Qdrant server) failed or refused an operation."""
+
+    code = "store_error"
+
+
+class StoreLockedError(StoreError):
+    """Another process owns the embedded store (only one process may open it)."""
+
+    code = "store_locked"
+
+
+class SchemaMismatchError(StoreError):
+    """A collection's vector size or distance does not match the loaded models and schema."""
+
+    code = "schema_mismatch"
+
+
+class InvalidPointError(StoreError):
+    """A point to be written breaks the store's contract (vector shape, norm, id or payload)."""
+
+    code = "invalid_point"
+
+
+class SnapshotError(TimbreError):
+    """A FAISS snapshot is missing, incomplete, corrupt or could not be written."""
+
+    code = "snapshot_error"
+
+
+class SnapshotNotFoundError(SnapshotError):
+    """No snapshot has been published yet."""
+
+    code = "snapshot_missing"
+
+
+class InvalidRequestError(TimbreError):
+    """A query is well-formed JSON but asks for something impossible (no reference, etc.)."""
+
+    code = "invalid_request"
+
+
+class NotFoundError(TimbreError):
+    """An item, job or file that was asked for does not exist."""
+
+    code = "not_found"
+
+
+class ForbiddenPathError(TimbreError):
+    """A path lies outside the configured library roots, or is not an indexed file."""
+
+    code = "forbidden_path"
+
+
+class UnavailableError(TimbreError):
+    """A component needed to answer (models, Qdrant, a snapshot) is not ready or unreachable."""
+
+    code = "unavailable"
+
+
+class ConflictError(TimbreError):
+    """The request conflicts with work under way (e.g. an ingest job is already running)."""
+
+    code = "conflict"

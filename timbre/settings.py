@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -72,6 +72,62 @@ class AudioSettings(_Section):
     max_file_bytes: int = Field(gt=0)
 
 
+class QdrantSettings(_Section):
+    """Where vectors and payloads live: the embedded Qdrant Edge shard or a Qdrant server."""
+
+    url: str | None
+    api_key: SecretStr | None
+    prefer_grpc: bool
+    collection: str = Field(pattern=r"^[A-Za-z0-9_]+$")
+    timeout_s: int = Field(ge=1)
+    max_attempts: int = Field(ge=1)
+    retry_backoff_s: float = Field(ge=0.0)
+    upsert_batch: int = Field(ge=1)
+    scroll_batch: int = Field(ge=1)
+    keep_generations: int = Field(ge=1)
+
+
+class SnapshotSettings(_Section):
+    """The FAISS exact snapshot that serves unfiltered queries."""
+
+    keep: int = Field(ge=1)
+    mmap_min_bytes: int = Field(ge=0)
+    verify_checksums: bool
+
+
+class IngestSettings(_Section):
+    """Defaults of ``timbre ingest`` and the vocabularies that read a library's names."""
+
+    profile: Literal["sequential", "parallel"]
+    workers: int = Field(ge=0)
+    batch_files: int = Field(ge=1)
+    batch_audio_s: float = Field(gt=0.0)
+    progress_interval_s: float = Field(gt=0.0)
+    snapshot: bool
+    genres: dict[str, list[str]]
+    instruments: dict[str, list[str]]
+
+
+class ApiSettings(_Section):
+    """The search service (`timbre serve`)."""
+
+    host: str
+    port: int = Field(ge=1, le=65535)
+    api_key: SecretStr | None
+    require_key_for_reads: bool
+    library_roots: list[Path]
+    cors_origins: list[str]
+    default_top_k: int = Field(ge=1)
+    max_top_k: int = Field(ge=1)
+    max_offset: int = Field(ge=0)
+    max_upload_bytes: int = Field(gt=0)
+    max_upload_duration_s: float = Field(gt=0.0)
+    text_cache_size: int = Field(ge=0)
+    snapshot_poll_s: float = Field(gt=0.0)
+    store_retry_s: float = Field(gt=0.0)
+    max_batch: int = Field(ge=1)
+
+
 class Settings(BaseSettings):
     """Every setting of a Timbre process (see ``config/default.yaml`` for units and reasons)."""
 
@@ -85,6 +141,10 @@ class Settings(BaseSettings):
     data_dir: Path
     models: ModelsSettings
     audio: AudioSettings
+    qdrant: QdrantSettings
+    snapshot: SnapshotSettings
+    ingest: IngestSettings
+    api: ApiSettings
 
     @field_validator("data_dir")
     @classmethod

@@ -1,0 +1,330 @@
+"""What both adapters share: input checks, batching, ``dirs`` and the write marker.
+
+Each adapter supplies a :class:`Backend`, the handful of primitive operations on one
+collection in its own API; :class:`CollectionView` builds the public
+:class:`~timbre.store.interface.Collection` behaviour on top of it, once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import numpy as np
+
+from timbre.errors import InvalidPointError
+from timbre.store.filters import Condition, SearchFilter
+from timbre.store.interface import CollectionInfo, Hit, Point, Record, WriteMarker
+from timbre.store.payload import DIRS_FIELD, DISPLAY_FIELDS, ancestor_dirs, point_id, with_dirs
+
+NORM_TOLERANCE = 1e-3
+"""How far from 1 a vector's L2 norm may be: float32 normalisation lands within ~1e-7, so
+anything further is an un-normalised vector, which would score differently in FAISS."""
+
+META_KEYS = (
+    "model",
+    "audio_key",
+    "schema_version",
+    "created_at",
+    "published_at",
+    "write_seq",
+    "last_write_at",
+)
+"""Collection metadata Timbre keeps (Qdrant collection metadata / the embedded JSON file)."""
+
+
+class Backend(Protocol):
+    """Primitive operations on one collection, in one adapter's API."""
+
+    @property
+    def name(self) -> str:
+        """The collection's real (versioned) name."""
+        ...
+
+    def vector_params(self) -> tuple[int, str]:
+        """``(size, distance name)`` as the engine reports them."""
+        ...
+
+    def ensure_indexes(self, indexes: Mapping[str, str]) -> None: ...
+
+    def upsert(self, points: Sequence[Point]) -> None: ...
+
+    def delete(self, ids: Sequence[str]) -> None: ...
+
+    def set_payload(self, point_id: str, payload: Mapping[str, Any]) -> None: ...
+
+    def retrieve(self, ids: Sequence[str], with_vectors: bool) -> list[Record]: ...
+
+    def count(self, conditions: Sequence[Condition]) -> int: ...
+
+    def scroll_page(
+        self,
+        *,
+        offset: str | None,
+        limit: int,
+        conditions: Sequence[Condition],
+        fields: Sequence[str] | None,
+        with_vectors: bool,
+    ) -> tuple[list[Record], str | None]: ...
+
+    def search(
+        self,
+        vector: np.ndarray,
+        *,
+        limit: int,
+        offset: int,
+        conditions: Sequence[Condition],
+        fields: Sequence[str],
+        exact: bool,
+    ) -> list[Hit]: ...
+
+    def read_meta(self) -> dict[str, Any]: ...
+
+    def write_meta(self, updates: Mapping[str, Any]) -> None: ...
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def new_meta(
+    info_dict: Mapping[str, Any], audio_key: Mapping[str, Any], schema_version: int
+) -> dict[str, Any]:
+    """Metadata of a collection created now."""
+    return {
+        "model": dict(info_dict),
+        "audio_key": dict(audio_key),
+        "schema_version": schema_version,
+        "created_at": utc_now(),
+        "published_at": None,
+        "write_seq": 0,
+        "last_write_at": None,
+    }
+
+
+def check_vector(vector: np.ndarray, dim: int, what: str) -> np.ndarray:
+    """``vector`` as float32 ``[dim]`` if it is finite and L2-normalised.
+
+    Raises:
+        InvalidPointError: wrong shape, non-finite values, or not normalised.
+    """
+    v = np.asarray(vector, dtype=np.float32)
+    if v.shape != (dim,):
+        raise InvalidPointError(f"{what}: vector shape {v.shape}, expected ({dim},)")
+    if not np.all(np.isfinite(v)):
+        raise InvalidPointError(f"{what}: vector has NaN or infinite values")
+    norm = float(np.linalg.norm(v))
+    if abs(norm - 1.0) > NORM_TOLERANCE:
+        raise InvalidPointError(f"{what}: vector norm is {norm:.4f}; vectors must be L2-normalised")
+    return v
+
+
+def _checked_point(point: Point, dim: int) -> Point:
+    sha = point.payload.get("content_sha256")
+    if not isinstance(sha, str) or point_id(sha) != point.id:
+        raise InvalidPointError(
+            f"point {point.id}: id must be point_id(payload['content_sha256']) (got {sha!r})"
+        )
+    if not point.payload.get("paths"):
+        raise InvalidPointError(f"point {point.id}: payload has no paths")
+    vector = check_vector(point.vector, dim, f"point {point.id}")
+    return Point(point.id, vector, with_dirs(point.payload))
+
+
+class CollectionView:
+    """The :class:`~timbre.store.interface.Collection` behaviour over one backend.
+
+    Args:
+        backend: the adapter's primitive operations on this collection.
+        dim: the collection's vector size.
+        upsert_batch: points per write request.
+        scroll_batch: points per scroll page.
+    """
+
+    def __init__(self, backend: Backend, *, dim: int, upsert_batch: int, scroll_batch: int) -> None:
+        self.backend = backend
+        self.dim = dim
+        self._upsert_batch = upsert_batch
+        self._scroll_batch = scroll_batch
+        self._marker_lock = threading.Lock()
+        self._seq: int | None = None
+
+    @property
+    def name(self) -> str:
+        return self.backend.name
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def upsert(self, points: Iterable[Point]) -> int:
+        """Insert or replace points, ``upsert_batch`` per request; returns how many.
+
+        Each point's payload gets ``dirs`` derived from its paths.
+
+        Raises:
+            InvalidPointError: a vector is not float32 ``[dim]``, finite and L2-normalised,
+                an id is not ``point_id(content_sha256)``, or a payload has no paths. The
+                batches before the bad point are written (upserts are idempotent: re-run).
+            StoreError: the store failed.
+        """
+        total = 0
+        iterator = iter(points)
+        while batch := list(itertools.islice(iterator, self._upsert_batch)):
+            checked = [_checked_point(p, self.dim) for p in batch]
+            self._mark_write()
+            self.backend.upsert(checked)
+            total += len(batch)
+        return total
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Delete points by id; unknown ids are ignored."""
+        if ids:
+            self._mark_write()
+            self.backend.delete(list(ids))
+
+    def set_paths(self, point_id: str, paths: Sequence[str]) -> bool:
+        """Replace ``paths`` (``path`` = the first, ``dirs`` follow) of a stored point.
+
+        Returns:
+            False if no such point is stored (nothing is written).
+        """
+        unique = list(dict.fromkeys(paths))
+        if not unique:
+            raise InvalidPointError(f"point {point_id}: at least one path is needed")
+        if not self.backend.retrieve([point_id], False):
+            return False
+        self._mark_write()
+        self.backend.set_payload(
+            point_id, {"path": unique[0], "paths": unique, DIRS_FIELD: ancestor_dirs(unique)}
+        )
+        return True
+
+    def _mark_write(self) -> None:
+        """Advance the write marker, *before* the write it stands for.
+
+        If the process dies between the two, the marker is one ahead of the data and a snapshot
+        looks stale when it is not: harmless. The other order could make a stale snapshot look
+        fresh. One process writes a collection at a time (the embedded owner, or the ingest
+        job on a server), so the sequence is read once and then counted here.
+        """
+        with self._marker_lock:
+            if self._seq is None:
+                self._seq = int(self.backend.read_meta().get("write_seq") or 0)
+            self._seq += 1
+            self.backend.write_meta({"write_seq": self._seq, "last_write_at": utc_now()})
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Record]:
+        """Stored points among ``ids`` in the order asked, with their full payloads."""
+        if not ids:
+            return []
+        found = {r.id: r for r in self.backend.retrieve(list(ids), with_vectors)}
+        return [found[i] for i in ids if i in found]
+
+    def vector(self, point_id: str) -> np.ndarray | None:
+        """The stored vector of a point (for audio-by-id queries), None if unknown."""
+        records = self.backend.retrieve([point_id], True)
+        return records[0].vector if records else None
+
+    def count(self, filter: SearchFilter | None = None) -> int:
+        """Exact number of points matching ``filter`` (all if None)."""
+        return self.backend.count(filter.conditions() if filter else [])
+
+    def scroll(
+        self,
+        *,
+        filter: SearchFilter | None = None,
+        fields: Sequence[str] | None = None,
+        with_vectors: bool = False,
+        batch_size: int | None = None,
+    ) -> Iterator[Record]:
+        """Every point matching ``filter`` in id order, with payload ``fields`` (all if None)."""
+        for page in self.scroll_pages(
+            filter=filter, fields=fields, with_vectors=with_vectors, batch_size=batch_size
+        ):
+            yield from page
+
+    def scroll_pages(
+        self,
+        *,
+        filter: SearchFilter | None = None,
+        fields: Sequence[str] | None = None,
+        with_vectors: bool = False,
+        batch_size: int | None = None,
+    ) -> Iterator[list[Record]]:
+        """Like :meth:`scroll`, one page (one request) at a time."""
+        conditions = filter.conditions() if filter else []
+        offset: str | None = None
+        while True:
+            page, offset = self.backend.scroll_page(
+                offset=offset,
+                limit=batch_size or self._scroll_batch,
+                conditions=conditions,
+                fields=fields,
+                with_vectors=with_vectors,
+            )
+            if page:
+                yield page
+            if offset is None:
+                return
+
+    def search(
+        self,
+        vector: np.ndarray,
+        *,
+        top_k: int,
+        offset: int = 0,
+        filter: SearchFilter | None = None,
+        exact: bool = False,
+    ) -> list[Hit]:
+        """Nearest points by cosine (= inner product), best first, after ``offset`` of them.
+
+        Args:
+            vector: float32 ``[dim]``, L2-normalised.
+            top_k: hits to return.
+            offset: hits to skip (paging).
+            filter: only points matching it.
+            exact: exhaustive search on a server (the embedded shard is always exact).
+
+        Raises:
+            InvalidPointError: the query vector is malformed or not normalised.
+        """
+        if top_k < 1 or offset < 0:
+            raise ValueError(f"top_k must be >= 1 and offset >= 0 (got {top_k}, {offset})")
+        query = check_vector(vector, self.dim, "query")
+        conditions = filter.conditions() if filter else []
+        return self.backend.search(
+            query,
+            limit=top_k,
+            offset=offset,
+            conditions=conditions,
+            fields=DISPLAY_FIELDS,
+            exact=exact,
+        )
+
+    def describe(self) -> CollectionInfo:
+        """Name, vector parameters, models and write marker of the collection."""
+        meta = self.backend.read_meta()
+        dim, distance = self.backend.vector_params()
+        return CollectionInfo(
+            name=self.backend.name,
+            dim=dim,
+            distance=distance,
+            model=meta.get("model") or {},
+            audio_key=meta.get("audio_key") or {},
+            schema_version=int(meta.get("schema_version") or 0),
+            created_at=meta.get("created_at") or "",
+            published_at=meta.get("published_at"),
+            last_write=_marker(meta),
+        )
+
+    def last_write(self) -> WriteMarker:
+        """The write marker, read fresh from the store."""
+        return _marker(self.backend.read_meta())
+
+
+def _marker(meta: Mapping[str, Any]) -> WriteMarker:
+    return WriteMarker(int(meta.get("write_seq") or 0), meta.get("last_write_at"))

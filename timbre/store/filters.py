@@ -1,0 +1,118 @@
+"""The one filter model of Timbre searches, translated by each store adapter.
+
+Semantics: AND across fields, any-of within a field's list; ranges are inclusive at both
+ends; a point whose field is missing or null never matches a condition on that field. The
+API builds a :class:`SearchFilter` from JSON; each adapter translates
+:meth:`SearchFilter.conditions` (two kinds of condition) into its own filter type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from timbre.store.payload import DIRS_FIELD, KINDS, normalize_dir
+
+
+@dataclass(frozen=True)
+class MatchAny:
+    """The payload field (a value or a list of values) holds at least one of ``values``."""
+
+    field: str
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Range:
+    """The numeric payload field lies in ``[gte, lte]`` (a None bound is open)."""
+
+    field: str
+    gte: float | None
+    lte: float | None
+
+
+Condition = MatchAny | Range
+
+_KEYWORD_FIELDS = ("genre", "instrument", "kind", "key", "pack", "tags")
+_RANGES = (("bpm", "bpm_min", "bpm_max"), ("duration_s", "duration_min_s", "duration_max_s"))
+
+
+def _as_tuple(value: Any) -> Any:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list | tuple | set | frozenset):
+        return tuple(value) or None  # an empty list constrains nothing
+    return value
+
+
+class SearchFilter(BaseModel):
+    """Filter of a search, count or scroll (every field optional).
+
+    Attributes:
+        genre, instrument, kind, key, pack: any of these values.
+        tags: the point has at least one of these tags.
+        bpm_min, bpm_max: beats per minute, inclusive.
+        duration_min_s, duration_max_s: seconds, inclusive.
+        path_prefix: some path of the point lies under one of these directories.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    genre: tuple[str, ...] | None = None
+    instrument: tuple[str, ...] | None = None
+    kind: tuple[str, ...] | None = None
+    key: tuple[str, ...] | None = None
+    pack: tuple[str, ...] | None = None
+    tags: tuple[str, ...] | None = None
+    bpm_min: float | None = Field(default=None, ge=0)
+    bpm_max: float | None = Field(default=None, ge=0)
+    duration_min_s: float | None = Field(default=None, ge=0)
+    duration_max_s: float | None = Field(default=None, ge=0)
+    path_prefix: tuple[str, ...] | None = None
+
+    @field_validator(*_KEYWORD_FIELDS, "path_prefix", mode="before")
+    @classmethod
+    def _listify(cls, value: Any) -> Any:
+        return _as_tuple(value)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for kind in value or ():
+            if kind not in KINDS:
+                raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+        return value
+
+    @field_validator("path_prefix")
+    @classmethod
+    def _normalize_prefixes(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        return tuple(normalize_dir(p) for p in value) if value else None
+
+    @model_validator(mode="after")
+    def _ordered_ranges(self) -> SearchFilter:
+        for field, low, high in _RANGES:
+            lo, hi = getattr(self, low), getattr(self, high)
+            if lo is not None and hi is not None and lo > hi:
+                raise ValueError(f"{low} ({lo}) is above {high} ({hi}) for {field}")
+        return self
+
+    def conditions(self) -> list[Condition]:
+        """The filter as a conjunction of conditions (empty = no filter)."""
+        out: list[Condition] = [
+            MatchAny(field, values)
+            for field in _KEYWORD_FIELDS
+            if (values := getattr(self, field)) is not None
+        ]
+        if self.path_prefix is not None:
+            out.append(MatchAny(DIRS_FIELD, self.path_prefix))
+        for field, low, high in _RANGES:
+            lo, hi = getattr(self, low), getattr(self, high)
+            if lo is not None or hi is not None:
+                out.append(Range(field, lo, hi))
+        return out
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.conditions()

@@ -1,0 +1,152 @@
+"""Point identity and payload contract (shared/DESIGN.md, "Contracts").
+
+A point's id is the UUIDv5 of its file's content SHA-256, so re-ingesting, moving or copying a
+file never duplicates it; every path of identical content is kept in ``paths``.
+
+Besides the fields DESIGN.md lists, the store derives one: ``dirs``, every ancestor directory
+of every path (``a/b/c.wav`` gives ``a`` and ``a/b``), kept in an indexed keyword list. A
+path-prefix filter is then an exact keyword match on ``dirs``: indexed, and the same on the
+embedded shard and any Qdrant server (keyword prefix matching is not portable). Paths are
+POSIX-style strings as ingest records them; prefixes match whole directory names only
+(``Drums/Kick`` does not match ``Drums/Kicks/x.wav``).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from timbre.embedding.info import ModelInfo
+from timbre.errors import InvalidPointError
+
+POINT_ID_NAMESPACE = uuid.UUID("81e78eb0-df08-4e75-b67c-99332a4fdcb1")
+"""Namespace of Timbre point ids. Fixed forever: every stored id derives from it."""
+
+DESCRIPTIVE_FIELDS = (
+    "pack",
+    "genre",
+    "bpm",
+    "key",
+    "instrument",
+    "kind",
+    "duration_s",
+    "sample_rate",
+    "channels",
+    "format",
+    "tags",
+)
+"""What ingest says about a file (names, tags, audio); any of them may be None."""
+
+DISPLAY_FIELDS = ("path", "paths", *DESCRIPTIVE_FIELDS, "content_sha256", "ingested_at")
+"""The payload a search hit carries, identical from Qdrant and from the FAISS snapshot. The
+model fields are left out: they are the same for every point and live in the manifest."""
+
+PAYLOAD_FIELDS = (*DISPLAY_FIELDS, "model", "pipeline_version")
+"""Every field of a stored payload as ingest writes it (see :func:`build_payload`)."""
+
+DIRS_FIELD = "dirs"
+"""Derived by the store from ``paths`` on every write; never written by callers."""
+
+KINDS = ("one_shot", "loop")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def point_id(content_sha256: str) -> str:
+    """The point id of a file: UUIDv5 of its content SHA-256 (lower-case hex) in our namespace.
+
+    Raises:
+        InvalidPointError: the argument is not 64 hex characters.
+    """
+    digest = content_sha256.lower()
+    if not _SHA256.fullmatch(digest):
+        raise InvalidPointError(f"not a SHA-256 hex digest: {content_sha256!r}")
+    return str(uuid.uuid5(POINT_ID_NAMESPACE, digest))
+
+
+def build_payload(
+    descriptive: Mapping[str, Any],
+    *,
+    content_sha256: str,
+    paths: Sequence[str],
+    model: ModelInfo,
+    ingested_at: datetime | None = None,
+) -> dict[str, Any]:
+    """The full payload of one file, as the store expects it.
+
+    Args:
+        descriptive: the fields of :data:`DESCRIPTIVE_FIELDS` (missing ones become None).
+        content_sha256: SHA-256 of the file's bytes (hex).
+        paths: every path holding this content, POSIX-style; the first is the primary ``path``.
+        model: the models that produced the vector.
+        ingested_at: when the file was embedded (UTC now if omitted).
+
+    Raises:
+        InvalidPointError: unknown descriptive field, no path, or an invalid ``kind``.
+    """
+    unknown = set(descriptive) - set(DESCRIPTIVE_FIELDS)
+    if unknown:
+        raise InvalidPointError(f"unknown payload fields {sorted(unknown)}")
+    unique_paths = list(dict.fromkeys(paths))
+    if not unique_paths:
+        raise InvalidPointError(f"content {content_sha256} has no path")
+    kind = descriptive.get("kind")
+    if kind is not None and kind not in KINDS:
+        raise InvalidPointError(f"kind must be one of {KINDS} or None, not {kind!r}")
+    when = ingested_at or datetime.now(UTC)
+    payload: dict[str, Any] = {field: descriptive.get(field) for field in DESCRIPTIVE_FIELDS}
+    payload["tags"] = list(payload["tags"] or [])
+    payload.update(
+        path=unique_paths[0],
+        paths=unique_paths,
+        content_sha256=content_sha256.lower(),
+        model=model_refs(model),
+        pipeline_version=model.pipeline_version,
+        ingested_at=when.astimezone(UTC).isoformat(),
+    )
+    return payload
+
+
+def model_refs(model: ModelInfo) -> dict[str, str]:
+    """The payload's ``model`` field: ids and revisions of the models behind the vector."""
+    return {"mert": model.mert, "clamp3": model.clamp3, "xlmr": model.xlmr}
+
+
+def _parts(path: str) -> tuple[str, list[str]]:
+    """``("/" or "", names)`` of a POSIX path, without empty and ``.`` names."""
+    root = "/" if path.startswith("/") else ""
+    return root, [name for name in path.split("/") if name not in ("", ".")]
+
+
+def normalize_dir(path: str) -> str:
+    """Canonical form of a directory used in ``dirs`` and in path-prefix filters.
+
+    Redundant separators, ``.`` parts and a trailing slash are removed; ``..`` is kept as
+    written (paths are not resolved against any file system).
+    """
+    root, names = _parts(path)
+    return root + "/".join(names) or "."
+
+
+def ancestor_dirs(paths: Iterable[str]) -> list[str]:
+    """Every ancestor directory of every path, sorted (the ``dirs`` field)."""
+    # Plain string work, not PurePosixPath: this runs for every point written.
+    dirs: set[str] = set()
+    for path in paths:
+        root, names = _parts(path)
+        if root:
+            dirs.add(root)
+        dirs.update(root + "/".join(names[:depth]) for depth in range(1, len(names)))
+    return sorted(dirs)
+
+
+def with_dirs(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``payload`` with ``dirs`` derived from ``paths`` (and ``path``)."""
+    out = dict(payload)
+    paths = list(out.get("paths") or [])
+    if out.get("path"):
+        paths.append(out["path"])
+    out[DIRS_FIELD] = ancestor_dirs(paths)
+    return out
