@@ -82,6 +82,9 @@ class FeatureCache:
     def _path(self, sha256: str) -> Path:
         return self.folder / sha256[:2] / f"{sha256}.npy"
 
+    def has(self, sha256: str) -> bool:
+        return self._path(sha256).is_file()
+
     def get(self, sha256: str) -> np.ndarray | None:
         path = self._path(sha256)
         try:
@@ -99,7 +102,7 @@ class FeatureCache:
         try:
             with os.fdopen(fd, "wb") as handle:
                 np.save(handle, np.asarray(features, dtype=np.float32), allow_pickle=False)
-            os.replace(tmp, path)
+            Path(tmp).replace(path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise

@@ -14,12 +14,43 @@ from dataclasses import dataclass
 from pathlib import Path
 
 AUDIO_EXTENSIONS = frozenset(
-    {".wav", ".wave", ".flac", ".aif", ".aiff", ".aifc", ".ogg", ".oga", ".opus", ".mp3", ".caf", ".w64", ".rf64", ".au", ".snd"}
+    {
+        ".wav",
+        ".wave",
+        ".flac",
+        ".aif",
+        ".aiff",
+        ".aifc",
+        ".ogg",
+        ".oga",
+        ".opus",
+        ".mp3",
+        ".caf",
+        ".w64",
+        ".rf64",
+        ".au",
+        ".snd",
+    }
 )
 # Files that are never samples, whatever they contain.
 _SKIP_NAMES = frozenset({"thumbs.db", "desktop.ini", ".ds_store", "icon\r"})
 _SKIP_EXTENSIONS = frozenset(
-    {".asd", ".reapeaks", ".pk", ".txt", ".pdf", ".jpg", ".jpeg", ".png", ".nfo", ".json", ".xml", ".zip", ".rar", ".7z"}
+    {
+        ".asd",
+        ".reapeaks",
+        ".pk",
+        ".txt",
+        ".pdf",
+        ".jpg",
+        ".jpeg",
+        ".png",
+        ".nfo",
+        ".json",
+        ".xml",
+        ".zip",
+        ".rar",
+        ".7z",
+    }
 )
 # Magic numbers of containers libsndfile reads.
 _MAGIC = (

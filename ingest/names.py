@@ -11,24 +11,23 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from timbre.musickey import NOTE, QUALITY, canonical_key
+
 BPM_RANGE = (50.0, 220.0)
 """Plausible tempos (BPM); numbers outside are sample numbers, drum machine models (808)..."""
 
 # "124bpm", "124 BPM", "bpm124", "bpm_124", "124.5bpm"
 _BPM_EXPLICIT = re.compile(
-    r"(?<![\d.])(\d{2,3}(?:\.\d+)?)\s*[-_ ]?\s*bpm(?![a-z])|(?<![a-z])bpm\s*[-_ ]?\s*(\d{2,3}(?:\.\d+)?)(?![\d.])",
+    r"(?<![\d.])(\d{2,3}(?:\.\d+)?)\s*[-_ ]?\s*bpm(?![a-z])"  # 124bpm, 124 BPM
+    r"|(?<![a-z])bpm\s*[-_ ]?\s*(\d{2,3}(?:\.\d+)?)(?![\d.])",  # bpm124, BPM_124
     re.IGNORECASE,
 )
 # A bare number between separators: "_124_", "-124-", " 124 ".
 _BPM_BARE = re.compile(r"(?<=[_\- ])(\d{2,3})(?=[_\- ])")
 
-_NOTE = r"(?P<root>[A-G])(?P<acc>#|b|♯|♭|sharp|flat)?"
-_QUALITY = r"(?P<quality>(?i:minor|major|min|maj)|m|M)?"
 # A key must stand alone between separators so that "Amp" or "Bass" never read as keys.
-_KEY = re.compile(rf"(?<![A-Za-z0-9]){_NOTE}\s?{_QUALITY}(?![A-Za-z0-9#♯♭])")
-_KEY_WORD = re.compile(rf"\bkey\s*(?:of\s*)?[-_: ]?\s*{_NOTE}\s?{_QUALITY}(?![A-Za-z0-9#♯♭])", re.I)
-
-_SHARP_OF_FLAT = {"Db": "C#", "Eb": "D#", "Fb": "E", "Gb": "F#", "Ab": "G#", "Bb": "A#", "Cb": "B"}
+_KEY = re.compile(rf"(?<![A-Za-z0-9]){NOTE}\s?{QUALITY}(?![A-Za-z0-9#♯♭])")
+_KEY_WORD = re.compile(rf"\bkey\s*(?:of\s*)?[-_: ]?\s*{NOTE}\s?{QUALITY}(?![A-Za-z0-9#♯♭])", re.I)
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 
@@ -48,28 +47,6 @@ def parse_bpm(*names: str) -> float | None:
             if BPM_RANGE[0] <= value <= BPM_RANGE[1]:
                 return value
     return None
-
-
-def canonical_key(root: str, accidental: str | None, quality: str | None) -> str:
-    """``A`` + ``minor`` -> ``Am``; flats become sharps (``Bbm`` -> ``A#m``); major is bare."""
-    acc = {"♯": "#", "sharp": "#", "♭": "b", "flat": "b"}.get(accidental or "", accidental or "")
-    note = root.upper() + acc
-    note = _SHARP_OF_FLAT.get(note, note)
-    if note == "E#":
-        note = "F"
-    elif note == "B#":
-        note = "C"
-    minor = quality is not None and (quality == "m" or quality.lower() in ("min", "minor"))
-    return note + ("m" if minor else "")
-
-
-def normalize_key(text: str) -> str | None:
-    """Canonical form of a key written by a person (``"F# minor"``, ``"Bbm"``), or None."""
-    text = text.strip()
-    match = re.fullmatch(rf"{_NOTE}\s?{_QUALITY}", text[:1].upper() + text[1:])
-    if not match:
-        return None
-    return canonical_key(match["root"], match["acc"], match["quality"])
 
 
 def parse_key(*names: str) -> str | None:
@@ -102,7 +79,9 @@ class Vocabulary:
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Iterable[str]]) -> Vocabulary:
-        return cls({name: tuple(w.lower() for w in (name, *words)) for name, words in mapping.items()})
+        return cls(
+            {name: tuple(w.lower() for w in (name, *words)) for name, words in mapping.items()}
+        )
 
     def find(self, *names: str) -> str | None:
         """The canonical name of the first vocabulary word found, scanning names in order.
@@ -135,7 +114,9 @@ def guess_kind(name_parts: Iterable[str], duration_s: float, bpm: float | None) 
     text = " " + " ".join(" ".join(tokens(p)) for p in name_parts) + " "
     squashed = text.replace(" ", "")
     says_loop = any(f" {w} " in text for w in _LOOP_WORDS)
-    says_shot = any(f" {' '.join(tokens(w))} " in text for w in _ONE_SHOT_WORDS) or "oneshot" in squashed
+    says_shot = (
+        any(f" {' '.join(tokens(w))} " in text for w in _ONE_SHOT_WORDS) or "oneshot" in squashed
+    )
     if says_loop and not says_shot:
         return "loop"
     if says_shot and not says_loop:

@@ -6,12 +6,14 @@ Reading tags never fails a file: whatever cannot be read is simply absent.
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ingest.names import BPM_RANGE, normalize_key
+from ingest.names import BPM_RANGE
+from timbre.musickey import normalize_key
 
 _RIFF_SCAN_BYTES = 1 << 20  # INFO and acid chunks sit before or just after the audio data
 
@@ -48,15 +50,13 @@ def _bpm(text: str | None) -> float | None:
 def read_tags(path: Path) -> FileTags:
     """Tempo, key, genre and keywords from a file's own metadata."""
     tags = FileTags()
-    try:
+    # mutagen raises many types on odd files; tags are optional, so any failure means "none".
+    with contextlib.suppress(Exception):
         _from_mutagen(path, tags)
-    except Exception:  # noqa: BLE001 -- mutagen raises many types on odd files; tags are optional
-        pass
-    if path.suffix.lower() in (".wav", ".wave", ".w64", ".rf64") and (tags.bpm is None or tags.genre is None):
-        try:
+    riff = path.suffix.lower() in (".wav", ".wave", ".w64", ".rf64")
+    if riff and (tags.bpm is None or tags.genre is None):
+        with contextlib.suppress(OSError, struct.error):
             _from_riff(path, tags)
-        except (OSError, struct.error):
-            pass
     return tags
 
 
@@ -82,7 +82,9 @@ def _from_mutagen(path: Path, tags: FileTags) -> None:
     comment = get("COMM", "COMMENT", "DESCRIPTION")
     for text in (tags.genre, comment, get("TIT1", "GROUPING")):
         if text:
-            tags.words.extend(w.strip().lower() for w in text.replace(";", ",").split(",") if w.strip())
+            tags.words.extend(
+                w.strip().lower() for w in text.replace(";", ",").split(",") if w.strip()
+            )
 
 
 def _from_riff(path: Path, tags: FileTags) -> None:
@@ -120,5 +122,7 @@ def _info(body: bytes, tags: FileTags) -> None:
             tags.genre = tags.genre or text
             tags.words.append(text.lower())
         elif sub_id in (b"IKEY", b"ICMT") and text:
-            tags.words.extend(w.strip().lower() for w in text.replace(";", ",").split(",") if w.strip())
+            tags.words.extend(
+                w.strip().lower() for w in text.replace(";", ",").split(",") if w.strip()
+            )
         at += 8 + size + (size % 2)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.names import Vocabulary, guess_kind, normalize_key, parse_bpm, parse_key, tokens
+from ingest.names import Vocabulary, guess_kind, parse_bpm, parse_key, tokens
+from timbre.musickey import normalize_key
 
 
 @pytest.mark.parametrize(
@@ -54,7 +55,9 @@ def test_key(name: str, key: str | None) -> None:
     assert parse_key(name) == key
 
 
-@pytest.mark.parametrize(("text", "key"), [("F# minor", "F#m"), ("Bbm", "A#m"), ("c", "C"), ("H", None)])
+@pytest.mark.parametrize(
+    ("text", "key"), [("F# minor", "F#m"), ("Bbm", "A#m"), ("c", "C"), ("H", None)]
+)
 def test_normalize_key(text: str, key: str | None) -> None:
     assert normalize_key(text) == key
 
@@ -64,7 +67,13 @@ def test_tokens_split_camel_case_and_digits() -> None:
 
 
 INSTRUMENTS = Vocabulary.from_mapping(
-    {"kick": ["kik", "bd"], "hat": ["hihat", "hi hat", "hh"], "snare": ["snr"], "bass": [], "sub": ["808 sub"]}
+    {
+        "kick": ["kik", "bd"],
+        "hat": ["hihat", "hi hat", "hh"],
+        "snare": ["snr"],
+        "bass": [],
+        "sub": ["808 sub"],
+    }
 )
 
 

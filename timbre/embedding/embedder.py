@@ -132,6 +132,14 @@ def _prepare(settings: ModelsSettings, parts: Sequence[Part], files: ModelFiles 
     return device, files, ckpt, info
 
 
+def describe_models(settings: ModelsSettings, files: ModelFiles | None = None) -> ModelInfo:
+    """The identity of the configured models without loading them (the checkpoint is only
+    memory-mapped to read its dimension)."""
+    files = files or resolve_model_files(settings, ("mert", "clamp3"))
+    ckpt = Clamp3Checkpoint(files.require("clamp3"))
+    return ModelInfo.from_files(files, settings.clamp3.filename, ckpt.embedding_dim())
+
+
 def load_audio_embedder(settings: ModelsSettings, files: ModelFiles | None = None) -> AudioEmbedder:
     """Load MERT and the CLaMP3 audio tower (not the text tower: ingest never needs it).
 

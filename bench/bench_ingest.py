@@ -1,0 +1,223 @@
+"""Ingest job throughput and memory on a full-size random bundle.
+
+    python bench/bench_ingest.py [--one-shots 160] [--loops 24] [--naive-files 6]
+
+For a one-shot library (0.1-2 s clips) and a loop library (4-30 s), it measures:
+
+* end-to-end files/s and audio-seconds/s of ``timbre ingest`` (a separate process, parallel
+  profile), next to the bare model throughput on the same files (decoded beforehand, the same
+  batches through ``AudioEmbedder.embed``): target end-to-end >= 85 % of bare;
+* peak memory (RSS summed over the job and its decoding workers, sampled every 50 ms) of each
+  profile: targets parallel <= 2 GB, sequential <= 1.2 GB;
+* the speed-up over the naive way (models loaded for every file, no batching), measured on a
+  few files and compared per file.
+
+Writes bench/results/ingest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+import soundfile as sf
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import ROOT, full_bundle, machine, write_results
+from ingest.synthetic import PACKS, SOUNDS, _loop
+
+SR = 44100
+WORK = ROOT / "data" / "bench" / "ingest"
+
+
+def make_one_shots(folder: Path, count: int, seed: int = 0) -> list[Path]:
+    rng = np.random.default_rng(seed)
+    names = list(SOUNDS)
+    paths = []
+    for i in range(count):
+        name = names[i % len(names)]
+        seconds = float(rng.uniform(0.1, 2.0))
+        audio = SOUNDS[name](SR, seconds, rng)
+        path = folder / PACKS[i % len(PACKS)][0] / f"{name.title()}_{i:04d}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write(path, audio)
+        paths.append(path)
+    return paths
+
+
+def _write(path: Path, audio: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    peak = float(np.abs(audio).max()) or 1.0
+    sf.write(path, (0.8 * audio / peak).astype(np.float32), SR, subtype="PCM_16")
+
+
+def make_loops(folder: Path, count: int, seed: int = 1) -> list[Path]:
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(count):
+        instrument = ("drums", "bass", "pad", "pluck")[i % 4]
+        bpm = float(rng.choice([90.0, 124.0, 128.0, 174.0]))
+        target_s = float(rng.uniform(4.0, 30.0))
+        bars = max(1, round(target_s * bpm / 240.0))
+        audio = _loop(instrument, SR, bpm, bars, rng)
+        path = folder / f"Loops {int(bpm)}" / f"{instrument.title()}_Loop_{int(bpm)}bpm_{i:03d}.wav"
+        _write(path, audio)
+        paths.append(path)
+    return paths
+
+
+def _decode(path: Path) -> np.ndarray:
+    from timbre.audio.decode import decode_file
+
+    return decode_file(path, sample_rate=24000, max_duration_s=1800, max_file_bytes=2**31).samples
+
+
+def bare_model(bundle: Path, paths: list[Path], batch_files: int) -> dict[str, float]:
+    """The models alone on pre-decoded audio, in the job's batch size: the ceiling."""
+    from timbre.embedding.embedder import load_audio_embedder
+    from timbre.settings import load_settings
+
+    embedder = load_audio_embedder(load_settings(models={"bundle": bundle}).models)
+    waves = [_decode(p) for p in paths]
+    audio_s = sum(len(w) for w in waves) / embedder.sample_rate
+    start = time.perf_counter()
+    for i in range(0, len(waves), batch_files):
+        embedder.embed(waves[i : i + batch_files])
+    elapsed = time.perf_counter() - start
+    return {
+        "files_per_s": len(waves) / elapsed,
+        "audio_s_per_s": audio_s / elapsed,
+        "seconds": elapsed,
+    }
+
+
+def run_job(bundle: Path, library: Path, data: Path, profile: str) -> dict[str, Any]:
+    """``timbre ingest`` in its own process; peak RSS summed over it and its workers."""
+    shutil.rmtree(data, ignore_errors=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIMBRE_")}
+    env.update(
+        TIMBRE_DATA_DIR=str(data),
+        TIMBRE_MODELS__BUNDLE=str(bundle),
+        TIMBRE_INGEST__PROGRESS_INTERVAL_S="30",
+        PYTHONWARNINGS="ignore",
+    )
+    cmd = [sys.executable, "-m", "timbre.cli", "ingest", str(library), "--profile", profile]
+    cmd.append("--no-snapshot")
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    parent = psutil.Process(proc.pid)
+    peak = 0
+    while proc.poll() is None:
+        try:
+            tree = [parent, *parent.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.05)
+    out, _ = proc.communicate()
+    wall = time.perf_counter() - start
+    summary = json.loads(out)
+    counts = summary["counts"]
+    return {
+        "profile": profile,
+        "process_wall_s": wall,
+        "job_wall_s": summary["wall_s"],
+        "files": counts["indexed"],
+        "audio_s": counts["audio_s"],
+        "files_per_s": summary["throughput"]["files_per_s"],
+        "audio_s_per_s": summary["throughput"]["audio_s_per_s"],
+        "stage_seconds": summary["stage_seconds"],
+        "peak_rss_mb": peak / 2**20,
+    }
+
+
+def naive(bundle: Path, paths: list[Path]) -> dict[str, float]:
+    """The way without a job: load the models for every file, embed it alone."""
+    from timbre.embedding.embedder import load_audio_embedder
+    from timbre.settings import load_settings
+
+    models = load_settings(models={"bundle": bundle}).models
+    start = time.perf_counter()
+    for path in paths:
+        embedder = load_audio_embedder(models)
+        embedder.embed([_decode(path)])
+    elapsed = time.perf_counter() - start
+    return {"files": len(paths), "seconds_per_file": elapsed / len(paths)}
+
+
+def show(label: str, row: dict[str, Any]) -> None:
+    peak = f", peak {row['peak_rss_mb']:.0f} MB" if "peak_rss_mb" in row else ""
+    print(f" {label}: {row['files_per_s']:.2f} files/s, {row['audio_s_per_s']:.1f} audio-s/s{peak}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--one-shots", type=int, default=160)
+    parser.add_argument("--loops", type=int, default=24)
+    parser.add_argument("--naive-files", type=int, default=6)
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    bundle = full_bundle()
+    from timbre.settings import load_settings
+
+    batch_files = load_settings().ingest.batch_files
+    libraries = {
+        "one_shots": (WORK / "lib-one-shots", make_one_shots),
+        "loops": (WORK / "lib-loops", make_loops),
+    }
+    counts = {"one_shots": args.one_shots, "loops": args.loops}
+    results: dict[str, Any] = {"machine": machine(), "batch_files": batch_files, "libraries": {}}
+    for name, (library, make) in libraries.items():
+        shutil.rmtree(library, ignore_errors=True)
+        paths = make(library, counts[name])
+        print(f"{name}: {len(paths)} files", flush=True)
+        bare = bare_model(bundle, paths, batch_files)
+        show(" bare model", bare)
+        jobs = {
+            p: run_job(bundle, library, WORK / f"data-{name}-{p}", p)
+            for p in ("parallel", "sequential")
+        }
+        for job in jobs.values():
+            show(f"{job['profile']:>11}", job)
+        ratio = jobs["parallel"]["files_per_s"] / bare["files_per_s"]
+        slow = naive(bundle, paths[: args.naive_files])
+        speedup = slow["seconds_per_file"] * jobs["parallel"]["files_per_s"]
+        print(
+            f"  end-to-end / bare = {ratio:.2f}; naive {slow['seconds_per_file']:.2f} s/file"
+            f" -> {speedup:.1f}x",
+            flush=True,
+        )
+        results["libraries"][name] = {
+            "files": len(paths),
+            "bare_model": bare,
+            "jobs": jobs,
+            "end_to_end_over_bare": ratio,
+            "naive": slow,
+            "speedup_over_naive": speedup,
+        }
+    results["targets"] = {
+        "end_to_end_over_bare": 0.85,
+        "parallel_peak_mb": 2048,
+        "sequential_peak_mb": 1229,
+        "speedup_over_naive": "15-30x (original system)",
+    }
+    write_results("ingest", results)
+
+
+if __name__ == "__main__":
+    main()
