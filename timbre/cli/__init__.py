@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from timbre.errors import AudioError, TimbreError
+from timbre.errors import AudioError, StoreLockedError, TimbreError
 
 if TYPE_CHECKING:
     from timbre.settings import Settings
@@ -198,9 +199,400 @@ def _embed_files(settings: Settings, paths: list[Path], batch: int) -> int:
     return failed
 
 
+def _ingest_through_service(
+    settings: Settings, locked: Exception, roots: tuple[Path, ...], options: Any
+) -> tuple[dict[str, Any], int]:
+    """Run the job inside the service that owns the embedded store, printing its progress."""
+    import time
+
+    import httpx
+
+    from timbre.cli.wiring import read_service_file
+
+    service = read_service_file(settings)
+    if service is None:
+        raise StoreLockedError(
+            f"{locked}; no running Timbre service announced itself to take the job"
+        )
+    url = service["url"]
+    typer.echo(
+        f"the embedded store is owned by the service at {url}: handing the job to it", err=True
+    )
+    headers = {}
+    if settings.api.api_key is not None:
+        headers["X-API-Key"] = settings.api.api_key.get_secret_value()
+    body = {
+        "paths": [str(p.expanduser().resolve()) for p in roots],
+        "prune": options.prune,
+        "dry_run": options.dry_run,
+        "profile": options.profile,
+    }
+    try:
+        with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
+            started = client.post("/v1/ingest", json=body)
+            if started.status_code != 202:
+                detail = started.json().get("detail", started.text)
+                raise StoreLockedError(
+                    f"the service at {url} refused the job ({started.status_code}): {detail}"
+                )
+            job_id = started.json()["job_id"]
+            shown = None
+            while True:
+                state = client.get(f"/v1/ingest/{job_id}").json()
+                progress = state.get("progress") or {}
+                line = (
+                    f"{progress.get('indexed', 0)}/{progress.get('to_embed', '?')} embedded, "
+                    f"{progress.get('failed', 0)} failed"
+                )
+                if line != shown:
+                    typer.echo(f"job {job_id}: {line}", err=True)
+                    shown = line
+                if state["state"] != "running":
+                    break
+                time.sleep(1.0)
+    except httpx.HTTPError as exc:
+        raise StoreLockedError(
+            f"{locked}; the service at {url} could not be reached: {exc}"
+        ) from exc
+    if state["state"] == "failed":
+        raise StoreLockedError(f"the job failed inside the service: {state.get('error')}")
+    return state["summary"], int(state["exit_code"])
+
+
+def _parse_shard(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        index, total = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise typer.BadParameter("use I/N, e.g. 0/4", param_hint="--shard") from None
+    if total < 1 or not 0 <= index < total:
+        raise typer.BadParameter(f"need 0 <= I < N, got {text}", param_hint="--shard")
+    return index, total
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Library folders (or files) to index.")],
+    profile: Annotated[
+        str | None, typer.Option(help="parallel (fast, default) or sequential (least memory).")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Decoding worker processes.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Files embedded per batch.")] = None,
+    shard: Annotated[
+        str | None, typer.Option(help="I/N: index only this worker's share of the library.")
+    ] = None,
+    prune: Annotated[
+        bool, typer.Option(help="Forget paths under these roots that no longer exist.")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option(help="Report what would change; write nothing.")] = False,
+    no_snapshot: Annotated[
+        bool, typer.Option(help="Do not export a FAISS snapshot at the end.")
+    ] = False,
+) -> None:
+    """Index a sample library: decode, embed, upsert; safe to re-run or kill at any moment.
+
+    Exit codes: 0 all indexed, 1 finished with failed files (see the failures report),
+    2 could not run.
+    """
+    from ingest.job import options_from_settings, run_ingest
+    from timbre.embedding.embedder import describe_models, load_audio_embedder
+    from timbre.settings import load_settings
+    from timbre.store import open_store
+
+    if profile not in (None, "parallel", "sequential"):
+        raise typer.BadParameter("parallel or sequential", param_hint="--profile")
+    try:
+        settings = load_settings()
+        roots = tuple(paths)
+        missing = [str(p) for p in roots if not p.exists()]
+        if missing:
+            raise typer.BadParameter(f"no such library root: {', '.join(missing)}")
+        options = options_from_settings(
+            settings,
+            roots,
+            profile=profile,
+            workers=workers,
+            batch_files=batch_size,
+            shard=_parse_shard(shard),
+            prune=prune,
+            dry_run=dry_run,
+        )
+        info = describe_models(settings.models)
+        try:
+            store = open_store(settings, info, reindex=True)
+        except StoreLockedError as exc:
+            # A running service owns the embedded store: hand the job to it.
+            summary, code = _ingest_through_service(settings, exc, roots, options)
+            typer.echo(json.dumps(summary, indent=2))
+            raise typer.Exit(code) from None
+        try:
+            embedder = None if dry_run else load_audio_embedder(settings.models)
+            result = run_ingest(
+                settings,
+                options,
+                embedder=embedder,  # type: ignore[arg-type]  # unused by a dry run
+                model=info,
+                store=store,
+                snapshot=False if no_snapshot else None,
+            )
+        finally:
+            store.close()
+    except TimbreError as exc:
+        raise _fail(exc) from exc
+    typer.echo(json.dumps(result.summary, indent=2))
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on (api.host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (api.port).")] = None,
+) -> None:
+    """Run the search service: JSON API, OpenAPI at /docs, and the search page at /."""
+    import uvicorn
+
+    from timbre.cli.wiring import SERVICE_FILE, build_app, write_service_file
+    from timbre.settings import load_settings
+
+    try:
+        settings = load_settings()
+        application = build_app(settings)
+    except TimbreError as exc:
+        raise _fail(exc) from exc
+    host = host or settings.api.host
+    port = port or settings.api.port
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    write_service_file(settings, f"http://{shown}:{port}")
+    try:
+        uvicorn.run(application, host=host, port=port, log_level="info")
+    finally:
+        (settings.data_dir / SERVICE_FILE).unlink(missing_ok=True)
+
+
+@app.command()
+def search(
+    text: Annotated[str | None, typer.Argument(help="Describe the sound.")] = None,
+    like: Annotated[
+        str | None, typer.Option("--like", help="A reference: an audio FILE or an indexed ID.")
+    ] = None,
+    alpha: Annotated[
+        float, typer.Option(help="Weight of the text when both are given (0-1).")
+    ] = 0.5,
+    genre: Annotated[list[str] | None, typer.Option(help="Genre (repeatable: any of).")] = None,
+    instrument: Annotated[list[str] | None, typer.Option(help="Instrument (repeatable).")] = None,
+    kind: Annotated[str | None, typer.Option(help="one_shot or loop.")] = None,
+    key: Annotated[
+        list[str] | None, typer.Option(help="Musical key, e.g. Am (repeatable).")
+    ] = None,
+    pack: Annotated[list[str] | None, typer.Option(help="Pack (repeatable).")] = None,
+    bpm: Annotated[str | None, typer.Option(help="BPM range, e.g. 120-130.")] = None,
+    top_k: Annotated[int, typer.Option("-k", "--top-k", help="Results wanted.")] = 10,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the JSON the API returns.")
+    ] = False,
+) -> None:
+    """Search from the terminal: through a running service, or directly on the embedded store."""
+    from app.schemas import FilterIn
+    from timbre.cli.wiring import read_service_file
+    from timbre.settings import load_settings
+
+    if not text and not like:
+        raise typer.BadParameter("give a TEXT, a --like reference, or both")
+    raw = {
+        "genre": genre,
+        "instrument": instrument,
+        "kind": kind,
+        "key": key,
+        "pack": pack,
+        "bpm": bpm,
+    }
+    filter_json = {k: v for k, v in raw.items() if v}
+    try:
+        FilterIn.model_validate(filter_json)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    try:
+        settings = load_settings()
+        route, body = _search_body(text, like, alpha, filter_json, top_k)
+        service = read_service_file(settings)
+        if service is not None:
+            data = _search_http(settings, service["url"], route, body)
+        else:
+            data = _search_local(settings, route, body)
+    except TimbreError as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    typer.echo(f"{len(data['hits'])} results from {data['engine']} in {data['took_ms']:.1f} ms")
+    for rank, hit in enumerate(data["hits"], 1):
+        facts = " ".join(
+            str(x)
+            for x in (
+                hit.get("instrument"),
+                hit.get("kind"),
+                hit.get("bpm") and f"{hit['bpm']}bpm",
+                hit.get("key"),
+            )
+            if x
+        )
+        typer.echo(f"{rank:>3}. {hit['score']:.3f}  {facts:<28} {hit.get('path')}")
+
+
+def _search_body(
+    text: str | None, like: str | None, alpha: float, filter_json: dict[str, Any], top_k: int
+) -> tuple[str, dict[str, Any]]:
+    """The API route and JSON body of a terminal search (the local path reads the same)."""
+    body: dict[str, Any] = {"top_k": top_k, "filter": filter_json or None}
+    if text:
+        body["query"] = text
+    if like:
+        if Path(like).exists():
+            body["path"] = str(Path(like).resolve())
+        else:
+            body["id"] = like
+        if text:
+            body["alpha"] = alpha
+    route = "hybrid" if text and like else ("audio" if like else "text")
+    return route, body
+
+
+def _search_http(settings: Settings, url: str, route: str, body: dict[str, Any]) -> dict[str, Any]:
+    import httpx
+
+    headers = {}
+    if settings.api.api_key is not None:
+        headers["X-API-Key"] = settings.api.api_key.get_secret_value()
+    with httpx.Client(base_url=url, headers=headers, timeout=120) as client:
+        if "path" in body:  # the service may not see this machine's files: upload them
+            path = Path(body.pop("path"))
+            form = {
+                k: (json.dumps(v) if k == "filter" else str(v))
+                for k, v in body.items()
+                if v is not None
+            }
+            with path.open("rb") as handle:
+                response = client.post(
+                    f"/v1/search/{route}", data=form, files={"file": (path.name, handle)}
+                )
+        else:
+            response = client.post(f"/v1/search/{route}", json=body)
+    data = response.json()
+    if response.status_code != 200:
+        raise TimbreError(
+            f"the service answered {response.status_code}: {data.get('detail', data)}"
+        )
+    return dict(data)
+
+
+def _search_local(settings: Settings, route: str, body: dict[str, Any]) -> dict[str, Any]:
+    from app.schemas import FilterIn
+    from timbre.cli.wiring import build_service
+    from timbre.search import AudioRef
+
+    service = build_service(settings)
+    service.snapshots.refresh()
+    search_filter = FilterIn.model_validate(body["filter"] or {}).to_filter()
+    ref = None
+    if "path" in body:
+        path = Path(body["path"])
+        ref = AudioRef(upload=path.read_bytes(), upload_name=path.name)
+    elif "id" in body:
+        ref = AudioRef(id=body["id"])
+    top_k = body["top_k"]
+    try:
+        if route == "hybrid" and ref is not None:
+            result = service.search_hybrid(
+                body["query"], ref, alpha=body["alpha"], top_k=top_k, filter=search_filter
+            )
+        elif route == "audio" and ref is not None:
+            result = service.search_audio(ref, top_k=top_k, filter=search_filter)
+        else:
+            result = service.search_text(body["query"], top_k=top_k, filter=search_filter)
+    finally:
+        service.store.close()
+    hits = [{"id": h.id, "score": h.score, **h.payload} for h in result.hits]
+    return {"engine": result.engine, "took_ms": result.took_ms, "query": result.query, "hits": hits}
+
+
+def _hub_reachable(timeout_s: float = 3.0) -> bool:
+    import socket
+    from urllib.parse import urlparse
+
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+    try:
+        socket.create_connection((host or "huggingface.co", 443), timeout=timeout_s).close()
+    except OSError:
+        return False
+    return True
+
+
+@app.command()
+def quickstart(
+    library: Annotated[
+        Path | None, typer.Argument(help="Your sample folder; default: a generated demo library.")
+    ] = None,
+) -> None:
+    """Index a library on the embedded store and try a few searches: the whole path in one go.
+
+    Uses the configured models (the Hugging Face hub by default). Where they cannot be had
+    (no network, no bundle), it says so and uses a random-weight test bundle instead, which
+    exercises every step but makes the search results meaningless.
+    """
+    from timbre.embedding.files import RANDOM_WEIGHTS_WARNING, resolve_model_files
+    from timbre.settings import load_settings
+
+    settings = load_settings()
+    data = settings.data_dir
+    env: dict[str, str] = {}
+    if settings.models.bundle is None and not _hub_reachable():
+        # Without a network, huggingface_hub would retry for half a minute: use the cache only.
+        os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        resolve_model_files(settings.models)
+    except TimbreError as exc:
+        from timbre.embedding.random_bundle import write_random_bundle
+
+        bundle = data / "models" / "random-tiny"
+        typer.echo(f"models unavailable ({exc})", err=True)
+        typer.echo(
+            f"warning: using a random-weight test bundle at {bundle}. {RANDOM_WEIGHTS_WARNING}",
+            err=True,
+        )
+        if not (bundle / "timbre-models.json").is_file():
+            write_random_bundle(bundle, "tiny")
+        env["TIMBRE_MODELS__BUNDLE"] = str(bundle)
+    if library is None:
+        from ingest.synthetic import make_library
+
+        library = data / "demo-library"
+        if not library.exists():
+            typer.echo(f"generating a demo sample library in {library} ...", err=True)
+            make_library(library)
+    env["TIMBRE_API__LIBRARY_ROOTS"] = json.dumps([str(library.resolve())])
+    os.environ.update(env)
+    typer.echo(
+        f"indexing {library} into {data} (embedded Qdrant Edge + FAISS snapshot) ...", err=True
+    )
+    steps = (
+        ["ingest", str(library)],
+        ["search", "punchy kick", "-k", "5"],
+        ["search", "warm pad", "--kind", "loop", "-k", "3"],
+    )
+    for argv in steps:
+        typer.echo(f"\n$ timbre {' '.join(argv)}", err=True)
+        try:
+            app(argv, standalone_mode=False)
+        except typer.Exit as done:
+            if done.exit_code not in (EXIT_OK, EXIT_PARTIAL):
+                raise
+    exports = " ".join(f"{k}='{v}'" for k, v in env.items())
+    typer.echo(
+        f"\nNext: {exports} timbre serve   # then open http://127.0.0.1:{settings.api.port}/",
+        err=True,
+    )
+
+
 def main() -> None:
     app()
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,74 @@
+"""Dependencies shared by the routes: the service, settings, API keys and paging limits."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.jobs import IngestJobs
+from app.metrics import Metrics
+from app.problems import AuthError
+from timbre.errors import InvalidRequestError
+from timbre.search import SearchService
+from timbre.settings import ApiSettings
+
+
+def get_service(request: Request) -> SearchService:
+    return request.app.state.service
+
+
+def get_api(request: Request) -> ApiSettings:
+    return request.app.state.api
+
+
+def get_jobs(request: Request) -> IngestJobs:
+    return request.app.state.jobs
+
+
+def get_metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
+ServiceDep = Annotated[SearchService, Depends(get_service)]
+ApiDep = Annotated[ApiSettings, Depends(get_api)]
+JobsDep = Annotated[IngestJobs, Depends(get_jobs)]
+
+
+def _presented_key(request: Request) -> str | None:
+    key = request.headers.get("x-api-key")
+    if key:
+        return key
+    auth = request.headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _check_key(request: Request, api: ApiSettings) -> None:
+    if api.api_key is None:
+        return
+    given = _presented_key(request)
+    expected = api.api_key.get_secret_value()
+    # Constant-time comparison: response timing must not reveal how much of a key matched.
+    if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise AuthError("a valid API key is required (X-API-Key header or Authorization: Bearer)")
+
+
+def require_write(request: Request, api: ApiDep) -> None:
+    _check_key(request, api)
+
+
+def require_read(request: Request, api: ApiDep) -> None:
+    if api.require_key_for_reads:
+        _check_key(request, api)
+
+
+def paging(api: ApiSettings, top_k: int | None, offset: int) -> tuple[int, int]:
+    """Apply the defaults and the configured maxima; 422 naming the field otherwise."""
+    k = api.default_top_k if top_k is None else top_k
+    if k > api.max_top_k:
+        raise InvalidRequestError(f"top_k: at most {api.max_top_k} results per query")
+    if offset > api.max_offset:
+        raise InvalidRequestError(f"offset: at most {api.max_offset}")
+    return k, offset

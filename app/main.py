@@ -1,0 +1,90 @@
+"""The FastAPI application: routes, problems, metrics, the page, and the service's lifecycle."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from app import problems
+from app.jobs import IngestJobs, IngestRunner
+from app.metrics import Metrics
+from app.routes import health, read, write
+from timbre import __version__
+from timbre.search import SearchService
+from timbre.settings import ApiSettings
+
+log = logging.getLogger("timbre.api")
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+
+def create_app(
+    service: SearchService,
+    api: ApiSettings,
+    *,
+    ingest_runner: IngestRunner | None = None,
+    on_startup: Callable[[], None] | None = None,
+    on_shutdown: Callable[[], None] | None = None,
+    metrics: Metrics | None = None,
+) -> FastAPI:
+    """Build the app around a ready-made service (the composition root builds the service).
+
+    Args:
+        service: answers every query.
+        api: the ``api`` settings (keys, limits, CORS).
+        ingest_runner: runs an ingest job with the service's models and store; None disables
+            ``POST /v1/ingest``.
+        on_startup: called once the app starts (e.g. start loading models, watching snapshots).
+        on_shutdown: called when it stops (stop watching, close the store).
+        metrics: a Metrics registry (a fresh one if omitted).
+    """
+    metrics = metrics or Metrics()
+    service.on_embed = lambda kind, seconds: metrics.embeds.labels(kind).observe(seconds)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if on_startup is not None:
+            on_startup()
+        try:
+            yield
+        finally:
+            if on_shutdown is not None:
+                on_shutdown()
+
+    app = FastAPI(
+        title="Timbre",
+        version=__version__,
+        summary="Semantic search for audio sample libraries: text, audio and hybrid queries.",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.state.api = api
+    app.state.metrics = metrics
+    app.state.jobs = IngestJobs(ingest_runner, on_change=metrics.ingest_running.set)
+
+    problems.install(app, on_error=lambda code: metrics.errors.labels(code).inc())
+    app.middleware("http")(metrics.middleware())
+    if api.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=api.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "X-API-Key", "Authorization", "Range"],
+        )
+    app.include_router(read)
+    app.include_router(write)
+    app.include_router(health)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    return app

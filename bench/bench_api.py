@@ -1,0 +1,236 @@
+"""The real service over HTTP on loopback, at 10k and 100k indexed vectors.
+
+    python bench/bench_api.py [--sizes 10000,100000] [--requests 200]
+
+The index holds synthetic L2-normalised vectors with realistic payloads (index size is what
+matters for search cost); the text tower is full-size (random weights cost what real ones do).
+For each size it builds an embedded store and a snapshot, starts ``timbre serve`` in its own
+process, and measures p50/p99 of: text uncached (a new query each time) and cached, audio by
+id, hybrid (new text + indexed id), filtered (cached text; a selective and a broad filter),
+and a batch of 8 new queries; then throughput of cached text queries with 1, 4 and 16
+concurrent clients. Writes bench/results/api.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.bench_store import chunks
+from bench.common import ROOT, full_bundle, machine, percentile_ms, write_results
+
+WORK = ROOT / "data" / "bench" / "api"
+SELECTIVE = {"pack": "Pack 007", "instrument": "kick"}
+BROAD = {"kind": "one_shot", "genre": ["techno", "house"]}
+WORDS = ("punchy", "dark", "warm", "crisp", "dusty", "wide", "metallic", "soft", "gritty", "airy")
+THINGS = ("kick", "snare", "hat", "pad", "bass", "lead", "pluck", "vocal chop", "riser", "clap")
+
+
+def fresh_query(i: int) -> str:
+    """A query the service has not seen: the text cache cannot answer it."""
+    return f"{WORDS[i % 10]} {THINGS[(i // 10) % 10]} {i}"
+
+
+def build_index(n: int, data: Path, bundle: Path) -> list[str]:
+    """An embedded store of ``n`` synthetic points and its snapshot; returns some point ids."""
+    from timbre.embedding.embedder import describe_models
+    from timbre.settings import load_settings
+    from timbre.store import open_store, snapshots_dir
+    from timbre.store.snapshot import export_snapshot
+
+    shutil.rmtree(data, ignore_errors=True)
+    settings = load_settings(data_dir=data, models={"bundle": bundle})
+    info = describe_models(settings.models)
+    store = open_store(settings, info)
+    ids: list[str] = []
+    try:
+        for points in chunks(n, info.dim, info, seed=n):
+            store.upsert(points)
+            ids.extend(p.id for p in points[:20])
+        store.flush()
+        export_snapshot(store, snapshots_dir(data), source_mode=store.mode, keep=2)
+    finally:
+        store.close()
+    return ids
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_service(data: Path, bundle: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIMBRE_")}
+    env.update(
+        TIMBRE_DATA_DIR=str(data), TIMBRE_MODELS__BUNDLE=str(bundle), PYTHONWARNINGS="ignore"
+    )
+    cmd = [sys.executable, "-m", "timbre.cli", "serve", "--port", str(port)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError("the service did not become ready")
+
+
+def measure(
+    client: httpx.Client, n: int, make: Callable[[int], tuple[str, dict[str, Any]]]
+) -> dict[str, Any]:
+    """Latency of ``n`` sequential requests (client side), and the engines that answered."""
+    for i in range(3):  # warm-up
+        path, body = make(10**6 + i)
+        client.post(path, json=body).raise_for_status()
+    times, engines = [], set()
+    for i in range(n):
+        path, body = make(i)
+        start = time.perf_counter()
+        response = client.post(path, json=body)
+        times.append(time.perf_counter() - start)
+        response.raise_for_status()
+        data = response.json()
+        engines.add(data.get("engine") or "+".join(sorted({r["engine"] for r in data["results"]})))
+    return {
+        "p50_ms": percentile_ms(times, 50),
+        "p99_ms": percentile_ms(times, 99),
+        "engines": sorted(engines),
+    }
+
+
+def throughput(url: str, clients: int, seconds: float = 10.0) -> dict[str, float]:
+    """Cached text queries from ``clients`` concurrent clients for ``seconds``."""
+    stop = time.monotonic() + seconds
+
+    def worker(k: int) -> list[float]:
+        times = []
+        with httpx.Client(base_url=url, timeout=60) as client:
+            while time.monotonic() < stop:
+                start = time.perf_counter()
+                client.post(
+                    "/v1/search/text", json={"query": "warm pad", "top_k": 20}
+                ).raise_for_status()
+                times.append(time.perf_counter() - start)
+        return times
+
+    begun = time.monotonic()
+    with ThreadPoolExecutor(clients) as pool:
+        all_times = [t for times in pool.map(worker, range(clients)) for t in times]
+    elapsed = time.monotonic() - begun
+    return {
+        "clients": clients,
+        "requests_per_s": len(all_times) / elapsed,
+        "p50_ms": percentile_ms(all_times, 50),
+        "p99_ms": percentile_ms(all_times, 99),
+    }
+
+
+def bench_size(n: int, bundle: Path, requests: int) -> dict[str, Any]:
+    data = WORK / f"data-{n}"
+    started = time.perf_counter()
+    ids = build_index(n, data, bundle)
+    print(
+        f"{n} vectors indexed and snapshotted in {time.perf_counter() - started:.0f} s", flush=True
+    )
+    proc, url = start_service(data, bundle)
+    rng = np.random.default_rng(0)
+    out: dict[str, Any] = {"vectors": n}
+    try:
+        with httpx.Client(base_url=url, timeout=120) as client:
+            cases: dict[str, Callable[[int], tuple[str, dict[str, Any]]]] = {
+                "text_uncached": lambda i: ("/v1/search/text", {"query": fresh_query(i)}),
+                "text_cached": lambda i: ("/v1/search/text", {"query": "warm pad"}),
+                "audio_by_id": lambda i: (
+                    "/v1/search/audio",
+                    {"id": ids[int(rng.integers(len(ids)))]},
+                ),
+                "hybrid": lambda i: (
+                    "/v1/search/hybrid",
+                    {"query": fresh_query(10**5 + i), "id": ids[i % len(ids)], "alpha": 0.5},
+                ),
+                "filtered_selective": lambda i: (
+                    "/v1/search/text",
+                    {"query": "warm pad", "filter": SELECTIVE},
+                ),
+                "filtered_broad": lambda i: (
+                    "/v1/search/text",
+                    {"query": "warm pad", "filter": BROAD},
+                ),
+                "batch_of_8": lambda i: (
+                    "/v1/search/batch",
+                    {
+                        "queries": [
+                            {"query": fresh_query(2 * 10**5 + 8 * i + j), "top_k": 10}
+                            for j in range(8)
+                        ]
+                    },
+                ),
+            }
+            for name, make in cases.items():
+                count = requests if name != "batch_of_8" else max(20, requests // 8)
+                row = out[name] = measure(client, count, make)
+                engines = ", ".join(row["engines"])
+                print(
+                    f"  {name:>18}: p50 {row['p50_ms']:7.1f} ms"
+                    f"  p99 {row['p99_ms']:7.1f} ms  ({engines})",
+                    flush=True,
+                )
+        out["throughput_cached_text"] = []
+        for clients in (1, 4, 16):
+            row = throughput(url, clients)
+            out["throughput_cached_text"].append(row)
+            rate = row["requests_per_s"]
+            print(
+                f"  {clients:>2} clients: {rate:6.1f} req/s, p50 {row['p50_ms']:.1f} ms,"
+                f" p99 {row['p99_ms']:.1f} ms",
+                flush=True,
+            )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--requests", type=int, default=200)
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    bundle = full_bundle()
+    results: dict[str, Any] = {"machine": machine(), "sizes": []}
+    for n in (int(x) for x in args.sizes.split(",")):
+        results["sizes"].append(bench_size(n, bundle, args.requests))
+    results["targets_at_100k"] = {
+        "text_uncached_p99_ms": 35,
+        "text_cached_p99_ms": 10,
+        "filtered_p99_ms": 50,
+    }
+    write_results("api", results)
+
+
+if __name__ == "__main__":
+    main()
