@@ -25,18 +25,42 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import full_bundle, machine, median, percentile_ms, timed, write_results  # noqa: E402
+from bench.common import full_bundle, machine, median, percentile_ms, timed, write_results
 
 SR = 24000
 CLIP_SECONDS = (0.25, 0.5, 1.0, 2.0, 8.0, 30.0)
 TARGETS = {"oneshot_0.5s_files_per_s": 20.0, "loop_x_realtime": 25.0, "text_p99_ms": 15.0}
 WORDS = (
-    "punchy techno kick|warm atmospheric pad|crispy closed hat|dusty lofi snare|deep sub bass|"
-    "bright pluck|vocal chop|reverse cymbal|metallic perc|analog brass stab|808 cowbell|"
-    "tape saturated drum loop|glassy bell arp|dark rolling bassline|shaker groove|riser fx|"
-    "impact hit|granular texture|detuned saw lead|soft rhodes chord"
-).split("|")
-MODIFIERS = ("", " at 124 BPM", " in F minor", " with long reverb", ", dry", " for house", " 90s style")
+    "punchy techno kick",
+    "warm atmospheric pad",
+    "crispy closed hat",
+    "dusty lofi snare",
+    "deep sub bass",
+    "bright pluck",
+    "vocal chop",
+    "reverse cymbal",
+    "metallic perc",
+    "analog brass stab",
+    "808 cowbell",
+    "tape saturated drum loop",
+    "glassy bell arp",
+    "dark rolling bassline",
+    "shaker groove",
+    "riser fx",
+    "impact hit",
+    "granular texture",
+    "detuned saw lead",
+    "soft rhodes chord",
+)
+MODIFIERS = (
+    "",
+    " at 124 BPM",
+    " in F minor",
+    " with long reverb",
+    ", dry",
+    " for house",
+    " 90s style",
+)
 
 
 def clips(seconds: float, count: int, seed: int = 0) -> list[np.ndarray]:
@@ -47,7 +71,9 @@ def clips(seconds: float, count: int, seed: int = 0) -> list[np.ndarray]:
     out = []
     for _ in range(count):
         f = rng.uniform(40, 2000)
-        x = np.sin(2 * np.pi * f * t) * np.exp(-t * rng.uniform(0.2, 8)) + 0.05 * rng.standard_normal(n)
+        x = np.sin(2 * np.pi * f * t) * np.exp(
+            -t * rng.uniform(0.2, 8)
+        ) + 0.05 * rng.standard_normal(n)
         out.append(x.astype(np.float32))
     return out
 
@@ -158,7 +184,9 @@ def peak_memory(bundle: Path, model_set: str) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--bundle", type=Path, default=None)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--queries", type=int, default=200)
@@ -173,10 +201,16 @@ def main() -> None:
     int8 = fp32.model_copy(
         update={"audio_precision": "int8", "text_precision": "int8", "precision_min_cosine": 0.0}
     )
-    results: dict[str, Any] = {"machine": machine(), "bundle": "random weights, official dimensions"}
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "bundle": "random weights, official dimensions",
+    }
 
     print("memory (separate processes):", flush=True)
-    results["memory_mb"] = {"ingest": peak_memory(bundle, "ingest"), "api": peak_memory(bundle, "api")}
+    results["memory_mb"] = {
+        "ingest": peak_memory(bundle, "ingest"),
+        "api": peak_memory(bundle, "api"),
+    }
     print(f"  {results['memory_mb']}", flush=True)
 
     print("audio, fp32:", flush=True)
@@ -216,8 +250,14 @@ def main() -> None:
 
     by_clip = {row["clip_s"]: row for row in results["audio_fp32"]}
     results["targets"] = {
-        "oneshot_0.5s_files_per_s": {"target": TARGETS["oneshot_0.5s_files_per_s"], "fp32": by_clip[0.5]["files_per_s"]},
-        "loop_x_realtime": {"target": TARGETS["loop_x_realtime"], "fp32": by_clip[30.0]["x_realtime"]},
+        "oneshot_0.5s_files_per_s": {
+            "target": TARGETS["oneshot_0.5s_files_per_s"],
+            "fp32": by_clip[0.5]["files_per_s"],
+        },
+        "loop_x_realtime": {
+            "target": TARGETS["loop_x_realtime"],
+            "fp32": by_clip[30.0]["x_realtime"],
+        },
         "text_p99_ms": {"target": TARGETS["text_p99_ms"], "fp32": results["text_fp32"]["p99_ms"]},
     }
     print(json.dumps(results["targets"], indent=2))

@@ -20,7 +20,9 @@ RESULTS = ROOT / "bench" / "results"
 
 def full_bundle(path: Path | None = None) -> Path:
     """A full-size random-weight bundle (official dimensions), written once and reused."""
-    target = path or Path(os.environ.get("TIMBRE_BENCH_BUNDLE", ROOT / "data" / "bench" / "full-bundle"))
+    target = path or Path(
+        os.environ.get("TIMBRE_BENCH_BUNDLE", ROOT / "data" / "bench" / "full-bundle")
+    )
     if not (target / "timbre-models.json").is_file():
         from timbre.embedding.random_bundle import write_random_bundle
 

@@ -22,7 +22,7 @@ from transformers import HubertConfig, HubertModel
 
 from timbre.embedding.files import MERT_WEIGHT_FILES
 from timbre.embedding.runtime import place
-from timbre.embedding.weights import load_strict, load_tensor_file
+from timbre.embedding.weights import build_loaded, load_tensor_file
 from timbre.errors import ModelFilesError
 
 log = logging.getLogger(__name__)
@@ -99,10 +99,9 @@ class MertEncoder:
         state = load_tensor_file(weights)
         if not isinstance(state, dict):
             raise ModelFilesError(f"{weights} does not hold a state dict")
-        model = HubertModel(config)
         # torch's weight-norm load hook maps the legacy weight_g/weight_v names onto the
         # parametrization of the positional convolution.
-        load_strict(model, state, str(weights))
+        model = build_loaded(lambda: HubertModel(config), state, str(weights))
         del state
         place(model, device)
         return cls(model, sample_rate, device)

@@ -29,7 +29,13 @@ from torch import nn
 from transformers import BertConfig, BertModel, XLMRobertaConfig, XLMRobertaModel
 
 from timbre.embedding.runtime import place
-from timbre.embedding.weights import load_strict, load_tensor_file, shape_of, strip_prefix
+from timbre.embedding.weights import (
+    build_loaded,
+    load_strict,
+    load_tensor_file,
+    shape_of,
+    strip_prefix,
+)
 from timbre.errors import ModelFilesError
 
 TEXT_SEGMENT_TOKENS = 128
@@ -156,8 +162,8 @@ class AudioTower:
             type_vocab_size=shape_of(state, "embeddings.token_type_embeddings.weight", src)[0],
         )
         config._attn_implementation = "sdpa"
-        bert = BertModel(config, add_pooling_layer="pooler.dense.weight" in state)
-        load_strict(bert, state, src)
+        pooler = "pooler.dense.weight" in state
+        bert = build_loaded(lambda: BertModel(config, add_pooling_layer=pooler), state, src)
         proj = _linear_from(ckpt.part("audio_proj."), f"{ckpt.path} (audio_proj.*)")
         if proj.in_features != hidden:
             raise ModelFilesError(f"{ckpt.path}: audio_proj expects {proj.in_features}-d input")
@@ -215,8 +221,8 @@ class TextTower:
         config._attn_implementation = "sdpa"
         src = f"{ckpt.path} (text_model.*)"
         state = ckpt.part("text_model.")
-        model = XLMRobertaModel(config, add_pooling_layer="pooler.dense.weight" in state)
-        load_strict(model, state, src)
+        pooler = "pooler.dense.weight" in state
+        model = build_loaded(lambda: XLMRobertaModel(config, add_pooling_layer=pooler), state, src)
         proj = _linear_from(ckpt.part("text_proj."), f"{ckpt.path} (text_proj.*)")
         if proj.in_features != config.hidden_size:
             raise ModelFilesError(f"{ckpt.path}: text_proj expects {proj.in_features}-d input")
