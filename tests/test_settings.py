@@ -42,7 +42,8 @@ def test_every_default_is_commented_with_its_reason() -> None:
         if not stripped or stripped.startswith("#") or stripped.endswith(":"):
             continue  # blank, comment, or a section header
         above = lines[i - 1].strip() if i else ""
-        assert "#" in line or above.startswith("#"), f"default.yaml line {i + 1} has no comment: {line}"
+        commented = "#" in line or above.startswith("#")
+        assert commented, f"default.yaml line {i + 1} has no comment: {line}"
 
 
 def test_environment_overrides_yaml_with_nesting(monkeypatch: pytest.MonkeyPatch) -> None:
