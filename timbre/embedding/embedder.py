@@ -22,6 +22,7 @@ from timbre.embedding.runtime import (
     adopt_if_faithful,
     configure_threads,
     quantize_int8,
+    release_memory,
     select_device,
 )
 from timbre.embedding.towers import AudioTower, Clamp3Checkpoint, TextTower
@@ -83,6 +84,7 @@ class AudioEmbedder:
             windows.extend(ws)
             counts.append(len(ws))
         vectors = self.mert.window_vectors(windows, self.mert_batch_windows)
+        release_memory()
         out, start = [], 0
         for count in counts:
             out.append(vectors[start : start + count])
