@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import problems
 from app.jobs import IngestJobs, IngestRunner
@@ -23,6 +24,16 @@ from timbre.settings import ApiSettings
 log = logging.getLogger("timbre.api")
 
 STATIC = Path(__file__).resolve().parent / "static"
+
+
+class _MetricsMiddleware:
+    """Adapter so Starlette can build the metrics middleware into its stack."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self._call = metrics.middleware(app)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._call(scope, receive, send)
 
 
 def create_app(
@@ -70,7 +81,7 @@ def create_app(
     app.state.jobs = IngestJobs(ingest_runner, on_change=metrics.ingest_running.set)
 
     problems.install(app, on_error=lambda code: metrics.errors.labels(code).inc())
-    app.middleware("http")(metrics.middleware())
+    app.add_middleware(_MetricsMiddleware, metrics=metrics)
     if api.cors_origins:
         app.add_middleware(
             CORSMiddleware,

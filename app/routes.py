@@ -57,18 +57,28 @@ MULTIPART_DOC = {
 }
 
 
-def _hit(request: Request, hit: Hit | None, item_id: str, payload: dict[str, Any]) -> HitOut:
-    url = str(request.url_for("item_audio", item_id=item_id))
-    return HitOut(id=item_id, score=hit.score if hit else None, audio_url=url, **payload)
+def _audio_url(request: Request) -> str:
+    """The audio URL template of this request's host: url_for is slow, so call it once."""
+    return str(request.url_for("item_audio", item_id="{id}"))
+
+
+def _hit(url: str, hit: Hit | None, item_id: str, payload: dict[str, Any]) -> HitOut:
+    return HitOut(
+        id=item_id,
+        score=hit.score if hit else None,
+        audio_url=url.replace("%7Bid%7D", item_id).replace("{id}", item_id),
+        **payload,
+    )
 
 
 def _out(request: Request, result: SearchResult) -> SearchOut:
     request.state.engine = result.engine
+    url = _audio_url(request)
     return SearchOut(
         engine=result.engine,  # type: ignore[arg-type]  # "faiss" or "qdrant", set by route()
         took_ms=round(result.took_ms, 3),
         query=result.query,
-        hits=[_hit(request, h, h.id, h.payload) for h in result.hits],
+        hits=[_hit(url, h, h.id, h.payload) for h in result.hits],
     )
 
 
@@ -190,7 +200,7 @@ async def search_batch(
 async def item(item_id: str, request: Request, service: ServiceDep) -> HitOut:
     """One indexed sample and its metadata."""
     payload = await run_in_threadpool(service.item, item_id)
-    return _hit(request, None, item_id, payload)
+    return _hit(_audio_url(request), None, item_id, payload)
 
 
 @read.get(
