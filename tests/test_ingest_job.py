@@ -226,3 +226,41 @@ def test_feature_cache_survives_a_new_store(
     assert counts["indexed"] == len(library.files)
     assert counts["features_cached"] == len(library.files)
     assert "mert" not in result.summary["stage_seconds"]
+
+
+def test_model_change_reindexes_beside_the_live_collection(
+    library: Library, tiny_bundle: Path, audio_embedder, tmp_path: Path
+) -> None:
+    """New models: shards build a new collection while searches keep the old one; publishing
+    swaps it in whole."""
+    from typer.testing import CliRunner
+
+    from timbre.cli import app
+    from timbre.embedding.embedder import load_audio_embedder
+    from timbre.embedding.random_bundle import write_random_bundle
+    from timbre.store import open_store
+
+    root = _fresh(library, tmp_path)
+    settings = job_settings(tiny_bundle, tmp_path / "data")
+    ingest(settings, audio_embedder, [root])
+    other_bundle = write_random_bundle(tmp_path / "other", "tiny", seed=1)
+    other = job_settings(other_bundle, tmp_path / "data")
+    new_embedder = load_audio_embedder(other.models)
+    for index in range(2):
+        result = ingest(other, new_embedder, [root], shard=(index, 2))
+        assert result.summary["published"] is None  # a shard never publishes alone
+    old_store = open_store(settings, audio_embedder.info)
+    try:
+        assert old_store.count() == len(library.files)  # still live, still complete
+        old_name = old_store.name
+    finally:
+        old_store.close()
+    env = {"TIMBRE_DATA_DIR": str(tmp_path / "data"), "TIMBRE_MODELS__BUNDLE": str(other_bundle)}
+    published = CliRunner().invoke(app, ["store", "publish"], env=env)
+    assert published.exit_code == 0, published.output
+    new_store = open_store(other, new_embedder.info)
+    try:
+        assert new_store.name != old_name
+        assert new_store.count() == len(library.files)
+    finally:
+        new_store.close()
