@@ -185,7 +185,7 @@ def main() -> None:
     bundle = full_bundle()
     from timbre.settings import load_settings
 
-    batch_files = load_settings().ingest.batch_files
+    batch_files = load_settings().ingest.batch_files.cpu
     libraries = {
         "one_shots": (WORK / "lib-one-shots", make_one_shots),
         "loops": (WORK / "lib-loops", make_loops),

@@ -19,6 +19,7 @@ from ingest.metadata import MetadataRules
 from ingest.pipeline import Embedder, IngestJob, JobOptions, JobResult, Limits
 from ingest.report import Counts, FailureLog
 from timbre.embedding.info import ModelInfo
+from timbre.embedding.runtime import select_device
 from timbre.settings import Settings
 from timbre.store import VectorStore, snapshots_dir
 from timbre.store.snapshot import export_snapshot
@@ -30,11 +31,12 @@ def options_from_settings(
     settings: Settings, roots: tuple[Path, ...], **overrides: object
 ) -> JobOptions:
     """Job options: the ``ingest`` settings, then explicit overrides (None = keep)."""
+    device = select_device(settings.models.device).type
     base = JobOptions(
         roots=roots,
         profile=settings.ingest.profile,
         workers=settings.ingest.workers,
-        batch_files=settings.ingest.batch_files,
+        batch_files=settings.ingest.batch_files.on(device),
         batch_audio_s=settings.ingest.batch_audio_s,
         progress_interval_s=settings.ingest.progress_interval_s,
     )

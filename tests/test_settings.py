@@ -65,11 +65,12 @@ def test_explicit_arguments_beat_the_environment(monkeypatch: pytest.MonkeyPatch
 
 def test_overlay_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     overlay = tmp_path / "site.yaml"
-    overlay.write_text("models:\n  device: cpu\n  mert_batch_windows: 2\n")
+    overlay.write_text("models:\n  device: cpu\n  mert_batch_windows:\n    cpu: 2\n")
     monkeypatch.setenv("TIMBRE_CONFIG", str(overlay))
     s = load_settings()
-    assert s.models.device == "cpu" and s.models.mert_batch_windows == 2
-    assert s.models.text_precision == "fp32"
+    assert s.models.device == "cpu" and s.models.mert_batch_windows.cpu == 2
+    assert s.models.mert_batch_windows.cuda == 32  # the rest of the section is kept
+    assert s.models.text_precision == "auto"
 
 
 def test_invalid_values_name_the_field(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -71,6 +71,10 @@ class Lazy(Generic[T]):
     def ready(self) -> bool:
         return self._value is not None
 
+    def peek(self) -> T | None:
+        """The loaded object, or None (never starts a load)."""
+        return self._value
+
     def get(self) -> T:
         if self._value is not None:
             return self._value
@@ -633,6 +637,12 @@ class SearchService:
             "pipeline_version": self.info.pipeline_version,
             "random_weights": self.info.random_weights,
             "audio_model_loaded": self.audio.ready,
+            # The precision each loaded side runs in (fp32 unless a reduced one passed its
+            # agreement check at load); None = not loaded yet.
+            "precision": {
+                "text": getattr(self.text.peek(), "running", None),
+                "audio": getattr(self.audio.peek(), "running", None),
+            },
             "text_cache": {
                 "size": self.limits.text_cache_size,
                 "hits": self._cache.hits,

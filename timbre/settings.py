@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -49,6 +57,28 @@ class Clamp3Hub(HubModel):
     filename: str
 
 
+class PerDevice(_Section):
+    """One count per kind of device: what fits and pays off differs by an order of magnitude."""
+
+    cpu: int = Field(ge=1)
+    cuda: int = Field(ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_for_both(cls, value: Any) -> Any:
+        """A single number (``TIMBRE_INGEST__BATCH_FILES=4``) sets both devices."""
+        if isinstance(value, int | str) and not isinstance(value, bool):
+            return {"cpu": value, "cuda": value}
+        return value
+
+    def on(self, device_type: str) -> int:
+        """The value for a torch device type (``cpu`` or ``cuda``)."""
+        return self.cuda if device_type == "cuda" else self.cpu
+
+
+Precision = Literal["auto", "fp32", "int8", "fp16", "bf16"]
+
+
 class ModelsSettings(_Section):
     """Where the weights come from and how they run."""
 
@@ -58,11 +88,11 @@ class ModelsSettings(_Section):
     xlmr: HubModel
     device: Literal["auto", "cpu", "cuda"]
     threads: int = Field(ge=0)
-    text_precision: Literal["fp32", "int8"]
-    audio_precision: Literal["fp32", "int8"]
+    text_precision: Precision
+    audio_precision: Precision
     precision_min_cosine: float = Field(gt=0.0, le=1.0)
-    mert_batch_windows: int = Field(ge=1)
-    tower_batch_segments: int = Field(ge=1)
+    mert_batch_windows: PerDevice
+    tower_batch_segments: PerDevice
 
 
 class AudioSettings(_Section):
@@ -100,7 +130,7 @@ class IngestSettings(_Section):
 
     profile: Literal["sequential", "parallel"]
     workers: int = Field(ge=0)
-    batch_files: int = Field(ge=1)
+    batch_files: PerDevice
     batch_audio_s: float = Field(gt=0.0)
     progress_interval_s: float = Field(gt=0.0)
     snapshot: bool

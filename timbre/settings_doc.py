@@ -97,7 +97,12 @@ def settings_markdown(config_file: Path = DEFAULT_CONFIG_FILE) -> str:
             else "(see config/default.yaml)"
         )
         parent = dotted.rsplit(".", 1)[0] if "." in dotted else ""
-        reason = comments.get(dotted) or comments.get(parent, "")
+        # A group below a section (a per-device pair, say) says what it is once, above its
+        # members; each member's row carries that, then its own reason.
+        group = comments.get(parent, "") if "." in parent else ""
+        reason = " ".join(r for r in (group, comments.get(dotted, "")) if r) or comments.get(
+            parent, ""
+        )
         env = "TIMBRE_" + dotted.upper().replace(".", "__")
         rows.append(f"| `{dotted}` | `{env}` | `{_cell(shown)}` | {_cell(reason)} |")
     return HEADER + "\n".join(rows) + "\n"

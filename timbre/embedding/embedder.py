@@ -19,10 +19,12 @@ from timbre.embedding.files import ModelFiles, Part, resolve_model_files
 from timbre.embedding.info import ModelInfo
 from timbre.embedding.mert import MertEncoder
 from timbre.embedding.runtime import (
+    HALF,
     adopt_if_faithful,
     configure_threads,
     quantize_int8,
     release_memory,
+    resolve_precision,
     select_device,
 )
 from timbre.embedding.towers import AudioTower, Clamp3Checkpoint, TextTower
@@ -62,6 +64,9 @@ class AudioEmbedder:
     mert_batch_windows: int
     tower_batch_segments: int
     precision: dict[str, float] = field(default_factory=dict)
+    """Measured agreement of each reduced precision tried: ``{"<side>_<precision>_min_cosine"}``."""
+    running: str = "fp32"
+    """The precision in use (fp32 unless a reduced one passed the agreement check)."""
 
     @property
     def sample_rate(self) -> int:
@@ -110,6 +115,7 @@ class TextEmbedder:
     info: ModelInfo
     batch_segments: int
     precision: dict[str, float] = field(default_factory=dict)
+    running: str = "fp32"
 
     @property
     def dim(self) -> int:
@@ -147,8 +153,10 @@ def load_audio_embedder(settings: ModelsSettings, files: ModelFiles | None = Non
 
     Raises:
         ModelFilesError: a model file is missing, malformed or inconsistent.
+        ConfigError: the configured precision cannot run on the device.
     """
     device, files, ckpt, info = _prepare(settings, ("mert", "clamp3"), files)
+    precision = resolve_precision(settings.audio_precision, device, "models.audio_precision")
     mert = MertEncoder.load(files.require("mert"), device)
     tower = AudioTower.load(ckpt, device)
     del ckpt
@@ -158,10 +166,14 @@ def load_audio_embedder(settings: ModelsSettings, files: ModelFiles | None = Non
             f"{tower.input_dim}-d input: the MERT and CLaMP3 files do not belong together"
         )
     embedder = AudioEmbedder(
-        mert, tower, info, settings.mert_batch_windows, settings.tower_batch_segments
+        mert,
+        tower,
+        info,
+        settings.mert_batch_windows.on(device.type),
+        settings.tower_batch_segments.on(device.type),
     )
-    if settings.audio_precision == "int8" and device.type == "cpu":
-        _quantize_audio(embedder, settings.precision_min_cosine)
+    if precision != "fp32":
+        _reduce_audio(embedder, precision, settings.precision_min_cosine)
     return embedder
 
 
@@ -170,20 +182,36 @@ def load_text_embedder(settings: ModelsSettings, files: ModelFiles | None = None
 
     Raises:
         ModelFilesError: a model file is missing, malformed or inconsistent.
+        ConfigError: the configured precision cannot run on the device.
     """
     device, files, ckpt, info = _prepare(settings, ("xlmr", "clamp3"), files)
+    precision = resolve_precision(settings.text_precision, device, "models.text_precision")
     tower = TextTower.load(ckpt, files.require("xlmr"), device)
     del ckpt
-    embedder = TextEmbedder(tower, info, settings.tower_batch_segments)
-    if settings.text_precision == "int8" and device.type == "cpu":
+    embedder = TextEmbedder(tower, info, settings.tower_batch_segments.on(device.type))
+    if precision != "fp32":
         fp32 = tower.model
-        embedder.precision["text_int8_min_cosine"] = adopt_if_faithful(
+
+        def swap_in() -> None:
+            if precision == "int8":
+                tower.model = quantize_int8(fp32)
+            else:
+                tower.half = HALF[precision]
+
+        def swap_out() -> None:
+            tower.model, tower.half = fp32, None
+
+        measured = adopt_if_faithful(
             "text tower",
-            lambda: embedder.embed(PROBE_TEXTS),
-            lambda: setattr(tower, "model", quantize_int8(fp32)),
-            lambda: setattr(tower, "model", fp32),
-            settings.precision_min_cosine,
+            precision,
+            probe=lambda: embedder.embed(PROBE_TEXTS),
+            swap_in=swap_in,
+            swap_out=swap_out,
+            min_cosine=settings.precision_min_cosine,
         )
+        embedder.precision[f"text_{precision}_min_cosine"] = measured
+        if measured >= settings.precision_min_cosine:
+            embedder.running = precision
     return embedder
 
 
@@ -200,20 +228,33 @@ def probe_waveforms(sample_rate: int) -> list[np.ndarray]:
     return [x.astype(np.float32) for x in (kick, hat, chord, quiet)]
 
 
-def _quantize_audio(embedder: AudioEmbedder, min_cosine: float) -> None:
-    fp32_mert, fp32_bert = embedder.mert.model, embedder.tower.bert
-    probes = probe_waveforms(embedder.sample_rate)
+def _reduce_audio(embedder: AudioEmbedder, precision: str, min_cosine: float) -> None:
+    """Run MERT and the audio tower in ``precision`` if the probes agree with fp32."""
+    mert, tower = embedder.mert, embedder.tower
+    fp32_mert, fp32_bert = mert.model, tower.bert
 
     def swap_in() -> None:
-        embedder.mert.model = quantize_int8(fp32_mert)
-        embedder.tower.bert = quantize_int8(fp32_bert)
+        if precision == "int8":
+            mert.model, tower.bert = quantize_int8(fp32_mert), quantize_int8(fp32_bert)
+        else:
+            mert.half = tower.half = HALF[precision]
 
     def swap_out() -> None:
-        embedder.mert.model, embedder.tower.bert = fp32_mert, fp32_bert
+        mert.model, tower.bert = fp32_mert, fp32_bert
+        mert.half = tower.half = None
 
-    embedder.precision["audio_int8_min_cosine"] = adopt_if_faithful(
-        "audio path", lambda: embedder.embed(probes), swap_in, swap_out, min_cosine
+    probes = probe_waveforms(embedder.sample_rate)
+    measured = adopt_if_faithful(
+        "audio path",
+        precision,
+        probe=lambda: embedder.embed(probes),
+        swap_in=swap_in,
+        swap_out=swap_out,
+        min_cosine=min_cosine,
     )
+    embedder.precision[f"audio_{precision}_min_cosine"] = measured
+    if measured >= min_cosine:
+        embedder.running = precision
 
 
 __all__ = [

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import logging
 import os
 import warnings
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 import numpy as np
 import torch
 from torch import nn
 
+from timbre.errors import ConfigError
+
 log = logging.getLogger(__name__)
+
+HALF = {"fp16": torch.float16, "bf16": torch.bfloat16}
+"""Precisions run as autocast: matrix products in 16 bits, norms and reductions in fp32."""
 
 
 def select_device(preference: str) -> torch.device:
@@ -25,6 +32,31 @@ def select_device(preference: str) -> torch.device:
             raise RuntimeError("models.device is 'cuda' but torch sees no CUDA device")
         return torch.device("cuda")
     return torch.device("cpu")
+
+
+def resolve_precision(requested: str, device: torch.device, setting: str) -> str:
+    """The precision to try on ``device``: ``auto`` is fp32 on a CPU and fp16 on a GPU.
+
+    Raises:
+        ConfigError: the precision has no kernels on that device (int8 dynamic quantisation is
+            CPU-only; fp16 has no fast CPU kernels).
+    """
+    if requested == "auto":
+        return "fp16" if device.type == "cuda" else "fp32"
+    if requested == "int8" and device.type != "cpu":
+        raise ConfigError(
+            f"{setting} is int8, which runs on the CPU only; use fp16 or bf16 on {device.type}"
+        )
+    if requested == "fp16" and device.type == "cpu":
+        raise ConfigError(f"{setting} is fp16, which has no fast CPU kernels; use int8 or bf16")
+    return requested
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager[object]:
+    """Mixed precision for a forward pass, or nothing when ``dtype`` is None (fp32)."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
 
 
 def place(module: nn.Module, device: torch.device) -> None:
@@ -88,14 +120,17 @@ def quantize_int8(module: nn.Module) -> nn.Module:
 
 
 def agreement(reference: np.ndarray, candidate: np.ndarray) -> float:
-    """Smallest row-wise cosine similarity between two sets of vectors."""
-    a = reference / np.linalg.norm(reference, axis=1, keepdims=True)
-    b = candidate / np.linalg.norm(candidate, axis=1, keepdims=True)
+    """Smallest row-wise cosine similarity between two sets of vectors, in float64: float32
+    rounds a cosine of 1 - 1e-8 to exactly 1 and would hide a small disagreement."""
+    a = reference / np.linalg.norm(reference.astype(np.float64), axis=1, keepdims=True)
+    b = candidate / np.linalg.norm(candidate.astype(np.float64), axis=1, keepdims=True)
     return float((a * b).sum(axis=1).min())
 
 
 def adopt_if_faithful(
     name: str,
+    precision: str,
+    *,
     probe: Callable[[], np.ndarray],
     swap_in: Callable[[], None],
     swap_out: Callable[[], None],
@@ -104,7 +139,8 @@ def adopt_if_faithful(
     """Switch to a reduced-precision variant only if it agrees with fp32 on the probes.
 
     Args:
-        name: what is being quantised, for the log.
+        name: what runs in reduced precision, for the log.
+        precision: which one (``int8``, ``fp16``, ``bf16``), for the log.
         probe: computes embeddings of fixed probe inputs with the current variant.
         swap_in: installs the reduced-precision variant.
         swap_out: restores the fp32 variant.
@@ -120,11 +156,12 @@ def adopt_if_faithful(
     if measured < min_cosine:
         swap_out()
         log.warning(
-            "%s: int8 agrees with fp32 only to cosine %.6f (< %.6f required); staying on fp32",
+            "%s: %s agrees with fp32 only to cosine %.6f (< %.6f required); staying on fp32",
             name,
+            precision,
             measured,
             min_cosine,
         )
     else:
-        log.info("%s: int8 adopted, agreement with fp32 %.6f", name, measured)
+        log.info("%s: %s adopted, agreement with fp32 %.6f", name, precision, measured)
     return measured

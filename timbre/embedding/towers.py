@@ -28,7 +28,7 @@ from tokenizers import Tokenizer
 from torch import nn
 from transformers import BertConfig, BertModel, XLMRobertaConfig, XLMRobertaModel
 
-from timbre.embedding.runtime import place
+from timbre.embedding.runtime import autocast, place
 from timbre.embedding.weights import (
     build_loaded,
     load_strict,
@@ -142,6 +142,7 @@ class AudioTower:
         self.bert = bert.eval().requires_grad_(False)
         self.proj = proj.eval().requires_grad_(False)
         self.device = device
+        self.half: torch.dtype | None = None  # fp16/bf16 autocast once adopted; None = fp32
         self.input_dim = int(bert.config.hidden_size)
         self.segment_rows = int(bert.config.max_position_embeddings)
         self.dim = int(proj.out_features)
@@ -190,8 +191,9 @@ class AudioTower:
             batch[i, : s.shape[0]] = s
             mask[i, : s.shape[0]] = 1
         batch, mask = batch.to(self.device), mask.to(self.device)
-        hidden = self.bert(inputs_embeds=batch, attention_mask=mask).last_hidden_state
-        return self.proj(_masked_mean(hidden, mask)).float().cpu()
+        with autocast(self.device, self.half):
+            hidden = self.bert(inputs_embeds=batch, attention_mask=mask).last_hidden_state
+        return self.proj(_masked_mean(hidden.float(), mask)).cpu()
 
 
 class TextTower:
@@ -213,6 +215,7 @@ class TextTower:
         self.pad_id = pad_id
         self.separator = separator
         self.device = device
+        self.half: torch.dtype | None = None  # fp16/bf16 autocast once adopted; None = fp32
         self.dim = int(proj.out_features)
 
     @classmethod
@@ -264,8 +267,9 @@ class TextTower:
             ids[i, : s.shape[0]] = s
             mask[i, : s.shape[0]] = 1
         ids, mask = ids.to(self.device), mask.to(self.device)
-        hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
-        return self.proj(_masked_mean(hidden, mask)).float().cpu()
+        with autocast(self.device, self.half):
+            hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
+        return self.proj(_masked_mean(hidden.float(), mask)).cpu()
 
 
 def _load_tokenizer(xlmr_dir: Path) -> Tokenizer:
