@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import platform
 import shutil
@@ -31,7 +32,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import percentile_ms, write_results
+from bench.common import RESULTS, percentile_ms, write_results
 from timbre.embedding.info import ModelInfo
 from timbre.settings import load_settings
 from timbre.store import Point, SearchFilter, build_payload, open_store, snapshots_dir
@@ -233,6 +234,22 @@ def bench_size(n: int, dim: int, n_queries: int, root: Path) -> dict[str, Any]:
     return out
 
 
+def _earlier_sizes(dim: int) -> dict[str, Any]:
+    """Sizes measured by an earlier run at the same dimension: a run of some sizes (the 1M one
+    takes ~20 minutes) updates those and keeps the others, each with its own date."""
+    path = RESULTS / "store.json"
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if earlier.get("dim") != dim:
+        return {}
+    sizes = dict(earlier.get("sizes", {}))
+    for entry in sizes.values():
+        entry.setdefault("measured_at", earlier.get("measured_at"))
+    return sizes
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -262,7 +279,7 @@ def main() -> None:
         "dim": args.dim,
         "selective_filter": SELECTIVE.model_dump(exclude_none=True),
         "broad_filter": BROAD.model_dump(exclude_none=True),
-        "sizes": {},
+        "sizes": _earlier_sizes(args.dim),
     }
     for n in sizes:
         print(f"{n:,} points x {args.dim} dims", flush=True)
@@ -273,6 +290,7 @@ def main() -> None:
             results["sizes"][str(n)] = {"points": n, "error": f"out of memory: {exc}"}
             print(f"  out of memory at {n:,} points", flush=True)
         results["sizes"].get(str(n), {})["wall_s"] = time.perf_counter() - started
+        results["sizes"][str(n)]["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         write_results("store", results)  # after each size: a long run keeps what it measured
 
 
