@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app import problems
 from app.jobs import IngestJobs, IngestRunner
 from app.metrics import Metrics
-from app.routes import health, read, write
+from app.routes import ROUTERS
 from timbre import __version__
 from timbre.search import SearchService
 from timbre.settings import ApiSettings
@@ -89,9 +89,8 @@ def create_app(
             allow_methods=["GET", "POST"],
             allow_headers=["Content-Type", "X-API-Key", "Authorization", "Range"],
         )
-    app.include_router(read)
-    app.include_router(write)
-    app.include_router(health)
+    for router in ROUTERS:
+        app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

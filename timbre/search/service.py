@@ -1,15 +1,9 @@
-"""One SearchService: a query becomes a vector, the vector goes to the right engine, hits come back.
+"""The SearchService: a query becomes a vector, the vector goes to the right engine, hits come back.
 
 Routing: a query without a filter is answered by the FAISS exact snapshot (same ids and
 scores as Qdrant, without a round trip); a filtered query by Qdrant with its payload indexes.
 When Qdrant is unreachable, unfiltered queries keep answering from the snapshot and filtered
-ones fail with :class:`UnavailableError`. A newly published snapshot is picked up by
-:class:`SnapshotHolder` without a restart and swapped in with one reference assignment, so no
-request ever sees a half-loaded one.
-
-Query vectors: text through the CLaMP3 text tower (recent ones cached), audio through MERT and
-the audio tower (loaded on first need), an indexed item's stored vector by id, and hybrids
-``normalise(alpha * text + (1 - alpha) * audio)``.
+ones fail with :class:`UnavailableError`.
 """
 
 from __future__ import annotations
@@ -19,11 +13,9 @@ import logging
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import numpy as np
 
@@ -32,277 +24,26 @@ from timbre.embedding.info import ModelInfo
 from timbre.errors import (
     ForbiddenPathError,
     InvalidRequestError,
-    ModelMismatchError,
     NotFoundError,
-    SnapshotError,
     StoreError,
-    TimbreError,
     UnavailableError,
 )
-from timbre.store import Hit, SearchFilter, VectorStore, point_id
+from timbre.search.holders import Lazy, SnapshotHolder, StoreHandle
+from timbre.search.types import (
+    AudioRef,
+    BatchQuery,
+    SearchResult,
+    ServiceLimits,
+    TextCache,
+    normalize,
+)
+from timbre.store import Hit, SearchFilter, point_id
 from timbre.store.snapshot import (
-    Snapshot,
-    current_snapshot_name,
     export_snapshot,
     freshness,
-    load_snapshot,
 )
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
-
-class Lazy(Generic[T]):
-    """A heavy object loaded once, on first use or in the background, behind a lock.
-
-    A failed load is remembered and reported; the next :meth:`get` tries again.
-    """
-
-    def __init__(self, name: str, loader: Callable[[], T]) -> None:
-        self.name = name
-        self._loader = loader
-        self._value: T | None = None
-        self._lock = threading.Lock()
-        self.error: str | None = None
-        self.load_s: float | None = None
-
-    @property
-    def ready(self) -> bool:
-        return self._value is not None
-
-    def peek(self) -> T | None:
-        """The loaded object, or None (never starts a load)."""
-        return self._value
-
-    def get(self) -> T:
-        if self._value is not None:
-            return self._value
-        with self._lock:
-            if self._value is None:
-                started = time.perf_counter()
-                try:
-                    self._value = self._loader()
-                except TimbreError as exc:
-                    self.error = str(exc)
-                    raise UnavailableError(f"{self.name} could not be loaded: {exc}") from exc
-                self.error = None
-                self.load_s = time.perf_counter() - started
-                log.info("%s loaded in %.1f s", self.name, self.load_s)
-        return self._value
-
-    def start(self) -> threading.Thread:
-        """Load in a background thread (errors are kept in :attr:`error`)."""
-
-        def run() -> None:
-            try:
-                self.get()
-            except UnavailableError as exc:
-                log.error("%s", exc)
-
-        thread = threading.Thread(target=run, name=f"load-{self.name}", daemon=True)
-        thread.start()
-        return thread
-
-
-class SnapshotHolder:
-    """The FAISS snapshot in use, swapped when a new one is published.
-
-    A snapshot built by other models is refused (the one in use stays); a corrupt one likewise.
-    """
-
-    def __init__(
-        self,
-        directory: Path,
-        info: ModelInfo,
-        *,
-        mmap_min_bytes: int,
-        verify_checksums: bool,
-    ) -> None:
-        self.directory = directory
-        self.info = info
-        self.mmap_min_bytes = mmap_min_bytes
-        self.verify_checksums = verify_checksums
-        self._current: Snapshot | None = None
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self.error: str | None = None
-        self.swaps = 0
-
-    @property
-    def current(self) -> Snapshot | None:
-        return self._current
-
-    def refresh(self) -> bool:
-        """Load the published snapshot if it is not the one in use; True if it was swapped."""
-        with self._lock:
-            name = current_snapshot_name(self.directory)
-            if name is None or (self._current is not None and self._current.name == name):
-                return False
-            try:
-                fresh = load_snapshot(
-                    self.directory,
-                    self.info,
-                    mmap_min_bytes=self.mmap_min_bytes,
-                    verify_checksums=self.verify_checksums,
-                    name=name,
-                )
-            except (SnapshotError, ModelMismatchError) as exc:
-                if self.error != str(exc):
-                    log.error("snapshot %s refused: %s", name, exc)
-                self.error = str(exc)
-                return False
-            # One reference assignment: requests hold whichever snapshot they started with; the
-            # old one is released when the last of them finishes.
-            self._current = fresh
-            self.error = None
-            self.swaps += 1
-            log.info("serving snapshot %s (%d vectors)", fresh.name, len(fresh))
-            return True
-
-    def watch(self, interval_s: float) -> threading.Thread:
-        """Poll for newly published snapshots every ``interval_s`` seconds until :meth:`stop`."""
-
-        def run() -> None:
-            while not self._stop.wait(interval_s):
-                try:
-                    self.refresh()
-                except Exception:  # keep watching whatever one attempt raised
-                    log.exception("snapshot refresh failed")
-
-        thread = threading.Thread(target=run, name="snapshot-watch", daemon=True)
-        thread.start()
-        return thread
-
-    def stop(self) -> None:
-        self._stop.set()
-
-
-class StoreHandle:
-    """The live Qdrant collection, reconnected on demand when it was unreachable.
-
-    Embedded stores are opened once at start; a server store that cannot be reached is tried
-    again at most every ``retry_s`` seconds, and meanwhile callers get :class:`UnavailableError`.
-    """
-
-    def __init__(self, opener: Callable[[], VectorStore], *, retry_s: float = 5.0) -> None:
-        self._opener = opener
-        self._store: VectorStore | None = None
-        self._lock = threading.Lock()
-        self._retry_s = retry_s
-        self._next_try = 0.0
-        self.error: str | None = None
-
-    def get(self) -> VectorStore:
-        if self._store is not None:
-            return self._store
-        with self._lock:
-            if self._store is None:
-                if time.monotonic() < self._next_try:
-                    raise UnavailableError(f"the vector store is unreachable: {self.error}")
-                try:
-                    self._store = self._opener()
-                    self.error = None
-                except StoreError as exc:
-                    self.error = str(exc)
-                    self._next_try = time.monotonic() + self._retry_s
-                    raise UnavailableError(f"the vector store is unreachable: {exc}") from exc
-        return self._store
-
-    @property
-    def connected(self) -> bool:
-        return self._store is not None
-
-    def close(self) -> None:
-        with self._lock:
-            if self._store is not None:
-                self._store.close()
-                self._store = None
-
-
-@dataclass(frozen=True)
-class AudioRef:
-    """A reference sound: an indexed item, a file on the server, or uploaded bytes."""
-
-    id: str | None = None
-    path: str | None = None
-    upload: bytes | None = None
-    upload_name: str = "upload"
-
-    def __post_init__(self) -> None:
-        given = sum(x is not None for x in (self.id, self.path, self.upload))
-        if given != 1:
-            raise InvalidRequestError("give exactly one reference: an id, a path or an upload")
-
-
-@dataclass
-class SearchResult:
-    """Hits of one query, which engine answered, and how long it took."""
-
-    engine: str
-    took_ms: float
-    hits: list[Hit]
-    query: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class BatchQuery:
-    """One slot of a batch search (e.g. "kick" at 124 BPM, techno)."""
-
-    query: str
-    top_k: int
-    filter: SearchFilter | None = None
-    offset: int = 0
-
-
-@dataclass(frozen=True)
-class ServiceLimits:
-    """Limits on inputs, from the ``api`` and ``audio`` settings."""
-
-    library_roots: tuple[Path, ...]
-    max_upload_bytes: int
-    max_upload_duration_s: float
-    max_duration_s: float
-    max_file_bytes: int
-    text_cache_size: int
-    snapshot_keep: int
-
-
-class _LRU:
-    """A small thread-safe LRU of query text -> vector."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._data: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
-
-    def get(self, key: str) -> np.ndarray | None:
-        with self._lock:
-            value = self._data.get(key)
-            if value is None:
-                self.misses += 1
-                return None
-            self._data.move_to_end(key)
-            self.hits += 1
-            return value
-
-    def put(self, key: str, value: np.ndarray) -> None:
-        if self.size <= 0:
-            return
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.size:
-                self._data.popitem(last=False)
-
-
-def _normalize(vector: np.ndarray) -> np.ndarray:
-    norm = float(np.linalg.norm(vector))
-    if norm < 1e-12:
-        raise InvalidRequestError("the text and audio references cancel out (zero vector)")
-    return (vector / norm).astype(np.float32)
 
 
 class SearchService:
@@ -339,7 +80,7 @@ class SearchService:
         self.limits = limits
         self.model_lock = model_lock or threading.Lock()
         self.on_embed = on_embed
-        self._cache = _LRU(limits.text_cache_size)
+        self._cache = TextCache(limits.text_cache_size)
         self._roots = tuple(r.expanduser().resolve() for r in limits.library_roots)
         self.waiting = 0  # requests queued for the models (a metrics gauge)
         self._waiting_lock = threading.Lock()
@@ -540,7 +281,7 @@ class SearchService:
             raise InvalidRequestError("alpha must lie in [0, 1]")
 
         def mixed() -> np.ndarray:
-            return _normalize(
+            return normalize(
                 alpha * self.text_vector(query) + (1.0 - alpha) * self.audio_vector(ref)
             )
 

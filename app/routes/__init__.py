@@ -1,0 +1,18 @@
+"""HTTP routes: each validates, makes one service call off the event loop, and maps the result.
+
+One module per concern; :data:`ROUTERS` is what the app includes, in this order.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.routes import admin, health, items, search
+
+ROUTERS: tuple[APIRouter, ...] = (
+    search.router,
+    items.router,
+    admin.write,
+    admin.read,
+    health.router,
+)

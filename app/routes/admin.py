@@ -1,0 +1,45 @@
+"""Admin routes: ingest jobs, snapshot export, stats."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from starlette.concurrency import run_in_threadpool
+
+from app.deps import JobsDep, ServiceDep, require_read, require_write
+from app.schemas import (
+    IngestIn,
+    IngestJobOut,
+)
+
+read = APIRouter(dependencies=[Depends(require_read)])
+write = APIRouter(dependencies=[Depends(require_write)])
+
+
+@write.post("/v1/ingest", response_model=IngestJobOut, status_code=202, tags=["admin"])
+async def start_ingest(body: IngestIn, service: ServiceDep, jobs: JobsDep) -> IngestJobOut:
+    """Start an ingest job inside the service (it reuses the loaded models)."""
+    for path in body.paths:
+        await run_in_threadpool(service.allowed_folder, path)
+    job = jobs.start(body)
+    return IngestJobOut(**asdict(job))
+
+
+@read.get("/v1/ingest/{job_id}", response_model=IngestJobOut, tags=["admin"])
+async def ingest_status(job_id: str, jobs: JobsDep) -> IngestJobOut:
+    """Progress, failures and summary of an ingest job."""
+    return IngestJobOut(**asdict(jobs.get(job_id)))
+
+
+@write.post("/v1/snapshot", tags=["admin"])
+async def snapshot(service: ServiceDep) -> dict[str, Any]:
+    """Export a FAISS snapshot of the live collection now, and serve it."""
+    return await run_in_threadpool(service.export_snapshot)
+
+
+@read.get("/v1/stats", tags=["admin"])
+async def stats(service: ServiceDep) -> dict[str, Any]:
+    """Counts, snapshot age and lag, models and pipeline version."""
+    return await run_in_threadpool(service.stats)

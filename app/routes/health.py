@@ -1,0 +1,37 @@
+"""Probes and metrics (never behind a key)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from app.deps import ServiceDep
+from timbre.errors import UnavailableError
+
+router = APIRouter()
+
+
+@router.get("/healthz", tags=["health"])
+async def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", tags=["health"])
+async def readyz(service: ServiceDep) -> Any:
+    """503 until the models, the store and a snapshot are ready."""
+    state = service.readiness()
+    if not state["ready"]:
+        raise UnavailableError("not ready: " + "; ".join(state["reasons"]))
+    return state
+
+
+@router.get("/metrics", tags=["health"], response_class=PlainTextResponse)
+async def metrics(request: Request) -> PlainTextResponse:
+    """Prometheus metrics."""
+    registry = request.app.state.metrics
+    registry.queue_depth.set(request.app.state.service.waiting)
+    return PlainTextResponse(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)

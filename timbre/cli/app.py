@@ -1,0 +1,49 @@
+"""The ``timbre`` command's Typer apps, logging set-up and exit codes.
+
+Exit codes: 0 = everything succeeded; 1 = finished, but some inputs failed (each is reported);
+2 = could not run (bad settings, missing or broken model files, unusable store).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated
+
+import typer
+
+EXIT_OK, EXIT_PARTIAL, EXIT_FAILED = 0, 1, 2
+
+app = typer.Typer(
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Timbre: semantic search for audio sample libraries.",
+)
+models_app = typer.Typer(no_args_is_help=True, help="Model files: download, random bundles.")
+app.add_typer(models_app, name="models")
+store_app = typer.Typer(
+    no_args_is_help=True, help="The vector store: snapshots, re-index publication."
+)
+app.add_typer(store_app, name="store")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("httpx", "httpx2", "httpcore", "huggingface_hub", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    _setup_logging(verbose)
+
+
+def fail(exc: BaseException) -> typer.Exit:
+    typer.echo(f"error: {exc}", err=True)
+    return typer.Exit(EXIT_FAILED)

@@ -1,0 +1,36 @@
+"""``timbre serve``: the HTTP API and the page."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from timbre.cli.app import app, fail
+from timbre.errors import TimbreError
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on (api.host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (api.port).")] = None,
+) -> None:
+    """Run the search service: JSON API, OpenAPI at /docs, and the search page at /."""
+    import uvicorn
+
+    from timbre.cli.wiring import SERVICE_FILE, build_app, write_service_file
+    from timbre.settings import load_settings
+
+    try:
+        settings = load_settings()
+        application = build_app(settings)
+    except TimbreError as exc:
+        raise fail(exc) from exc
+    host = host or settings.api.host
+    port = port or settings.api.port
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    write_service_file(settings, f"http://{shown}:{port}")
+    try:
+        uvicorn.run(application, host=host, port=port, log_level="info")
+    finally:
+        (settings.data_dir / SERVICE_FILE).unlink(missing_ok=True)

@@ -1,0 +1,70 @@
+"""``timbre store``: export a snapshot, publish a sharded re-index."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from timbre.cli.app import fail, store_app
+from timbre.errors import TimbreError
+
+if TYPE_CHECKING:
+    from timbre.settings import Settings
+    from timbre.store import VectorStore
+
+
+def _open_live(reindex: bool = False) -> tuple[Settings, VectorStore]:
+    from timbre.embedding.embedder import describe_models
+    from timbre.settings import load_settings
+    from timbre.store import open_store
+
+    settings = load_settings()
+    return settings, open_store(settings, describe_models(settings.models), reindex=reindex)
+
+
+def _export(settings: Settings, store: VectorStore) -> dict[str, Any]:
+    from timbre.store import snapshots_dir
+    from timbre.store.snapshot import export_snapshot
+
+    manifest = export_snapshot(
+        store, snapshots_dir(settings.data_dir), source_mode=store.mode, keep=settings.snapshot.keep
+    )
+    return {
+        "snapshot": manifest.name,
+        "count": manifest.count,
+        "collection": manifest.source_collection,
+    }
+
+
+@store_app.command("snapshot")
+def store_snapshot() -> None:
+    """Export a FAISS snapshot of the live collection and publish it (the API picks it up)."""
+    try:
+        settings, store = _open_live()
+        try:
+            typer.echo(json.dumps(_export(settings, store)))
+        finally:
+            store.close()
+    except TimbreError as exc:
+        raise fail(exc) from exc
+
+
+@store_app.command("publish")
+def store_publish() -> None:
+    """Publish the collection a sharded re-index built for the loaded models, once every
+    shard's job has finished, and export its snapshot."""
+    try:
+        settings, store = _open_live(reindex=True)
+        try:
+            if not store.needs_reindex:
+                typer.echo(f"the live collection {store.name} already matches the loaded models")
+                return
+            generation = store.begin_generation()
+            generation.publish()
+            typer.echo(json.dumps({"published": generation.name, **_export(settings, store)}))
+        finally:
+            store.close()
+    except TimbreError as exc:
+        raise fail(exc) from exc

@@ -1,0 +1,200 @@
+"""The heavy objects a service holds: models loaded once, the live store, the snapshot in use.
+
+Each is built cheaply and loaded on demand (or in the background), so a service answers
+``/healthz`` at once and reports in ``/readyz`` what is still loading or unreachable.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from timbre.embedding.info import ModelInfo
+from timbre.errors import (
+    ModelMismatchError,
+    SnapshotError,
+    StoreError,
+    TimbreError,
+    UnavailableError,
+)
+from timbre.store import VectorStore
+from timbre.store.snapshot import (
+    Snapshot,
+    current_snapshot_name,
+    load_snapshot,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Lazy(Generic[T]):
+    """A heavy object loaded once, on first use or in the background, behind a lock.
+
+    A failed load is remembered and reported; the next :meth:`get` tries again.
+    """
+
+    def __init__(self, name: str, loader: Callable[[], T]) -> None:
+        self.name = name
+        self._loader = loader
+        self._value: T | None = None
+        self._lock = threading.Lock()
+        self.error: str | None = None
+        self.load_s: float | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self._value is not None
+
+    def peek(self) -> T | None:
+        """The loaded object, or None (never starts a load)."""
+        return self._value
+
+    def get(self) -> T:
+        if self._value is not None:
+            return self._value
+        with self._lock:
+            if self._value is None:
+                started = time.perf_counter()
+                try:
+                    self._value = self._loader()
+                except TimbreError as exc:
+                    self.error = str(exc)
+                    raise UnavailableError(f"{self.name} could not be loaded: {exc}") from exc
+                self.error = None
+                self.load_s = time.perf_counter() - started
+                log.info("%s loaded in %.1f s", self.name, self.load_s)
+        return self._value
+
+    def start(self) -> threading.Thread:
+        """Load in a background thread (errors are kept in :attr:`error`)."""
+
+        def run() -> None:
+            try:
+                self.get()
+            except UnavailableError as exc:
+                log.error("%s", exc)
+
+        thread = threading.Thread(target=run, name=f"load-{self.name}", daemon=True)
+        thread.start()
+        return thread
+
+
+class SnapshotHolder:
+    """The FAISS snapshot in use, swapped when a new one is published.
+
+    A snapshot built by other models is refused (the one in use stays); a corrupt one likewise.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        info: ModelInfo,
+        *,
+        mmap_min_bytes: int,
+        verify_checksums: bool,
+    ) -> None:
+        self.directory = directory
+        self.info = info
+        self.mmap_min_bytes = mmap_min_bytes
+        self.verify_checksums = verify_checksums
+        self._current: Snapshot | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.error: str | None = None
+        self.swaps = 0
+
+    @property
+    def current(self) -> Snapshot | None:
+        return self._current
+
+    def refresh(self) -> bool:
+        """Load the published snapshot if it is not the one in use; True if it was swapped."""
+        with self._lock:
+            name = current_snapshot_name(self.directory)
+            if name is None or (self._current is not None and self._current.name == name):
+                return False
+            try:
+                fresh = load_snapshot(
+                    self.directory,
+                    self.info,
+                    mmap_min_bytes=self.mmap_min_bytes,
+                    verify_checksums=self.verify_checksums,
+                    name=name,
+                )
+            except (SnapshotError, ModelMismatchError) as exc:
+                if self.error != str(exc):
+                    log.error("snapshot %s refused: %s", name, exc)
+                self.error = str(exc)
+                return False
+            # One reference assignment: requests hold whichever snapshot they started with; the
+            # old one is released when the last of them finishes.
+            self._current = fresh
+            self.error = None
+            self.swaps += 1
+            log.info("serving snapshot %s (%d vectors)", fresh.name, len(fresh))
+            return True
+
+    def watch(self, interval_s: float) -> threading.Thread:
+        """Poll for newly published snapshots every ``interval_s`` seconds until :meth:`stop`."""
+
+        def run() -> None:
+            while not self._stop.wait(interval_s):
+                try:
+                    self.refresh()
+                except Exception:  # keep watching whatever one attempt raised
+                    log.exception("snapshot refresh failed")
+
+        thread = threading.Thread(target=run, name="snapshot-watch", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+class StoreHandle:
+    """The live Qdrant collection, reconnected on demand when it was unreachable.
+
+    Embedded stores are opened once at start; a server store that cannot be reached is tried
+    again at most every ``retry_s`` seconds, and meanwhile callers get :class:`UnavailableError`.
+    """
+
+    def __init__(self, opener: Callable[[], VectorStore], *, retry_s: float = 5.0) -> None:
+        self._opener = opener
+        self._store: VectorStore | None = None
+        self._lock = threading.Lock()
+        self._retry_s = retry_s
+        self._next_try = 0.0
+        self.error: str | None = None
+
+    def get(self) -> VectorStore:
+        if self._store is not None:
+            return self._store
+        with self._lock:
+            if self._store is None:
+                if time.monotonic() < self._next_try:
+                    raise UnavailableError(f"the vector store is unreachable: {self.error}")
+                try:
+                    self._store = self._opener()
+                    self.error = None
+                except StoreError as exc:
+                    self.error = str(exc)
+                    self._next_try = time.monotonic() + self._retry_s
+                    raise UnavailableError(f"the vector store is unreachable: {exc}") from exc
+        return self._store
+
+    @property
+    def connected(self) -> bool:
+        return self._store is not None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None

@@ -1,0 +1,272 @@
+"""Export: every point of a collection into a new snapshot, published atomically.
+
+The export writes ``.partial-<NNNNNN>/``, fsyncs it, renames it to ``<NNNNNN>/`` and then
+replaces the small ``CURRENT`` file with ``os.replace``; a crash at any point leaves
+``CURRENT`` naming the previous, complete snapshot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import faiss
+import numpy as np
+
+from timbre.errors import SnapshotError, TimbreError
+from timbre.store.collection import utc_now
+from timbre.store.interface import Collection, Record
+from timbre.store.lock import OwnerLock
+from timbre.store.payload import DISPLAY_FIELDS
+from timbre.store.snapshot.layout import (
+    CURRENT_FILE,
+    DATA_FILES,
+    EXPORT_LOCK_FILE,
+    IDS_FILE,
+    INDEX_FILE,
+    MANIFEST_FILE,
+    METRIC,
+    OFFSETS_FILE,
+    ORDER_FILE,
+    PARTIAL_PREFIX,
+    PAYLOADS_FILE,
+    SnapshotManifest,
+    current_snapshot_name,
+    fsync_path,
+    id_keys,
+    published_names,
+    sha256_file,
+)
+
+log = logging.getLogger(__name__)
+
+_EXPORT_PAGE_ROWS = 1024
+
+
+def _point_current(snapshots: Path, name: str) -> None:
+    """Make ``name`` the published snapshot: one atomic rename of a small file."""
+    tmp = snapshots / f".{CURRENT_FILE}.tmp"
+    with tmp.open("w", encoding="utf-8") as out:
+        out.write(name + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+    tmp.replace(snapshots / CURRENT_FILE)
+    fsync_path(snapshots)
+
+
+def _prune(snapshots: Path, keep: int) -> None:
+    """Remove published snapshots beyond the newest ``keep`` (never the current one).
+
+    A process that still serves a removed snapshot keeps working: its files stay open or
+    mapped until it lets them go.
+    """
+    current = current_snapshot_name(snapshots)
+    names = published_names(snapshots)
+    for name in names[: max(0, len(names) - keep)]:
+        if name != current:
+            log.info("removing old snapshot %s", name)
+            shutil.rmtree(snapshots / name, ignore_errors=True)
+
+
+class _Writer:
+    """Accumulates the rows of a snapshot in its partial directory."""
+
+    def __init__(self, directory: Path, dim: int) -> None:
+        self.directory = directory
+        self.index = faiss.IndexFlatIP(dim)
+        self._dim = dim
+        self._ids: list[bytes] = []
+        self._offsets: list[int] = [0]
+        self._payloads: IO[bytes] = (directory / PAYLOADS_FILE).open("wb")
+
+    def add(self, records: list[Record]) -> None:
+        vectors = np.stack([r.vector for r in records if r.vector is not None]).astype(np.float32)
+        if vectors.shape != (len(records), self._dim):
+            raise SnapshotError(f"the store returned vectors of shape {vectors.shape}")
+        self.index.add(vectors)
+        for record in records:
+            self._ids.append(uuid.UUID(record.id).bytes)
+            line = json.dumps(record.payload, ensure_ascii=False, separators=(",", ":")).encode()
+            self._payloads.write(line + b"\n")
+            self._offsets.append(self._offsets[-1] + len(line) + 1)
+
+    @property
+    def rows(self) -> int:
+        return len(self._ids)
+
+    def finish(self) -> None:
+        self._payloads.flush()
+        os.fsync(self._payloads.fileno())
+        self._payloads.close()
+        faiss.write_index(self.index, str(self.directory / INDEX_FILE))
+        ids = np.frombuffer(b"".join(self._ids), dtype=np.uint8).reshape(-1, 16)
+        np.save(self.directory / IDS_FILE, ids)
+        np.save(
+            self.directory / ORDER_FILE, np.argsort(id_keys(ids), kind="stable").astype(np.int64)
+        )
+        np.save(self.directory / OFFSETS_FILE, np.asarray(self._offsets, dtype=np.uint64))
+        for name in DATA_FILES:
+            fsync_path(self.directory / name)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._payloads.close()
+
+
+def export_snapshot(
+    source: Collection,
+    snapshots: Path,
+    *,
+    source_mode: str,
+    keep: int,
+    batch_size: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> SnapshotManifest:
+    """Export every point of ``source`` into a new snapshot and publish it atomically.
+
+    Args:
+        source: the collection to export (normally the live store).
+        snapshots: the snapshots directory (``<data_dir>/snapshots``).
+        source_mode: ``embedded`` or ``server``, recorded in the manifest.
+        keep: published snapshots to keep, the new one included.
+        batch_size: points per scroll page (the store's default if None).
+        progress: called with the number of rows exported so far, after each page.
+
+    Returns:
+        The manifest of the published snapshot.
+
+    Raises:
+        StoreLockedError: another export into ``snapshots`` is running.
+        SnapshotError: the export failed; the previous snapshot is still the published one.
+        StoreError: the store failed while being read.
+    """
+    snapshots.mkdir(parents=True, exist_ok=True)
+    lock = OwnerLock(
+        snapshots / EXPORT_LOCK_FILE,
+        what=f"Snapshot export into {snapshots}",
+        remedy="Wait for that export to finish; one export at a time publishes snapshots.",
+    )
+    lock.acquire()
+    try:
+        _remove_partials(snapshots)
+        return _export(
+            source,
+            snapshots,
+            source_mode=source_mode,
+            keep=keep,
+            batch_size=batch_size,
+            progress=progress,
+        )
+    finally:
+        lock.release()
+
+
+def _remove_partials(snapshots: Path) -> None:
+    for path in snapshots.glob(f"{PARTIAL_PREFIX}*"):
+        log.info("removing %s, left by an export that did not finish", path.name)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _next_name(snapshots: Path) -> str:
+    names = published_names(snapshots)
+    return f"{int(names[-1]) + 1 if names else 1:06d}"
+
+
+def _export(
+    source: Collection,
+    snapshots: Path,
+    *,
+    source_mode: str,
+    keep: int,
+    batch_size: int | None,
+    progress: Callable[[int], None] | None,
+) -> SnapshotManifest:
+    started = time.perf_counter()
+    name = _next_name(snapshots)
+    partial = snapshots / f"{PARTIAL_PREFIX}{name}"
+    partial.mkdir()
+    try:
+        manifest = _write(
+            source,
+            partial,
+            name=name,
+            source_mode=source_mode,
+            batch_size=batch_size,
+            progress=progress,
+        )
+        # Publication: the complete directory gets its final name, then CURRENT names it.
+        partial.rename(snapshots / name)
+        fsync_path(snapshots)
+        _point_current(snapshots, name)
+    except BaseException as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        if isinstance(exc, TimbreError) or not isinstance(exc, Exception):
+            raise
+        raise SnapshotError(
+            f"snapshot export failed, the previous one stays published: {exc}"
+        ) from exc
+    log.info(
+        "published snapshot %s: %d vectors from %s in %.1f s",
+        name,
+        manifest.count,
+        manifest.source_collection,
+        time.perf_counter() - started,
+    )
+    _prune(snapshots, keep)
+    return manifest
+
+
+def _write(
+    source: Collection,
+    partial: Path,
+    *,
+    name: str,
+    source_mode: str,
+    batch_size: int | None,
+    progress: Callable[[int], None] | None,
+) -> SnapshotManifest:
+    """Write every file of the snapshot into ``partial``, the manifest last."""
+    # The marker is read before the first page: writes that land during the export make the
+    # snapshot look older than it is, never newer.
+    info = source.describe()
+    writer = _Writer(partial, info.dim)
+    records = source.scroll(fields=DISPLAY_FIELDS, with_vectors=True, batch_size=batch_size)
+    try:
+        while page := list(itertools.islice(records, batch_size or _EXPORT_PAGE_ROWS)):
+            writer.add(page)
+            if progress:
+                progress(writer.rows)
+        writer.finish()
+    finally:
+        writer.close()
+    manifest = SnapshotManifest(
+        name=name,
+        created_at=utc_now(),
+        model=info.model,
+        audio_key=info.audio_key,
+        pipeline_version=str(info.model.get("pipeline_version", "")),
+        dim=info.dim,
+        metric=METRIC,
+        count=writer.rows,
+        source_mode=source_mode,
+        source_collection=info.name,
+        source_write=info.last_write,
+        files={n: _file_entry(partial / n) for n in DATA_FILES},
+    )
+    (partial / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
+    fsync_path(partial / MANIFEST_FILE)
+    fsync_path(partial)
+    return manifest
+
+
+def _file_entry(path: Path) -> dict[str, Any]:
+    return {"sha256": sha256_file(path), "bytes": path.stat().st_size}

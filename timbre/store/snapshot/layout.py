@@ -1,0 +1,190 @@
+"""The snapshot directory layout: file names, the manifest, and what both sides read.
+
+Shared by the writer (:mod:`timbre.store.snapshot.export`) and the reader
+(:mod:`timbre.store.snapshot.reader`); see :mod:`timbre.store.snapshot` for the layout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from timbre.errors import SnapshotError
+from timbre.store.interface import Collection, WriteMarker
+
+FORMAT_VERSION = 1
+METRIC = "inner_product"
+CURRENT_FILE = "CURRENT"
+EXPORT_LOCK_FILE = "EXPORT.lock"
+PARTIAL_PREFIX = ".partial-"
+INDEX_FILE = "index.faiss"
+IDS_FILE = "ids.npy"
+ORDER_FILE = "id_order.npy"
+PAYLOADS_FILE = "payloads.jsonl"
+OFFSETS_FILE = "payload_offsets.npy"
+MANIFEST_FILE = "manifest.json"
+DATA_FILES = (INDEX_FILE, IDS_FILE, ORDER_FILE, PAYLOADS_FILE, OFFSETS_FILE)
+NAME_PATTERN = re.compile(r"\d{6,}")
+_HASH_CHUNK_BYTES = 8 << 20
+
+
+@dataclass(frozen=True)
+class SnapshotManifest:
+    """What a snapshot holds and where it came from (``manifest.json``).
+
+    Attributes:
+        name: the snapshot directory name (``000042``).
+        created_at: ISO 8601 UTC.
+        model: ``ModelInfo.as_dict()`` of the models that built the vectors.
+        audio_key: ``ModelInfo.audio_key()`` of those models (compared on load).
+        pipeline_version: of those models.
+        dim: vector size.
+        metric: ``inner_product`` (on L2-normalised vectors = Qdrant's Cosine).
+        count: rows.
+        source_mode: ``embedded`` or ``server``.
+        source_collection: the versioned collection exported.
+        source_write: that collection's write marker when the export started.
+        files: file name -> ``{"sha256": hex, "bytes": size}``.
+        format_version: of this layout.
+    """
+
+    name: str
+    created_at: str
+    model: dict[str, Any]
+    audio_key: dict[str, Any]
+    pipeline_version: str
+    dim: int
+    metric: str
+    count: int
+    source_mode: str
+    source_collection: str
+    source_write: WriteMarker
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> SnapshotManifest:
+        data = json.loads(text)
+        data["source_write"] = WriteMarker(**data["source_write"])
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How far a snapshot lags the live collection (for the API to report).
+
+    Attributes:
+        snapshot: the snapshot's name.
+        snapshot_collection: the collection it was exported from.
+        live_collection: the collection that is live now.
+        snapshot_count: rows in the snapshot.
+        live_count: points in the live collection now.
+        snapshot_write_seq: the source's write marker when the export started.
+        live_write_seq: the live collection's write marker now.
+        snapshot_created_at: ISO 8601 UTC.
+        live_last_write_at: ISO 8601 UTC of the last write to the live collection.
+    """
+
+    snapshot: str
+    snapshot_collection: str
+    live_collection: str
+    snapshot_count: int
+    live_count: int
+    snapshot_write_seq: int
+    live_write_seq: int
+    snapshot_created_at: str
+    live_last_write_at: str | None
+
+    @property
+    def same_collection(self) -> bool:
+        return self.snapshot_collection == self.live_collection
+
+    @property
+    def count_lag(self) -> int:
+        """Points the live collection has beyond the snapshot (negative after deletions)."""
+        return self.live_count - self.snapshot_count
+
+    @property
+    def writes_behind(self) -> int | None:
+        """Write operations since the export started; None if the live collection changed."""
+        return self.live_write_seq - self.snapshot_write_seq if self.same_collection else None
+
+    @property
+    def is_current(self) -> bool:
+        """True when the snapshot holds exactly what the live collection holds."""
+        return self.writes_behind == 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **asdict(self),
+            "same_collection": self.same_collection,
+            "count_lag": self.count_lag,
+            "writes_behind": self.writes_behind,
+            "is_current": self.is_current,
+        }
+
+
+def current_snapshot_name(snapshots: Path) -> str | None:
+    """Name of the published snapshot (what ``CURRENT`` says), None if there is none yet."""
+    try:
+        name = (snapshots / CURRENT_FILE).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise SnapshotError(f"cannot read {snapshots / CURRENT_FILE}: {exc.strerror}") from exc
+    return name or None
+
+
+def published_names(snapshots: Path) -> list[str]:
+    if not snapshots.is_dir():
+        return []
+    return sorted(
+        p.name for p in snapshots.iterdir() if p.is_dir() and NAME_PATTERN.fullmatch(p.name)
+    )
+
+
+def fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as src:
+        while chunk := src.read(_HASH_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def id_keys(ids: np.ndarray) -> np.ndarray:
+    """Row ids as one sortable 16-byte string each (raw bytes compare like the UUIDs)."""
+    return np.ascontiguousarray(ids).view("S16").ravel()
+
+
+def freshness(snapshot: SnapshotManifest, live: Collection) -> Freshness:
+    """How far ``snapshot`` lags the live collection (count and write marker)."""
+    info = live.describe()
+    return Freshness(
+        snapshot=snapshot.name,
+        snapshot_collection=snapshot.source_collection,
+        live_collection=info.name,
+        snapshot_count=snapshot.count,
+        live_count=live.count(),
+        snapshot_write_seq=snapshot.source_write.seq,
+        live_write_seq=info.last_write.seq,
+        snapshot_created_at=snapshot.created_at,
+        live_last_write_at=info.last_write.at,
+    )
