@@ -1,0 +1,38 @@
+"""Request and response bodies of the HTTP API (they become the OpenAPI schema at /docs).
+
+One module per concern; everything is importable from here.
+"""
+
+from app.schemas.admin import IngestIn, IngestJobOut
+from app.schemas.filters import FilterIn, RangeIn
+from app.schemas.problem import Problem
+from app.schemas.search import (
+    AudioSearchIn,
+    BatchItemIn,
+    BatchOut,
+    BatchResultOut,
+    BatchSearchIn,
+    HitOut,
+    HybridSearchIn,
+    Paging,
+    SearchOut,
+    TextSearchIn,
+)
+
+__all__ = [
+    "AudioSearchIn",
+    "BatchItemIn",
+    "BatchOut",
+    "BatchResultOut",
+    "BatchSearchIn",
+    "FilterIn",
+    "HitOut",
+    "HybridSearchIn",
+    "IngestIn",
+    "IngestJobOut",
+    "Paging",
+    "Problem",
+    "RangeIn",
+    "SearchOut",
+    "TextSearchIn",
+]

@@ -1,0 +1,96 @@
+"""Search requests and their results."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from app.schemas.filters import FilterIn
+
+
+class Paging(BaseModel):
+    top_k: int | None = Field(
+        default=None, ge=1, description="results wanted (default from settings)"
+    )
+    offset: int = Field(default=0, ge=0, description="results to skip (paging)")
+
+
+class TextSearchIn(Paging):
+    model_config = ConfigDict(extra="forbid")
+    query: str = Field(min_length=1, max_length=2000, examples=["punchy techno kick"])
+    filter: FilterIn | None = None
+
+
+class AudioSearchIn(Paging):
+    """A reference sound by indexed ``id`` or by server ``path`` (uploads use multipart)."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str | None = None
+    path: str | None = None
+    filter: FilterIn | None = None
+
+    @model_validator(mode="after")
+    def _one_reference(self) -> AudioSearchIn:
+        if (self.id is None) == (self.path is None):
+            raise ValueError("give exactly one of id or path (or upload a file)")
+        return self
+
+
+class HybridSearchIn(AudioSearchIn):
+    query: str = Field(min_length=1, max_length=2000)
+    alpha: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="weight of the text: 1 = text only"
+    )
+
+
+class BatchItemIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    slot: str | None = Field(default=None, description="a label echoed back, e.g. 'kick'")
+    query: str = Field(min_length=1, max_length=2000)
+    top_k: int | None = Field(default=None, ge=1)
+    offset: int = Field(default=0, ge=0)
+    filter: FilterIn | None = None
+
+
+class BatchSearchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    queries: list[BatchItemIn] = Field(min_length=1)
+    distinct: bool = Field(default=False, description="never return the same sample in two slots")
+
+
+class HitOut(BaseModel):
+    id: str
+    score: float | None = None
+    path: str | None = None
+    paths: list[str] = []
+    pack: str | None = None
+    genre: str | None = None
+    bpm: float | None = None
+    key: str | None = None
+    instrument: str | None = None
+    kind: str | None = None
+    duration_s: float | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    format: str | None = None
+    tags: list[str] = []
+    content_sha256: str | None = None
+    ingested_at: str | None = None
+    audio_url: str
+
+
+class SearchOut(BaseModel):
+    engine: Literal["faiss", "qdrant"]
+    took_ms: float
+    query: dict[str, Any] = {}
+    hits: list[HitOut]
+
+
+class BatchResultOut(SearchOut):
+    slot: str | None = None
+
+
+class BatchOut(BaseModel):
+    took_ms: float
+    results: list[BatchResultOut]
