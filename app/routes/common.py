@@ -38,6 +38,7 @@ def search_out(request: Request, result: SearchResult) -> SearchOut:
         took_ms=round(result.took_ms, 3),
         query=result.query,
         hits=[hit_out(url, h, h.id, h.payload) for h in result.hits],
+        total=result.total,
     )
 
 

@@ -240,7 +240,21 @@ class SearchService:
         """Compute the query vector, route it, and time both."""
         started = time.perf_counter()
         hits, engine = self.route(make_vector(), top_k=top_k, offset=offset, filter=filter)
-        return SearchResult(engine, (time.perf_counter() - started) * 1e3, hits, query)
+        took_ms = (time.perf_counter() - started) * 1e3
+        return SearchResult(engine, took_ms, hits, query, total=self.matching(filter))
+
+    def matching(self, filter: SearchFilter | None) -> int | None:
+        """How many indexed samples pass ``filter`` (all without one); None if nobody can say.
+
+        Unfiltered, the snapshot's size (what FAISS searched); filtered, Qdrant's exact count.
+        """
+        snapshot = self.snapshots.current
+        if (filter is None or filter.is_empty) and snapshot is not None:
+            return len(snapshot)
+        try:
+            return self.store.get().count(filter)
+        except (UnavailableError, StoreError):
+            return None
 
     # -- queries ----------------------------------------------------------------------------
 

@@ -33,12 +33,17 @@ class AudioRef:
 
 @dataclass
 class SearchResult:
-    """Hits of one query, which engine answered, and how long it took."""
+    """Hits of one query, which engine answered, and how long it took.
+
+    ``total`` is how many indexed samples the query could return (the whole index without a
+    filter, the filter's matches with one), for "20 of 1,234" and paging; None when not counted.
+    """
 
     engine: str
     took_ms: float
     hits: list[Hit]
     query: dict[str, Any] = field(default_factory=dict)
+    total: int | None = None
 
 
 @dataclass(frozen=True)
