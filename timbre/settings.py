@@ -158,6 +158,12 @@ class ApiSettings(_Section):
     max_batch: int = Field(ge=1)
 
 
+class MediaSettings(_Section):
+    """What the page needs besides search: browser-playable renditions (waveform peaks)."""
+
+    rendition_cache_bytes: int = Field(ge=0)
+
+
 class Settings(BaseSettings):
     """Every setting of a Timbre process (see ``config/default.yaml`` for units and reasons)."""
 
@@ -175,6 +181,7 @@ class Settings(BaseSettings):
     snapshot: SnapshotSettings
     ingest: IngestSettings
     api: ApiSettings
+    media: MediaSettings
 
     @field_validator("data_dir")
     @classmethod

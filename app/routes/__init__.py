@@ -7,11 +7,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.routes import admin, health, items, search
+from app.routes import admin, collections, health, items, library, page, search
 
 ROUTERS: tuple[APIRouter, ...] = (
     search.router,
     items.router,
+    library.router,
+    collections.read,
+    collections.write,
+    page.router,
     admin.write,
     admin.read,
     health.router,

@@ -77,6 +77,9 @@ class HitOut(BaseModel):
     tags: list[str] = []
     content_sha256: str | None = None
     ingested_at: str | None = None
+    peaks: str | None = Field(
+        default=None, description="waveform: base64 of 200 uint8 peaks (timbre.audio.peaks)"
+    )
     audio_url: str
 
 
@@ -85,6 +88,9 @@ class SearchOut(BaseModel):
     took_ms: float
     query: dict[str, Any] = {}
     hits: list[HitOut]
+    total: int | None = Field(
+        default=None, description="samples the query could return (the filter's matches)"
+    )
 
 
 class BatchResultOut(SearchOut):

@@ -17,9 +17,13 @@ from fastapi import FastAPI
 
 from app.jobs import IngestRunner
 from app.schemas import IngestIn
+from timbre.collections_db import Collections
 from timbre.embedding.embedder import describe_models, load_audio_embedder, load_text_embedder
 from timbre.embedding.files import resolve_model_files
 from timbre.search import Lazy, SearchService, ServiceLimits, SnapshotHolder, StoreHandle
+from timbre.search.collections import CollectionsService
+from timbre.search.library import LibraryService
+from timbre.search.media import MediaService
 from timbre.settings import Settings
 from timbre.store import open_store, snapshots_dir
 
@@ -96,6 +100,22 @@ def ingest_runner(settings: Settings, service: SearchService) -> IngestRunner:
     return run
 
 
+def build_collections(settings: Settings, service: SearchService) -> CollectionsService:
+    """Favourites and collections of the data dir, resolved through ``service``."""
+    return CollectionsService(Collections.in_data_dir(settings.data_dir), service)
+
+
+def build_media(settings: Settings, service: SearchService) -> MediaService:
+    """Waveform peaks and browser renditions, cached under ``<data_dir>/cache``."""
+    return MediaService(
+        service,
+        settings.data_dir / "cache",
+        max_file_bytes=settings.audio.max_file_bytes,
+        max_duration_s=settings.audio.max_duration_s,
+        rendition_cache_bytes=settings.media.rendition_cache_bytes,
+    )
+
+
 def build_app(settings: Settings, service: SearchService | None = None) -> FastAPI:
     """The FastAPI app of ``timbre serve``, with its startup and shutdown wired."""
     from app.main import create_app
@@ -118,13 +138,20 @@ def build_app(settings: Settings, service: SearchService | None = None) -> FastA
             fn()
         service.store.close()
 
-    return create_app(
+    app = create_app(
         service,
         settings.api,
         ingest_runner=ingest_runner(settings, service),
         on_startup=startup,
         on_shutdown=shutdown,
     )
+    # The page's services beside search; routes read them from app.state.
+    collections = build_collections(settings, service)
+    stop.append(collections.db.close)
+    app.state.collections = collections
+    app.state.media = build_media(settings, service)
+    app.state.library = LibraryService(service)
+    return app
 
 
 def write_service_file(settings: Settings, url: str) -> Path:

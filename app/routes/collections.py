@@ -1,0 +1,127 @@
+"""Favourites and collections: list, create, add, remove, delete, and export as a zip."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from app.deps import require_read, require_write
+from app.routes.common import audio_url, hit_out
+from app.schemas.collections import (
+    CollectionDetailOut,
+    CollectionIdsIn,
+    CollectionIn,
+    CollectionItemOut,
+    CollectionOut,
+    CollectionsOut,
+    MembershipsOut,
+)
+from timbre.collections_db import CollectionInfo
+from timbre.errors import UnavailableError
+from timbre.search.collections import CollectionsService, CollectionView
+
+read = APIRouter(dependencies=[Depends(require_read)], tags=["collections"])
+write = APIRouter(dependencies=[Depends(require_write)], tags=["collections"])
+
+
+def get_collections(request: Request) -> CollectionsService:
+    service = getattr(request.app.state, "collections", None)
+    if service is None:
+        raise UnavailableError("collections are not configured in this service")
+    return service
+
+
+CollectionsDep = Annotated[CollectionsService, Depends(get_collections)]
+
+
+def _info(info: CollectionInfo) -> CollectionOut:
+    return CollectionOut(
+        name=info.name, count=info.count, created_at=info.created_at, updated_at=info.updated_at
+    )
+
+
+def _detail(request: Request, view: CollectionView) -> CollectionDetailOut:
+    url = audio_url(request)
+    items = []
+    for item in view.items:
+        extra: dict[str, Any] = {"added_at": item.added_at, "path_hint": item.path_hint}
+        if item.payload is None:
+            extra.update(id=item.id, missing=True)
+        else:
+            extra.update(hit_out(url, None, item.id, item.payload).model_dump())
+        items.append(CollectionItemOut.model_validate(extra))
+    return CollectionDetailOut(**_info(view.info).model_dump(), items=items)
+
+
+@read.get("/v1/collections", response_model=CollectionsOut)
+async def list_collections(collections: CollectionsDep) -> CollectionsOut:
+    """Every collection with its size, favourites first."""
+    infos = await run_in_threadpool(collections.list_all)
+    return CollectionsOut(collections=[_info(i) for i in infos])
+
+
+@write.post("/v1/collections", response_model=CollectionOut, status_code=201)
+async def create_collection(body: CollectionIn, collections: CollectionsDep) -> CollectionOut:
+    """Create an empty collection (409 if the name is taken, in any case)."""
+    return _info(await run_in_threadpool(collections.create, body.name))
+
+
+@read.get("/v1/collections/{name}", response_model=CollectionDetailOut)
+async def get_collection(
+    name: str, request: Request, collections: CollectionsDep
+) -> CollectionDetailOut:
+    """A collection and its samples in the order added (ones no longer indexed: missing)."""
+    return _detail(request, await run_in_threadpool(collections.get, name))
+
+
+@write.post("/v1/collections/{name}/items", response_model=CollectionDetailOut)
+async def add_items(
+    name: str, body: CollectionIdsIn, request: Request, collections: CollectionsDep
+) -> CollectionDetailOut:
+    """Add indexed samples to a collection, creating it if missing."""
+    return _detail(request, await run_in_threadpool(collections.add, name, body.ids))
+
+
+@write.delete("/v1/collections/{name}/items/{item_id}", response_model=CollectionDetailOut)
+async def remove_item(
+    name: str, item_id: str, request: Request, collections: CollectionsDep
+) -> CollectionDetailOut:
+    """Take a sample out of a collection."""
+    return _detail(request, await run_in_threadpool(collections.remove, name, [item_id]))
+
+
+@write.delete("/v1/collections/{name}", status_code=204)
+async def delete_collection(name: str, collections: CollectionsDep) -> Response:
+    """Delete a collection (the favourites always stay)."""
+    await run_in_threadpool(collections.delete, name)
+    return Response(status_code=204)
+
+
+@read.get(
+    "/v1/collections/{name}/export.zip",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/zip": {}}}},
+)
+async def export_collection(name: str, collections: CollectionsDep) -> StreamingResponse:
+    """A zip of the original files in one folder named after the collection, streamed."""
+    plan = await run_in_threadpool(collections.plan_export, name)
+    filename = f"{plan.folder}.zip"
+    ascii_name = filename.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
+    disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+    return StreamingResponse(
+        collections.export_zip(plan),
+        media_type="application/zip",
+        headers={"Content-Disposition": disposition, "X-Timbre-Missing": str(len(plan.missing))},
+    )
+
+
+@read.get("/v1/memberships", response_model=MembershipsOut)
+async def memberships(
+    collections: CollectionsDep, id: Annotated[list[str], Query(max_length=500)]
+) -> MembershipsOut:
+    """Which collections hold each of the given samples (for stars and badges on a page)."""
+    return MembershipsOut(memberships=await run_in_threadpool(collections.memberships, id))

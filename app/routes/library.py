@@ -1,0 +1,78 @@
+"""Browsing routes: waveform peaks, an item's full payload, and folder listings."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from app.deps import ApiDep, paging, require_read
+from app.routes.common import audio_url, filter_of, hit_out
+from app.schemas.library import BrowseIn, PayloadOut, PeaksOut
+from app.schemas.search import SearchOut
+from timbre.errors import UnavailableError
+from timbre.search.library import LibraryService
+from timbre.search.media import MediaService
+
+router = APIRouter(dependencies=[Depends(require_read)])
+
+
+def get_media(request: Request) -> MediaService:
+    media = getattr(request.app.state, "media", None)
+    if media is None:
+        raise UnavailableError("waveforms and renditions are not configured in this service")
+    return media
+
+
+def get_library(request: Request) -> LibraryService:
+    library = getattr(request.app.state, "library", None)
+    if library is None:
+        raise UnavailableError("browsing is not configured in this service")
+    return library
+
+
+MediaDep = Annotated[MediaService, Depends(get_media)]
+LibraryDep = Annotated[LibraryService, Depends(get_library)]
+
+
+@router.get("/v1/items/{item_id}/peaks", response_model=PeaksOut, tags=["items"])
+async def item_peaks(item_id: str, media: MediaDep) -> PeaksOut:
+    """The waveform of a sample: 200 peaks, stored at ingest or computed once and cached."""
+    result = await run_in_threadpool(media.peaks, item_id)
+    return PeaksOut(
+        id=result.id,
+        buckets=int(result.peaks.size),
+        peaks=[int(v) for v in result.peaks],
+        duration_s=result.duration_s,
+        source=result.source,  # type: ignore[arg-type]
+    )
+
+
+@router.get("/v1/items/{item_id}/payload", response_model=PayloadOut, tags=["items"])
+async def item_payload(item_id: str, request: Request, library: LibraryDep) -> PayloadOut:
+    """Every stored field of a sample (for a details view)."""
+    payload = await run_in_threadpool(library.payload, item_id)
+    return PayloadOut(
+        id=item_id,
+        payload=payload,
+        audio_url=hit_out(audio_url(request), None, item_id, {}).audio_url,
+    )
+
+
+@router.post("/v1/browse", response_model=SearchOut, tags=["search"])
+async def browse(body: BrowseIn, request: Request, library: LibraryDep, api: ApiDep) -> SearchOut:
+    """The samples matching a filter (a folder, a pack...) in path order, without a query."""
+    top_k, offset = paging(api, body.top_k, body.offset)
+    page = await run_in_threadpool(
+        library.browse, filter_of(body.filter), limit=top_k, offset=offset
+    )
+    request.state.engine = "qdrant"
+    url = audio_url(request)
+    return SearchOut(
+        engine="qdrant",
+        took_ms=round(page.took_ms, 3),
+        query={"browse": body.filter.model_dump(exclude_none=True) if body.filter else {}},
+        hits=[hit_out(url, None, item_id, payload) for item_id, payload in page.items],
+        total=page.total,
+    )

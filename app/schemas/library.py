@@ -1,0 +1,34 @@
+"""Waveform peaks, full item payloads and folder listings, as the API shows them."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.schemas.filters import FilterIn
+
+
+class PeaksOut(BaseModel):
+    id: str
+    buckets: int = Field(description="number of peaks")
+    peaks: list[int] = Field(
+        description="max |sample| per equal slice of the clip, 0..255 (255 = full scale)"
+    )
+    duration_s: float | None = None
+    source: Literal["payload", "cache", "computed"]
+
+
+class PayloadOut(BaseModel):
+    id: str
+    payload: dict[str, Any] = Field(description="every stored field of the sample")
+    audio_url: str
+
+
+class BrowseIn(BaseModel):
+    """A listing without a query: the samples matching ``filter``, in path order."""
+
+    model_config = ConfigDict(extra="forbid")
+    filter: FilterIn | None = None
+    top_k: int | None = Field(default=None, ge=1, description="samples wanted")
+    offset: int = Field(default=0, ge=0)

@@ -1,0 +1,284 @@
+"""Favourites and named collections as the page, the HTTP API and the MCP server use them.
+
+:class:`timbre.collections_db.Collections` stores names and point ids; this service resolves
+them to the samples' payloads (an item no longer indexed is reported as missing, never dropped
+silently) and exports a collection as a folder of the original files, or as a zip of that
+folder streamed while it is written, for dragging into a DAW.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import unicodedata
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from timbre.collections_db import CollectionInfo, Collections
+from timbre.errors import InvalidRequestError, NotFoundError, UnavailableError
+from timbre.search.service import SearchService
+
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
+_COPY_CHUNK_BYTES = 1 << 20
+MISSING_NOTE = "MISSING.txt"
+"""Written into an export that could not include every item, listing the ones left out."""
+
+
+@dataclass(frozen=True)
+class ResolvedItem:
+    """One item of a collection with what the index knows about it.
+
+    Attributes:
+        id: the point id.
+        added_at: when it joined the collection (ISO 8601 UTC).
+        path_hint: its path when it was added (for a person, once it is no longer indexed).
+        payload: its display payload, or None if it is no longer indexed.
+    """
+
+    id: str
+    added_at: str
+    path_hint: str | None
+    payload: dict[str, Any] | None
+
+    @property
+    def missing(self) -> bool:
+        return self.payload is None
+
+
+@dataclass(frozen=True)
+class CollectionView:
+    """A collection and its items in the order they were added."""
+
+    info: CollectionInfo
+    items: list[ResolvedItem]
+
+
+@dataclass(frozen=True)
+class ExportEntry:
+    """One file of an export: where it comes from and its name inside the export folder."""
+
+    id: str
+    source: Path
+    name: str
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    """What an export holds: a folder name, its files, and the items that could not go in."""
+
+    folder: str
+    entries: list[ExportEntry]
+    missing: list[tuple[str, str]]  # (id, why)
+
+    def note(self) -> str | None:
+        if not self.missing:
+            return None
+        lines = [f"{len(self.missing)} item(s) of this collection are not in this export:", ""]
+        lines += [f"{item_id}: {why}" for item_id, why in self.missing]
+        return "\n".join(lines) + "\n"
+
+
+def safe_name(text: str, fallback: str = "untitled") -> str:
+    """A file or folder name every desktop file system takes (no ``<>:"/\\|?*``, no controls)."""
+    name = _UNSAFE.sub("_", unicodedata.normalize("NFC", text)).strip().rstrip(".")
+    return name or fallback
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    """``name``, or ``stem (2).ext`` and so on when taken (compared ignoring case, as macOS and
+    Windows do)."""
+    stem, dot, ext = name.rpartition(".") if "." in name.lstrip(".") else (name, "", "")
+    candidate, n = name, 1
+    while candidate.casefold() in taken:
+        n += 1
+        candidate = f"{stem} ({n}){dot}{ext}"
+    taken.add(candidate.casefold())
+    return candidate
+
+
+class _Sink:
+    """A write-only stream whose bytes are taken out in chunks as a zip is written into it."""
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+        self._written = 0
+
+    def write(self, data: bytes) -> int:
+        self._chunks.append(bytes(data))
+        self._written += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._written
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        out = b"".join(self._chunks)
+        self._chunks.clear()
+        return out
+
+
+class CollectionsService:
+    """Collections of indexed samples, shared by every front door.
+
+    Args:
+        db: the collections file of the data dir.
+        search: resolves ids to payloads and files.
+    """
+
+    def __init__(self, db: Collections, search: SearchService) -> None:
+        self.db = db
+        self.search = search
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def list_all(self) -> list[CollectionInfo]:
+        """Every collection, favourites first."""
+        return self.db.list_all()
+
+    def get(self, name: str) -> CollectionView:
+        """A collection with its items resolved. Raises: NotFoundError."""
+        info = self.db.get(name)
+        items = self.db.items(info.name)
+        payloads = self.payloads([i.id for i in items])
+        return CollectionView(
+            info,
+            [ResolvedItem(i.id, i.added_at, i.path_hint, payloads.get(i.id)) for i in items],
+        )
+
+    def memberships(self, ids: Sequence[str]) -> dict[str, list[str]]:
+        """For each of ``ids`` in some collection, the names of those collections."""
+        return self.db.memberships(ids)
+
+    def payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Display payloads of the indexed ones among ``ids`` (snapshot first, then Qdrant)."""
+        out: dict[str, dict[str, Any]] = {}
+        snapshot = self.search.snapshots.current
+        rest = []
+        for item_id in ids:
+            payload = snapshot.payload(item_id) if snapshot is not None else None
+            if payload is None:
+                rest.append(item_id)
+            else:
+                out[item_id] = payload
+        if rest:
+            try:
+                for record in self.search.store.get().retrieve(rest):
+                    out[record.id] = record.payload
+            except UnavailableError:
+                if snapshot is None:
+                    raise
+        return out
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def create(self, name: str) -> CollectionInfo:
+        """Raises: ConflictError: the name is taken. InvalidRequestError: a bad name."""
+        return self.db.create(name)
+
+    def add(self, name: str, ids: Sequence[str]) -> CollectionView:
+        """Add indexed samples (the collection is created if missing).
+
+        Raises:
+            NotFoundError: some id is not indexed (nothing is added then).
+            InvalidRequestError: a bad name or id, or too many ids.
+        """
+        if not ids:
+            raise InvalidRequestError("ids: give at least one sample id")
+        payloads = self.payloads(list(dict.fromkeys(ids)))
+        unknown = [i for i in ids if i not in payloads]
+        if unknown:
+            raise NotFoundError(f"not indexed: {', '.join(unknown[:5])}")
+        info = self.db.add(name, ids, path_hints=[payloads[i].get("path") for i in ids])
+        return self.get(info.name)
+
+    def remove(self, name: str, ids: Sequence[str]) -> CollectionView:
+        """Remove samples (ones not in it are ignored). Raises: NotFoundError."""
+        info = self.db.remove(name, ids)
+        return self.get(info.name)
+
+    def delete(self, name: str) -> None:
+        """Raises: NotFoundError. ConflictError: the favourites cannot be deleted."""
+        self.db.delete(name)
+
+    # -- export ----------------------------------------------------------------------------
+
+    def plan_export(self, name: str) -> ExportPlan:
+        """The files an export of ``name`` holds, under their original names (clashes get
+        ``name (2).wav``), and the items left out with the reason.
+
+        Raises:
+            NotFoundError: no such collection.
+        """
+        view = self.get(name)
+        taken: set[str] = {MISSING_NOTE.casefold()}
+        entries, missing = [], []
+        for item in view.items:
+            if item.payload is None:
+                missing.append((item.id, f"no longer indexed (was {item.path_hint or '?'})"))
+                continue
+            try:
+                source = self.search.item_file(item.id)
+            except NotFoundError as exc:
+                missing.append((item.id, str(exc)))
+                continue
+            entries.append(ExportEntry(item.id, source, _unique(safe_name(source.name), taken)))
+        return ExportPlan(safe_name(view.info.name), entries, missing)
+
+    def export_zip(self, plan: ExportPlan) -> Iterator[bytes]:
+        """The zip of a plan, in chunks as it is written: one folder named after the collection.
+
+        Files are stored, not deflated: audio barely compresses, and a DAW user waits for
+        the copy, not for a compressor.
+        """
+        sink = _Sink()
+        with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for entry in plan.entries:
+                try:
+                    stat = entry.source.stat()
+                    handle = entry.source.open("rb")
+                except OSError:
+                    continue  # deleted since the plan was made: the zip stays valid without it
+                info = zipfile.ZipInfo(
+                    f"{plan.folder}/{entry.name}",
+                    date_time=datetime.fromtimestamp(stat.st_mtime, UTC).timetuple()[:6],
+                )
+                info.file_size = stat.st_size
+                with handle, zf.open(info, "w") as out:
+                    while chunk := handle.read(_COPY_CHUNK_BYTES):
+                        out.write(chunk)
+                        yield sink.take()
+                yield sink.take()
+            note = plan.note()
+            if note is not None:
+                zf.writestr(f"{plan.folder}/{MISSING_NOTE}", note)
+        yield sink.take()
+
+    def export_folder(self, name: str, parent: Path) -> tuple[Path, ExportPlan]:
+        """Copy a collection's files into a new folder ``parent/<collection name>``.
+
+        Raises:
+            NotFoundError: no such collection.
+            InvalidRequestError: that folder already exists (nothing is overwritten).
+        """
+        plan = self.plan_export(name)
+        target = parent / plan.folder
+        try:
+            target.mkdir(parents=True)
+        except FileExistsError as exc:
+            raise InvalidRequestError(f"{target} already exists; choose another folder") from exc
+        for entry in plan.entries:
+            shutil.copy2(entry.source, target / entry.name)
+        note = plan.note()
+        if note is not None:
+            (target / MISSING_NOTE).write_text(note, encoding="utf-8")
+        return target, plan
