@@ -1,261 +1,457 @@
-// Timbre's page: plain JavaScript, no build step. Talks to the JSON API of the same origin.
+// Timbre's page: plain JavaScript modules, no build step, talking to the JSON API of the same
+// origin. This module holds the page's state (what is listed, how it is sorted) and the keys.
 "use strict";
 
+import { get, post, apiKey, onKeyNeeded } from "./api.js";
+import * as collections from "./collections.js";
+import * as details from "./details.js";
+import * as filters from "./filters.js";
+import * as folders from "./folders.js";
+import * as fmt from "./format.js";
+import * as player from "./player.js";
+import * as results from "./results.js";
+
 const $ = (selector) => document.querySelector(selector);
-const form = $("#search");
-const results = $("#results");
-const status = $("#status");
-const alpha = $("#alpha");
+// Results per request: a screenful and then some (``?per_page=N`` in the address changes it).
+const PAGE = Math.max(5, Math.min(200, Number(new URLSearchParams(location.search).get("per_page")) || 50));
 
-// The reference sound of "more like this" or an upload; text + reference = hybrid search.
-let reference = null; // {id, label} or {file, label}
-let selected = -1;
+const state = {
+  view: "home", // home | search | browse | collection
+  collection: null,
+  hits: [], // in the order the service ranked them
+  total: null,
+  fetchPage: null, // (offset) -> Promise<SearchOut>, for "Load more"
+  sort: "relevance",
+  desc: false,
+  reference: null, // {id, label} or {file, label}
+  seq: 0,
+};
 
-function filterFromForm() {
-  const data = new FormData(form);
-  const filter = {};
-  for (const name of ["genre", "instrument", "kind", "key", "pack"]) {
-    const value = (data.get(name) || "").trim();
-    if (value) filter[name] = value;
-  }
-  const bpm = (data.get("bpm") || "").trim();
-  if (bpm) filter.bpm = bpm.includes("-") ? bpm : `${bpm}-${bpm}`;
-  return Object.keys(filter).length ? filter : null;
+// -- messages ------------------------------------------------------------------------------
+
+let messageTimer = 0;
+function message(text, { error = true } = {}) {
+  const el = $("#message");
+  clearTimeout(messageTimer);
+  el.hidden = !text;
+  el.textContent = text || "";
+  el.classList.toggle("error", error);
+  if (text) messageTimer = setTimeout(() => { el.hidden = true; }, error ? 10000 : 4000);
 }
 
-async function api(path, body) {
-  const init = { method: "POST" };
-  if (body instanceof FormData) {
-    init.body = body;
-  } else {
-    init.headers = { "Content-Type": "application/json" };
-    init.body = JSON.stringify(body);
+// -- listing -------------------------------------------------------------------------------
+
+function render() {
+  const context = state.view === "collection" ? { collection: state.collection } : {};
+  const keep = results.selected();
+  results.render(fmt.sorted(state.hits, state.sort, state.desc), context);
+  const index = keep ? results.shown().findIndex((h) => h.id === keep.id) : -1;
+  results.select(index >= 0 ? index : 0, { focus: false });
+  const playing = player.playing();
+  results.setPlaying(playing && playing.id, Boolean(playing));
+  for (const hit of state.hits) results.setFavourite(hit.id, collections.isFavourite(hit.id));
+  $("#empty").hidden = state.hits.length > 0 || state.view !== "home";
+  $("#columns").hidden = !state.hits.length;
+  $("#sort-label").hidden = !state.hits.length;
+  const more = $("#more");
+  const left = state.total == null ? 0 : state.total - state.hits.length;
+  more.hidden = !state.fetchPage || left <= 0;
+  more.textContent = `Load ${Math.min(PAGE, left)} more`;
+  for (const b of document.querySelectorAll("#columns [data-sort]")) {
+    const on = b.dataset.sort === state.sort;
+    b.setAttribute("aria-pressed", String(on));
+    b.dataset.arrow = on && state.sort !== "relevance" ? (state.desc ? "↓" : "↑") : "";
   }
-  const response = await fetch(path, init);
-  const data = await response.json();
-  if (!response.ok) throw new Error(data.detail || response.statusText);
-  return data;
+  $("#sort").value = state.sort;
 }
 
-async function search() {
-  const query = $("#query").value.trim();
-  const filter = filterFromForm();
-  let path, body;
-  if (reference && reference.file) {
-    body = new FormData();
-    body.append("file", reference.file);
-    if (filter) body.append("filter", JSON.stringify(filter));
-    if (query) {
-      body.append("query", query);
-      body.append("alpha", alpha.value);
-    }
-    path = query ? "/v1/search/hybrid" : "/v1/search/audio";
-  } else if (reference) {
-    body = { id: reference.id, filter };
-    if (query) Object.assign(body, { query, alpha: Number(alpha.value) });
-    path = query ? "/v1/search/hybrid" : "/v1/search/audio";
-  } else if (query) {
-    body = { query, filter };
-    path = "/v1/search/text";
-  } else {
-    status.textContent = "Describe a sound, or pick a reference.";
-    return;
-  }
-  status.textContent = "Searching…";
+function describe(data) {
+  const shown = state.hits.length;
+  const of = state.total != null && state.total !== shown ? ` of ${fmt.number(state.total)}` : "";
+  return `${fmt.number(shown)}${of} ${shown === 1 ? "sample" : "samples"} · ${data.took_ms.toFixed(1)} ms (${data.engine})`;
+}
+
+async function list(view, fetchPage, { title = null } = {}) {
+  const mine = ++state.seq;
+  state.view = view;
+  state.collection = null;
+  state.fetchPage = fetchPage;
+  $("#status").textContent = view === "browse" ? "Listing…" : "Searching…";
+  showHead(title);
   try {
-    const data = await api(path, body);
-    render(data.hits);
-    status.textContent = `${data.hits.length} results in ${data.took_ms.toFixed(1)} ms (${data.engine})`;
+    const data = await fetchPage(0);
+    if (mine !== state.seq) return;
+    state.hits = data.hits;
+    state.total = data.total;
+    render();
+    $("#status").textContent = describe(data);
+    await collections.mark(data.hits);
   } catch (error) {
-    results.replaceChildren();
-    status.textContent = `Error: ${error.message}`;
-  }
-}
-
-function label(hit) {
-  return hit.path ? hit.path.split("/").pop() : hit.id;
-}
-
-function facts(hit) {
-  const bits = [];
-  if (hit.instrument) bits.push(hit.instrument);
-  if (hit.kind) bits.push(hit.kind.replace("_", "-"));
-  if (hit.genre) bits.push(hit.genre);
-  if (hit.bpm) bits.push(`${hit.bpm} BPM`);
-  if (hit.key) bits.push(hit.key);
-  if (hit.duration_s != null) bits.push(`${hit.duration_s.toFixed(2)} s`);
-  if (hit.pack) bits.push(hit.pack);
-  return bits.join(" · ");
-}
-
-function render(hits) {
-  selected = -1;
-  results.replaceChildren(...hits.map((hit, index) => {
-    const li = document.createElement("li");
-    li.className = "hit";
-    li.tabIndex = 0;
-    li.draggable = true;
-    li.dataset.id = hit.id;
-    li.dataset.index = index;
-
-    const play = document.createElement("button");
-    play.className = "play";
-    play.type = "button";
-    play.textContent = "▶";
-    play.setAttribute("aria-label", `Play ${label(hit)}`);
-
-    const audio = document.createElement("audio");
-    audio.preload = "none";
-    audio.src = hit.audio_url;
-
-    const name = document.createElement("span");
-    name.className = "name";
-    name.textContent = label(hit);
-    name.title = hit.path || "";
-
-    const meta = document.createElement("span");
-    meta.className = "meta";
-    meta.textContent = facts(hit);
-
-    const score = document.createElement("span");
-    score.className = "score";
-    score.textContent = hit.score != null ? hit.score.toFixed(3) : "";
-
-    const wave = document.createElement("canvas");
-    wave.className = "wave";
-    wave.width = 240;
-    wave.height = 36;
-
-    const more = document.createElement("button");
-    more.className = "more";
-    more.type = "button";
-    more.textContent = "More like this";
-
-    play.addEventListener("click", () => toggle(audio, play, wave));
-    more.addEventListener("click", () => moreLike(hit));
-    li.addEventListener("dragstart", (event) => {
-      // Chrome lets a DownloadURL drag drop the file on the desktop or into a DAW.
-      const url = new URL(hit.audio_url, location.href).href;
-      event.dataTransfer.setData("DownloadURL", `audio/${(hit.format || "wav")}:${label(hit)}:${url}`);
-      event.dataTransfer.setData("text/uri-list", url);
-    });
-    li.append(play, name, meta, wave, score, more, audio);
-    return li;
-  }));
-}
-
-async function toggle(audio, button, canvas) {
-  for (const other of document.querySelectorAll("audio")) {
-    if (other !== audio && !other.paused) other.pause();
-  }
-  if (audio.paused) {
-    await audio.play().catch((error) => { status.textContent = `Cannot play: ${error.message}`; });
-    button.textContent = "❚❚";
-    drawWave(audio.src, canvas);
-  } else {
-    audio.pause();
-  }
-  audio.onpause = audio.onended = () => { button.textContent = "▶"; };
-}
-
-const drawn = new WeakSet();
-async function drawWave(url, canvas) {
-  if (drawn.has(canvas) || !window.AudioContext) return;
-  drawn.add(canvas);
-  try {
-    const bytes = await (await fetch(url)).arrayBuffer();
-    const buffer = await new AudioContext().decodeAudioData(bytes);
-    const data = buffer.getChannelData(0);
-    const ctx = canvas.getContext("2d");
-    const step = Math.max(1, Math.floor(data.length / canvas.width));
-    ctx.fillStyle = "#7aa2f7";
-    for (let x = 0; x < canvas.width; x++) {
-      let peak = 0;
-      for (let i = x * step; i < (x + 1) * step && i < data.length; i++) peak = Math.max(peak, Math.abs(data[i]));
-      const h = Math.max(1, peak * canvas.height);
-      ctx.fillRect(x, (canvas.height - h) / 2, 1, h);
+    if (mine !== state.seq) return;
+    state.hits = [];
+    state.total = null;
+    render();
+    $("#status").textContent = "";
+    if (state.reference && state.reference.file) {
+      // A reference that cannot be used must not poison the next searches.
+      message(`Could not use ${state.reference.label}: ${error.message}`);
+      setReference(null);
+    } else {
+      message(`Error: ${error.message}`);
     }
-  } catch {
-    // The duration is shown anyway; a waveform is a bonus.
+  }
+  filters.refresh().catch(() => {});
+}
+
+async function loadMore() {
+  if (!state.fetchPage) return;
+  const mine = state.seq;
+  const button = $("#more");
+  button.disabled = true;
+  try {
+    const data = await state.fetchPage(state.hits.length);
+    if (mine !== state.seq) return;
+    const seen = new Set(state.hits.map((h) => h.id));
+    const fresh = data.hits.filter((h) => !seen.has(h.id));
+    state.hits = state.hits.concat(fresh);
+    if (data.total != null) state.total = data.total;
+    if (!fresh.length) state.total = state.hits.length; // nothing further to fetch
+    const first = state.hits.length - fresh.length;
+    render();
+    $("#status").textContent = describe(data);
+    await collections.mark(fresh);
+    if (fresh.length && state.sort === "relevance") results.select(first);
+  } catch (error) {
+    message(`Could not load more: ${error.message}`);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function showHead(title, collectionName = null) {
+  $("#view-head").hidden = !title;
+  $("#view-title").textContent = title || "";
+  $("#export").hidden = !collectionName;
+  $("#delete-collection").hidden = !collectionName || collectionName === collections.FAVOURITES;
+  if (collectionName) $("#export").href = collections.exportUrl(collectionName);
+  collections.setCurrent(collectionName);
+  for (const b of document.querySelectorAll("#collections [data-collection]")) {
+    b.toggleAttribute("aria-current", b.dataset.collection === collectionName);
+  }
+}
+
+// -- searching -----------------------------------------------------------------------------
+
+function searchPage(offset) {
+  const query = $("#query").value.trim();
+  const filter = filters.current();
+  const ref = state.reference;
+  const alpha = Number($("#alpha").value);
+  if (ref && ref.file) {
+    const body = new FormData();
+    body.append("file", ref.file);
+    body.append("top_k", PAGE);
+    body.append("offset", offset);
+    if (filter) body.append("filter", JSON.stringify(filter));
+    if (query) { body.append("query", query); body.append("alpha", alpha); }
+    return post(query ? "/v1/search/hybrid" : "/v1/search/audio", body);
+  }
+  if (ref) {
+    const body = { id: ref.id, filter, top_k: PAGE, offset };
+    if (query) Object.assign(body, { query, alpha });
+    return post(query ? "/v1/search/hybrid" : "/v1/search/audio", body);
+  }
+  return post("/v1/search/text", { query, filter, top_k: PAGE, offset });
+}
+
+function browsePage(offset) {
+  return post("/v1/browse", { filter: filters.current(), top_k: PAGE, offset });
+}
+
+/** Search with what the form says; without words or a reference, list what the filters hold. */
+function run() {
+  const query = $("#query").value.trim();
+  syncAlpha();
+  if (query || state.reference) return list("search", searchPage);
+  if (filters.current()) return list("browse", browsePage, { title: browseTitle() });
+  state.seq++;
+  state.view = "home";
+  state.hits = [];
+  state.total = null;
+  state.fetchPage = null;
+  showHead(null);
+  render();
+  $("#status").textContent = "";
+  filters.refresh().catch(() => {});
+  return Promise.resolve();
+}
+
+function browseTitle() {
+  const folder = filters.folderNow();
+  return folder ? folder.split("/").slice(-2).join(" / ") : "Filtered samples";
+}
+
+async function openCollection(name) {
+  const mine = ++state.seq;
+  closeSidebarOnPhone();
+  try {
+    const view = await collections.open(name);
+    if (mine !== state.seq) return;
+    state.view = "collection";
+    state.collection = view.name;
+    state.fetchPage = null;
+    state.hits = view.items;
+    state.total = view.items.length;
+    const title = view.name === collections.FAVOURITES ? "★ Favourites" : view.name;
+    showHead(title, view.name);
+    render();
+    const missing = view.items.filter((i) => i.missing).length;
+    $("#status").textContent = `${fmt.number(view.count)} samples${missing ? ` (${missing} no longer indexed)` : ""}`;
+    await collections.mark(view.items);
+  } catch (error) {
+    message(`Could not open ${name}: ${error.message}`);
   }
 }
 
 function setReference(ref) {
-  reference = ref;
+  state.reference = ref;
   $("#reference").hidden = !ref;
   $("#reference-name").textContent = ref ? ref.label : "";
+  syncAlpha();
 }
 
-function moreLike(hit) {
-  // Pure "sounds like this"; typing a description afterwards makes it a hybrid search.
-  $("#query").value = "";
-  setReference({ id: hit.id, label: label(hit) });
-  search();
+function syncAlpha() {
+  const alpha = $("#alpha");
+  const words = Boolean($("#query").value.trim());
+  alpha.disabled = !words; // without words there is nothing to mix: no dead stop for Tab
+  $("#alpha-value").textContent = words ? `${Math.round(alpha.value * 100)}% words` : "type words to mix";
 }
 
-form.addEventListener("submit", (event) => {
+function moreLike(hit, text = "", alpha = null) {
+  details.close();
+  $("#query").value = text;
+  if (alpha != null) $("#alpha").value = alpha;
+  setReference({ id: hit.id, label: fmt.label(hit) });
+  return run();
+}
+
+function clearReference() {
+  // Forget the reference and what it found: back to the words alone, or to an empty page.
+  setReference(null);
+  return run();
+}
+
+// -- actions on rows -----------------------------------------------------------------------
+
+function play(hit, fraction = 0) {
+  if (!hit || hit.missing) return;
+  player.play(hit, fraction);
+}
+
+results.onAction({
+  play: (hit) => player.toggle(hit),
+  seek: (hit, event) => {
+    const rect = event.target.getBoundingClientRect();
+    play(hit, (event.clientX - rect.left) / rect.width);
+  },
+  favourite: (hit) => collections.toggleFavourite(hit),
+  add: (hit) => collections.chooseFor(hit),
+  more: (hit) => moreLike(hit),
+  details: (hit) => details.open(hit),
+  remove: async (hit) => {
+    try {
+      await collections.removeFrom(state.collection, hit);
+      await openCollection(state.collection);
+    } catch (error) {
+      message(`Could not remove it: ${error.message}`);
+    }
+  },
+});
+
+details.onDetails({
+  play,
+  moreLike,
+  favourite: (hit) => collections.toggleFavourite(hit),
+  isFavourite: (hit) => collections.isFavourite(hit.id),
+  add: (hit) => collections.chooseFor(hit),
+});
+
+player.onChange((hit, isPlaying) => results.setPlaying(hit && hit.id, isPlaying));
+player.onPlayError((error) => {
+  if (error) message(`Cannot play: ${error.message}`);
+  else if (!$("#message").classList.contains("error") || $("#message").textContent.startsWith("Cannot play")) message(null);
+});
+collections.onOpenCollection(openCollection);
+collections.onCollectionError((error, info) => (error ? message(error) : message(info, { error: false })));
+filters.onChange(() => { if (state.view !== "collection") run(); else filters.refresh().catch(() => {}); });
+folders.onOpenFolder((path) => {
+  filters.setFolder(path);
+  closeSidebarOnPhone();
+  run();
+});
+
+// -- the form, the toolbar and the sidebar --------------------------------------------------
+
+$("#search").addEventListener("submit", (event) => {
   event.preventDefault();
-  search();
+  run();
+});
+$("#query").addEventListener("input", syncAlpha);
+$("#alpha").addEventListener("input", syncAlpha);
+$("#alpha").addEventListener("change", () => { if (state.reference && $("#query").value.trim()) run(); });
+$("#clear-reference").addEventListener("click", clearReference);
+$("#more").addEventListener("click", loadMore);
+$("#sort").addEventListener("change", (event) => { state.sort = event.target.value; state.desc = false; render(); });
+for (const b of document.querySelectorAll("#columns [data-sort]")) {
+  b.addEventListener("click", () => {
+    state.desc = state.sort === b.dataset.sort ? !state.desc : false;
+    state.sort = b.dataset.sort;
+    render();
+  });
+}
+const autoplay = $("#autoplay");
+autoplay.checked = localStorage.getItem("timbre.autoplay") !== "off";
+autoplay.addEventListener("change", () => localStorage.setItem("timbre.autoplay", autoplay.checked ? "on" : "off"));
+
+$("#all-samples").addEventListener("click", () => {
+  filters.setFolder(null);
+  closeSidebarOnPhone();
+  list("browse", browsePage, { title: "All samples" });
 });
 
-alpha.addEventListener("input", () => {
-  $("#alpha-value").textContent = `${Math.round(alpha.value * 100)}% text`;
-});
-alpha.addEventListener("change", () => { if (reference && $("#query").value.trim()) search(); });
-$("#clear-reference").addEventListener("click", () => { setReference(null); search(); });
-$("#upload").addEventListener("change", (event) => {
-  const file = event.target.files[0];
-  if (file) {
-    setReference({ file, label: file.name });
-    search();
+$("#new-collection").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const input = $("#new-collection-name");
+  const name = input.value.trim();
+  if (!name) return;
+  try {
+    await collections.create(name);
+    input.value = "";
+    message(`Created ${name}.`, { error: false });
+  } catch (error) {
+    message(`Could not create ${name}: ${error.message}`);
   }
 });
-document.addEventListener("dragover", (event) => event.preventDefault());
+
+$("#delete-collection").addEventListener("click", async () => {
+  const name = state.collection;
+  if (!name || !confirm(`Delete the collection ${name}? Its samples stay in the library.`)) return;
+  try {
+    await collections.remove(name);
+    await run();
+  } catch (error) {
+    message(`Could not delete ${name}: ${error.message}`);
+  }
+});
+
+const sidebarToggle = $("#toggle-sidebar");
+sidebarToggle.addEventListener("click", () => {
+  const open = sidebarToggle.getAttribute("aria-expanded") !== "true";
+  sidebarToggle.setAttribute("aria-expanded", String(open));
+  document.body.classList.toggle("sidebar-open", open);
+  if (open) $("#sidebar button, #sidebar input").focus();
+});
+function closeSidebarOnPhone() {
+  sidebarToggle.setAttribute("aria-expanded", "false");
+  document.body.classList.remove("sidebar-open");
+}
+
+function useFile(file) {
+  if (!file) return;
+  $("#query").value = "";
+  setReference({ file, label: file.name });
+  run();
+}
+$("#upload").addEventListener("change", (event) => { useFile(event.target.files[0]); event.target.value = ""; });
+document.addEventListener("dragover", (event) => { if (event.dataTransfer.types.includes("Files")) event.preventDefault(); });
 document.addEventListener("drop", (event) => {
   const file = event.dataTransfer.files && event.dataTransfer.files[0];
-  if (file) {
-    event.preventDefault();
-    setReference({ file, label: file.name });
-    search();
-  }
+  if (file) { event.preventDefault(); useFile(file); }
 });
 
-function select(index) {
-  const items = results.querySelectorAll(".hit");
-  if (!items.length) return;
-  selected = Math.max(0, Math.min(items.length - 1, index));
-  items[selected].focus();
+// -- the API key ---------------------------------------------------------------------------
+
+const keyDialog = $("#key-dialog");
+function askKey() {
+  $("#key-input").value = apiKey.get();
+  keyDialog.returnValue = "";
+  keyDialog.showModal();
+  return new Promise((resolve) => {
+    keyDialog.addEventListener("close", () => {
+      if (keyDialog.returnValue === "save") apiKey.set($("#key-input").value.trim());
+      if (keyDialog.returnValue === "forget") apiKey.set("");
+      resolve(keyDialog.returnValue === "save" ? apiKey.get() : "");
+    }, { once: true });
+  });
+}
+onKeyNeeded(askKey);
+$("#key-button").addEventListener("click", askKey);
+
+// -- keys ----------------------------------------------------------------------------------
+
+function move(step) {
+  const hit = results.select(results.selectedIndexNow() + step);
+  if (hit && autoplay.checked) play(hit);
 }
 
 document.addEventListener("keydown", (event) => {
-  const typing = ["INPUT", "SELECT", "TEXTAREA"].includes(document.activeElement.tagName);
+  if (document.querySelector("dialog[open]") || event.ctrlKey || event.metaKey || event.altKey) return;
+  const active = document.activeElement;
+  const tag = active ? active.tagName : "";
+  const typing = ["INPUT", "SELECT", "TEXTAREA"].includes(tag);
+  if (event.key === "Escape") {
+    if (details.isOpen()) details.close();
+    else if (state.reference) clearReference();
+    else if (typing) active.blur();
+    return;
+  }
   if (event.key === "/" && !typing) {
     event.preventDefault();
     $("#query").focus();
+    $("#query").select();
     return;
   }
-  if (event.key === "Escape") {
-    if (reference) { setReference(null); }
-    document.activeElement.blur();
+  if (active === $("#query") && event.key === "ArrowDown" && state.hits.length) {
+    event.preventDefault();
+    move(results.selectedIndexNow() < 0 ? 1 : 0);
     return;
   }
   if (typing) return;
-  const current = document.activeElement.closest && document.activeElement.closest(".hit");
-  if (event.key === "j" || event.key === "ArrowDown") { event.preventDefault(); select(selected + 1); }
-  else if (event.key === "k" || event.key === "ArrowUp") { event.preventDefault(); select(selected - 1); }
-  else if (current && event.key === " ") { event.preventDefault(); current.querySelector(".play").click(); }
-  else if (current && event.key === "m") { current.querySelector(".more").click(); }
+  const onRow = active && active.classList && active.classList.contains("hit");
+  const inList = onRow || active === document.body || (active && active.closest && active.closest("#results"));
+  if (!inList || !state.hits.length) return;
+  const hit = results.selected();
+  switch (event.key) {
+    case "ArrowDown": case "j": event.preventDefault(); move(1); break;
+    case "ArrowUp": case "k": event.preventDefault(); move(-1); break;
+    case " ":
+      if (!onRow && active !== document.body) return; // a focused button handles its own Space
+      event.preventDefault();
+      if (player.playing()) player.stop(); else play(hit);
+      break;
+    case "Enter":
+      if (!onRow) return;
+      event.preventDefault();
+      details.open(hit);
+      break;
+    case "m": moreLike(hit); break;
+    case "f": collections.toggleFavourite(hit); break;
+    case "a": if (!hit.missing) collections.chooseFor(hit); break;
+    default:
+  }
 });
 
-results.addEventListener("focusin", (event) => {
-  const hit = event.target.closest(".hit");
-  if (hit) selected = Number(hit.dataset.index);
-});
+// -- start ---------------------------------------------------------------------------------
 
-fetch("/v1/stats").then((r) => r.json()).then((stats) => {
+get("/v1/stats").then((stats) => {
   if (stats.random_weights) {
     const notice = $("#notice");
     notice.textContent = "This index was built with RANDOM-WEIGHT test models: results are meaningless.";
     notice.hidden = false;
   }
+  const count = stats.snapshot ? stats.snapshot.count : stats.store && stats.store.count;
+  if (count != null) $("#library-count").textContent = fmt.number(count);
 }).catch(() => {});
+collections.refresh().catch((error) => message(`Could not read the collections: ${error.message}`));
+folders.refresh().catch(() => {});
+run();
