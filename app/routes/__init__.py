@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.routes import admin, collections, health, items, library, page, search
+from app.routes import admin, browse, collections, health, items, page, search
 
 ROUTERS: tuple[APIRouter, ...] = (
     search.router,
     items.router,
-    library.router,
+    browse.router,
     collections.read,
     collections.write,
     page.router,

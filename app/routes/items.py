@@ -9,8 +9,8 @@ from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
 from app.deps import ServiceDep, require_read
+from app.routes.browse import MediaDep
 from app.routes.common import audio_url, hit_out
-from app.routes.library import MediaDep
 from app.schemas import (
     HitOut,
 )

@@ -21,8 +21,8 @@ from timbre.collections_db import Collections
 from timbre.embedding.embedder import describe_models, load_audio_embedder, load_text_embedder
 from timbre.embedding.files import resolve_model_files
 from timbre.search import Lazy, SearchService, ServiceLimits, SnapshotHolder, StoreHandle
+from timbre.search.browse import BrowseService
 from timbre.search.collections import CollectionsService
-from timbre.search.library import LibraryService
 from timbre.search.media import MediaService
 from timbre.settings import Settings
 from timbre.store import open_store, snapshots_dir
@@ -150,7 +150,7 @@ def build_app(settings: Settings, service: SearchService | None = None) -> FastA
     stop.append(collections.db.close)
     app.state.collections = collections
     app.state.media = build_media(settings, service)
-    app.state.library = LibraryService(service)
+    app.state.browse = BrowseService(service)
     return app
 
 

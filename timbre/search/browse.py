@@ -25,7 +25,7 @@ class BrowsePage:
     took_ms: float
 
 
-class LibraryService:
+class BrowseService:
     """Listing and details, beside the search service (same store and snapshot).
 
     Args:

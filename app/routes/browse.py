@@ -9,10 +9,10 @@ from starlette.concurrency import run_in_threadpool
 
 from app.deps import ApiDep, paging, require_read
 from app.routes.common import audio_url, filter_of, hit_out
-from app.schemas.library import BrowseIn, PayloadOut, PeaksOut
+from app.schemas.browse import BrowseIn, PayloadOut, PeaksOut
 from app.schemas.search import SearchOut
 from timbre.errors import UnavailableError
-from timbre.search.library import LibraryService
+from timbre.search.browse import BrowseService
 from timbre.search.media import MediaService
 
 router = APIRouter(dependencies=[Depends(require_read)])
@@ -25,15 +25,15 @@ def get_media(request: Request) -> MediaService:
     return media
 
 
-def get_library(request: Request) -> LibraryService:
-    library = getattr(request.app.state, "library", None)
+def get_browse(request: Request) -> BrowseService:
+    library = getattr(request.app.state, "browse", None)
     if library is None:
         raise UnavailableError("browsing is not configured in this service")
     return library
 
 
 MediaDep = Annotated[MediaService, Depends(get_media)]
-LibraryDep = Annotated[LibraryService, Depends(get_library)]
+BrowseDep = Annotated[BrowseService, Depends(get_browse)]
 
 
 @router.get("/v1/items/{item_id}/peaks", response_model=PeaksOut, tags=["items"])
@@ -50,9 +50,9 @@ async def item_peaks(item_id: str, media: MediaDep) -> PeaksOut:
 
 
 @router.get("/v1/items/{item_id}/payload", response_model=PayloadOut, tags=["items"])
-async def item_payload(item_id: str, request: Request, library: LibraryDep) -> PayloadOut:
+async def item_payload(item_id: str, request: Request, browser: BrowseDep) -> PayloadOut:
     """Every stored field of a sample (for a details view)."""
-    payload = await run_in_threadpool(library.payload, item_id)
+    payload = await run_in_threadpool(browser.payload, item_id)
     return PayloadOut(
         id=item_id,
         payload=payload,
@@ -61,11 +61,11 @@ async def item_payload(item_id: str, request: Request, library: LibraryDep) -> P
 
 
 @router.post("/v1/browse", response_model=SearchOut, tags=["search"])
-async def browse(body: BrowseIn, request: Request, library: LibraryDep, api: ApiDep) -> SearchOut:
+async def browse(body: BrowseIn, request: Request, browser: BrowseDep, api: ApiDep) -> SearchOut:
     """The samples matching a filter (a folder, a pack...) in path order, without a query."""
     top_k, offset = paging(api, body.top_k, body.offset)
     page = await run_in_threadpool(
-        library.browse, filter_of(body.filter), limit=top_k, offset=offset
+        browser.browse, filter_of(body.filter), limit=top_k, offset=offset
     )
     request.state.engine = "qdrant"
     url = audio_url(request)
