@@ -149,9 +149,10 @@ class Page:
         self.wait_status("sample")
         return self.page.locator("#results .hit")
 
-    def wait_status(self, text: str) -> None:
+    def wait_status(self, pattern: str) -> None:
+        """Wait until the status line matches ``pattern`` (a regular expression)."""
         self.page.wait_for_function(
-            "(t) => document.querySelector('#status').textContent.includes(t)", arg=text
+            "(p) => new RegExp(p).test(document.querySelector('#status').textContent)", arg=pattern
         )
 
     def shot(self, name: str) -> None:
@@ -330,8 +331,8 @@ def test_a_favourite_survives_a_reload(web: Page, served: Served) -> None:
         "() => document.querySelectorAll('#results .fav[aria-pressed=true]').length === 1"
     )
     web.page.reload()
-    web.page.get_by_role("button", name=re.compile(r"^★ Favourites, 1 samples")).click()
-    web.wait_status("1 samples")
+    web.page.get_by_role("button", name=re.compile(r"^★ Favourites, 1 sample\b")).click()
+    web.wait_status("^1 sample\\b")
     assert _names(web.page.locator("#results .hit")) == [name]
     assert web.page.locator("#results .fav").get_attribute("aria-pressed") == "true"
     stored = served.api("GET", "/v1/collections/favourites")
@@ -365,7 +366,7 @@ def test_a_collection_is_made_with_the_keyboard_and_exports_as_a_zip(
         web.page.wait_for_function("() => !document.querySelector('#add-dialog').open")
         web.page.wait_for_selector("#message:not([hidden])")
     web.page.get_by_role("button", name=re.compile(r"^For the EP, 2 samples")).click()
-    web.wait_status("2 samples")
+    web.wait_status("^2 samples\\b")
     assert _names(web.page.locator("#results .hit")) == names[:2]
     web.shot("collection")
     with web.page.expect_download() as info:
@@ -379,7 +380,7 @@ def test_a_collection_is_made_with_the_keyboard_and_exports_as_a_zip(
         assert archive.read(f"For the EP/{n}") == by_name[n].read_bytes()
     # Remove one, then delete the collection.
     web.page.get_by_role("button", name=f"Remove {names[0]} from For the EP").click()
-    web.wait_status("1 samples")
+    web.wait_status("^1 sample\\b")
     web.page.once("dialog", lambda d: d.accept())
     web.page.get_by_role("button", name="Delete collection").click()
     web.page.wait_for_function(

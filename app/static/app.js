@@ -68,7 +68,7 @@ function render() {
 function describe(data) {
   const shown = state.hits.length;
   const of = state.total != null && state.total !== shown ? ` of ${fmt.number(state.total)}` : "";
-  return `${fmt.number(shown)}${of} ${shown === 1 ? "sample" : "samples"} · ${data.took_ms.toFixed(1)} ms (${data.engine})`;
+  return `${fmt.number(shown)}${of} ${shown === 1 && !of ? "sample" : "samples"} · ${data.took_ms.toFixed(1)} ms (${data.engine})`;
 }
 
 async function list(view, fetchPage, { title = null } = {}) {
@@ -206,7 +206,7 @@ async function openCollection(name) {
     showHead(title, view.name);
     render();
     const missing = view.items.filter((i) => i.missing).length;
-    $("#status").textContent = `${fmt.number(view.count)} samples${missing ? ` (${missing} no longer indexed)` : ""}`;
+    $("#status").textContent = `${fmt.samples(view.count)}${missing ? ` (${missing} no longer indexed)` : ""}`;
     await collections.mark(view.items);
   } catch (error) {
     message(`Could not open ${name}: ${error.message}`);

@@ -2,7 +2,7 @@
 "use strict";
 
 import { get, post, del, enc } from "./api.js";
-import { label } from "./format.js";
+import { label, samples } from "./format.js";
 import * as results from "./results.js";
 
 export const FAVOURITES = "favourites";
@@ -61,7 +61,7 @@ export async function refresh(active = null) {
     count.className = "count";
     count.textContent = c.count;
     b.append(name, count);
-    b.setAttribute("aria-label", `${text}, ${c.count} samples`);
+    b.setAttribute("aria-label", `${text}, ${samples(c.count)}`);
     if (active === c.name) b.setAttribute("aria-current", "true");
     b.addEventListener("click", () => onOpen(c.name));
     li.append(b);

@@ -34,6 +34,10 @@ export function sound(hit) {
   return hit.category || hit.instrument || "";
 }
 
+export function samples(n) {
+  return `${number(n)} ${n === 1 ? "sample" : "samples"}`;
+}
+
 export function number(n) {
   return n == null ? "?" : n.toLocaleString("en");
 }
