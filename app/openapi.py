@@ -109,7 +109,12 @@ def build_openapi(app: FastAPI, api: ApiSettings, routers: Sequence[APIRouter]) 
         _problem_media(operation)
         _body_limits(operation, api)
     _optional_security(routers, doc, api)
-    _limits(schemas, api)
+    forms = [
+        content["multipart/form-data"]["schema"]
+        for operation in _operations(doc)
+        if "multipart/form-data" in (content := operation.get("requestBody", {}).get("content", {}))
+    ]
+    _limits(schemas, forms, api)
     schemas.setdefault("Problem", Problem.model_json_schema(ref_template=REF))
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
@@ -168,10 +173,10 @@ def _optional_security(routers: Sequence[APIRouter], doc: dict[str, Any], api: A
                 operation.get("responses", {}).pop("401", None)
 
 
-def _limits(schemas: dict[str, Any], api: ApiSettings) -> None:
-    """The configured maxima, on every model that has the field they bound."""
+def _limits(schemas: dict[str, Any], forms: list[dict[str, Any]], api: ApiSettings) -> None:
+    """The configured maxima, on every model (and upload form) that has the field they bound."""
     maxima = {"top_k": api.max_top_k, "offset": api.max_offset}
-    for name, schema in schemas.items():
+    for name, schema in [*schemas.items(), *(("form", form) for form in forms)]:
         properties = schema.get("properties", {})
         for field, maximum in maxima.items():
             if field in properties:

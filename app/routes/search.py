@@ -41,11 +41,8 @@ _FORM = {
 AUDIO_BODY = json_or_upload_body(AudioSearchIn, _FORM, required=[])
 HYBRID_BODY = json_or_upload_body(
     HybridSearchIn,
-    {
-        "query": {"type": "string", "minLength": 1, "maxLength": 2000, "pattern": r"\S"},
-        "alpha": {"type": "number", "minimum": 0, "maximum": 1},
-        **_FORM,
-    },
+    {name: HybridSearchIn.model_json_schema()["properties"][name] for name in ("query", "alpha")}
+    | _FORM,
     required=["query"],
 )
 

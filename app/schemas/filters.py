@@ -13,6 +13,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import JsonDict
 
 from timbre.musickey import normalize_key
 from timbre.store import SearchFilter
@@ -25,6 +26,19 @@ _RANGE_TEXT = re.compile(RANGE_TEXT_PATTERN)
 
 Bound = Annotated[float | None, Field(ge=0, allow_inf_nan=False)]
 
+_LOWER, _UPPER = ("min", "gte", "gt"), ("max", "lte", "lt")
+# "Each bound once", as JSON Schema says it: no two spellings of one side together.
+_EACH_BOUND_ONCE: JsonDict = {
+    "not": {
+        "anyOf": [
+            {"required": [a, b]}
+            for side in (_LOWER, _UPPER)
+            for i, a in enumerate(side)
+            for b in side[i + 1 :]
+        ]
+    }
+}
+
 
 class RangeIn(BaseModel):
     """A numeric range; either bound may be left open.
@@ -33,7 +47,7 @@ class RangeIn(BaseModel):
     and ``gt``/``lt`` (exclusive). Give each bound once.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_EACH_BOUND_ONCE)
     min: Bound = Field(default=None, description="inclusive lower bound")
     max: Bound = Field(default=None, description="inclusive upper bound")
     gte: Bound = Field(default=None, description="inclusive lower bound (Qdrant)")
@@ -43,7 +57,7 @@ class RangeIn(BaseModel):
 
     @model_validator(mode="after")
     def _ordered(self) -> RangeIn:
-        for side, names in (("lower", ("min", "gte", "gt")), ("upper", ("max", "lte", "lt"))):
+        for side, names in (("lower", _LOWER), ("upper", _UPPER)):
             given = [n for n in names if n in self.model_fields_set]  # null too: open, but given
             if len(given) > 1:
                 raise ValueError(f"give the {side} bound once, not as {' and '.join(given)}")

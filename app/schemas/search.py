@@ -9,8 +9,9 @@ from pydantic.json_schema import JsonDict
 
 from app.schemas.filters import FilterIn
 
-# A query must hold some text: the pattern says so in the schema, and enforces it.
-QueryText = Annotated[str, Field(min_length=1, max_length=2000, pattern=r"\S")]
+# A query must hold some text: the pattern says so in the schema, and enforces it. \x1c-\x1f
+# are whitespace to Python's str.strip (which the service applies) but not to regex engines.
+QueryText = Annotated[str, Field(min_length=1, max_length=2000, pattern=r"[^\s\x1c-\x1f]")]
 
 
 class Paging(BaseModel):
