@@ -40,7 +40,6 @@ class BodyRule:
         return MULTIPART in self.media_types
 
 
-NO_BODY = BodyRule(())
 ANY_BODY = BodyRule((JSON,))  # paths the document does not list: only the JSON size cap applies
 
 Rules = list[tuple[re.Pattern[str], str, BodyRule]]

@@ -82,6 +82,8 @@ def malformed_detail(exc: BaseException, field: str = "body") -> str | None:
         return f"{field}: JSON nested too deeply"
     if isinstance(exc, json.JSONDecodeError):
         return f"{field}: not valid JSON ({exc.msg} at char {exc.pos})"
+    if isinstance(exc, ValueError):  # e.g. an integer of more digits than Python converts
+        return f"{field}: not valid JSON ({exc})"
     return None
 
 

@@ -99,6 +99,7 @@ MALFORMED = {
     "not UTF-8": (b'{"query": "caf\xe9", "id": "x"}', "not valid UTF-8"),
     "nested 1,500 deep": (b"[" * 1500 + b"]" * 1500, "nested too deeply"),
     "not JSON": (b'{"query": ', "not valid JSON"),
+    "a 5,000-digit number": (b'{"top_k": 1' + b"0" * 5000 + b"}", "not valid JSON"),
 }
 
 
