@@ -156,6 +156,8 @@ class ApiSettings(_Section):
     snapshot_poll_s: float = Field(gt=0.0)
     store_retry_s: float = Field(gt=0.0)
     max_batch: int = Field(ge=1)
+    max_body_bytes: int = Field(gt=0)
+    max_filter_values: int = Field(ge=1)
 
 
 class Settings(BaseSettings):

@@ -5,6 +5,7 @@ One module per concern; everything is importable from here.
 
 from app.schemas.admin import IngestIn, IngestJobOut
 from app.schemas.filters import FilterIn, RangeIn
+from app.schemas.health import HealthOut, ReadyOut, StatsOut
 from app.schemas.problem import Problem
 from app.schemas.search import (
     AudioSearchIn,
@@ -26,6 +27,7 @@ __all__ = [
     "BatchResultOut",
     "BatchSearchIn",
     "FilterIn",
+    "HealthOut",
     "HitOut",
     "HybridSearchIn",
     "IngestIn",
@@ -33,6 +35,8 @@ __all__ = [
     "Paging",
     "Problem",
     "RangeIn",
+    "ReadyOut",
     "SearchOut",
+    "StatsOut",
     "TextSearchIn",
 ]

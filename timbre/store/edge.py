@@ -98,7 +98,11 @@ def _edge_filter(conditions: Sequence[Condition]) -> qe.Filter | None:
         if isinstance(c, MatchAny):
             must.append(qe.FieldCondition(c.field, match=qe.MatchAny(list(c.values))))
         else:
-            must.append(qe.FieldCondition(c.field, range=qe.RangeFloat(gte=c.gte, lte=c.lte)))
+            must.append(
+                qe.FieldCondition(
+                    c.field, range=qe.RangeFloat(gte=c.gte, lte=c.lte, gt=c.gt, lt=c.lt)
+                )
+            )
     return qe.Filter(must=must)
 
 

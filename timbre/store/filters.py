@@ -1,9 +1,10 @@
 """The one filter model of Timbre searches, translated by each store adapter.
 
 Semantics: AND across fields, any-of within a field's list; ranges are inclusive at both
-ends; a point whose field is missing or null never matches a condition on that field. The
-API builds a :class:`SearchFilter` from JSON; each adapter translates
-:meth:`SearchFilter.conditions` (two kinds of condition) into its own filter type.
+ends unless a bound is flagged exclusive (Qdrant's gt/lt); a point whose field is missing or
+null never matches a condition on that field. The API builds a :class:`SearchFilter` from
+JSON; each adapter translates :meth:`SearchFilter.conditions` (two kinds of condition) into
+its own filter type.
 """
 
 from __future__ import annotations
@@ -26,17 +27,24 @@ class MatchAny:
 
 @dataclass(frozen=True)
 class Range:
-    """The numeric payload field lies in ``[gte, lte]`` (a None bound is open)."""
+    """The numeric payload field lies within the bounds given (a None bound is open): ``gte``
+    and ``lte`` inclusive, ``gt`` and ``lt`` exclusive, as Qdrant's Range has them."""
 
     field: str
     gte: float | None
     lte: float | None
+    gt: float | None = None
+    lt: float | None = None
 
 
 Condition = MatchAny | Range
 
 _KEYWORD_FIELDS = ("genre", "instrument", "kind", "key", "pack", "tags")
 _RANGES = (("bpm", "bpm_min", "bpm_max"), ("duration_s", "duration_min_s", "duration_max_s"))
+_EXCLUSIVE = {
+    "bpm": ("bpm_min_exclusive", "bpm_max_exclusive"),
+    "duration_s": ("duration_min_exclusive", "duration_max_exclusive"),
+}
 
 
 def _as_tuple(value: Any) -> Any:
@@ -55,6 +63,8 @@ class SearchFilter(BaseModel):
         tags: the point has at least one of these tags.
         bpm_min, bpm_max: beats per minute, inclusive.
         duration_min_s, duration_max_s: seconds, inclusive.
+        bpm_min_exclusive, bpm_max_exclusive, duration_min_exclusive, duration_max_exclusive:
+            make that bound exclusive (Qdrant's gt/lt), exactly, without nudging the value.
         path_prefix: some path of the point lies under one of these directories.
     """
 
@@ -70,6 +80,10 @@ class SearchFilter(BaseModel):
     bpm_max: float | None = Field(default=None, ge=0)
     duration_min_s: float | None = Field(default=None, ge=0)
     duration_max_s: float | None = Field(default=None, ge=0)
+    bpm_min_exclusive: bool = False
+    bpm_max_exclusive: bool = False
+    duration_min_exclusive: bool = False
+    duration_max_exclusive: bool = False
     path_prefix: tuple[str, ...] | None = None
 
     @field_validator(*_KEYWORD_FIELDS, "path_prefix", mode="before")
@@ -96,6 +110,8 @@ class SearchFilter(BaseModel):
             lo, hi = getattr(self, low), getattr(self, high)
             if lo is not None and hi is not None and lo > hi:
                 raise ValueError(f"{low} ({lo}) is above {high} ({hi}) for {field}")
+            if lo is not None and lo == hi and any(getattr(self, f) for f in _EXCLUSIVE[field]):
+                raise ValueError(f"an exclusive bound equal to the other matches nothing: {field}")
         return self
 
     def conditions(self) -> list[Condition]:
@@ -109,8 +125,17 @@ class SearchFilter(BaseModel):
             out.append(MatchAny(DIRS_FIELD, self.path_prefix))
         for field, low, high in _RANGES:
             lo, hi = getattr(self, low), getattr(self, high)
+            lo_open, hi_open = (getattr(self, f) for f in _EXCLUSIVE[field])
             if lo is not None or hi is not None:
-                out.append(Range(field, lo, hi))
+                out.append(
+                    Range(
+                        field,
+                        gte=None if lo_open else lo,
+                        lte=None if hi_open else hi,
+                        gt=lo if lo_open else None,
+                        lt=hi if hi_open else None,
+                    )
+                )
         return out
 
     @property

@@ -61,7 +61,11 @@ def _qdrant_filter(conditions: Sequence[Condition]) -> qm.Filter | None:
         if isinstance(c, MatchAny):
             must.append(qm.FieldCondition(key=c.field, match=qm.MatchAny(any=list(c.values))))
         else:
-            must.append(qm.FieldCondition(key=c.field, range=qm.Range(gte=c.gte, lte=c.lte)))
+            must.append(
+                qm.FieldCondition(
+                    key=c.field, range=qm.Range(gte=c.gte, lte=c.lte, gt=c.gt, lt=c.lt)
+                )
+            )
     return qm.Filter(must=must)
 
 
