@@ -12,8 +12,8 @@ from pydantic import ValidationError
 from tests.store_factory import model_info
 from timbre.errors import ConfigError, InvalidPointError
 from timbre.store import SearchFilter, build_payload, load_schema, point_id
-from timbre.store.filters import MatchAny, Range
 from timbre.store.facets import FACET_FIELDS
+from timbre.store.filters import MatchAny, Range
 from timbre.store.payload import (
     DISPLAY_FIELDS,
     NORMALISED_FIELDS,
