@@ -41,7 +41,11 @@ def _range(value: Any) -> Any:
 
 
 class FilterIn(BaseModel):
-    """Metadata filter: all given fields must match; a list means any of its values."""
+    """Metadata filter: all given fields must match; a list means any of its values.
+
+    Keyword fields match case-insensitively (``Techno`` = ``techno``); keys match their
+    enharmonic spelling (``A#m`` = ``Bbm``).
+    """
 
     model_config = ConfigDict(extra="forbid")
     genre: str | list[str] | None = None
@@ -50,6 +54,8 @@ class FilterIn(BaseModel):
     key: str | list[str] | None = Field(default=None, description="e.g. 'Am', 'F# minor', 'Bb'")
     pack: str | list[str] | None = None
     tags: list[str] | None = Field(default=None, description="any of these tags")
+    category: str | list[str] | None = Field(default=None, description="e.g. 'kick', 'pad'")
+    auto_tags: list[str] | None = Field(default=None, description="any of these auto tags")
     bpm: RangeIn | None = Field(default=None, description="'120-130' or {min, max}")
     duration_s: RangeIn | None = Field(default=None, description="seconds, '0-2' or {min, max}")
     path_prefix: str | list[str] | None = Field(default=None, description="a folder of the library")
@@ -75,7 +81,17 @@ class FilterIn(BaseModel):
     def to_filter(self) -> SearchFilter | None:
         data: dict[str, Any] = {
             name: getattr(self, name)
-            for name in ("genre", "instrument", "kind", "key", "pack", "tags", "path_prefix")
+            for name in (
+                "genre",
+                "instrument",
+                "kind",
+                "key",
+                "pack",
+                "tags",
+                "category",
+                "auto_tags",
+                "path_prefix",
+            )
         }
         if self.bpm:
             data.update(bpm_min=self.bpm.min, bpm_max=self.bpm.max)
