@@ -18,6 +18,7 @@ from ingest.synthetic import Library, make_library
 from tests.audio_factory import tone, write
 from tests.ingest_helpers import ingest, job_settings
 from timbre.cli.wiring import build_app
+from timbre.musickey import normalize_key
 from timbre.settings import Settings, load_settings
 
 pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
@@ -116,7 +117,14 @@ FILTERS: list[tuple[dict[str, Any], Any]] = [
     ({"genre": ["techno", "house"]}, lambda h: h["genre"] in ("techno", "house")),
     ({"kind": "loop"}, lambda h: h["kind"] == "loop"),
     ({"key": "A minor"}, lambda h: h["key"] == "Am"),
-    ({"key": ["Bb"]}, lambda h: h["key"] == "A#"),
+    # keys keep the spelling of the name and match their enharmonics (Bb = A#)
+    ({"key": ["Bb"]}, lambda h: normalize_key(h["key"]) == "A#"),
+    ({"key": ["A#"]}, lambda h: normalize_key(h["key"]) == "A#"),
+    # keyword filters ignore case
+    (
+        {"genre": "TECHNO", "instrument": "Kick"},
+        lambda h: (h["genre"], h["instrument"]) == ("techno", "kick"),
+    ),
     ({"pack": "Deep House Grooves"}, lambda h: h["pack"] == "Deep House Grooves"),
     ({"bpm": "120-130"}, lambda h: 120 <= h["bpm"] <= 130),
     ({"bpm": {"min": 170}}, lambda h: h["bpm"] >= 170),

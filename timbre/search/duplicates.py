@@ -53,10 +53,11 @@ class DuplicateRules:
         return abs(a - b) <= allowed
 
     def window(self, d: float) -> tuple[float, float]:
-        """Every duration that can agree with ``d`` (solving :meth:`durations_agree` for it)."""
+        """Every duration that can agree with ``d`` (solving :meth:`durations_agree` for it),
+        widened by a nanosecond against float rounding (matches are checked exactly after)."""
         tol, ratio = self.duration_tolerance_s, self.duration_tolerance_ratio
-        low = max(0.0, min(d - tol, d * (1.0 - ratio)))
-        return low, max(d + tol, d / (1.0 - ratio))
+        low = max(0.0, min(d - tol, d * (1.0 - ratio)) - 1e-9)
+        return low, max(d + tol, d / (1.0 - ratio)) + 1e-9
 
 
 @dataclass(frozen=True)
