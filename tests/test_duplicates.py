@@ -241,3 +241,34 @@ def test_cli_prints_a_table_and_json(indexed: Settings, monkeypatch: pytest.Monk
     raw = runner.invoke(app, ["duplicates", "--json", "--min-cosine", "0.5"])
     assert raw.exit_code == 0, raw.output
     assert len(json.loads(raw.stdout)["groups"][0]["members"]) == 4
+
+
+def test_cli_relabel_reports_then_relabels_with_a_new_vocabulary(
+    indexed: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("TIMBRE_DATA_DIR", str(indexed.data_dir))
+    monkeypatch.setenv("TIMBRE_MODELS__BUNDLE", str(indexed.models.bundle))
+    runner = CliRunner()
+    dry = runner.invoke(app, ["relabel", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    report = json.loads(dry.stdout)
+    # the ingest labelled with this very vocabulary: nothing would change
+    assert report["points"] == 6 and report["changed"] == 0 and report["dry_run"]
+    assert set(report["best_scores"]) == {"min", "p10", "p50", "p90", "max"}
+    only_two = tmp_path / "two.yaml"
+    only_two.write_text(
+        "version: 1\ncategories:\n  thud: {prompts: [a dull thud]}\n"
+        "  shimmer: {prompts: [a shimmering sound]}\n"
+    )
+    new = runner.invoke(app, ["relabel", "--vocabulary", str(only_two)])
+    assert new.exit_code == 0, new.output
+    body = json.loads(new.stdout)
+    assert body["changed"] == 6 and body["snapshot"]["count"] == 6
+    store = open_store(indexed, _info(indexed))
+    try:
+        payloads = [r.payload for r in store.scroll()]
+    finally:
+        store.close()
+    assert {p["labels_version"] for p in payloads} == {body["labels_version"]}
+    assert all(p["category"] in (None, "thud", "shimmer") for p in payloads)
+    assert all(set(p["auto_tags"]) <= {"thud", "shimmer"} for p in payloads)
