@@ -15,6 +15,7 @@ import pytest
 
 from tests.store_factory import (
     Dataset,
+    drop_collections,
     make_dataset,
     new_client,
     open_test_store,
@@ -22,6 +23,8 @@ from tests.store_factory import (
     oracle_matches,
     oracle_search,
     random_filter,
+    server_url,
+    unique_collection,
     unit_vectors,
 )
 from timbre.errors import InvalidPointError
@@ -43,16 +46,36 @@ def data() -> Dataset:
     return make_dataset(N_POINTS, seed=11)
 
 
-@pytest.fixture(scope="module", params=["edge", "memory"])
+ADAPTERS = [
+    pytest.param("edge"),
+    pytest.param("memory"),
+    pytest.param(
+        "server",
+        marks=[
+            pytest.mark.integration,
+            pytest.mark.skipif(not server_url(), reason="TIMBRE_QDRANT__URL is not set"),
+        ],
+    ),
+]
+
+
+@pytest.fixture(scope="module", params=ADAPTERS)
 def store(
     request: pytest.FixtureRequest, data: Dataset, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[VectorStore]:
     adapter = request.param
     client = new_client(adapter) if adapter != "edge" else None
-    opened = open_test_store(adapter, tmp_path_factory.mktemp(f"facts-{adapter}"), client=client)
-    opened.upsert(data.points)
-    yield opened
-    opened.close()
+    base = unique_collection() if adapter == "server" else "timbre"
+    opened = open_test_store(
+        adapter, tmp_path_factory.mktemp(f"facts-{adapter}"), client=client, collection=base
+    )
+    try:
+        opened.upsert(data.points)
+        yield opened
+    finally:
+        opened.close()
+        if adapter == "server":
+            drop_collections(client, base)
 
 
 def oracle_facet(data: Dataset, field: str, f: SearchFilter | None) -> list[tuple[str, int]]:
