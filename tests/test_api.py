@@ -16,6 +16,7 @@ from ingest.synthetic import Library
 from tests.api_fixtures import api_settings, copy_of, ok, opened, problem
 from tests.audio_factory import tone, write
 from timbre.cli.wiring import build_app
+from timbre.musickey import normalize_key
 
 pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
 
@@ -48,7 +49,14 @@ FILTERS: list[tuple[dict[str, Any], Any]] = [
     ({"genre": ["techno", "house"]}, lambda h: h["genre"] in ("techno", "house")),
     ({"kind": "loop"}, lambda h: h["kind"] == "loop"),
     ({"key": "A minor"}, lambda h: h["key"] == "Am"),
-    ({"key": ["Bb"]}, lambda h: h["key"] == "A#"),
+    # keys keep the spelling of the name and match their enharmonics (Bb = A#)
+    ({"key": ["Bb"]}, lambda h: normalize_key(h["key"]) == "A#"),
+    ({"key": ["A#"]}, lambda h: normalize_key(h["key"]) == "A#"),
+    # keyword filters ignore case
+    (
+        {"genre": "TECHNO", "instrument": "Kick"},
+        lambda h: (h["genre"], h["instrument"]) == ("techno", "kick"),
+    ),
     ({"pack": "Deep House Grooves"}, lambda h: h["pack"] == "Deep House Grooves"),
     ({"bpm": "120-130"}, lambda h: 120 <= h["bpm"] <= 130),
     ({"bpm": {"min": 170}}, lambda h: h["bpm"] >= 170),

@@ -120,7 +120,11 @@ def _document_forms(schema: dict[str, Any]) -> None:
 
 
 class FilterIn(BaseModel):
-    """Metadata filter: all given fields must match; a list means any of its values."""
+    """Metadata filter: all given fields must match; a list means any of its values.
+
+    Keyword fields match case-insensitively (``Techno`` = ``techno``); keys match their
+    enharmonic spelling (``A#m`` = ``Bbm``).
+    """
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=_document_forms)
     genre: str | list[str] | None = None
@@ -131,6 +135,8 @@ class FilterIn(BaseModel):
     )
     pack: str | list[str] | None = None
     tags: list[str] | None = Field(default=None, description="any of these tags")
+    category: str | list[str] | None = Field(default=None, description="e.g. 'kick', 'pad'")
+    auto_tags: list[str] | None = Field(default=None, description="any of these auto tags")
     bpm: RangeIn | None = Field(
         default=None, description="'120-130', {min, max} or {gte, lte, gt, lt}"
     )
@@ -160,7 +166,17 @@ class FilterIn(BaseModel):
     def to_filter(self) -> SearchFilter | None:
         data: dict[str, Any] = {
             name: getattr(self, name)
-            for name in ("genre", "instrument", "kind", "key", "pack", "tags", "path_prefix")
+            for name in (
+                "genre",
+                "instrument",
+                "kind",
+                "key",
+                "pack",
+                "tags",
+                "category",
+                "auto_tags",
+                "path_prefix",
+            )
         }
         for name, prefix, unit in (("bpm", "bpm", ""), ("duration_s", "duration", "_s")):
             bounds: RangeIn | None = getattr(self, name)

@@ -90,6 +90,14 @@ class HitOut(BaseModel):
     channels: int | None = None
     format: str | None = None
     tags: list[str] = []
+    category: str | None = Field(default=None, description="zero-shot from the sound")
+    category_score: float | None = Field(default=None, description="cosine with the label")
+    auto_tags: list[str] = Field(default=[], description="labels above the threshold")
+    auto_tag_scores: dict[str, float] = {}
+    labels_version: str | None = Field(
+        default=None, description="vocabulary hash and text model that labelled it"
+    )
+    instrument_source: str | None = Field(default=None, description="'name' or 'audio'")
     content_sha256: str | None = None
     ingested_at: str | None = None
     audio_url: str

@@ -5,6 +5,12 @@ ends unless a bound is flagged exclusive (Qdrant's gt/lt); a point whose field i
 null never matches a condition on that field. The API builds a :class:`SearchFilter` from
 JSON; each adapter translates :meth:`SearchFilter.conditions` (two kinds of condition) into
 its own filter type.
+
+Keyword matches ignore case and spacing (``Techno`` = ``techno``) and keys match their
+enharmonics (``A#m`` = ``Bbm``): the values are normalised here and matched against the
+store's normalised companion fields (:data:`timbre.store.payload.NORMALISED_FIELDS`). Every
+condition names a real, indexed payload field, so the FAISS snapshot can evaluate the same
+conditions from its own columns.
 """
 
 from __future__ import annotations
@@ -14,7 +20,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from timbre.store.payload import DIRS_FIELD, KINDS, normalize_dir
+from timbre.store.payload import (
+    DIRS_FIELD,
+    KINDS,
+    NORMALISED_FIELDS,
+    normalise_value,
+    normalize_dir,
+)
 
 
 @dataclass(frozen=True)
@@ -39,7 +51,16 @@ class Range:
 
 Condition = MatchAny | Range
 
-_KEYWORD_FIELDS = ("genre", "instrument", "kind", "key", "pack", "tags")
+_KEYWORD_FIELDS = (
+    "genre",
+    "instrument",
+    "kind",
+    "key",
+    "pack",
+    "tags",
+    "category",
+    "auto_tags",
+)
 _RANGES = (("bpm", "bpm_min", "bpm_max"), ("duration_s", "duration_min_s", "duration_max_s"))
 _EXCLUSIVE = {
     "bpm": ("bpm_min_exclusive", "bpm_max_exclusive"),
@@ -59,8 +80,9 @@ class SearchFilter(BaseModel):
     """Filter of a search, count or scroll (every field optional).
 
     Attributes:
-        genre, instrument, kind, key, pack: any of these values.
-        tags: the point has at least one of these tags.
+        genre, instrument, kind, key, pack, category: any of these values (case-insensitive;
+            keys also match their enharmonic spelling).
+        tags, auto_tags: the point has at least one of these (auto) tags.
         bpm_min, bpm_max: beats per minute, inclusive.
         duration_min_s, duration_max_s: seconds, inclusive.
         bpm_min_exclusive, bpm_max_exclusive, duration_min_exclusive, duration_max_exclusive:
@@ -76,6 +98,8 @@ class SearchFilter(BaseModel):
     key: tuple[str, ...] | None = None
     pack: tuple[str, ...] | None = None
     tags: tuple[str, ...] | None = None
+    category: tuple[str, ...] | None = None
+    auto_tags: tuple[str, ...] | None = None
     bpm_min: float | None = Field(default=None, ge=0)
     bpm_max: float | None = Field(default=None, ge=0)
     duration_min_s: float | None = Field(default=None, ge=0)
@@ -116,11 +140,17 @@ class SearchFilter(BaseModel):
 
     def conditions(self) -> list[Condition]:
         """The filter as a conjunction of conditions (empty = no filter)."""
-        out: list[Condition] = [
-            MatchAny(field, values)
-            for field in _KEYWORD_FIELDS
-            if (values := getattr(self, field)) is not None
-        ]
+        out: list[Condition] = []
+        for field in _KEYWORD_FIELDS:
+            values = getattr(self, field)
+            if values is None:
+                continue
+            companion = NORMALISED_FIELDS.get(field)
+            if companion is None:
+                out.append(MatchAny(field, values))
+            else:
+                folded = dict.fromkeys(normalise_value(field, v) for v in values)
+                out.append(MatchAny(companion, tuple(folded)))
         if self.path_prefix is not None:
             out.append(MatchAny(DIRS_FIELD, self.path_prefix))
         for field, low, high in _RANGES:
