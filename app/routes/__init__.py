@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.routes import admin, browse, collections, health, items, page, search
+from app.routes import admin, browse, collections, health, items, library, page, search
 
 ROUTERS: tuple[APIRouter, ...] = (
     search.router,
@@ -16,6 +16,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     collections.read,
     collections.write,
     page.router,
+    library.router,
     admin.write,
     admin.read,
     health.router,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from app.deps import ApiDep, paging, require_read
+from app.openapi import BODY_PROBLEMS, problems
 from app.routes.common import audio_url, filter_of, hit_out
 from app.schemas.browse import BrowseIn, PayloadOut, PeaksOut
 from app.schemas.search import SearchOut
@@ -15,7 +16,7 @@ from timbre.errors import UnavailableError
 from timbre.search.browse import BrowseService
 from timbre.search.media import MediaService
 
-router = APIRouter(dependencies=[Depends(require_read)])
+router = APIRouter(dependencies=[Depends(require_read)], responses=problems(401, 404, 503))
 
 
 def get_media(request: Request) -> MediaService:
@@ -36,7 +37,9 @@ MediaDep = Annotated[MediaService, Depends(get_media)]
 BrowseDep = Annotated[BrowseService, Depends(get_browse)]
 
 
-@router.get("/v1/items/{item_id}/peaks", response_model=PeaksOut, tags=["items"])
+@router.get(
+    "/v1/items/{item_id}/peaks", response_model=PeaksOut, tags=["items"], responses=problems(422)
+)
 async def item_peaks(item_id: str, media: MediaDep) -> PeaksOut:
     """The waveform of a sample: 200 peaks, stored at ingest or computed once and cached."""
     result = await run_in_threadpool(media.peaks, item_id)
@@ -60,12 +63,12 @@ async def item_payload(item_id: str, request: Request, browser: BrowseDep) -> Pa
     )
 
 
-@router.post("/v1/browse", response_model=SearchOut, tags=["search"])
+@router.post("/v1/browse", response_model=SearchOut, tags=["search"], responses=BODY_PROBLEMS)
 async def browse(body: BrowseIn, request: Request, browser: BrowseDep, api: ApiDep) -> SearchOut:
     """The samples matching a filter (a folder, a pack...) in path order, without a query."""
     top_k, offset = paging(api, body.top_k, body.offset)
     page = await run_in_threadpool(
-        browser.browse, filter_of(body.filter), limit=top_k, offset=offset
+        browser.browse, filter_of(api, body.filter), limit=top_k, offset=offset
     )
     request.state.engine = "qdrant"
     url = audio_url(request)

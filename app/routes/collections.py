@@ -10,6 +10,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from app.deps import require_read, require_write
+from app.openapi import BODY_PROBLEMS, problems
 from app.routes.common import audio_url, hit_out
 from app.schemas.collections import (
     CollectionDetailOut,
@@ -24,8 +25,16 @@ from timbre.collections_db import CollectionInfo
 from timbre.errors import UnavailableError
 from timbre.search.collections import CollectionsService, CollectionView
 
-read = APIRouter(dependencies=[Depends(require_read)], tags=["collections"])
-write = APIRouter(dependencies=[Depends(require_write)], tags=["collections"])
+read = APIRouter(
+    dependencies=[Depends(require_read)],
+    tags=["collections"],
+    responses=problems(401, 404, 422, 503),
+)
+write = APIRouter(
+    dependencies=[Depends(require_write)],
+    tags=["collections"],
+    responses={**BODY_PROBLEMS, **problems(401, 404, 409, 503)},
+)
 
 
 def get_collections(request: Request) -> CollectionsService:
