@@ -120,6 +120,44 @@ def test_browse_lists_a_folder_in_path_order_with_paging(
     assert all(h["score"] is None for h in first["hits"])
 
 
+def test_folders_list_the_tree_one_level_at_a_time_with_counts(
+    client: TestClient, library: Library
+) -> None:
+    def under(folder: Path) -> int:
+        return sum(1 for p in library.files if p.is_relative_to(folder))
+
+    top = ok(client.get("/v1/folders"))
+    # One library root: the top lists its packs, and "up" leads nowhere.
+    packs = sorted({p.relative_to(library.root).parts[0] for p in library.files}, key=str.casefold)
+    assert [f["name"] for f in top["folders"]] == packs
+    assert top["under"] is None and top["parent"] is None
+    assert top["total"] == len(library.files)
+    for folder in top["folders"]:
+        assert folder["count"] == under(Path(folder["path"]))
+    pack = Path(top["folders"][0]["path"])
+    inside = ok(client.get("/v1/folders", params={"under": str(pack)}))
+    assert inside["under"] == str(pack) and inside["parent"] is None  # its parent is the top
+    assert inside["total"] == under(pack)
+    subs = sorted(
+        {
+            pack / p.relative_to(pack).parts[0]
+            for p in library.files
+            if p.parent.is_relative_to(pack) and p.parent != pack
+        },
+        key=str,
+    )
+    assert subs
+    assert sorted(Path(f["path"]) for f in inside["folders"]) == subs
+    assert sum(f["count"] for f in inside["folders"]) <= inside["total"]
+    deeper = ok(client.get("/v1/folders", params={"under": str(subs[0])}))
+    assert deeper["parent"] == str(pack) and deeper["name"] == subs[0].name
+    assert deeper["total"] == under(subs[0])
+    assert all(Path(f["path"]).parent == subs[0] for f in deeper["folders"])
+    # A folder outside the library holds nothing.
+    empty = ok(client.get("/v1/folders", params={"under": "/nowhere/at/all"}))
+    assert empty["folders"] == [] and empty["total"] == 0
+
+
 def test_payload_holds_every_stored_field(client: TestClient, items: list[dict[str, Any]]) -> None:
     body = ok(client.get(f"/v1/items/{items[0]['id']}/payload"))
     assert {"model", "pipeline_version", "paths", "content_sha256", "format"} <= set(

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from app.deps import ApiDep, paging, require_read
 from app.openapi import BODY_PROBLEMS, problems
 from app.routes.common import audio_url, filter_of, hit_out
-from app.schemas.browse import BrowseIn, PayloadOut, PeaksOut
+from app.schemas.browse import BrowseIn, FoldersOut, PayloadOut, PeaksOut
 from app.schemas.search import SearchOut
 from timbre.errors import UnavailableError
 from timbre.search.browse import BrowseService
+from timbre.search.folders import FolderService
 from timbre.search.media import MediaService
 
 router = APIRouter(dependencies=[Depends(require_read)], responses=problems(401, 404, 503))
@@ -26,6 +27,13 @@ def get_media(request: Request) -> MediaService:
     return media
 
 
+def get_folders(request: Request) -> FolderService:
+    folders = getattr(request.app.state, "folders", None)
+    if folders is None:
+        raise UnavailableError("folder listings are not configured in this service")
+    return folders
+
+
 def get_browse(request: Request) -> BrowseService:
     library = getattr(request.app.state, "browse", None)
     if library is None:
@@ -35,6 +43,7 @@ def get_browse(request: Request) -> BrowseService:
 
 MediaDep = Annotated[MediaService, Depends(get_media)]
 BrowseDep = Annotated[BrowseService, Depends(get_browse)]
+FoldersDep = Annotated[FolderService, Depends(get_folders)]
 
 
 @router.get(
@@ -79,3 +88,15 @@ async def browse(body: BrowseIn, request: Request, browser: BrowseDep, api: ApiD
         hits=[hit_out(url, None, item_id, payload) for item_id, payload in page.items],
         total=page.total,
     )
+
+
+@router.get("/v1/folders", response_model=FoldersOut, tags=["library"])
+async def folders(
+    folders: FoldersDep,
+    under: Annotated[
+        str | None, Query(description="a folder of the library (its top when omitted)")
+    ] = None,
+) -> dict[str, Any]:
+    """The folders directly under a folder of the library, with their sample counts."""
+    listing = await run_in_threadpool(folders.list, under)
+    return listing.as_dict()

@@ -32,3 +32,18 @@ class BrowseIn(BaseModel):
     filter: FilterIn | None = None
     top_k: int | None = Field(default=None, ge=1, description="samples wanted")
     offset: int = Field(default=0, ge=0)
+
+
+class FolderOut(BaseModel):
+    path: str
+    name: str
+    count: int = Field(description="samples under this folder")
+
+
+class FoldersOut(BaseModel):
+    under: str | None = Field(description="the folder listed; null for the top of the library")
+    name: str | None = None
+    parent: str | None = Field(description="one level up; null when that is the top")
+    parent_name: str | None = None
+    folders: list[FolderOut]
+    total: int = Field(description="samples under the folder listed")

@@ -24,6 +24,7 @@ from timbre.search import Lazy, SearchService, ServiceLimits, SnapshotHolder, St
 from timbre.search.browse import BrowseService
 from timbre.search.collections import CollectionsService
 from timbre.search.duplicates import DuplicateRules
+from timbre.search.folders import FolderService
 from timbre.search.media import MediaService
 from timbre.settings import Settings
 from timbre.store import open_store, snapshots_dir
@@ -176,6 +177,7 @@ def build_app(settings: Settings, service: SearchService | None = None) -> FastA
     app.state.collections = collections
     app.state.media = build_media(settings, service)
     app.state.browse = BrowseService(service)
+    app.state.folders = FolderService(service)
     return app
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from timbre.store.filters import Condition, MatchAny
-from timbre.store.payload import NORMALISED_FIELDS, normalise_value
+from timbre.store.payload import DIRS_FIELD, NORMALISED_FIELDS, normalise_value
 
 FACET_FIELDS = (
     "pack",
@@ -62,10 +62,13 @@ def facet_values(
 ) -> list[FacetValue]:
     """The ``limit`` most frequent values of ``field`` among points matching ``conditions``.
 
+    ``dirs`` (every ancestor folder of every path) is counted too, for folder trees
+    (timbre/search/folders.py); it is no facet field a listing of all facets should include.
+
     Raises:
-        ValueError: ``field`` is not one of :data:`FACET_FIELDS`, or ``limit`` < 1.
+        ValueError: ``field`` is not one of :data:`FACET_FIELDS` or ``dirs``, or ``limit`` < 1.
     """
-    if field not in FACET_FIELDS:
+    if field not in FACET_FIELDS and field != DIRS_FIELD:
         raise ValueError(f"cannot facet on {field!r}; facet fields: {', '.join(FACET_FIELDS)}")
     if limit < 1:
         raise ValueError(f"limit must be >= 1 (got {limit})")
