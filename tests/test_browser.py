@@ -16,6 +16,7 @@ import socket
 import threading
 import time
 import zipfile
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -318,6 +319,111 @@ def test_sorting_by_bpm_key_and_name(web: Page) -> None:
     web.shot("sorted-by-key")
 
 
+# -- filters and folders ----------------------------------------------------------------------
+
+
+def _facet(web: Page, field: str) -> dict[str, int]:
+    """The values a facet group offers, with their counts (after "Show all")."""
+    group = web.page.locator(f"#facets fieldset[data-field={field}]")
+    group.locator("label").first.wait_for()
+    more = group.get_by_role("button", name=re.compile("^Show all"))
+    if more.count():
+        more.click()
+    labels = group.locator("label")
+    return {
+        labels.nth(i).locator("input").get_attribute("value") or "": int(
+            labels.nth(i).locator(".count").inner_text().replace(",", "")
+        )
+        for i in range(labels.count())
+    }
+
+
+def _shown_ids(web: Page) -> set[str]:
+    return {h.get_attribute("data-id") or "" for h in web.page.locator("#results .hit").all()}
+
+
+def test_facet_values_and_counts_come_from_the_library(web: Page, served: Served) -> None:
+    web.open()
+    files = served.library.files.values()
+    packs = _facet(web, "pack")
+    assert packs == dict(Counter(e.pack for e in files))
+    genres = _facet(web, "genre")
+    assert genres == dict(Counter(e.genre for e in files if e.genre))
+    web.shot("facets")
+    # Ticking a genre lists its samples (no words: a browse) and recounts the other facets.
+    genre, count = sorted(genres.items())[0]
+    web.page.locator(f"#facets fieldset[data-field=genre] input[value='{genre}']").check()
+    web.wait_status(f"^{count} samples? ")
+    expected = served.api(
+        "POST", "/v1/browse", json={"filter": {"genre": genre.upper()}, "top_k": 200}
+    )
+    assert expected["total"] == count  # the store matches it case-insensitively too
+    assert _shown_ids(web) == {h["id"] for h in expected["hits"]}
+    assert sum(_facet(web, "pack").values()) == count
+    # Words search within the filter; a BPM range narrows it further.
+    web.search("loop")
+    assert _shown_ids(web) <= {h["id"] for h in expected["hits"]}
+    web.page.fill("#bpm-min", "100")
+    web.page.press("#bpm-min", "Enter")
+    web.page.locator("#bpm-min").blur()
+    web.page.wait_for_function(
+        "() => [...document.querySelectorAll('#results .hit .col.bpm')]"
+        ".every((c) => c.textContent.trim() !== '' && Number(c.textContent) >= 100)"
+    )
+    web.page.get_by_role("button", name="Clear filters").click()
+    web.page.wait_for_function(
+        "() => !document.querySelector('#facets input:checked') &&"
+        " document.querySelector('#bpm-min').value === ''"
+    )
+
+
+def test_the_folder_browser_lists_a_folder_and_searches_within_it(
+    web: Page, served: Served
+) -> None:
+    def under(folder: Path) -> set[Path]:
+        return {p for p in served.library.files if p.is_relative_to(folder)}
+
+    web.open()
+    tree = web.page.locator("#folders")
+    tree.locator("button.folder").first.wait_for()
+    packs = sorted({p.relative_to(served.library.root).parts[0] for p in served.library.files})
+    shown = tree.locator("button.folder").all()
+    assert sorted(b.locator("span").first.inner_text() for b in shown) == packs
+    pack = served.library.root / packs[0]
+    button = tree.get_by_role("button", name=re.compile(f"^{re.escape(packs[0])}"))
+    assert button.locator(".count").inner_text() == str(len(under(pack)))
+    button.click()
+    web.wait_status(f"^{len(under(pack))} samples ")
+    names = web.page.locator("#results .hit .name")
+    assert {Path(t or "") for t in (n.get_attribute("title") for n in names.all())} == under(pack)
+    # One level down, then a search limited to it.
+    sub = sorted({pack / p.relative_to(pack).parts[0] for p in under(pack) if p.parent != pack})[0]
+    tree.get_by_role("button", name=re.compile(f"^{re.escape(sub.name)}")).click()
+    web.wait_status(f"^{len(under(sub))} samples? ")
+    assert web.page.locator("#folders .here").inner_text() == sub.name
+    assert web.page.locator("#folder-chip").is_visible()
+    # A long folder name in the chip is cut short, never widening the sidebar.
+    assert (
+        web.page.evaluate(
+            "(() => { const s = document.querySelector('#sidebar');"
+            " return s.scrollWidth - s.clientWidth; })()"
+        )
+        == 0
+    )
+    web.shot("folder")
+    web.search("kick")
+    paths = {Path(n.get_attribute("title") or "") for n in names.all()}
+    assert paths and paths <= under(sub)
+    # Up leads back to the pack; the chip's × searches the whole library again.
+    tree.get_by_role("button", name=re.compile("^↑")).click()
+    web.page.wait_for_function(
+        "(n) => document.querySelector('#folders .here')?.textContent === n", arg=pack.name
+    )
+    web.page.locator("#folder-chip button").click()
+    web.page.locator("#folder-chip").wait_for(state="hidden")
+    web.wait_status(f"^{len(served.library.files)} samples ")
+
+
 # -- favourites and collections ----------------------------------------------------------------
 
 
@@ -334,7 +440,10 @@ def test_a_favourite_survives_a_reload(web: Page, served: Served) -> None:
     web.page.get_by_role("button", name=re.compile(r"^★ Favourites, 1 sample\b")).click()
     web.wait_status("^1 sample\\b")
     assert _names(web.page.locator("#results .hit")) == [name]
-    assert web.page.locator("#results .fav").get_attribute("aria-pressed") == "true"
+    # The stars are marked once the memberships are read, just after the list is shown.
+    web.page.wait_for_function(
+        "() => document.querySelector('#results .fav').getAttribute('aria-pressed') === 'true'"
+    )
     stored = served.api("GET", "/v1/collections/favourites")
     assert [Path(i["path"]).name for i in stored["items"]] == [name]
     web.shot("favourites")

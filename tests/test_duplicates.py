@@ -230,6 +230,24 @@ def test_routes_report_duplicates_facets_and_labelled_hits(indexed: Settings) ->
         assert client.get("/v1/duplicates", params={"min_cosine": 2}).status_code == 422
 
 
+def test_an_items_near_duplicates_for_a_details_view(indexed: Settings) -> None:
+    with serving(indexed) as client:
+        everything = client.post("/v1/browse", json={"top_k": 50}).json()["hits"]
+        ids = {Path(h["path"]).name: h["id"] for h in everything}
+        pair = ("Kick_Original.wav", "kick copy.flac")
+        for name, other in (pair, pair[::-1]):
+            body = client.get(f"/v1/items/{ids[name]}/duplicates").json()
+            assert [Path(h["path"]).name for h in body["hits"]] == [other], body
+            assert body["hits"][0]["score"] >= body["min_cosine"] == 0.998
+            # Both are lossless; the 48 kHz copy has the higher rate, so it is the one to keep.
+            assert body["keep"] == ids["kick copy.flac"]
+        alone = client.get(f"/v1/items/{ids['Other_Kick.wav']}/duplicates").json()
+        assert alone["hits"] == [] and alone["keep"] == ids["Other_Kick.wav"]
+        missing = client.get("/v1/items/00000000-0000-0000-0000-000000000000/duplicates")
+        assert missing.status_code == 404
+        assert missing.headers["content-type"].startswith("application/problem+json")
+
+
 def test_cli_prints_a_table_and_json(indexed: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TIMBRE_DATA_DIR", str(indexed.data_dir))
     monkeypatch.setenv("TIMBRE_MODELS__BUNDLE", str(indexed.models.bundle))

@@ -163,7 +163,7 @@ def test_payload_holds_every_stored_field(client: TestClient, items: list[dict[s
     assert {"model", "pipeline_version", "paths", "content_sha256", "format"} <= set(
         body["payload"]
     )
-    assert "dirs" not in body["payload"]
+    assert not {"dirs", "genre_norm", "key_norm", "pack_norm"} & set(body["payload"])
     assert body["audio_url"].endswith(f"/v1/items/{items[0]['id']}/audio")
     assert client.get(f"/v1/items/{uuid.uuid4()}/payload").status_code == 404
 

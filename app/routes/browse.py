@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from app.deps import ApiDep, paging, require_read
 from app.openapi import BODY_PROBLEMS, problems
 from app.routes.common import audio_url, filter_of, hit_out
-from app.schemas.browse import BrowseIn, FoldersOut, PayloadOut, PeaksOut
+from app.schemas.browse import BrowseIn, FoldersOut, ItemDuplicatesOut, PayloadOut, PeaksOut
 from app.schemas.search import SearchOut
 from timbre.errors import UnavailableError
 from timbre.search.browse import BrowseService
@@ -69,6 +69,19 @@ async def item_payload(item_id: str, request: Request, browser: BrowseDep) -> Pa
         id=item_id,
         payload=payload,
         audio_url=hit_out(audio_url(request), None, item_id, {}).audio_url,
+    )
+
+
+@router.get("/v1/items/{item_id}/duplicates", response_model=ItemDuplicatesOut, tags=["items"])
+async def item_duplicates(item_id: str, request: Request, browser: BrowseDep) -> ItemDuplicatesOut:
+    """The near-duplicates of one sample (the duplicate report's rules), and which to keep."""
+    found = await run_in_threadpool(browser.duplicates, item_id)
+    url = audio_url(request)
+    return ItemDuplicatesOut(
+        id=item_id,
+        keep=found.keep,
+        min_cosine=browser.search.limits.duplicate_rules.min_cosine,
+        hits=[hit_out(url, h, h.id, h.payload) for h in found.hits],
     )
 
 

@@ -1,4 +1,5 @@
-"""Waveform peaks, full item payloads and folder listings, as the API shows them."""
+"""Waveform peaks, full item payloads, near-duplicates and folder listings, as the API shows
+them."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.schemas.filters import FilterIn
+from app.schemas.search import HitOut
 
 
 class PeaksOut(BaseModel):
@@ -47,3 +49,10 @@ class FoldersOut(BaseModel):
     parent_name: str | None = None
     folders: list[FolderOut]
     total: int = Field(description="samples under the folder listed")
+
+
+class ItemDuplicatesOut(BaseModel):
+    id: str
+    keep: str = Field(description="the one to keep among the sample and its near-duplicates")
+    min_cosine: float = Field(description="the threshold applied (duplicates.min_cosine)")
+    hits: list[HitOut] = Field(description="near-duplicates, closest first, score = cosine")

@@ -2,7 +2,7 @@
 // closest neighbours), and "more like this" mixed with words by the alpha slider.
 "use strict";
 
-import { get, post, enc, ApiError } from "./api.js";
+import { get, post, enc } from "./api.js";
 import * as fmt from "./format.js";
 import { waveCanvas } from "./wave.js";
 
@@ -30,6 +30,7 @@ function describe(name, value) {
   if (name === "duration_s") return `${fmt.seconds(value)} (${value})`;
   if (Array.isArray(value)) return value.length ? value.join(", ") : "—";
   if (typeof value === "object") {
+    if (!Object.keys(value).length) return "—";
     return Object.entries(value).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join("\n");
   }
   return String(value);
@@ -41,15 +42,15 @@ function heading(text) {
   return h;
 }
 
-function neighbourList(hits, emptyText) {
-  const ol = document.createElement("ol");
-  ol.className = "neighbours";
+function neighbourList(hits, emptyText, className, keep = null) {
   if (!hits.length) {
     const p = document.createElement("p");
     p.className = "hint";
     p.textContent = emptyText;
     return p;
   }
+  const ol = document.createElement("ol");
+  ol.className = className;
   for (const hit of hits) {
     const li = document.createElement("li");
     const b = document.createElement("button");
@@ -61,27 +62,27 @@ function neighbourList(hits, emptyText) {
     const score = document.createElement("span");
     score.className = "count";
     score.textContent = hit.score != null ? hit.score.toFixed(3) : "";
-    li.append(b, score);
+    li.append(b);
+    if (keep === hit.id) li.append(Object.assign(document.createElement("span"), {
+      className: "keep", textContent: "keep this one",
+    }));
+    li.append(score);
     ol.append(li);
   }
   return ol;
 }
 
-async function similar(hit) {
-  // Near-duplicates from the service when it has the endpoint; otherwise the closest sounds.
-  try {
-    const data = await get(`/v1/duplicates?id=${enc(hit.id)}`);
-    const dupes = (data.duplicates || data.hits || []).filter((h) => h.id !== hit.id);
-    return { title: "Near-duplicates", hits: dupes, empty: "No near-duplicates in the library." };
-  } catch (error) {
-    if (!(error instanceof ApiError) || error.status !== 404 || error.code !== "not_found") throw error;
-  }
+async function duplicates(hit) {
+  const data = await get(`/v1/items/${enc(hit.id)}/duplicates`);
+  const note = data.hits.length
+    ? (data.keep === hit.id ? "This one is the copy to keep." : "")
+    : "";
+  return { hits: data.hits, keep: data.keep, note };
+}
+
+async function closest(hit) {
   const data = await post("/v1/search/audio", { id: hit.id, top_k: 7 });
-  return {
-    title: "Closest sounds",
-    hits: data.hits.filter((h) => h.id !== hit.id).slice(0, 6),
-    empty: "Nothing else in the library.",
-  };
+  return data.hits.filter((h) => h.id !== hit.id).slice(0, 6);
 }
 
 /** Open the panel on ``hit``; focus moves into it and comes back on close. */
@@ -153,9 +154,10 @@ export async function open(hit) {
   body.append(wave, bar, like, sections);
   panel.querySelector("h2").focus();
 
-  const [payload, near] = await Promise.allSettled([
+  const [payload, dupes, near] = await Promise.allSettled([
     get(`/v1/items/${enc(hit.id)}/payload`),
-    similar(hit),
+    duplicates(hit),
+    closest(hit),
   ]);
   if (shownId !== hit.id) return;
   if (payload.status === "fulfilled") {
@@ -175,15 +177,26 @@ export async function open(hit) {
       if (name === "paths") continue;
       field(dl, name, describe(name, data[name]));
     }
-    sections.append(heading(`All paths (${paths.length})`), ul, heading("Every field"), dl);
+    sections.append(heading(`All paths (${paths.length})`), ul);
+    appendDuplicates(sections, dupes);
+    sections.append(heading("Every field"), dl);
   } else {
+    appendDuplicates(sections, dupes);
     sections.append(heading("Fields"), Object.assign(document.createElement("p"), {
       className: "hint", textContent: `Could not read the fields: ${payload.reason.message}`,
     }));
   }
   if (near.status === "fulfilled") {
-    sections.append(heading(near.value.title), neighbourList(near.value.hits, near.value.empty));
+    sections.append(heading("Closest sounds"), neighbourList(near.value, "Nothing else in the library.", "neighbours"));
   }
+}
+
+function appendDuplicates(sections, dupes) {
+  if (dupes.status !== "fulfilled") return;
+  const { hits, keep, note } = dupes.value;
+  sections.append(heading(`Near-duplicates (${hits.length})`),
+    neighbourList(hits, "No near-duplicates in the library.", "duplicates", keep));
+  if (note) sections.append(Object.assign(document.createElement("p"), { className: "hint", textContent: note }));
 }
 
 export function close() {

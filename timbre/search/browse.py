@@ -1,5 +1,5 @@
-"""Browsing the library without a query: a folder's samples in path order, and an item's full
-payload for a details view."""
+"""Browsing the library without a query: a folder's samples in path order, an item's full
+payload and its near-duplicates for a details view."""
 
 from __future__ import annotations
 
@@ -7,13 +7,17 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from timbre.errors import NotFoundError, StoreError, UnavailableError
-from timbre.search.service import SearchService
-from timbre.store import SearchFilter
-from timbre.store.payload import DISPLAY_FIELDS
+import numpy as np
 
-HIDDEN_FIELDS = ("dirs",)
-"""Payload fields the store derives for its own indexes; a person gains nothing seeing them."""
+from timbre.errors import NotFoundError, StoreError, UnavailableError
+from timbre.search.duplicates import keep_key
+from timbre.search.service import SearchService
+from timbre.store import Hit, SearchFilter
+from timbre.store.payload import DERIVED_FIELDS, DISPLAY_FIELDS
+
+HIDDEN_FIELDS = frozenset(DERIVED_FIELDS)
+"""Payload fields the store derives for its own indexes (``dirs``, the ``*_norm`` companions
+of filterable fields); a person gains nothing seeing them."""
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,21 @@ class BrowsePage:
     items: list[tuple[str, dict[str, Any]]]  # (id, display payload)
     total: int
     took_ms: float
+
+
+@dataclass(frozen=True)
+class ItemDuplicates:
+    """The near-duplicates of one item, best first, and which of them all to keep.
+
+    Attributes:
+        hits: other samples whose vector and duration agree with the item's
+            (``duplicates`` settings), with their cosine to it.
+        keep: id of the one :data:`~timbre.search.duplicates.KEEP_RULE` keeps, among the item
+            and its near-duplicates (the item itself when it has none).
+    """
+
+    hits: list[Hit]
+    keep: str
 
 
 class BrowseService:
@@ -72,3 +91,44 @@ class BrowseService:
                 raise NotFoundError(f"no indexed item {item_id}")
             return dict(display)
         return {k: v for k, v in records[0].payload.items() if k not in HIDDEN_FIELDS}
+
+    def duplicates(self, item_id: str) -> ItemDuplicates:
+        """The near-duplicates of one item: the duplicate report's rules
+        (:class:`~timbre.search.duplicates.DuplicateRules`) applied to its vector alone, one
+        store query with a duration window and a score threshold, so a details view need not
+        run the library-wide report.
+
+        Raises:
+            NotFoundError: not indexed.
+            UnavailableError: the store is unreachable.
+        """
+        rules = self.search.limits.duplicate_rules
+        self.search.item(item_id)  # checks the id, and raises NotFoundError
+        try:
+            store = self.search.store.get()
+            records = store.retrieve([item_id], with_vectors=True)
+            if not records or records[0].vector is None:
+                raise NotFoundError(f"no indexed item {item_id}")
+            item = records[0]
+            duration = item.payload.get("duration_s")
+            if not isinstance(duration, int | float):
+                return ItemDuplicates([], item_id)  # durations must agree: none without one
+            low, high = rules.window(float(duration))
+            [found] = store.search_batch(
+                np.asarray(item.vector, dtype=np.float32)[None, :],
+                top_k=rules.neighbours,
+                filters=[SearchFilter(duration_min_s=low, duration_max_s=high)],
+                score_threshold=rules.min_cosine,
+            )
+        except StoreError as exc:
+            raise UnavailableError(f"near-duplicates need Qdrant, which failed: {exc}") from exc
+        hits = [
+            h
+            for h in found
+            if h.id != item_id
+            and isinstance(h.payload.get("duration_s"), int | float)
+            and rules.durations_agree(float(duration), float(h.payload["duration_s"]))
+        ]
+        everyone = [(item_id, item.payload), *((h.id, h.payload) for h in hits)]
+        keep = min(everyone, key=lambda pair: keep_key(pair[1]))[0]
+        return ItemDuplicates(hits, keep)
