@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -139,6 +140,23 @@ def status_of(exc: TimbreError) -> tuple[int, str]:
     return 500, "Internal error"
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """The methods the OpenAPI document lists for the request's path (empty if none).
+
+    Starlette's 405 names only the methods of the first route matching the path, while one
+    path may have a route per method (a read and a write router); the document has them all.
+    """
+    paths = request.app.openapi().get("paths", {})
+    for template, operations in paths.items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, request.url.path):
+            return sorted(m.upper() for m in operations if m in _METHODS)
+    return []
+
+
+_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+
+
 def install(app: FastAPI, on_error: Any = None) -> None:
     """Register the handlers; ``on_error(code)`` is called for every problem (metrics)."""
 
@@ -196,13 +214,11 @@ def install(app: FastAPI, on_error: Any = None) -> None:
         if status == 400 and exc.__cause__ is not None:
             detail = malformed_detail(exc.__cause__) or detail
         count(code)
-        return problem(
-            status,
-            _HTTP_TITLES.get(status, detail),
-            detail,
-            code,
-            headers=getattr(exc, "headers", None),
-        )
+        headers = getattr(exc, "headers", None)
+        allowed = allowed_methods(request) if status == 405 else []
+        if allowed:
+            headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+        return problem(status, _HTTP_TITLES.get(status, detail), detail, code, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

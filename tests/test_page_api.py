@@ -312,6 +312,19 @@ def test_collections_create_add_remove_delete(
     assert client.delete("/v1/collections/favourites").status_code == 409
     assert client.post("/v1/collections", json={"name": "a/b"}).status_code == 422
     ok(client.delete("/v1/collections/Dark Kicks"), 204)
+    # An id that is no UUID is not indexed (found by the schemathesis run as a 500).
+    bad = client.post("/v1/collections/Odd/items", json={"ids": [items[0]["id"], "not-a-uuid"]})
+    assert bad.status_code == 404 and "not-a-uuid" in bad.json()["detail"]
+    assert client.get("/v1/collections/Odd").status_code == 404  # nothing was added
+    ok(client.delete("/v1/collections/favourites/items/not-a-uuid"))  # in none: nothing to do
+    assert ok(client.get("/v1/memberships", params={"id": ["0"]})) == {"memberships": {}}
+    # Names the store refuses are refused by the schema too (422), in bodies and paths alike.
+    for name in ("p\x12", "   ", "\u3000"):
+        assert client.post("/v1/collections", json={"name": name}).status_code == 422
+        assert client.get(f"/v1/collections/{quote(name)}").status_code == 422
+    # One path, a read and a write route: a 405 names both methods.
+    refused = client.request("PUT", "/v1/collections")
+    assert refused.status_code == 405 and refused.headers["allow"] == "GET, POST"
 
 
 def test_an_item_no_longer_indexed_is_shown_missing(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -13,6 +13,8 @@ from app.deps import require_read, require_write
 from app.openapi import BODY_PROBLEMS, problems
 from app.routes.common import audio_url, hit_out
 from app.schemas.collections import (
+    NAME_MAX_CHARS,
+    NAME_PATTERN,
     CollectionDetailOut,
     CollectionIdsIn,
     CollectionIn,
@@ -45,6 +47,9 @@ def get_collections(request: Request) -> CollectionsService:
 
 
 CollectionsDep = Annotated[CollectionsService, Depends(get_collections)]
+CollectionName = Annotated[
+    str, Path(max_length=NAME_MAX_CHARS, pattern=NAME_PATTERN, description="a collection")
+]
 
 
 def _info(info: CollectionInfo) -> CollectionOut:
@@ -81,7 +86,7 @@ async def create_collection(body: CollectionIn, collections: CollectionsDep) -> 
 
 @read.get("/v1/collections/{name}", response_model=CollectionDetailOut)
 async def get_collection(
-    name: str, request: Request, collections: CollectionsDep
+    name: CollectionName, request: Request, collections: CollectionsDep
 ) -> CollectionDetailOut:
     """A collection and its samples in the order added (ones no longer indexed: missing)."""
     return _detail(request, await run_in_threadpool(collections.get, name))
@@ -89,7 +94,7 @@ async def get_collection(
 
 @write.post("/v1/collections/{name}/items", response_model=CollectionDetailOut)
 async def add_items(
-    name: str, body: CollectionIdsIn, request: Request, collections: CollectionsDep
+    name: CollectionName, body: CollectionIdsIn, request: Request, collections: CollectionsDep
 ) -> CollectionDetailOut:
     """Add indexed samples to a collection, creating it if missing."""
     return _detail(request, await run_in_threadpool(collections.add, name, body.ids))
@@ -97,14 +102,14 @@ async def add_items(
 
 @write.delete("/v1/collections/{name}/items/{item_id}", response_model=CollectionDetailOut)
 async def remove_item(
-    name: str, item_id: str, request: Request, collections: CollectionsDep
+    name: CollectionName, item_id: str, request: Request, collections: CollectionsDep
 ) -> CollectionDetailOut:
     """Take a sample out of a collection."""
     return _detail(request, await run_in_threadpool(collections.remove, name, [item_id]))
 
 
 @write.delete("/v1/collections/{name}", status_code=204)
-async def delete_collection(name: str, collections: CollectionsDep) -> Response:
+async def delete_collection(name: CollectionName, collections: CollectionsDep) -> Response:
     """Delete a collection (the favourites always stay)."""
     await run_in_threadpool(collections.delete, name)
     return Response(status_code=204)
@@ -115,7 +120,7 @@ async def delete_collection(name: str, collections: CollectionsDep) -> Response:
     response_class=StreamingResponse,
     responses={200: {"content": {"application/zip": {}}}},
 )
-async def export_collection(name: str, collections: CollectionsDep) -> StreamingResponse:
+async def export_collection(name: CollectionName, collections: CollectionsDep) -> StreamingResponse:
     """A zip of the original files in one folder named after the collection, streamed."""
     plan = await run_in_threadpool(collections.plan_export, name)
     filename = f"{plan.folder}.zip"

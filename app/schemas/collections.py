@@ -6,10 +6,19 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.schemas.search import HitOut
 
+_NOT_IN_NAMES = r"\x00-\x1f\x7f/\\"
+_SPACES = r" \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NAME_PATTERN = rf"^[^{_NOT_IN_NAMES}]*[^{_NOT_IN_NAMES}{_SPACES}][^{_NOT_IN_NAMES}]*$"
+"""A collection name (timbre.collections_db.check_name): no control characters or slashes,
+something besides white space (names are trimmed). Names become folder and zip names."""
+NAME_MAX_CHARS = 64
+
 
 class CollectionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=64, examples=["Kicks for the EP"])
+    name: str = Field(
+        max_length=NAME_MAX_CHARS, pattern=NAME_PATTERN, examples=["Kicks for the EP"]
+    )
 
 
 class CollectionIdsIn(BaseModel):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shutil
 import unicodedata
+import uuid
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -156,15 +157,21 @@ class CollectionsService:
         )
 
     def memberships(self, ids: Sequence[str]) -> dict[str, list[str]]:
-        """For each of ``ids`` in some collection, the names of those collections."""
-        return self.db.memberships(ids)
+        """For each of ``ids`` in some collection, the names of those collections (an id that
+        is no sample id is in none)."""
+        return self.db.memberships([i for i in ids if _is_uuid(i)])
 
     def payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Display payloads of the indexed ones among ``ids`` (snapshot first, then Qdrant)."""
+        """Display payloads of the indexed ones among ``ids`` (snapshot first, then Qdrant).
+
+        An id that is no UUID cannot be indexed: it is left out, like any unknown id.
+        """
         out: dict[str, dict[str, Any]] = {}
         snapshot = self.search.snapshots.current
         rest = []
         for item_id in ids:
+            if not _is_uuid(item_id):
+                continue
             payload = snapshot.payload(item_id) if snapshot is not None else None
             if payload is None:
                 rest.append(item_id)
@@ -202,8 +209,12 @@ class CollectionsService:
         return self.get(info.name)
 
     def remove(self, name: str, ids: Sequence[str]) -> CollectionView:
-        """Remove samples (ones not in it are ignored). Raises: NotFoundError."""
-        info = self.db.remove(name, ids)
+        """Remove samples (ones not in it, or no sample ids at all, are ignored).
+
+        Raises:
+            NotFoundError: no such collection.
+        """
+        info = self.db.remove(name, [i for i in ids if _is_uuid(i)])
         return self.get(info.name)
 
     def delete(self, name: str) -> None:
@@ -282,3 +293,11 @@ class CollectionsService:
         if note is not None:
             (target / MISSING_NOTE).write_text(note, encoding="utf-8")
         return target, plan
+
+
+def _is_uuid(text: str) -> bool:
+    """Whether ``text`` is a point id as the store spells them (a lowercase canonical UUID)."""
+    try:
+        return str(uuid.UUID(text)) == text
+    except ValueError:
+        return False
