@@ -19,14 +19,27 @@ from app.jobs import IngestRunner
 from app.schemas import IngestIn
 from timbre.embedding.embedder import describe_models, load_audio_embedder, load_text_embedder
 from timbre.embedding.files import resolve_model_files
+from timbre.library_roots import recorded_roots
 from timbre.search import Lazy, SearchService, ServiceLimits, SnapshotHolder, StoreHandle
 from timbre.settings import Settings
 from timbre.store import open_store, snapshots_dir
+from timbre.store.lock import OwnerLock
+from timbre.store.pathtext import path_from_text
 
 log = logging.getLogger("timbre")
 
 SERVICE_FILE = "service.json"
 """Written in the data dir by a running service: how other commands reach it."""
+
+SERVICE_LOCK_FILE = "service.lock"
+"""Held by the one ``timbre serve`` of a data dir for as long as it runs."""
+
+
+def service_roots(settings: Settings) -> tuple[Path, ...]:
+    """The roots the service accepts: ``api.library_roots`` and those this data dir indexes
+    (recorded by ``timbre ingest``, see :mod:`timbre.library_roots`)."""
+    roots = [*settings.api.library_roots, *recorded_roots(settings.data_dir)]
+    return tuple(dict.fromkeys(roots))
 
 
 def build_service(
@@ -51,7 +64,7 @@ def build_service(
         verify_checksums=settings.snapshot.verify_checksums,
     )
     limits = ServiceLimits(
-        library_roots=tuple(settings.api.library_roots),
+        library_roots=service_roots(settings),
         max_upload_bytes=settings.api.max_upload_bytes,
         max_upload_duration_s=settings.api.max_upload_duration_s,
         max_duration_s=settings.audio.max_duration_s,
@@ -75,16 +88,20 @@ def ingest_runner(settings: Settings, service: SearchService) -> IngestRunner:
 
         options = options_from_settings(
             settings,
-            tuple(Path(p) for p in request.paths),
+            tuple(path_from_text(p) for p in request.paths),
             prune=request.prune,
             dry_run=request.dry_run,
+            rehash=request.rehash,
             profile=request.profile,
+            workers=request.workers,
+            batch_files=request.batch_size,
+            shard=request.shard,
             interactive=False,
         )
         result = run_ingest(
             settings,
             options,
-            embedder=service.audio.get(),
+            embedder=None if request.dry_run else service.audio.get(),
             model=service.info,
             store=service.store.get(),
             snapshot=request.snapshot,
@@ -127,11 +144,42 @@ def build_app(settings: Settings, service: SearchService | None = None) -> FastA
     )
 
 
+def claim_data_dir(settings: Settings) -> OwnerLock:
+    """Make this process the one service of the data dir, before anything is written there.
+
+    Raises:
+        StoreLockedError: another ``timbre serve`` runs on this data dir (named in the
+            message); nothing of its files was touched.
+    """
+    lock = OwnerLock(
+        settings.data_dir / SERVICE_LOCK_FILE,
+        what=f"the data dir {settings.data_dir}",
+        remedy="One `timbre serve` per data dir: use that service, stop it first, or start "
+        "this one on another data dir (TIMBRE_DATA_DIR).",
+    )
+    lock.acquire()
+    return lock
+
+
 def write_service_file(settings: Settings, url: str) -> Path:
+    """Announce this service (call only while holding :func:`claim_data_dir`'s lock)."""
     path = settings.data_dir / SERVICE_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"url": url, "pid": os.getpid()}) + "\n")
+    tmp = path.with_name(f".{SERVICE_FILE}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"url": url, "pid": os.getpid()}) + "\n")
+    tmp.replace(path)
     return path
+
+
+def remove_service_file(settings: Settings) -> None:
+    """Withdraw this process's announcement, and only its own."""
+    path = settings.data_dir / SERVICE_FILE
+    try:
+        mine = json.loads(path.read_text()).get("pid") == os.getpid()
+    except (OSError, ValueError, AttributeError):
+        return
+    if mine:
+        path.unlink(missing_ok=True)
 
 
 def read_service_file(settings: Settings) -> dict[str, Any] | None:
