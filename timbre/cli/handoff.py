@@ -77,7 +77,7 @@ def ingest_through_service(
     """
     import httpx
 
-    from timbre.cli.wiring import read_service_file
+    from timbre.cli.owner import read_service_file
 
     service = read_service_file(settings)
     if service is None:

@@ -18,12 +18,7 @@ def serve(
     """Run the search service: JSON API, OpenAPI at /docs, and the search page at /."""
     import uvicorn
 
-    from timbre.cli.wiring import (
-        build_app,
-        claim_data_dir,
-        remove_service_file,
-        write_service_file,
-    )
+    from timbre.cli.owner import claim_data_dir, remove_service_file, write_service_file
     from timbre.settings import load_settings
 
     try:
@@ -31,6 +26,8 @@ def serve(
         # First, before models or files: a second service on this data dir must not start,
         # and must leave the owner's service file alone.
         lock = claim_data_dir(settings)
+        from timbre.cli.wiring import build_app  # the model stack: only once the dir is ours
+
         application = build_app(settings)
     except TimbreError as exc:
         raise fail(exc) from exc

@@ -6,9 +6,7 @@ and ``app`` together.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,22 +15,22 @@ from fastapi import FastAPI
 
 from app.jobs import IngestRunner
 from app.schemas import IngestIn
+from timbre.cli.owner import (  # noqa: F401 (re-exported: where commands look for them)
+    SERVICE_FILE,
+    claim_data_dir,
+    read_service_file,
+    remove_service_file,
+    write_service_file,
+)
 from timbre.embedding.embedder import describe_models, load_audio_embedder, load_text_embedder
 from timbre.embedding.files import resolve_model_files
 from timbre.library_roots import recorded_roots
 from timbre.search import Lazy, SearchService, ServiceLimits, SnapshotHolder, StoreHandle
 from timbre.settings import Settings
 from timbre.store import open_store, snapshots_dir
-from timbre.store.lock import OwnerLock
 from timbre.store.pathtext import path_from_text
 
 log = logging.getLogger("timbre")
-
-SERVICE_FILE = "service.json"
-"""Written in the data dir by a running service: how other commands reach it."""
-
-SERVICE_LOCK_FILE = "service.lock"
-"""Held by the one ``timbre serve`` of a data dir for as long as it runs."""
 
 
 def service_roots(settings: Settings) -> tuple[Path, ...]:
@@ -142,52 +140,3 @@ def build_app(settings: Settings, service: SearchService | None = None) -> FastA
         on_startup=startup,
         on_shutdown=shutdown,
     )
-
-
-def claim_data_dir(settings: Settings) -> OwnerLock:
-    """Make this process the one service of the data dir, before anything is written there.
-
-    Raises:
-        StoreLockedError: another ``timbre serve`` runs on this data dir (named in the
-            message); nothing of its files was touched.
-    """
-    lock = OwnerLock(
-        settings.data_dir / SERVICE_LOCK_FILE,
-        what=f"the data dir {settings.data_dir}",
-        remedy="One `timbre serve` per data dir: use that service, stop it first, or start "
-        "this one on another data dir (TIMBRE_DATA_DIR).",
-    )
-    lock.acquire()
-    return lock
-
-
-def write_service_file(settings: Settings, url: str) -> Path:
-    """Announce this service (call only while holding :func:`claim_data_dir`'s lock)."""
-    path = settings.data_dir / SERVICE_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{SERVICE_FILE}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"url": url, "pid": os.getpid()}) + "\n")
-    tmp.replace(path)
-    return path
-
-
-def remove_service_file(settings: Settings) -> None:
-    """Withdraw this process's announcement, and only its own."""
-    path = settings.data_dir / SERVICE_FILE
-    try:
-        mine = json.loads(path.read_text()).get("pid") == os.getpid()
-    except (OSError, ValueError, AttributeError):
-        return
-    if mine:
-        path.unlink(missing_ok=True)
-
-
-def read_service_file(settings: Settings) -> dict[str, Any] | None:
-    """The running service's address, if one has announced itself and is still alive."""
-    path = settings.data_dir / SERVICE_FILE
-    try:
-        data = json.loads(path.read_text())
-        os.kill(int(data["pid"]), 0)
-    except (OSError, ValueError, KeyError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
