@@ -45,7 +45,8 @@ class JsonLinesLog:
         self._handle: IO[str] | None = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = path.open("a", encoding="utf-8")
+            # An error message may quote a name that is not UTF-8: escape it, never fail.
+            self._handle = path.open("a", encoding="utf-8", errors="backslashreplace")
 
     def write(self, row: dict[str, Any]) -> None:
         self.count += 1

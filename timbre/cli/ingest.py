@@ -109,7 +109,7 @@ def ingest(
             err=True,
         )
         raise typer.Exit(EXIT_CRASHED) from exc
-    typer.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+    typer.echo(json.dumps(summary, indent=2))
     raise typer.Exit(code)
 
 
