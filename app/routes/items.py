@@ -10,6 +10,7 @@ from app.files import AudioFileResponse
 from app.openapi import problems
 from app.routes.common import audio_url, hit_out
 from app.schemas import HitOut
+from timbre.store.pathtext import path_text
 
 router = APIRouter(
     dependencies=[Depends(require_read)], tags=["items"], responses=problems(401, 404, 503)
@@ -60,4 +61,5 @@ async def item(item_id: str, request: Request, service: ServiceDep) -> HitOut:
 async def item_audio(item_id: str, service: ServiceDep) -> AudioFileResponse:
     """The original file of an indexed sample (supports HTTP range requests for seeking)."""
     path = await run_in_threadpool(service.item_file, item_id)
-    return AudioFileResponse(path, filename=path.name, content_disposition_type="inline")
+    # The header needs text: a name that is not UTF-8 goes as its stored form (pathtext).
+    return AudioFileResponse(path, filename=path_text(path.name), content_disposition_type="inline")

@@ -4,18 +4,36 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class IngestIn(BaseModel):
+    """The options of ``timbre ingest``, every one of them (null = the service's setting)."""
+
     model_config = ConfigDict(extra="forbid")
     paths: list[str] = Field(
-        min_length=1, description="library folders inside the configured roots"
+        min_length=1,
+        description="library folders inside the library roots (stored path text form: "
+        "a byte that is not UTF-8 as \\xNN, a backslash doubled)",
     )
     prune: bool = False
     dry_run: bool = False
     profile: Literal["parallel", "sequential"] | None = None
     snapshot: bool = True
+    rehash: bool = Field(False, description="read every file again, whatever size+mtime say")
+    workers: int | None = Field(None, ge=0, le=64, description="decoding worker processes")
+    batch_size: int | None = Field(None, ge=1, le=4096, description="files embedded per batch")
+    shard: tuple[int, int] | None = Field(
+        None, description="[I, N]: index only shard I of N of the library (by content hash)"
+    )
+
+    @model_validator(mode="after")
+    def _shard_in_range(self) -> IngestIn:
+        if self.shard is not None and not (
+            self.shard[1] >= 1 and 0 <= self.shard[0] < self.shard[1]
+        ):
+            raise ValueError("shard must be [I, N] with 0 <= I < N")
+        return self
 
 
 class IngestJobOut(BaseModel):

@@ -38,6 +38,7 @@ from timbre.search.types import (
     normalize,
 )
 from timbre.store import Hit, SearchFilter, point_id
+from timbre.store.pathtext import path_from_text
 from timbre.store.snapshot import (
     export_snapshot,
     freshness,
@@ -193,7 +194,7 @@ class SearchService:
         if not self._roots:
             raise ForbiddenPathError("no library roots are configured, so no path is accepted")
         try:
-            real = Path(path).expanduser().resolve(strict=True)
+            real = path_from_text(path).expanduser().resolve(strict=True)
         except (OSError, RuntimeError) as exc:
             raise ForbiddenPathError(f"path {path!r} is not inside a library root") from exc
         if not any(real == root or real.is_relative_to(root) for root in self._roots):
@@ -335,7 +336,7 @@ class SearchService:
         for candidate in payload.get("paths") or [payload.get("path")]:
             if not candidate:
                 continue
-            real = Path(candidate).resolve()
+            real = path_from_text(candidate).resolve()  # stored text -> the real bytes
             if self._roots and not any(real.is_relative_to(r) for r in self._roots):
                 continue
             if real.is_file():
