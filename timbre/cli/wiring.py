@@ -20,8 +20,10 @@ from app.schemas import IngestIn
 from timbre.embedding.embedder import describe_models, load_audio_embedder, load_text_embedder
 from timbre.embedding.files import resolve_model_files
 from timbre.search import Lazy, SearchService, ServiceLimits, SnapshotHolder, StoreHandle
+from timbre.search.routing import RoutingPolicy
 from timbre.settings import Settings
 from timbre.store import open_store, snapshots_dir
+from timbre.store.snapshot import ScanOptions
 
 log = logging.getLogger("timbre")
 
@@ -49,6 +51,10 @@ def build_service(
         info,
         mmap_min_bytes=settings.snapshot.mmap_min_bytes,
         verify_checksums=settings.snapshot.verify_checksums,
+        scan=ScanOptions(
+            quantised_min_vectors=settings.snapshot.quantised_min_vectors,
+            threads=settings.snapshot.scan_threads,
+        ),
     )
     limits = ServiceLimits(
         library_roots=tuple(settings.api.library_roots),
@@ -60,7 +66,13 @@ def build_service(
         snapshot_keep=settings.snapshot.keep,
     )
     return SearchService(
-        info=info, text=text, audio=audio, store=store, snapshots=snapshots, limits=limits
+        info=info,
+        text=text,
+        audio=audio,
+        store=store,
+        snapshots=snapshots,
+        limits=limits,
+        routing=RoutingPolicy(filtered_min_points=settings.snapshot.filtered_min_points),
     )
 
 
