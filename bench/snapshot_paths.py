@@ -30,10 +30,10 @@ from timbre.store.snapshot import ScanOptions, Snapshot, load_snapshot
 Latency = Callable[[Callable[[np.ndarray], Any], np.ndarray], dict[str, float]]
 
 
-def memory_gib() -> dict[str, float]:
+def memory_gb() -> dict[str, float]:
     """Resident memory of this process: all, and anonymous (not backed by a file)."""
     info = psutil.Process().memory_info()
-    return {"rss_gib": info.rss / 2**30, "rss_anon_gib": (info.rss - info.shared) / 2**30}
+    return {"rss_gb": info.rss / 1e9, "rss_anon_gb": (info.rss - info.shared) / 1e9}
 
 
 def _show(stats: dict[str, float]) -> str:
@@ -130,7 +130,7 @@ def measure(  # noqa: PLR0917 (one call site, in bench_store.py)
             "broad_sq8_over_unfiltered_sq8_p50": _ratio(broad["sq8"], unfiltered["sq8"]),
         }
         print("  ratios: " + ", ".join(f"{k} {v:.2f}" for k, v in out["ratios"].items()))
-    out["memory"] = memory_gib()
+    out["memory"] = memory_gb()
     for snapshot in (flat, sq8, service):
         snapshot.close()
     return out
