@@ -121,6 +121,7 @@ def test_paging_and_hits_agree_between_flat_and_quantised(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(7200)  # a million: export ~5 min, 2 x 1,100 scans of 3 GB or 0.8 GB
 @pytest.mark.parametrize("n", [100_000, 1_000_000])
 @pytest.mark.parametrize("kind", ["uniform", "clustered"])
 def test_quantised_scan_at_scale(n: int, kind: str, tmp_path: Path) -> None:
