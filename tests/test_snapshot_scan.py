@@ -134,3 +134,23 @@ def test_quantised_scan_at_scale(n: int, kind: str, tmp_path: Path) -> None:
     loops = quantised.select(SearchFilter(kind="loop"))
     assert loops is not None
     assert _agreement(quantised, flat, qs[::10], 10, loops) >= 0.99  # 100: one may differ
+
+
+def test_range_bounds_inclusive_and_exclusive() -> None:
+    from types import SimpleNamespace
+
+    from timbre.store.snapshot.columns import _range_slice
+
+    values = np.array([1.0, 2.0, 2.0, 3.0, 4.0])
+
+    def rows(**bounds: float) -> list[float]:
+        full = {"gte": None, "lte": None, "gt": None, "lt": None, **bounds}
+        lo, hi = _range_slice(values, SimpleNamespace(**full))  # type: ignore[arg-type]
+        return values[lo:hi].tolist()
+
+    assert rows(gte=2.0, lte=3.0) == [2.0, 2.0, 3.0]
+    assert rows(gt=2.0, lte=3.0) == [3.0]
+    assert rows(gte=2.0, lt=3.0) == [2.0, 2.0]
+    assert rows(gt=1.0, lt=4.0) == [2.0, 2.0, 3.0]
+    assert rows(gt=3.0, lt=3.0) == []
+    assert rows() == values.tolist()

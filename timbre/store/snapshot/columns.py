@@ -246,10 +246,19 @@ class Columns:
 
 
 def _range_slice(values: np.ndarray, condition: Range) -> tuple[int, int]:
-    """``[lo, hi)`` of the sorted ``values`` inside the condition's bounds (inclusive)."""
+    """``[lo, hi)`` of the sorted ``values`` inside the condition's bounds.
+
+    ``gte``/``lte`` are inclusive; ``gt``/``lt`` (exclusive, as Qdrant's Range has them) are
+    read when the condition carries them.
+    """
     lo, hi = 0, len(values)
+    gt, lt = getattr(condition, "gt", None), getattr(condition, "lt", None)
     if condition.gte is not None:
-        lo = int(np.searchsorted(values, condition.gte, "left"))
+        lo = max(lo, int(np.searchsorted(values, condition.gte, "left")))
+    if gt is not None:
+        lo = max(lo, int(np.searchsorted(values, gt, "right")))
     if condition.lte is not None:
-        hi = int(np.searchsorted(values, condition.lte, "right"))
+        hi = min(hi, int(np.searchsorted(values, condition.lte, "right")))
+    if lt is not None:
+        hi = min(hi, int(np.searchsorted(values, lt, "left")))
     return lo, max(lo, hi)
