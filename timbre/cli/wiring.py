@@ -27,9 +27,11 @@ from timbre.embedding.files import resolve_model_files
 from timbre.library_roots import recorded_roots
 from timbre.search import Lazy, SearchService, ServiceLimits, SnapshotHolder, StoreHandle
 from timbre.search.duplicates import DuplicateRules
+from timbre.search.routing import RoutingPolicy
 from timbre.settings import Settings
 from timbre.store import open_store, snapshots_dir
 from timbre.store.pathtext import path_from_text
+from timbre.store.snapshot import ScanOptions
 
 log = logging.getLogger("timbre")
 
@@ -61,6 +63,10 @@ def build_service(
         info,
         mmap_min_bytes=settings.snapshot.mmap_min_bytes,
         verify_checksums=settings.snapshot.verify_checksums,
+        scan=ScanOptions(
+            quantised_min_vectors=settings.snapshot.quantised_min_vectors,
+            threads=settings.snapshot.scan_threads,
+        ),
     )
     limits = ServiceLimits(
         library_roots=service_roots(settings),
@@ -75,7 +81,13 @@ def build_service(
         duplicate_rules=duplicate_rules(settings),
     )
     return SearchService(
-        info=info, text=text, audio=audio, store=store, snapshots=snapshots, limits=limits
+        info=info,
+        text=text,
+        audio=audio,
+        store=store,
+        snapshots=snapshots,
+        limits=limits,
+        routing=RoutingPolicy(filtered_min_points=settings.snapshot.filtered_min_points),
     )
 
 

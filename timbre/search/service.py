@@ -1,9 +1,10 @@
 """The SearchService: a query becomes a vector, the vector goes to the right engine, hits come back.
 
-Routing: a query without a filter is answered by the FAISS exact snapshot (same ids and
-scores as Qdrant, without a round trip); a filtered query by Qdrant with its payload indexes.
-When Qdrant is unreachable, unfiltered queries keep answering from the snapshot and filtered
-ones fail with :class:`UnavailableError`.
+Routing (:mod:`timbre.search.routing`): a query without a filter is answered by the exact
+snapshot (same ids and scores as Qdrant, without a round trip); a filtered query by the
+snapshot's filtered scan when it is current and the filter broad, else by Qdrant with its
+payload indexes. When Qdrant is unreachable, unfiltered queries keep answering from the
+snapshot and filtered ones fail with :class:`UnavailableError`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from timbre.errors import (
     StoreError,
     UnavailableError,
 )
+from timbre.search import routing
 from timbre.search.holders import Lazy, SnapshotHolder, StoreHandle
+from timbre.search.routing import RoutingPolicy
 from timbre.search.types import (
     AudioRef,
     BatchQuery,
@@ -59,6 +62,7 @@ class SearchService:
         limits: input limits and the allowed library roots.
         model_lock: serialises torch work, so two requests never fight over the cores.
         on_embed: called with (kind, seconds) after each embedding, for metrics.
+        routing: when filtered queries go to the snapshot; None = always to Qdrant.
     """
 
     def __init__(
@@ -72,6 +76,7 @@ class SearchService:
         limits: ServiceLimits,
         model_lock: threading.Lock | None = None,
         on_embed: Callable[[str, float], None] | None = None,
+        routing: RoutingPolicy | None = None,
     ) -> None:
         self.info = info
         self.text = text
@@ -81,6 +86,7 @@ class SearchService:
         self.limits = limits
         self.model_lock = model_lock or threading.Lock()
         self.on_embed = on_embed
+        self.routing = routing
         self._cache = TextCache(limits.text_cache_size)
         self._roots = tuple(r.expanduser().resolve() for r in limits.library_roots)
         self.waiting = 0  # requests queued for the models (a metrics gauge)
@@ -212,24 +218,21 @@ class SearchService:
         filter: SearchFilter | None = None,
         exclude: frozenset[str] = frozenset(),
     ) -> tuple[list[Hit], str]:
-        """Hits for a query vector and the engine that found them (``faiss`` or ``qdrant``)."""
-        extra = len(exclude)
-        snapshot = self.snapshots.current
-        if filter is None or filter.is_empty:
-            if snapshot is not None:
-                hits = snapshot.search(vector, top_k + extra, offset)
-                return [h for h in hits if h.id not in exclude][:top_k], "faiss"
-            store = self.store.get()  # no snapshot yet: Qdrant answers
-            hits = store.search(vector, top_k=top_k + extra, offset=offset, exact=True)
-            return [h for h in hits if h.id not in exclude][:top_k], "qdrant"
-        try:
-            store = self.store.get()
-            hits = store.search(
-                vector, top_k=top_k + extra, offset=offset, filter=filter, exact=True
-            )
-        except StoreError as exc:
-            raise UnavailableError(f"filtered search needs Qdrant, which failed: {exc}") from exc
-        return [h for h in hits if h.id not in exclude][:top_k], "qdrant"
+        """Hits for a query vector and the engine that found them (see :mod:`routing`).
+
+        ``exclude`` drops those ids from the hits; as many more are asked for, the same way on
+        every engine, so the results do not depend on which one answers.
+        """
+        hits, engine = routing.search(
+            self.snapshots.current,
+            self.store,
+            self.routing,
+            vector,
+            top_k=top_k + len(exclude),
+            offset=offset,
+            filter=filter,
+        )
+        return [h for h in hits if h.id not in exclude][:top_k], engine
 
     def _timed(
         self,
@@ -402,6 +405,7 @@ class SearchService:
                 "created_at": snapshot.manifest.created_at,
                 "age_s": _age_s(snapshot.manifest.created_at),
                 "mmapped": snapshot.mmapped,
+                "scan": snapshot.scan.kind,
             }
         try:
             store = self.store.get()
