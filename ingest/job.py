@@ -19,7 +19,7 @@ from ingest.metadata import MetadataRules
 from ingest.pipeline import Embedder, IngestJob, JobOptions, JobResult, Limits
 from ingest.report import Counts, FailureLog
 from timbre.embedding.info import ModelInfo
-from timbre.embedding.runtime import select_device
+from timbre.embedding.runtime import device_type
 from timbre.settings import Settings
 from timbre.store import VectorStore, snapshots_dir
 from timbre.store.snapshot import export_snapshot
@@ -31,7 +31,7 @@ def options_from_settings(
     settings: Settings, roots: tuple[Path, ...], **overrides: object
 ) -> JobOptions:
     """Job options: the ``ingest`` settings, then explicit overrides (None = keep)."""
-    device = select_device(settings.models.device).type
+    device = device_type(settings.models.device)
     base = JobOptions(
         roots=roots,
         profile=settings.ingest.profile,

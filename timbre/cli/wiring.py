@@ -58,6 +58,7 @@ def build_service(
         max_file_bytes=settings.audio.max_file_bytes,
         text_cache_size=settings.api.text_cache_size,
         snapshot_keep=settings.snapshot.keep,
+        text_batch_max=settings.api.text_batch_max,
     )
     return SearchService(
         info=info, text=text, audio=audio, store=store, snapshots=snapshots, limits=limits

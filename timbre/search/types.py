@@ -62,6 +62,8 @@ class ServiceLimits:
     max_file_bytes: int
     text_cache_size: int
     snapshot_keep: int
+    text_batch_max: int = 1
+    """Concurrent uncached text queries per text-tower call (see ``search.batcher``)."""
 
 
 class TextCache:
