@@ -136,8 +136,9 @@ class CacheEntry:
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """Held while exporting: a second process waits, then finds the entry made."""
-        self.directory.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.directory) + ".lock", timeout=LOCK_TIMEOUT_S):
+        locks = self.directory.parent / ".locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(locks / f"{self.directory.name}.lock"), timeout=LOCK_TIMEOUT_S):
             yield
 
     def staging(self) -> Path:

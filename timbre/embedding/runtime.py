@@ -227,5 +227,11 @@ def adopt_if_faithful(
             reference,
         )
     else:
-        log.info("%s: %s adopted, agreement with %s %.9f", name, precision, reference, measured)
+        log.info(
+            "%s: %s adopted, agreement with %s: cosine 1 - %.1e",
+            name,
+            precision,
+            reference,
+            1.0 - measured,
+        )
     return measured
