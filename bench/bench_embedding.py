@@ -313,12 +313,18 @@ def min_cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 
 PEAK_SCRIPT = """
-import json, resource, sys, time, warnings
+import json, sys, time, warnings
 warnings.simplefilter("ignore")
 started = time.perf_counter()
 import numpy as np
 from timbre.settings import load_settings
 from timbre.embedding.embedder import load_audio_embedder, load_text_embedder
+
+def mb(field):  # VmHWM (peak) and VmRSS start afresh at exec, unlike ru_maxrss
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+
 models = load_settings(
     models={"bundle": sys.argv[1], "export_dir": sys.argv[3], "runtime": sys.argv[4]}
 ).models
@@ -328,10 +334,10 @@ if sys.argv[2] == "api":
     out["text_ready_s"] = time.perf_counter() - started
     for i in range(60):
         text.embed([f"warm pad number {i}"])
-    out["text_only_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["text_only_mb"], out["text_only_peak_mb"] = mb("VmRSS"), mb("VmHWM")
 audio = load_audio_embedder(models)
 audio.embed([np.zeros(24000 * 8, np.float32) + 0.01])
-out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+out["peak_mb"], out["rss_mb"] = mb("VmHWM"), mb("VmRSS")
 out["torch_imported"] = "torch" in sys.modules
 print(json.dumps(out))
 """

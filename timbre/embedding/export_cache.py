@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -135,17 +136,31 @@ class CacheEntry:
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        """Held while exporting: a second process waits, then finds the entry made."""
+        """Held while exporting: a second process waits, then finds the entry made. A cache
+        folder that cannot be written gets no lock (nothing will be published there)."""
         locks = self.directory.parent / ".locks"
-        locks.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(locks / f"{self.directory.name}.lock"), timeout=LOCK_TIMEOUT_S):
+        try:
+            locks.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(str(locks / f"{self.directory.name}.lock"), timeout=LOCK_TIMEOUT_S)
+            lock.acquire()
+        except OSError as exc:
+            log.warning("export cache %s is not writable (%s)", self.directory.parent, exc)
             yield
+            return
+        try:
+            yield
+        finally:
+            lock.release()
 
     def staging(self) -> Path:
-        """A fresh temporary folder beside the entry, to export into."""
+        """A fresh temporary folder beside the entry (or, if the cache cannot be written, in
+        the system's temporary folder), to export into."""
         tmp = self.directory.with_name(f"{self.directory.name}.tmp-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        try:
+            tmp.mkdir(parents=True)
+        except OSError:
+            return Path(tempfile.mkdtemp(prefix=f"timbre-{self.directory.name}-"))
         return tmp
 
     def publish(

@@ -12,6 +12,7 @@ made again. Importing this module does not import torch; only a cold start does.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -158,7 +159,19 @@ def _warm(entry: CacheEntry, spec: Spec, min_cosine: float) -> Any | None:
     return model
 
 
+_EXPORTING = threading.Lock()
+"""torch.export traces through global state: one export at a time per process (the service
+loads its text side in the background while an early audio query may load the audio side)."""
+
+
 def _export_and_gate(entry: CacheEntry, spec: Spec, min_cosine: float) -> tuple[Any, Runtime]:
+    with _EXPORTING:
+        return _export_and_gate_locked(entry, spec, min_cosine)
+
+
+def _export_and_gate_locked(
+    entry: CacheEntry, spec: Spec, min_cosine: float
+) -> tuple[Any, Runtime]:
     eager = spec.load_eager()
     dims = spec.dims(eager)
     staged = entry.staging()
