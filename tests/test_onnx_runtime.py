@@ -40,15 +40,18 @@ def test_cpu_default_is_onnxruntime_exported_from_the_loaded_checkpoint(
     assert audio_embedder.runtime == text_embedder.runtime == "onnxruntime"
     ckpt = Path(settings.models.bundle) / "clamp3"  # type: ignore[arg-type]
     ckpt_sha = sha256_file(next(ckpt.glob("*.pth")))
-    for kind in ("text", "audio_tower", "mert"):
-        (entry,) = _entries(export_dir, kind)
+    files = resolve_model_files(settings.models)
+    cache = ExportCache(export_dir)  # shared by the session: other bundles have entries too
+    for make in (onnx_backend.text_spec, onnx_backend.audio_tower_spec, onnx_backend.mert_spec):
+        spec = make(settings.models, files)
+        entry = cache.entry(spec.kind, spec.sources).directory
         manifest = json.loads((entry / "manifest.json").read_text())
         assert manifest["status"] == "ok"
         assert manifest["agreement_min_cosine"] >= settings.models.onnx_min_cosine
         assert manifest["key"]["runtime"].startswith("onnxruntime ")
         assert manifest["key"]["exporter"].startswith("torch 2.13.0")
         assert (entry / "model.onnx").is_file() and (entry / "model.onnx.data").is_file()
-        if kind != "mert":
+        if spec.kind != "mert":
             assert ckpt_sha in manifest["key"]["sources"].values()
 
 
