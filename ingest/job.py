@@ -19,7 +19,7 @@ from ingest.metadata import MetadataRules
 from ingest.pipeline import Embedder, IngestJob, JobOptions, JobResult, Limits
 from ingest.report import Counts, FailureLog, SkipLog
 from timbre.embedding.info import ModelInfo
-from timbre.embedding.runtime import select_device
+from timbre.embedding.runtime import device_type
 from timbre.errors import SnapshotError
 from timbre.labels import Labeller
 from timbre.library_roots import record_roots
@@ -40,7 +40,7 @@ def options_from_settings(
     settings: Settings, roots: tuple[Path, ...], **overrides: object
 ) -> JobOptions:
     """Job options: the ``ingest`` settings, then explicit overrides (None = keep)."""
-    device = select_device(settings.models.device).type
+    device = device_type(settings.models.device)
     base = JobOptions(
         roots=roots,
         profile=settings.ingest.profile,

@@ -17,6 +17,7 @@ import psutil
 import pytest
 
 from ingest.synthetic import make_library
+from tests.conftest import keep_export_dir
 from tests.ingest_helpers import job_settings, read_store
 
 pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
@@ -28,7 +29,7 @@ LEFTOVERS_GONE_WITHIN_S = 5.0
 
 
 def _env(bundle: Path, data: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TIMBRE_")}
+    env = keep_export_dir({k: v for k, v in os.environ.items() if not k.startswith("TIMBRE_")})
     env.update(
         TIMBRE_DATA_DIR=str(data),
         TIMBRE_MODELS__BUNDLE=str(bundle),

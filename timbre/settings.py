@@ -93,6 +93,10 @@ class ModelsSettings(_Section):
     precision_min_cosine: float = Field(gt=0.0, le=1.0)
     mert_batch_windows: PerDevice
     tower_batch_segments: PerDevice
+    runtime: Literal["auto", "torch", "onnxruntime"]
+    export_dir: Path | None
+    """Resolved by :class:`Settings`: null in the YAML means ``<data_dir>/cache/onnx``."""
+    onnx_min_cosine: float = Field(gt=0.0, le=1.0)
 
 
 class AudioSettings(_Section):
@@ -161,6 +165,7 @@ class ApiSettings(_Section):
     max_batch: int = Field(ge=1)
     max_body_bytes: int = Field(gt=0)
     max_filter_values: int = Field(ge=1)
+    text_batch_max: int = Field(ge=1)
 
 
 class LabelsSettings(_Section):
@@ -217,6 +222,18 @@ class Settings(BaseSettings):
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _export_dir_in_data_dir(cls, data: Any) -> Any:
+        """``models.export_dir: null`` means the data dir's ``cache/onnx``."""
+        if not isinstance(data, dict):
+            return data
+        models, data_dir = data.get("models"), data.get("data_dir")
+        if isinstance(models, dict) and models.get("export_dir") is None and data_dir is not None:
+            export_dir = Path(str(data_dir)).expanduser() / "cache" / "onnx"
+            data = {**data, "models": {**models, "export_dir": export_dir}}
+        return data
 
     @classmethod
     def settings_customise_sources(

@@ -79,6 +79,7 @@ def build_service(
         facet_default_limit=settings.facets.default_limit,
         facet_max_limit=settings.facets.max_limit,
         duplicate_rules=duplicate_rules(settings),
+        text_batch_max=settings.api.text_batch_max,
     )
     return SearchService(
         info=info,

@@ -30,6 +30,7 @@ from timbre.errors import (
     UnavailableError,
 )
 from timbre.search import routing
+from timbre.search.batcher import TextBatcher
 from timbre.search.holders import Lazy, SnapshotHolder, StoreHandle
 from timbre.search.routing import RoutingPolicy
 from timbre.search.types import (
@@ -88,6 +89,7 @@ class SearchService:
         self.on_embed = on_embed
         self.routing = routing
         self._cache = TextCache(limits.text_cache_size)
+        self._text_batcher = TextBatcher(self._embed_texts, limits.text_batch_max)
         self._roots = tuple(r.expanduser().resolve() for r in limits.library_roots)
         self.waiting = 0  # requests queued for the models (a metrics gauge)
         self._waiting_lock = threading.Lock()
@@ -117,10 +119,13 @@ class SearchService:
         cached = self._cache.get(query)
         if cached is not None:
             return cached
-        embedder = self.text.get()
-        vector = self._embed("text", lambda: embedder.embed([query])[0])
+        vector = self._text_batcher.embed(query)
         self._cache.put(query, vector)
         return vector
+
+    def _embed_texts(self, texts: list[str]) -> np.ndarray:
+        embedder = self.text.get()
+        return self._embed("text", lambda: embedder.embed(texts))
 
     def text_vectors(self, queries: Sequence[str]) -> list[np.ndarray]:
         """Vectors of several queries, the uncached ones in one tower batch."""
@@ -390,10 +395,21 @@ class SearchService:
                 "text": getattr(self.text.peek(), "running", None),
                 "audio": getattr(self.audio.peek(), "running", None),
             },
+            # What runs each side: onnxruntime (the CPU default once its export passed the
+            # agreement gate) or torch; None = not loaded yet.
+            "runtime": {
+                "text": getattr(self.text.peek(), "runtime", None),
+                "audio": getattr(self.audio.peek(), "runtime", None),
+            },
             "text_cache": {
                 "size": self.limits.text_cache_size,
                 "hits": self._cache.hits,
                 "misses": self._cache.misses,
+            },
+            "text_batches": {
+                "max": self._text_batcher.max_batch,
+                "calls": self._text_batcher.calls,
+                "queries": self._text_batcher.queries,
             },
             "snapshot": None,
             "store": None,
