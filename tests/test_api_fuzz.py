@@ -104,7 +104,9 @@ def _refused_for_a_reason_the_schema_cannot_state(case: Any) -> bool:
     if _reversed_ranges(body) or _reversed_ranges(_json_or_none(query.get("filter"))):
         return True
     shard = body.get("shard") if isinstance(body, dict) else None
-    numbers = isinstance(shard, list) and all(type(x) is int for x in shard)
+    numbers = isinstance(shard, list) and all(
+        isinstance(x, int | float) and not isinstance(x, bool) for x in shard
+    )
     if numbers and len(shard) == 2 and shard[0] >= shard[1]:
         return True
     multipart = (case.media_type or "").startswith("multipart/")

@@ -14,6 +14,7 @@ import pytest
 from tests.store_factory import make_dataset, model_info, open_test_store, unit_vectors
 from timbre.errors import UnavailableError
 from timbre.search import Lazy, SearchService, ServiceLimits, SnapshotHolder, StoreHandle
+from timbre.search.duplicates import DuplicateRules
 from timbre.search.routing import RoutingPolicy, is_current
 from timbre.settings import Settings
 from timbre.store import SearchFilter, VectorStore, snapshots_dir
@@ -47,6 +48,15 @@ def _service(store: VectorStore, data_dir: Path, policy: RoutingPolicy | None) -
         max_file_bytes=1,
         text_cache_size=0,
         snapshot_keep=2,
+        facet_default_limit=20,
+        facet_max_limit=500,
+        duplicate_rules=DuplicateRules(
+            min_cosine=0.998,
+            duration_tolerance_s=0.1,
+            duration_tolerance_ratio=0.05,
+            neighbours=16,
+            batch=256,
+        ),
     )
     return SearchService(
         info=model_info(),
