@@ -158,6 +158,13 @@ class ApiSettings(_Section):
     max_batch: int = Field(ge=1)
 
 
+class McpSettings(_Section):
+    """The MCP server over stdio (`timbre mcp`)."""
+
+    store_idle_s: float = Field(gt=0.0)
+    service_timeout_s: float = Field(gt=0.0)
+
+
 class Settings(BaseSettings):
     """Every setting of a Timbre process (see ``config/default.yaml`` for units and reasons)."""
 
@@ -175,6 +182,7 @@ class Settings(BaseSettings):
     snapshot: SnapshotSettings
     ingest: IngestSettings
     api: ApiSettings
+    mcp: McpSettings
 
     @field_validator("data_dir")
     @classmethod

@@ -23,6 +23,8 @@ from app.schemas import (
 )
 from timbre.errors import InvalidRequestError
 from timbre.search import AudioRef, BatchQuery
+from timbre.settings import ApiSettings
+from timbre.store.filters import conjoin
 
 router = APIRouter(dependencies=[Depends(require_read)])
 
@@ -87,6 +89,19 @@ async def _audio_body(
     return body, AudioRef(id=body.id, path=body.path)
 
 
+def batch_queries(body: BatchSearchIn, api: ApiSettings) -> list[BatchQuery]:
+    """The service's queries of a batch: limits applied, the shared context ANDed into each."""
+    if len(body.queries) > api.max_batch:
+        raise InvalidRequestError(f"queries: at most {api.max_batch} per batch")
+    context = filter_of(body.context)
+    queries = []
+    for item in body.queries:
+        top_k, offset = paging(api, item.top_k, item.offset)
+        both = conjoin(context, filter_of(item.filter))
+        queries.append(BatchQuery(item.query, top_k, both, offset))
+    return queries
+
+
 @router.post("/v1/search/text", response_model=SearchOut, tags=["search"])
 async def search_text(
     body: TextSearchIn, request: Request, service: ServiceDep, api: ApiDep
@@ -137,12 +152,7 @@ async def search_batch(
     body: BatchSearchIn, request: Request, service: ServiceDep, api: ApiDep
 ) -> BatchOut:
     """Many text queries at once (an assistant filling a palette), optionally all distinct."""
-    if len(body.queries) > api.max_batch:
-        raise InvalidRequestError(f"queries: at most {api.max_batch} per batch")
-    queries = []
-    for item in body.queries:
-        top_k, offset = paging(api, item.top_k, item.offset)
-        queries.append(BatchQuery(item.query, top_k, filter_of(item.filter), offset))
+    queries = batch_queries(body, api)
     results = await run_in_threadpool(service.search_batch, queries, distinct=body.distinct)
     out = [
         BatchResultOut(slot=item.slot, **search_out(request, r).model_dump())

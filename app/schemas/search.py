@@ -57,6 +57,10 @@ class BatchSearchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     queries: list[BatchItemIn] = Field(min_length=1)
     distinct: bool = Field(default=False, description="never return the same sample in two slots")
+    context: FilterIn | None = Field(
+        default=None,
+        description="a filter every query must also match (e.g. genre, BPM range, key)",
+    )
 
 
 class HitOut(BaseModel):

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from app.jobs import IngestRunner
 from app.schemas import IngestIn
+from timbre.collections_db import Collections
 from timbre.embedding.embedder import describe_models, load_audio_embedder, load_text_embedder
 from timbre.embedding.files import resolve_model_files
 from timbre.search import Lazy, SearchService, ServiceLimits, SnapshotHolder, StoreHandle
@@ -118,12 +119,15 @@ def build_app(settings: Settings, service: SearchService | None = None) -> FastA
             fn()
         service.store.close()
 
+    collections = Collections.in_data_dir(settings.data_dir)
+    stop.append(collections.close)
     return create_app(
         service,
         settings.api,
         ingest_runner=ingest_runner(settings, service),
         on_startup=startup,
         on_shutdown=shutdown,
+        collections=collections,
     )
 
 
