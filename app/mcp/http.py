@@ -14,7 +14,12 @@ with nothing to push back, so no session has to outlive a request (and any worke
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import (
+    AbstractAsyncContextManager,
+    AbstractContextManager,
+    asynccontextmanager,
+    nullcontext,
+)
 from typing import Any
 
 from mcp.server import ServerRequestContext
@@ -54,11 +59,11 @@ class McpEndpoint:
     def __init__(self, service: SearchService, api: ApiSettings, collections: Collections) -> None:
         self.api = api
 
-        def backend_for(ctx: ServerRequestContext[Any]) -> Backend:
+        def backend_for(ctx: ServerRequestContext[Any]) -> AbstractContextManager[Backend]:
             request = _request(ctx)
             # Audio URLs name the host this request reached, like the API's own hits.
             template = str(request.url_for("item_audio", item_id="{id}"))
-            return LocalBackend(service, api, collections, template_urls(template))
+            return nullcontext(LocalBackend(service, api, collections, template_urls(template)))
 
         def guard_write(ctx: ServerRequestContext[Any]) -> None:
             require_write(_request(ctx), api)

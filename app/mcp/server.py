@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, unquote
 
 import anyio.to_thread
@@ -42,8 +43,11 @@ from app.schemas.mcp import (
 )
 from timbre import __version__
 
-BackendFor = Callable[[ServerRequestContext[Any]], Backend]
-"""The backend that answers one request (e.g. one whose audio URLs name the request's host)."""
+M = TypeVar("M", bound=BaseModel)
+
+BackendFor = Callable[[ServerRequestContext[Any]], AbstractContextManager[Backend]]
+"""The backend that answers one request (e.g. one whose audio URLs name the request's host),
+held for as long as the request runs (so a backend can tell when it is idle)."""
 
 WriteGuard = Callable[[ServerRequestContext[Any]], None]
 """Raises when the request may not write (e.g. no valid API key on the HTTP door)."""
@@ -215,6 +219,10 @@ def build_server(backend_for: BackendFor, *, guard_write: WriteGuard | None = No
     """
     tools = {t.name: t for t in TOOLS}
 
+    def answer(ctx: ServerRequestContext[Any], work: Callable[[Backend], M]) -> M:
+        with backend_for(ctx) as backend:
+            return work(backend)
+
     async def list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
@@ -230,8 +238,7 @@ def build_server(backend_for: BackendFor, *, guard_write: WriteGuard | None = No
             if spec.writes and guard_write is not None:
                 guard_write(ctx)
             args = spec.input.model_validate(params.arguments or {})
-            backend = backend_for(ctx)
-            out = await anyio.to_thread.run_sync(spec.run, backend, args)
+            out = await anyio.to_thread.run_sync(answer, ctx, lambda b: spec.run(b, args))
         except Exception as exc:
             found = problem_of(exc)
             return types.CallToolResult(
@@ -255,7 +262,7 @@ def build_server(backend_for: BackendFor, *, guard_write: WriteGuard | None = No
             mime_type="application/json",
         )
         try:
-            known = await anyio.to_thread.run_sync(lambda: backend_for(ctx).collections())
+            known = await anyio.to_thread.run_sync(answer, ctx, lambda b: b.collections())
         except Exception as exc:
             raise _resource_error(exc) from exc
         return types.ListResourcesResult(
@@ -309,7 +316,7 @@ def build_server(backend_for: BackendFor, *, guard_write: WriteGuard | None = No
     ) -> types.ReadResourceResult:
         uri = str(params.uri)
         try:
-            out = await anyio.to_thread.run_sync(read, backend_for(ctx), uri)
+            out = await anyio.to_thread.run_sync(answer, ctx, lambda b: read(b, uri))
         except MCPError:
             raise
         except Exception as exc:

@@ -42,7 +42,7 @@ class SampleBrief(BaseModel):
     key: str | None = None
     duration_s: float | None = None
     score: float | None = None
-    audio_url: str = Field(description="plays the sample (http:// from a service, else file://)")
+    audio_url: str
 
     @classmethod
     def of(cls, hit: HitOut) -> SampleBrief:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from timbre.cli.app import app, fail
@@ -42,36 +44,63 @@ class StdioBackends:
         self._lock = threading.Lock()
         self._local: LocalBackend | None = None
         self._remote: HttpBackend | None = None
+        self._busy = 0  # calls answering locally right now
         self._idle: threading.Timer | None = None
 
-    def backend_for(self, ctx: ServerRequestContext[Any] | None = None) -> Backend:
-        from app.mcp.backends import HttpBackend
+    @contextmanager
+    def backend_for(self, ctx: ServerRequestContext[Any] | None = None) -> Iterator[Backend]:
+        """The backend of one call, held until the call is answered."""
         from timbre.cli.wiring import read_service_file
 
         announced = read_service_file(self.settings)
-        with self._lock:
-            if announced is not None:
+        if announced is not None:
+            with self._lock:
                 self._release_store()
-                if self._remote is None or self._remote.url != announced["url"]:
-                    key = self.settings.api.api_key
-                    self._remote = HttpBackend(
-                        announced["url"],
-                        api_key=key.get_secret_value() if key is not None else None,
-                        timeout_s=self.settings.mcp.service_timeout_s,
-                    )
-                return self._remote
+                remote = self._remote_for(str(announced["url"]))
+            yield remote
+            return
+        with self._lock:
             local = self._open_local()
-            self._schedule_release()
-        local.service.snapshots.refresh()  # a snapshot published since the last call
-        return local
+            self._busy += 1
+            if self._idle is not None:
+                self._idle.cancel()
+        try:
+            local.service.snapshots.refresh()  # one published since the last call
+            yield local
+        finally:
+            with self._lock:
+                self._busy -= 1
+                if self._busy == 0:
+                    self._idle = threading.Timer(self.settings.mcp.store_idle_s, self._release)
+                    self._idle.daemon = True
+                    self._idle.start()
 
     def start(self) -> None:
-        """Start loading the text model when this process will answer (no service running)."""
+        """Load the text model when this process will answer (no service running)."""
         from timbre.cli.wiring import read_service_file
 
-        if read_service_file(self.settings) is None:
+        if read_service_file(self.settings) is not None:
+            return
+        try:
             with self._lock:
-                self._open_local().service.text.start()
+                local = self._open_local()
+            local.service.text.get()
+        except TimbreError as exc:  # the first tool call reports it to the client
+            log.error("%s", exc)
+
+    def _remote_for(self, url: str) -> HttpBackend:
+        from app.mcp.backends import HttpBackend
+
+        if self._remote is None or self._remote.url != url:
+            if self._remote is not None:
+                self._remote.close()
+            key = self.settings.api.api_key
+            self._remote = HttpBackend(
+                url,
+                api_key=key.get_secret_value() if key is not None else None,
+                timeout_s=self.settings.mcp.service_timeout_s,
+            )
+        return self._remote
 
     def _open_local(self) -> LocalBackend:
         if self._local is None:
@@ -84,19 +113,14 @@ class StdioBackends:
             self._local = LocalBackend(service, self.settings.api, collections, file_urls)
         return self._local
 
-    def _schedule_release(self) -> None:
-        if self._idle is not None:
-            self._idle.cancel()
-        self._idle = threading.Timer(self.settings.mcp.store_idle_s, self._release_when_idle)
-        self._idle.daemon = True
-        self._idle.start()
-
-    def _release_when_idle(self) -> None:
+    def _release(self) -> None:
         with self._lock:
-            self._release_store()
+            if self._busy == 0:
+                self._release_store()
 
     def _release_store(self) -> None:
-        if self._local is not None and self._local.service.store.connected:
+        # Only between calls: the store is let go while no local call is using it.
+        if self._local is not None and self._busy == 0 and self._local.service.store.connected:
             log.info("letting the embedded store go (idle, or a service owns it now)")
             self._local.service.store.close()
 
@@ -131,8 +155,10 @@ def mcp_command() -> None:
         async with stdio_server() as (read, write):
             await server.run(read, write, server.create_initialization_options())
 
+    # The models and the store load beside the protocol loop: a client's initialize and
+    # tools/list are answered at once, and the first search waits for what it needs.
+    threading.Thread(target=backends.start, name="load-local", daemon=True).start()
     try:
-        backends.start()
         anyio.run(serve)
     except TimbreError as exc:
         raise fail(exc) from exc
