@@ -15,8 +15,7 @@ from mcp.shared.exceptions import MCPError
 
 from app.schemas import BatchItemIn, FilterIn, HitOut, HybridSearchIn, TextSearchIn
 from app.schemas.mcp import SampleBrief
-from ingest.synthetic import Library, make_library
-from tests.ingest_helpers import ingest, job_settings
+from ingest.synthetic import Library
 from tests.mcp_helpers import (
     http_problem,
     live_service,
@@ -33,23 +32,13 @@ KEY = "s3cret-key"
 
 
 @pytest.fixture(scope="module")
-def library(tmp_path_factory: pytest.TempPathFactory) -> Library:
-    return make_library(
-        tmp_path_factory.mktemp("lib") / "Samples",
-        one_shots_per_pack=4,
-        loops_per_pack=1,
-        loop_bars=(1,),
-        broken=False,
-    )
+def library(mcp_library: Library) -> Library:
+    return mcp_library
 
 
 @pytest.fixture(scope="module")
-def indexed_dir(
-    library: Library, tiny_bundle: Path, audio_embedder, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
-    data = tmp_path_factory.mktemp("data")
-    ingest(job_settings(tiny_bundle, data), audio_embedder, [library.root])
-    return data
+def indexed_dir(mcp_indexed_dir: Path) -> Path:
+    return mcp_indexed_dir
 
 
 def service_settings(bundle: Path, data: Path, library: Library, **api: Any) -> Settings:

@@ -1,0 +1,147 @@
+"""``timbre mcp`` as a desktop assistant runs it: a subprocess on stdio, driven by the SDK's own
+client, on its own (it opens the library, and lets the store go when idle) and beside a
+running service (it goes through the service's HTTP API and never touches the store)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from mcp import Client, StdioServerParameters
+
+from ingest.synthetic import Library
+from tests.mcp_helpers import http_problem, live_service, session, structured, tool_problem
+from timbre.cli.wiring import SERVICE_FILE
+from timbre.settings import load_settings
+
+pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
+
+TIMBRE = Path(sys.executable).with_name("timbre")
+IDLE_S = 1.0
+FILTER = {"kind": "one_shot", "pack": "Techno Essentials Vol 1"}
+
+
+def timbre_mcp(data: Path, bundle: Path, library: Library) -> Client:
+    """The SDK's client of a ``timbre mcp`` subprocess, configured as the README says."""
+    env = {
+        "TIMBRE_DATA_DIR": str(data),
+        "TIMBRE_MODELS__BUNDLE": str(bundle),
+        "TIMBRE_MODELS__THREADS": "2",
+        "TIMBRE_API__LIBRARY_ROOTS": json.dumps([str(library.root)]),
+        "TIMBRE_MCP__STORE_IDLE_S": str(IDLE_S),
+    }
+    params = StdioServerParameters(command=str(TIMBRE), args=["mcp"], env=env)
+    return Client(params, read_timeout_seconds=300)
+
+
+@pytest.fixture(scope="module")
+def url(mcp_library: Library, mcp_indexed_dir: Path, tiny_bundle: Path) -> Iterator[str]:
+    settings = load_settings(
+        data_dir=mcp_indexed_dir,
+        models={"bundle": tiny_bundle, "threads": 2},
+        api={"library_roots": [str(mcp_library.root)]},
+    )
+    with live_service(settings) as base:
+        yield base
+
+
+def api_hits(url: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    response = httpx.post(f"{url}/v1/search/text", json=body, timeout=60)
+    assert response.status_code == 200, response.text
+    return list(response.json()["hits"])
+
+
+def test_on_its_own_it_opens_the_library_and_lets_the_store_go(
+    url: str, mcp_library: Library, mcp_indexed_dir: Path, tiny_bundle: Path, tmp_path: Path
+) -> None:
+    from timbre.embedding.embedder import describe_models
+    from timbre.store import open_store
+
+    data = tmp_path / "data"  # a copy: the module's service owns the original's store
+    shutil.copytree(mcp_indexed_dir, data, ignore=shutil.ignore_patterns(SERVICE_FILE))
+    settings = load_settings(data_dir=data, models={"bundle": tiny_bundle})
+    freed: list[bool] = []
+
+    async def body(client: Client) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        out["plain"] = await client.call_tool("search_samples", {"query": "kick", "top_k": 5})
+        out["filtered"] = await client.call_tool(
+            "search_samples", {"query": "kick", "top_k": 3, "filter": FILTER}
+        )
+        await anyio.sleep(IDLE_S + 2.0)  # idle: the subprocess lets the embedded store go
+        store = open_store(settings, describe_models(settings.models))
+        freed.append(store.count() > 0)
+        store.close()
+        out["again"] = await client.call_tool(
+            "search_samples", {"query": "kick", "top_k": 3, "filter": FILTER}
+        )
+        hit = structured(out["plain"])["hits"][0]["id"]
+        out["added"] = await client.call_tool("add_to_collection", {"ids": [hit]})
+        out["listed"] = await client.call_tool("list_collection", {})
+        out["empty"] = await client.call_tool("search_samples", {"query": ""})
+        return out
+
+    got = session(timbre_mcp(data, tiny_bundle, mcp_library), body)
+    # The same hits as the service on the same library, with file:// URLs to play them.
+    hits = structured(got["plain"])["hits"]
+    expected = api_hits(url, {"query": "kick", "top_k": 5})
+    assert [(h["id"], h["score"]) for h in hits] == [(e["id"], e["score"]) for e in expected]
+    for hit, api in zip(hits, expected, strict=True):
+        assert hit["audio_url"] == Path(api["path"]).as_uri()
+        assert Path(api["path"]).is_file()
+    filtered = api_hits(url, {"query": "kick", "top_k": 3, "filter": FILTER})
+    assert [h["id"] for h in structured(got["filtered"])["hits"]] == [h["id"] for h in filtered]
+    assert freed == [True]  # another process could open the store between calls
+    assert structured(got["again"])["hits"] == structured(got["filtered"])["hits"]
+    assert structured(got["added"])["name"] == "favourites"
+    assert hits[0]["id"] in [h["id"] for h in structured(got["listed"])["items"]]
+    response = httpx.post(f"{url}/v1/search/text", json={"query": ""})
+    assert tool_problem(got["empty"]) == http_problem(response)
+
+
+def test_beside_a_service_it_goes_through_the_service(
+    url: str, mcp_library: Library, mcp_indexed_dir: Path, tiny_bundle: Path
+) -> None:
+    announced = mcp_indexed_dir / SERVICE_FILE
+    # The service runs in this test process, so its pid is alive, as `timbre serve` writes it.
+    announced.write_text(json.dumps({"url": url, "pid": os.getpid()}))
+
+    async def body(client: Client) -> dict[str, Any]:
+        found = await client.call_tool(
+            "search_samples", {"query": "clap", "top_k": 4, "filter": FILTER}
+        )
+        first = structured(found)["hits"][0]["id"]
+        return {
+            "found": found,
+            "sample": await client.call_tool("get_sample", {"id": first}),
+            "palette": await client.call_tool(
+                "build_palette",
+                {"slots": [{"query": "kick", "top_k": 2}, {"query": "kick", "top_k": 2}]},
+            ),
+            "bad": await client.call_tool("search_samples", {"query": "k", "top_k": 10**6}),
+        }
+
+    try:
+        got = session(timbre_mcp(mcp_indexed_dir, tiny_bundle, mcp_library), body)
+    finally:
+        announced.unlink()
+    # A filtered search needs the store, which the service owns: these came through it.
+    hits = structured(got["found"])["hits"]
+    expected = api_hits(url, {"query": "clap", "top_k": 4, "filter": FILTER})
+    assert [h["id"] for h in hits] == [h["id"] for h in expected]
+    assert all(h["audio_url"] == e["audio_url"] for h, e in zip(hits, expected, strict=True))
+    assert all(h["audio_url"].startswith(url) for h in hits)
+    item = httpx.get(f"{url}/v1/items/{hits[0]['id']}").json()
+    assert structured(got["sample"]) == item
+    slots = structured(got["palette"])["slots"]
+    assert not {h["id"] for h in slots[0]["hits"]} & {h["id"] for h in slots[1]["hits"]}
+    bad = httpx.post(f"{url}/v1/search/text", json={"query": "k", "top_k": 10**6})
+    assert tool_problem(got["bad"]) == http_problem(bad)
