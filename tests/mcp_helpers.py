@@ -4,10 +4,12 @@ SDK's own client (over streamable HTTP, over stdio, or in-process)."""
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
@@ -20,6 +22,9 @@ from timbre.cli.wiring import build_app
 from timbre.settings import Settings
 
 T = TypeVar("T")
+
+TIMBRE = Path(sys.executable).with_name("timbre")
+"""The ``timbre`` command of this environment, as an assistant's config names it."""
 
 
 def free_port() -> int:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,13 +17,12 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from ingest.synthetic import Library
-from tests.mcp_helpers import http_problem, live_service, session, structured, tool_problem
+from tests.mcp_helpers import TIMBRE, http_problem, live_service, session, structured, tool_problem
 from timbre.cli.wiring import SERVICE_FILE
 from timbre.settings import load_settings
 
 pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
 
-TIMBRE = Path(sys.executable).with_name("timbre")
 IDLE_S = 1.0
 FILTER = {"kind": "one_shot", "pack": "Techno Essentials Vol 1"}
 
