@@ -136,8 +136,7 @@ class StdioBackends:
 
 @app.command("mcp")
 def mcp_command() -> None:
-    """Serve the MCP tools over stdio (for a desktop assistant's config), beside or without
-    a running service."""
+    """Serve the MCP tools over stdio, for desktop assistants (beside a service or alone)."""
     import anyio
     from mcp.server.stdio import stdio_server
 
