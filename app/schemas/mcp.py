@@ -10,7 +10,9 @@ every shared field's JSON schema to the HTTP one, so the two cannot drift.
 
 from __future__ import annotations
 
+from copy import copy
 from pathlib import PurePath
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,20 +31,25 @@ from app.schemas.search import (
 FAVOURITES = "favourites"
 
 
+def _as_in_hit(field: str) -> Any:
+    """The field of :class:`HitOut` itself (type, default, description), so the two cannot drift."""
+    return copy(HitOut.model_fields[field])
+
+
 class SampleBrief(BaseModel):
     """One sample as a search result: what to decide on and what to show a person."""
 
-    id: str
+    id: str = _as_in_hit("id")
     name: str = Field(description="the file name")
-    pack: str | None = None
+    pack: str | None = _as_in_hit("pack")
     category: str | None = None
-    instrument: str | None = None
-    kind: str | None = None
-    bpm: float | None = None
-    key: str | None = None
-    duration_s: float | None = None
-    score: float | None = None
-    audio_url: str
+    instrument: str | None = _as_in_hit("instrument")
+    kind: str | None = _as_in_hit("kind")
+    bpm: float | None = _as_in_hit("bpm")
+    key: str | None = _as_in_hit("key")
+    duration_s: float | None = _as_in_hit("duration_s")
+    score: float | None = _as_in_hit("score")
+    audio_url: str = _as_in_hit("audio_url")
 
     @classmethod
     def of(cls, hit: HitOut) -> SampleBrief:
