@@ -26,6 +26,7 @@ from app.schemas import (
     BatchOut,
     BatchResultOut,
     BatchSearchIn,
+    FacetsOut,
     FilterIn,
     HitOut,
     HybridSearchIn,
@@ -37,11 +38,11 @@ from app.schemas.mcp import (
     CollectionItemsOut,
     CollectionOut,
     CollectionsOut,
-    FacetsOut,
 )
 from timbre.collections_db import CollectionInfo, Collections
-from timbre.errors import NotFoundError, UnavailableError
+from timbre.errors import NotFoundError
 from timbre.search import AudioRef, SearchResult, SearchService
+from timbre.search.facets import library_facets
 from timbre.settings import ApiSettings
 from timbre.store import Hit
 
@@ -120,14 +121,14 @@ class LocalBackend:
     def search_text(self, body: TextSearchIn) -> SearchOut:
         top_k, offset = paging(self.api, body.top_k, body.offset)
         result = self.service.search_text(
-            body.query, top_k=top_k, offset=offset, filter=filter_of(body.filter)
+            body.query, top_k=top_k, offset=offset, filter=filter_of(self.api, body.filter)
         )
         return self._out(result)
 
     def search_audio(self, body: AudioSearchIn) -> SearchOut:
         top_k, offset = paging(self.api, body.top_k, body.offset)
         ref = AudioRef(id=body.id, path=body.path)
-        search_filter = filter_of(body.filter)
+        search_filter = filter_of(self.api, body.filter)
         if isinstance(body, HybridSearchIn):
             result = self.service.search_hybrid(
                 body.query, ref, alpha=body.alpha, top_k=top_k, offset=offset, filter=search_filter
@@ -152,7 +153,8 @@ class LocalBackend:
         return self._hit(None, item_id, self.service.item(item_id))
 
     def facets(self, fields: Sequence[str], filter: FilterIn | None) -> FacetsOut:
-        raise UnavailableError("facets are not available yet")
+        found = library_facets(self.service, fields, filter=filter_of(self.api, filter))
+        return FacetsOut.model_validate(found.as_dict())
 
     def collections(self) -> CollectionsOut:
         return CollectionsOut(collections=[_collection(c) for c in self._collections.list_all()])

@@ -28,7 +28,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
-from app.deps import require_read, require_write
+from app.deps import presented_key, require_read, require_write
 from app.mcp.backends import Backend, LocalBackend, template_urls
 from app.mcp.server import build_server
 from app.problems import AuthError, problem
@@ -65,8 +65,8 @@ class McpEndpoint:
             template = str(request.url_for("item_audio", item_id="{id}"))
             return nullcontext(LocalBackend(service, api, collections, template_urls(template)))
 
-        def guard_write(ctx: ServerRequestContext[Any]) -> None:
-            require_write(_request(ctx), api)
+        async def guard_write(ctx: ServerRequestContext[Any]) -> None:
+            require_write(api, *await presented_key(_request(ctx)))
 
         self.server = build_server(backend_for, guard_write=guard_write)
         self.manager = StreamableHTTPSessionManager(
@@ -99,7 +99,7 @@ class McpEndpoint:
             await refused(scope, receive, send)
             return
         try:
-            require_read(request, self.api)
+            require_read(self.api, *await presented_key(request))
         except AuthError as exc:
             refused = problem(
                 401,

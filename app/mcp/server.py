@@ -11,7 +11,7 @@ failure becomes a tool result with ``isError`` and the problem's ``detail`` as i
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -25,14 +25,13 @@ from pydantic import BaseModel
 
 from app.mcp.backends import Backend
 from app.mcp.errors import problem_of
-from app.schemas import HitOut, TextSearchIn
+from app.schemas import FacetsOut, HitOut, TextSearchIn
 from app.schemas.mcp import (
     AddToCollectionIn,
     CollectionBriefOut,
     CollectionIn,
     CollectionOut,
     CollectionsOut,
-    FacetsOut,
     NoArgs,
     OverviewIn,
     PaletteIn,
@@ -49,7 +48,7 @@ BackendFor = Callable[[ServerRequestContext[Any]], AbstractContextManager[Backen
 """The backend that answers one request (e.g. one whose audio URLs name the request's host),
 held for as long as the request runs (so a backend can tell when it is idle)."""
 
-WriteGuard = Callable[[ServerRequestContext[Any]], None]
+WriteGuard = Callable[[ServerRequestContext[Any]], Awaitable[None]]
 """Raises when the request may not write (e.g. no valid API key on the HTTP door)."""
 
 OVERVIEW_FIELDS = ("pack", "genre", "category", "instrument", "kind", "key")
@@ -236,7 +235,7 @@ def build_server(backend_for: BackendFor, *, guard_write: WriteGuard | None = No
             raise MCPError(code=types.INVALID_PARAMS, message=f"unknown tool {params.name!r}")
         try:
             if spec.writes and guard_write is not None:
-                guard_write(ctx)
+                await guard_write(ctx)
             args = spec.input.model_validate(params.arguments or {})
             out = await anyio.to_thread.run_sync(answer, ctx, lambda b: spec.run(b, args))
         except Exception as exc:

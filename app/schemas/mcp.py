@@ -42,7 +42,7 @@ class SampleBrief(BaseModel):
     id: str = _as_in_hit("id")
     name: str = Field(description="the file name")
     pack: str | None = _as_in_hit("pack")
-    category: str | None = None
+    category: str | None = _as_in_hit("category")
     instrument: str | None = _as_in_hit("instrument")
     kind: str | None = _as_in_hit("kind")
     bpm: float | None = _as_in_hit("bpm")
@@ -187,13 +187,3 @@ class CollectionBriefOut(CollectionOut):
     def of(cls, full: CollectionItemsOut) -> CollectionBriefOut:
         data = full.model_dump(exclude={"items"})
         return cls(**data, items=[SampleBrief.of(h) for h in full.items])
-
-
-class FacetValue(BaseModel):
-    value: str
-    count: int
-
-
-class FacetsOut(BaseModel):
-    facets: dict[str, list[FacetValue]]
-    total: int
