@@ -193,6 +193,8 @@ class McpSettings(_Section):
     """The MCP server over stdio (`timbre mcp`)."""
 
     store_idle_s: float = Field(gt=0.0)
+    store_yield_s: float = Field(gt=0.0)
+    store_poll_s: float = Field(gt=0.0)
     service_timeout_s: float = Field(gt=0.0)
 
 
