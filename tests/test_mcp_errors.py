@@ -64,3 +64,34 @@ def test_a_service_that_is_gone_or_answers_garbage_is_a_clear_tool_error() -> No
     assert status == 503 and text.startswith(f"the Timbre service at {gone.url} could not be")
     status, text = tool_problem(session(Client(server_over(proxy)), call))
     assert (status, text) == (502, "the Timbre service at http://timbre.internal answered 502")
+
+
+def test_a_collection_from_the_service_leaves_out_samples_no_longer_indexed() -> None:
+    # The page's collections route (its reply shape: items no longer indexed are marked
+    # ``missing``, without an audio URL), as the local backend leaves such items out.
+    kept = {
+        "id": "00000000-0000-5000-8000-000000000001",
+        "path": "/lib/Kick_01.wav",
+        "audio_url": "http://timbre.internal/v1/items/00000000-0000-5000-8000-000000000001/audio",
+        "added_at": "2026-12-01T10:00:00+00:00",
+    }
+    gone = {"id": "00000000-0000-5000-8000-000000000002", "audio_url": None, "missing": True}
+    reply = {"name": "favourites", "count": 2, "created_at": "t0", "updated_at": "t1"}
+    service = HttpBackend(
+        "http://timbre.internal",
+        api_key=None,
+        timeout_s=5,
+        transport=httpx.MockTransport(
+            lambda r: httpx.Response(200, json={**reply, "items": [kept, gone]})
+        ),
+    )
+
+    async def call(client: Client) -> Any:
+        return await client.call_tool("list_collection", {})
+
+    result = session(Client(server_over(service)), call)
+    assert not result.is_error, result.content[0].text
+    items = result.structured_content["items"]
+    assert [(i["id"], i["name"], i["audio_url"]) for i in items] == [
+        (kept["id"], "Kick_01.wav", kept["audio_url"])
+    ]

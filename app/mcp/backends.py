@@ -174,6 +174,12 @@ class LocalBackend:
         return _collection(self._collections.add(name, ids, path_hints=hints))
 
 
+class _CollectionReply(CollectionOut):
+    """The service's collection, its items as they come (some may be marked ``missing``)."""
+
+    items: list[dict[str, Any]]
+
+
 def _collection(info: CollectionInfo) -> CollectionOut:
     return CollectionOut(
         name=info.name, count=info.count, created_at=info.created_at, updated_at=info.updated_at
@@ -264,7 +270,10 @@ class HttpBackend:
         return self._call(CollectionsOut, "GET", "/v1/collections")
 
     def collection(self, name: str) -> CollectionItemsOut:
-        return self._call(CollectionItemsOut, "GET", f"/v1/collections/{quote(name, safe='')}")
+        reply = self._call(_CollectionReply, "GET", f"/v1/collections/{quote(name, safe='')}")
+        # As the local backend does: a sample no longer indexed (``missing``) is left out.
+        items = [i for i in reply.items if not i.get("missing")]
+        return CollectionItemsOut.model_validate({**reply.model_dump(), "items": items})
 
     def add_to_collection(self, name: str, ids: Sequence[str]) -> CollectionOut:
         return self._call(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import shlex
 import socket
@@ -28,6 +29,8 @@ from typing import IO, Any
 import psutil
 
 from timbre.errors import StoreLockedError
+
+log = logging.getLogger("timbre.store")
 
 LEASE_SUFFIX = ".lease"
 """Beside a lock file: its owner gives the lock up when asked (pid, within_s)."""
@@ -71,6 +74,13 @@ class OwnerLock:
             raise StoreLockedError(self._refusal(owner))
         wanted = self.path.with_name(self.path.name + WANTED_SUFFIX)
         wanted.write_text(json.dumps(_me()), encoding="utf-8")
+        log.info(
+            "%s is held on a lease by process %s (`%s`): asked it to let go, waiting up to %g s",
+            self._what,
+            owner.get("pid", "unknown"),
+            owner.get("command") or "unknown command",
+            within_s,
+        )
         deadline = time.monotonic() + within_s
         try:
             while owner is not None and time.monotonic() < deadline:
