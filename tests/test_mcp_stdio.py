@@ -103,15 +103,15 @@ def test_on_its_own_it_opens_the_library_and_lets_the_store_go(
         out["filtered"] = await client.call_tool(
             "search_samples", {"query": "kick", "top_k": 3, "filter": FILTER}
         )
+        hit = structured(out["plain"])["hits"][0]["id"]
+        out["added"] = await client.call_tool("add_to_collection", {"ids": [hit]})
+        out["listed"] = await client.call_tool("list_collection", {})
         seen["held_after_call"] = store_held(data)
         await anyio.sleep(IDLE_S + 2.0)  # idle: the subprocess lets the embedded store go
         seen["held_when_idle"] = store_held(data)
         out["again"] = await client.call_tool(
             "search_samples", {"query": "kick", "top_k": 3, "filter": FILTER}
         )
-        hit = structured(out["plain"])["hits"][0]["id"]
-        out["added"] = await client.call_tool("add_to_collection", {"ids": [hit]})
-        out["listed"] = await client.call_tool("list_collection", {})
         # Another process asks for the store while the subprocess holds it: it is let go.
         seen["held_when_asked"] = store_held(data)
         store = await anyio.to_thread.run_sync(take_the_store)
