@@ -14,7 +14,7 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from app.schemas import BatchItemIn, FilterIn, HitOut, HybridSearchIn, TextSearchIn
+from app.schemas import BatchItemIn, BatchSearchIn, FilterIn, HitOut, HybridSearchIn, TextSearchIn
 from app.schemas.mcp import SampleBrief
 from ingest.synthetic import Library
 from tests.mcp_helpers import (
@@ -98,8 +98,10 @@ def test_tools_advertise_the_http_models_schemas(url: str) -> None:
     hybrid = HybridSearchIn.model_json_schema()["properties"]
     for field in ("top_k", "offset", "alpha", "filter"):
         assert similar[field] == hybrid[field], field
-    text = similar["query"]["anyOf"][0]
-    assert (text["minLength"], text["maxLength"]) == (hybrid["query"]["minLength"], 2000)
+    rules = {k: v for k, v in hybrid["query"].items() if k != "title"}
+    assert similar["query"]["anyOf"][0] == rules  # the same text rules
+    batch = BatchSearchIn.model_json_schema()["properties"]["distinct"]
+    assert palette["properties"]["distinct"] == {**batch, "default": True}
     brief = tools["search_samples"].output_schema["$defs"]["SampleBrief"]["properties"]
     hit = HitOut.model_json_schema()["properties"]
     for field, schema in brief.items():
@@ -223,6 +225,9 @@ BAD_CALLS = [
     ("similar_samples", AUDIO, {"id": "not-an-id"}),
     ("similar_samples", AUDIO, {"id": NO_ID}),
     ("similar_samples", HYBRID, {"id": NO_ID, "query": "x", "alpha": 2}),
+    ("similar_samples", HYBRID, {"id": NO_ID, "query": "   "}),
+    ("similar_samples", HYBRID, {"id": NO_ID, "query": "x", "alpha": True}),
+    ("search_samples", TEXT, {"query": "k", "top_k": True}),
 ]
 
 
@@ -232,11 +237,14 @@ def test_bad_arguments_are_tool_errors_with_the_http_apis_messages(url: str) -> 
         results.append(await client.call_tool("get_sample", {"id": "nope"}))
         results.append(await client.call_tool("build_palette", {"slots": []}))
         results.append(await client.call_tool("build_palette", {"slots": [{"query": ""}]}))
+        results.append(
+            await client.call_tool("build_palette", {"slots": [{"query": "k"}], "distinct": "yes"})
+        )
         # ...and the server still answers.
         results.append(await client.call_tool("search_samples", {"query": "kick", "top_k": 1}))
         return results
 
-    *bad, missing, no_slots, empty_slot, fine = session(over_http(f"{url}/mcp"), body)
+    *bad, missing, no_slots, empty_slot, not_bool, fine = session(over_http(f"{url}/mcp"), body)
     for (tool, route, args), result in zip(BAD_CALLS, bad, strict=True):
         assert tool_problem(result) == http_problem(post(url, route, args)), (tool, args)
     assert tool_problem(missing) == http_problem(httpx.get(f"{url}/v1/items/nope"))
@@ -246,6 +254,8 @@ def test_bad_arguments_are_tool_errors_with_the_http_apis_messages(url: str) -> 
     )
     queries = post(url, "/v1/search/batch", {"queries": [{"query": ""}]})
     assert tool_problem(empty_slot)[1] == http_problem(queries)[1].replace("queries.", "slots.")
+    batch = post(url, "/v1/search/batch", {"queries": [{"query": "k"}], "distinct": "yes"})
+    assert tool_problem(not_bool) == http_problem(batch)
     assert len(structured(fine)["hits"]) == 1
 
 

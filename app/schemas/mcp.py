@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.schemas.filters import FilterIn
 from app.schemas.search import (
+    Alpha,
     AudioSearchIn,
     BatchItemIn,
     BatchOut,
@@ -25,6 +26,7 @@ from app.schemas.search import (
     HitOut,
     HybridSearchIn,
     Paging,
+    QueryText,
     SearchOut,
 )
 
@@ -73,15 +75,10 @@ class SimilarIn(Paging):
 
     model_config = ConfigDict(extra="forbid")
     id: str = Field(description="an indexed sample's id, e.g. from search_samples")
-    query: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=2000,
-        description="a description to steer by, e.g. 'darker'",
+    query: QueryText | None = Field(
+        default=None, description="a description to steer by, e.g. 'darker'"
     )
-    alpha: float = Field(
-        default=0.5, ge=0.0, le=1.0, description="weight of the text: 1 = text only"
-    )
+    alpha: Alpha = Field(default=0.5, description="weight of the text: 1 = text only")
     filter: FilterIn | None = None
 
     def to_http(self) -> AudioSearchIn:
@@ -107,7 +104,9 @@ class PaletteIn(BaseModel):
     slots: list[BatchItemIn] = Field(
         min_length=1, description="one per slot: {slot: 'kick', query: 'punchy kick', ...}"
     )
-    distinct: bool = Field(default=True, description="never the same sample in two slots")
+    distinct: bool = Field(
+        default=True, strict=True, description="never return the same sample in two slots"
+    )
     context: FilterIn | None = Field(
         default=None,
         description="a filter every slot must also match, e.g. {genre, bpm: '120-128', key}",
