@@ -112,3 +112,29 @@ def any_text_embedder(request: pytest.FixtureRequest):  # type: ignore[no-untype
     embedder = request.getfixturevalue(name)
     assert embedder.runtime == request.param
     return embedder
+
+
+@pytest.fixture(scope="session")
+def mcp_library(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A small synthetic library (20 files), shared by the MCP tests over HTTP and stdio."""
+    from ingest.synthetic import make_library
+
+    return make_library(
+        tmp_path_factory.mktemp("mcp-lib") / "Samples",
+        one_shots_per_pack=4,
+        loops_per_pack=1,
+        loop_bars=(1,),
+        broken=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def mcp_indexed_dir(  # type: ignore[no-untyped-def]
+    mcp_library, tiny_bundle: Path, audio_embedder, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A data dir with ``mcp_library`` indexed and its snapshot published."""
+    from tests.ingest_helpers import ingest, job_settings
+
+    data = tmp_path_factory.mktemp("mcp-data")
+    ingest(job_settings(tiny_bundle, data), audio_embedder, [mcp_library.root])
+    return data

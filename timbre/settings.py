@@ -197,6 +197,15 @@ class FacetsSettings(_Section):
     max_limit: int = Field(ge=1)
 
 
+class McpSettings(_Section):
+    """The MCP server over stdio (`timbre mcp`)."""
+
+    store_idle_s: float = Field(gt=0.0)
+    store_yield_s: float = Field(gt=0.0)
+    store_poll_s: float = Field(gt=0.0)
+    service_timeout_s: float = Field(gt=0.0)
+
+
 class Settings(BaseSettings):
     """Every setting of a Timbre process (see ``config/default.yaml`` for units and reasons)."""
 
@@ -217,6 +226,7 @@ class Settings(BaseSettings):
     labels: LabelsSettings
     duplicates: DuplicatesSettings
     facets: FacetsSettings
+    mcp: McpSettings
 
     @field_validator("data_dir")
     @classmethod

@@ -13,6 +13,7 @@ import sys
 from timbre.cli import (  # noqa: F401 (registers)
     duplicates,
     ingest,
+    mcp,
     models,
     quickstart,
     relabel,

@@ -22,6 +22,7 @@ from timbre.cli.owner import (  # noqa: F401 (re-exported: where commands look f
     remove_service_file,
     write_service_file,
 )
+from timbre.collections_db import Collections
 from timbre.embedding.embedder import describe_models, load_audio_embedder, load_text_embedder
 from timbre.embedding.files import resolve_model_files
 from timbre.library_roots import recorded_roots
@@ -171,10 +172,13 @@ def build_app(settings: Settings, service: SearchService | None = None) -> FastA
             fn()
         service.store.close()
 
+    collections = Collections.in_data_dir(settings.data_dir)
+    stop.append(collections.close)
     return create_app(
         service,
         settings.api,
         ingest_runner=ingest_runner(settings, service),
         on_startup=startup,
         on_shutdown=shutdown,
+        collections=collections,
     )
