@@ -58,6 +58,13 @@ def _check_key(
         raise AuthError("a valid API key is required (X-API-Key header or Authorization: Bearer)")
 
 
+async def presented_key(
+    request: Request,
+) -> tuple[str | None, HTTPAuthorizationCredentials | None]:
+    """The key a request presents, read as the routes read it (for a door outside the routes)."""
+    return await _KEY_HEADER(request), await _BEARER(request)
+
+
 def require_write(api: ApiDep, header: KeyHeader, bearer: BearerToken) -> None:
     _check_key(api, header, bearer)
 

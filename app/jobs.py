@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from app.schemas import IngestIn
-from timbre.errors import ConflictError, NotFoundError
+from timbre.errors import ConflictError, NotFoundError, TimbreError
 
 log = logging.getLogger("timbre.api")
 
@@ -93,7 +93,9 @@ class IngestJobs:
                 job.failures = _read_failures(report)
         except Exception as exc:  # the job's error is its result; the service stays up
             log.exception("ingest job %s failed", job.job_id)
-            job.state, job.error, job.exit_code = "failed", f"{type(exc).__name__}: {exc}", 2
+            # The exit codes of `timbre ingest`: 2 could not run, 3 crashed (a bug).
+            code = 2 if isinstance(exc, TimbreError) else 3
+            job.state, job.error, job.exit_code = "failed", f"{type(exc).__name__}: {exc}", code
         finally:
             job.finished_at = _now()
             self._changed()

@@ -11,15 +11,19 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import problems
 from app.bodies import BodyGuard
 from app.jobs import IngestJobs, IngestRunner
+from app.mcp.http import PATH as MCP_PATH
+from app.mcp.http import McpEndpoint, running
 from app.metrics import Metrics
 from app.openapi import build_openapi
 from app.routes import ROUTERS
 from timbre import __version__
+from timbre.collections_db import Collections
 from timbre.search import SearchService
 from timbre.settings import ApiSettings
 
@@ -46,6 +50,7 @@ def create_app(
     on_startup: Callable[[], None] | None = None,
     on_shutdown: Callable[[], None] | None = None,
     metrics: Metrics | None = None,
+    collections: Collections | None = None,
 ) -> FastAPI:
     """Build the app around a ready-made service (the composition root builds the service).
 
@@ -57,16 +62,19 @@ def create_app(
         on_startup: called once the app starts (e.g. start loading models, watching snapshots).
         on_shutdown: called when it stops (stop watching, close the store).
         metrics: a Metrics registry (a fresh one if omitted).
+        collections: the data dir's collections; given, the MCP server is mounted at ``/mcp``.
     """
     metrics = metrics or Metrics()
     service.on_embed = lambda kind, seconds: metrics.embeds.labels(kind).observe(seconds)
+    mcp = McpEndpoint(service, api, collections) if collections is not None else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if on_startup is not None:
             on_startup()
         try:
-            yield
+            async with running(mcp):
+                yield
         finally:
             if on_shutdown is not None:
                 on_shutdown()
@@ -108,6 +116,8 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    if mcp is not None:
+        app.router.routes.append(Route(MCP_PATH, endpoint=mcp, include_in_schema=False))
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:

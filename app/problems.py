@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -157,6 +158,21 @@ def allowed_methods(request: Request) -> list[str]:
 _METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 
 
+def detail_of(exc: TimbreError) -> str:
+    """The ``detail`` a domain error's problem body carries."""
+    return exc.reason if isinstance(exc, AudioError) else str(exc)
+
+
+def field_errors(errors: Sequence[Any]) -> tuple[str, list[dict[str, Any]]]:
+    """A validation failure's ``detail`` and ``errors`` (pydantic's errors, body fields named
+    by their dotted path)."""
+    fields = [
+        {"field": ".".join(str(p) for p in err["loc"] if p != "body"), "reason": err["msg"]}
+        for err in errors
+    ]
+    return "; ".join(f"{e['field'] or 'body'}: {e['reason']}" for e in fields), fields
+
+
 def install(app: FastAPI, on_error: Any = None) -> None:
     """Register the handlers; ``on_error(code)`` is called for every problem (metrics)."""
 
@@ -172,8 +188,7 @@ def install(app: FastAPI, on_error: Any = None) -> None:
             log.error("%s %s: %s", request.method, request.url.path, exc)
         elif status == 503:
             log.info("%s %s: %s", request.method, request.url.path, exc)
-        detail = exc.reason if isinstance(exc, AudioError) else str(exc)
-        return problem(status, title, detail, exc.code)
+        return problem(status, title, detail_of(exc), exc.code)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -185,12 +200,8 @@ def install(app: FastAPI, on_error: Any = None) -> None:
             count("malformed_body")
             detail = f"body: not valid JSON ({reason} at char {position})"
             return problem(400, "Malformed body", detail, "malformed_body")
-        errors = [
-            {"field": ".".join(str(p) for p in err["loc"] if p != "body"), "reason": err["msg"]}
-            for err in exc.errors()
-        ]
+        detail, errors = field_errors(exc.errors())
         count("validation_error")
-        detail = "; ".join(f"{e['field'] or 'body'}: {e['reason']}" for e in errors)
         return problem(422, "Invalid request", detail, "validation_error", errors=errors)
 
     @app.exception_handler(AuthError)

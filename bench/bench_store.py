@@ -6,11 +6,11 @@ For each size, random L2-normalised vectors with realistic payloads (packs, genr
 instruments, keys, BPM, tags, nested paths) are upserted into a fresh embedded store in
 chunks (memory stays bounded), then it measures: upsert throughput, reopen time, filtered
 search latency on the embedded store for a selective and a broad filter (p50/p99) and its
-unfiltered exact search for comparison, snapshot export time and size, snapshot load time
-(with and without checksum verification; memory-mapped above ``snapshot.mmap_min_bytes``),
-and unfiltered snapshot search latency, the service's path, next to FAISS's own flat search
-with 1 and 2 threads (p50/p99, one query at a time as the API sends them). Writes
-bench/results/store.json. The machine is shared: quote medians.
+unfiltered exact search for comparison, snapshot export time and size, then the snapshot's
+paths (bench/snapshot_paths.py): load time, unfiltered and filtered scans on the flat and the
+SQ8 path, what the service's router does with each filter, ratios and resident memory. Each
+size's data is generated and written in chunks of 10k points, so a million (3 GB of float32)
+is streamed. Writes bench/results/store.json. The machine is shared: quote medians.
 """
 
 from __future__ import annotations
@@ -32,16 +32,12 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import snapshot_paths
 from bench.common import RESULTS, percentile_ms, write_results
 from timbre.embedding.info import ModelInfo
 from timbre.settings import load_settings
 from timbre.store import Point, SearchFilter, build_payload, open_store, snapshots_dir
-from timbre.store.snapshot import (
-    INDEX_FILE,
-    current_snapshot_name,
-    export_snapshot,
-    load_snapshot,
-)
+from timbre.store.snapshot import export_snapshot
 
 CHUNK_POINTS = 10_000
 GENRES = ("techno", "house", "hip hop", "drum and bass", "ambient", "trap", "dubstep", "lofi")
@@ -106,21 +102,28 @@ def chunks(n: int, dim: int, info: ModelInfo, seed: int) -> Iterator[list[Point]
 
 
 def latencies(fn: Callable[[np.ndarray], Any], queries: np.ndarray) -> dict[str, float]:
+    """Wall-clock p50/p99, and the median CPU time of all the process's threads per query
+    (the work done, which contention on a shared machine inflates far less than the wall)."""
     fn(queries[0])  # warm-up
-    samples = []
+    samples, cpu = [], []
     for q in queries:
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn(q)
         samples.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
     return {
         "p50_ms": percentile_ms(samples, 50),
         "p99_ms": percentile_ms(samples, 99),
+        "cpu_p50_ms": percentile_ms(cpu, 50),
         "queries": len(samples),
     }
 
 
 def _show(stats: dict[str, float]) -> str:
-    return f"p50 {stats['p50_ms']:.2f} ms, p99 {stats['p99_ms']:.2f} ms"
+    return (
+        f"p50 {stats['p50_ms']:.2f} ms, p99 {stats['p99_ms']:.2f} ms"
+        f" (cpu {stats['cpu_p50_ms']:.2f} ms)"
+    )
 
 
 def dir_bytes(path: Path) -> int:
@@ -132,8 +135,6 @@ def rss_gib() -> float:
 
 
 def bench_size(n: int, dim: int, n_queries: int, root: Path) -> dict[str, Any]:
-    import faiss
-
     info = model_info(dim)
     data_dir = root / f"n{n}"
     shutil.rmtree(data_dir, ignore_errors=True)
@@ -194,41 +195,21 @@ def bench_size(n: int, dim: int, n_queries: int, root: Path) -> dict[str, Any]:
     out["export_s"] = time.perf_counter() - start
     out["snapshot_bytes"] = sum(f["bytes"] for f in manifest.files.values())
     print(f"  export: {out['export_s']:.1f} s, snapshot {out['snapshot_bytes'] / 2**30:.2f} GiB")
-    store.close()
 
-    loads = {}
-    for verify in (True, False):
-        start = time.perf_counter()
-        snapshot = load_snapshot(
-            snapshots,
-            info,
-            mmap_min_bytes=settings.snapshot.mmap_min_bytes,
-            verify_checksums=verify,
-        )
-        loads["verified_s" if verify else "unverified_s"] = time.perf_counter() - start
-        if verify:
-            snapshot.close()
-    loads["mmapped"] = snapshot.mmapped
-    out["load"] = loads
-    print(
-        f"  load: {loads['verified_s']:.2f} s verified, {loads['unverified_s']:.3f} s unverified"
-        f" (mmap: {snapshot.mmapped})"
+    out["snapshot"] = snapshot_paths.measure(
+        snapshots,
+        info,
+        settings,
+        store,
+        queries,
+        {"selective": SELECTIVE, "broad": BROAD},
+        latencies,
     )
-
-    # The service's unfiltered path (Snapshot.search: one BLAS product over the index's vectors)
-    # next to FAISS's own flat search over the same index, one query at a time.
-    stats = latencies(lambda q: snapshot.search(q, top_k=10), queries)
-    out["snapshot_search"] = stats
-    print(f"  snapshot search (service path): {_show(stats)}")
-    published = snapshots / str(current_snapshot_name(snapshots))
-    index = faiss.read_index(str(published / INDEX_FILE))
-    out["faiss_flat"] = {}
-    for threads in (1, 2):
-        faiss.omp_set_num_threads(threads)
-        stats = latencies(lambda q: index.search(q[None, :], 10), queries)
-        out["faiss_flat"][f"threads_{threads}"] = stats
-        print(f"  FAISS flat, {threads} thread(s): {_show(stats)}")
-    snapshot.close()
+    qdrant_broad = out["filtered"]["broad"]["p50_ms"]
+    service_broad = out["snapshot"]["filtered"]["broad"]["service"]["p50_ms"]
+    out["snapshot"]["ratios"]["qdrant_broad_over_service_broad_p50"] = qdrant_broad / service_broad
+    print(f"  broad filter, Qdrant / service path: {qdrant_broad / service_broad:.1f}x")
+    store.close()
     out["peak_rss_gib"] = psutil.Process().memory_info().rss / 2**30
     shutil.rmtree(data_dir, ignore_errors=True)
     return out

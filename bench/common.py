@@ -16,6 +16,28 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
+EXPORT_DIR = Path(os.environ.get("TIMBRE_BENCH_EXPORTS", ROOT / "data" / "bench" / "onnx"))
+"""One ONNX export cache for every bench process (each job has its own data dir): the
+full-size exports take minutes once, then every start loads them in well under a second."""
+
+
+def bench_models(bundle: Path, **extra: Any) -> dict[str, Any]:
+    """The ``models`` settings of a bench process: the bundle and the shared export cache."""
+    return {"bundle": bundle, "export_dir": EXPORT_DIR, **extra}
+
+
+def child_env(data: Path, bundle: Path, **extra: str) -> dict[str, str]:
+    """The environment of a ``timbre`` child process: no inherited TIMBRE_* settings, this
+    data dir and bundle, the shared export cache."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIMBRE_")}
+    env.update(
+        TIMBRE_DATA_DIR=str(data),
+        TIMBRE_MODELS__BUNDLE=str(bundle),
+        TIMBRE_MODELS__EXPORT_DIR=str(EXPORT_DIR),
+        PYTHONWARNINGS="ignore",
+        **extra,
+    )
+    return env
 
 
 def full_bundle(path: Path | None = None) -> Path:
@@ -60,7 +82,17 @@ def machine() -> dict[str, Any]:
         "cores": os.cpu_count(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
+        "onnxruntime": _version("onnxruntime"),
     }
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "absent"
 
 
 def _cpu_model() -> str:

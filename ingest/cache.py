@@ -1,7 +1,11 @@
 """On-disk caches that make re-runs cheap: content hashes and MERT features.
 
 * :class:`HashCache` remembers each file's SHA-256 by (path, size, mtime), so a re-run does
-  not read an unchanged library again (SQLite; one row per path).
+  not read an unchanged library again (SQLite; one row per path, keyed by the path's stored
+  text form). It trusts size and mtime: a file rewritten in place with the same size and
+  the same mtime (a tool that restores timestamps, a copy with ``cp -p`` or ``rsync -t`` of
+  other bytes) keeps its old hash, and so its old vector. ``timbre ingest --rehash`` reads
+  every file again and corrects such entries.
 * :class:`FeatureCache` keeps the MERT window vectors of each content, keyed by the content
   hash, the MERT revision and the pipeline version. Changing the CLaMP3 checkpoint, or
   re-ingesting, reuses them: MERT is most of the compute.
@@ -21,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from timbre.store.pathtext import path_from_text
+
 _READ_CHUNK_BYTES = 1 << 20
 
 
@@ -33,9 +39,15 @@ def sha256_of(path: Path) -> str:
 
 
 class HashCache:
-    """SHA-256 of files, recomputed only when a file's size or mtime changes."""
+    """SHA-256 of files, recomputed only when a file's size or mtime changes.
 
-    def __init__(self, db_path: Path) -> None:
+    Args:
+        db_path: the SQLite file.
+        rehash: read every file again, whatever its size and mtime say, and count the
+            files whose content changed behind an unchanged size and mtime.
+    """
+
+    def __init__(self, db_path: Path, *, rehash: bool = False) -> None:
         db_path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(db_path, timeout=30, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -43,22 +55,33 @@ class HashCache:
             "CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, size INTEGER, "
             "mtime_ns INTEGER, sha256 TEXT)"
         )
+        self.rehash = rehash
         self.hits = 0
         self.misses = 0
+        self.changed_in_place = 0
 
-    def sha256(self, path: Path) -> str:
-        st = path.stat()
+    def sha256(self, path: str) -> str:
+        """The content hash of the file stored as ``path`` (its text form).
+
+        Raises:
+            OSError: the file cannot be read.
+        """
+        real = path_from_text(path)
+        st = real.stat()
         row = self._db.execute(
-            "SELECT size, mtime_ns, sha256 FROM hashes WHERE path = ?", (str(path),)
+            "SELECT size, mtime_ns, sha256 FROM hashes WHERE path = ?", (path,)
         ).fetchone()
-        if row and row[0] == st.st_size and row[1] == st.st_mtime_ns:
+        unchanged = bool(row) and row[0] == st.st_size and row[1] == st.st_mtime_ns
+        if unchanged and not self.rehash:
             self.hits += 1
             return str(row[2])
         self.misses += 1
-        digest = sha256_of(path)
+        digest = sha256_of(real)
+        if unchanged and digest != row[2]:
+            self.changed_in_place += 1
         self._db.execute(
             "INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?)",
-            (str(path), st.st_size, st.st_mtime_ns, digest),
+            (path, st.st_size, st.st_mtime_ns, digest),
         )
         return digest
 

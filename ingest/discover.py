@@ -1,17 +1,28 @@
-"""Find the audio files under the library roots.
+"""Find the audio files under the library roots, and account for every entry passed over.
 
 Recursive, deterministic (sorted), and careful: hidden and system files are skipped, symlinks
 are followed only while they stay inside a root and never twice to the same directory (no
 loops), and a file is taken when its extension is an audio one *or* its first bytes say it is
 audio (a WAV saved without extension, an AIFF named ``.snd``).
+
+Nothing found on disk can stop a scan: a symlink loop (to itself, in a cycle, or to a folder
+above it), a dangling link, an unreadable folder or file, a FIFO, socket or device, or a file
+with an audio-like extension no decoder here reads (a GUS ``.pat``, a SoundFont) is passed
+over with one of the :data:`SKIP_REASONS`, handed to the caller's ``on_skip``. Special files
+are never opened (opening a FIFO would block the scan for good). Paths are reported in their
+stored text form (:mod:`timbre.store.pathtext`), so names that are not UTF-8 are reported too.
 """
 
 from __future__ import annotations
 
+import errno
 import os
-from collections.abc import Iterator, Sequence
+import stat
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from timbre.store.pathtext import path_text
 
 AUDIO_EXTENSIONS = frozenset(
     {
@@ -67,6 +78,53 @@ _MAGIC = (
 )
 
 
+# Extensions of sound-related files that no decoder here reads: reported, never silently
+# dropped, so a library of patches or SoundFonts says why nothing in it was indexed.
+UNSUPPORTED_EXTENSIONS = frozenset(
+    {
+        ".pat",  # Gravis UltraSound patch
+        ".sf2",
+        ".sf3",
+        ".sfz",  # SoundFont 2/3 banks and SFZ instrument definitions
+        ".rex",
+        ".rx2",
+        ".rcy",  # ReCycle slices
+        ".wma",
+        ".aac",
+        ".m4a",
+        ".alac",
+        ".ape",
+        ".wv",
+        ".dsf",
+        ".dff",
+        ".mid",
+        ".midi",  # MIDI holds notes, not sound
+        ".nki",
+        ".nkx",
+        ".ncw",
+        ".exs",  # sampler instruments
+        ".mod",
+        ".xm",
+        ".it",
+        ".s3m",  # tracker modules
+    }
+)
+
+SKIP_REASONS = {
+    "hidden": "a hidden or system file or folder",
+    "not_audio": "not an audio file, by its name and its first bytes",
+    "unsupported_format": "a sound-related format no decoder here reads",
+    "symlink_loop": "a symbolic link that loops (to itself, in a cycle, or to a folder above it)",
+    "broken_symlink": "a symbolic link to nothing",
+    "outside_roots": "a symbolic link that leads outside the library roots",
+    "unreadable": "cannot be read (permission denied or an I/O error)",
+    "special_file": "a FIFO, socket or device, not a regular file",
+    "already_found": "the same file or folder as one already found through another link",
+    "empty_root": "a library root with nothing in it (an unmounted drive looks like this)",
+}
+"""Why an entry was passed over: stable code -> what it means (also in the skipped report)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Found:
     """A file to ingest: its absolute path and the root it was found under."""
@@ -74,14 +132,34 @@ class Found:
     path: Path
     root: Path
 
+    @property
+    def text(self) -> str:
+        """The path's stored text form (UTF-8 even when the name is not)."""
+        return path_text(self.path)
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """An entry passed over: its path (stored text form), a reason code and the detail."""
+
+    path: str
+    reason: str
+    detail: str
+
+
+SkipHandler = Callable[[Skipped], None]
+
 
 def looks_like_audio(path: Path) -> bool:
-    """True when the first bytes carry an audio container's magic number (or an MP3 sync)."""
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(12)
-    except OSError:
-        return False
+    """True when the first bytes carry an audio container's magic number (or an MP3 sync).
+
+    Raises:
+        OSError: the file cannot be opened or read.
+    """
+    # O_NONBLOCK: should the path have turned into a FIFO since it was seen, do not hang.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as handle:
+        head = handle.read(12)
     if any(head[at : at + len(magic)] == magic for at, magic in _MAGIC):
         return True
     return len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0  # MPEG frame sync
@@ -91,78 +169,157 @@ def _hidden(name: str) -> bool:
     return name.startswith(".") or name.startswith("__MACOSX") or name.lower() in _SKIP_NAMES
 
 
-def discover(roots: Sequence[Path]) -> Iterator[Found]:
+def _ignore(_: Skipped) -> None:
+    pass
+
+
+def discover(roots: Sequence[Path], on_skip: SkipHandler | None = None) -> Iterator[Found]:
     """Yield audio files under ``roots`` in a stable order, each real file once.
 
     Args:
         roots: library folders (or single files) to scan.
+        on_skip: called with every entry passed over, and why (see :data:`SKIP_REASONS`).
 
     Raises:
-        FileNotFoundError: a root does not exist.
+        FileNotFoundError: a root does not exist (or cannot be reached).
     """
+    skip = on_skip or _ignore
     resolved = []
     for root in roots:
-        real = Path(root).expanduser().resolve()
-        if not real.exists():
-            raise FileNotFoundError(f"library root {root} does not exist")
+        real = Path(os.path.realpath(Path(root).expanduser()))
+        try:
+            real.stat()
+        except OSError as exc:
+            raise FileNotFoundError(
+                f"library root {root} cannot be used: {exc.strerror or exc}"
+            ) from exc
         resolved.append(real)
-    seen_files: set[tuple[int, int]] = set()
+    scan = _Scan(resolved, skip)
     for root in resolved:
-        if root.is_file():
-            if _accept(root, seen_files):
-                yield Found(root, root.parent)
-            continue
-        yield from _walk(root, resolved, seen_files)
+        st = root.stat()
+        if stat.S_ISDIR(st.st_mode):
+            yield from scan.walk(root)
+        elif not stat.S_ISREG(st.st_mode):
+            scan.skip(Skipped(path_text(root), "special_file", SKIP_REASONS["special_file"]))
+        elif scan.accept(root, st):
+            yield Found(root, root.parent)
 
 
-def _inside(path: Path, roots: Sequence[Path]) -> bool:
-    return any(path == r or path.is_relative_to(r) for r in roots)
-
-
-def _walk(root: Path, roots: Sequence[Path], seen_files: set[tuple[int, int]]) -> Iterator[Found]:
-    seen_dirs: set[tuple[int, int]] = set()
-    stack = [root]
-    while stack:
-        folder = stack.pop()
-        try:
-            st = folder.stat()
-        except OSError:
-            continue
-        if (st.st_dev, st.st_ino) in seen_dirs:
-            continue  # a symlink loop or a second link to a folder already walked
-        seen_dirs.add((st.st_dev, st.st_ino))
-        try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
-        except OSError:
-            continue
-        subfolders = []
-        for entry in entries:
-            if _hidden(entry.name):
-                continue
-            path = Path(entry.path)
-            if entry.is_symlink():
-                target = path.resolve()
-                if not _inside(target, roots):
-                    continue  # never leave the given roots
-            if entry.is_dir(follow_symlinks=True):
-                subfolders.append(path)
-            elif entry.is_file(follow_symlinks=True) and _accept(path, seen_files):
-                yield Found(path, root)
-        stack.extend(reversed(subfolders))
-
-
-def _accept(path: Path, seen_files: set[tuple[int, int]]) -> bool:
-    suffix = path.suffix.lower()
-    if suffix in _SKIP_EXTENSIONS:
-        return False
-    if suffix not in AUDIO_EXTENSIONS and not looks_like_audio(path):
-        return False
+def _skip_link(path: Path, exc: OSError) -> tuple[str, str]:
     try:
-        st = path.stat()
+        target = path_text(path.readlink())
     except OSError:
+        target = "?"
+    if exc.errno == errno.ELOOP:
+        return "symlink_loop", f"the link loops: {target}"
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return "broken_symlink", f"the link points at nothing: {target}"
+    return "unreadable", f"cannot follow the link: {exc.strerror or exc}"
+
+
+class _Scan:
+    """One scan over the roots: the files and folders already seen, and the skip handler."""
+
+    def __init__(self, roots: Sequence[Path], skip: SkipHandler) -> None:
+        self.roots = roots
+        self.skip = skip
+        self.seen_files: set[tuple[int, int]] = set()
+        self.seen_dirs: set[tuple[int, int]] = set()
+
+    def _skipped(self, path: Path, reason: str, detail: str) -> None:
+        self.skip(Skipped(path_text(path), reason, detail))
+
+    def _inside(self, path: Path) -> bool:
+        return any(path == r or path.is_relative_to(r) for r in self.roots)
+
+    def walk(self, root: Path) -> Iterator[Found]:
+        root_st = root.stat()
+        if (root_st.st_dev, root_st.st_ino) in self.seen_dirs:
+            return  # a root inside another root: its files are found there
+        self.seen_dirs.add((root_st.st_dev, root_st.st_ino))
+        stack = [root]
+        while stack:
+            folder = stack.pop()
+            try:
+                entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            except OSError as exc:
+                self._skipped(folder, "unreadable", f"cannot list the folder: {exc.strerror}")
+                continue
+            if folder == root and not entries:
+                self._skipped(folder, "empty_root", SKIP_REASONS["empty_root"])
+            subfolders = []
+            for entry in entries:
+                path = Path(entry.path)
+                try:
+                    st = self._stat(entry, path)
+                    if st is None:
+                        pass
+                    elif stat.S_ISDIR(st.st_mode):
+                        if self._new_folder(entry, path, folder, st):
+                            subfolders.append(path)
+                    elif not stat.S_ISREG(st.st_mode):
+                        self._skipped(path, "special_file", SKIP_REASONS["special_file"])
+                    elif self.accept(path, st):
+                        yield Found(path, root)
+                except OSError as exc:  # vanished or unreadable between listing and looking
+                    self._skipped(path, "unreadable", exc.strerror or str(exc))
+            stack.extend(reversed(subfolders))
+
+    def _stat(self, entry: os.DirEntry[str], path: Path) -> os.stat_result | None:
+        """The entry's own status (its target's, for a link that stays inside the roots)."""
+        if _hidden(entry.name):
+            self._skipped(path, "hidden", SKIP_REASONS["hidden"])
+            return None
+        if not entry.is_symlink():
+            return entry.stat(follow_symlinks=False)
+        try:
+            st = path.stat()
+        except OSError as exc:
+            self._skipped(path, *_skip_link(path, exc))
+            return None
+        target = Path(os.path.realpath(path))
+        if not self._inside(target):
+            self._skipped(path, "outside_roots", f"the link leads to {path_text(target)}")
+            return None
+        return st
+
+    def _new_folder(
+        self, entry: os.DirEntry[str], path: Path, folder: Path, st: os.stat_result
+    ) -> bool:
+        """True for a folder not seen yet; a second way into a seen one is reported."""
+        key = (st.st_dev, st.st_ino)
+        if key not in self.seen_dirs:
+            self.seen_dirs.add(key)
+            return True
+        target = Path(os.path.realpath(path))
+        above = Path(os.path.realpath(folder))
+        if entry.is_symlink() and (above == target or above.is_relative_to(target)):
+            self._skipped(path, "symlink_loop", f"the link leads back to {path_text(target)}")
+        else:
+            self._skipped(path, "already_found", f"the folder {path_text(target)} is scanned")
         return False
-    key = (st.st_dev, st.st_ino)
-    if key in seen_files:
-        return False  # the same file reached through a symlink
-    seen_files.add(key)
-    return True
+
+    def accept(self, path: Path, st: os.stat_result) -> bool:
+        """True for an audio file not yet found; anything else is reported as skipped."""
+        suffix = path.suffix.lower()
+        if suffix in _SKIP_EXTENSIONS:
+            self._skipped(path, "not_audio", f"{suffix} files are never samples")
+            return False
+        if suffix in UNSUPPORTED_EXTENSIONS:
+            self._skipped(path, "unsupported_format", f"no decoder here reads {suffix} files")
+            return False
+        if suffix not in AUDIO_EXTENSIONS:
+            try:
+                audio = looks_like_audio(path)
+            except OSError as exc:
+                self._skipped(path, "unreadable", f"cannot read the file: {exc.strerror}")
+                return False
+            if not audio:
+                self._skipped(path, "not_audio", SKIP_REASONS["not_audio"])
+                return False
+        key = (st.st_dev, st.st_ino)
+        if key in self.seen_files:
+            self._skipped(path, "already_found", "the same file was found through another link")
+            return False
+        self.seen_files.add(key)
+        return True

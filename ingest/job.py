@@ -17,13 +17,21 @@ from pathlib import Path
 from ingest.cache import FeatureCache, HashCache
 from ingest.metadata import MetadataRules
 from ingest.pipeline import Embedder, IngestJob, JobOptions, JobResult, Limits
-from ingest.report import Counts, FailureLog
+from ingest.report import Counts, FailureLog, SkipLog
 from timbre.embedding.info import ModelInfo
-from timbre.embedding.runtime import select_device
+from timbre.embedding.runtime import device_type
+from timbre.errors import SnapshotError
 from timbre.labels import Labeller
+from timbre.library_roots import record_roots
 from timbre.settings import Settings
-from timbre.store import VectorStore, snapshots_dir
-from timbre.store.snapshot import export_snapshot
+from timbre.store import Collection, VectorStore, snapshots_dir
+from timbre.store.snapshot import (
+    MANIFEST_FILE,
+    SnapshotManifest,
+    current_snapshot_name,
+    export_snapshot,
+    freshness,
+)
 
 log = logging.getLogger("timbre.ingest")
 
@@ -32,7 +40,7 @@ def options_from_settings(
     settings: Settings, roots: tuple[Path, ...], **overrides: object
 ) -> JobOptions:
     """Job options: the ``ingest`` settings, then explicit overrides (None = keep)."""
-    device = select_device(settings.models.device).type
+    device = device_type(settings.models.device)
     base = JobOptions(
         roots=roots,
         profile=settings.ingest.profile,
@@ -48,7 +56,7 @@ def run_ingest(
     settings: Settings,
     options: JobOptions,
     *,
-    embedder: Embedder,
+    embedder: Embedder | None,
     model: ModelInfo,
     store: VectorStore,
     snapshot: bool | None = None,
@@ -61,6 +69,8 @@ def run_ingest(
     new versioned collection and publishes it when complete, so searches never see a half-built
     index. A sharded job (one of several workers) leaves publishing to ``timbre store publish``.
     With a ``labeller``, every new point gets its zero-shot labels before it is written.
+    A run that wrote nothing keeps the current snapshot instead of exporting an identical one.
+    ``embedder`` may be None for a dry run.
     """
     data = settings.data_dir
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -77,18 +87,26 @@ def run_ingest(
         store=generation or store,
         rules=MetadataRules.from_settings(settings.ingest.genres, settings.ingest.instruments),
         limits=Limits(
-            embedder.sample_rate, settings.audio.max_duration_s, settings.audio.max_file_bytes
+            # A dry run decodes nothing, so it needs no model rate (nor any model).
+            embedder.sample_rate if embedder is not None else 0,
+            settings.audio.max_duration_s,
+            settings.audio.max_file_bytes,
         ),
         model=model,
-        hash_cache=None if dry else HashCache(data / "cache" / "hashes.sqlite"),
+        hash_cache=None
+        if dry
+        else HashCache(data / "cache" / "hashes.sqlite", rehash=options.rehash),
         feature_cache=None
         if dry
         else FeatureCache(data / "cache" / "mert", model.mert, model.pipeline_version),
         failures=FailureLog(None if dry else reports / f"ingest-{stamp}-failures.jsonl"),
+        skipped=SkipLog(None if dry else reports / f"ingest-{stamp}-skipped.jsonl"),
         listener=listener,
         labeller=labeller,
     )
     result = job.run()
+    if not dry and result.summary["counts"]["discovered"]:
+        record_roots(data, options.roots)  # the service accepts these roots (timbre serve)
     if generation is not None:
         if options.shard is None:
             generation.publish()
@@ -102,14 +120,38 @@ def run_ingest(
     want_snapshot = settings.ingest.snapshot if snapshot is None else snapshot
     if want_snapshot and not dry and (generation is None or options.shard is None):
         started = time.perf_counter()
-        manifest = export_snapshot(
-            store, snapshots_dir(data), source_mode=store.mode, keep=settings.snapshot.keep
-        )
+        current = current_manifest(snapshots_dir(data), store)
+        if current is not None:
+            log.info("snapshot %s already holds everything: not exported again", current.name)
+            result.summary["snapshot"] = {
+                "name": current.name,
+                "count": current.count,
+                "unchanged": True,
+            }
+        else:
+            manifest = export_snapshot(
+                store, snapshots_dir(data), source_mode=store.mode, keep=settings.snapshot.keep
+            )
+            result.summary["snapshot"] = {"name": manifest.name, "count": manifest.count}
         result.summary["stage_seconds"]["snapshot"] = round(time.perf_counter() - started, 3)
-        result.summary["snapshot"] = {"name": manifest.name, "count": manifest.count}
     if not dry:
         reports.mkdir(parents=True, exist_ok=True)
         (reports / f"ingest-{stamp}-summary.json").write_text(
             json.dumps(result.summary, indent=2) + "\n"
         )
     return result
+
+
+def current_manifest(snapshots: Path, live: Collection) -> SnapshotManifest | None:
+    """The published snapshot's manifest when it holds exactly what ``live`` holds now (same
+    collection, same write marker), else None (a snapshot is due)."""
+    try:
+        name = current_snapshot_name(snapshots)
+        if name is None:
+            return None
+        manifest = SnapshotManifest.from_json(
+            (snapshots / name / MANIFEST_FILE).read_text(encoding="utf-8")
+        )
+    except (OSError, ValueError, TypeError, KeyError, SnapshotError):
+        return None  # unreadable or damaged: export a good one
+    return manifest if freshness(manifest, live).is_current else None

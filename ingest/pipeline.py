@@ -11,88 +11,45 @@ to its payload); MERT features computed before a crash come back from the featur
 Decoding runs in worker processes that feed one model loop through a bounded window of
 in-flight files, and batches are flushed by audio duration, so memory stays bounded on a
 library of any size.
+
+Paths travel through the job in their stored text form (:mod:`timbre.store.pathtext`: UTF-8
+even when a name is not) and become real paths only where a file is read. Every entry
+discovery passes over, and why, goes to the skipped report; a first Ctrl-C ends the job and
+its workers at once (see :mod:`ingest.workers`), and the next run finishes the rest.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any
 
 import numpy as np
 import soundfile as sf
 
 from ingest.cache import FeatureCache, HashCache, sha256_of
-from ingest.discover import Found, discover
+from ingest.discover import Found, Skipped, discover
 from ingest.metadata import AudioFacts, MetadataRules, describe
+from ingest.options import Embedder, JobOptions, JobResult, Limits, in_shard
 from ingest.progress import Progress
-from ingest.report import Counts, Failure, FailureLog, StageClock, exit_code, summary
+from ingest.prune import prune
+from ingest.report import Counts, Failure, FailureLog, SkipLog, StageClock, exit_code, summary
 from ingest.tags import read_tags
+from ingest.workers import decoding_pool, stop_pool
 from timbre.audio.decode import decode_file
 from timbre.embedding.info import ModelInfo
 from timbre.errors import AudioError
 from timbre.labels import Labeller
 from timbre.store import Collection, Point, build_payload, point_id
+from timbre.store.pathtext import path_from_text, path_text
 
 log = logging.getLogger("timbre.ingest")
-
-Profile = Literal["sequential", "parallel"]
-
-
-class Embedder(Protocol):
-    """The audio side of the models (``timbre.embedding.embedder.AudioEmbedder``)."""
-
-    sample_rate: int
-
-    def features(self, waveforms: Sequence[np.ndarray]) -> list[np.ndarray]: ...
-    def embed_features(self, features: Sequence[np.ndarray]) -> np.ndarray: ...
-
-
-@dataclass(frozen=True)
-class JobOptions:
-    """How to run one job (see ``timbre ingest --help``)."""
-
-    roots: tuple[Path, ...]
-    profile: Profile = "parallel"
-    workers: int = 1
-    batch_files: int = 16
-    batch_audio_s: float = 240.0
-    shard: tuple[int, int] | None = None
-    prune: bool = False
-    dry_run: bool = False
-    interactive: bool | None = None
-    progress_interval_s: float = 10.0
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Audio limits and the model rate, passed to decoding workers."""
-
-    sample_rate: int
-    max_duration_s: float
-    max_file_bytes: int
-
-
-@dataclass
-class JobResult:
-    summary: dict[str, Any]
-    exit_code: int
-
-
-def in_shard(sha256: str, shard: tuple[int, int] | None) -> bool:
-    """Deterministic split by content: shard ``i`` of ``n`` owns hashes with value % n == i."""
-    if shard is None:
-        return True
-    index, total = shard
-    return int(sha256[:16], 16) % total == index
-
 
 # -- work done in decoding processes (module-level so it pickles) ----------------------------
 
@@ -120,18 +77,20 @@ def prepare(
 
     Args:
         sha256: the content hash.
-        found: ``(path, root)`` pairs where this content lies; the first one is described.
+        found: ``(path, root)`` pairs (stored text forms) where this content lies; the first
+            one is described.
         limits: decoding limits.
         rules: metadata vocabularies.
         decode: False when MERT features are cached: only the header is read.
     """
-    path, root = Path(found[0][0]), Path(found[0][1])
+    path, root = Path(found[0][0]), Path(found[0][1])  # text forms, for names and reports
+    real = path_from_text(found[0][0])
     paths = sorted(p for p, _ in found)
     stage = "decode"
     try:
         if decode:
             audio = decode_file(
-                path,
+                real,
                 sample_rate=limits.sample_rate,
                 max_duration_s=limits.max_duration_s,
                 max_file_bytes=limits.max_file_bytes,
@@ -141,13 +100,13 @@ def prepare(
             )
             samples: np.ndarray | None = audio.samples
         else:
-            info = sf.info(str(path))
+            info = sf.info(os.fsencode(real))  # bytes: names need not be UTF-8
             facts = AudioFacts(
                 info.frames / info.samplerate, info.samplerate, info.channels, info.format
             )
             samples = None
         stage = "metadata"
-        payload = describe(path, root, facts, read_tags(path), rules)
+        payload = describe(path, root, facts, read_tags(real), rules)
     except AudioError as exc:
         return Prepared(sha256, paths, failure=Failure(str(path), stage, exc.code, exc.reason))
     except Exception as exc:  # a bad file must never stop the job
@@ -159,7 +118,7 @@ def prepare(
 
 def _hash(path: str) -> tuple[str, str | None, str | None]:
     try:
-        return path, sha256_of(Path(path)), None
+        return path, sha256_of(path_from_text(path)), None
     except OSError as exc:
         return path, None, f"{type(exc).__name__}: {exc}"
 
@@ -168,13 +127,16 @@ def _hash(path: str) -> tuple[str, str | None, str | None]:
 
 
 class IngestJob:
-    """One run over the library roots; build it with everything it needs, then :meth:`run`."""
+    """One run over the library roots; build it with everything it needs, then :meth:`run`.
+
+    ``embedder`` may be None for a dry run, which embeds nothing.
+    """
 
     def __init__(
         self,
         options: JobOptions,
         *,
-        embedder: Embedder,
+        embedder: Embedder | None,
         store: Collection,
         rules: MetadataRules,
         limits: Limits,
@@ -182,6 +144,7 @@ class IngestJob:
         hash_cache: HashCache | None,
         feature_cache: FeatureCache | None,
         failures: FailureLog,
+        skipped: SkipLog | None = None,
         listener: Callable[[Counts], None] | None = None,
         labeller: Labeller | None = None,
     ) -> None:
@@ -195,10 +158,14 @@ class IngestJob:
         self.hash_cache = hash_cache
         self.feature_cache = feature_cache
         self.failures = failures
+        self.skipped = skipped or SkipLog(None)
         self.listener = listener
         self.counts = Counts()
         self.clock = StageClock()
         self._pool: ProcessPoolExecutor | None = None
+        self._hashed: dict[str, str | None] = {}  # path text -> content hash (None: unreadable)
+        # What a dry run would do, listed in its summary.
+        self.plan: dict[str, list[str]] = {"embed": [], "add_paths": []}
 
     # entry point
 
@@ -210,41 +177,74 @@ class IngestJob:
             "profile": self.o.profile,
         }
         if self.o.profile == "parallel" and self.o.workers > 0:
-            # spawn, not fork: the parent holds torch's thread pools, which do not survive fork.
-            self._pool = ProcessPoolExecutor(
-                self.o.workers, mp_context=multiprocessing.get_context("spawn")
-            )
+            self._pool = decoding_pool(self.o.workers)
+        finished = False
         try:
             with self.clock.stage("discover"):
-                found = list(discover(self.o.roots))
+                found = list(discover(self.o.roots, on_skip=self._skip))
             self.counts.discovered = len(found)
+            if self.skipped.by_reason:
+                log.info(
+                    "passed over %d entries (%s): see the skipped report",
+                    self.counts.skipped,
+                    ", ".join(f"{n} {why}" for why, n in sorted(self.skipped.by_reason.items())),
+                )
+            if not found:
+                log.error(
+                    "found no audio under %s (%d entries passed over: see the skipped report)",
+                    ", ".join(str(r) for r in self.o.roots),
+                    self.counts.skipped,
+                )
             with self.clock.stage("hash"):
                 by_sha = self._hash_all(found)
             with self.clock.stage("lookup"):
                 todo = self._lookup(by_sha)
             self.counts.to_embed = len(todo)
             self._notify()
-            if not self.o.dry_run:
+            if self.o.dry_run:
+                self.plan["embed"] = sorted(where[0][0] for _, where in todo)
+            else:
                 self._embed_all(todo)
             if self.o.prune:
                 with self.clock.stage("prune"):
-                    self._prune(by_sha)
+                    extra["pruned"] = self._prune(by_sha)
+            finished = True
         finally:
             if self._pool is not None:
-                self._pool.shutdown(cancel_futures=True)
+                stop_pool(self._pool, abort=not finished)
             self.failures.close()
+            self.skipped.close()
+        if self.hash_cache is not None:
+            self.counts.rehashed_changed = self.hash_cache.changed_in_place
+        if self.o.dry_run:
+            extra["would"] = self.plan
         result = summary(
-            self.counts, self.clock, self.failures, time.perf_counter() - started, extra
+            self.counts,
+            self.clock,
+            self.failures,
+            self.skipped,
+            wall_s=time.perf_counter() - started,
+            extra=extra,
         )
         return JobResult(result, exit_code(self.counts))
 
     # stages
 
+    def _skip(self, skipped: Skipped) -> None:
+        self.counts.skipped += 1
+        if skipped.reason == "unreadable":
+            self.counts.unreadable += 1
+            log.warning("cannot read %s (%s)", skipped.path, skipped.detail)
+        elif skipped.reason == "empty_root":
+            log.warning("library root %s is empty", skipped.path)
+        self.skipped.add(skipped.path, skipped.reason, skipped.detail)
+
     def _hash_all(self, found: Sequence[Found]) -> dict[str, list[tuple[str, str]]]:
-        """Content hash -> [(path, root)] for files in this shard."""
+        """Content hash -> [(path, root)] (text forms) for files in this shard."""
         by_sha: dict[str, list[tuple[str, str]]] = {}
-        roots = {str(f.path): str(f.root) for f in found}
-        for path, sha, error in self._hashes([f.path for f in found]):
+        roots = {f.text: path_text(f.root) for f in found}
+        for path, sha, error in self._hashes(list(roots)):
+            self._hashed[path] = sha
             if sha is None:
                 self._fail(Failure(path, "hash", "unreadable", error or "cannot read"))
                 continue
@@ -254,16 +254,16 @@ class IngestJob:
             by_sha.setdefault(sha, []).append((path, roots[path]))
         return by_sha
 
-    def _hashes(self, paths: Sequence[Path]) -> Iterator[tuple[str, str | None, str | None]]:
+    def _hashes(self, paths: Sequence[str]) -> Iterator[tuple[str, str | None, str | None]]:
         misses = []
         for path in paths:
             if self.hash_cache is None:
-                misses.append(str(path))
+                misses.append(path)
                 continue
             try:
-                yield str(path), self.hash_cache.sha256(path), None
+                yield path, self.hash_cache.sha256(path), None
             except OSError as exc:
-                yield str(path), None, f"{type(exc).__name__}: {exc}"
+                yield path, None, f"{type(exc).__name__}: {exc.strerror or exc}"
         if self._pool is not None and len(misses) > 1:
             yield from self._pool.map(_hash, misses, chunksize=16)
         else:
@@ -289,7 +289,9 @@ class IngestJob:
                 merged = sorted(set(stored) | {p for p, _ in by_sha[sha]})
                 if merged != sorted(stored):
                     self.counts.paths_added += len(merged) - len(stored)
-                    if not self.o.dry_run:
+                    if self.o.dry_run:
+                        self.plan["add_paths"].extend(sorted(set(merged) - set(stored)))
+                    else:
                         self.store.set_paths(pid, merged)
         return todo
 
@@ -302,7 +304,7 @@ class IngestJob:
             for item in self._prepared(todo):
                 if item.failure is not None:
                     self._fail(item.failure)
-                    progress.advance(failed=1)
+                    progress.advance(files=0, failed=1)
                     self._notify()
                     continue
                 batch.append(item)
@@ -357,12 +359,14 @@ class IngestJob:
             if batch[i].samples is None:  # the cache entry vanished since lookup: decode now
                 batch[i].samples = self._decode(batch[i].paths[0])
         if missing:
+            assert self.embedder is not None
             with self.clock.stage("mert"):
                 computed = self.embedder.features([batch[i].samples for i in missing])  # type: ignore[misc]
             for i, feats in zip(missing, computed, strict=True):
                 features[i] = feats
                 if self.feature_cache is not None:
                     self.feature_cache.put(batch[i].sha256, feats)
+        assert self.embedder is not None  # only a dry run has none, and it embeds nothing
         with self.clock.stage("tower"):
             vectors = self.embedder.embed_features(features)  # type: ignore[arg-type]
         now = datetime.now(UTC)
@@ -397,40 +401,30 @@ class IngestJob:
 
     def _decode(self, path: str) -> np.ndarray:
         return decode_file(
-            path,
+            path_from_text(path),
             sample_rate=self.limits.sample_rate,
             max_duration_s=self.limits.max_duration_s,
             max_file_bytes=self.limits.max_file_bytes,
         ).samples
 
-    def _prune(self, by_sha: dict[str, list[tuple[str, str]]]) -> None:
-        """Drop paths under the roots that no longer hold that content; delete empty points."""
-        roots = [str(Path(r).expanduser().resolve()) for r in self.o.roots]
-        doomed: list[str] = []
-        for record in self.store.scroll(fields=["paths", "content_sha256"]):
-            pid, sha = record.id, str(record.payload.get("content_sha256", ""))
-            paths = list(record.payload.get("paths") or [])
-            if not sha or not in_shard(sha, self.o.shard):
-                continue
-            here_now = {p for p, _ in by_sha.get(sha, [])}
-            # A path outside the roots belongs to another library: never touched here.
-            keep = [p for p in paths if not _under(p, roots) or p in here_now]
-            if len(keep) == len(paths):
-                continue
-            self.counts.pruned_paths += len(paths) - len(keep)
-            if not keep:
-                doomed.append(pid)
-            elif not self.o.dry_run:
-                self.store.set_paths(pid, sorted(keep))
-        self.counts.deleted_points += len(doomed)
-        if doomed and not self.o.dry_run:
-            self.store.delete(doomed)
+    def _prune(self, by_sha: dict[str, list[tuple[str, str]]]) -> dict[str, Any]:
+        """Drop the paths under the roots known to be gone or to hold other content now."""
+        outcome = prune(
+            self.store,
+            roots=[path_text(os.path.realpath(Path(r).expanduser())) for r in self.o.roots],
+            here_now={sha: {p for p, _ in where} for sha, where in by_sha.items()},
+            hashed=self._hashed,
+            shard=lambda sha: in_shard(sha, self.o.shard),
+            dry_run=self.o.dry_run,
+        )
+        self.counts.pruned_paths += outcome.pruned_paths
+        self.counts.deleted_points += outcome.deleted_points
+        self.counts.kept_unreadable_paths += len(outcome.kept)
+        for path, why in outcome.kept:
+            log.warning("not pruned: %s (%s)", path, why)
+        return outcome.as_dict(self.o.dry_run)
 
     def _fail(self, failure: Failure) -> None:
         self.counts.failed += 1
         self.failures.add(failure)
         log.warning("failed: %s (%s)", failure.path, failure.message)
-
-
-def _under(path: str, roots: Iterable[str]) -> bool:
-    return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)

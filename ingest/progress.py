@@ -76,7 +76,8 @@ class Progress:
         eta = max(0.0, self.total - self.done - self.failed) / fps if fps > 0 else None
         return fps, self.audio_s / elapsed, eta
 
-    def advance(self, files: int = 1, audio_s: float = 0.0, failed: int = 0) -> None:
+    def advance(self, files: int = 0, audio_s: float = 0.0, failed: int = 0) -> None:
+        """Count ``files`` embedded (with ``audio_s`` seconds of audio) and ``failed`` files."""
         self.done += files
         self.failed += failed
         self.audio_s += audio_s

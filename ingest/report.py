@@ -1,9 +1,12 @@
-"""What a job tells when it ends: a failures report, counts, per-stage times, an exit code.
+"""What a job tells when it ends: failures and skips reports, counts, stage times, an exit code.
 
-Exit codes (also in the README):
-    0  every file found is indexed;
-    1  the job finished, but some files failed (each is in the failures report);
-    2  the job could not run (bad settings, models, store or roots).
+Exit codes (also in the README and ``timbre ingest --help``):
+    0    every file found is indexed;
+    1    the job finished, but some files failed or could not be read (each is in the
+         failures or skipped report), or it found no audio at all under its roots;
+    2    the job could not run (bad settings, models, store or roots);
+    3    the job crashed on an unexpected error (a bug: the traceback is printed);
+    130  the job was interrupted (Ctrl-C); run it again to finish, nothing is lost.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-EXIT_OK, EXIT_PARTIAL, EXIT_FAILED = 0, 1, 2
+EXIT_OK, EXIT_PARTIAL, EXIT_FAILED, EXIT_CRASHED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 @dataclass(frozen=True)
@@ -28,28 +31,58 @@ class Failure:
     message: str
 
 
-class FailureLog:
-    """Failures as JSON lines, flushed one by one so a killed job keeps what it wrote."""
+class JsonLinesLog:
+    """Rows as JSON lines, flushed one by one so a killed job keeps what it wrote.
+
+    With no file (a dry run writes nothing) the rows are kept in memory instead, for the
+    summary to list.
+    """
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.count = 0
-        self.by_type: Counter[str] = Counter()
+        self.rows: list[dict[str, Any]] = []
         self._handle: IO[str] | None = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = path.open("a", encoding="utf-8")
+            # An error message may quote a name that is not UTF-8: escape it, never fail.
+            self._handle = path.open("a", encoding="utf-8", errors="backslashreplace")
 
-    def add(self, failure: Failure) -> None:
+    def write(self, row: dict[str, Any]) -> None:
         self.count += 1
-        self.by_type[failure.error_type] += 1
-        if self._handle is not None:
-            self._handle.write(json.dumps(asdict(failure), ensure_ascii=False) + "\n")
+        if self._handle is None:
+            self.rows.append(row)
+        else:
+            self._handle.write(json.dumps(row, ensure_ascii=False) + "\n")
             self._handle.flush()
 
     def close(self) -> None:
         if self._handle is not None:
             self._handle.close()
+
+
+class FailureLog(JsonLinesLog):
+    """Files that failed: path, stage, error type, message."""
+
+    def __init__(self, path: Path | None) -> None:
+        super().__init__(path)
+        self.by_type: Counter[str] = Counter()
+
+    def add(self, failure: Failure) -> None:
+        self.by_type[failure.error_type] += 1
+        self.write(asdict(failure))
+
+
+class SkipLog(JsonLinesLog):
+    """Entries discovery passed over: path, reason, detail (``ingest.discover.SKIP_REASONS``)."""
+
+    def __init__(self, path: Path | None) -> None:
+        super().__init__(path)
+        self.by_reason: Counter[str] = Counter()
+
+    def add(self, path: str, reason: str, detail: str) -> None:
+        self.by_reason[reason] += 1
+        self.write({"path": path, "reason": reason, "detail": detail})
 
 
 @dataclass
@@ -79,21 +112,28 @@ class Counts:
     features_cached: int = 0
     pruned_paths: int = 0
     deleted_points: int = 0
+    kept_unreadable_paths: int = 0
+    skipped: int = 0
+    unreadable: int = 0
+    rehashed_changed: int = 0
     audio_s: float = 0.0
 
 
 def summary(
-    counts: Counts, clock: StageClock, failures: FailureLog, wall_s: float, extra: dict[str, Any]
+    counts: Counts,
+    clock: StageClock,
+    failures: FailureLog,
+    skipped: SkipLog,
+    *,
+    wall_s: float,
+    extra: dict[str, Any],
 ) -> dict[str, Any]:
     data = asdict(counts)
     data["audio_s"] = round(counts.audio_s, 2)
     return {
         "counts": data,
-        "failures": {
-            "count": failures.count,
-            "by_type": dict(failures.by_type),
-            "report": str(failures.path) if failures.path else None,
-        },
+        "failures": _log_summary(failures, "by_type", dict(failures.by_type)),
+        "skipped": _log_summary(skipped, "by_reason", dict(sorted(skipped.by_reason.items()))),
         "stage_seconds": {k: round(v, 3) for k, v in clock.seconds.items()},
         "wall_s": round(wall_s, 3),
         "throughput": {
@@ -104,5 +144,17 @@ def summary(
     }
 
 
+def _log_summary(log: JsonLinesLog, key: str, by: dict[str, int]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "count": log.count,
+        key: by,
+        "report": str(log.path) if log.path else None,
+    }
+    if log.path is None:
+        out["entries"] = log.rows  # nothing was written: list them here
+    return out
+
+
 def exit_code(counts: Counts) -> int:
-    return EXIT_PARTIAL if counts.failed else EXIT_OK
+    """1 when a file failed or could not be read, or no audio was found; else 0."""
+    return EXIT_PARTIAL if counts.failed or counts.unreadable or not counts.discovered else EXIT_OK

@@ -1,8 +1,15 @@
-"""Shared fixtures: one tiny random-weight bundle per test session, and models loaded once."""
+"""Shared fixtures: one tiny random-weight bundle per test session, and models loaded once.
+
+The ONNX exports of that bundle are made once per session, into one folder that every test
+(and every child process, through the environment) shares: an export takes seconds, a load
+from the cache milliseconds.
+"""
 
 from __future__ import annotations
 
+import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +19,25 @@ from timbre.settings import Settings, load_settings
 
 # The HTTP API tests' fixtures (one indexed library per session, shared by their modules).
 pytest_plugins = ["tests.api_fixtures"]
+EXPORT_DIR_ENV = "TIMBRE_MODELS__EXPORT_DIR"
+"""Child processes that clear TIMBRE_* variables keep this one (see ``keep_export_dir``)."""
+
+
+def keep_export_dir(env: dict[str, str]) -> dict[str, str]:
+    """``env`` plus the session's export folder, so a child process reuses its exports."""
+    return {**env, EXPORT_DIR_ENV: os.environ[EXPORT_DIR_ENV]}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    folder = tmp_path_factory.mktemp("onnx-exports")
+    before = os.environ.get(EXPORT_DIR_ENV)
+    os.environ[EXPORT_DIR_ENV] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop(EXPORT_DIR_ENV, None)
+    else:
+        os.environ[EXPORT_DIR_ENV] = before
 
 
 @pytest.fixture(scope="session")
@@ -22,7 +48,9 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def settings(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def settings(
+    tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory, export_dir: Path
+) -> Settings:
     return load_settings(
         data_dir=tmp_path_factory.mktemp("data"),
         models={"bundle": tiny_bundle, "threads": 2},
@@ -45,3 +73,68 @@ def text_embedder(settings: Settings):  # type: ignore[no-untyped-def]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RandomWeightsWarning)
         return load_text_embedder(settings.models)
+
+
+@pytest.fixture(scope="session")
+def torch_audio_embedder(settings: Settings):  # type: ignore[no-untyped-def]
+    """The same models on PyTorch eager, the reference runtime."""
+    from timbre.embedding.embedder import load_audio_embedder
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RandomWeightsWarning)
+        return load_audio_embedder(settings.models.model_copy(update={"runtime": "torch"}))
+
+
+@pytest.fixture(scope="session")
+def torch_text_embedder(settings: Settings):  # type: ignore[no-untyped-def]
+    from timbre.embedding.embedder import load_text_embedder
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RandomWeightsWarning)
+        return load_text_embedder(settings.models.model_copy(update={"runtime": "torch"}))
+
+
+RUNTIMES = ("onnxruntime", "torch")
+
+
+@pytest.fixture(params=RUNTIMES)
+def any_audio_embedder(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """The audio embedder on each runtime in turn (the default one is onnxruntime on a CPU)."""
+    name = "audio_embedder" if request.param == "onnxruntime" else "torch_audio_embedder"
+    embedder = request.getfixturevalue(name)
+    assert embedder.runtime == request.param
+    return embedder
+
+
+@pytest.fixture(params=RUNTIMES)
+def any_text_embedder(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    name = "text_embedder" if request.param == "onnxruntime" else "torch_text_embedder"
+    embedder = request.getfixturevalue(name)
+    assert embedder.runtime == request.param
+    return embedder
+
+
+@pytest.fixture(scope="session")
+def mcp_library(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A small synthetic library (20 files), shared by the MCP tests over HTTP and stdio."""
+    from ingest.synthetic import make_library
+
+    return make_library(
+        tmp_path_factory.mktemp("mcp-lib") / "Samples",
+        one_shots_per_pack=4,
+        loops_per_pack=1,
+        loop_bars=(1,),
+        broken=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def mcp_indexed_dir(  # type: ignore[no-untyped-def]
+    mcp_library, tiny_bundle: Path, audio_embedder, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A data dir with ``mcp_library`` indexed and its snapshot published."""
+    from tests.ingest_helpers import ingest, job_settings
+
+    data = tmp_path_factory.mktemp("mcp-data")
+    ingest(job_settings(tiny_bundle, data), audio_embedder, [mcp_library.root])
+    return data

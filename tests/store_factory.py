@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from timbre.embedding.info import ModelInfo
 from timbre.musickey import normalize_key
@@ -205,6 +206,14 @@ def oracle_search(
 
 def random_filter(rng: np.random.Generator, data: Dataset) -> SearchFilter:
     """1-3 conditions drawn from values that exist, so results are neither always empty nor all."""
+    while True:
+        try:
+            return _random_filter(rng, data)
+        except ValidationError:  # two drawn duration bounds crossed: draw again
+            continue
+
+
+def _random_filter(rng: np.random.Generator, data: Dataset) -> SearchFilter:
     source = data.payloads[int(rng.integers(len(data.payloads)))]
     choices: list[dict[str, Any]] = [
         {"genre": [source["genre"] or "techno", str(rng.choice(GENRES))]},

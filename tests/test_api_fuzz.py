@@ -94,6 +94,7 @@ def _refused_for_a_reason_the_schema_cannot_state(case: Any) -> bool:
 
     - A range whose lower bound passes its upper one, in a body or in a ``filter`` query
       parameter: JSON Schema cannot compare two values (test_api_hardening checks the 422).
+    - An ingest ``shard`` ``[I, N]`` with ``I >= N``: the schema bounds each number alone.
     - An upload whose ``query`` part is empty: schemathesis 4.32's coverage and stateful phases
       send ``""`` for a multipart text field as a *valid* value although the form schema says
       ``minLength: 1`` (test_api_hardening checks the 422).
@@ -101,6 +102,12 @@ def _refused_for_a_reason_the_schema_cannot_state(case: Any) -> bool:
     body = case.body
     query = case.query or {}
     if _reversed_ranges(body) or _reversed_ranges(_json_or_none(query.get("filter"))):
+        return True
+    shard = body.get("shard") if isinstance(body, dict) else None
+    numbers = isinstance(shard, list) and all(
+        isinstance(x, int | float) and not isinstance(x, bool) for x in shard
+    )
+    if numbers and len(shard) == 2 and shard[0] >= shard[1]:
         return True
     multipart = (case.media_type or "").startswith("multipart/")
     return multipart and isinstance(body, dict) and body.get("query") == ""

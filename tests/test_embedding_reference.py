@@ -1,4 +1,5 @@
-"""Timbre's batched pipeline against a literal transcription of the reference (MODEL_SPEC.md).
+"""Timbre's batched pipeline against a literal transcription of the reference (MODEL_SPEC.md),
+on both runtimes (ONNX Runtime, the CPU default, and PyTorch eager).
 
 Each clip length below exercises one rule: a whole-track one-shot (< 1 s), a clip shorter
 than 0.1 s (padded), a single partial window, exactly one window, a tail under 1 s (dropped),
@@ -40,31 +41,33 @@ CLIPS = {
 
 
 @pytest.mark.parametrize("name", list(CLIPS))
-def test_audio_matches_reference(name: str, audio_embedder, reference: Reference) -> None:
+def test_audio_matches_reference(name: str, any_audio_embedder, reference: Reference) -> None:
     wav = CLIPS[name]()
-    ours = audio_embedder.embed([wav])[0]
+    ours = any_audio_embedder.embed([wav])[0]
     ref = l2_normalize(reference.audio_embedding(wav))
     assert np.abs(ours - ref).max() < TOL, name
     assert abs(float(np.linalg.norm(ours)) - 1.0) < 1e-6
 
 
-def test_batched_across_tracks_matches_reference(audio_embedder, reference: Reference) -> None:
+def test_batched_across_tracks_matches_reference(any_audio_embedder, reference: Reference) -> None:
     waves = [clip() for clip in CLIPS.values()]
-    ours = audio_embedder.embed(waves)
+    ours = any_audio_embedder.embed(waves)
     for i, wav in enumerate(waves):
         ref = l2_normalize(reference.audio_embedding(wav))
         assert np.abs(ours[i] - ref).max() < TOL
 
 
-def test_window_counts_follow_the_tail_rule(audio_embedder) -> None:
-    feats = audio_embedder.features(
+def test_window_counts_follow_the_tail_rule(any_audio_embedder) -> None:
+    feats = any_audio_embedder.features(
         [kick(SR, 0.4), chord_loop(SR, 5.99), chord_loop(SR, 6.0), chord_loop(SR, 12.3)]
     )
     assert [f.shape[0] for f in feats] == [1, 1, 2, 3]
-    assert all(f.shape[1] == audio_embedder.mert.hidden_size for f in feats)
+    assert all(f.shape[1] == any_audio_embedder.mert.hidden_size for f in feats)
 
 
-def test_whole_track_normalisation_on_a_quiet_passage(audio_embedder, reference: Reference) -> None:
+def test_whole_track_normalisation_on_a_quiet_passage(
+    any_audio_embedder, reference: Reference
+) -> None:
     """A loud window followed by a near-silent one: normalising per window would lift the quiet
     passage to full scale; the reference normalises once over the track. MERT barely reacts to
     gain elsewhere, so this is the input that tells the two rules apart."""
@@ -72,7 +75,7 @@ def test_whole_track_normalisation_on_a_quiet_passage(audio_embedder, reference:
     loud = chord_loop(SR, 5.0, seed=5)
     quiet = (1e-4 * rng.standard_normal(5 * SR)).astype(np.float32)
     wav = np.concatenate([loud, quiet])
-    ours = audio_embedder.embed([wav])[0]
+    ours = any_audio_embedder.embed([wav])[0]
     right = l2_normalize(reference.audio_embedding(wav, normalize="track"))
     wrong = l2_normalize(reference.audio_embedding(wav, normalize="window"))
     assert np.abs(ours - right).max() < TOL
@@ -81,21 +84,21 @@ def test_whole_track_normalisation_on_a_quiet_passage(audio_embedder, reference:
 
 @pytest.mark.parametrize("rows", [1, 126, 127, 128, 129, 255, 256, 300])
 def test_audio_tower_segments_match_reference(
-    rows: int, audio_embedder, reference: Reference
+    rows: int, any_audio_embedder, reference: Reference
 ) -> None:
     """MERT window vectors straight into the tower: rows + 2 zero vectors cross 128 here, so
     one and several segments, the overlapping last segment and its weight are all exercised."""
     rng = np.random.default_rng(rows)
-    feats = rng.standard_normal((rows, audio_embedder.mert.hidden_size)).astype(np.float32)
-    ours = audio_embedder.embed_features([feats])[0]
+    feats = rng.standard_normal((rows, any_audio_embedder.mert.hidden_size)).astype(np.float32)
+    ours = any_audio_embedder.embed_features([feats])[0]
     ref = l2_normalize(reference.audio_from_features(torch.from_numpy(feats)).numpy())
     assert np.abs(ours - ref).max() < TOL
 
 
-def test_zero_vectors_at_both_ends_matter(audio_embedder, reference: Reference) -> None:
+def test_zero_vectors_at_both_ends_matter(any_audio_embedder, reference: Reference) -> None:
     rng = np.random.default_rng(0)
-    feats = rng.standard_normal((4, audio_embedder.mert.hidden_size)).astype(np.float32)
-    with_zeros = audio_embedder.embed_features([feats])[0]
+    feats = rng.standard_normal((4, any_audio_embedder.mert.hidden_size)).astype(np.float32)
+    with_zeros = any_audio_embedder.embed_features([feats])[0]
     # The same rows with the zero vectors removed make a different input.
     with torch.no_grad():
         rows = torch.from_numpy(feats)
@@ -113,38 +116,38 @@ TEXTS = [
 
 
 @pytest.mark.parametrize("text", TEXTS, ids=range(len(TEXTS)))
-def test_text_matches_reference(text: str, text_embedder, reference: Reference) -> None:
-    ours = text_embedder.embed([text])[0]
+def test_text_matches_reference(text: str, any_text_embedder, reference: Reference) -> None:
+    ours = any_text_embedder.embed([text])[0]
     ref = l2_normalize(reference.text_embedding(text))
     assert np.abs(ours - ref).max() < TOL
 
 
-def test_long_text_really_spans_segments(text_embedder) -> None:
-    ids = text_embedder.tower.token_ids(TEXTS[-1])
+def test_long_text_really_spans_segments(any_text_embedder) -> None:
+    ids = any_text_embedder.tower.token_ids(TEXTS[-1])
     assert len(ids) > 2 * 128
     assert ids[0] == 0 and ids[-1] == 2  # <s> ... </s>
 
 
-def test_text_batch_equals_one_at_a_time(text_embedder) -> None:
-    batch = text_embedder.embed(TEXTS)
-    single = np.stack([text_embedder.embed([t])[0] for t in TEXTS])
+def test_text_batch_equals_one_at_a_time(any_text_embedder) -> None:
+    batch = any_text_embedder.embed(TEXTS)
+    single = np.stack([any_text_embedder.embed([t])[0] for t in TEXTS])
     assert np.abs(batch - single).max() < TOL
 
 
-def test_multiline_dedupe_keeps_first_order_and_joins_with_separator(text_embedder) -> None:
-    tower = text_embedder.tower
+def test_multiline_dedupe_keeps_first_order_and_joins_with_separator(any_text_embedder) -> None:
+    tower = any_text_embedder.tower
     joined = tower.token_ids("b\na\nb\n\na")
     assert joined == tower.tokenizer.encode("b</s>a").ids
     assert joined.count(2) == 2  # the literal separator became the </s> token, plus the end
 
 
-def test_audio_and_text_share_one_space(audio_embedder, text_embedder) -> None:
-    a = audio_embedder.embed([kick(SR)])[0]
-    t = text_embedder.embed(["kick"])[0]
-    assert a.shape == t.shape == (audio_embedder.dim,)
+def test_audio_and_text_share_one_space(any_audio_embedder, any_text_embedder) -> None:
+    a = any_audio_embedder.embed([kick(SR)])[0]
+    t = any_text_embedder.embed(["kick"])[0]
+    assert a.shape == t.shape == (any_audio_embedder.dim,)
     assert -1.0 <= cosine(a, t) <= 1.0
 
 
-def test_empty_text_is_refused(text_embedder) -> None:
+def test_empty_text_is_refused(any_text_embedder) -> None:
     with pytest.raises(ValueError, match="empty"):
-        text_embedder.embed(["  \n "])
+        any_text_embedder.embed(["  \n "])

@@ -1,4 +1,6 @@
-"""Kill the ingest job with SIGKILL at several points; the resumed store equals a clean run's."""
+"""Kill the ingest job (SIGKILL) or interrupt it (Ctrl-C: SIGINT to its process group) at
+several points: it ends at once, leaves no process behind (decoding workers, multiprocessing's
+resource tracker), and the resumed store equals a clean run's."""
 
 from __future__ import annotations
 
@@ -11,18 +13,23 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 
 from ingest.synthetic import make_library
+from tests.conftest import keep_export_dir
 from tests.ingest_helpers import job_settings, read_store
 
 pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
 
 PROGRESS = re.compile(r"progress: (\d+)/(\d+) files embedded")
+INTERRUPTED_EXIT = 130
+INTERRUPT_WITHIN_S = 10.0  # "a few seconds", with room for a loaded CI machine
+LEFTOVERS_GONE_WITHIN_S = 5.0
 
 
 def _env(bundle: Path, data: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TIMBRE_")}
+    env = keep_export_dir({k: v for k, v in os.environ.items() if not k.startswith("TIMBRE_")})
     env.update(
         TIMBRE_DATA_DIR=str(data),
         TIMBRE_MODELS__BUNDLE=str(bundle),
@@ -44,17 +51,34 @@ def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
     )
 
 
-def _kill_when(args: list[str], env: dict[str, str], when: str, fraction: float = 0.0) -> None:
-    """Start a job and SIGKILL it when its log shows ``when`` (and ``fraction`` embedded)."""
+def _kill_when(
+    args: list[str],
+    env: dict[str, str],
+    when: str,
+    fraction: float = 0.0,
+    sig: signal.Signals = signal.SIGKILL,
+) -> tuple[int, float, list[psutil.Process]]:
+    """Start a job and signal it when its log shows ``when`` (and ``fraction`` embedded).
+
+    SIGKILL goes to the job's process alone (its children must notice on their own); SIGINT
+    goes to its whole process group, as a terminal's Ctrl-C does.
+
+    Returns:
+        The exit status, the seconds from the signal to the end, and the job's child
+        processes as they were when it was signalled.
+    """
     proc = subprocess.Popen(
         [sys.executable, "-m", "timbre.cli", "ingest", *args],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
     assert proc.stderr is not None
     deadline = time.monotonic() + 300
+    children: list[psutil.Process] = []
+    signalled = None
     try:
         for line in proc.stderr:
             match = PROGRESS.search(line)
@@ -63,12 +87,36 @@ def _kill_when(args: list[str], env: dict[str, str], when: str, fraction: float 
                 done, total = int(match[1]), int(match[2])
                 hit = total > 0 and done / total >= fraction
             if hit:
-                proc.send_signal(signal.SIGKILL)
+                children = psutil.Process(proc.pid).children(recursive=True)
+                signalled = time.monotonic()
+                if sig == signal.SIGINT:
+                    os.killpg(proc.pid, sig)
+                else:
+                    proc.send_signal(sig)
                 break
             assert time.monotonic() < deadline
+        proc.stderr.read()  # keep the pipe drained while the job ends
     finally:
         proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, f"the job ended before the kill point {when!r}"
+    assert signalled is not None, f"the job ended before the signal point {when!r}"
+    return proc.returncode, time.monotonic() - signalled, children
+
+
+def _assert_no_leftovers(children: list[psutil.Process]) -> None:
+    """Every child the job had when it was signalled is gone within a few seconds."""
+    deadline = time.monotonic() + LEFTOVERS_GONE_WITHIN_S
+    alive = children
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.1)
+        alive = [c for c in alive if _running(c)]
+    assert not alive, [(c.pid, c.cmdline()) for c in alive]
+
+
+def _running(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 @pytest.fixture(scope="module")
@@ -93,15 +141,19 @@ def clean(
 
 
 @pytest.mark.parametrize(
-    ("when", "fraction"),
+    ("sig", "when", "fraction"),
     [
-        ("creating collection", 0.0),  # before any file is embedded
-        ("progress", 0.3),  # a third of the way
-        ("progress", 0.8),  # most of the way
-        ("done:", 0.0),  # everything embedded, snapshot export under way
+        (signal.SIGKILL, "creating collection", 0.0),  # before any file is embedded
+        (signal.SIGKILL, "progress", 0.3),  # a third of the way
+        (signal.SIGKILL, "progress", 0.8),  # most of the way
+        (signal.SIGKILL, "done:", 0.0),  # everything embedded, snapshot export under way
+        (signal.SIGINT, "progress", 0.5),  # Ctrl-C while workers decode and models run
+        (signal.SIGINT, "done:", 0.0),  # Ctrl-C during the snapshot export
     ],
+    ids=["kill-start", "kill-third", "kill-most", "kill-export", "ctrl-c-half", "ctrl-c-export"],
 )
-def test_kill_and_resume_equals_a_clean_run(
+def test_signal_and_resume_equals_a_clean_run(
+    sig: signal.Signals,
     when: str,
     fraction: float,
     small_library: Path,
@@ -111,7 +163,13 @@ def test_kill_and_resume_equals_a_clean_run(
     audio_embedder,  # type: ignore[no-untyped-def]
 ) -> None:
     env = _env(tiny_bundle, tmp_path / "data")
-    _kill_when([str(small_library)], env, when, fraction)
+    code, took_s, children = _kill_when([str(small_library)], env, when, fraction, sig)
+    if sig == signal.SIGINT:
+        assert code == INTERRUPTED_EXIT
+        assert took_s < INTERRUPT_WITHIN_S
+    else:
+        assert code == -signal.SIGKILL
+    _assert_no_leftovers(children)
     resumed = _run([str(small_library)], env)
     assert resumed.returncode == 1, resumed.stderr[-2000:]
     store = read_store(job_settings(tiny_bundle, tmp_path / "data"), audio_embedder)

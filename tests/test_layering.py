@@ -44,3 +44,39 @@ def test_audio_never_imports_torch() -> None:
 def test_store_stays_free_of_the_model_stack() -> None:
     for path in (ROOT / "timbre" / "store").rglob("*.py"):
         assert not _top(_imports(path)) & {"torch", "transformers"}, path
+
+
+TORCH_FREE = (
+    "timbre/embedding/embedder.py",
+    "timbre/embedding/export_cache.py",
+    "timbre/embedding/files.py",
+    "timbre/embedding/info.py",
+    "timbre/embedding/onnx_backend.py",
+    "timbre/embedding/ort_runtime.py",
+    "timbre/embedding/runtime.py",
+    "timbre/embedding/segments.py",
+    "timbre/embedding/text_input.py",
+    "timbre/search/batcher.py",
+    "timbre/search/service.py",
+)
+"""The onnxruntime path: importing these must not import torch (a warm start never does;
+tests/test_onnx_runtime.py runs one). Functions may import it for the PyTorch path."""
+
+
+def _module_level_imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_the_onnxruntime_path_imports_no_torch_at_module_level() -> None:
+    for name in TORCH_FREE:
+        imports = _module_level_imports(ROOT / name)
+        assert not _top(imports) & {"torch", "transformers", "onnx", "onnxscript"}, name
+        for module in imports:  # nor a Timbre module that does
+            if module.startswith("timbre.embedding."):
+                assert f"{module.replace('.', '/')}.py" in TORCH_FREE, (name, module)

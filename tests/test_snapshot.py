@@ -22,6 +22,7 @@ from tests.store_factory import (
 from timbre.errors import ModelMismatchError, SnapshotError, SnapshotNotFoundError, StoreLockedError
 from timbre.store import VectorStore
 from timbre.store.lock import OwnerLock
+from timbre.store.schema import load_schema
 from timbre.store.snapshot import (
     CURRENT_FILE,
     DATA_FILES,
@@ -33,6 +34,7 @@ from timbre.store.snapshot import (
     freshness,
     load_snapshot,
 )
+from timbre.store.snapshot.columns import column_fields, column_files
 
 
 @pytest.fixture
@@ -68,7 +70,17 @@ def test_manifest_records_models_source_and_checksums(store: VectorStore, tmp_pa
     assert manifest.source_collection == store.describe().name
     assert manifest.source_mode == "embedded"
     assert manifest.source_write == marker
-    assert set(manifest.files) == set(DATA_FILES)
+    assert set(DATA_FILES) <= set(manifest.files)
+    # a filter column for every indexed keyword/float field, derived ones (dirs) included
+    assert manifest.columns == column_fields(load_schema().indexes)
+    assert {
+        "dirs": "keyword",
+        "bpm": "float",
+        "tags": "keyword",
+    }.items() <= manifest.columns.items()
+    assert set(manifest.files) == set(DATA_FILES) | {
+        f for field, kind in manifest.columns.items() for f in column_files(field, kind)
+    }
     on_disk = SnapshotManifest.from_json((snapshots / "000001" / "manifest.json").read_text())
     assert on_disk == manifest
 
@@ -126,12 +138,47 @@ def test_a_corrupt_file_is_refused(store: VectorStore, tmp_path: Path) -> None:
         load_snapshot(snapshots, model_info(), mmap_min_bytes=0)
 
 
+def test_a_corrupt_column_is_refused(store: VectorStore, tmp_path: Path) -> None:
+    snapshots = tmp_path / "snapshots"
+    _export(store, snapshots)
+    rows = snapshots / "000001" / "columns" / "genre.post_rows.npy"
+    raw = bytearray(rows.read_bytes())
+    raw[-1] ^= 0x01
+    rows.write_bytes(bytes(raw))
+    with pytest.raises(SnapshotError, match=r"genre.post_rows.npy fails its sha256"):
+        load_snapshot(snapshots, model_info(), mmap_min_bytes=0)
+
+
+def test_a_snapshot_of_the_previous_format_is_refused(store: VectorStore, tmp_path: Path) -> None:
+    snapshots = tmp_path / "snapshots"
+    _export(store, snapshots)
+    path = snapshots / "000001" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["format_version"] = 1
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(SnapshotError, match=r"format 1 .* export a new snapshot"):
+        load_snapshot(snapshots, model_info(), mmap_min_bytes=0)
+
+
+def test_a_manifest_naming_files_outside_the_snapshot_is_refused(
+    store: VectorStore, tmp_path: Path
+) -> None:
+    snapshots = tmp_path / "snapshots"
+    _export(store, snapshots)
+    path = snapshots / "000001" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["files"]["../../etc/passwd"] = {"sha256": "0" * 64, "bytes": 1}
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(SnapshotError, match="unexpected files"):
+        load_snapshot(snapshots, model_info(), mmap_min_bytes=0)
+
+
 def test_a_truncated_file_is_refused_even_without_checksums(
     store: VectorStore, tmp_path: Path
 ) -> None:
     snapshots = tmp_path / "snapshots"
     _export(store, snapshots)
-    index = snapshots / "000001" / "index.faiss"
+    index = snapshots / "000001" / "vectors.npy"
     with index.open("r+b") as f:
         f.truncate(index.stat().st_size - 4)
     with pytest.raises(SnapshotError, match="truncated"):

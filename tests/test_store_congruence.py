@@ -26,8 +26,8 @@ from tests.store_factory import (
     unique_collection,
     unit_vectors,
 )
-from timbre.store import VectorStore
-from timbre.store.snapshot import Snapshot, export_snapshot, load_snapshot
+from timbre.store import SearchFilter, VectorStore
+from timbre.store.snapshot import ScanOptions, Snapshot, export_snapshot, load_snapshot
 
 pytestmark = [
     pytest.mark.congruence,
@@ -172,3 +172,67 @@ def test_snapshot_loaded_without_mmap_answers_identically(
     assert mapped.mmapped and not in_ram.mmapped
     for query in unit_vectors(np.random.default_rng(6), 5):
         assert mapped.search(query, 10) == in_ram.search(query, 10)
+
+
+# -- the snapshot's own filtered scan (flat and quantised) against Qdrant --------------------
+
+
+@pytest.fixture(scope="module")
+def quantised(loaded: tuple[VectorStore, Snapshot]) -> Snapshot:
+    """The same snapshot searched with the SQ8 first pass (the threshold lowered to 0)."""
+    _, flat = loaded
+    return load_snapshot(
+        flat.directory.parent,
+        model_info(),
+        mmap_min_bytes=0,
+        scan=ScanOptions(quantised_min_vectors=0, threads=2),
+    )
+
+
+def test_snapshot_counts_every_filter_like_qdrant(
+    loaded: tuple[VectorStore, Snapshot], data: Dataset
+) -> None:
+    store, snapshot = loaded
+    rng = np.random.default_rng(8)
+    for _ in range(N_FILTERS):
+        search_filter = random_filter(rng, data)
+        selection = snapshot.select(search_filter)
+        assert selection is not None, search_filter
+        assert selection.count == store.count(search_filter), search_filter
+
+
+@pytest.mark.parametrize("scan", ["flat", "sq8"])
+def test_filtered_snapshot_scan_equals_qdrant(
+    loaded: tuple[VectorStore, Snapshot], quantised: Snapshot, data: Dataset, scan: str
+) -> None:
+    store, flat = loaded
+    snapshot = quantised if scan == "sq8" else flat
+    assert snapshot.scan.kind == scan
+    rng = np.random.default_rng(9)
+    sizes = []
+    for query in unit_vectors(rng, N_FILTERS):
+        search_filter = random_filter(rng, data)
+        selection = snapshot.select(search_filter)
+        assert selection is not None
+        sizes.append(selection.count)
+        for top_k, offset in ((10, 0), (7, 5)):
+            want = store.search(query, top_k=top_k, offset=offset, filter=search_filter, exact=True)
+            got = snapshot.search(query, top_k, offset, selection)
+            _assert_same([(h.id, h.score) for h in got], [(h.id, h.score) for h in want])
+            assert [h.payload for h in got] == [h.payload for h in want]
+    # empty, selective and broad selections alike (broad ones take the quantised path)
+    assert min(sizes) < 20 and max(sizes) > 600
+
+
+def test_a_filter_on_a_field_without_a_column_is_left_to_qdrant(
+    loaded: tuple[VectorStore, Snapshot], tmp_path: Path
+) -> None:
+    store, _ = loaded
+    export_snapshot(
+        store, tmp_path / "snapshots", source_mode=store.mode, keep=1, indexes={"kind": "keyword"}
+    )
+    partial = load_snapshot(tmp_path / "snapshots", model_info(), mmap_min_bytes=0)
+    assert partial.manifest.columns == {"kind": "keyword"}
+    assert partial.select(SearchFilter(kind="loop")) is not None
+    assert partial.select(SearchFilter(kind="loop", genre="techno")) is None
+    assert partial.select(SearchFilter(bpm_min=120)) is None

@@ -93,6 +93,10 @@ class ModelsSettings(_Section):
     precision_min_cosine: float = Field(gt=0.0, le=1.0)
     mert_batch_windows: PerDevice
     tower_batch_segments: PerDevice
+    runtime: Literal["auto", "torch", "onnxruntime"]
+    export_dir: Path | None
+    """Resolved by :class:`Settings`: null in the YAML means ``<data_dir>/cache/onnx``."""
+    onnx_min_cosine: float = Field(gt=0.0, le=1.0)
 
 
 class AudioSettings(_Section):
@@ -123,6 +127,9 @@ class SnapshotSettings(_Section):
     keep: int = Field(ge=1)
     mmap_min_bytes: int = Field(ge=0)
     verify_checksums: bool
+    quantised_min_vectors: int = Field(ge=0)
+    scan_threads: int = Field(ge=0)
+    filtered_min_points: int = Field(ge=0)
 
 
 class IngestSettings(_Section):
@@ -158,6 +165,7 @@ class ApiSettings(_Section):
     max_batch: int = Field(ge=1)
     max_body_bytes: int = Field(gt=0)
     max_filter_values: int = Field(ge=1)
+    text_batch_max: int = Field(ge=1)
 
 
 class LabelsSettings(_Section):
@@ -195,6 +203,15 @@ class MediaSettings(_Section):
     rendition_cache_bytes: int = Field(ge=0)
 
 
+class McpSettings(_Section):
+    """The MCP server over stdio (`timbre mcp`)."""
+
+    store_idle_s: float = Field(gt=0.0)
+    store_yield_s: float = Field(gt=0.0)
+    store_poll_s: float = Field(gt=0.0)
+    service_timeout_s: float = Field(gt=0.0)
+
+
 class Settings(BaseSettings):
     """Every setting of a Timbre process (see ``config/default.yaml`` for units and reasons)."""
 
@@ -216,11 +233,24 @@ class Settings(BaseSettings):
     duplicates: DuplicatesSettings
     facets: FacetsSettings
     media: MediaSettings
+    mcp: McpSettings
 
     @field_validator("data_dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _export_dir_in_data_dir(cls, data: Any) -> Any:
+        """``models.export_dir: null`` means the data dir's ``cache/onnx``."""
+        if not isinstance(data, dict):
+            return data
+        models, data_dir = data.get("models"), data.get("data_dir")
+        if isinstance(models, dict) and models.get("export_dir") is None and data_dir is not None:
+            export_dir = Path(str(data_dir)).expanduser() / "cache" / "onnx"
+            data = {**data, "models": {**models, "export_dir": export_dir}}
+        return data
 
     @classmethod
     def settings_customise_sources(

@@ -13,6 +13,7 @@ from app.openapi import problems
 from app.routes.browse import MediaDep
 from app.routes.common import audio_url, hit_out
 from app.schemas import HitOut
+from timbre.store.pathtext import path_text
 
 router = APIRouter(
     dependencies=[Depends(require_read)], tags=["items"], responses=problems(401, 404, 503)
@@ -73,4 +74,5 @@ async def item_audio(
             wav, filename=name, media_type="audio/wav", content_disposition_type="inline"
         )
     path = await run_in_threadpool(service.item_file, item_id)
-    return AudioFileResponse(path, filename=path.name, content_disposition_type="inline")
+    # The header needs text: a name that is not UTF-8 goes as its stored form (pathtext).
+    return AudioFileResponse(path, filename=path_text(path.name), content_disposition_type="inline")

@@ -24,6 +24,8 @@ from app.schemas import (
 )
 from timbre.errors import InvalidRequestError
 from timbre.search import AudioRef, BatchQuery
+from timbre.settings import ApiSettings
+from timbre.store.filters import conjoin
 
 M = TypeVar("M", bound=AudioSearchIn)
 
@@ -133,17 +135,25 @@ async def search_hybrid(request: Request, service: ServiceDep, api: ApiDep) -> S
     return search_out(request, result)
 
 
+def batch_queries(body: BatchSearchIn, api: ApiSettings) -> list[BatchQuery]:
+    """The service's queries of a batch: limits applied, the shared context ANDed into each."""
+    if len(body.queries) > api.max_batch:
+        raise InvalidRequestError(f"queries: at most {api.max_batch} per batch")
+    context = filter_of(api, body.context)
+    queries = []
+    for item in body.queries:
+        top_k, offset = paging(api, item.top_k, item.offset)
+        both = conjoin(context, filter_of(api, item.filter))
+        queries.append(BatchQuery(item.query, top_k, both, offset))
+    return queries
+
+
 @router.post("/v1/search/batch", response_model=BatchOut)
 async def search_batch(
     body: BatchSearchIn, request: Request, service: ServiceDep, api: ApiDep
 ) -> BatchOut:
     """Many text queries at once (an assistant filling a palette), optionally all distinct."""
-    if len(body.queries) > api.max_batch:
-        raise InvalidRequestError(f"queries: at most {api.max_batch} per batch")
-    queries = []
-    for item in body.queries:
-        top_k, offset = paging(api, item.top_k, item.offset)
-        queries.append(BatchQuery(item.query, top_k, filter_of(api, item.filter), offset))
+    queries = batch_queries(body, api)
     results = await run_in_threadpool(service.search_batch, queries, distinct=body.distinct)
     out = [
         BatchResultOut(slot=item.slot, **search_out(request, r).model_dump())

@@ -2,22 +2,48 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.schemas.filters import ServerPath
+from app.schemas.filters import NOT_A_BOOL, ServerPath
+
+ShardNumber = Annotated[int, Field(ge=0), NOT_A_BOOL]
 
 
 class IngestIn(BaseModel):
+    """The options of ``timbre ingest``, every one of them (null = the service's setting)."""
+
     model_config = ConfigDict(extra="forbid")
     paths: list[ServerPath] = Field(
-        min_length=1, description="library folders inside the configured roots"
+        min_length=1,
+        description="library folders inside the library roots (stored path text form: "
+        "a byte that is not UTF-8 as \\xNN, a backslash doubled)",
     )
     prune: bool = Field(default=False, strict=True)
     dry_run: bool = Field(default=False, strict=True)
     profile: Literal["parallel", "sequential"] | None = None
     snapshot: bool = Field(default=True, strict=True)
+    rehash: bool = Field(
+        default=False, strict=True, description="read every file again, whatever size+mtime say"
+    )
+    workers: Annotated[int, Field(ge=0, le=64), NOT_A_BOOL] | None = Field(
+        default=None, description="decoding worker processes"
+    )
+    batch_size: Annotated[int, Field(ge=1, le=4096), NOT_A_BOOL] | None = Field(
+        default=None, description="files embedded per batch"
+    )
+    shard: tuple[ShardNumber, ShardNumber] | None = Field(
+        default=None, description="[I, N]: index only shard I of N of the library (by content hash)"
+    )
+
+    @model_validator(mode="after")
+    def _shard_in_range(self) -> IngestIn:
+        if self.shard is not None and not (
+            self.shard[1] >= 1 and 0 <= self.shard[0] < self.shard[1]
+        ):
+            raise ValueError("shard must be [I, N] with 0 <= I < N")
+        return self
 
 
 class IngestJobOut(BaseModel):

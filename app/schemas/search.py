@@ -74,6 +74,10 @@ class BatchSearchIn(BaseModel):
     distinct: bool = Field(
         default=False, strict=True, description="never return the same sample in two slots"
     )
+    context: FilterIn | None = Field(
+        default=None,
+        description="a filter every query must also match (e.g. genre, BPM range, key)",
+    )
 
 
 class HitOut(BaseModel):

@@ -1,7 +1,8 @@
 """The ``timbre`` command's Typer apps, logging set-up and exit codes.
 
 Exit codes: 0 = everything succeeded; 1 = finished, but some inputs failed (each is reported);
-2 = could not run (bad settings, missing or broken model files, unusable store).
+2 = could not run (bad settings, missing or broken model files, unusable store); 3 = crashed on
+an unexpected error (``timbre ingest``); 130 = interrupted (Ctrl-C).
 """
 
 from __future__ import annotations

@@ -1,78 +1,25 @@
-"""``timbre ingest``: run a job on the embedded store or a server, or hand it to the service."""
+"""``timbre ingest``: run a job on the embedded store or a server, or hand it to the service.
+
+Exit codes: 0 all indexed; 1 finished, but files failed or could not be read, or no audio was
+found; 2 could not run; 3 crashed on an unexpected error (a bug); 130 interrupted (Ctrl-C).
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
 from timbre.cli.app import app, fail
 from timbre.errors import StoreLockedError, TimbreError
 
-if TYPE_CHECKING:
-    from timbre.settings import Settings
+log = logging.getLogger("timbre.ingest")
 
-
-def _ingest_through_service(
-    settings: Settings, locked: Exception, roots: tuple[Path, ...], options: Any
-) -> tuple[dict[str, Any], int]:
-    """Run the job inside the service that owns the embedded store, printing its progress."""
-    import time
-
-    import httpx
-
-    from timbre.cli.wiring import read_service_file
-
-    service = read_service_file(settings)
-    if service is None:
-        raise StoreLockedError(
-            f"{locked}; no running Timbre service announced itself to take the job"
-        )
-    url = service["url"]
-    typer.echo(
-        f"the embedded store is owned by the service at {url}: handing the job to it", err=True
-    )
-    headers = {}
-    if settings.api.api_key is not None:
-        headers["X-API-Key"] = settings.api.api_key.get_secret_value()
-    body = {
-        "paths": [str(p.expanduser().resolve()) for p in roots],
-        "prune": options.prune,
-        "dry_run": options.dry_run,
-        "profile": options.profile,
-    }
-    try:
-        with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
-            started = client.post("/v1/ingest", json=body)
-            if started.status_code != 202:
-                detail = started.json().get("detail", started.text)
-                raise StoreLockedError(
-                    f"the service at {url} refused the job ({started.status_code}): {detail}"
-                )
-            job_id = started.json()["job_id"]
-            shown = None
-            while True:
-                state = client.get(f"/v1/ingest/{job_id}").json()
-                progress = state.get("progress") or {}
-                line = (
-                    f"{progress.get('indexed', 0)}/{progress.get('to_embed', '?')} embedded, "
-                    f"{progress.get('failed', 0)} failed"
-                )
-                if line != shown:
-                    typer.echo(f"job {job_id}: {line}", err=True)
-                    shown = line
-                if state["state"] != "running":
-                    break
-                time.sleep(1.0)
-    except httpx.HTTPError as exc:
-        raise StoreLockedError(
-            f"{locked}; the service at {url} could not be reached: {exc}"
-        ) from exc
-    if state["state"] == "failed":
-        raise StoreLockedError(f"the job failed inside the service: {state.get('error')}")
-    return state["summary"], int(state["exit_code"])
+EXIT_CRASHED, EXIT_INTERRUPTED = 3, 130  # as ingest.report (which the CLI loads lazily)
 
 
 def _parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -87,7 +34,16 @@ def _parse_shard(text: str | None) -> tuple[int, int] | None:
     return index, total
 
 
-@app.command()
+@app.command(
+    epilog="\b\nExit codes:\n"
+    "  0    every file found is indexed\n"
+    "  1    finished, but files failed or could not be read (see the\n"
+    "       failures and skipped reports), or no audio under the roots\n"
+    "  2    could not run (settings, models, store, roots; or the service\n"
+    "       refused the job)\n"
+    "  3    crashed on an unexpected error (a bug: report the traceback)\n"
+    "  130  interrupted (Ctrl-C): run it again to finish, nothing is lost"
+)
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Library folders (or files) to index.")],
     profile: Annotated[
@@ -99,19 +55,68 @@ def ingest(
         str | None, typer.Option(help="I/N: index only this worker's share of the library.")
     ] = None,
     prune: Annotated[
-        bool, typer.Option(help="Forget paths under these roots that no longer exist.")
+        bool,
+        typer.Option(help="Forget paths under these roots that are gone (never unreadable ones)."),
     ] = False,
-    dry_run: Annotated[bool, typer.Option(help="Report what would change; write nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option(help="List what would change (embed, add, prune); write nothing.")
+    ] = False,
     no_snapshot: Annotated[
         bool, typer.Option(help="Do not export a FAISS snapshot at the end.")
+    ] = False,
+    rehash: Annotated[
+        bool,
+        typer.Option(
+            help="Read every file again to verify its content hash (the cache trusts size "
+            "and mtime, so a file rewritten in place with both unchanged is missed)."
+        ),
     ] = False,
 ) -> None:
     """Index a sample library: decode, embed, upsert; safe to re-run or kill at any moment.
 
-    Exit codes: 0 all indexed, 1 finished with failed files (see the failures report),
-    2 could not run.
+    Beside a running `timbre serve` that owns the embedded store, the job is handed to it.
     """
+    if profile not in (None, "parallel", "sequential"):
+        raise typer.BadParameter("parallel or sequential", param_hint="--profile")
+    if workers is not None and workers < 0:
+        raise typer.BadParameter("0 or more", param_hint="--workers")
+    if batch_size is not None and batch_size < 1:
+        raise typer.BadParameter("1 or more", param_hint="--batch-size")
+    given = {
+        "profile": profile,
+        "workers": workers,
+        "batch_size": batch_size,
+        "shard": _parse_shard(shard),
+        "prune": prune,
+        "dry_run": dry_run,
+        "rehash": rehash,
+        "snapshot": False if no_snapshot else None,
+    }
+    try:
+        summary, code = _run(tuple(paths), given)
+    except (typer.Exit, typer.BadParameter, typer.Abort):
+        raise  # click's own exceptions: usage errors and exits, not crashes
+    except KeyboardInterrupt:
+        typer.echo("interrupted: nothing is lost; run the same command again to finish", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except TimbreError as exc:
+        raise fail(exc) from exc
+    except Exception as exc:
+        traceback.print_exc()
+        typer.echo(
+            f"error: the job crashed on an unexpected {type(exc).__name__}: {exc}. This is a "
+            "bug: please report it with the traceback above. Re-running is safe.",
+            err=True,
+        )
+        raise typer.Exit(EXIT_CRASHED) from exc
+    typer.echo(json.dumps(summary, indent=2))
+    raise typer.Exit(code)
+
+
+def _run(roots: tuple[Path, ...], given: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """Run the job here, or inside the service that owns the embedded store."""
     from ingest.job import options_from_settings, run_ingest
+    from timbre.cli.handoff import ingest_through_service
     from timbre.embedding.embedder import (
         describe_models,
         load_audio_embedder,
@@ -121,55 +126,47 @@ def ingest(
     from timbre.settings import load_settings
     from timbre.store import open_store
 
-    if profile not in (None, "parallel", "sequential"):
-        raise typer.BadParameter("parallel or sequential", param_hint="--profile")
+    settings = load_settings()
+    missing = [str(p) for p in roots if not p.exists()]
+    if missing:
+        raise typer.BadParameter(f"no such library root: {', '.join(missing)}")
+    options = options_from_settings(
+        settings,
+        roots,
+        profile=given["profile"],
+        workers=given["workers"],
+        batch_files=given["batch_size"],
+        shard=given["shard"],
+        prune=given["prune"],
+        dry_run=given["dry_run"],
+        rehash=given["rehash"],
+    )
+    info = describe_models(settings.models)
     try:
-        settings = load_settings()
-        roots = tuple(paths)
-        missing = [str(p) for p in roots if not p.exists()]
-        if missing:
-            raise typer.BadParameter(f"no such library root: {', '.join(missing)}")
-        options = options_from_settings(
-            settings,
-            roots,
-            profile=profile,
-            workers=workers,
-            batch_files=batch_size,
-            shard=_parse_shard(shard),
-            prune=prune,
-            dry_run=dry_run,
+        store = open_store(settings, info, reindex=True)
+    except StoreLockedError as exc:
+        # A running service owns the embedded store: hand the job, every option, to it.
+        return ingest_through_service(settings, exc, roots, given)
+    try:
+        # Label vectors first (cache, or the text tower, freed before MERT loads), so the
+        # ~1 GB text tower never sits in memory beside the audio models.
+        labeller = (
+            None
+            if options.dry_run
+            else build_labeller(
+                settings, info, lambda: load_text_embedder(settings.models), free_text=True
+            )
         )
-        info = describe_models(settings.models)
-        try:
-            store = open_store(settings, info, reindex=True)
-        except StoreLockedError as exc:
-            # A running service owns the embedded store: hand the job to it.
-            summary, code = _ingest_through_service(settings, exc, roots, options)
-            typer.echo(json.dumps(summary, indent=2))
-            raise typer.Exit(code) from None
-        try:
-            # Label vectors first (cache, or the text tower, freed before MERT loads), so the
-            # ~1 GB text tower never sits in memory beside the audio models.
-            labeller = (
-                None
-                if dry_run
-                else build_labeller(
-                    settings, info, lambda: load_text_embedder(settings.models), free_text=True
-                )
-            )
-            embedder = None if dry_run else load_audio_embedder(settings.models)
-            result = run_ingest(
-                settings,
-                options,
-                embedder=embedder,  # type: ignore[arg-type]  # unused by a dry run
-                model=info,
-                store=store,
-                snapshot=False if no_snapshot else None,
-                labeller=labeller,
-            )
-        finally:
-            store.close()
-    except TimbreError as exc:
-        raise fail(exc) from exc
-    typer.echo(json.dumps(result.summary, indent=2))
-    raise typer.Exit(result.exit_code)
+        embedder = None if options.dry_run else load_audio_embedder(settings.models)
+        result = run_ingest(
+            settings,
+            options,
+            embedder=embedder,  # type: ignore[arg-type]  # unused by a dry run
+            model=info,
+            store=store,
+            snapshot=given["snapshot"],
+            labeller=labeller,
+        )
+    finally:
+        store.close()
+    return result.summary, result.exit_code

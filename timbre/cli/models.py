@@ -49,6 +49,20 @@ def _check_loads(settings: Settings, bundle: Path | None) -> None:
     audio = load_audio_embedder(models)
     text = load_text_embedder(models)
     typer.echo(f"verified: audio and text towers load ({audio.dim}-d, {text.info.clamp3})")
+    typer.echo(f"runtime: audio {audio.runtime}, text {text.runtime}")
+    typer.echo(f"exports: {models.export_dir}")
+
+
+@models_app.command("export")
+def models_export() -> None:
+    """Export MERT and the towers to ONNX now (once per checkpoint), so starts need no torch."""
+    from timbre.settings import load_settings
+
+    try:
+        settings = load_settings()
+        _check_loads(settings, settings.models.bundle)
+    except TimbreError as exc:
+        raise fail(exc) from exc
 
 
 @models_app.command("random")

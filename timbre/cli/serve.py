@@ -18,11 +18,16 @@ def serve(
     """Run the search service: JSON API, OpenAPI at /docs, and the search page at /."""
     import uvicorn
 
-    from timbre.cli.wiring import SERVICE_FILE, build_app, write_service_file
+    from timbre.cli.owner import claim_data_dir, remove_service_file, write_service_file
     from timbre.settings import load_settings
 
     try:
         settings = load_settings()
+        # First, before models or files: a second service on this data dir must not start,
+        # and must leave the owner's service file alone.
+        lock = claim_data_dir(settings)
+        from timbre.cli.wiring import build_app  # the model stack: only once the dir is ours
+
         application = build_app(settings)
     except TimbreError as exc:
         raise fail(exc) from exc
@@ -33,4 +38,5 @@ def serve(
     try:
         uvicorn.run(application, host=host, port=port, log_level="info")
     finally:
-        (settings.data_dir / SERVICE_FILE).unlink(missing_ok=True)
+        remove_service_file(settings)
+        lock.release()

@@ -6,9 +6,7 @@ and ``app`` together.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,22 +15,37 @@ from fastapi import FastAPI
 
 from app.jobs import IngestRunner
 from app.schemas import IngestIn
+from timbre.cli.owner import (  # noqa: F401 (re-exported: where commands look for them)
+    SERVICE_FILE,
+    claim_data_dir,
+    read_service_file,
+    remove_service_file,
+    write_service_file,
+)
 from timbre.collections_db import Collections
 from timbre.embedding.embedder import describe_models, load_audio_embedder, load_text_embedder
 from timbre.embedding.files import resolve_model_files
+from timbre.library_roots import recorded_roots
 from timbre.search import Lazy, SearchService, ServiceLimits, SnapshotHolder, StoreHandle
 from timbre.search.browse import BrowseService
 from timbre.search.collections import CollectionsService
 from timbre.search.duplicates import DuplicateRules
 from timbre.search.folders import FolderService
 from timbre.search.media import MediaService
+from timbre.search.routing import RoutingPolicy
 from timbre.settings import Settings
 from timbre.store import open_store, snapshots_dir
+from timbre.store.pathtext import path_from_text
+from timbre.store.snapshot import ScanOptions
 
 log = logging.getLogger("timbre")
 
-SERVICE_FILE = "service.json"
-"""Written in the data dir by a running service: how other commands reach it."""
+
+def service_roots(settings: Settings) -> tuple[Path, ...]:
+    """The roots the service accepts: ``api.library_roots`` and those this data dir indexes
+    (recorded by ``timbre ingest``, see :mod:`timbre.library_roots`)."""
+    roots = [*settings.api.library_roots, *recorded_roots(settings.data_dir)]
+    return tuple(dict.fromkeys(roots))
 
 
 def build_service(
@@ -55,9 +68,13 @@ def build_service(
         info,
         mmap_min_bytes=settings.snapshot.mmap_min_bytes,
         verify_checksums=settings.snapshot.verify_checksums,
+        scan=ScanOptions(
+            quantised_min_vectors=settings.snapshot.quantised_min_vectors,
+            threads=settings.snapshot.scan_threads,
+        ),
     )
     limits = ServiceLimits(
-        library_roots=tuple(settings.api.library_roots),
+        library_roots=service_roots(settings),
         max_upload_bytes=settings.api.max_upload_bytes,
         max_upload_duration_s=settings.api.max_upload_duration_s,
         max_duration_s=settings.audio.max_duration_s,
@@ -67,9 +84,16 @@ def build_service(
         facet_default_limit=settings.facets.default_limit,
         facet_max_limit=settings.facets.max_limit,
         duplicate_rules=duplicate_rules(settings),
+        text_batch_max=settings.api.text_batch_max,
     )
     return SearchService(
-        info=info, text=text, audio=audio, store=store, snapshots=snapshots, limits=limits
+        info=info,
+        text=text,
+        audio=audio,
+        store=store,
+        snapshots=snapshots,
+        limits=limits,
+        routing=RoutingPolicy(filtered_min_points=settings.snapshot.filtered_min_points),
     )
 
 
@@ -98,10 +122,14 @@ def ingest_runner(settings: Settings, service: SearchService) -> IngestRunner:
 
         options = options_from_settings(
             settings,
-            tuple(Path(p) for p in request.paths),
+            tuple(path_from_text(p) for p in request.paths),
             prune=request.prune,
             dry_run=request.dry_run,
+            rehash=request.rehash,
             profile=request.profile,
+            workers=request.workers,
+            batch_files=request.batch_size,
+            shard=request.shard,
             interactive=False,
         )
         # The service's own text tower embeds the label vocabulary on a cache miss (kept loaded).
@@ -113,7 +141,7 @@ def ingest_runner(settings: Settings, service: SearchService) -> IngestRunner:
         result = run_ingest(
             settings,
             options,
-            embedder=service.audio.get(),
+            embedder=None if request.dry_run else service.audio.get(),
             model=service.info,
             store=service.store.get(),
             snapshot=request.snapshot,
@@ -124,11 +152,6 @@ def ingest_runner(settings: Settings, service: SearchService) -> IngestRunner:
         return result.summary, result.exit_code
 
     return run
-
-
-def build_collections(settings: Settings, service: SearchService) -> CollectionsService:
-    """Favourites and collections of the data dir, resolved through ``service``."""
-    return CollectionsService(Collections.in_data_dir(settings.data_dir), service)
 
 
 def build_media(settings: Settings, service: SearchService) -> MediaService:
@@ -164,36 +187,19 @@ def build_app(settings: Settings, service: SearchService | None = None) -> FastA
             fn()
         service.store.close()
 
+    collections = Collections.in_data_dir(settings.data_dir)
+    stop.append(collections.close)
     app = create_app(
         service,
         settings.api,
         ingest_runner=ingest_runner(settings, service),
         on_startup=startup,
         on_shutdown=shutdown,
+        collections=collections,
     )
     # The page's services beside search; routes read them from app.state.
-    collections = build_collections(settings, service)
-    stop.append(collections.db.close)
-    app.state.collections = collections
+    app.state.collections = CollectionsService(collections, service)
     app.state.media = build_media(settings, service)
     app.state.browse = BrowseService(service)
     app.state.folders = FolderService(service)
     return app
-
-
-def write_service_file(settings: Settings, url: str) -> Path:
-    path = settings.data_dir / SERVICE_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"url": url, "pid": os.getpid()}) + "\n")
-    return path
-
-
-def read_service_file(settings: Settings) -> dict[str, Any] | None:
-    """The running service's address, if one has announced itself and is still alive."""
-    path = settings.data_dir / SERVICE_FILE
-    try:
-        data = json.loads(path.read_text())
-        os.kill(int(data["pid"]), 0)
-    except (OSError, ValueError, KeyError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None

@@ -4,6 +4,11 @@ Both return L2-normalised float32 vectors in the shared CLaMP3 space, so cosine 
 a dot product (Qdrant Cosine and FAISS inner product agree). The reference stores
 un-normalised vectors and normalises at comparison time; normalising once here is the same
 ranking and the same scores.
+
+Each side runs on one of two runtimes (``models.runtime``): PyTorch (:mod:`eager`, the
+reference implementation and the GPU path) or ONNX Runtime (:mod:`onnx_backend`, the CPU
+default once its export agrees with PyTorch). Both sit behind the same classes here, and this
+module imports neither torch nor onnxruntime itself.
 """
 
 from __future__ import annotations
@@ -11,27 +16,45 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
 from timbre.audio.windows import prepare_windows
-from timbre.embedding.files import ModelFiles, Part, resolve_model_files
+from timbre.embedding.files import ModelFiles, resolve_model_files
 from timbre.embedding.info import ModelInfo
-from timbre.embedding.mert import MertEncoder
-from timbre.embedding.runtime import (
-    HALF,
-    adopt_if_faithful,
-    configure_threads,
-    quantize_int8,
-    release_memory,
-    resolve_precision,
-    select_device,
-)
-from timbre.embedding.towers import AudioTower, Clamp3Checkpoint, TextTower
-from timbre.errors import ModelFilesError
+from timbre.embedding.runtime import release_memory
 from timbre.settings import ModelsSettings
 
 log = logging.getLogger(__name__)
+
+
+class WindowEncoder(Protocol):
+    """MERT on either runtime (``MertEncoder``, ``OrtMertEncoder``)."""
+
+    sample_rate: int
+    hidden_size: int
+
+    def window_vectors(self, windows: Sequence[np.ndarray], max_batch: int) -> np.ndarray: ...
+
+
+class FeatureEncoder(Protocol):
+    """The CLaMP3 audio tower on either runtime (``AudioTower``, ``OrtAudioTower``)."""
+
+    dim: int
+    input_dim: int
+
+    def encode(self, features: Sequence[np.ndarray], max_batch: int) -> np.ndarray: ...
+
+
+class TextEncoder(Protocol):
+    """The CLaMP3 text tower on either runtime (``TextTower``, ``OrtTextTower``)."""
+
+    dim: int
+
+    def token_ids(self, text: str) -> list[int]: ...
+    def encode(self, texts: Sequence[str], max_batch: int) -> np.ndarray: ...
+
 
 PROBE_TEXTS = (
     "punchy techno kick",
@@ -42,7 +65,7 @@ PROBE_TEXTS = (
     "シンセのリード",
     "x",
 )
-"""Fixed inputs on which reduced precision must agree with fp32 before it is used."""
+"""Fixed inputs on which reduced precision (and the ONNX export) must agree with fp32."""
 
 
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:
@@ -58,8 +81,8 @@ class AudioEmbedder:
     pass, and the segments of many tracks share tower batches.
     """
 
-    mert: MertEncoder
-    tower: AudioTower
+    mert: WindowEncoder
+    tower: FeatureEncoder
     info: ModelInfo
     mert_batch_windows: int
     tower_batch_segments: int
@@ -67,6 +90,8 @@ class AudioEmbedder:
     """Measured agreement of each reduced precision tried: ``{"<side>_<precision>_min_cosine"}``."""
     running: str = "fp32"
     """The precision in use (fp32 unless a reduced one passed the agreement check)."""
+    runtime: str = "torch"
+    """What runs MERT and the tower: ``torch``, ``onnxruntime``, or ``mert=..., tower=...``."""
 
     @property
     def sample_rate(self) -> int:
@@ -111,11 +136,13 @@ class AudioEmbedder:
 class TextEmbedder:
     """XLM-R tokenizer + CLaMP3 text tower: text -> vectors."""
 
-    tower: TextTower
+    tower: TextEncoder
     info: ModelInfo
     batch_segments: int
     precision: dict[str, float] = field(default_factory=dict)
     running: str = "fp32"
+    runtime: str = "torch"
+    """What runs the text tower: ``torch`` or ``onnxruntime``."""
 
     @property
     def dim(self) -> int:
@@ -131,21 +158,23 @@ class TextEmbedder:
         return l2_normalize(self.tower.encode(texts, self.batch_segments))
 
 
-def _prepare(settings: ModelsSettings, parts: Sequence[Part], files: ModelFiles | None):
-    configure_threads(settings.threads)
-    device = select_device(settings.device)
-    files = files or resolve_model_files(settings, parts)
-    ckpt = Clamp3Checkpoint(files.require("clamp3"))
-    info = ModelInfo.from_files(files, settings.clamp3.filename, ckpt.embedding_dim())
-    return device, files, ckpt, info
-
-
 def describe_models(settings: ModelsSettings, files: ModelFiles | None = None) -> ModelInfo:
-    """The identity of the configured models without loading them (the checkpoint is only
-    memory-mapped to read its dimension)."""
+    """The identity of the configured models without loading them.
+
+    The dimension comes from a cached export's manifest when there is one (no torch), else
+    from the checkpoint, memory-mapped through torch.
+    """
+    from timbre.embedding.onnx_backend import cached_dim, choose_runtime
+
     files = files or resolve_model_files(settings, ("mert", "clamp3"))
-    ckpt = Clamp3Checkpoint(files.require("clamp3"))
-    return ModelInfo.from_files(files, settings.clamp3.filename, ckpt.embedding_dim())
+    dim = None
+    if "onnxruntime" in (choose_runtime(settings, "text"), choose_runtime(settings, "audio")):
+        dim = cached_dim(settings, files)
+    if dim is None:
+        from timbre.embedding.towers import Clamp3Checkpoint
+
+        dim = Clamp3Checkpoint(files.require("clamp3")).embedding_dim()
+    return ModelInfo.from_files(files, settings.clamp3.filename, dim)
 
 
 def load_audio_embedder(settings: ModelsSettings, files: ModelFiles | None = None) -> AudioEmbedder:
@@ -153,28 +182,35 @@ def load_audio_embedder(settings: ModelsSettings, files: ModelFiles | None = Non
 
     Raises:
         ModelFilesError: a model file is missing, malformed or inconsistent.
-        ConfigError: the configured precision cannot run on the device.
+        ConfigError: the configured precision or runtime cannot run on the device.
     """
-    device, files, ckpt, info = _prepare(settings, ("mert", "clamp3"), files)
-    precision = resolve_precision(settings.audio_precision, device, "models.audio_precision")
-    mert = MertEncoder.load(files.require("mert"), device)
-    tower = AudioTower.load(ckpt, device)
-    del ckpt
+    from timbre.embedding import onnx_backend as onnx
+
+    files = files or resolve_model_files(settings, ("mert", "clamp3"))
+    if onnx.choose_runtime(settings, "audio") == "torch":
+        from timbre.embedding import eager
+
+        return eager.load_audio(settings, files)
+    cache = onnx.export_cache(settings)
+    min_cos = settings.onnx_min_cosine
+    mert, mert_rt = onnx.load_component(cache, onnx.mert_spec(settings, files), min_cos)
+    tower, tower_rt = onnx.load_component(cache, onnx.audio_tower_spec(settings, files), min_cos)
     if mert.hidden_size != tower.input_dim:
+        from timbre.errors import ModelFilesError
+
         raise ModelFilesError(
             f"MERT gives {mert.hidden_size}-d vectors but the CLaMP3 audio tower takes "
             f"{tower.input_dim}-d input: the MERT and CLaMP3 files do not belong together"
         )
-    embedder = AudioEmbedder(
+    runtime = mert_rt if mert_rt == tower_rt else f"mert={mert_rt}, tower={tower_rt}"
+    return AudioEmbedder(
         mert,
         tower,
-        info,
-        settings.mert_batch_windows.on(device.type),
-        settings.tower_batch_segments.on(device.type),
+        ModelInfo.from_files(files, settings.clamp3.filename, tower.dim),
+        settings.mert_batch_windows.cpu,
+        settings.tower_batch_segments.cpu,
+        runtime=runtime,
     )
-    if precision != "fp32":
-        _reduce_audio(embedder, precision, settings.precision_min_cosine)
-    return embedder
 
 
 def load_text_embedder(settings: ModelsSettings, files: ModelFiles | None = None) -> TextEmbedder:
@@ -182,37 +218,25 @@ def load_text_embedder(settings: ModelsSettings, files: ModelFiles | None = None
 
     Raises:
         ModelFilesError: a model file is missing, malformed or inconsistent.
-        ConfigError: the configured precision cannot run on the device.
+        ConfigError: the configured precision or runtime cannot run on the device.
     """
-    device, files, ckpt, info = _prepare(settings, ("xlmr", "clamp3"), files)
-    precision = resolve_precision(settings.text_precision, device, "models.text_precision")
-    tower = TextTower.load(ckpt, files.require("xlmr"), device)
-    del ckpt
-    embedder = TextEmbedder(tower, info, settings.tower_batch_segments.on(device.type))
-    if precision != "fp32":
-        fp32 = tower.model
+    from timbre.embedding import onnx_backend as onnx
 
-        def swap_in() -> None:
-            if precision == "int8":
-                tower.model = quantize_int8(fp32)
-            else:
-                tower.half = HALF[precision]
+    files = files or resolve_model_files(settings, ("xlmr", "clamp3"))
+    if onnx.choose_runtime(settings, "text") == "torch":
+        from timbre.embedding import eager
 
-        def swap_out() -> None:
-            tower.model, tower.half = fp32, None
-
-        measured = adopt_if_faithful(
-            "text tower",
-            precision,
-            probe=lambda: embedder.embed(PROBE_TEXTS),
-            swap_in=swap_in,
-            swap_out=swap_out,
-            min_cosine=settings.precision_min_cosine,
-        )
-        embedder.precision[f"text_{precision}_min_cosine"] = measured
-        if measured >= settings.precision_min_cosine:
-            embedder.running = precision
-    return embedder
+        return eager.load_text(settings, files)
+    spec = onnx.text_spec(settings, files)
+    tower, runtime = onnx.load_component(
+        onnx.export_cache(settings), spec, settings.onnx_min_cosine
+    )
+    return TextEmbedder(
+        tower,
+        ModelInfo.from_files(files, settings.clamp3.filename, tower.dim),
+        settings.tower_batch_segments.cpu,
+        runtime=runtime,
+    )
 
 
 def probe_waveforms(sample_rate: int) -> list[np.ndarray]:
@@ -228,40 +252,13 @@ def probe_waveforms(sample_rate: int) -> list[np.ndarray]:
     return [x.astype(np.float32) for x in (kick, hat, chord, quiet)]
 
 
-def _reduce_audio(embedder: AudioEmbedder, precision: str, min_cosine: float) -> None:
-    """Run MERT and the audio tower in ``precision`` if the probes agree with fp32."""
-    mert, tower = embedder.mert, embedder.tower
-    fp32_mert, fp32_bert = mert.model, tower.bert
-
-    def swap_in() -> None:
-        if precision == "int8":
-            mert.model, tower.bert = quantize_int8(fp32_mert), quantize_int8(fp32_bert)
-        else:
-            mert.half = tower.half = HALF[precision]
-
-    def swap_out() -> None:
-        mert.model, tower.bert = fp32_mert, fp32_bert
-        mert.half = tower.half = None
-
-    probes = probe_waveforms(embedder.sample_rate)
-    measured = adopt_if_faithful(
-        "audio path",
-        precision,
-        probe=lambda: embedder.embed(probes),
-        swap_in=swap_in,
-        swap_out=swap_out,
-        min_cosine=min_cosine,
-    )
-    embedder.precision[f"audio_{precision}_min_cosine"] = measured
-    if measured >= min_cosine:
-        embedder.running = precision
-
-
 __all__ = [
+    "PROBE_TEXTS",
     "AudioEmbedder",
     "ModelInfo",
     "TextEmbedder",
     "l2_normalize",
     "load_audio_embedder",
     "load_text_embedder",
+    "probe_waveforms",
 ]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from transformers import HubertConfig, HubertModel
 
 from timbre.embedding.files import MERT_WEIGHT_FILES
 from timbre.embedding.runtime import autocast, place
+from timbre.embedding.segments import batches_by_length
 from timbre.embedding.weights import build_loaded, load_tensor_file
 from timbre.errors import ModelFilesError
 
@@ -119,19 +119,18 @@ class MertEncoder:
             ``[len(windows), hidden_size]`` float32, in input order.
         """
         out = np.empty((len(windows), self.hidden_size), dtype=np.float32)
-        by_length: dict[int, list[int]] = defaultdict(list)
-        for i, window in enumerate(windows):
-            by_length[int(window.shape[0])].append(i)
-        for indices in by_length.values():
-            for start in range(0, len(indices), max_batch):
-                chunk = indices[start : start + max_batch]
-                batch = torch.from_numpy(np.stack([windows[i] for i in chunk])).to(self.device)
-                out[chunk] = self._forward(batch).cpu().numpy()
+        for chunk in batches_by_length(windows, max_batch):
+            batch = torch.from_numpy(np.stack([windows[i] for i in chunk])).to(self.device)
+            out[chunk] = self._forward(batch).cpu().numpy()
         return out
 
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
         with autocast(self.device, self.half):
             hidden = self.model(batch, output_hidden_states=True).hidden_states
-        # Reference: torch.stack(hidden).mean(-2) -> [layers, B, H], then mean over layers
-        # (in fp32 whatever the precision of the forward pass).
-        return torch.stack([h.float().mean(dim=-2) for h in hidden]).mean(dim=0)
+        return layer_mean(hidden)
+
+
+def layer_mean(hidden: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Reference: ``torch.stack(hidden).mean(-2)`` -> ``[layers, B, H]``, then the mean over
+    layers (in fp32 whatever the precision of the forward pass)."""
+    return torch.stack([h.float().mean(dim=-2) for h in hidden]).mean(dim=0)

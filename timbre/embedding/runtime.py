@@ -1,4 +1,8 @@
-"""Device, threads and reduced precision: how the models run, decided once per process."""
+"""Device, threads and reduced precision: how the models run, decided once per process.
+
+Importing this module does not import torch: the ONNX Runtime path decides its device, threads
+and agreement here too, and must start without it. The functions that need torch import it.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +11,57 @@ import ctypes
 import functools
 import logging
 import os
+import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import nn
 
 from timbre.errors import ConfigError
 
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
 log = logging.getLogger(__name__)
 
-HALF = {"fp16": torch.float16, "bf16": torch.bfloat16}
-"""Precisions run as autocast: matrix products in 16 bits, norms and reductions in fp32."""
+
+def half_dtype(precision: str) -> torch.dtype:
+    """The autocast dtype of ``fp16``/``bf16``: matrix products in 16 bits, norms and
+    reductions in fp32."""
+    import torch
+
+    return {"fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+
+
+def cuda_may_be_visible() -> bool:
+    """False when no CUDA device can exist, decided without importing torch.
+
+    On Linux the NVIDIA driver exposes ``/dev/nvidia<N>`` for every GPU a process (or
+    container) may use; without one torch cannot see a GPU either. Elsewhere only torch knows.
+    """
+    if sys.platform == "darwin":
+        return False
+    if sys.platform.startswith("linux"):
+        return any(p.name[len("nvidia") :].isdigit() for p in Path("/dev").glob("nvidia*"))
+    return True
+
+
+def device_type(preference: str) -> str:
+    """``cpu`` or ``cuda`` for a ``models.device`` setting; imports torch only when a GPU may
+    be visible (``auto``) or is asked for (``cuda``)."""
+    if preference == "cpu" or (preference == "auto" and not cuda_may_be_visible()):
+        return "cpu"
+    return select_device(preference).type
 
 
 def select_device(preference: str) -> torch.device:
     """``auto`` picks CUDA when a GPU is visible; ``cuda`` without one is an error."""
+    import torch
+
     if preference == "cpu":
         return torch.device("cpu")
     if preference == "cuda" or (preference == "auto" and torch.cuda.is_available()):
@@ -56,6 +93,8 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContext
     """Mixed precision for a forward pass, or nothing when ``dtype`` is None (fp32)."""
     if dtype is None:
         return contextlib.nullcontext()
+    import torch
+
     return torch.autocast(device.type, dtype=dtype)
 
 
@@ -82,6 +121,8 @@ def configure_threads(threads: int) -> int:
 
     Also bounds oneDNN's kernel cache, unless the environment already chose a size.
     """
+    import torch
+
     os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_CACHE_ENTRIES)
     count = threads or usable_cores()
     if torch.get_num_threads() != count:
@@ -112,6 +153,8 @@ def release_memory() -> None:
 def quantize_int8(module: nn.Module) -> nn.Module:
     """Dynamic int8 quantisation of the Linear layers: weights int8 per output channel (closer
     to fp32 than per-tensor at the same speed), activations quantised per batch."""
+    import torch
+    from torch import nn
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
     with warnings.catch_warnings():
@@ -119,11 +162,23 @@ def quantize_int8(module: nn.Module) -> nn.Module:
         return quantize_dynamic(module, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
 
 
-def agreement(reference: np.ndarray, candidate: np.ndarray) -> float:
+def agreement(
+    reference: np.ndarray | Sequence[np.ndarray], candidate: np.ndarray | Sequence[np.ndarray]
+) -> float:
     """Smallest row-wise cosine similarity between two sets of vectors, in float64: float32
-    rounds a cosine of 1 - 1e-8 to exactly 1 and would hide a small disagreement."""
-    a = reference / np.linalg.norm(reference.astype(np.float64), axis=1, keepdims=True)
-    b = candidate / np.linalg.norm(candidate.astype(np.float64), axis=1, keepdims=True)
+    rounds a cosine of 1 - 1e-8 to exactly 1 and would hide a small disagreement.
+
+    Either argument may be one ``[n, d]`` array or several (e.g. MERT features and the final
+    embeddings): the result is the smallest cosine over all of them.
+    """
+    if not isinstance(reference, np.ndarray):
+        pairs = list(zip(reference, candidate, strict=True))
+        return min(agreement(r, c) for r, c in pairs)
+    assert isinstance(candidate, np.ndarray)
+    a = reference.astype(np.float64)
+    b = candidate.astype(np.float64)
+    a /= np.linalg.norm(a, axis=1, keepdims=True)
+    b /= np.linalg.norm(b, axis=1, keepdims=True)
     return float((a * b).sum(axis=1).min())
 
 
@@ -131,37 +186,52 @@ def adopt_if_faithful(
     name: str,
     precision: str,
     *,
-    probe: Callable[[], np.ndarray],
+    probe: Callable[[], np.ndarray | Sequence[np.ndarray]],
     swap_in: Callable[[], None],
     swap_out: Callable[[], None],
     min_cosine: float,
+    reference: str = "fp32",
 ) -> float:
-    """Switch to a reduced-precision variant only if it agrees with fp32 on the probes.
+    """Switch to a faster variant only if it agrees with the reference on the probes.
 
     Args:
-        name: what runs in reduced precision, for the log.
-        precision: which one (``int8``, ``fp16``, ``bf16``), for the log.
-        probe: computes embeddings of fixed probe inputs with the current variant.
-        swap_in: installs the reduced-precision variant.
-        swap_out: restores the fp32 variant.
-        min_cosine: the smallest acceptable row-wise cosine with fp32.
+        name: what runs in the variant, for the log.
+        precision: which variant (``int8``, ``fp16``, ``bf16``, ``onnxruntime``), for the log.
+        probe: computes embeddings of fixed probe inputs with the current variant (one array,
+            or several that must all agree).
+        swap_in: installs the variant.
+        swap_out: restores the reference.
+        min_cosine: the smallest acceptable row-wise cosine with the reference.
+        reference: what the variant is compared with, for the log.
 
     Returns:
-        The measured agreement (smallest cosine). The fp32 variant stays in place when it is
+        The measured agreement (smallest cosine). The reference stays in place when it is
         below ``min_cosine``.
     """
-    reference = probe()
+    expected = probe()
     swap_in()
-    measured = agreement(reference, probe())
+    try:
+        measured = agreement(expected, probe())
+    except Exception:
+        swap_out()
+        raise
     if measured < min_cosine:
         swap_out()
         log.warning(
-            "%s: %s agrees with fp32 only to cosine %.6f (< %.6f required); staying on fp32",
+            "%s: %s agrees with %s only to cosine %.9f (< %.9f required); staying on %s",
             name,
             precision,
+            reference,
             measured,
             min_cosine,
+            reference,
         )
     else:
-        log.info("%s: %s adopted, agreement with fp32 %.6f", name, precision, measured)
+        log.info(
+            "%s: %s adopted, agreement with %s: cosine 1 - %.1e",
+            name,
+            precision,
+            reference,
+            1.0 - measured,
+        )
     return measured

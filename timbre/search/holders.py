@@ -23,6 +23,7 @@ from timbre.errors import (
 )
 from timbre.store import VectorStore
 from timbre.store.snapshot import (
+    ScanOptions,
     Snapshot,
     current_snapshot_name,
     load_snapshot,
@@ -89,6 +90,7 @@ class SnapshotHolder:
     """The FAISS snapshot in use, swapped when a new one is published.
 
     A snapshot built by other models is refused (the one in use stays); a corrupt one likewise.
+    ``scan`` says when loaded snapshots use the quantised first pass (None: never).
     """
 
     def __init__(
@@ -98,11 +100,13 @@ class SnapshotHolder:
         *,
         mmap_min_bytes: int,
         verify_checksums: bool,
+        scan: ScanOptions | None = None,
     ) -> None:
         self.directory = directory
         self.info = info
         self.mmap_min_bytes = mmap_min_bytes
         self.verify_checksums = verify_checksums
+        self.scan = scan
         self._current: Snapshot | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -126,6 +130,7 @@ class SnapshotHolder:
                     mmap_min_bytes=self.mmap_min_bytes,
                     verify_checksums=self.verify_checksums,
                     name=name,
+                    scan=self.scan,
                 )
             except (SnapshotError, ModelMismatchError) as exc:
                 if self.error != str(exc):

@@ -1,9 +1,10 @@
 """The SearchService: a query becomes a vector, the vector goes to the right engine, hits come back.
 
-Routing: a query without a filter is answered by the FAISS exact snapshot (same ids and
-scores as Qdrant, without a round trip); a filtered query by Qdrant with its payload indexes.
-When Qdrant is unreachable, unfiltered queries keep answering from the snapshot and filtered
-ones fail with :class:`UnavailableError`.
+Routing (:mod:`timbre.search.routing`): a query without a filter is answered by the exact
+snapshot (same ids and scores as Qdrant, without a round trip); a filtered query by the
+snapshot's filtered scan when it is current and the filter broad, else by Qdrant with its
+payload indexes. When Qdrant is unreachable, unfiltered queries keep answering from the
+snapshot and filtered ones fail with :class:`UnavailableError`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ from timbre.errors import (
     StoreError,
     UnavailableError,
 )
+from timbre.search import routing
+from timbre.search.batcher import TextBatcher
 from timbre.search.holders import Lazy, SnapshotHolder, StoreHandle
+from timbre.search.routing import RoutingPolicy
 from timbre.search.types import (
     AudioRef,
     BatchQuery,
@@ -38,6 +42,7 @@ from timbre.search.types import (
     normalize,
 )
 from timbre.store import Hit, SearchFilter, point_id
+from timbre.store.pathtext import path_from_text
 from timbre.store.snapshot import (
     export_snapshot,
     freshness,
@@ -58,6 +63,7 @@ class SearchService:
         limits: input limits and the allowed library roots.
         model_lock: serialises torch work, so two requests never fight over the cores.
         on_embed: called with (kind, seconds) after each embedding, for metrics.
+        routing: when filtered queries go to the snapshot; None = always to Qdrant.
     """
 
     def __init__(
@@ -71,6 +77,7 @@ class SearchService:
         limits: ServiceLimits,
         model_lock: threading.Lock | None = None,
         on_embed: Callable[[str, float], None] | None = None,
+        routing: RoutingPolicy | None = None,
     ) -> None:
         self.info = info
         self.text = text
@@ -80,7 +87,9 @@ class SearchService:
         self.limits = limits
         self.model_lock = model_lock or threading.Lock()
         self.on_embed = on_embed
+        self.routing = routing
         self._cache = TextCache(limits.text_cache_size)
+        self._text_batcher = TextBatcher(self._embed_texts, limits.text_batch_max)
         self._roots = tuple(r.expanduser().resolve() for r in limits.library_roots)
         self.waiting = 0  # requests queued for the models (a metrics gauge)
         self._waiting_lock = threading.Lock()
@@ -110,10 +119,13 @@ class SearchService:
         cached = self._cache.get(query)
         if cached is not None:
             return cached
-        embedder = self.text.get()
-        vector = self._embed("text", lambda: embedder.embed([query])[0])
+        vector = self._text_batcher.embed(query)
         self._cache.put(query, vector)
         return vector
+
+    def _embed_texts(self, texts: list[str]) -> np.ndarray:
+        embedder = self.text.get()
+        return self._embed("text", lambda: embedder.embed(texts))
 
     def text_vectors(self, queries: Sequence[str]) -> list[np.ndarray]:
         """Vectors of several queries, the uncached ones in one tower batch."""
@@ -193,7 +205,7 @@ class SearchService:
         if not self._roots:
             raise ForbiddenPathError("no library roots are configured, so no path is accepted")
         try:
-            real = Path(path).expanduser().resolve(strict=True)
+            real = path_from_text(path).expanduser().resolve(strict=True)
         except (OSError, RuntimeError) as exc:
             raise ForbiddenPathError(f"path {path!r} is not inside a library root") from exc
         if not any(real == root or real.is_relative_to(root) for root in self._roots):
@@ -211,24 +223,21 @@ class SearchService:
         filter: SearchFilter | None = None,
         exclude: frozenset[str] = frozenset(),
     ) -> tuple[list[Hit], str]:
-        """Hits for a query vector and the engine that found them (``faiss`` or ``qdrant``)."""
-        extra = len(exclude)
-        snapshot = self.snapshots.current
-        if filter is None or filter.is_empty:
-            if snapshot is not None:
-                hits = snapshot.search(vector, top_k + extra, offset)
-                return [h for h in hits if h.id not in exclude][:top_k], "faiss"
-            store = self.store.get()  # no snapshot yet: Qdrant answers
-            hits = store.search(vector, top_k=top_k + extra, offset=offset, exact=True)
-            return [h for h in hits if h.id not in exclude][:top_k], "qdrant"
-        try:
-            store = self.store.get()
-            hits = store.search(
-                vector, top_k=top_k + extra, offset=offset, filter=filter, exact=True
-            )
-        except StoreError as exc:
-            raise UnavailableError(f"filtered search needs Qdrant, which failed: {exc}") from exc
-        return [h for h in hits if h.id not in exclude][:top_k], "qdrant"
+        """Hits for a query vector and the engine that found them (see :mod:`routing`).
+
+        ``exclude`` drops those ids from the hits; as many more are asked for, the same way on
+        every engine, so the results do not depend on which one answers.
+        """
+        hits, engine = routing.search(
+            self.snapshots.current,
+            self.store,
+            self.routing,
+            vector,
+            top_k=top_k + len(exclude),
+            offset=offset,
+            filter=filter,
+        )
+        return [h for h in hits if h.id not in exclude][:top_k], engine
 
     def _timed(
         self,
@@ -349,7 +358,7 @@ class SearchService:
         for candidate in payload.get("paths") or [payload.get("path")]:
             if not candidate:
                 continue
-            real = Path(candidate).resolve()
+            real = path_from_text(candidate).resolve()  # stored text -> the real bytes
             if self._roots and not any(real.is_relative_to(r) for r in self._roots):
                 continue
             if real.is_file():
@@ -400,10 +409,21 @@ class SearchService:
                 "text": getattr(self.text.peek(), "running", None),
                 "audio": getattr(self.audio.peek(), "running", None),
             },
+            # What runs each side: onnxruntime (the CPU default once its export passed the
+            # agreement gate) or torch; None = not loaded yet.
+            "runtime": {
+                "text": getattr(self.text.peek(), "runtime", None),
+                "audio": getattr(self.audio.peek(), "runtime", None),
+            },
             "text_cache": {
                 "size": self.limits.text_cache_size,
                 "hits": self._cache.hits,
                 "misses": self._cache.misses,
+            },
+            "text_batches": {
+                "max": self._text_batcher.max_batch,
+                "calls": self._text_batcher.calls,
+                "queries": self._text_batcher.queries,
             },
             "snapshot": None,
             "store": None,
@@ -415,6 +435,7 @@ class SearchService:
                 "created_at": snapshot.manifest.created_at,
                 "age_s": _age_s(snapshot.manifest.created_at),
                 "mmapped": snapshot.mmapped,
+                "scan": snapshot.scan.kind,
             }
         try:
             store = self.store.get()

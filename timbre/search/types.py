@@ -71,6 +71,8 @@ class ServiceLimits:
     facet_default_limit: int
     facet_max_limit: int
     duplicate_rules: DuplicateRules
+    text_batch_max: int = 1
+    """Concurrent uncached text queries per text-tower call (see ``search.batcher``)."""
 
 
 class TextCache:

@@ -1,7 +1,8 @@
 """Vectors and payloads in Qdrant (embedded Qdrant Edge or a server), and the FAISS snapshot.
 
-Qdrant is the source of truth and answers filtered searches; the FAISS exact snapshot,
-exported from the same vectors, answers unfiltered ones with identical ids and scores.
+Qdrant is the source of truth and answers filtered searches; the exact snapshot, exported
+from the same vectors, answers unfiltered ones (and broad filtered ones while it is current)
+with identical ids and scores.
 
 Everything Timbre writes lives under ``settings.data_dir``::
 
@@ -9,8 +10,9 @@ Everything Timbre writes lives under ``settings.data_dir``::
       qdrant-edge/     the embedded store (see timbre.store.edge): OWNER lock, LIVE pointer,
                        collections/<versioned name>/{shard/, collection.json}
       snapshots/       FAISS snapshots (see timbre.store.snapshot): CURRENT pointer,
-                       <000001>/{index.faiss, ids.npy, id_order.npy, payloads.jsonl,
-                       payload_offsets.npy, manifest.json}
+                       <000001>/{vectors.npy, sq8_codes.npy, sq8_params.npy, ids.npy,
+                       id_order.npy, payloads.jsonl, payload_offsets.npy, columns/,
+                       manifest.json}
 
 Entry points: :func:`open_store` (one per process, from the composition root),
 :func:`~timbre.store.snapshot.export_snapshot`, :func:`~timbre.store.snapshot.load_snapshot`

@@ -171,3 +171,28 @@ class SearchFilter(BaseModel):
     @property
     def is_empty(self) -> bool:
         return not self.conditions()
+
+
+class AllOf(SearchFilter):
+    """Several filters that must all match: their conditions joined into one conjunction.
+
+    Merging field by field would be wrong for list fields (``tags`` any-of A *and* any-of B is
+    not any-of A ∩ B) and for values that match case-insensitively or enharmonically, so the
+    parts keep their own conditions and every adapter sees them all.
+    """
+
+    parts: tuple[SearchFilter, ...] = ()
+
+    def conditions(self) -> list[Condition]:
+        return [c for part in self.parts for c in part.conditions()]
+
+
+def conjoin(*filters: SearchFilter | None) -> SearchFilter | None:
+    """The filter that matches what every one of ``filters`` matches (None or empty ones ignored).
+
+    E.g. a palette's shared context (genre, BPM range, key) and one slot's own filter.
+    """
+    parts = tuple(f for f in filters if f is not None and not f.is_empty)
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else AllOf(parts=parts)

@@ -4,6 +4,11 @@ An advisory ``flock`` on a small file: the kernel releases it when the owning pr
 or is killed, so a crash never leaves a stale lock, and a second process is refused at once
 instead of waiting. The file also holds who owns it (pid, command, host, since when), read by
 the refused process to say so. POSIX only (Linux and macOS), like the rest of the deployment.
+
+An owner may hold its lock on a :class:`Lease` instead (``timbre mcp``, which opens the store
+only between an assistant's calls): it announces beside the lock file that it gives the lock up
+when asked, within ``within_s``. A process refused by such an owner asks (a ``.wanted`` file
+beside the lock) and waits that long for it, instead of being refused at once.
 """
 
 from __future__ import annotations
@@ -11,10 +16,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import shlex
 import socket
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -22,6 +29,15 @@ from typing import IO, Any
 import psutil
 
 from timbre.errors import StoreLockedError
+
+log = logging.getLogger("timbre.store")
+
+LEASE_SUFFIX = ".lease"
+"""Beside a lock file: its owner gives the lock up when asked (pid, within_s)."""
+WANTED_SUFFIX = ".wanted"
+"""Beside a lock file: a process waits for the lock and asks its leasing owner to let go."""
+
+_ASK_POLL_S = 0.05  # how often a waiting process tries the lock again
 
 
 class OwnerLock:
@@ -42,24 +58,58 @@ class OwnerLock:
     def acquire(self) -> None:
         """Take the lock.
 
+        Waits, at most as long as it promised, for an owner that holds the lock on a
+        :class:`Lease`, after asking it to let go.
+
         Raises:
             StoreLockedError: another process (or another handle in this one) holds it; the
                 message names its pid and command and what to do.
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        owner = self._take()
+        if owner is None:
+            return
+        within_s = Lease(self.path, within_s=0.0).promised_by(owner)
+        if within_s is None:
+            raise StoreLockedError(self._refusal(owner))
+        wanted = self.path.with_name(self.path.name + WANTED_SUFFIX)
+        wanted.write_text(json.dumps(_me()), encoding="utf-8")
+        log.info(
+            "%s is held on a lease by process %s (`%s`): asked it to let go, waiting up to %g s",
+            self._what,
+            owner.get("pid", "unknown"),
+            owner.get("command") or "unknown command",
+            within_s,
+        )
+        deadline = time.monotonic() + within_s
+        try:
+            while owner is not None and time.monotonic() < deadline:
+                time.sleep(_ASK_POLL_S)
+                owner = self._take()
+        finally:
+            wanted.unlink(missing_ok=True)
+        if owner is not None:
+            raise StoreLockedError(
+                f"{self._refusal(owner)} It holds it on a lease and was asked to let it go, "
+                f"but did not within {within_s:g} s."
+            )
+
+    def _take(self) -> dict[str, Any] | None:
+        """Take the lock if it is free; else the owner's record (and nothing is held)."""
         # "a+" creates the file without truncating the owner's record before we hold the lock.
         handle = self.path.open("a+", encoding="utf-8")
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
+        except BlockingIOError:
             owner = _read_owner(handle)
             handle.close()
-            raise StoreLockedError(self._refusal(owner)) from exc
+            return owner
         handle.seek(0)
         handle.truncate()
         json.dump(_me(), handle)
         handle.flush()
         self._file = handle
+        return None
 
     def release(self) -> None:
         """Give the lock up (closing the file releases the flock)."""
@@ -108,3 +158,61 @@ def _read_owner(handle: IO[str]) -> dict[str, Any]:
         if isinstance(owner, dict):
             return owner
     return {}  # the owner is between taking the lock and writing its record
+
+
+class Lease:
+    """An owner's promise, beside its lock file, to give the lock up within ``within_s`` of
+    being asked; and the asking, seen from the owner.
+
+    Args:
+        lock_path: the lock file the owner holds (or will hold) through :class:`OwnerLock`.
+        within_s: how long the owner takes at most to let go once asked (its longest use).
+    """
+
+    def __init__(self, lock_path: Path, *, within_s: float) -> None:
+        self.path = lock_path.with_name(lock_path.name + LEASE_SUFFIX)
+        self._wanted = lock_path.with_name(lock_path.name + WANTED_SUFFIX)
+        self.within_s = within_s
+
+    def announce(self) -> None:
+        """Promise it, before taking the lock, so that no one is refused in between."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(
+            json.dumps({"pid": os.getpid(), "within_s": self.within_s}), encoding="utf-8"
+        )
+
+    def withdraw(self) -> None:
+        """Take the promise back (this process will not take the lock again)."""
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(self.path.read_text(encoding="utf-8")).get("pid") == os.getpid():
+                self.path.unlink()
+
+    def wanted(self) -> bool:
+        """Whether a live process is waiting for the lock now."""
+        try:
+            age_s = time.time() - self._wanted.stat().st_mtime
+            pid = int(json.loads(self._wanted.read_text(encoding="utf-8"))["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        # A waiter gives up after the promised time; an older request is a dead one's.
+        return age_s <= self.within_s + 1.0 and _alive(pid)
+
+    def promised_by(self, owner: dict[str, Any]) -> float | None:
+        """How long ``owner`` (a lock record) promised to take to let go, if it did."""
+        try:
+            lease = json.loads(self.path.read_text(encoding="utf-8"))
+            if lease["pid"] == owner.get("pid"):
+                return max(0.0, float(lease["within_s"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

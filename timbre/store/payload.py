@@ -7,8 +7,10 @@ Besides the fields DESIGN.md lists, the store derives one: ``dirs``, every ances
 of every path (``a/b/c.wav`` gives ``a`` and ``a/b``), kept in an indexed keyword list. A
 path-prefix filter is then an exact keyword match on ``dirs``: indexed, and the same on the
 embedded shard and any Qdrant server (keyword prefix matching is not portable). Paths are
-POSIX-style strings as ingest records them; prefixes match whole directory names only
-(``Drums/Kick`` does not match ``Drums/Kicks/x.wav``).
+POSIX-style strings as ingest records them, in the lossless text form of
+:mod:`timbre.store.pathtext` (a byte that is not UTF-8 as ``\\xNN``, a backslash doubled);
+prefixes match whole directory names only (``Drums/Kick`` does not match
+``Drums/Kicks/x.wav``).
 
 It also derives a *normalised companion* of every keyword field people type
 (:data:`NORMALISED_FIELDS`: ``genre`` -> ``genre_norm``, ...): case-folded, whitespace

@@ -1,65 +1,78 @@
-"""The FAISS exact snapshot: export from the store, atomic publication, verified loading.
+"""The exact snapshot: export from the store, atomic publication, verified loading, search.
 
-One snapshot is a directory ``<snapshots>/<NNNNNN>/``::
+One snapshot is a directory ``<snapshots>/<NNNNNN>/`` (format 2)::
 
-    index.faiss          faiss.IndexFlatIP over the L2-normalised vectors (row r = point r)
+    vectors.npy          float32 [n, dim]: the L2-normalised vectors (row r = point r)
+    sq8_codes.npy        uint8 [n, dim]: FAISS 8-bit scalar-quantiser codes of the same rows
+    sq8_params.npy       float32 [3, dim]: the quantiser (vmin, vdiff) and its measured
+                         largest reconstruction error per dimension
     ids.npy              uint8 [n, 16]: the point id (UUID bytes) of each row
     id_order.npy         int64 [n]: rows sorted by id bytes, for id -> row lookups
     payloads.jsonl       one compact JSON object per row (the display payload of a hit)
     payload_offsets.npy  uint64 [n + 1]: byte offset of each row's line in payloads.jsonl
-    manifest.json        models, pipeline, dim, metric, count, source collection and its
-                         write marker, creation time, sha256 and size of every file above
+    columns/<field>.*    a filter column per indexed payload field (keyword or float)
+    manifest.json        models, pipeline, dim, metric, count, columns, source collection and
+                         its write marker, creation time, sha256 and size of every file above
 
 Publication: the export writes ``.partial-<NNNNNN>/``, fsyncs it, renames it to
 ``<NNNNNN>/`` and then replaces the small ``CURRENT`` file (the name of the live snapshot)
 with ``os.replace``. A crash at any point leaves ``CURRENT`` naming the previous, complete
 snapshot; leftover partial directories are removed by the next export. The newest
-``snapshot.keep`` snapshots are kept.
+``snapshot.keep`` snapshots are kept. The export streams: no array of the vectors' size is
+ever held in memory.
 
-Loading verifies the manifest, the checksums and the models (``ModelInfo.audio_key()``), and
-memory-maps the index when it is large: ``faiss.IO_FLAG_MMAP_IFC`` maps the flat vectors
-zero-copy, so a 3 GB index loads in milliseconds and shares the page cache between
-processes; ids and offsets are mapped with ``np.load(mmap_mode="r")`` and payload lines are
-decoded only for the hits returned.
+Loading verifies the manifest, the checksums, the shapes and the models
+(``ModelInfo.audio_key()``), and memory-maps the arrays when they are large.
 
-Searching is exact: every stored vector is scored. The scan is one BLAS matrix-vector
-product over the index's own vectors rather than FAISS's single-query loop, which runs on
-one core while the scan is memory-bound (see :meth:`Snapshot._scan`).
+Searching is exact, filtered or not: a flat BLAS scan on small snapshots, and above
+``snapshot.quantised_min_vectors`` an SQ8 first pass whose candidates are re-scored from the
+float32 vectors, with a bound that proves no other vector could enter the top k
+(:mod:`timbre.store.snapshot.scan`). Filters are evaluated on the snapshot's own columns
+(:mod:`timbre.store.snapshot.columns`).
 """
 
 from timbre.store.snapshot.export import export_snapshot
 from timbre.store.snapshot.layout import (
+    CODES_FILE,
+    COLUMNS_DIR,
     CURRENT_FILE,
     DATA_FILES,
     EXPORT_LOCK_FILE,
     FORMAT_VERSION,
     IDS_FILE,
-    INDEX_FILE,
     MANIFEST_FILE,
     METRIC,
     OFFSETS_FILE,
     ORDER_FILE,
     PAYLOADS_FILE,
+    QUANTISER_FILE,
+    VECTORS_FILE,
     Freshness,
     SnapshotManifest,
     current_snapshot_name,
     freshness,
 )
 from timbre.store.snapshot.reader import Snapshot, load_snapshot
+from timbre.store.snapshot.scan import ScanOptions, Selection
 
 __all__ = [
+    "CODES_FILE",
+    "COLUMNS_DIR",
     "CURRENT_FILE",
     "DATA_FILES",
     "EXPORT_LOCK_FILE",
     "FORMAT_VERSION",
     "IDS_FILE",
-    "INDEX_FILE",
     "MANIFEST_FILE",
     "METRIC",
     "OFFSETS_FILE",
     "ORDER_FILE",
     "PAYLOADS_FILE",
+    "QUANTISER_FILE",
+    "VECTORS_FILE",
     "Freshness",
+    "ScanOptions",
+    "Selection",
     "Snapshot",
     "SnapshotManifest",
     "current_snapshot_name",

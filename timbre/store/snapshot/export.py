@@ -15,11 +15,10 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-import faiss
 import numpy as np
 
 from timbre.errors import SnapshotError, TimbreError
@@ -27,18 +26,25 @@ from timbre.store.collection import utc_now
 from timbre.store.interface import Collection, Record
 from timbre.store.lock import OwnerLock
 from timbre.store.payload import DISPLAY_FIELDS
+from timbre.store.schema import load_schema
+from timbre.store.snapshot.arrays import NpyAppender, load_array
+from timbre.store.snapshot.columns import ColumnWriter
 from timbre.store.snapshot.layout import (
+    CODES_FILE,
+    COLUMNS_DIR,
     CURRENT_FILE,
     DATA_FILES,
     EXPORT_LOCK_FILE,
     IDS_FILE,
-    INDEX_FILE,
     MANIFEST_FILE,
     METRIC,
     OFFSETS_FILE,
     ORDER_FILE,
     PARTIAL_PREFIX,
     PAYLOADS_FILE,
+    QUANTISER,
+    QUANTISER_FILE,
+    VECTORS_FILE,
     SnapshotManifest,
     current_snapshot_name,
     fsync_path,
@@ -46,10 +52,12 @@ from timbre.store.snapshot.layout import (
     published_names,
     sha256_file,
 )
+from timbre.store.snapshot.quantiser import ENCODE_CHUNK_ROWS, Sq8
 
 log = logging.getLogger(__name__)
 
 _EXPORT_PAGE_ROWS = 1024
+_DISPLAY = frozenset(DISPLAY_FIELDS)
 
 
 def _point_current(snapshots: Path, name: str) -> None:
@@ -78,48 +86,85 @@ def _prune(snapshots: Path, keep: int) -> None:
 
 
 class _Writer:
-    """Accumulates the rows of a snapshot in its partial directory."""
+    """Writes the rows of a snapshot into its partial directory as they arrive.
 
-    def __init__(self, directory: Path, dim: int) -> None:
+    Vectors go straight to ``vectors.npy`` (nothing of their size is held in memory); the SQ8
+    codes are encoded from that file once the count and each dimension's range are known.
+    """
+
+    def __init__(self, directory: Path, dim: int, indexes: Mapping[str, str]) -> None:
         self.directory = directory
-        self.index = faiss.IndexFlatIP(dim)
         self._dim = dim
-        self._ids: list[bytes] = []
+        self._vectors = NpyAppender(directory / VECTORS_FILE, np.float32, (dim,))
+        self._vmin = np.full(dim, np.inf, dtype=np.float32)
+        self._vmax = np.full(dim, -np.inf, dtype=np.float32)
+        self._ids = bytearray()
         self._offsets: list[int] = [0]
         self._payloads: IO[bytes] = (directory / PAYLOADS_FILE).open("wb")
+        self.columns = ColumnWriter(directory, indexes)
+        self.column_files: list[str] = []
 
     def add(self, records: list[Record]) -> None:
         vectors = np.stack([r.vector for r in records if r.vector is not None]).astype(np.float32)
         if vectors.shape != (len(records), self._dim):
             raise SnapshotError(f"the store returned vectors of shape {vectors.shape}")
-        self.index.add(vectors)
+        self.columns.add(self.rows, [r.payload for r in records])
+        self._vectors.append(vectors)
+        np.minimum(self._vmin, vectors.min(axis=0), out=self._vmin)
+        np.maximum(self._vmax, vectors.max(axis=0), out=self._vmax)
         for record in records:
-            self._ids.append(uuid.UUID(record.id).bytes)
-            line = json.dumps(record.payload, ensure_ascii=False, separators=(",", ":")).encode()
+            self._ids += uuid.UUID(record.id).bytes
+            display = {k: v for k, v in record.payload.items() if k in _DISPLAY}
+            line = json.dumps(display, ensure_ascii=False, separators=(",", ":")).encode()
             self._payloads.write(line + b"\n")
             self._offsets.append(self._offsets[-1] + len(line) + 1)
 
     @property
     def rows(self) -> int:
-        return len(self._ids)
+        return len(self._offsets) - 1
 
     def finish(self) -> None:
         self._payloads.flush()
         os.fsync(self._payloads.fileno())
         self._payloads.close()
-        faiss.write_index(self.index, str(self.directory / INDEX_FILE))
-        ids = np.frombuffer(b"".join(self._ids), dtype=np.uint8).reshape(-1, 16)
+        self._vectors.finish()
+        self._write_codes()
+        ids = np.frombuffer(bytes(self._ids), dtype=np.uint8).reshape(-1, 16)
         np.save(self.directory / IDS_FILE, ids)
         np.save(
             self.directory / ORDER_FILE, np.argsort(id_keys(ids), kind="stable").astype(np.int64)
         )
         np.save(self.directory / OFFSETS_FILE, np.asarray(self._offsets, dtype=np.uint64))
-        for name in DATA_FILES:
+        self.column_files = self.columns.finish()
+        for name in (*DATA_FILES, *self.column_files):
             fsync_path(self.directory / name)
+        fsync_path(self.directory / COLUMNS_DIR)
+
+    def _write_codes(self) -> None:
+        """SQ8 codes of every row, and the largest reconstruction error of each dimension."""
+        quantiser = Sq8.from_range(self._vmin, self._vmax)
+        vectors = load_array(self.directory / VECTORS_FILE, mmapped=True)
+        codes = np.lib.format.open_memmap(
+            self.directory / CODES_FILE, mode="w+", dtype=np.uint8, shape=vectors.shape
+        )
+        max_error = np.zeros(self._dim, dtype=np.float32)
+        for start in range(0, len(vectors), ENCODE_CHUNK_ROWS):
+            chunk = np.asarray(vectors[start : start + ENCODE_CHUNK_ROWS])
+            encoded = quantiser.encode(chunk)
+            codes[start : start + len(chunk)] = encoded
+            error = np.abs(quantiser.decode(encoded) - chunk).max(axis=0)
+            np.maximum(max_error, error, out=max_error)
+        codes.flush()
+        del codes
+        params = quantiser.params.copy()
+        params[2] = max_error
+        np.save(self.directory / QUANTISER_FILE, params)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self._payloads.close()
+        with contextlib.suppress(OSError):
+            self._vectors.close()
 
 
 def export_snapshot(
@@ -130,6 +175,7 @@ def export_snapshot(
     keep: int,
     batch_size: int | None = None,
     progress: Callable[[int], None] | None = None,
+    indexes: Mapping[str, str] | None = None,
 ) -> SnapshotManifest:
     """Export every point of ``source`` into a new snapshot and publish it atomically.
 
@@ -140,6 +186,8 @@ def export_snapshot(
         keep: published snapshots to keep, the new one included.
         batch_size: points per scroll page (the store's default if None).
         progress: called with the number of rows exported so far, after each page.
+        indexes: payload field -> index type of the filter columns to write; None = every
+            field ``qdrant/collection.yaml`` indexes.
 
     Returns:
         The manifest of the published snapshot.
@@ -165,6 +213,7 @@ def export_snapshot(
             keep=keep,
             batch_size=batch_size,
             progress=progress,
+            indexes=indexes,
         )
     finally:
         lock.release()
@@ -189,6 +238,7 @@ def _export(
     keep: int,
     batch_size: int | None,
     progress: Callable[[int], None] | None,
+    indexes: Mapping[str, str] | None,
 ) -> SnapshotManifest:
     started = time.perf_counter()
     name = _next_name(snapshots)
@@ -202,6 +252,7 @@ def _export(
             source_mode=source_mode,
             batch_size=batch_size,
             progress=progress,
+            indexes=indexes,
         )
         # Publication: the complete directory gets its final name, then CURRENT names it.
         partial.rename(snapshots / name)
@@ -233,13 +284,16 @@ def _write(
     source_mode: str,
     batch_size: int | None,
     progress: Callable[[int], None] | None,
+    indexes: Mapping[str, str] | None,
 ) -> SnapshotManifest:
     """Write every file of the snapshot into ``partial``, the manifest last."""
     # The marker is read before the first page: writes that land during the export make the
     # snapshot look older than it is, never newer.
     info = source.describe()
-    writer = _Writer(partial, info.dim)
-    records = source.scroll(fields=DISPLAY_FIELDS, with_vectors=True, batch_size=batch_size)
+    indexes = load_schema().indexes if indexes is None else indexes
+    writer = _Writer(partial, info.dim, indexes)
+    fields = list(dict.fromkeys([*DISPLAY_FIELDS, *writer.columns.fields]))
+    records = source.scroll(fields=fields, with_vectors=True, batch_size=batch_size)
     try:
         while page := list(itertools.islice(records, batch_size or _EXPORT_PAGE_ROWS)):
             writer.add(page)
@@ -260,7 +314,9 @@ def _write(
         source_mode=source_mode,
         source_collection=info.name,
         source_write=info.last_write,
-        files={n: _file_entry(partial / n) for n in DATA_FILES},
+        files={n: _file_entry(partial / n) for n in (*DATA_FILES, *writer.column_files)},
+        columns=writer.columns.fields,
+        quantiser=QUANTISER,
     )
     (partial / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
     fsync_path(partial / MANIFEST_FILE)

@@ -19,19 +19,36 @@ import numpy as np
 from timbre.errors import SnapshotError
 from timbre.store.interface import Collection, WriteMarker
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: float32 vectors in ``vectors.npy`` (was a FAISS flat index), SQ8 codes for the quantised
+first pass, and one filter column per indexed payload field."""
 METRIC = "inner_product"
 CURRENT_FILE = "CURRENT"
 EXPORT_LOCK_FILE = "EXPORT.lock"
 PARTIAL_PREFIX = ".partial-"
-INDEX_FILE = "index.faiss"
+VECTORS_FILE = "vectors.npy"
+CODES_FILE = "sq8_codes.npy"
+QUANTISER_FILE = "sq8_params.npy"
 IDS_FILE = "ids.npy"
 ORDER_FILE = "id_order.npy"
 PAYLOADS_FILE = "payloads.jsonl"
 OFFSETS_FILE = "payload_offsets.npy"
 MANIFEST_FILE = "manifest.json"
-DATA_FILES = (INDEX_FILE, IDS_FILE, ORDER_FILE, PAYLOADS_FILE, OFFSETS_FILE)
+DATA_FILES = (
+    VECTORS_FILE,
+    CODES_FILE,
+    QUANTISER_FILE,
+    IDS_FILE,
+    ORDER_FILE,
+    PAYLOADS_FILE,
+    OFFSETS_FILE,
+)
+"""The files every snapshot has; column files (``columns/...``) come on top, per field."""
+COLUMNS_DIR = "columns"
+QUANTISER = "sq8"
 NAME_PATTERN = re.compile(r"\d{6,}")
+FILE_NAME_PATTERN = re.compile(r"(columns/)?[A-Za-z0-9_][A-Za-z0-9_.-]*")
+"""Names a manifest may list: inside the snapshot directory, never outside it."""
 _HASH_CHUNK_BYTES = 8 << 20
 
 
@@ -51,7 +68,9 @@ class SnapshotManifest:
         source_mode: ``embedded`` or ``server``.
         source_collection: the versioned collection exported.
         source_write: that collection's write marker when the export started.
-        files: file name -> ``{"sha256": hex, "bytes": size}``.
+        files: file name -> ``{"sha256": hex, "bytes": size}`` (column files included).
+        columns: payload field -> index type (``keyword`` | ``float``) of its filter column.
+        quantiser: the first-pass codes (``sq8``: FAISS 8-bit scalar quantiser, per dimension).
         format_version: of this layout.
     """
 
@@ -67,6 +86,8 @@ class SnapshotManifest:
     source_collection: str
     source_write: WriteMarker
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    columns: dict[str, str] = field(default_factory=dict)
+    quantiser: str = QUANTISER
     format_version: int = FORMAT_VERSION
 
     def to_json(self) -> str:

@@ -1,9 +1,10 @@
 """Loading and searching a published snapshot, verified against its manifest and models.
 
-Large indexes are memory-mapped: ``faiss.IO_FLAG_MMAP_IFC`` maps the flat vectors zero-copy,
-so a 3 GB index loads in milliseconds and shares the page cache between processes; ids and
-offsets are mapped with ``np.load(mmap_mode="r")`` and payload lines are decoded only for the
-hits returned.
+Large snapshots are memory-mapped (``np.load(mmap_mode="r")``): they load in milliseconds and
+share the page cache between processes. Above ``snapshot.quantised_min_vectors`` the scan reads
+the SQ8 codes and re-scores only its candidates from the float32 vectors, so most of the
+vectors' pages are never touched (:mod:`timbre.store.snapshot.scan`); payload lines are
+decoded only for the hits returned.
 """
 
 from __future__ import annotations
@@ -14,30 +15,38 @@ import threading
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import faiss
 import numpy as np
 
 from timbre.embedding.info import ModelInfo
 from timbre.errors import ModelMismatchError, SnapshotError, SnapshotNotFoundError
 from timbre.store.collection import check_vector
+from timbre.store.filters import SearchFilter
 from timbre.store.interface import Hit
+from timbre.store.snapshot.arrays import load_array
+from timbre.store.snapshot.columns import Columns, column_files
 from timbre.store.snapshot.layout import (
+    CODES_FILE,
     DATA_FILES,
+    FILE_NAME_PATTERN,
     FORMAT_VERSION,
     IDS_FILE,
-    INDEX_FILE,
     MANIFEST_FILE,
     METRIC,
     OFFSETS_FILE,
     ORDER_FILE,
     PAYLOADS_FILE,
+    QUANTISER,
+    QUANTISER_FILE,
+    VECTORS_FILE,
     SnapshotManifest,
     current_snapshot_name,
     id_keys,
     sha256_file,
 )
+from timbre.store.snapshot.quantiser import Sq8
+from timbre.store.snapshot.scan import FlatScan, QuantisedScan, ScanOptions, Selection
 
 
 class Snapshot:
@@ -53,7 +62,8 @@ class Snapshot:
         *,
         directory: Path,
         manifest: SnapshotManifest,
-        index: faiss.Index,
+        scan: FlatScan,
+        columns: Columns,
         ids: np.ndarray,
         order: np.ndarray,
         offsets: np.ndarray,
@@ -63,16 +73,9 @@ class Snapshot:
         self.directory = directory
         self.manifest = manifest
         self.mmapped = mmapped
-        self._index = index
-        # The index's own float32 vectors, viewed without a copy (memory-mapped or in RAM).
-        flat = faiss.downcast_index(index)
-        if not isinstance(flat, faiss.IndexFlat):
-            raise SnapshotError(f"{directory}: expected a flat index, found {type(flat).__name__}")
-        self._vectors = (
-            faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * flat.d).reshape(flat.ntotal, flat.d)
-            if flat.ntotal
-            else np.empty((0, flat.d), np.float32)
-        )
+        self.scan = scan
+        self.columns = columns
+        self._vectors = scan.vectors
         self._ids = ids
         self._order = order
         self._sorted_keys = id_keys(ids)[order] if len(ids) else np.empty(0, dtype="S16")
@@ -85,15 +88,27 @@ class Snapshot:
         return self.manifest.name
 
     def __len__(self) -> int:
-        return int(self._index.ntotal)
+        return len(self._vectors)
 
-    def search(self, vector: np.ndarray, top_k: int, offset: int = 0) -> list[Hit]:
+    def select(self, filter: SearchFilter) -> Selection | None:
+        """The rows ``filter`` lets through, or None if a condition has no column here."""
+        mask = self.columns.mask(filter.conditions())
+        return None if mask is None else Selection(mask)
+
+    def search(
+        self,
+        vector: np.ndarray,
+        top_k: int,
+        offset: int = 0,
+        selection: Selection | None = None,
+    ) -> list[Hit]:
         """The ``top_k`` nearest points by inner product after skipping ``offset``, best first.
 
         Args:
             vector: float32 ``[dim]``, L2-normalised.
             top_k: hits to return (fewer if the snapshot is smaller).
             offset: hits to skip (paging).
+            selection: only these rows (see :meth:`select`); None = every row.
 
         Raises:
             InvalidPointError: the vector has the wrong shape or is not normalised.
@@ -101,34 +116,26 @@ class Snapshot:
         if top_k < 1 or offset < 0:
             raise ValueError(f"top_k must be >= 1 and offset >= 0 (got {top_k}, {offset})")
         query = check_vector(vector, self.manifest.dim, "query")
-        k = min(top_k + offset, len(self))
+        available = len(self) if selection is None else selection.count
+        k = min(top_k + offset, available)
         if k <= offset:
             return []
-        scores, rows = self._scan(query, k)
+        scores, rows = self._scan(query, k, selection)
         return [
             Hit(self._id_of(int(row)), float(score), self._payload_of(int(row)))
-            for score, row in zip(scores[0][offset:], rows[0][offset:], strict=True)
-            if row >= 0
+            for score, row in zip(scores[offset:], rows[offset:], strict=True)
         ]
 
-    def _scan(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-``k`` inner products over every stored vector, best first.
+    def _scan(
+        self, query: np.ndarray, k: int, selection: Selection | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-``k`` (scores, rows), best first, ties by row: deterministic.
 
-        FAISS's flat search scans for one query on one core; the same scan as one BLAS
-        matrix-vector product over the index's own vectors streams memory on every core:
-        1.7-3x faster at 100k x 768 on the development machine (the scan is memory-bound).
-        Same exact scores (to float32 rounding) and the same ranking.
-
-        One scan at a time: concurrent products fight over the same memory bandwidth and
-        BLAS threads, and 16 at once fell to 9 scans/s at 100k vectors where one after
-        another give ~60/s.
+        One scan at a time: concurrent scans fight over the same memory bandwidth and cores,
+        and 16 at once fell to 9 scans/s at 100k vectors where one after another gave ~60/s.
         """
         with self._scan_lock:
-            scores = self._vectors @ query
-        everything = k >= len(scores)
-        top = np.arange(len(scores)) if everything else np.argpartition(-scores, k - 1)[:k]
-        order = top[np.lexsort((top, -scores[top]))]  # by score, ties by row: deterministic
-        return scores[order][None, :], order[None, :]
+            return self.scan.top(query, k, selection)
 
     def row(self, point_id: str) -> int | None:
         """The FAISS row of a point, None if the snapshot does not hold it."""
@@ -141,7 +148,7 @@ class Snapshot:
     def vector(self, point_id: str) -> np.ndarray | None:
         """The indexed vector of a point (for audio-by-id queries), None if unknown."""
         row = self.row(point_id)
-        return None if row is None else np.asarray(self._index.reconstruct(row), dtype=np.float32)
+        return None if row is None else np.array(self._vectors[row], dtype=np.float32)
 
     def payload(self, point_id: str) -> dict[str, Any] | None:
         """The display payload of a point, None if unknown."""
@@ -172,15 +179,18 @@ def load_snapshot(
     mmap_min_bytes: int,
     verify_checksums: bool = True,
     name: str | None = None,
+    scan: ScanOptions | None = None,
 ) -> Snapshot:
     """Load the published snapshot (or ``name``), verified, for the loaded models.
 
     Args:
         snapshots: the snapshots directory.
         info: the loaded models; the snapshot must have been built by the same ones.
-        mmap_min_bytes: memory-map the index when ``index.faiss`` is at least this big.
+        mmap_min_bytes: memory-map the arrays when ``vectors.npy`` is at least this big.
         verify_checksums: check the sha256 of every file (``snapshot.verify_checksums``).
         name: a specific snapshot instead of the published one.
+        scan: when to use the SQ8 first pass and on how many threads; None = always the
+            flat exact scan (the reference).
 
     Raises:
         SnapshotNotFoundError: nothing has been published yet.
@@ -198,23 +208,31 @@ def load_snapshot(
             f"{info.audio_key()}; export a new snapshot from a collection built by these models"
         )
     _check_files(directory, manifest, verify_checksums)
-    index_path = directory / INDEX_FILE
-    mmapped = index_path.stat().st_size >= mmap_min_bytes
+    mmapped = (directory / VECTORS_FILE).stat().st_size >= mmap_min_bytes
+    quantised = scan is not None and manifest.count >= scan.quantised_min_vectors
     try:
-        flags = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY if mmapped else 0
-        index = faiss.read_index(str(index_path), flags)
-        mode: Literal["r"] | None = "r" if mmapped else None
-        ids = np.load(directory / IDS_FILE, mmap_mode=mode)
-        order = np.load(directory / ORDER_FILE, mmap_mode=mode)
-        offsets = np.load(directory / OFFSETS_FILE, mmap_mode=mode)
+        vectors = load_array(directory / VECTORS_FILE, mmapped=mmapped)
+        ids = load_array(directory / IDS_FILE, mmapped=mmapped)
+        order = load_array(directory / ORDER_FILE, mmapped=mmapped)
+        offsets = load_array(directory / OFFSETS_FILE, mmapped=mmapped)
+        params = load_array(directory / QUANTISER_FILE, mmapped=False)
+        codes = load_array(directory / CODES_FILE, mmapped=mmapped) if quantised else None
+        columns = Columns(directory, manifest.columns, manifest.count, mmapped=mmapped)
         payloads = _map_payloads(directory / PAYLOADS_FILE)
-    except (RuntimeError, OSError, ValueError) as exc:
+    except (OSError, ValueError) as exc:
         raise SnapshotError(f"snapshot {name} cannot be read: {exc}") from exc
-    _check_shapes(manifest, index, ids, order, offsets)
+    _check_shapes(
+        manifest, vectors=vectors, params=params, ids=ids, order=order, offsets=offsets, codes=codes
+    )
+    if codes is not None and scan is not None:
+        searcher: FlatScan = QuantisedScan(vectors, codes, Sq8(params), threads=scan.thread_count())
+    else:
+        searcher = FlatScan(vectors)
     return Snapshot(
         directory=directory,
         manifest=manifest,
-        index=index,
+        scan=searcher,
+        columns=columns,
         ids=ids,
         order=order,
         offsets=offsets,
@@ -231,16 +249,29 @@ def _read_manifest(directory: Path) -> SnapshotManifest:
         raise SnapshotError(f"{directory} has no manifest: it is not a complete snapshot") from exc
     except (OSError, ValueError, TypeError, KeyError) as exc:
         raise SnapshotError(f"{path} is unreadable: {exc}") from exc
-    if manifest.format_version != FORMAT_VERSION or manifest.metric != METRIC:
+    if (
+        manifest.format_version != FORMAT_VERSION
+        or manifest.metric != METRIC
+        or manifest.quantiser != QUANTISER
+    ):
         raise SnapshotError(
-            f"{directory} is format {manifest.format_version} / {manifest.metric}; this "
-            f"Timbre reads format {FORMAT_VERSION} / {METRIC}: export a new snapshot"
+            f"{directory} is format {manifest.format_version} / {manifest.metric} / "
+            f"{manifest.quantiser}; this Timbre reads format {FORMAT_VERSION} / {METRIC} / "
+            f"{QUANTISER}: export a new snapshot"
         )
     return manifest
 
 
 def _check_files(directory: Path, manifest: SnapshotManifest, verify_checksums: bool) -> None:
-    for file_name in DATA_FILES:
+    required = [*DATA_FILES]
+    for field, kind in manifest.columns.items():
+        required += column_files(field, kind)
+    unexpected = sorted(
+        f for f in manifest.files if f not in required or not FILE_NAME_PATTERN.fullmatch(f)
+    )
+    if unexpected:
+        raise SnapshotError(f"snapshot {manifest.name} lists unexpected files {unexpected}")
+    for file_name in required:
         path = directory / file_name
         expected = manifest.files.get(file_name)
         if expected is None or not path.is_file():
@@ -257,13 +288,23 @@ def _check_files(directory: Path, manifest: SnapshotManifest, verify_checksums: 
             )
 
 
-def _check_shapes(manifest: SnapshotManifest, index: faiss.Index, *arrays: np.ndarray) -> None:
-    ids, order, offsets = arrays
-    n = manifest.count
+def _check_shapes(
+    manifest: SnapshotManifest,
+    *,
+    vectors: np.ndarray,
+    params: np.ndarray,
+    ids: np.ndarray,
+    order: np.ndarray,
+    offsets: np.ndarray,
+    codes: np.ndarray | None,
+) -> None:
+    n, dim = manifest.count, manifest.dim
     if (
-        index.ntotal != n
-        or index.d != manifest.dim
-        or index.metric_type != faiss.METRIC_INNER_PRODUCT
+        vectors.shape != (n, dim)
+        or vectors.dtype != np.float32
+        or params.shape != (3, dim)
+        or params.dtype != np.float32
+        or (codes is not None and (codes.shape != (n, dim) or codes.dtype != np.uint8))
         or ids.shape != (n, 16)
         or order.shape != (n,)
         or offsets.shape != (n + 1,)

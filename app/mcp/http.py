@@ -1,0 +1,123 @@
+"""``/mcp``: the MCP server over streamable HTTP, inside the API, behind the API's key rules.
+
+Reads (every MCP message may read) need the key only when ``api.require_key_for_reads``: the
+whole endpoint then answers 401 without it, as the routes do. A tool that writes needs the key
+whenever one is set; without it the call is a tool error with the API's 401 message. An
+``Origin`` header, sent by browsers only, must be this server's own or one of
+``api.cors_origins`` (the MCP spec's guard against DNS rebinding); clients that are not
+browsers send none.
+
+The transport is stateless and answers plain JSON: every tool is one request and one answer,
+with nothing to push back, so no session has to outlive a request (and any worker can answer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import (
+    AbstractAsyncContextManager,
+    AbstractContextManager,
+    asynccontextmanager,
+    nullcontext,
+)
+from typing import Any
+
+from mcp.server import ServerRequestContext
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.requests import Request
+from starlette.types import Receive, Scope, Send
+
+from app.deps import presented_key, require_read, require_write
+from app.mcp.backends import Backend, LocalBackend, template_urls
+from app.mcp.server import build_server
+from app.problems import AuthError, problem
+from timbre.collections_db import Collections
+from timbre.errors import UnavailableError
+from timbre.search import SearchService
+from timbre.settings import ApiSettings
+
+PATH = "/mcp"
+
+
+def _request(ctx: ServerRequestContext[Any]) -> Request:
+    request = ctx.request
+    if not isinstance(request, Request):  # the HTTP transport always attaches it
+        raise UnavailableError("this MCP request did not come over HTTP")
+    return request
+
+
+class McpEndpoint:
+    """The ASGI app mounted at ``/mcp`` and the session manager its lifespan must run.
+
+    Args:
+        service: the app's search service.
+        api: the ``api`` settings (keys, limits, CORS origins).
+        collections: the collections of the service's data dir.
+    """
+
+    def __init__(self, service: SearchService, api: ApiSettings, collections: Collections) -> None:
+        self.api = api
+
+        def backend_for(ctx: ServerRequestContext[Any]) -> AbstractContextManager[Backend]:
+            request = _request(ctx)
+            # Audio URLs name the host this request reached, like the API's own hits.
+            template = str(request.url_for("item_audio", item_id="{id}"))
+            return nullcontext(LocalBackend(service, api, collections, template_urls(template)))
+
+        async def guard_write(ctx: ServerRequestContext[Any]) -> None:
+            require_write(api, *await presented_key(_request(ctx)))
+
+        self.server = build_server(backend_for, guard_write=guard_write)
+        self.manager = StreamableHTTPSessionManager(
+            app=self.server,
+            json_response=True,
+            stateless=True,
+            # Host checks would refuse every name a deployment is reached by; the Origin
+            # check below is the one that matters, and it knows the configured origins.
+            security_settings=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+        )
+
+    def run(self) -> AbstractAsyncContextManager[None]:
+        """The session manager's task group: enter it in the app's lifespan."""
+        return self.manager.run()
+
+    def _foreign_origin(self, request: Request) -> str | None:
+        origin = request.headers.get("origin")
+        if origin is None:
+            return None
+        own = f"{request.url.scheme}://{request.url.netloc}"
+        return None if origin in (own, *self.api.cors_origins) else origin
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        origin = self._foreign_origin(request)
+        if origin is not None:
+            refused = problem(
+                403, "Forbidden origin", f"origin {origin!r} may not call /mcp", "forbidden_origin"
+            )
+            await refused(scope, receive, send)
+            return
+        try:
+            require_read(self.api, *await presented_key(request))
+        except AuthError as exc:
+            refused = problem(
+                401,
+                "Unauthorized",
+                str(exc),
+                "unauthorized",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+            await refused(scope, receive, send)
+            return
+        await self.manager.handle_request(scope, receive, send)
+
+
+@asynccontextmanager
+async def running(endpoint: McpEndpoint | None) -> AsyncIterator[None]:
+    """Run ``endpoint``'s session manager for as long as the block lasts (nothing if None)."""
+    if endpoint is None:
+        yield
+        return
+    async with endpoint.run():
+        yield

@@ -1,0 +1,371 @@
+"""The MCP server: tools, resources and a prompt over one :class:`~app.mcp.backends.Backend`.
+
+Built on the SDK's low-level :class:`mcp.server.Server` rather than ``MCPServer``: the
+high-level class validates arguments itself, ignores unknown ones and words its own errors,
+while these tools must refuse what the HTTP API refuses, with the HTTP API's messages. So
+each tool's input is validated here against its pydantic model (an HTTP request model or one
+built from its fields), whose JSON schema is also what ``tools/list`` advertises, and every
+failure becomes a tool result with ``isError`` and the problem's ``detail`` as its text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import quote, unquote
+
+import anyio.to_thread
+import mcp_types as types
+from mcp.server import Server, ServerRequestContext
+from mcp.shared.exceptions import MCPError
+from pydantic import BaseModel
+
+from app.mcp.backends import Backend
+from app.mcp.errors import problem_of
+from app.schemas import FacetsOut, HitOut, TextSearchIn
+from app.schemas.mcp import (
+    AddToCollectionIn,
+    CollectionBriefOut,
+    CollectionIn,
+    CollectionOut,
+    CollectionsOut,
+    NoArgs,
+    OverviewIn,
+    PaletteIn,
+    PaletteOut,
+    SampleIn,
+    SamplesOut,
+    SimilarIn,
+)
+from timbre import __version__
+
+M = TypeVar("M", bound=BaseModel)
+
+BackendFor = Callable[[ServerRequestContext[Any]], AbstractContextManager[Backend]]
+"""The backend that answers one request (e.g. one whose audio URLs name the request's host),
+held for as long as the request runs (so a backend can tell when it is idle)."""
+
+WriteGuard = Callable[[ServerRequestContext[Any]], Awaitable[None]]
+"""Raises when the request may not write (e.g. no valid API key on the HTTP door)."""
+
+OVERVIEW_FIELDS = ("pack", "genre", "category", "instrument", "kind", "key")
+
+INSTRUCTIONS = (
+    "Timbre searches the user's own audio sample library by sound. Start with "
+    "library_overview to learn its packs, genres, categories and keys; fill a palette with "
+    "build_palette (one call, every slot, distinct samples, a shared context filter); refine "
+    "one slot with similar_samples; show results by name with their audio_url; save picks "
+    "with add_to_collection."
+)
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """One tool: its name, words, input and output models, and what it does."""
+
+    name: str
+    title: str
+    description: str
+    input: type[BaseModel]
+    output: type[BaseModel]
+    run: Callable[[Backend, Any], BaseModel]
+    writes: bool = False
+
+    def describe(self) -> types.Tool:
+        return types.Tool(
+            name=self.name,
+            title=self.title,
+            description=self.description,
+            input_schema=self.input.model_json_schema(),
+            output_schema=self.output.model_json_schema(),
+            annotations=types.ToolAnnotations(
+                read_only_hint=not self.writes,
+                destructive_hint=False,
+                idempotent_hint=True,
+                open_world_hint=False,
+            ),
+        )
+
+
+def _overview(backend: Backend, args: OverviewIn) -> FacetsOut:
+    return backend.facets(OVERVIEW_FIELDS, args.filter)
+
+
+TOOLS: tuple[ToolSpec, ...] = (
+    ToolSpec(
+        "search_samples",
+        "Search samples",
+        "Find samples that sound like a description, e.g. 'punchy techno kick'. Filter by "
+        "genre, instrument, kind, key, pack, tags, bpm ('120-128') or duration_s.",
+        TextSearchIn,
+        SamplesOut,
+        lambda b, a: SamplesOut.of(b.search_text(a)),
+    ),
+    ToolSpec(
+        "similar_samples",
+        "Similar samples",
+        "Find samples that sound like an indexed one (by id); with a query, steer by text "
+        "(alpha = weight of the text).",
+        SimilarIn,
+        SamplesOut,
+        lambda b, a: SamplesOut.of(b.search_audio(a.to_http())),
+    ),
+    ToolSpec(
+        "build_palette",
+        "Build a palette",
+        "Fill every slot of a palette in one call: one query per slot, a shared context "
+        "filter ANDed with each slot's own, and no sample in two slots when distinct.",
+        PaletteIn,
+        PaletteOut,
+        lambda b, a: PaletteOut.of(a, b.search_batch(a.to_http())),
+    ),
+    ToolSpec(
+        "get_sample",
+        "Get a sample",
+        "Everything known about one sample: all its paths, metadata, duration and audio URL.",
+        SampleIn,
+        HitOut,
+        lambda b, a: b.item(a.id),
+    ),
+    ToolSpec(
+        "library_overview",
+        "Library overview",
+        "What the library holds: packs, genres, categories, instruments, kinds and keys with "
+        "their sample counts, and the total.",
+        OverviewIn,
+        FacetsOut,
+        _overview,
+    ),
+    ToolSpec(
+        "list_collections",
+        "List collections",
+        "The user's collections (favourites first) with their sizes.",
+        NoArgs,
+        CollectionsOut,
+        lambda b, a: b.collections(),
+    ),
+    ToolSpec(
+        "list_collection",
+        "List a collection",
+        "The samples of one collection (favourites by default), oldest first.",
+        CollectionIn,
+        CollectionBriefOut,
+        lambda b, a: CollectionBriefOut.of(b.collection(a.collection)),
+    ),
+    ToolSpec(
+        "add_to_collection",
+        "Add to a collection",
+        "Save samples (by id) to a collection, favourites by default; a new name creates it.",
+        AddToCollectionIn,
+        CollectionOut,
+        lambda b, a: b.add_to_collection(a.collection, a.ids),
+        writes=True,
+    ),
+)
+
+COLLECTIONS_URI = "timbre://collections"
+COLLECTION_TEMPLATE = "timbre://collections/{name}"
+SAMPLE_TEMPLATE = "timbre://samples/{id}"
+
+PALETTE_PROMPT = types.Prompt(
+    name="build_palette",
+    title="Build a palette for …",
+    description="Find a sample for every part of a track idea, from the user's own library.",
+    arguments=[
+        types.PromptArgument(
+            name="brief", description="e.g. 'warm melodic techno at 124 BPM'", required=True
+        ),
+        types.PromptArgument(
+            name="slots", description="e.g. 'kick, bass, pad, hat' (else you decide)"
+        ),
+    ],
+)
+
+
+def palette_prompt(brief: str, slots: str | None) -> str:
+    parts = (
+        f"the slots {slots}"
+        if slots
+        else "the parts such a track needs (usually 4-8: kick, bass, a lead or pad, percussion…)"
+    )
+    return (
+        f"Build a sample palette for: {brief}.\n\n"
+        "1. Call library_overview to see which genres, packs, categories and keys the library "
+        "holds, so the filters you use exist.\n"
+        f"2. Decide {parts}, and one short sound description per slot.\n"
+        "3. Call build_palette once with every slot, distinct=true, and a context filter for "
+        "what the brief fixes (genre, bpm as 'MIN-MAX' around the tempo, key).\n"
+        "4. For a slot whose hits do not fit, call similar_samples with the best hit's id and "
+        "a query saying what to change (e.g. 'darker'), or search_samples with new words.\n"
+        "5. Show the picks as a list: slot, name, pack, BPM, key, and the audio_url to play.\n"
+        "6. When the user keeps some, call add_to_collection with their ids."
+    )
+
+
+def _text(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def build_server(backend_for: BackendFor, *, guard_write: WriteGuard | None = None) -> Server[Any]:
+    """The MCP server, answering through ``backend_for(ctx)``.
+
+    Args:
+        backend_for: the backend of one request.
+        guard_write: checked before every tool that writes (the HTTP door's API key rule).
+    """
+    tools = {t.name: t for t in TOOLS}
+
+    def answer(ctx: ServerRequestContext[Any], work: Callable[[Backend], M]) -> M:
+        with backend_for(ctx) as backend:
+            return work(backend)
+
+    async def list_tools(
+        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=[t.describe() for t in TOOLS])
+
+    async def call_tool(
+        ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
+        spec = tools.get(params.name)
+        if spec is None:
+            raise MCPError(code=types.INVALID_PARAMS, message=f"unknown tool {params.name!r}")
+        try:
+            if spec.writes and guard_write is not None:
+                await guard_write(ctx)
+            args = spec.input.model_validate(params.arguments or {})
+            out = await anyio.to_thread.run_sync(answer, ctx, lambda b: spec.run(b, args))
+        except Exception as exc:
+            found = problem_of(exc)
+            return types.CallToolResult(
+                content=[types.TextContent(type="text", text=found.detail)],
+                is_error=True,
+                _meta={"timbre/problem": found.model_dump(exclude_none=True)},
+            )
+        data = out.model_dump(mode="json")
+        return types.CallToolResult(
+            content=[types.TextContent(type="text", text=_text(data))], structured_content=data
+        )
+
+    async def list_resources(
+        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourcesResult:
+        index = types.Resource(
+            uri=COLLECTIONS_URI,
+            name="collections",
+            title="Collections",
+            description="The user's collections and favourites, with their sizes.",
+            mime_type="application/json",
+        )
+        try:
+            known = await anyio.to_thread.run_sync(answer, ctx, lambda b: b.collections())
+        except Exception as exc:
+            raise _resource_error(exc) from exc
+        return types.ListResourcesResult(
+            resources=[
+                index,
+                *(
+                    types.Resource(
+                        uri=f"timbre://collections/{quote(c.name, safe='')}",
+                        name=c.name,
+                        description=f"{c.count} samples",
+                        mime_type="application/json",
+                    )
+                    for c in known.collections
+                ),
+            ]
+        )
+
+    async def list_templates(
+        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
+        return types.ListResourceTemplatesResult(
+            resource_templates=[
+                types.ResourceTemplate(
+                    uri_template=SAMPLE_TEMPLATE,
+                    name="sample",
+                    description="One sample's metadata, paths and audio URL.",
+                    mime_type="application/json",
+                ),
+                types.ResourceTemplate(
+                    uri_template=COLLECTION_TEMPLATE,
+                    name="collection",
+                    description="The samples of one collection.",
+                    mime_type="application/json",
+                ),
+            ]
+        )
+
+    def read(backend: Backend, uri: str) -> BaseModel:
+        if uri == COLLECTIONS_URI:
+            return backend.collections()
+        for prefix, fetch in (
+            ("timbre://collections/", lambda v: CollectionBriefOut.of(backend.collection(v))),
+            ("timbre://samples/", backend.item),
+        ):
+            if uri.startswith(prefix) and uri != prefix:
+                return fetch(unquote(uri[len(prefix) :]))
+        raise MCPError(code=types.INVALID_PARAMS, message=f"no resource {uri}")
+
+    async def read_resource(
+        ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult:
+        uri = str(params.uri)
+        try:
+            out = await anyio.to_thread.run_sync(answer, ctx, lambda b: read(b, uri))
+        except MCPError:
+            raise
+        except Exception as exc:
+            raise _resource_error(exc) from exc
+        return types.ReadResourceResult(
+            contents=[
+                types.TextResourceContents(
+                    uri=uri, text=_text(out.model_dump(mode="json")), mime_type="application/json"
+                )
+            ]
+        )
+
+    async def list_prompts(
+        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListPromptsResult:
+        return types.ListPromptsResult(prompts=[PALETTE_PROMPT])
+
+    async def get_prompt(
+        ctx: ServerRequestContext[Any], params: types.GetPromptRequestParams
+    ) -> types.GetPromptResult:
+        if params.name != PALETTE_PROMPT.name:
+            raise MCPError(code=types.INVALID_PARAMS, message=f"unknown prompt {params.name!r}")
+        arguments = params.arguments or {}
+        brief = (arguments.get("brief") or "").strip()
+        if not brief:
+            raise MCPError(code=types.INVALID_PARAMS, message="brief: describe the track idea")
+        text = palette_prompt(brief, (arguments.get("slots") or "").strip() or None)
+        return types.GetPromptResult(
+            description=PALETTE_PROMPT.description,
+            messages=[
+                types.PromptMessage(role="user", content=types.TextContent(type="text", text=text))
+            ],
+        )
+
+    return Server(
+        "timbre",
+        version=__version__,
+        title="Timbre",
+        instructions=INSTRUCTIONS,
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+        on_list_resources=list_resources,
+        on_list_resource_templates=list_templates,
+        on_read_resource=read_resource,
+        on_list_prompts=list_prompts,
+        on_get_prompt=get_prompt,
+    )
+
+
+def _resource_error(exc: BaseException) -> MCPError:
+    found = problem_of(exc)
+    code = types.INVALID_PARAMS if found.status in (404, 422) else types.INTERNAL_ERROR
+    return MCPError(code=code, message=found.detail, data=found.model_dump(exclude_none=True))

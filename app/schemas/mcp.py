@@ -1,0 +1,188 @@
+"""The MCP tools' inputs and results, made of the HTTP API's own models.
+
+A tool either takes an HTTP request model as it is (``search_samples`` takes
+:class:`~app.schemas.search.TextSearchIn`) or a small model whose fields have the HTTP fields'
+types and limits, and which turns into the HTTP model before anything runs (so the HTTP rules
+apply to both doors). Results are the HTTP API's hits, trimmed to what a model needs to decide
+and show (:class:`SampleBrief`), or the full :class:`~app.schemas.search.HitOut`. A test pins
+every shared field's JSON schema to the HTTP one, so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+from copy import copy
+from pathlib import PurePath
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.schemas.filters import FilterIn
+from app.schemas.search import (
+    Alpha,
+    AudioSearchIn,
+    BatchItemIn,
+    BatchOut,
+    BatchSearchIn,
+    HitOut,
+    HybridSearchIn,
+    Paging,
+    QueryText,
+    SearchOut,
+)
+
+FAVOURITES = "favourites"
+
+
+def _as_in_hit(field: str) -> Any:
+    """The field of :class:`HitOut` itself (type, default, description), so the two cannot drift."""
+    return copy(HitOut.model_fields[field])
+
+
+class SampleBrief(BaseModel):
+    """One sample as a search result: what to decide on and what to show a person."""
+
+    id: str = _as_in_hit("id")
+    name: str = Field(description="the file name")
+    pack: str | None = _as_in_hit("pack")
+    category: str | None = _as_in_hit("category")
+    instrument: str | None = _as_in_hit("instrument")
+    kind: str | None = _as_in_hit("kind")
+    bpm: float | None = _as_in_hit("bpm")
+    key: str | None = _as_in_hit("key")
+    duration_s: float | None = _as_in_hit("duration_s")
+    score: float | None = _as_in_hit("score")
+    audio_url: str = _as_in_hit("audio_url")
+
+    @classmethod
+    def of(cls, hit: HitOut) -> SampleBrief:
+        data = hit.model_dump()
+        return cls(
+            name=PurePath(hit.path).name if hit.path else hit.id,
+            **{k: v for k, v in data.items() if k in cls.model_fields},
+        )
+
+
+class SamplesOut(BaseModel):
+    hits: list[SampleBrief]
+
+    @classmethod
+    def of(cls, result: SearchOut) -> SamplesOut:
+        return cls(hits=[SampleBrief.of(h) for h in result.hits])
+
+
+class SimilarIn(Paging):
+    """More like an indexed sample, optionally steered by a description (hybrid)."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(description="an indexed sample's id, e.g. from search_samples")
+    query: QueryText | None = Field(
+        default=None, description="a description to steer by, e.g. 'darker'"
+    )
+    alpha: Alpha = Field(default=0.5, description="weight of the text: 1 = text only")
+    filter: FilterIn | None = None
+
+    def to_http(self) -> AudioSearchIn:
+        """The HTTP API's request for the same search (hybrid when a query is given)."""
+        if self.query is None:
+            return AudioSearchIn(
+                id=self.id, top_k=self.top_k, offset=self.offset, filter=self.filter
+            )
+        return HybridSearchIn(
+            id=self.id,
+            top_k=self.top_k,
+            offset=self.offset,
+            filter=self.filter,
+            query=self.query,
+            alpha=self.alpha,
+        )
+
+
+class PaletteIn(BaseModel):
+    """Every slot of a palette in one call."""
+
+    model_config = ConfigDict(extra="forbid")
+    slots: list[BatchItemIn] = Field(
+        min_length=1, description="one per slot: {slot: 'kick', query: 'punchy kick', ...}"
+    )
+    distinct: bool = Field(
+        default=True, strict=True, description="never return the same sample in two slots"
+    )
+    context: FilterIn | None = Field(
+        default=None,
+        description="a filter every slot must also match, e.g. {genre, bpm: '120-128', key}",
+    )
+
+    def to_http(self) -> BatchSearchIn:
+        return BatchSearchIn(queries=self.slots, distinct=self.distinct, context=self.context)
+
+
+class PaletteSlotOut(BaseModel):
+    slot: str | None = None
+    query: str
+    hits: list[SampleBrief]
+
+
+class PaletteOut(BaseModel):
+    slots: list[PaletteSlotOut]
+
+    @classmethod
+    def of(cls, asked: PaletteIn, result: BatchOut) -> PaletteOut:
+        return cls(
+            slots=[
+                PaletteSlotOut(
+                    slot=item.slot,
+                    query=item.query,
+                    hits=[SampleBrief.of(h) for h in out.hits],
+                )
+                for item, out in zip(asked.slots, result.results, strict=True)
+            ]
+        )
+
+
+class SampleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(description="an indexed sample's id")
+
+
+class NoArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OverviewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    filter: FilterIn | None = Field(default=None, description="count only what matches")
+
+
+class AddToCollectionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ids: list[str] = Field(min_length=1, description="sample ids to add")
+    collection: str = Field(default=FAVOURITES, description="a collection name (created when new)")
+
+
+class CollectionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    collection: str = Field(default=FAVOURITES, description="a collection name")
+
+
+class CollectionOut(BaseModel):
+    name: str
+    count: int
+    created_at: str
+    updated_at: str
+
+
+class CollectionsOut(BaseModel):
+    collections: list[CollectionOut]
+
+
+class CollectionItemsOut(CollectionOut):
+    items: list[HitOut]
+
+
+class CollectionBriefOut(CollectionOut):
+    items: list[SampleBrief]
+
+    @classmethod
+    def of(cls, full: CollectionItemsOut) -> CollectionBriefOut:
+        data = full.model_dump(exclude={"items"})
+        return cls(**data, items=[SampleBrief.of(h) for h in full.items])

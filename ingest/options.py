@@ -1,0 +1,61 @@
+"""What one ingest job is asked to do, and what it needs from the models."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+Profile = Literal["sequential", "parallel"]
+
+
+class Embedder(Protocol):
+    """The audio side of the models (``timbre.embedding.embedder.AudioEmbedder``)."""
+
+    sample_rate: int
+
+    def features(self, waveforms: Sequence[np.ndarray]) -> list[np.ndarray]: ...
+    def embed_features(self, features: Sequence[np.ndarray]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """How to run one job (see ``timbre ingest --help``)."""
+
+    roots: tuple[Path, ...]
+    profile: Profile = "parallel"
+    workers: int = 1
+    batch_files: int = 16
+    batch_audio_s: float = 240.0
+    shard: tuple[int, int] | None = None
+    prune: bool = False
+    dry_run: bool = False
+    rehash: bool = False
+    interactive: bool | None = None
+    progress_interval_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Audio limits and the model rate, passed to decoding workers."""
+
+    sample_rate: int
+    max_duration_s: float
+    max_file_bytes: int
+
+
+@dataclass
+class JobResult:
+    summary: dict[str, Any]
+    exit_code: int
+
+
+def in_shard(sha256: str, shard: tuple[int, int] | None) -> bool:
+    """Deterministic split by content: shard ``i`` of ``n`` owns hashes with value % n == i."""
+    if shard is None:
+        return True
+    index, total = shard
+    return int(sha256[:16], 16) % total == index

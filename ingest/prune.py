@@ -1,0 +1,152 @@
+"""``--prune``: forget the paths under the roots that are known to be gone, and nothing else.
+
+A stored path that this run did not find again is dropped only when the file system says
+it is gone: its ``lstat`` answers "no such file" and the nearest folder above it that still
+exists can be listed and is not empty. Anything else keeps the path and is reported:
+
+* the path could not be read, or a folder on the way to it could not be listed (permission
+  denied, an I/O error, a symlink loop): unreadable is not deleted;
+* the nearest existing folder above it is empty: that is what an unmounted drive or share
+  looks like, and a scan of it cannot tell "deleted" from "not there right now" (remove the
+  empty folder to forget such files);
+* the path is still on disk but this scan did not take it (it was skipped).
+
+A path found again with other content is dropped from the old content's point (the file was
+overwritten). A point left with no path is deleted. Paths outside the job's roots belong to
+other libraries and are never touched.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from timbre.store import Collection
+from timbre.store.pathtext import path_from_text, path_text
+
+_GONE_ERRNOS = (errno.ENOENT, errno.ENOTDIR)
+
+
+@dataclass
+class PruneOutcome:
+    """What a prune did (or, in a dry run, would do)."""
+
+    pruned_paths: int = 0
+    deleted_points: int = 0
+    kept: list[tuple[str, str]] = field(default_factory=list)  # (path, why it was kept)
+    pruned: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+
+    def as_dict(self, dry_run: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {"kept": [{"path": p, "why": why} for p, why in self.kept]}
+        if dry_run:
+            out.update(paths=self.pruned, points=self.deleted)
+        return out
+
+
+def _under(path: str, roots: Iterable[str]) -> bool:
+    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+class _Whereabouts:
+    """Is a path that the scan did not find known to be gone? (Folders looked at once.)"""
+
+    def __init__(self) -> None:
+        self._folders: dict[Path, str | None] = {}  # folder -> why nothing below is gone
+
+    def why_kept(self, text: str) -> str | None:
+        """None when the path is known to be gone, else why it must be kept."""
+        path = path_from_text(text)
+        try:
+            path.lstat()
+        except OSError as exc:
+            if exc.errno not in _GONE_ERRNOS:
+                return f"cannot be read: {exc.strerror}"
+        else:
+            return "still on disk, but this run did not read it"
+        return self._folder(path.parent)
+
+    def _folder(self, folder: Path) -> str | None:
+        if folder in self._folders:
+            return self._folders[folder]
+        try:
+            folder.lstat()
+        except OSError as exc:
+            if exc.errno in _GONE_ERRNOS and folder.parent != folder:
+                why = self._folder(folder.parent)  # gone too: look further up
+            else:
+                why = f"{path_text(folder)} cannot be read: {exc.strerror}"
+        else:
+            try:
+                with os.scandir(folder) as entries:
+                    empty = next(entries, None) is None
+            except OSError as exc:
+                why = f"{path_text(folder)} cannot be listed: {exc.strerror}"
+            else:
+                why = (
+                    f"{path_text(folder)} is empty (an unmounted drive looks like this; "
+                    "remove the empty folder to forget its files)"
+                    if empty
+                    else None
+                )
+        self._folders[folder] = why
+        return why
+
+
+def prune(
+    store: Collection,
+    *,
+    roots: Iterable[str],
+    here_now: Mapping[str, set[str]],
+    hashed: Mapping[str, str | None],
+    shard: Callable[[str], bool],
+    dry_run: bool,
+) -> PruneOutcome:
+    """Drop stored paths under ``roots`` that are gone or hold other content now.
+
+    Args:
+        store: the collection.
+        roots: the job's roots, resolved, as stored path texts.
+        here_now: content hash -> the paths where this run found it.
+        hashed: every path this run read -> its content hash (None: could not be read).
+        shard: whether a content hash belongs to this job's shard.
+        dry_run: count and list, change nothing.
+    """
+    roots = list(roots)
+    outcome = PruneOutcome()
+    where = _Whereabouts()
+    for record in store.scroll(fields=["paths", "content_sha256"]):
+        pid, sha = record.id, str(record.payload.get("content_sha256", ""))
+        paths = list(record.payload.get("paths") or [])
+        if not sha or not shard(sha):
+            continue
+        found = here_now.get(sha, set())
+        keep = []
+        for path in paths:
+            if not _under(path, roots) or path in found:
+                keep.append(path)
+                continue
+            if path in hashed:
+                why = None if hashed[path] is not None else "could not be read"
+            else:
+                why = where.why_kept(path)
+            if why is None:
+                outcome.pruned.append(path)
+            else:
+                keep.append(path)
+                outcome.kept.append((path, why))
+        if len(keep) == len(paths):
+            continue
+        outcome.pruned_paths += len(paths) - len(keep)
+        if not keep:
+            outcome.deleted.append(pid)
+        elif not dry_run:
+            store.set_paths(pid, sorted(keep))
+    outcome.deleted_points = len(outcome.deleted)
+    if outcome.deleted and not dry_run:
+        store.delete(outcome.deleted)
+    return outcome

@@ -1,0 +1,156 @@
+"""The quantised scan answers what the exact flat scan answers, on uniform and clustered data.
+
+The default tier runs it at 20k vectors with the quantised path forced on (the threshold set
+to 0); the slow tier at 100k and a million, where the issue's bar is set: top-k ids equal to
+the exact flat search on >= 99.9 % of queries, scores within 1e-5 after the re-rank.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.snapshot_factory import VectorSpec, export_arrays, model_info, queries
+from timbre.store import SearchFilter
+from timbre.store.snapshot import ScanOptions, Snapshot, load_snapshot
+from timbre.store.snapshot.quantiser import Sq8
+from timbre.store.snapshot.scan import QuantisedScan, Selection
+
+DIM = 768
+SCORE_TOL = 1e-5
+
+
+def _load(snapshots: Path, dim: int, *, quantised: bool, threads: int = 2) -> Snapshot:
+    scan = ScanOptions(quantised_min_vectors=0, threads=threads) if quantised else None
+    return load_snapshot(snapshots, model_info(dim), mmap_min_bytes=0, scan=scan)
+
+
+def _agreement(
+    snapshot: Snapshot,
+    reference: Snapshot,
+    qs: np.ndarray,
+    k: int,
+    selection: Selection | None = None,
+) -> float:
+    """Share of queries whose top-k rows equal the exact flat scan's; asserts the scores agree.
+
+    The reference is the flat scan itself, not another brute force: a GEMM over all queries
+    rounds differently (~1e-7) and reorders near-ties among near-identical vectors.
+    """
+    same = 0
+    for q in qs:
+        want_s, want_r = reference.scan.top(q, k, selection)
+        got_s, got_r = snapshot.scan.top(q, k, selection)
+        np.testing.assert_allclose(got_s, want_s, atol=SCORE_TOL, rtol=0)
+        same += bool(np.array_equal(got_r, want_r))
+    return same / len(qs)
+
+
+@pytest.fixture(scope="module", params=["uniform", "clustered"])
+def small(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[VectorSpec, Path]:
+    spec = VectorSpec(20_000, DIM, request.param, seed=3)
+    snapshots = tmp_path_factory.mktemp(f"scan-{request.param}") / "snapshots"
+    export_arrays(spec, snapshots)
+    return spec, snapshots
+
+
+def test_the_bound_holds_for_every_stored_vector() -> None:
+    spec = VectorSpec(5000, DIM, "clustered", seed=5)
+    vectors = spec.array()
+    coarse = Sq8.from_range(vectors.min(0), vectors.max(0))
+    codes = coarse.encode(vectors)
+    params = coarse.params.copy()
+    params[2] = np.abs(coarse.decode(codes) - vectors).max(0)
+    quantiser = Sq8(params)
+    approx = quantiser.decode(codes)
+    assert 0 < params[2].max() <= (params[1] / 255).max()  # at most one level
+    for q in queries(spec, 30):
+        gap = np.abs(vectors @ q - approx @ q).max()
+        assert gap <= quantiser.bound(q)
+        # ... and the SIMD scan scores like the decoded vectors (to float32 rounding).
+        scores, rows = quantiser.top(codes, q, 50, None)
+        np.testing.assert_allclose(scores, approx[rows] @ q, atol=2e-5)
+
+
+def test_quantised_top_k_equals_the_exact_scan(
+    small: tuple[VectorSpec, Path],
+) -> None:
+    spec, snapshots = small
+    quantised = _load(snapshots, DIM, quantised=True)
+    flat = _load(snapshots, DIM, quantised=False)
+    assert isinstance(quantised.scan, QuantisedScan)
+    qs = queries(spec, 90)
+    assert _agreement(quantised, flat, qs, 10) == 1.0
+    assert _agreement(quantised, flat, qs[:15], 100) == 1.0
+    if spec.kind == "clustered":
+        # Tight clusters of ~1,000 near-identical vectors defeat a 512-candidate first pass;
+        # the second pass must have been needed (and taken) for some of these queries.
+        assert quantised.scan.second_passes > 0
+
+
+def test_filtered_quantised_scan_equals_the_exact_scan(
+    small: tuple[VectorSpec, Path],
+) -> None:
+    spec, snapshots = small
+    quantised = _load(snapshots, DIM, quantised=True, threads=3)
+    flat = _load(snapshots, DIM, quantised=False)
+    qs = queries(spec, 30)
+    for kind in ("loop", "one_shot"):
+        selection = quantised.select(SearchFilter(kind=kind))
+        assert selection is not None
+        assert selection.count == sum(1 for r in range(spec.n) if (r % 3 == 0) == (kind == "loop"))
+        assert _agreement(quantised, flat, qs, 10, selection) == 1.0
+
+
+def test_paging_and_hits_agree_between_flat_and_quantised(
+    small: tuple[VectorSpec, Path],
+) -> None:
+    spec, snapshots = small
+    flat = _load(snapshots, DIM, quantised=False)
+    quantised = _load(snapshots, DIM, quantised=True, threads=1)
+    assert flat.scan.kind == "flat" and quantised.scan.kind == "sq8"
+    loops = flat.select(SearchFilter(kind="loop"))
+    for q in queries(spec, 4, seed=4):
+        for offset in (0, 7, 600):
+            assert quantised.search(q, 10, offset) == flat.search(q, 10, offset)
+            assert quantised.search(q, 5, offset, loops) == flat.search(q, 5, offset, loops)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(7200)  # a million: export ~5 min, 2 x 1,100 scans of 3 GB or 0.8 GB
+@pytest.mark.parametrize("n", [100_000, 1_000_000])
+@pytest.mark.parametrize("kind", ["uniform", "clustered"])
+def test_quantised_scan_at_scale(n: int, kind: str, tmp_path: Path) -> None:
+    spec = VectorSpec(n, DIM, kind, seed=11)
+    export_arrays(spec, tmp_path / "snapshots")
+    quantised = _load(tmp_path / "snapshots", DIM, quantised=True, threads=0)
+    flat = _load(tmp_path / "snapshots", DIM, quantised=False)
+    qs = queries(spec, 1000, seed=12)
+    assert _agreement(quantised, flat, qs, 10) >= 0.999
+    loops = quantised.select(SearchFilter(kind="loop"))
+    assert loops is not None
+    assert _agreement(quantised, flat, qs[::10], 10, loops) >= 0.99  # 100: one may differ
+
+
+def test_range_bounds_inclusive_and_exclusive() -> None:
+    from types import SimpleNamespace
+
+    from timbre.store.snapshot.columns import _range_slice
+
+    values = np.array([1.0, 2.0, 2.0, 3.0, 4.0])
+
+    def rows(**bounds: float) -> list[float]:
+        full = {"gte": None, "lte": None, "gt": None, "lt": None, **bounds}
+        lo, hi = _range_slice(values, SimpleNamespace(**full))  # type: ignore[arg-type]
+        return values[lo:hi].tolist()
+
+    assert rows(gte=2.0, lte=3.0) == [2.0, 2.0, 3.0]
+    assert rows(gt=2.0, lte=3.0) == [3.0]
+    assert rows(gte=2.0, lt=3.0) == [2.0, 2.0]
+    assert rows(gt=1.0, lt=4.0) == [2.0, 2.0, 3.0]
+    assert rows(gt=3.0, lt=3.0) == []
+    assert rows() == values.tolist()

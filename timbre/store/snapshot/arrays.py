@@ -1,0 +1,76 @@
+"""``.npy`` files written a page at a time, and read back memory-mapped or into RAM.
+
+An export does not know its row count until the store's scroll ends (writes may land while it
+runs), and a million 768-d vectors are 3 GB: holding them in memory to ``np.save`` them at the
+end would cost the exporting process (often the service itself) that much. So rows are
+appended behind a fixed-size header that is filled in when the count is known.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+from typing import IO, Literal
+
+import numpy as np
+
+from timbre.errors import SnapshotError
+
+HEADER_BYTES = 128
+"""Room for the ``.npy`` 1.0 header: magic, version, length and the dict, padded with spaces
+(numpy itself pads to a multiple of 64; a shape of any realistic size fits in 128)."""
+
+
+class NpyAppender:
+    """A 2-D (or 1-D) ``.npy`` file built by appending rows, readable by ``np.load``.
+
+    Args:
+        path: the file to create (replaced if it exists).
+        dtype: element type of every row.
+        row_shape: shape of one row (``(dim,)``; ``()`` for a 1-D array).
+    """
+
+    def __init__(self, path: Path, dtype: type | np.dtype, row_shape: tuple[int, ...]) -> None:
+        self.path = path
+        self.dtype = np.dtype(dtype)
+        self.row_shape = row_shape
+        self.rows = 0
+        self._out: IO[bytes] = path.open("wb")
+        self._out.write(b"\0" * HEADER_BYTES)
+
+    def append(self, rows: np.ndarray) -> None:
+        if rows.shape[1:] != self.row_shape:
+            raise SnapshotError(
+                f"{self.path.name}: rows of shape {rows.shape[1:]}, not {self.row_shape}"
+            )
+        self._out.write(np.ascontiguousarray(rows, dtype=self.dtype).tobytes())
+        self.rows += len(rows)
+
+    def finish(self) -> None:
+        """Write the header for the rows appended, flush and fsync, close."""
+        self._out.seek(0)
+        self._out.write(npy_header(self.dtype, (self.rows, *self.row_shape)))
+        self._out.flush()
+        os.fsync(self._out.fileno())
+        self._out.close()
+
+    def close(self) -> None:
+        self._out.close()
+
+
+def npy_header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
+    """The ``.npy`` 1.0 header of a C-ordered array, exactly :data:`HEADER_BYTES` long."""
+    descr = np.lib.format.dtype_to_descr(dtype)
+    described = repr({"descr": descr, "fortran_order": False, "shape": shape})
+    room = HEADER_BYTES - 10  # 6 magic + 2 version + 2 length bytes
+    if len(described) + 1 > room:
+        raise SnapshotError(f"an array of shape {shape} does not fit the reserved header")
+    text = described.ljust(room - 1) + "\n"
+    return np.lib.format.magic(1, 0) + struct.pack("<H", room) + text.encode("latin1")
+
+
+def load_array(path: Path, *, mmapped: bool) -> np.ndarray:
+    """An ``.npy`` array, memory-mapped read-only or read into RAM (never pickled objects)."""
+    mode: Literal["r"] | None = "r" if mmapped else None
+    return np.load(path, mmap_mode=mode, allow_pickle=False)
