@@ -2,18 +2,32 @@
 
 Priority per field, most explicit first: the file's own tags, then its file name, then its
 folders from the nearest up (genre reads folders from the top: packs and genre folders sit
-there). Every field may stay None; no guess ever blocks indexing.
+there), then, for BPM and key, the audio itself (:mod:`timbre.audio.analysis`). Every field
+may stay None; no guess ever blocks indexing.
+
+How BPM and key were obtained travels with them: ``bpm_source`` / ``key_source`` are
+``tags``, ``name`` (the file or folder names) or ``audio``, None when unknown.
+``bpm_confidence`` / ``key_confidence`` (0..1) rate an estimate from the audio and are None
+for a stated value: a value a producer wrote is not estimated, and rating it 1.0 would
+claim a certainty nobody measured (names can be wrong); filter on the source to trust only
+stated values. Audio BPM goes to loops only (a one-shot never gets a BPM); an audio key goes
+to anything clearly pitched, which leaves drums and noise without one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ingest.names import Vocabulary, guess_kind, parse_bpm, parse_key, tokens
 from ingest.tags import FileTags
+from timbre.audio.analysis import Heard
+
+Listen = Callable[[bool, bool], Heard | None]
+"""``listen(tempo, key)``: what the file's audio says, estimating only what is asked
+(None when the analysis failed)."""
 
 
 @dataclass(frozen=True)
@@ -41,26 +55,55 @@ class AudioFacts:
 
 
 def describe(
-    path: Path, root: Path, audio: AudioFacts, tags: FileTags, rules: MetadataRules
+    path: Path,
+    root: Path,
+    audio: AudioFacts,
+    tags: FileTags,
+    rules: MetadataRules,
+    *,
+    listen: Listen | None = None,
 ) -> dict[str, Any]:
-    """The descriptive payload fields of one file (identity and model fields are added later)."""
+    """The descriptive payload fields of one file (identity and model fields are added later).
+
+    Args:
+        path: the file.
+        root: the library root it was found under (its first folder is the pack).
+        audio: what decoding said.
+        tags: the file's own tags.
+        rules: the vocabularies.
+        listen: the audio analysis, asked for the tempo of a loop and the key of anything
+            whose names and tags state none; None when the audio is not at hand.
+    """
     relative = path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
     folders = list(relative.parts[:-1])
     stem = path.stem
     nearest_first = [stem, *reversed(folders)]
     pack = folders[0] if folders else None
 
-    bpm = tags.bpm or parse_bpm(*nearest_first)
+    name_bpm = parse_bpm(*nearest_first)
+    bpm, bpm_source = (tags.bpm, "tags") if tags.bpm else (name_bpm, "name" if name_bpm else None)
     genre = rules.genres.find(*(t for t in (tags.genre,) if t), *folders, stem)
     instrument = rules.instruments.find(*nearest_first)
-    key = tags.key or parse_key(*nearest_first)
+    name_key = parse_key(*nearest_first)
+    key, key_source = (tags.key, "tags") if tags.key else (name_key, "name" if name_key else None)
     kind = guess_kind(nearest_first, audio.duration_s, bpm)
     tag_words = {" ".join(tokens(f)) for f in folders[1:]} | {w for w in tags.words if w}
+
+    bpm_confidence = key_confidence = None
+    heard = listen(bpm is None and kind == "loop", key is None) if listen else None
+    if heard is not None and heard.tempo is not None and bpm is None and kind == "loop":
+        bpm, bpm_source, bpm_confidence = heard.tempo.bpm, "audio", heard.tempo.confidence
+    if heard is not None and heard.key is not None and key is None:
+        key, key_source, key_confidence = heard.key.key, "audio", heard.key.confidence
     return {
         "pack": pack,
         "genre": genre,
         "bpm": round(bpm, 3) if bpm else None,
+        "bpm_source": bpm_source,
+        "bpm_confidence": bpm_confidence,
         "key": key,
+        "key_source": key_source,
+        "key_confidence": key_confidence,
         "instrument": instrument,
         "kind": kind,
         "duration_s": round(audio.duration_s, 4),
@@ -68,4 +111,6 @@ def describe(
         "channels": audio.channels,
         "format": audio.format.lower(),
         "tags": sorted(w for w in tag_words if w),
+        "analysis_version": heard.version if heard else None,
+        "peaks": heard.peaks if heard else None,
     }

@@ -7,6 +7,7 @@ that is killed in the middle of a snapshot export.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import subprocess
@@ -106,7 +107,22 @@ def random_payload(rng: np.random.Generator, info: ModelInfo) -> dict[str, Any]:
         "tags": sorted({str(t) for t in rng.choice(TAGS, size=int(rng.integers(0, 4)))}),
     }
     sha = hashlib.sha256(rng.bytes(16)).hexdigest()
+    descriptive.update(_audio_facts(rng, descriptive))
     return build_payload(descriptive, content_sha256=sha, paths=paths, model=info)
+
+
+def _audio_facts(rng: np.random.Generator, descriptive: dict[str, Any]) -> dict[str, Any]:
+    """Sources, confidences, analysis version and peaks, as ingest writes them."""
+    out: dict[str, Any] = {}
+    for field in ("bpm", "key"):
+        source = str(rng.choice(["name", "tags", "audio"])) if descriptive[field] else None
+        out[f"{field}_source"] = source
+        out[f"{field}_confidence"] = (
+            round(float(rng.uniform(0.2, 1)), 3) if source == "audio" else None
+        )
+    out["analysis_version"] = "timbre-dsp-1+peaks1"
+    out["peaks"] = base64.b64encode(rng.integers(0, 256, 200, dtype=np.uint8).tobytes()).decode()
+    return out
 
 
 @dataclass

@@ -75,6 +75,14 @@ class HitOut(BaseModel):
     channels: int | None = None
     format: str | None = None
     tags: list[str] = []
+    bpm_source: str | None = Field(default=None, description="tags, name or audio")
+    bpm_confidence: float | None = Field(default=None, description="0..1, audio estimates only")
+    key_source: str | None = Field(default=None, description="tags, name or audio")
+    key_confidence: float | None = Field(default=None, description="0..1, audio estimates only")
+    analysis_version: str | None = None
+    peaks: str | None = Field(
+        default=None, description="waveform: base64 of 200 bytes, 255 = full scale"
+    )
     content_sha256: str | None = None
     ingested_at: str | None = None
     audio_url: str
