@@ -10,8 +10,10 @@ How BPM and key were obtained travels with them: ``bpm_source`` / ``key_source``
 ``bpm_confidence`` / ``key_confidence`` (0..1) rate an estimate from the audio and are None
 for a stated value: a value a producer wrote is not estimated, and rating it 1.0 would
 claim a certainty nobody measured (names can be wrong); filter on the source to trust only
-stated values. Audio BPM goes to loops only (a one-shot never gets a BPM); an audio key goes
-to anything clearly pitched, which leaves drums and noise without one.
+stated values. Audio BPM goes to loops only (a one-shot never gets a BPM): a clip the names
+call neither is a loop when its sound has a steady pulse and lasts whole bars of it, else the
+duration rule of :func:`~ingest.names.guess_kind` holds. An audio key goes to anything clearly
+pitched, which leaves drums and noise without one.
 """
 
 from __future__ import annotations
@@ -21,9 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ingest.names import Vocabulary, guess_kind, parse_bpm, parse_key, tokens
+from ingest.names import Vocabulary, guess_kind, parse_bpm, parse_key, stated_kind, tokens
 from ingest.tags import FileTags
 from timbre.audio.analysis import Heard
+
+PROMOTE_MIN = 0.3
+"""Least tempo confidence for a clip the names leave undecided to become a loop by its sound
+(it must also last whole bars at that tempo)."""
 
 Listen = Callable[[bool, bool], Heard | None]
 """``listen(tempo, key)``: what the file's audio says, estimating only what is asked
@@ -90,9 +96,15 @@ def describe(
     tag_words = {" ".join(tokens(f)) for f in folders[1:]} | {w for w in tags.words if w}
 
     bpm_confidence = key_confidence = None
-    heard = listen(bpm is None and kind == "loop", key is None) if listen else None
-    if heard is not None and heard.tempo is not None and bpm is None and kind == "loop":
-        bpm, bpm_source, bpm_confidence = heard.tempo.bpm, "audio", heard.tempo.confidence
+    # A clip the names do not call a loop or a one-shot may still prove a loop by its sound
+    # (a one- or two-bar loop is shorter than the 4 s the duration rule wants).
+    undecided = kind == "one_shot" and stated_kind(nearest_first) is None
+    heard = listen(bpm is None and (kind == "loop" or undecided), key is None) if listen else None
+    tempo = heard.tempo if heard is not None and bpm is None else None
+    if tempo is not None and kind != "loop" and tempo.bars and tempo.confidence >= PROMOTE_MIN:
+        kind = guess_kind(nearest_first, audio.duration_s, tempo.bpm)
+    if tempo is not None and kind == "loop":
+        bpm, bpm_source, bpm_confidence = tempo.bpm, "audio", tempo.confidence
     if heard is not None and heard.key is not None and key is None:
         key, key_source, key_confidence = heard.key.key, "audio", heard.key.confidence
     return {
