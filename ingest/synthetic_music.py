@@ -146,6 +146,7 @@ def chord_loop(
     progression: int = 0,
     seed: int = 0,
     stabs: bool = False,
+    detune_cents: float = 0.0,
 ) -> np.ndarray:
     """A chord loop in ``key``: one diatonic triad per bar over its root in the bass.
 
@@ -157,6 +158,7 @@ def chord_loop(
         progression: index into :data:`MAJOR_PROGRESSIONS` or :data:`MINOR_PROGRESSIONS`.
         seed: for the voicing's octave, the timbre and the phases.
         stabs: chords played as short stabs on every beat instead of held (a pluck loop).
+        detune_cents: the whole loop off A440 tuning by this much (a sample pitched by ear).
     """
     rng = np.random.default_rng(seed)
     tonic, minor = parse_test_key(key)
@@ -166,6 +168,7 @@ def chord_loop(
     out = np.zeros(round(bars * bar_s * sr))  # the same length as drum_loop's
     base_midi = 48 + int(rng.integers(0, 12))  # chords sit around C3-C4
     harmonics = int(rng.integers(3, 8))
+    a4_hz = 440.0 * 2 ** (detune_cents / 1200)
     for bar in range(bars):
         offset = roots[bar % len(roots)]
         root_pc = (tonic + offset) % 12
@@ -180,8 +183,8 @@ def chord_loop(
             env = np.exp(-(np.arange(bar_n) % beat_n) / sr * 6.0)
         else:
             env = np.minimum(1.0, t / 0.02) * np.minimum(1.0, (t[-1] - t) / 0.02 + 1e-3)
-        tone = sum(_voice(440 * 2 ** ((m - 69) / 12), bar_n, sr, harmonics) for m in notes)
-        low = _voice(440 * 2 ** ((bass - 69) / 12), bar_n, sr, 3)
+        tone = sum(_voice(a4_hz * 2 ** ((m - 69) / 12), bar_n, sr, harmonics) for m in notes)
+        low = _voice(a4_hz * 2 ** ((bass - 69) / 12), bar_n, sr, 3)
         out[start : start + bar_n] = env * (0.6 * tone / 3 + 0.5 * low)
     return (0.9 * out / max(1e-9, float(np.abs(out).max()))).astype(np.float32)
 

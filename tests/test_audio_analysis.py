@@ -58,11 +58,17 @@ def test_drum_loop_tempo_is_the_producers_bpm(
     assert 0.3 <= found.confidence <= 1.0
 
 
-def test_swing_and_human_timing_keep_the_tempo(tmp_path: Path) -> None:
-    loop = drum_loop(97, 4, 44100, pattern="boom_bap", swing=0.3, jitter_ms=4, seed=5)
-    audio = _decoded(tmp_path, loop, 44100)
+@pytest.mark.parametrize(
+    ("bpm", "pattern", "bars", "sr"),
+    [(97, "boom_bap", 4, 44100), (150, "four_on_the_floor", 1, 48000)],
+)
+def test_swing_and_human_timing_keep_the_tempo(
+    tmp_path: Path, bpm: int, pattern: str, bars: int, sr: int
+) -> None:
+    loop = drum_loop(bpm, bars, sr, pattern=pattern, swing=0.3, jitter_ms=3, seed=21)
+    audio = _decoded(tmp_path, loop, sr)
     found = estimate_tempo(audio.samples, audio.sample_rate, audio.duration_s)
-    assert found is not None and found.bpm == 97
+    assert found is not None and found.bpm == bpm
 
 
 def test_a_clip_that_is_not_whole_bars_gets_the_combs_estimate(tmp_path: Path) -> None:

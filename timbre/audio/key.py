@@ -138,6 +138,7 @@ def chroma(samples: np.ndarray, sample_rate: int) -> Chroma:
     a, b, c = log[rows, cols - 1], log[rows, cols], log[rows, cols + 1]
     denom = a - 2 * b + c
     offset = np.where(denom < 0, 0.5 * (a - c) / np.where(denom < 0, denom, -1.0), 0.0)
+    offset = np.clip(offset, -0.5, 0.5)  # a local maximum's vertex lies within half a bin
     hz = (lo - 1 + cols + offset) * bin_hz
     weight = band[rows, cols]
     # A partial's power spills into the bins beside it: count the peak and its neighbours.

@@ -88,6 +88,7 @@ class TempoEstimate:
         bars: the whole number of 4/4 bars the clip lasts at ``bpm``, or None when the
             duration is not whole bars (then ``bpm`` is the comb's estimate).
         accent_bpm: the tempo the accents suggested for the octave, None when too few.
+        comb_bpm: the comb's own estimate at that octave, before the length refined it.
     """
 
     bpm: float
@@ -95,6 +96,7 @@ class TempoEstimate:
     pulse_clarity: float
     bars: int | None
     accent_bpm: float | None
+    comb_bpm: float
 
 
 def band_onsets(samples: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray, float]:
@@ -204,8 +206,9 @@ def _peak_bpm(score: np.ndarray, bpms: np.ndarray, i: int) -> float:
     if 0 < i < score.shape[0] - 1:
         a, b, c = score[i - 1 : i + 2]
         denom = a - 2 * b + c
-        if denom < 0:
-            return float(bpms[i] + 0.5 * (a - c) / denom * GRID_BPM)
+        if denom < 0:  # a maximum: the vertex lies within half a step of it
+            shift = min(0.5, max(-0.5, 0.5 * (a - c) / denom))
+            return float(bpms[i] + shift * GRID_BPM)
     return float(bpms[i])
 
 
@@ -245,6 +248,7 @@ def estimate_tempo(
         i = int(near[np.argmax(salience[near])])
         family.append(_peak_bpm(salience, bpms, i))
     accent = _accent_bpm(rise, tops, fps)
+    accent = round(accent, 2) if accent else None
     comb = (
         min(family, key=lambda f: abs(math.log2(f / accent)))
         if accent
@@ -262,11 +266,17 @@ def estimate_tempo(
     anchor = accent or comb
     if confirmed:
         bpm, bars = min(confirmed, key=lambda c: abs(math.log2(c[0] / anchor)))
-        return TempoEstimate(float(bpm), round(clarity, 3), round(clarity, 3), bars, accent)
+        return TempoEstimate(
+            float(bpm), round(clarity, 3), round(clarity, 3), bars, accent, round(comb, 2)
+        )
     short = [(bpm, bars) for bpm, bars in fits if bars <= SHORT_LOOP_BARS]
     if short:
         bpm, bars = min(short, key=lambda c: abs(math.log2(c[0] / anchor)))
         confidence = SHORT_LOOP_CONFIDENCE * clarity
-        return TempoEstimate(float(bpm), round(confidence, 3), round(clarity, 3), bars, accent)
+        return TempoEstimate(
+            float(bpm), round(confidence, 3), round(clarity, 3), bars, accent, round(comb, 2)
+        )
     confidence = UNFITTED_CONFIDENCE * clarity
-    return TempoEstimate(round(comb, 1), round(confidence, 3), round(clarity, 3), None, accent)
+    return TempoEstimate(
+        round(comb, 1), round(confidence, 3), round(clarity, 3), None, accent, round(comb, 2)
+    )
