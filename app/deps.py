@@ -5,7 +5,8 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from app.jobs import IngestJobs
 from app.metrics import Metrics
@@ -35,33 +36,35 @@ ServiceDep = Annotated[SearchService, Depends(get_service)]
 ApiDep = Annotated[ApiSettings, Depends(get_api)]
 JobsDep = Annotated[IngestJobs, Depends(get_jobs)]
 
+# Declared as security schemes, so the OpenAPI document (and /docs) knows how to send the key;
+# auto_error=False because the decision, and its problem body, are ours.
+_KEY_HEADER = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="The API key (setting api.api_key)."
+)
+_BEARER = HTTPBearer(auto_error=False, description="The API key as a bearer token.")
+KeyHeader = Annotated[str | None, Security(_KEY_HEADER)]
+BearerToken = Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)]
 
-def _presented_key(request: Request) -> str | None:
-    key = request.headers.get("x-api-key")
-    if key:
-        return key
-    auth = request.headers.get("authorization", "")
-    scheme, _, token = auth.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
-
-def _check_key(request: Request, api: ApiSettings) -> None:
+def _check_key(
+    api: ApiSettings, header: str | None, bearer: HTTPAuthorizationCredentials | None
+) -> None:
     if api.api_key is None:
         return
-    given = _presented_key(request)
+    given = header or (bearer.credentials.strip() if bearer is not None else None)
     expected = api.api_key.get_secret_value()
     # Constant-time comparison: response timing must not reveal how much of a key matched.
-    if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
+    if not given or not hmac.compare_digest(given.encode(), expected.encode()):
         raise AuthError("a valid API key is required (X-API-Key header or Authorization: Bearer)")
 
 
-def require_write(request: Request, api: ApiDep) -> None:
-    _check_key(request, api)
+def require_write(api: ApiDep, header: KeyHeader, bearer: BearerToken) -> None:
+    _check_key(api, header, bearer)
 
 
-def require_read(request: Request, api: ApiDep) -> None:
+def require_read(api: ApiDep, header: KeyHeader, bearer: BearerToken) -> None:
     if api.require_key_for_reads:
-        _check_key(request, api)
+        _check_key(api, header, bearer)
 
 
 def paging(api: ApiSettings, top_k: int | None, offset: int) -> tuple[int, int]:

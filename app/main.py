@@ -14,8 +14,10 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import problems
+from app.bodies import BodyGuard
 from app.jobs import IngestJobs, IngestRunner
 from app.metrics import Metrics
+from app.openapi import build_openapi
 from app.routes import ROUTERS
 from timbre import __version__
 from timbre.search import SearchService
@@ -75,18 +77,31 @@ def create_app(
         summary="Semantic search for audio sample libraries: text, audio and hybrid queries.",
         lifespan=lifespan,
     )
+    # Built on first use, once every route is in: the schema of this configuration.
+    app.openapi = lambda: build_openapi(app, api, ROUTERS)  # type: ignore[method-assign]
     app.state.service = service
     app.state.api = api
     app.state.metrics = metrics
     app.state.jobs = IngestJobs(ingest_runner, on_change=metrics.ingest_running.set)
 
-    problems.install(app, on_error=lambda code: metrics.errors.labels(code).inc())
+    def count_problem(code: str) -> None:
+        metrics.errors.labels(code).inc()
+
+    problems.install(app, on_error=count_problem)
+    # Innermost of the middlewares, so that metrics and CORS see its refusals too.
+    app.add_middleware(
+        BodyGuard,
+        openapi=app.openapi,
+        json_limit_bytes=api.max_body_bytes,
+        upload_limit_bytes=api.max_upload_bytes,
+        on_problem=count_problem,
+    )
     app.add_middleware(_MetricsMiddleware, metrics=metrics)
     if api.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=api.cors_origins,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "HEAD", "POST"],
             allow_headers=["Content-Type", "X-API-Key", "Authorization", "Range"],
         )
     for router in ROUTERS:

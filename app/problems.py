@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -41,8 +42,60 @@ class AuthError(Exception):
     """Missing or wrong API key."""
 
 
-class PayloadTooLargeError(Exception):
-    """An upload over the size limit."""
+class PayloadTooLargeError(StarletteHTTPException):
+    """A request body over its size limit.
+
+    An HTTPException, so that FastAPI's own body reader passes it on unchanged (it turns every
+    other exception raised while reading a body into a bare 400).
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(413, detail)
+
+
+class MalformedBodyError(Exception):
+    """A body that is not UTF-8 JSON at all (as opposed to JSON that fails validation)."""
+
+
+# Statuses the framework raises itself, and the stable code each problem carries.
+_HTTP_CODES = {
+    400: "malformed_body",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
+    416: "range_not_satisfiable",
+}
+_HTTP_TITLES = {
+    400: "Malformed body",
+    413: "Payload too large",
+    415: "Unsupported media type",
+    416: "Range not satisfiable",
+}
+
+
+def malformed_detail(exc: BaseException, field: str = "body") -> str | None:
+    """What is wrong with a body that could not be decoded as JSON; None for other errors."""
+    if isinstance(exc, UnicodeDecodeError):
+        return f"{field}: not valid UTF-8 (byte {exc.start})"
+    if isinstance(exc, RecursionError):
+        return f"{field}: JSON nested too deeply"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{field}: not valid JSON ({exc.msg} at char {exc.pos})"
+    if isinstance(exc, ValueError):  # e.g. an integer of more digits than Python converts
+        return f"{field}: not valid JSON ({exc})"
+    return None
+
+
+def parse_json(raw: bytes | str, field: str = "body") -> Any:
+    """Decode JSON the way FastAPI's own routes do, as a 400 problem when it is not JSON."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError, JSONDecodeError
+        detail = malformed_detail(exc, field)
+        if detail is None:
+            raise
+        raise MalformedBodyError(detail) from exc
 
 
 def problem(
@@ -64,6 +117,17 @@ def problem(
     if errors:
         body["errors"] = errors
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def unsupported_media(detail: str, accepted: list[str]) -> JSONResponse:
+    """415, with the media types the route takes in ``Accept`` (RFC 9110, section 15.5.16)."""
+    return problem(
+        415,
+        "Unsupported media type",
+        detail,
+        "unsupported_media_type",
+        headers={"Accept": ", ".join(accepted)},
+    )
 
 
 def status_of(exc: TimbreError) -> tuple[int, str]:
@@ -95,6 +159,14 @@ def install(app: FastAPI, on_error: Any = None) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        invalid_json = [e for e in exc.errors() if e.get("type") == "json_invalid"]
+        if invalid_json:  # FastAPI reports a JSON syntax error as validation; it is not JSON
+            error = invalid_json[0]
+            position = error["loc"][-1] if error.get("loc") else 0
+            reason = (error.get("ctx") or {}).get("error", error.get("msg", ""))
+            count("malformed_body")
+            detail = f"body: not valid JSON ({reason} at char {position})"
+            return problem(400, "Malformed body", detail, "malformed_body")
         errors = [
             {"field": ".".join(str(p) for p in err["loc"] if p != "body"), "reason": err["msg"]}
             for err in exc.errors()
@@ -110,19 +182,24 @@ def install(app: FastAPI, on_error: Any = None) -> None:
             401, "Unauthorized", str(exc), "unauthorized", headers={"WWW-Authenticate": "Bearer"}
         )
 
-    @app.exception_handler(PayloadTooLargeError)
-    async def _too_large(request: Request, exc: PayloadTooLargeError) -> JSONResponse:
-        count("too_large")
-        return problem(413, "Payload too large", str(exc), "too_large")
+    @app.exception_handler(MalformedBodyError)
+    async def _malformed(request: Request, exc: MalformedBodyError) -> JSONResponse:
+        count("malformed_body")
+        return problem(400, "Malformed body", str(exc), "malformed_body")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        status = exc.status_code
+        code = _HTTP_CODES.get(status, "http_error")
+        detail = str(exc.detail)
+        # FastAPI turns a body it cannot decode into a bare 400; name what was wrong with it.
+        if status == 400 and exc.__cause__ is not None:
+            detail = malformed_detail(exc.__cause__) or detail
         count(code)
         return problem(
-            exc.status_code,
-            str(exc.detail),
-            str(exc.detail),
+            status,
+            _HTTP_TITLES.get(status, detail),
+            detail,
             code,
             headers=getattr(exc, "headers", None),
         )

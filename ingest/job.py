@@ -20,6 +20,7 @@ from ingest.pipeline import Embedder, IngestJob, JobOptions, JobResult, Limits
 from ingest.report import Counts, FailureLog
 from timbre.embedding.info import ModelInfo
 from timbre.embedding.runtime import select_device
+from timbre.labels import Labeller
 from timbre.settings import Settings
 from timbre.store import VectorStore, snapshots_dir
 from timbre.store.snapshot import export_snapshot
@@ -52,12 +53,14 @@ def run_ingest(
     store: VectorStore,
     snapshot: bool | None = None,
     listener: Callable[[Counts], None] | None = None,
+    labeller: Labeller | None = None,
 ) -> JobResult:
     """Run one job: index the roots, publish a re-index if one was built, export a snapshot.
 
     When the live collection was built by other models (or another schema), the job builds a
     new versioned collection and publishes it when complete, so searches never see a half-built
     index. A sharded job (one of several workers) leaves publishing to ``timbre store publish``.
+    With a ``labeller``, every new point gets its zero-shot labels before it is written.
     """
     data = settings.data_dir
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -83,6 +86,7 @@ def run_ingest(
         else FeatureCache(data / "cache" / "mert", model.mert, model.pipeline_version),
         failures=FailureLog(None if dry else reports / f"ingest-{stamp}-failures.jsonl"),
         listener=listener,
+        labeller=labeller,
     )
     result = job.run()
     if generation is not None:

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from timbre.musickey import NOTE, QUALITY, canonical_key
+from timbre.musickey import NOTE, QUALITY, display_key
 
 BPM_RANGE = (50.0, 220.0)
 """Plausible tempos (BPM); numbers outside are sample numbers, drum machine models (808)..."""
@@ -50,7 +50,8 @@ def parse_bpm(*names: str) -> float | None:
 
 
 def parse_key(*names: str) -> str | None:
-    """The musical key stated in the first name that states one.
+    """The musical key stated in the first name that states one, spelled as the name spells it
+    (``Bbm`` stays ``Bbm``; the store folds enharmonics for filters and facets).
 
     A bare letter ("Kick A.wav") is too often a variation label, so a key needs a quality
     (``Am``, ``C major``), an accidental (``F#``) or the word "key" before it.
@@ -58,10 +59,10 @@ def parse_key(*names: str) -> str | None:
     for name in names:
         match = _KEY_WORD.search(name)
         if match:
-            return canonical_key(match["root"], match["acc"], match["quality"])
+            return display_key(match["root"], match["acc"], match["quality"])
         for match in _KEY.finditer(name.replace("_", " ").replace("-", " ")):
             if match["quality"] or match["acc"]:
-                return canonical_key(match["root"], match["acc"], match["quality"])
+                return display_key(match["root"], match["acc"], match["quality"])
     return None
 
 

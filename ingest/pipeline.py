@@ -38,6 +38,7 @@ from timbre.audio.analysis import Heard, analyse
 from timbre.audio.decode import decode_file
 from timbre.embedding.info import ModelInfo
 from timbre.errors import AudioError
+from timbre.labels import Labeller
 from timbre.store import Collection, Point, build_payload, point_id
 
 log = logging.getLogger("timbre.ingest")
@@ -193,8 +194,10 @@ class IngestJob:
         feature_cache: FeatureCache | None,
         failures: FailureLog,
         listener: Callable[[Counts], None] | None = None,
+        labeller: Labeller | None = None,
     ) -> None:
         self.o = options
+        self.labeller = labeller
         self.embedder = embedder
         self.store = store
         self.rules = rules
@@ -374,19 +377,22 @@ class IngestJob:
         with self.clock.stage("tower"):
             vectors = self.embedder.embed_features(features)  # type: ignore[arg-type]
         now = datetime.now(UTC)
-        points = [
-            Point(
-                point_id(item.sha256),
-                vector,
-                build_payload(
-                    item.payload,
-                    content_sha256=item.sha256,
-                    paths=item.paths,
-                    model=self.model,
-                    ingested_at=now,
-                ),
+        payloads = [
+            build_payload(
+                item.payload,
+                content_sha256=item.sha256,
+                paths=item.paths,
+                model=self.model,
+                ingested_at=now,
             )
-            for item, vector in zip(batch, vectors, strict=True)
+            for item in batch
+        ]
+        if self.labeller is not None:  # zero-shot category and auto tags from the vectors
+            for payload, labels in zip(payloads, self.labeller.label(vectors), strict=True):
+                payload.update(self.labeller.fields(labels, payload))
+        points = [
+            Point(point_id(item.sha256), vector, payload)
+            for item, vector, payload in zip(batch, vectors, payloads, strict=True)
         ]
         with self.clock.stage("upsert"):
             self.store.upsert(points)

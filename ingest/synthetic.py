@@ -142,8 +142,8 @@ PACKS = (
     ("Lofi Hip Hop Kit", "hip hop", 88.0),
     ("Liquid DnB Sessions", "drum and bass", 174.0),
 )
-# (as written in the file name, canonical form Timbre should read)
-KEYS = (("Am", "Am"), ("Cmaj", "C"), ("F#min", "F#m"), ("D major", "D"), ("Gm", "Gm"), ("Bb", "A#"))
+# (as written in the file name, the display form Timbre should read: spelling kept)
+KEYS = (("Am", "Am"), ("Cmaj", "C"), ("F#min", "F#m"), ("D major", "D"), ("Gm", "Gm"), ("Bb", "Bb"))
 LOOP_LABELS = {"drums": "Drum", "bass": "Bass", "pad": "Pad", "pluck": "Pluck"}
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest.names import BPM_RANGE
-from timbre.musickey import normalize_key
+from timbre.musickey import spell_key
 
 _RIFF_SCAN_BYTES = 1 << 20  # INFO and acid chunks sit before or just after the audio data
 
@@ -77,7 +77,7 @@ def _from_mutagen(path: Path, tags: FileTags) -> None:
 
     tags.bpm = _bpm(get("TBPM", "BPM", "TEMPO"))
     key_text = get("TKEY", "INITIALKEY", "KEY")
-    tags.key = normalize_key(key_text) if key_text else None
+    tags.key = spell_key(key_text) if key_text else None
     tags.genre = get("TCON", "GENRE")
     comment = get("COMM", "COMMENT", "DESCRIPTION")
     for text in (tags.genre, comment, get("TIT1", "GROUPING")):

@@ -10,6 +10,9 @@ import pytest
 from timbre.embedding.files import RandomWeightsWarning
 from timbre.settings import Settings, load_settings
 
+# The HTTP API tests' fixtures (one indexed library per session, shared by their modules).
+pytest_plugins = ["tests.api_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from timbre.embedding.info import ModelInfo
+from timbre.musickey import normalize_key
 from timbre.settings import load_settings
 from timbre.store import Point, SearchFilter, VectorStore, build_payload, open_store
 from timbre.store.schema import CollectionSchema
@@ -62,6 +63,8 @@ TAGS = (
     "clean",
 )
 FORMATS = ("wav", "flac", "aiff", "mp3")
+LABELS = ("kick", "snare", "hat", "pad", "bass", "vocal", "fx", "drum loop")
+CHARACTER = ("punchy", "warm", "dark", "bright", "dusty", "wide")
 CATEGORIES = ("Drums", "Bass", "Synths", "Vocals", "FX")
 SUBFOLDERS = ("One Shots", "Loops", "Kicks", "Snares", "Hats", "Textures")
 
@@ -108,7 +111,26 @@ def random_payload(rng: np.random.Generator, info: ModelInfo) -> dict[str, Any]:
     }
     sha = hashlib.sha256(rng.bytes(16)).hexdigest()
     descriptive.update(_audio_facts(rng, descriptive))
-    return build_payload(descriptive, content_sha256=sha, paths=paths, model=info)
+    payload = build_payload(descriptive, content_sha256=sha, paths=paths, model=info)
+    # Libraries spell keywords inconsistently: the store must match them case-insensitively.
+    for field in ("genre", "pack", "instrument"):
+        if payload[field] and rng.random() < 0.25:
+            payload[field] = (
+                str(payload[field]).title() if rng.random() < 0.5 else payload[field].upper()
+            )
+    if payload["tags"] and rng.random() < 0.25:
+        payload["tags"] = [t.capitalize() for t in payload["tags"]]
+    if rng.random() < 0.7:  # zero-shot labels, as ingest's labeller writes them
+        category = str(rng.choice(LABELS))
+        tags = sorted({category, *(str(t) for t in rng.choice(CHARACTER, size=2))})
+        payload.update(
+            category=category,
+            category_score=round(float(rng.uniform(0.2, 0.6)), 4),
+            auto_tags=tags,
+            auto_tag_scores={t: 0.3 for t in tags},
+            labels_version="vocab-test@random",
+        )
+    return payload
 
 
 def _audio_facts(rng: np.random.Generator, descriptive: dict[str, Any]) -> dict[str, Any]:
@@ -150,14 +172,23 @@ def make_dataset(n: int, *, seed: int = 0, info: ModelInfo | None = None) -> Dat
 # -- the oracle: independent of the store's translation (plain string prefixes, no `dirs`) --
 
 
+def oracle_fold(field: str, value: Any) -> Any:
+    """Case-insensitive (and, for keys, enharmonic) form, written independently of the store."""
+    if not isinstance(value, str):
+        return value
+    if field == "key":
+        return normalize_key(value) or value.lower()
+    return " ".join(value.lower().split())
+
+
 def oracle_matches(payload: dict[str, Any], f: SearchFilter) -> bool:
-    for field in ("genre", "instrument", "kind", "key", "pack", "tags"):
+    for field in ("genre", "instrument", "kind", "key", "pack", "tags", "category", "auto_tags"):
         allowed = getattr(f, field)
         if allowed is None:
             continue
         value = payload.get(field)
         values = value if isinstance(value, list) else [value]
-        if not set(values) & set(allowed):
+        if not {oracle_fold(field, v) for v in values} & {oracle_fold(field, a) for a in allowed}:
             return False
     for field, lo, hi in (
         ("bpm", f.bpm_min, f.bpm_max),
@@ -204,11 +235,29 @@ def random_filter(rng: np.random.Generator, data: Dataset) -> SearchFilter:
         {"duration_min_s": float(rng.uniform(1, 10)), "duration_max_s": 30.0},
         {"path_prefix": "/".join(source["path"].split("/")[: int(rng.integers(2, 5))])},
         {"path_prefix": ["Samples/Favourites", "Samples/Trap Nation/Drums"]},
+        # case-insensitive keywords, enharmonic keys, zero-shot labels
+        {"genre": str(source["genre"] or "techno").upper()},
+        {"pack": str(source["pack"]).lower(), "instrument": str(rng.choice(INSTRUMENTS)).title()},
+        {"key": [_respell(source["key"] or "Bb minor")]},
+        {"tags": [str(t).upper() for t in rng.choice(TAGS, size=2, replace=False)]},
+        {"category": [source["category"] or "kick", str(rng.choice(LABELS)).title()]},
+        {"auto_tags": [str(rng.choice(CHARACTER)).upper()]},
     ]
     picked: dict[str, Any] = {}
     for i in rng.choice(len(choices), size=int(rng.integers(1, 4)), replace=False):
         picked.update(choices[int(i)])
     return SearchFilter.model_validate(picked)
+
+
+_FLAT_OF_SHARP = {"C#": "Db", "D#": "Eb", "F#": "Gb", "G#": "Ab", "A#": "Bb"}
+
+
+def _respell(key: str) -> str:
+    """The enharmonic spelling of a key (``Eb minor`` -> ``D#m``, ``F#`` -> ``Gbm``...)."""
+    canonical = normalize_key(key) or key
+    root = canonical.rstrip("m")
+    minor = canonical.endswith("m")
+    return _FLAT_OF_SHARP.get(root, root) + (" minor" if minor else " major")
 
 
 # -- stores -------------------------------------------------------------------------------

@@ -5,8 +5,6 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,78 +12,13 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from ingest.synthetic import Library, make_library
+from ingest.synthetic import Library
+from tests.api_fixtures import api_settings, copy_of, ok, opened, problem
 from tests.audio_factory import tone, write
-from tests.ingest_helpers import ingest, job_settings
 from timbre.cli.wiring import build_app
-from timbre.settings import Settings, load_settings
+from timbre.musickey import normalize_key
 
 pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
-
-
-@pytest.fixture(scope="module")
-def library(tmp_path_factory: pytest.TempPathFactory) -> Library:
-    return make_library(
-        tmp_path_factory.mktemp("lib") / "Samples",
-        one_shots_per_pack=9,
-        loops_per_pack=2,
-        loop_bars=(1,),
-    )
-
-
-@pytest.fixture(scope="module")
-def indexed_dir(
-    library: Library, tiny_bundle: Path, audio_embedder, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
-    data = tmp_path_factory.mktemp("data")
-    ingest(job_settings(tiny_bundle, data), audio_embedder, [library.root])
-    return data
-
-
-def api_settings(bundle: Path, data: Path, library: Library, **api: Any) -> Settings:
-    qdrant = api.pop("qdrant", {})
-    return load_settings(
-        data_dir=data,
-        models={"bundle": bundle, "threads": 2},
-        api={"library_roots": [str(library.root)], "snapshot_poll_s": 0.2, **api},
-        qdrant=qdrant,
-    )
-
-
-@contextmanager
-def opened(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(build_app(settings), raise_server_exceptions=False) as client:
-        deadline = time.monotonic() + 60
-        while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        yield client
-
-
-@pytest.fixture(scope="module")
-def client(library: Library, indexed_dir: Path, tiny_bundle: Path) -> Iterator[TestClient]:
-    with opened(api_settings(tiny_bundle, indexed_dir, library)) as c:
-        yield c
-
-
-def copy_of(data: Path, tmp_path: Path) -> Path:
-    """A private copy of the indexed data dir (the module's client owns the original store)."""
-    target = tmp_path / "data"
-    shutil.copytree(data, target, ignore=shutil.ignore_patterns("service.json"))
-    return target
-
-
-def ok(response: Any, status: int = 200) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    return response.json()
-
-
-def problem(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
-    assert body["code"] == code and body["status"] == status and body["detail"]
-    assert "Traceback" not in response.text
-    return body
 
 
 # -- searches --------------------------------------------------------------------------------
@@ -116,7 +49,14 @@ FILTERS: list[tuple[dict[str, Any], Any]] = [
     ({"genre": ["techno", "house"]}, lambda h: h["genre"] in ("techno", "house")),
     ({"kind": "loop"}, lambda h: h["kind"] == "loop"),
     ({"key": "A minor"}, lambda h: h["key"] == "Am"),
-    ({"key": ["Bb"]}, lambda h: h["key"] == "A#"),
+    # keys keep the spelling of the name and match their enharmonics (Bb = A#)
+    ({"key": ["Bb"]}, lambda h: normalize_key(h["key"]) == "A#"),
+    ({"key": ["A#"]}, lambda h: normalize_key(h["key"]) == "A#"),
+    # keyword filters ignore case
+    (
+        {"genre": "TECHNO", "instrument": "Kick"},
+        lambda h: (h["genre"], h["instrument"]) == ("techno", "kick"),
+    ),
     ({"pack": "Deep House Grooves"}, lambda h: h["pack"] == "Deep House Grooves"),
     ({"bpm": "120-130"}, lambda h: 120 <= h["bpm"] <= 130),
     ({"bpm": {"min": 170}}, lambda h: h["bpm"] >= 170),
@@ -449,7 +389,7 @@ def test_metrics(client: TestClient) -> None:
 
 def test_readyz_waits_for_a_snapshot(library: Library, tiny_bundle: Path, tmp_path: Path) -> None:
     settings = api_settings(tiny_bundle, tmp_path / "empty", library)
-    with opened(settings) as c:
+    with opened(settings, wait_ready=False) as c:
         body = problem(c.get("/readyz"), 503, "unavailable")
         assert "snapshot" in body["detail"]
         # With no snapshot, unfiltered queries fall back to Qdrant (empty here).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -212,3 +213,25 @@ def test_point_id_must_derive_from_the_content_hash(store: VectorStore, data: Da
     point = data.points[0]
     with pytest.raises(InvalidPointError, match="content_sha256"):
         store.upsert([Point(data.ids[1], point.vector, point.payload)])
+
+
+def test_exclusive_range_bounds_are_exact(store: VectorStore, data: Dataset) -> None:
+    """Qdrant's gt/lt travel to each adapter as they are: a point sitting exactly on an
+    exclusive bound is out, one on an inclusive bound is in, and nothing is nudged."""
+    store.upsert(data.points)
+    bpms = sorted({p["bpm"] for p in data.payloads if p.get("bpm") is not None})
+    low, high = bpms[10], bpms[20]
+
+    def matched(**bounds: Any) -> set[float]:
+        records = store.scroll(filter=SearchFilter(**bounds), fields=["bpm"])
+        return {r.payload["bpm"] for r in records}
+
+    inclusive = {b for b in bpms if low <= b <= high}
+    assert matched(bpm_min=low, bpm_max=high) == inclusive
+    assert matched(bpm_min=low, bpm_max=high, bpm_min_exclusive=True) == inclusive - {low}
+    assert matched(bpm_min=low, bpm_max=high, bpm_max_exclusive=True) == inclusive - {high}
+    both = {"bpm_min_exclusive": True, "bpm_max_exclusive": True}
+    assert matched(bpm_min=low, bpm_max=high, **both) == inclusive - {low, high}
+    assert matched(bpm_max=low, bpm_max_exclusive=True) == {b for b in bpms if b < low}
+    with pytest.raises(ValueError, match="matches nothing"):
+        SearchFilter(bpm_min=low, bpm_max=low, bpm_min_exclusive=True)

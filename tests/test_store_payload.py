@@ -12,13 +12,17 @@ from pydantic import ValidationError
 from tests.store_factory import model_info
 from timbre.errors import ConfigError, InvalidPointError
 from timbre.store import SearchFilter, build_payload, load_schema, point_id
+from timbre.store.facets import FACET_FIELDS
 from timbre.store.filters import MatchAny, Range
 from timbre.store.payload import (
     DISPLAY_FIELDS,
+    NORMALISED_FIELDS,
     PAYLOAD_FIELDS,
     POINT_ID_NAMESPACE,
     ancestor_dirs,
+    normalised_companions,
     normalize_dir,
+    with_derived,
     with_dirs,
 )
 from timbre.store.schema import SCHEMA_FILE, generation_name, parse_generation_name
@@ -110,13 +114,30 @@ def test_filter_normalises_its_input() -> None:
         }
     )
     assert f.genre == ("techno",) and f.tags == ("a", "b") and f.kind is None
+    # keyword filters match the store's normalised companions
     assert f.conditions() == [
-        MatchAny("genre", ("techno",)),
-        MatchAny("tags", ("a", "b")),
+        MatchAny("genre_norm", ("techno",)),
+        MatchAny("tags_norm", ("a", "b")),
         MatchAny("dirs", ("Drums/Kicks",)),
         Range("bpm", 120.0, None),
     ]
     assert SearchFilter().is_empty and not f.is_empty
+
+
+def test_keyword_filters_ignore_case_and_fold_enharmonic_keys() -> None:
+    f = SearchFilter(genre=("Deep  House", "deep house"), key=("Bbm", "A#m", "Bb minor"))
+    assert f.conditions() == [
+        MatchAny("genre_norm", ("deep house",)),
+        MatchAny("key_norm", ("A#m",)),
+    ]
+    payload = with_derived(
+        {"paths": ["a/b.wav"], "genre": "Deep House", "key": "Bbm", "tags": ["Dark", "dark "]}
+    )
+    assert payload["genre"] == "Deep House" and payload["key"] == "Bbm"  # display kept
+    assert payload["genre_norm"] == "deep house" and payload["key_norm"] == "A#m"
+    assert payload["tags_norm"] == ["dark"]
+    assert normalised_companions({"category": None}) == {"category_norm": None}
+    assert normalised_companions({"instrument": "Kick"}) == {"instrument_norm": "kick"}
 
 
 @pytest.mark.parametrize(
@@ -153,12 +174,17 @@ def test_schema_indexes_every_filterable_field() -> None:
             key="a",
             pack="a",
             tags="a",
+            category="a",
+            auto_tags="a",
             bpm_min=1,
             duration_min_s=1,
             path_prefix="a",
         ).conditions()
     }
     assert filterable <= set(schema.indexes)
+    # every derived companion and facet field is indexed (facets need a keyword index)
+    assert set(NORMALISED_FIELDS.values()) <= set(schema.indexes)
+    assert all(schema.indexes[f] == "keyword" for f in FACET_FIELDS)
     assert schema.indexes["bpm"] == schema.indexes["duration_s"] == "float"
 
 

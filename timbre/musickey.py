@@ -1,5 +1,12 @@
-"""Musical keys in one canonical spelling, shared by ingest (which writes them) and the API
-(which filters on them): root with sharps, ``m`` for minor, nothing for major (``A#m``, ``C``).
+"""Musical keys in two spellings, shared by ingest (which writes them) and the store and API
+(which filter and count them).
+
+- The *display* spelling keeps the accidental the library used (``Bbm`` stays ``Bbm``, ``F#``
+  stays ``F#``): root, ``#`` or ``b``, ``m`` for minor, nothing for major. It is what the
+  ``key`` payload field holds and what people see.
+- The *canonical* spelling folds enharmonics onto sharps (``Bbm`` -> ``A#m``, ``E#`` -> ``F``):
+  the store derives it into the indexed ``key_norm`` field, filters and facets use it, so
+  ``A#m`` and ``Bbm`` find each other.
 """
 
 from __future__ import annotations
@@ -11,21 +18,43 @@ QUALITY = r"(?P<quality>(?i:minor|major|min|maj)|m|M)?"
 
 _SHARP_OF_FLAT = {"Db": "C#", "Eb": "D#", "Fb": "E", "Gb": "F#", "Ab": "G#", "Bb": "A#", "Cb": "B"}
 _ENHARMONIC = {"E#": "F", "B#": "C"}
+_ACCIDENTALS = {"♯": "#", "sharp": "#", "♭": "b", "flat": "b"}
+
+
+def _is_minor(quality: str | None) -> bool:
+    return quality is not None and (quality == "m" or quality.lower() in ("min", "minor"))
+
+
+def display_key(root: str, accidental: str | None, quality: str | None) -> str:
+    """``B`` + ``flat`` + ``minor`` -> ``Bbm``: the spelling as written, in one notation."""
+    acc = _ACCIDENTALS.get(accidental or "", accidental or "")
+    return root.upper() + acc + ("m" if _is_minor(quality) else "")
 
 
 def canonical_key(root: str, accidental: str | None, quality: str | None) -> str:
     """``A`` + ``minor`` -> ``Am``; flats become sharps (``Bb`` + ``m`` -> ``A#m``)."""
-    acc = {"♯": "#", "sharp": "#", "♭": "b", "flat": "b"}.get(accidental or "", accidental or "")
+    acc = _ACCIDENTALS.get(accidental or "", accidental or "")
     note = root.upper() + acc
     note = _ENHARMONIC.get(_SHARP_OF_FLAT.get(note, note), _SHARP_OF_FLAT.get(note, note))
-    minor = quality is not None and (quality == "m" or quality.lower() in ("min", "minor"))
-    return note + ("m" if minor else "")
+    return note + ("m" if _is_minor(quality) else "")
+
+
+def _match(text: str) -> re.Match[str] | None:
+    text = text.strip()
+    return re.fullmatch(rf"{NOTE}\s?{QUALITY}", text[:1].upper() + text[1:])
 
 
 def normalize_key(text: str) -> str | None:
     """Canonical form of a key as a person writes it (``"F# minor"``, ``"Bbm"``, ``"c"``)."""
-    text = text.strip()
-    match = re.fullmatch(rf"{NOTE}\s?{QUALITY}", text[:1].upper() + text[1:])
+    match = _match(text)
     if not match:
         return None
     return canonical_key(match["root"], match["acc"], match["quality"])
+
+
+def spell_key(text: str) -> str | None:
+    """Display form of a key as a person writes it (``"Bb minor"`` -> ``"Bbm"``), or None."""
+    match = _match(text)
+    if not match:
+        return None
+    return display_key(match["root"], match["acc"], match["quality"])

@@ -156,6 +156,37 @@ class ApiSettings(_Section):
     snapshot_poll_s: float = Field(gt=0.0)
     store_retry_s: float = Field(gt=0.0)
     max_batch: int = Field(ge=1)
+    max_body_bytes: int = Field(gt=0)
+    max_filter_values: int = Field(ge=1)
+
+
+class LabelsSettings(_Section):
+    """Zero-shot ``category`` and ``auto_tags`` from the shared text–audio space."""
+
+    enabled: bool
+    vocabulary: Path | None
+    category_min_cosine: float = Field(ge=-1.0, le=1.0)
+    category_min_margin: float = Field(ge=0.0, le=2.0)
+    tag_min_cosine: float = Field(ge=-1.0, le=1.0)
+    max_auto_tags: int = Field(ge=0)
+    relabel_batch: int = Field(ge=1)
+
+
+class DuplicatesSettings(_Section):
+    """Near-duplicate reports (``timbre duplicates``, ``GET /v1/duplicates``)."""
+
+    min_cosine: float = Field(gt=0.0, le=1.0)
+    duration_tolerance_s: float = Field(ge=0.0)
+    duration_tolerance_ratio: float = Field(ge=0.0, lt=1.0)
+    neighbours: int = Field(ge=2)
+    batch: int = Field(ge=1)
+
+
+class FacetsSettings(_Section):
+    """Facet counts (``GET /v1/facets``)."""
+
+    default_limit: int = Field(ge=1)
+    max_limit: int = Field(ge=1)
 
 
 class Settings(BaseSettings):
@@ -175,6 +206,9 @@ class Settings(BaseSettings):
     snapshot: SnapshotSettings
     ingest: IngestSettings
     api: ApiSettings
+    labels: LabelsSettings
+    duplicates: DuplicatesSettings
+    facets: FacetsSettings
 
     @field_validator("data_dir")
     @classmethod

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.routes import admin, health, items, search
+from app.routes import admin, health, items, library, search
 
 ROUTERS: tuple[APIRouter, ...] = (
     search.router,
     items.router,
+    library.router,
     admin.write,
     admin.read,
     health.router,

@@ -9,16 +9,19 @@ from fastapi import APIRouter, Depends
 from starlette.concurrency import run_in_threadpool
 
 from app.deps import JobsDep, ServiceDep, require_read, require_write
-from app.schemas import (
-    IngestIn,
-    IngestJobOut,
+from app.openapi import BODY_PROBLEMS, problems
+from app.schemas import IngestIn, IngestJobOut, StatsOut
+
+read = APIRouter(dependencies=[Depends(require_read)], tags=["admin"], responses=problems(401))
+write = APIRouter(dependencies=[Depends(require_write)], tags=["admin"], responses=problems(401))
+
+
+@write.post(
+    "/v1/ingest",
+    response_model=IngestJobOut,
+    status_code=202,
+    responses={**BODY_PROBLEMS, **problems(403, 409)},
 )
-
-read = APIRouter(dependencies=[Depends(require_read)])
-write = APIRouter(dependencies=[Depends(require_write)])
-
-
-@write.post("/v1/ingest", response_model=IngestJobOut, status_code=202, tags=["admin"])
 async def start_ingest(body: IngestIn, service: ServiceDep, jobs: JobsDep) -> IngestJobOut:
     """Start an ingest job inside the service (it reuses the loaded models)."""
     for path in body.paths:
@@ -27,19 +30,19 @@ async def start_ingest(body: IngestIn, service: ServiceDep, jobs: JobsDep) -> In
     return IngestJobOut(**asdict(job))
 
 
-@read.get("/v1/ingest/{job_id}", response_model=IngestJobOut, tags=["admin"])
+@read.get("/v1/ingest/{job_id}", response_model=IngestJobOut, responses=problems(404))
 async def ingest_status(job_id: str, jobs: JobsDep) -> IngestJobOut:
     """Progress, failures and summary of an ingest job."""
     return IngestJobOut(**asdict(jobs.get(job_id)))
 
 
-@write.post("/v1/snapshot", tags=["admin"])
+@write.post("/v1/snapshot", responses=problems(409, 503))
 async def snapshot(service: ServiceDep) -> dict[str, Any]:
     """Export a FAISS snapshot of the live collection now, and serve it."""
     return await run_in_threadpool(service.export_snapshot)
 
 
-@read.get("/v1/stats", tags=["admin"])
+@read.get("/v1/stats", response_model=StatsOut)
 async def stats(service: ServiceDep) -> dict[str, Any]:
     """Counts, snapshot age and lag, models and pipeline version."""
     return await run_in_threadpool(service.stats)

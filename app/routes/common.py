@@ -12,7 +12,9 @@ from app.schemas import (
     HitOut,
     SearchOut,
 )
+from timbre.errors import InvalidRequestError
 from timbre.search import SearchResult
+from timbre.settings import ApiSettings
 from timbre.store import Hit
 
 
@@ -47,5 +49,13 @@ def as_request_error(exc: ValidationError) -> Exception:
     return RequestValidationError(exc.errors())
 
 
-def filter_of(value: FilterIn | None) -> Any:
-    return value.to_filter() if value is not None else None
+def filter_of(api: ApiSettings, value: FilterIn | None) -> Any:
+    """The store filter of a request's filter, within the configured count of values."""
+    if value is None:
+        return None
+    for name, given in value:
+        if isinstance(given, list) and len(given) > api.max_filter_values:
+            raise InvalidRequestError(
+                f"filter.{name}: at most {api.max_filter_values} values, not {len(given)}"
+            )
+    return value.to_filter()

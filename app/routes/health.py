@@ -9,18 +9,20 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.deps import ServiceDep
+from app.openapi import problems
+from app.schemas import HealthOut, ReadyOut
 from timbre.errors import UnavailableError
 
-router = APIRouter()
+router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", tags=["health"])
+@router.get("/healthz", response_model=HealthOut)
 async def healthz() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}
 
 
-@router.get("/readyz", tags=["health"])
+@router.get("/readyz", response_model=ReadyOut, responses=problems(503))
 async def readyz(service: ServiceDep) -> Any:
     """503 until the models, the store and a snapshot are ready."""
     state = service.readiness()
@@ -29,7 +31,7 @@ async def readyz(service: ServiceDep) -> Any:
     return state
 
 
-@router.get("/metrics", tags=["health"], response_class=PlainTextResponse)
+@router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(request: Request) -> PlainTextResponse:
     """Prometheus metrics."""
     registry = request.app.state.metrics

@@ -3,29 +3,61 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
 from app.deps import ServiceDep, require_read
+from app.files import AudioFileResponse
+from app.openapi import problems
 from app.routes.common import audio_url, hit_out
-from app.schemas import (
-    HitOut,
+from app.schemas import HitOut
+
+router = APIRouter(
+    dependencies=[Depends(require_read)], tags=["items"], responses=problems(401, 404, 503)
 )
 
-router = APIRouter(dependencies=[Depends(require_read)])
+AUDIO_DOC = {
+    "responses": {
+        "200": {
+            "description": "The file as it is on disk.",
+            "content": {"audio/*": {"schema": {"type": "string", "format": "binary"}}},
+        },
+        "206": {
+            "description": "The byte range asked for with a Range header.",
+            "content": {"audio/*": {"schema": {"type": "string", "format": "binary"}}},
+        },
+    }
+}
+
+HEAD_DOC = {
+    "responses": {
+        "200": {"description": "The file's headers (size, type), without the file."},
+        "206": {"description": "The headers of the byte range asked for."},
+    }
+}
 
 
-@router.get("/v1/items/{item_id}", response_model=HitOut, tags=["items"])
+@router.get("/v1/items/{item_id}", response_model=HitOut)
 async def item(item_id: str, request: Request, service: ServiceDep) -> HitOut:
     """One indexed sample and its metadata."""
     payload = await run_in_threadpool(service.item, item_id)
     return hit_out(audio_url(request), None, item_id, payload)
 
 
-@router.get(
-    "/v1/items/{item_id}/audio", name="item_audio", tags=["items"], response_class=FileResponse
+@router.head(
+    "/v1/items/{item_id}/audio",
+    name="item_audio_head",
+    response_class=AudioFileResponse,
+    responses=problems(416),
+    openapi_extra=HEAD_DOC,
 )
-async def item_audio(item_id: str, service: ServiceDep) -> FileResponse:
+@router.get(
+    "/v1/items/{item_id}/audio",
+    name="item_audio",
+    response_class=AudioFileResponse,
+    responses=problems(416),
+    openapi_extra=AUDIO_DOC,
+)
+async def item_audio(item_id: str, service: ServiceDep) -> AudioFileResponse:
     """The original file of an indexed sample (supports HTTP range requests for seeking)."""
     path = await run_in_threadpool(service.item_file, item_id)
-    return FileResponse(path, filename=path.name, content_disposition_type="inline")
+    return AudioFileResponse(path, filename=path.name, content_disposition_type="inline")

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from app.bodies import MULTIPART, media_type
 from app.deps import ApiDep, ServiceDep, paging, require_read
-from app.problems import PayloadTooLargeError
+from app.openapi import BODY_PROBLEMS, json_or_upload_body, problems
+from app.problems import parse_json
 from app.routes.common import as_request_error, filter_of, search_out
 from app.schemas import (
     AudioSearchIn,
@@ -24,101 +25,101 @@ from app.schemas import (
 from timbre.errors import InvalidRequestError
 from timbre.search import AudioRef, BatchQuery
 
-router = APIRouter(dependencies=[Depends(require_read)])
+M = TypeVar("M", bound=AudioSearchIn)
 
+router = APIRouter(
+    dependencies=[Depends(require_read)],
+    tags=["search"],
+    responses={**BODY_PROBLEMS, **problems(401, 503)},
+)
 
-MULTIPART_DOC = {
-    "requestBody": {
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "query": {"type": "string", "description": "hybrid only"},
-                        "alpha": {"type": "number", "description": "hybrid only"},
-                        "top_k": {"type": "integer"},
-                        "offset": {"type": "integer"},
-                        "filter": {"type": "string", "description": "the filter object as JSON"},
-                    },
-                    "required": ["file"],
-                }
-            }
-        }
-    }
+_FORM = {
+    "top_k": {"type": "integer", "minimum": 1},
+    "offset": {"type": "integer", "minimum": 0},
+    "filter": {"$ref": "#/components/schemas/FilterIn"},
 }
+AUDIO_BODY = json_or_upload_body(AudioSearchIn, _FORM, required=[])
+HYBRID_BODY = json_or_upload_body(
+    HybridSearchIn,
+    {name: HybridSearchIn.model_json_schema()["properties"][name] for name in ("query", "alpha")}
+    | _FORM,
+    required=["query"],
+)
 
 
-async def _audio_body(
-    request: Request, api: Any, model: type[AudioSearchIn]
-) -> tuple[AudioSearchIn, AudioRef]:
-    """Parse a JSON body (id or path) or a multipart upload into the model and a reference."""
-    if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        limit = api.max_upload_bytes
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > limit + 1_000_000:
-            raise PayloadTooLargeError(f"uploads are limited to {limit} bytes")
-        form = await request.form(max_part_size=limit + 1)
-        upload = form.get("file")
-        if upload is None or isinstance(upload, str):
-            raise InvalidRequestError("file: a multipart upload needs a 'file' part")
-        data = await upload.read(limit + 1)
-        if len(data) > limit:
-            raise PayloadTooLargeError(f"uploads are limited to {limit} bytes")
-        fields: dict[str, Any] = {
-            k: v for k, v in form.items() if k != "file" and isinstance(v, str)
-        }
-        if "filter" in fields:
-            try:
-                fields["filter"] = json.loads(fields["filter"])
-            except json.JSONDecodeError as exc:
-                raise InvalidRequestError(f"filter: not valid JSON ({exc.msg})") from exc
+async def _audio_body(request: Request, model: type[M]) -> tuple[M, AudioRef]:
+    """Parse a JSON body (id or path) or a multipart upload into the model and a reference.
+
+    The body guard (app/bodies.py) has already refused other media types and bodies over
+    their limit; what is left to check here is the content.
+    """
+    if media_type(request.headers) != MULTIPART:
         try:
-            body = model.model_validate({**fields, "id": "upload"})
+            body = model.model_validate(parse_json(await request.body()))
         except ValidationError as exc:
             raise as_request_error(exc) from exc
-        return body, AudioRef(upload=data, upload_name=upload.filename or "upload")
+        return body, AudioRef(id=body.id, path=body.path)
+    form = await request.form()
+    upload = form.get("file")
+    if upload is None or isinstance(upload, str):
+        raise InvalidRequestError("file: a multipart upload needs a 'file' part")
+    fields: dict[str, Any] = {k: v for k, v in form.items() if k != "file"}
+    for name in ("id", "path"):
+        if name in fields:  # an upload is the reference: a second one would be ignored
+            raise InvalidRequestError(f"{name}: give an uploaded file or an {name}, not both")
+    if not all(isinstance(v, str) for v in fields.values()):
+        raise InvalidRequestError("file: upload one file; the other parts are text fields")
+    if "filter" in fields:
+        fields["filter"] = parse_json(fields["filter"], "filter")
     try:
-        body = model.model_validate(await request.json())
-    except json.JSONDecodeError as exc:
-        raise InvalidRequestError(f"body: not valid JSON ({exc.msg})") from exc
+        body = model.model_validate({**fields, "id": "upload"})
     except ValidationError as exc:
         raise as_request_error(exc) from exc
-    return body, AudioRef(id=body.id, path=body.path)
+    data = await upload.read()
+    return body, AudioRef(upload=data, upload_name=upload.filename or "upload")
 
 
-@router.post("/v1/search/text", response_model=SearchOut, tags=["search"])
+@router.post("/v1/search/text", response_model=SearchOut)
 async def search_text(
     body: TextSearchIn, request: Request, service: ServiceDep, api: ApiDep
 ) -> SearchOut:
     """Find samples that sound like a description."""
     top_k, offset = paging(api, body.top_k, body.offset)
     result = await run_in_threadpool(
-        service.search_text, body.query, top_k=top_k, offset=offset, filter=filter_of(body.filter)
+        service.search_text,
+        body.query,
+        top_k=top_k,
+        offset=offset,
+        filter=filter_of(api, body.filter),
     )
     return search_out(request, result)
 
 
 @router.post(
-    "/v1/search/audio", response_model=SearchOut, tags=["search"], openapi_extra=MULTIPART_DOC
+    "/v1/search/audio",
+    response_model=SearchOut,
+    responses=problems(403, 404),
+    openapi_extra=AUDIO_BODY,
 )
 async def search_audio(request: Request, service: ServiceDep, api: ApiDep) -> SearchOut:
     """Find samples that sound like a reference: an indexed id, a server path, or an upload."""
-    body, ref = await _audio_body(request, api, AudioSearchIn)
+    body, ref = await _audio_body(request, AudioSearchIn)
     top_k, offset = paging(api, body.top_k, body.offset)
     result = await run_in_threadpool(
-        service.search_audio, ref, top_k=top_k, offset=offset, filter=filter_of(body.filter)
+        service.search_audio, ref, top_k=top_k, offset=offset, filter=filter_of(api, body.filter)
     )
     return search_out(request, result)
 
 
 @router.post(
-    "/v1/search/hybrid", response_model=SearchOut, tags=["search"], openapi_extra=MULTIPART_DOC
+    "/v1/search/hybrid",
+    response_model=SearchOut,
+    responses=problems(403, 404),
+    openapi_extra=HYBRID_BODY,
 )
 async def search_hybrid(request: Request, service: ServiceDep, api: ApiDep) -> SearchOut:
     """Mix a description and a reference sound: alpha = weight of the text."""
-    body, ref = await _audio_body(request, api, HybridSearchIn)
-    assert isinstance(body, HybridSearchIn)
+    body, ref = await _audio_body(request, HybridSearchIn)
     top_k, offset = paging(api, body.top_k, body.offset)
     result = await run_in_threadpool(
         service.search_hybrid,
@@ -127,12 +128,12 @@ async def search_hybrid(request: Request, service: ServiceDep, api: ApiDep) -> S
         alpha=body.alpha,
         top_k=top_k,
         offset=offset,
-        filter=filter_of(body.filter),
+        filter=filter_of(api, body.filter),
     )
     return search_out(request, result)
 
 
-@router.post("/v1/search/batch", response_model=BatchOut, tags=["search"])
+@router.post("/v1/search/batch", response_model=BatchOut)
 async def search_batch(
     body: BatchSearchIn, request: Request, service: ServiceDep, api: ApiDep
 ) -> BatchOut:
@@ -142,7 +143,7 @@ async def search_batch(
     queries = []
     for item in body.queries:
         top_k, offset = paging(api, item.top_k, item.offset)
-        queries.append(BatchQuery(item.query, top_k, filter_of(item.filter), offset))
+        queries.append(BatchQuery(item.query, top_k, filter_of(api, item.filter), offset))
     results = await run_in_threadpool(service.search_batch, queries, distinct=body.distinct)
     out = [
         BatchResultOut(slot=item.slot, **search_out(request, r).model_dump())

@@ -5,6 +5,14 @@ One module per concern; everything is importable from here.
 
 from app.schemas.admin import IngestIn, IngestJobOut
 from app.schemas.filters import FilterIn, RangeIn
+from app.schemas.health import HealthOut, ReadyOut, StatsOut
+from app.schemas.library import (
+    DuplicateGroupOut,
+    DuplicateMemberOut,
+    DuplicatesOut,
+    FacetsOut,
+    FacetValueOut,
+)
 from app.schemas.problem import Problem
 from app.schemas.search import (
     AudioSearchIn,
@@ -25,7 +33,13 @@ __all__ = [
     "BatchOut",
     "BatchResultOut",
     "BatchSearchIn",
+    "DuplicateGroupOut",
+    "DuplicateMemberOut",
+    "DuplicatesOut",
+    "FacetValueOut",
+    "FacetsOut",
     "FilterIn",
+    "HealthOut",
     "HitOut",
     "HybridSearchIn",
     "IngestIn",
@@ -33,6 +47,8 @@ __all__ = [
     "Paging",
     "Problem",
     "RangeIn",
+    "ReadyOut",
     "SearchOut",
+    "StatsOut",
     "TextSearchIn",
 ]

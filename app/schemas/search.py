@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.json_schema import JsonDict
 
 from app.schemas.filters import FilterIn
+
+# A query must hold some text: the pattern says so in the schema, and enforces it. \x1c-\x1f
+# are whitespace to Python's str.strip (which the service applies) but not to regex engines.
+QueryText = Annotated[str, Field(min_length=1, max_length=2000, pattern=r"[^\s\x1c-\x1f]")]
 
 
 class Paging(BaseModel):
@@ -18,16 +23,26 @@ class Paging(BaseModel):
 
 class TextSearchIn(Paging):
     model_config = ConfigDict(extra="forbid")
-    query: str = Field(min_length=1, max_length=2000, examples=["punchy techno kick"])
+    query: QueryText = Field(examples=["punchy techno kick"])
     filter: FilterIn | None = None
+
+
+# "Exactly one of id or path" in JSON Schema terms, so that the schema accepts no body the
+# model refuses (a null counts as not given).
+_ONE_REFERENCE: JsonDict = {
+    "oneOf": [
+        {"required": ["id"], "properties": {"id": {"type": "string"}}},
+        {"required": ["path"], "properties": {"path": {"type": "string"}}},
+    ]
+}
 
 
 class AudioSearchIn(Paging):
     """A reference sound by indexed ``id`` or by server ``path`` (uploads use multipart)."""
 
-    model_config = ConfigDict(extra="forbid")
-    id: str | None = None
-    path: str | None = None
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_ONE_REFERENCE)
+    id: str | None = Field(default=None, description="an indexed item's id")
+    path: str | None = Field(default=None, description="a file inside the library roots")
     filter: FilterIn | None = None
 
     @model_validator(mode="after")
@@ -38,7 +53,7 @@ class AudioSearchIn(Paging):
 
 
 class HybridSearchIn(AudioSearchIn):
-    query: str = Field(min_length=1, max_length=2000)
+    query: QueryText
     alpha: float = Field(
         default=0.5, ge=0.0, le=1.0, description="weight of the text: 1 = text only"
     )
@@ -47,7 +62,7 @@ class HybridSearchIn(AudioSearchIn):
 class BatchItemIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     slot: str | None = Field(default=None, description="a label echoed back, e.g. 'kick'")
-    query: str = Field(min_length=1, max_length=2000)
+    query: QueryText
     top_k: int | None = Field(default=None, ge=1)
     offset: int = Field(default=0, ge=0)
     filter: FilterIn | None = None
@@ -83,6 +98,14 @@ class HitOut(BaseModel):
     peaks: str | None = Field(
         default=None, description="waveform: base64 of 200 bytes, 255 = full scale"
     )
+    category: str | None = Field(default=None, description="zero-shot from the sound")
+    category_score: float | None = Field(default=None, description="cosine with the label")
+    auto_tags: list[str] = Field(default=[], description="labels above the threshold")
+    auto_tag_scores: dict[str, float] = {}
+    labels_version: str | None = Field(
+        default=None, description="vocabulary hash and text model that labelled it"
+    )
+    instrument_source: str | None = Field(default=None, description="'name' or 'audio'")
     content_sha256: str | None = None
     ingested_at: str | None = None
     audio_url: str

@@ -5,7 +5,16 @@ Exit codes: 0 = everything succeeded; 1 = finished, but some inputs failed (each
 2 = could not run (bad settings, missing or broken model files, unusable store).
 """
 
-from timbre.cli import ingest, models, quickstart, search, serve, store  # noqa: F401 (registers)
+from timbre.cli import (  # noqa: F401 (registers)
+    duplicates,
+    ingest,
+    models,
+    quickstart,
+    relabel,
+    search,
+    serve,
+    store,
+)
 from timbre.cli.app import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, app
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_PARTIAL", "app", "main"]

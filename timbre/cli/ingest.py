@@ -112,7 +112,12 @@ def ingest(
     2 could not run.
     """
     from ingest.job import options_from_settings, run_ingest
-    from timbre.embedding.embedder import describe_models, load_audio_embedder
+    from timbre.embedding.embedder import (
+        describe_models,
+        load_audio_embedder,
+        load_text_embedder,
+    )
+    from timbre.labels import build_labeller
     from timbre.settings import load_settings
     from timbre.store import open_store
 
@@ -143,6 +148,15 @@ def ingest(
             typer.echo(json.dumps(summary, indent=2))
             raise typer.Exit(code) from None
         try:
+            # Label vectors first (cache, or the text tower, freed before MERT loads), so the
+            # ~1 GB text tower never sits in memory beside the audio models.
+            labeller = (
+                None
+                if dry_run
+                else build_labeller(
+                    settings, info, lambda: load_text_embedder(settings.models), free_text=True
+                )
+            )
             embedder = None if dry_run else load_audio_embedder(settings.models)
             result = run_ingest(
                 settings,
@@ -151,6 +165,7 @@ def ingest(
                 model=info,
                 store=store,
                 snapshot=False if no_snapshot else None,
+                labeller=labeller,
             )
         finally:
             store.close()

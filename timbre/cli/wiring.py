@@ -20,6 +20,7 @@ from app.schemas import IngestIn
 from timbre.embedding.embedder import describe_models, load_audio_embedder, load_text_embedder
 from timbre.embedding.files import resolve_model_files
 from timbre.search import Lazy, SearchService, ServiceLimits, SnapshotHolder, StoreHandle
+from timbre.search.duplicates import DuplicateRules
 from timbre.settings import Settings
 from timbre.store import open_store, snapshots_dir
 
@@ -58,9 +59,24 @@ def build_service(
         max_file_bytes=settings.audio.max_file_bytes,
         text_cache_size=settings.api.text_cache_size,
         snapshot_keep=settings.snapshot.keep,
+        facet_default_limit=settings.facets.default_limit,
+        facet_max_limit=settings.facets.max_limit,
+        duplicate_rules=duplicate_rules(settings),
     )
     return SearchService(
         info=info, text=text, audio=audio, store=store, snapshots=snapshots, limits=limits
+    )
+
+
+def duplicate_rules(settings: Settings, min_cosine: float | None = None) -> DuplicateRules:
+    """The ``duplicates`` settings as rules (``min_cosine`` overrides the configured one)."""
+    d = settings.duplicates
+    return DuplicateRules(
+        min_cosine=d.min_cosine if min_cosine is None else min_cosine,
+        duration_tolerance_s=d.duration_tolerance_s,
+        duration_tolerance_ratio=d.duration_tolerance_ratio,
+        neighbours=d.neighbours,
+        batch=d.batch,
     )
 
 
@@ -73,6 +89,8 @@ def ingest_runner(settings: Settings, service: SearchService) -> IngestRunner:
     ) -> tuple[dict[str, Any], int]:
         from dataclasses import asdict
 
+        from timbre.labels import build_labeller
+
         options = options_from_settings(
             settings,
             tuple(Path(p) for p in request.paths),
@@ -80,6 +98,12 @@ def ingest_runner(settings: Settings, service: SearchService) -> IngestRunner:
             dry_run=request.dry_run,
             profile=request.profile,
             interactive=False,
+        )
+        # The service's own text tower embeds the label vocabulary on a cache miss (kept loaded).
+        labeller = (
+            None
+            if request.dry_run
+            else build_labeller(settings, service.info, service.text.get, free_text=False)
         )
         result = run_ingest(
             settings,
@@ -89,6 +113,7 @@ def ingest_runner(settings: Settings, service: SearchService) -> IngestRunner:
             store=service.store.get(),
             snapshot=request.snapshot,
             listener=lambda counts: on_progress(asdict(counts)),
+            labeller=labeller,
         )
         service.snapshots.refresh()
         return result.summary, result.exit_code

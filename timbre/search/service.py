@@ -188,6 +188,8 @@ class SearchService:
 
     def allowed_folder(self, path: str) -> Path:
         """A library folder (or file) inside the roots, for ingest requests."""
+        if "\x00" in path:  # no file name can hold one; the OS calls would raise ValueError
+            raise InvalidRequestError(f"path {path!r} contains a NUL byte")
         if not self._roots:
             raise ForbiddenPathError("no library roots are configured, so no path is accepted")
         try:

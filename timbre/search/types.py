@@ -13,6 +13,7 @@ import numpy as np
 from timbre.errors import (
     InvalidRequestError,
 )
+from timbre.search.duplicates import DuplicateRules
 from timbre.store import Hit, SearchFilter
 
 
@@ -62,6 +63,9 @@ class ServiceLimits:
     max_file_bytes: int
     text_cache_size: int
     snapshot_keep: int
+    facet_default_limit: int
+    facet_max_limit: int
+    duplicate_rules: DuplicateRules
 
 
 class TextCache:

@@ -16,9 +16,19 @@ from typing import Any, Protocol
 import numpy as np
 
 from timbre.errors import InvalidPointError
+from timbre.store.facets import FacetValue, facet_values
 from timbre.store.filters import Condition, SearchFilter
 from timbre.store.interface import CollectionInfo, Hit, Point, Record, WriteMarker
-from timbre.store.payload import DIRS_FIELD, DISPLAY_FIELDS, ancestor_dirs, point_id, with_dirs
+from timbre.store.payload import (
+    DERIVED_FIELDS,
+    DERIVED_VERSION,
+    DIRS_FIELD,
+    DISPLAY_FIELDS,
+    ancestor_dirs,
+    normalised_companions,
+    point_id,
+    with_derived,
+)
 
 NORM_TOLERANCE = 1e-3
 """How far from 1 a vector's L2 norm may be: float32 normalisation lands within ~1e-7, so
@@ -32,6 +42,8 @@ META_KEYS = (
     "published_at",
     "write_seq",
     "last_write_at",
+    "derived_version",
+    "labels_version",
 )
 """Collection metadata Timbre keeps (Qdrant collection metadata / the embedded JSON file)."""
 
@@ -55,6 +67,11 @@ class Backend(Protocol):
     def delete(self, ids: Sequence[str]) -> None: ...
 
     def set_payload(self, point_id: str, payload: Mapping[str, Any]) -> None: ...
+
+    def set_payloads(self, updates: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+        """Merge a different partial payload into each point, in as few requests as the
+        engine allows."""
+        ...
 
     def retrieve(self, ids: Sequence[str], with_vectors: bool) -> list[Record]: ...
 
@@ -81,6 +98,23 @@ class Backend(Protocol):
         exact: bool,
     ) -> list[Hit]: ...
 
+    def search_batch(
+        self,
+        vectors: np.ndarray,
+        *,
+        limit: int,
+        conditions: Sequence[Sequence[Condition]],
+        score_threshold: float | None,
+        fields: Sequence[str],
+    ) -> list[list[Hit]]:
+        """One exact nearest-neighbour query per row of ``vectors`` (each with its own
+        conditions), planned and run as one batch."""
+        ...
+
+    def facet(self, key: str, conditions: Sequence[Condition], limit: int) -> list[tuple[Any, int]]:
+        """Exact ``(value, points)`` counts of an indexed keyword field, most frequent first."""
+        ...
+
     def read_meta(self) -> dict[str, Any]: ...
 
     def write_meta(self, updates: Mapping[str, Any]) -> None: ...
@@ -102,6 +136,9 @@ def new_meta(
         "published_at": None,
         "write_seq": 0,
         "last_write_at": None,
+        # Written through upsert, so every payload carries the current derivation.
+        "derived_version": DERIVED_VERSION,
+        "labels_version": None,
     }
 
 
@@ -131,7 +168,7 @@ def _checked_point(point: Point, dim: int) -> Point:
     if not point.payload.get("paths"):
         raise InvalidPointError(f"point {point.id}: payload has no paths")
     vector = check_vector(point.vector, dim, f"point {point.id}")
-    return Point(point.id, vector, with_dirs(point.payload))
+    return Point(point.id, vector, with_derived(point.payload))
 
 
 class CollectionView:
@@ -161,7 +198,7 @@ class CollectionView:
     def upsert(self, points: Iterable[Point]) -> int:
         """Insert or replace points, ``upsert_batch`` per request; returns how many.
 
-        Each point's payload gets ``dirs`` derived from its paths.
+        Each point's payload gets its derived fields (``dirs`` and the normalised companions).
 
         Raises:
             InvalidPointError: a vector is not float32 ``[dim]``, finite and L2-normalised,
@@ -173,7 +210,7 @@ class CollectionView:
         iterator = iter(points)
         while batch := list(itertools.islice(iterator, self._upsert_batch)):
             checked = [_checked_point(p, self.dim) for p in batch]
-            self._mark_write()
+            self.mark_write()
             self.backend.upsert(checked)
             total += len(batch)
         return total
@@ -181,7 +218,7 @@ class CollectionView:
     def delete(self, ids: Sequence[str]) -> None:
         """Delete points by id; unknown ids are ignored."""
         if ids:
-            self._mark_write()
+            self.mark_write()
             self.backend.delete(list(ids))
 
     def set_paths(self, point_id: str, paths: Sequence[str]) -> bool:
@@ -195,13 +232,38 @@ class CollectionView:
             raise InvalidPointError(f"point {point_id}: at least one path is needed")
         if not self.backend.retrieve([point_id], False):
             return False
-        self._mark_write()
+        self.mark_write()
         self.backend.set_payload(
             point_id, {"path": unique[0], "paths": unique, DIRS_FIELD: ancestor_dirs(unique)}
         )
         return True
 
-    def _mark_write(self) -> None:
+    def set_payloads(self, updates: Mapping[str, Mapping[str, Any]]) -> int:
+        """Merge partial payloads into stored points (``id -> fields``), ``upsert_batch`` per
+        request; the companions of the fields given are derived anew. Returns how many.
+
+        Unknown ids are the caller's to avoid: Qdrant ignores them on a server and the
+        embedded shard refuses them, so read the ids from the store first (relabel does).
+
+        Raises:
+            InvalidPointError: an update writes a derived field or the paths (use
+                :meth:`set_paths`).
+        """
+        items = list(updates.items())
+        for pid, fields in items:
+            bad = set(fields) & {*DERIVED_FIELDS, "path", "paths"}
+            if bad:
+                raise InvalidPointError(f"point {pid}: {sorted(bad)} cannot be set directly")
+        for start in range(0, len(items), self._upsert_batch):
+            batch = [
+                (pid, {**fields, **normalised_companions(fields)})
+                for pid, fields in items[start : start + self._upsert_batch]
+            ]
+            self.mark_write()
+            self.backend.set_payloads(batch)
+        return len(items)
+
+    def mark_write(self) -> None:
         """Advance the write marker, *before* the write it stands for.
 
         If the process dies between the two, the marker is one ahead of the data and a snapshot
@@ -304,6 +366,50 @@ class CollectionView:
             fields=DISPLAY_FIELDS,
             exact=exact,
         )
+
+    def search_batch(
+        self,
+        vectors: np.ndarray,
+        *,
+        top_k: int,
+        filters: Sequence[SearchFilter | None],
+        score_threshold: float | None = None,
+        fields: Sequence[str] = DISPLAY_FIELDS,
+    ) -> list[list[Hit]]:
+        """Exact nearest points of each row of ``vectors`` under its own filter, best first.
+
+        One batched request (the engine shares one pass over its segments), for jobs that
+        query the library with its own vectors (near-duplicates).
+
+        Args:
+            vectors: float32 ``[n, dim]``, rows L2-normalised.
+            top_k: hits per query.
+            filters: one per row (None = unfiltered).
+            score_threshold: only hits with at least this cosine.
+            fields: payload fields of the hits.
+        """
+        if top_k < 1:
+            raise ValueError(f"top_k must be >= 1 (got {top_k})")
+        if len(filters) != len(vectors):
+            raise ValueError(f"{len(vectors)} vectors but {len(filters)} filters")
+        if not len(vectors):
+            return []
+        rows = np.stack([check_vector(v, self.dim, "query") for v in vectors])
+        return self.backend.search_batch(
+            rows,
+            limit=top_k,
+            conditions=[f.conditions() if f else [] for f in filters],
+            score_threshold=score_threshold,
+            fields=list(fields),
+        )
+
+    def facets(
+        self, fields: Sequence[str], *, filter: SearchFilter | None = None, limit: int
+    ) -> dict[str, list[FacetValue]]:
+        """The ``limit`` most frequent values of each field (of
+        :data:`~timbre.store.facets.FACET_FIELDS`) among points matching ``filter``."""
+        conditions = filter.conditions() if filter else []
+        return {f: facet_values(self.backend, f, conditions, limit) for f in fields}
 
     def describe(self) -> CollectionInfo:
         """Name, vector parameters, models and write marker of the collection."""

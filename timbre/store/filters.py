@@ -1,9 +1,16 @@
 """The one filter model of Timbre searches, translated by each store adapter.
 
 Semantics: AND across fields, any-of within a field's list; ranges are inclusive at both
-ends; a point whose field is missing or null never matches a condition on that field. The
-API builds a :class:`SearchFilter` from JSON; each adapter translates
-:meth:`SearchFilter.conditions` (two kinds of condition) into its own filter type.
+ends unless a bound is flagged exclusive (Qdrant's gt/lt); a point whose field is missing or
+null never matches a condition on that field. The API builds a :class:`SearchFilter` from
+JSON; each adapter translates :meth:`SearchFilter.conditions` (two kinds of condition) into
+its own filter type.
+
+Keyword matches ignore case and spacing (``Techno`` = ``techno``) and keys match their
+enharmonics (``A#m`` = ``Bbm``): the values are normalised here and matched against the
+store's normalised companion fields (:data:`timbre.store.payload.NORMALISED_FIELDS`). Every
+condition names a real, indexed payload field, so the FAISS snapshot can evaluate the same
+conditions from its own columns.
 """
 
 from __future__ import annotations
@@ -13,7 +20,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from timbre.store.payload import DIRS_FIELD, KINDS, normalize_dir
+from timbre.store.payload import (
+    DIRS_FIELD,
+    KINDS,
+    NORMALISED_FIELDS,
+    normalise_value,
+    normalize_dir,
+)
 
 
 @dataclass(frozen=True)
@@ -26,17 +39,33 @@ class MatchAny:
 
 @dataclass(frozen=True)
 class Range:
-    """The numeric payload field lies in ``[gte, lte]`` (a None bound is open)."""
+    """The numeric payload field lies within the bounds given (a None bound is open): ``gte``
+    and ``lte`` inclusive, ``gt`` and ``lt`` exclusive, as Qdrant's Range has them."""
 
     field: str
     gte: float | None
     lte: float | None
+    gt: float | None = None
+    lt: float | None = None
 
 
 Condition = MatchAny | Range
 
-_KEYWORD_FIELDS = ("genre", "instrument", "kind", "key", "pack", "tags")
+_KEYWORD_FIELDS = (
+    "genre",
+    "instrument",
+    "kind",
+    "key",
+    "pack",
+    "tags",
+    "category",
+    "auto_tags",
+)
 _RANGES = (("bpm", "bpm_min", "bpm_max"), ("duration_s", "duration_min_s", "duration_max_s"))
+_EXCLUSIVE = {
+    "bpm": ("bpm_min_exclusive", "bpm_max_exclusive"),
+    "duration_s": ("duration_min_exclusive", "duration_max_exclusive"),
+}
 
 
 def _as_tuple(value: Any) -> Any:
@@ -51,10 +80,13 @@ class SearchFilter(BaseModel):
     """Filter of a search, count or scroll (every field optional).
 
     Attributes:
-        genre, instrument, kind, key, pack: any of these values.
-        tags: the point has at least one of these tags.
+        genre, instrument, kind, key, pack, category: any of these values (case-insensitive;
+            keys also match their enharmonic spelling).
+        tags, auto_tags: the point has at least one of these (auto) tags.
         bpm_min, bpm_max: beats per minute, inclusive.
         duration_min_s, duration_max_s: seconds, inclusive.
+        bpm_min_exclusive, bpm_max_exclusive, duration_min_exclusive, duration_max_exclusive:
+            make that bound exclusive (Qdrant's gt/lt), exactly, without nudging the value.
         path_prefix: some path of the point lies under one of these directories.
     """
 
@@ -66,10 +98,16 @@ class SearchFilter(BaseModel):
     key: tuple[str, ...] | None = None
     pack: tuple[str, ...] | None = None
     tags: tuple[str, ...] | None = None
+    category: tuple[str, ...] | None = None
+    auto_tags: tuple[str, ...] | None = None
     bpm_min: float | None = Field(default=None, ge=0)
     bpm_max: float | None = Field(default=None, ge=0)
     duration_min_s: float | None = Field(default=None, ge=0)
     duration_max_s: float | None = Field(default=None, ge=0)
+    bpm_min_exclusive: bool = False
+    bpm_max_exclusive: bool = False
+    duration_min_exclusive: bool = False
+    duration_max_exclusive: bool = False
     path_prefix: tuple[str, ...] | None = None
 
     @field_validator(*_KEYWORD_FIELDS, "path_prefix", mode="before")
@@ -96,21 +134,38 @@ class SearchFilter(BaseModel):
             lo, hi = getattr(self, low), getattr(self, high)
             if lo is not None and hi is not None and lo > hi:
                 raise ValueError(f"{low} ({lo}) is above {high} ({hi}) for {field}")
+            if lo is not None and lo == hi and any(getattr(self, f) for f in _EXCLUSIVE[field]):
+                raise ValueError(f"an exclusive bound equal to the other matches nothing: {field}")
         return self
 
     def conditions(self) -> list[Condition]:
         """The filter as a conjunction of conditions (empty = no filter)."""
-        out: list[Condition] = [
-            MatchAny(field, values)
-            for field in _KEYWORD_FIELDS
-            if (values := getattr(self, field)) is not None
-        ]
+        out: list[Condition] = []
+        for field in _KEYWORD_FIELDS:
+            values = getattr(self, field)
+            if values is None:
+                continue
+            companion = NORMALISED_FIELDS.get(field)
+            if companion is None:
+                out.append(MatchAny(field, values))
+            else:
+                folded = dict.fromkeys(normalise_value(field, v) for v in values)
+                out.append(MatchAny(companion, tuple(folded)))
         if self.path_prefix is not None:
             out.append(MatchAny(DIRS_FIELD, self.path_prefix))
         for field, low, high in _RANGES:
             lo, hi = getattr(self, low), getattr(self, high)
+            lo_open, hi_open = (getattr(self, f) for f in _EXCLUSIVE[field])
             if lo is not None or hi is not None:
-                out.append(Range(field, lo, hi))
+                out.append(
+                    Range(
+                        field,
+                        gte=None if lo_open else lo,
+                        lte=None if hi_open else hi,
+                        gt=lo if lo_open else None,
+                        lt=hi if hi_open else None,
+                    )
+                )
         return out
 
     @property

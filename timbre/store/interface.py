@@ -14,8 +14,9 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from timbre.embedding.info import ModelInfo
+from timbre.store.facets import FacetValue
 from timbre.store.filters import SearchFilter
-from timbre.store.payload import point_id
+from timbre.store.payload import DISPLAY_FIELDS, point_id
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,10 @@ class Collection(Protocol):
         """Replace ``paths`` (``path`` = the first) of a stored point; False if it is unknown."""
         ...
 
+    def set_payloads(self, updates: Mapping[str, Mapping[str, Any]]) -> int:
+        """Merge partial payloads (``id -> fields``) into stored points, in batches."""
+        ...
+
     def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Record]:
         """The stored points among ``ids``, in the order asked (unknown ids are skipped)."""
         ...
@@ -150,6 +155,24 @@ class Collection(Protocol):
         exact: bool = False,
     ) -> list[Hit]:
         """Nearest points by cosine, best first, after skipping ``offset`` of them."""
+        ...
+
+    def search_batch(
+        self,
+        vectors: np.ndarray,
+        *,
+        top_k: int,
+        filters: Sequence[SearchFilter | None],
+        score_threshold: float | None = None,
+        fields: Sequence[str] = DISPLAY_FIELDS,
+    ) -> list[list[Hit]]:
+        """Exact nearest points of each row of ``vectors`` under its own filter (one batch)."""
+        ...
+
+    def facets(
+        self, fields: Sequence[str], *, filter: SearchFilter | None = None, limit: int
+    ) -> dict[str, list[FacetValue]]:
+        """Most frequent values of each field (display form, exact counts) under ``filter``."""
         ...
 
     def describe(self) -> CollectionInfo:
@@ -191,6 +214,10 @@ class VectorStore(Collection, Protocol):
 
     def begin_generation(self) -> Generation:
         """Start (or resume) building a collection for the loaded models and the current schema."""
+        ...
+
+    def write_labels_version(self, version: str) -> None:
+        """Record which vocabulary and text model labelled the live collection last."""
         ...
 
     def flush(self) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Literal
 
@@ -25,9 +25,12 @@ import numpy as np
 from timbre.embedding.info import ModelInfo
 from timbre.errors import ModelMismatchError, SchemaMismatchError, StoreError, TimbreError
 from timbre.settings import QdrantSettings
+from timbre.store.backfill import backfill_derived
 from timbre.store.collection import Backend, CollectionView, new_meta, utc_now
+from timbre.store.facets import FacetValue
 from timbre.store.filters import SearchFilter
 from timbre.store.interface import CollectionInfo, Hit, Point, Record, WriteMarker
+from timbre.store.payload import DISPLAY_FIELDS
 from timbre.store.schema import CollectionSchema, generation_name, parse_generation_name
 
 log = logging.getLogger(__name__)
@@ -128,6 +131,10 @@ class StoreBase(ABC):
             return
         with self._using_live() as live:
             problem = self._mismatch(live.describe())
+            if problem is None:
+                # An older collection lacks derived fields (case-insensitive companions):
+                # derive them from its payloads, in place, instead of re-indexing.
+                backfill_derived(live)
         if problem is None:
             return
         if not reindex:
@@ -289,6 +296,39 @@ class StoreBase(ABC):
     ) -> list[Hit]:
         with self._using_live() as live:
             return live.search(vector, top_k=top_k, offset=offset, filter=filter, exact=exact)
+
+    def set_payloads(self, updates: Mapping[str, Mapping[str, Any]]) -> int:
+        with self._using_live() as live:
+            return live.set_payloads(updates)
+
+    def search_batch(
+        self,
+        vectors: np.ndarray,
+        *,
+        top_k: int,
+        filters: Sequence[SearchFilter | None],
+        score_threshold: float | None = None,
+        fields: Sequence[str] = DISPLAY_FIELDS,
+    ) -> list[list[Hit]]:
+        with self._using_live() as live:
+            return live.search_batch(
+                vectors,
+                top_k=top_k,
+                filters=filters,
+                score_threshold=score_threshold,
+                fields=fields,
+            )
+
+    def facets(
+        self, fields: Sequence[str], *, filter: SearchFilter | None = None, limit: int
+    ) -> dict[str, list[FacetValue]]:
+        with self._using_live() as live:
+            return live.facets(fields, filter=filter, limit=limit)
+
+    def write_labels_version(self, version: str) -> None:
+        """Record in the live collection's metadata which vocabulary labelled it last."""
+        with self._using_live() as live:
+            live.backend.write_meta({"labels_version": version})
 
     def describe(self) -> CollectionInfo:
         with self._using_live() as live:

@@ -9,6 +9,14 @@ path-prefix filter is then an exact keyword match on ``dirs``: indexed, and the 
 embedded shard and any Qdrant server (keyword prefix matching is not portable). Paths are
 POSIX-style strings as ingest records them; prefixes match whole directory names only
 (``Drums/Kick`` does not match ``Drums/Kicks/x.wav``).
+
+It also derives a *normalised companion* of every keyword field people type
+(:data:`NORMALISED_FIELDS`: ``genre`` -> ``genre_norm``, ...): case-folded, whitespace
+collapsed, and for ``key`` the canonical enharmonic spelling (``Bbm`` -> ``A#m``). Qdrant has
+no case-insensitive keyword match, so filters and facets use these indexed companions while the
+field people see keeps its display form (``Techno``, ``Bbm``). :data:`DERIVED_VERSION` says
+which derivation a collection's payloads carry; an older collection is backfilled in place
+from its stored payloads when it is opened (no re-embedding).
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from typing import Any
 
 from timbre.embedding.info import ModelInfo
 from timbre.errors import InvalidPointError
+from timbre.musickey import normalize_key
 
 POINT_ID_NAMESPACE = uuid.UUID("81e78eb0-df08-4e75-b67c-99332a4fdcb1")
 """Namespace of Timbre point ids. Fixed forever: every stored id derives from it."""
@@ -58,7 +67,28 @@ DESCRIPTIVE_FIELDS = (
 )
 """What ingest says about a file (names, tags, audio); any of them may be None."""
 
-DISPLAY_FIELDS = ("path", "paths", *DESCRIPTIVE_FIELDS, "content_sha256", "ingested_at")
+LABEL_FIELDS = (
+    "category",
+    "category_score",
+    "auto_tags",
+    "auto_tag_scores",
+    "labels_version",
+    "instrument_source",
+)
+"""Zero-shot labels from the sound (:mod:`timbre.labels`), re-derivable from the stored vector:
+``category`` (best label or None) with its cosine ``category_score``; ``auto_tags`` (labels
+above a threshold, best first) with ``auto_tag_scores`` (label -> cosine); ``labels_version``
+(vocabulary hash + text model); ``instrument_source`` (``name`` or ``audio``: whether
+``instrument`` came from the names or from the category)."""
+
+DISPLAY_FIELDS = (
+    "path",
+    "paths",
+    *DESCRIPTIVE_FIELDS,
+    *LABEL_FIELDS,
+    "content_sha256",
+    "ingested_at",
+)
 """The payload a search hit carries, identical from Qdrant and from the FAISS snapshot. The
 model fields are left out: they are the same for every point and live in the manifest."""
 
@@ -67,6 +97,24 @@ PAYLOAD_FIELDS = (*DISPLAY_FIELDS, "model", "pipeline_version")
 
 DIRS_FIELD = "dirs"
 """Derived by the store from ``paths`` on every write; never written by callers."""
+
+NORMALISED_FIELDS = {
+    "genre": "genre_norm",
+    "instrument": "instrument_norm",
+    "pack": "pack_norm",
+    "tags": "tags_norm",
+    "key": "key_norm",
+    "category": "category_norm",
+    "auto_tags": "auto_tags_norm",
+}
+"""Keyword field -> its normalised companion, derived by the store on every write."""
+
+DERIVED_FIELDS = (DIRS_FIELD, *NORMALISED_FIELDS.values())
+"""Every field the store derives; callers never write them."""
+
+DERIVED_VERSION = 2
+"""Version of the derivation: 1 = ``dirs`` only; 2 = also the normalised companions. A
+collection whose metadata records less is backfilled from its stored payloads on open."""
 
 KINDS = ("one_shot", "loop")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -124,6 +172,14 @@ def build_payload(
     payload: dict[str, Any] = {field: descriptive.get(field) for field in DESCRIPTIVE_FIELDS}
     payload["tags"] = list(payload["tags"] or [])
     payload.update(
+        category=None,
+        category_score=None,
+        auto_tags=[],
+        auto_tag_scores={},
+        labels_version=None,
+        instrument_source="name" if payload["instrument"] else None,
+    )
+    payload.update(
         path=unique_paths[0],
         paths=unique_paths,
         content_sha256=content_sha256.lower(),
@@ -174,4 +230,47 @@ def with_dirs(payload: Mapping[str, Any]) -> dict[str, Any]:
     if out.get("path"):
         paths.append(out["path"])
     out[DIRS_FIELD] = ancestor_dirs(paths)
+    return out
+
+
+def fold(text: str) -> str:
+    """Case- and spacing-insensitive form of a keyword (``" Deep  House"`` -> ``"deep house"``)."""
+    return " ".join(text.split()).casefold()
+
+
+def normalise_value(field: str, value: str) -> str:
+    """The companion form of one keyword value of ``field``, as stored and as filtered.
+
+    Keys fold enharmonics (``Bb minor``, ``Bbm`` and ``A#m`` are all ``A#m``); a key that does
+    not parse is folded like any keyword, so it still matches its own spelling.
+    """
+    if field == "key":
+        return normalize_key(value) or fold(value)
+    return fold(value)
+
+
+def normalised_companions(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The companion of every keyword field present in ``payload`` (None or a sorted list).
+
+    Only the fields present are derived, so a partial update (``set_payload`` of the labels)
+    updates exactly the companions of what it changes.
+    """
+    out: dict[str, Any] = {}
+    for field, companion in NORMALISED_FIELDS.items():
+        if field not in payload:
+            continue
+        value = payload[field]
+        if value is None:
+            out[companion] = None
+        elif isinstance(value, list | tuple):
+            out[companion] = sorted({normalise_value(field, str(v)) for v in value if v})
+        else:
+            out[companion] = normalise_value(field, str(value))
+    return out
+
+
+def with_derived(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a full payload with every derived field (``dirs`` and the companions)."""
+    out = with_dirs(payload)
+    out.update(normalised_companions(out))
     return out

@@ -61,7 +61,11 @@ def _qdrant_filter(conditions: Sequence[Condition]) -> qm.Filter | None:
         if isinstance(c, MatchAny):
             must.append(qm.FieldCondition(key=c.field, match=qm.MatchAny(any=list(c.values))))
         else:
-            must.append(qm.FieldCondition(key=c.field, range=qm.Range(gte=c.gte, lte=c.lte)))
+            must.append(
+                qm.FieldCondition(
+                    key=c.field, range=qm.Range(gte=c.gte, lte=c.lte, gt=c.gt, lt=c.lt)
+                )
+            )
     return qm.Filter(must=must)
 
 
@@ -140,6 +144,22 @@ class ServerBackend:
             ),
         )
 
+    def set_payloads(self, updates: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+        operations: list[qm.UpdateOperation] = [
+            qm.SetPayloadOperation(set_payload=qm.SetPayload(payload=dict(p), points=[pid]))
+            for pid, p in updates
+        ]
+        # One request for the whole batch; the server applies the operations in order.
+        self._call(
+            "set payloads",
+            partial(
+                self._client.batch_update_points,
+                self._target,
+                update_operations=operations,
+                wait=True,
+            ),
+        )
+
     def retrieve(self, ids: Sequence[str], with_vectors: bool) -> list[Record]:
         records = self._call(
             "retrieve",
@@ -214,6 +234,49 @@ class ServerBackend:
             ),
         )
         return [Hit(str(p.id), float(p.score), p.payload or {}) for p in response.points]
+
+    def search_batch(
+        self,
+        vectors: np.ndarray,
+        *,
+        limit: int,
+        conditions: Sequence[Sequence[Condition]],
+        score_threshold: float | None,
+        fields: Sequence[str],
+    ) -> list[list[Hit]]:
+        requests = [
+            qm.QueryRequest(
+                query=vector.tolist(),
+                filter=_qdrant_filter(conds),
+                limit=limit,
+                with_payload=list(fields),
+                with_vector=False,
+                score_threshold=score_threshold,
+                params=qm.SearchParams(exact=True),
+            )
+            for vector, conds in zip(vectors, conditions, strict=True)
+        ]
+        responses = self._call(
+            "batch search",
+            partial(self._client.query_batch_points, self._target, requests=requests),
+        )
+        return [
+            [Hit(str(p.id), float(p.score), p.payload or {}) for p in r.points] for r in responses
+        ]
+
+    def facet(self, key: str, conditions: Sequence[Condition], limit: int) -> list[tuple[Any, int]]:
+        response = self._call(
+            f"facet {key}",
+            partial(
+                self._client.facet,
+                self._target,
+                key,
+                facet_filter=_qdrant_filter(conditions),
+                limit=limit,
+                exact=True,
+            ),
+        )
+        return [(h.value, int(h.count)) for h in response.hits]
 
     def read_meta(self) -> dict[str, Any]:
         return dict(self._info().config.metadata or {})

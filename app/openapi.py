@@ -1,0 +1,196 @@
+"""The OpenAPI document: problem bodies, hand-parsed bodies, security and the configured limits.
+
+What a new route does to be documented like the others:
+
+- ``responses=problems(404, 503)`` on the route (or on its ``APIRouter``) for the problems it
+  can answer besides those of its router; :data:`BODY_PROBLEMS` for a route that reads a body.
+  Each becomes an ``application/problem+json`` response with the :class:`Problem` schema.
+- A route that parses its body by hand declares it with :func:`json_or_upload_body`; the body
+  guard (app/bodies.py) reads the same declaration to know the route takes uploads.
+- Security comes from the ``require_read`` / ``require_write`` dependencies (app/deps.py).
+- The limits (``top_k``, ``offset``, batch size, filter values, body sizes) are written into
+  the schema from the settings by :func:`build_openapi`, for every model that has such fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from app.problems import PROBLEM_JSON
+from app.schemas import Problem
+from timbre.settings import ApiSettings
+
+REF = "#/components/schemas/{model}"
+
+PROBLEM_DESCRIPTIONS = {
+    400: "Malformed body: not UTF-8, not JSON, or nested too deeply.",
+    401: "A valid API key is required (X-API-Key header or Authorization: Bearer).",
+    403: "A path outside the configured library roots.",
+    404: "No such item, job or file.",
+    409: "Conflicts with work under way, or with the loaded models.",
+    413: "The body is over its size limit.",
+    415: "The body is not in a media type this route takes.",
+    416: "The Range asks for bytes the file does not hold.",
+    422: "Well-formed, but invalid: the problem names each field and what is wrong with it.",
+    503: "A component needed to answer (models, vector store, snapshot) is not ready.",
+}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` entries for a route or router: the problem body for each status."""
+    return {
+        status: {"model": Problem, "description": PROBLEM_DESCRIPTIONS[status]}
+        for status in statuses
+    }
+
+
+BODY_PROBLEMS = problems(400, 413, 415, 422)
+"""What any route that reads a body can answer: malformed, too large, wrong media type, invalid."""
+
+_BODY_MODELS: dict[str, type[BaseModel]] = {}
+
+
+def json_or_upload_body(
+    model: type[BaseModel], form: dict[str, Any], required: list[str]
+) -> dict[str, Any]:
+    """``openapi_extra`` of a route that parses its body by hand: ``model`` as JSON, or a
+    multipart upload whose ``file`` part comes with the text ``form`` fields."""
+    _BODY_MODELS[model.__name__] = model
+    properties = {"file": {"type": "string", "format": "binary"}, **form}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": REF.format(model=model.__name__)}},
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": properties,
+                        "required": ["file", *required],
+                        "additionalProperties": False,
+                    },
+                    "encoding": {
+                        "file": {"contentType": "audio/*"},
+                        "filter": {"contentType": "application/json"},
+                    },
+                },
+            },
+        }
+    }
+
+
+def build_openapi(app: FastAPI, api: ApiSettings, routers: Sequence[APIRouter]) -> dict[str, Any]:
+    """The app's OpenAPI document as this service is configured (cached on the app)."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    doc = get_openapi(
+        title=app.title,
+        version=app.version,
+        summary=app.summary,
+        description=app.description,
+        routes=app.routes,
+    )
+    components = doc.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    if _BODY_MODELS:
+        _, defs = models_json_schema(
+            [(m, "validation") for m in _BODY_MODELS.values()], ref_template=REF
+        )
+        for name, schema in defs.get("$defs", {}).items():
+            schemas.setdefault(name, schema)
+    for operation in _operations(doc):
+        _problem_media(operation)
+        _body_limits(operation, api)
+    _optional_security(routers, doc, api)
+    forms = [
+        content["multipart/form-data"]["schema"]
+        for operation in _operations(doc)
+        if "multipart/form-data" in (content := operation.get("requestBody", {}).get("content", {}))
+    ]
+    _limits(schemas, forms, api)
+    schemas.setdefault("Problem", Problem.model_json_schema(ref_template=REF))
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    app.openapi_schema = doc
+    return doc
+
+
+def _operations(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return [op for item in doc.get("paths", {}).values() for op in item.values()]
+
+
+def _problem_media(operation: dict[str, Any]) -> None:
+    """FastAPI declares every response model as application/json, and its own 422 body for
+    routes with parameters; a problem is neither."""
+    for status, response in operation.get("responses", {}).items():
+        content = response.get("content") or {}
+        if status[:1] in "45" and "application/json" in content:
+            content[PROBLEM_JSON] = content.pop("application/json")
+            content[PROBLEM_JSON]["schema"] = {"$ref": REF.format(model="Problem")}
+            response["description"] = PROBLEM_DESCRIPTIONS.get(
+                int(status), response.get("description", "")
+            )
+
+
+def _body_limits(operation: dict[str, Any], api: ApiSettings) -> None:
+    body = operation.get("requestBody")
+    if not body:
+        return
+    notes = [f"JSON bodies are limited to {api.max_body_bytes} bytes"]
+    if "multipart/form-data" in body.get("content", {}):
+        notes.append(f"a multipart upload, file and fields, to {api.max_upload_bytes} bytes")
+    body["description"] = "; ".join(notes) + " (413 past that)."
+    body["x-max-body-bytes"] = api.max_body_bytes
+
+
+def _optional_security(routers: Sequence[APIRouter], doc: dict[str, Any], api: ApiSettings) -> None:
+    """Declare the key as optional where this configuration does not ask for one."""
+    from app.deps import require_read
+
+    open_reads = api.api_key is None or not api.require_key_for_reads
+    routes = [
+        (route, [*router.dependencies, *route.dependencies])
+        for router in routers
+        for route in router.routes
+        if isinstance(route, APIRoute)
+    ]
+    for route, dependencies in routes:
+        reads = any(dep.dependency is require_read for dep in dependencies)
+        if api.api_key is not None and not (reads and open_reads):
+            continue
+        item = doc.get("paths", {}).get(route.path_format, {})
+        for method in route.methods or ():
+            operation = item.get(method.lower())
+            if operation is not None and "security" in operation:
+                operation["security"].append({})
+                operation.get("responses", {}).pop("401", None)
+
+
+def _limits(schemas: dict[str, Any], forms: list[dict[str, Any]], api: ApiSettings) -> None:
+    """The configured maxima, on every model (and upload form) that has the field they bound."""
+    maxima = {"top_k": api.max_top_k, "offset": api.max_offset}
+    for name, schema in [*schemas.items(), *(("form", form) for form in forms)]:
+        properties = schema.get("properties", {})
+        for field, maximum in maxima.items():
+            if field in properties:
+                for branch in _branches(properties[field]):
+                    if branch.get("type") == "integer":
+                        branch["maximum"] = maximum
+        if name == "BatchSearchIn" and "queries" in properties:
+            properties["queries"]["maxItems"] = api.max_batch
+        if name == "FilterIn":
+            for prop in properties.values():
+                for branch in _branches(prop):
+                    if branch.get("type") == "array":
+                        branch["maxItems"] = api.max_filter_values
+
+
+def _branches(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    return [schema, *schema.get("anyOf", []), *schema.get("oneOf", [])]

@@ -1,0 +1,73 @@
+"""What the probes and the stats route answer.
+
+The stats sections allow extra fields: the service may report more than is listed here, and
+a new figure must not need a schema change to reach the client.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class HealthOut(BaseModel):
+    status: str
+
+
+class ReadyChecks(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    text_model: bool
+    store: bool
+    snapshot: bool
+
+
+class ReadyOut(BaseModel):
+    ready: bool
+    checks: ReadyChecks
+    reasons: list[str]
+
+
+class PrecisionOut(BaseModel):
+    """The precision each loaded side runs in; None = not loaded yet."""
+
+    text: str | None = None
+    audio: str | None = None
+
+
+class TextCacheOut(BaseModel):
+    size: int
+    hits: int
+    misses: int
+
+
+class SnapshotStatsOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str
+    count: int
+    created_at: str
+    age_s: float | None = None
+    mmapped: bool
+    freshness: dict[str, Any] | None = None
+
+
+class StoreStatsOut(BaseModel):
+    """The live collection, or ``error`` when the store cannot be reached."""
+
+    model_config = ConfigDict(extra="allow")
+    mode: str | None = None
+    collection: str | None = None
+    count: int | None = None
+    error: str | None = None
+
+
+class StatsOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    models: dict[str, Any]
+    pipeline_version: str
+    random_weights: bool
+    audio_model_loaded: bool
+    precision: PrecisionOut
+    text_cache: TextCacheOut
+    snapshot: SnapshotStatsOut | None = None
+    store: StoreStatsOut | None = None

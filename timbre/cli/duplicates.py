@@ -1,0 +1,71 @@
+"""``timbre duplicates``: report groups of near-duplicate samples (never deletes anything)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from timbre.cli.app import app, fail
+from timbre.errors import TimbreError
+
+
+def _table(report: dict[str, Any]) -> str:
+    lines = []
+    for number, group in enumerate(report["groups"], 1):
+        lines.append(
+            f"group {number}: {len(group['members'])} samples, min cosine {group['min_score']:.4f}"
+        )
+        for m in group["members"]:
+            mark = "keep" if m["id"] == group["keep"] else "    "
+            rate = f"{m['sample_rate'] / 1000:g} kHz" if m["sample_rate"] else "?"
+            duration = f"{m['duration_s']:.3f} s" if m["duration_s"] is not None else "?"
+            lines.append(
+                f"  {mark} {m['score']:.4f}  {duration:>9}  {m['format'] or '?':<5} "
+                f"{rate:>8}  {m['path']}"
+            )
+    lines.append(
+        f"{len(report['groups'])} groups, {report['duplicates']} duplicates among "
+        f"{report['points']} samples ({report['seconds']:.1f} s; "
+        f"min cosine {report['rules']['min_cosine']}). Rule: {report['keep_rule']}."
+    )
+    return "\n".join(lines)
+
+
+@app.command()
+def duplicates(
+    min_cosine: Annotated[
+        float | None, typer.Option(help="Cosine at or above which sounds are one (0-1].")
+    ] = None,
+    path_prefix: Annotated[
+        str | None, typer.Option(help="Only samples under this library folder.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Find near-duplicates (re-encoded, resampled, quieter or trimmed copies): a report only.
+
+    Groups samples whose vectors are within --min-cosine of each other and whose durations
+    agree, and names the one to keep in each group by a stated rule.
+    """
+    from timbre.cli.wiring import duplicate_rules
+    from timbre.embedding.embedder import describe_models
+    from timbre.search.duplicates import library_duplicates
+    from timbre.settings import load_settings
+    from timbre.store import SearchFilter, open_store
+
+    try:
+        settings = load_settings()
+        store = open_store(settings, describe_models(settings.models))
+        try:
+            report = library_duplicates(
+                store,
+                duplicate_rules(settings),
+                min_cosine=min_cosine,
+                filter=SearchFilter(path_prefix=(path_prefix,)) if path_prefix else None,
+            ).as_dict()
+        finally:
+            store.close()
+    except TimbreError as exc:
+        raise fail(exc) from exc
+    typer.echo(json.dumps(report, indent=2) if as_json else _table(report))

@@ -1,0 +1,63 @@
+"""``timbre relabel``: re-label the whole library from its stored vectors (no re-embedding)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from timbre.cli.app import app, fail
+from timbre.errors import TimbreError
+
+
+@app.command()
+def relabel(
+    vocabulary: Annotated[
+        Path | None,
+        typer.Option(help="Vocabulary YAML to label with (default: labels.vocabulary)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option(help="Score and report (with score quantiles); write nothing.")
+    ] = False,
+    no_snapshot: Annotated[
+        bool, typer.Option(help="Do not export a FAISS snapshot afterwards.")
+    ] = False,
+) -> None:
+    """Label every sample anew (category, auto tags) from its stored vector, in seconds.
+
+    Run it after editing the vocabulary or the labels thresholds. The vocabulary is embedded
+    once with the text tower (then cached); no audio is read. Prints a JSON report, including
+    quantiles of the best category cosines and margins for calibrating the thresholds.
+    """
+    from timbre.cli.store import _export
+    from timbre.embedding.embedder import describe_models, load_text_embedder
+    from timbre.labels import load_vocabulary, make_labeller, relabel
+    from timbre.settings import load_settings
+    from timbre.store import open_store
+
+    try:
+        settings = load_settings()
+        info = describe_models(settings.models)
+        vocab = load_vocabulary(vocabulary or settings.labels.vocabulary)
+        labeller = make_labeller(
+            settings,
+            info,
+            lambda: load_text_embedder(settings.models),
+            free_text=True,
+            vocabulary=vocab,
+        )
+        store = open_store(settings, info)
+        try:
+            report = relabel(
+                store, labeller, batch_size=settings.labels.relabel_batch, dry_run=dry_run
+            )
+            out = report.as_dict()
+            if not dry_run and not no_snapshot and report.changed:
+                out["snapshot"] = _export(settings, store)
+        finally:
+            store.close()
+    except TimbreError as exc:
+        raise fail(exc) from exc
+    typer.echo(json.dumps(out, indent=2))

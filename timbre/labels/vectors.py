@@ -1,0 +1,158 @@
+"""Label vectors: the vocabulary embedded once with the text tower, cached on disk.
+
+The cache key is the text model's identity (CLaMP3 checkpoint and tokenizer revisions, the
+dimension) and the hash of the prompts, so a new vocabulary or model embeds again and
+anything else is read back in milliseconds. The text tower is only loaded on a cache miss,
+and the caller decides whether it is freed afterwards: the ingest command frees it before it
+loads the audio models (the ~1 GB tower never sits beside MERT), the service passes its own
+loaded tower and keeps it.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from timbre.embedding.info import ModelInfo
+from timbre.errors import ConfigError
+from timbre.labels.labeller import Labeller, LabelRules
+from timbre.labels.vocabulary import Vocabulary, load_vocabulary
+
+if TYPE_CHECKING:
+    from timbre.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CACHE_DIR = Path("cache") / "labels"
+"""Under ``data_dir``."""
+
+
+class TextSide(Protocol):
+    """What labelling needs from the text embedder (:class:`~timbre.embedding.TextEmbedder`)."""
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def cache_key(vocabulary: Vocabulary, info: ModelInfo) -> str:
+    material = json.dumps(
+        [vocabulary.prompt_hash(), info.clamp3, info.xlmr, info.dim], ensure_ascii=False
+    )
+    return hashlib.sha256(material.encode()).hexdigest()[:20]
+
+
+def embed_vocabulary(vocabulary: Vocabulary, text: TextSide) -> np.ndarray:
+    """``[n_labels, dim]``: each label's prompts embedded, averaged and L2-normalised."""
+    prompts = [p for label in vocabulary.labels for p in label.prompts]
+    vectors = np.asarray(text.embed(prompts), dtype=np.float32)
+    out, start = [], 0
+    for label in vocabulary.labels:
+        mean = vectors[start : start + len(label.prompts)].mean(axis=0)
+        start += len(label.prompts)
+        out.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
+    return np.stack(out).astype(np.float32)
+
+
+def label_vectors(
+    vocabulary: Vocabulary,
+    info: ModelInfo,
+    cache_dir: Path | None,
+    text: Callable[[], TextSide],
+    *,
+    free_text: bool,
+) -> np.ndarray:
+    """The vocabulary's vectors, from the cache or from the text tower ``text()`` returns.
+
+    Args:
+        vocabulary: the labels.
+        info: the models (the cache key).
+        cache_dir: where vectors are cached (None = no cache).
+        text: returns a text embedder; called only on a cache miss.
+        free_text: drop the embedder and collect garbage after use, so the tower's memory is
+            returned before the caller loads other models.
+    """
+    path = cache_dir / f"{cache_key(vocabulary, info)}.npz" if cache_dir else None
+    if path is not None and path.exists():
+        try:
+            with np.load(path) as cached:
+                if tuple(str(n) for n in cached["names"]) == vocabulary.names:
+                    return np.asarray(cached["vectors"], dtype=np.float32)
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("ignoring the unreadable label vector cache %s: %s", path, exc)
+    embedder = text()
+    vectors = embed_vocabulary(vocabulary, embedder)
+    if free_text:
+        from timbre.embedding.runtime import release_memory  # torch is loaded by now anyway
+
+        del embedder
+        gc.collect()
+        release_memory()
+    if vectors.shape[1] != info.dim:
+        raise ConfigError(f"label vectors are {vectors.shape[1]}-d, the models {info.dim}-d")
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with tmp.open("wb") as out:
+            np.savez(out, vectors=vectors, names=np.array(vocabulary.names))
+        tmp.replace(path)
+    return vectors
+
+
+def rules_of(settings: Settings) -> LabelRules:
+    s = settings.labels
+    return LabelRules(
+        category_min_cosine=s.category_min_cosine,
+        category_min_margin=s.category_min_margin,
+        tag_min_cosine=s.tag_min_cosine,
+        max_auto_tags=s.max_auto_tags,
+    )
+
+
+def build_labeller(
+    settings: Settings,
+    info: ModelInfo,
+    text: Callable[[], TextSide],
+    *,
+    free_text: bool,
+    vocabulary: Vocabulary | None = None,
+) -> Labeller | None:
+    """The labeller the settings ask for at ingest, or None when ``labels.enabled`` is false.
+
+    Raises:
+        ConfigError: the vocabulary file is missing or invalid.
+        ModelFilesError: the text tower is needed and cannot be loaded.
+    """
+    if not settings.labels.enabled:
+        return None
+    return make_labeller(settings, info, text, free_text=free_text, vocabulary=vocabulary)
+
+
+def make_labeller(
+    settings: Settings,
+    info: ModelInfo,
+    text: Callable[[], TextSide],
+    *,
+    free_text: bool,
+    vocabulary: Vocabulary | None = None,
+) -> Labeller:
+    """A labeller for ``vocabulary`` (the configured one if None) and the ``labels`` rules.
+
+    Args:
+        settings: the ``labels`` rules and the data dir (label vector cache).
+        info: the models (the cache key and ``labels_version``).
+        text: returns a text embedder; called only if the vectors are not cached.
+        free_text: release the embedder after use (see :func:`label_vectors`).
+        vocabulary: the labels (read from ``labels.vocabulary`` if None).
+    """
+    vocabulary = vocabulary or load_vocabulary(settings.labels.vocabulary)
+    vectors = label_vectors(
+        vocabulary, info, settings.data_dir / CACHE_DIR, text, free_text=free_text
+    )
+    return Labeller(vocabulary, vectors, rules_of(settings), info.clamp3)

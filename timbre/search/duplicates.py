@@ -1,0 +1,247 @@
+"""Near-duplicates: the same sound stored more than once under different bytes.
+
+Exact copies already share one point (ids are content hashes). Near-duplicates are the same
+sound re-encoded, resampled, made quieter or trimmed: their vectors are almost equal and
+their durations agree. The store finds them itself: every sample's vector is a query, in
+batches (Qdrant Edge ``query_batch`` / server ``query_batch_points``), each restricted by a
+range filter on ``duration_s`` to the durations that can agree and by ``score_threshold`` to
+``min_cosine``, so the engine scores only plausible candidates and no Python loop compares
+all pairs. Matches join groups transitively (union–find), so a sound copied many times forms
+one group however many neighbours each query returns.
+
+A report only: nothing is deleted. Each group names the member to keep by :data:`KEEP_RULE`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from timbre.errors import InvalidRequestError, StoreError, UnavailableError
+from timbre.store import Collection, Record, SearchFilter
+
+LOSSLESS_FORMATS = frozenset({"wav", "wavex", "aiff", "aifc", "flac", "caf", "w64", "rf64"})
+"""libsndfile container names that hold lossless audio (everything else, MP3, Ogg..., is
+treated as lossy)."""
+
+KEEP_RULE = (
+    "keep the lossless file (WAV, AIFF, FLAC...) over a lossy one (MP3, Ogg), then the higher "
+    "sample rate, then more channels, then the longer (untrimmed) one, then the first path"
+)
+"""How each group's ``keep`` is chosen; stated in every report."""
+
+_FIELDS = ("path", "paths", "duration_s", "format", "sample_rate", "channels", "pack")
+
+
+@dataclass(frozen=True)
+class DuplicateRules:
+    """When two samples are near-duplicates (the ``duplicates`` settings)."""
+
+    min_cosine: float
+    duration_tolerance_s: float
+    duration_tolerance_ratio: float
+    neighbours: int
+    batch: int
+
+    def durations_agree(self, a: float, b: float) -> bool:
+        """``|a - b| <= max(tolerance_s, ratio * max(a, b))``."""
+        allowed = max(self.duration_tolerance_s, self.duration_tolerance_ratio * max(a, b))
+        return abs(a - b) <= allowed
+
+    def window(self, d: float) -> tuple[float, float]:
+        """Every duration that can agree with ``d`` (solving :meth:`durations_agree` for it),
+        widened by a nanosecond against float rounding (matches are checked exactly after)."""
+        tol, ratio = self.duration_tolerance_s, self.duration_tolerance_ratio
+        low = max(0.0, min(d - tol, d * (1.0 - ratio)) - 1e-9)
+        return low, max(d + tol, d / (1.0 - ratio)) + 1e-9
+
+
+@dataclass(frozen=True)
+class Member:
+    """One sample of a group; ``score`` is its cosine with the member kept (1 for that one)."""
+
+    id: str
+    score: float
+    path: str | None
+    paths: list[str]
+    duration_s: float | None
+    format: str | None
+    sample_rate: int | None
+    channels: int | None
+    pack: str | None
+
+
+@dataclass(frozen=True)
+class Group:
+    """Samples that are one sound; ``keep`` is the id :data:`KEEP_RULE` picks."""
+
+    keep: str
+    members: list[Member]
+
+    @property
+    def min_score(self) -> float:
+        return min(m.score for m in self.members)
+
+
+@dataclass
+class DuplicateReport:
+    """Every group found (largest first), and how the search went."""
+
+    groups: list[Group] = field(default_factory=list)
+    points: int = 0
+    seconds: float = 0.0
+    rules: dict[str, Any] = field(default_factory=dict)
+    keep_rule: str = KEEP_RULE
+
+    @property
+    def duplicates(self) -> int:
+        """Samples that could go (group members other than the one kept)."""
+        return sum(len(g.members) - 1 for g in self.groups)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "points": self.points,
+            "groups": [
+                {"keep": g.keep, "min_score": round(g.min_score, 6), **asdict(g)}
+                for g in self.groups
+            ],
+            "duplicates": self.duplicates,
+            "seconds": self.seconds,
+            "rules": self.rules,
+            "keep_rule": self.keep_rule,
+        }
+
+
+class _UnionFind:
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def find(self, x: str) -> str:
+        self.parent.setdefault(x, x)
+        while self.parent[x] != x:
+            self.parent[x] = self.parent[self.parent[x]]
+            x = self.parent[x]
+        return x
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def _pages(store: Collection, size: int, base: SearchFilter | None) -> Iterator[list[Record]]:
+    page: list[Record] = []
+    for record in store.scroll(filter=base, fields=["duration_s"], with_vectors=True):
+        page.append(record)
+        if len(page) >= size:
+            yield page
+            page = []
+    if page:
+        yield page
+
+
+def _query_filter(base: SearchFilter | None, low: float, high: float) -> SearchFilter:
+    if base is None:
+        return SearchFilter(duration_min_s=low, duration_max_s=high)
+    lo = max(low, base.duration_min_s) if base.duration_min_s is not None else low
+    hi = min(high, base.duration_max_s) if base.duration_max_s is not None else high
+    return base.model_copy(update={"duration_min_s": lo, "duration_max_s": max(lo, hi)})
+
+
+def find_duplicates(
+    store: Collection,
+    rules: DuplicateRules,
+    *,
+    filter: SearchFilter | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> DuplicateReport:
+    """Group the near-duplicates among the points matching ``filter`` (all if None).
+
+    Points without a duration are never grouped (durations must agree).
+    """
+    started = time.perf_counter()
+    report = DuplicateReport(rules=asdict(rules))
+    groups = _UnionFind()
+    for page in _pages(store, rules.batch, filter):
+        report.points += len(page)
+        timed = [r for r in page if isinstance(r.payload.get("duration_s"), int | float)]
+        if timed:
+            durations = {r.id: float(r.payload["duration_s"]) for r in timed}
+            found = store.search_batch(
+                np.stack([np.asarray(r.vector, dtype=np.float32) for r in timed]),
+                top_k=rules.neighbours,
+                filters=[_query_filter(filter, *rules.window(durations[r.id])) for r in timed],
+                score_threshold=rules.min_cosine,
+                fields=["duration_s"],
+            )
+            for record, hits in zip(timed, found, strict=True):
+                for hit in hits:
+                    other = hit.payload.get("duration_s")
+                    if hit.id == record.id or not isinstance(other, int | float):
+                        continue
+                    if rules.durations_agree(durations[record.id], float(other)):
+                        groups.union(record.id, hit.id)
+        if progress is not None:
+            progress(report.points)
+    members: dict[str, list[str]] = {}
+    for point in groups.parent:
+        members.setdefault(groups.find(point), []).append(point)
+    report.groups = [_group(store, ids) for ids in members.values() if len(ids) > 1]
+    report.groups.sort(key=lambda g: (-len(g.members), g.members[0].path or ""))
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report
+
+
+def keep_key(payload: dict[str, Any]) -> tuple[Any, ...]:
+    """Sort key of :data:`KEEP_RULE`: the smallest is kept."""
+    fmt = str(payload.get("format") or "").lower()
+    return (
+        fmt not in LOSSLESS_FORMATS,
+        -(payload.get("sample_rate") or 0),
+        -(payload.get("channels") or 0),
+        -(payload.get("duration_s") or 0.0),
+        str(payload.get("path") or ""),
+    )
+
+
+def _group(store: Collection, ids: list[str]) -> Group:
+    records = store.retrieve(sorted(ids), with_vectors=True)
+    records.sort(key=lambda r: keep_key(r.payload))
+    kept = np.asarray(records[0].vector, dtype=np.float32)
+    members = [
+        Member(
+            id=r.id,
+            score=round(float(np.asarray(r.vector, dtype=np.float32) @ kept), 6),
+            **{k: r.payload.get(k) for k in _FIELDS if k != "paths"},
+            paths=list(r.payload.get("paths") or []),
+        )
+        for r in records
+    ]
+    return Group(keep=records[0].id, members=members)
+
+
+def library_duplicates(
+    store: Collection,
+    rules: DuplicateRules,
+    *,
+    min_cosine: float | None = None,
+    filter: SearchFilter | None = None,
+) -> DuplicateReport:
+    """:func:`find_duplicates` with an optional ``min_cosine`` override, for the front doors.
+
+    Raises:
+        InvalidRequestError: ``min_cosine`` outside ``(0, 1]``.
+        UnavailableError: the store failed.
+    """
+    if min_cosine is not None:
+        if not 0.0 < min_cosine <= 1.0:
+            raise InvalidRequestError("min_cosine: a cosine in (0, 1]")
+        rules = replace(rules, min_cosine=min_cosine)
+    try:
+        return find_duplicates(store, rules, filter=filter)
+    except StoreError as exc:
+        raise UnavailableError(f"the duplicate search needs Qdrant, which failed: {exc}") from exc

@@ -1,0 +1,97 @@
+"""Facet counts (values of a field with how many points hold each), in display form.
+
+Counts come from the engine's facet API on the payload indexes (Qdrant Edge ``facet``,
+qdrant-client ``facet``), exact, on both adapters. A keyword field people type is counted on
+its normalised companion, so ``Techno`` and ``techno`` (or ``Bbm`` and ``A#m``) are one value;
+each value is then shown in the spelling most points use, read from a second facet on the
+display field restricted to the values counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from timbre.store.filters import Condition, MatchAny
+from timbre.store.payload import NORMALISED_FIELDS, normalise_value
+
+FACET_FIELDS = (
+    "pack",
+    "genre",
+    "instrument",
+    "category",
+    "key",
+    "kind",
+    "tags",
+    "auto_tags",
+    "format",
+)
+"""Fields that can be faceted: each has a keyword index in ``qdrant/collection.yaml``."""
+
+SPELLINGS_PER_VALUE = 8
+"""Display spellings read per counted value. A value has one or two spellings in practice
+(``Techno``/``techno``, ``Bbm``/``A#m``); on list fields the spelling facet also returns the
+other tags of the same points, so it reads a margin of them. A value whose spelling falls
+outside is shown in its normalised form, with its exact count."""
+
+
+@dataclass(frozen=True)
+class FacetValue:
+    """One value of a field and the number of points (matching the filter) that hold it.
+
+    Attributes:
+        value: display form (``Techno``, ``Bbm``), the one most points spell it with.
+        count: points holding it (a point with the value twice counts once).
+        match: the normalised form the store filters on (``techno``, ``A#m``).
+    """
+
+    value: str
+    count: int
+    match: str
+
+
+class _Facets(Protocol):
+    def facet(
+        self, key: str, conditions: Sequence[Condition], limit: int
+    ) -> list[tuple[Any, int]]: ...
+
+
+def facet_values(
+    backend: _Facets, field: str, conditions: Sequence[Condition], limit: int
+) -> list[FacetValue]:
+    """The ``limit`` most frequent values of ``field`` among points matching ``conditions``.
+
+    Raises:
+        ValueError: ``field`` is not one of :data:`FACET_FIELDS`, or ``limit`` < 1.
+    """
+    if field not in FACET_FIELDS:
+        raise ValueError(f"cannot facet on {field!r}; facet fields: {', '.join(FACET_FIELDS)}")
+    if limit < 1:
+        raise ValueError(f"limit must be >= 1 (got {limit})")
+    companion = NORMALISED_FIELDS.get(field)
+    if companion is None:
+        return _ordered([(str(v), c, str(v)) for v, c in backend.facet(field, conditions, limit)])
+    counted = backend.facet(companion, conditions, limit)
+    if not counted:
+        return []
+    matches = tuple(str(v) for v, _ in counted)
+    spellings = backend.facet(
+        field, [*conditions, MatchAny(companion, matches)], SPELLINGS_PER_VALUE * len(matches)
+    )
+    display: dict[str, tuple[int, str]] = {}
+    for value, count in spellings:
+        norm = normalise_value(field, str(value))
+        best = display.get(norm)
+        # Most points win; a tie goes to the alphabetically first spelling (deterministic).
+        if best is None or (-count, str(value)) < (-best[0], best[1]):
+            display[norm] = (count, str(value))
+    return _ordered(
+        [(display.get(m, (0, m))[1], c, m) for m, c in ((str(v), c) for v, c in counted)]
+    )
+
+
+def _ordered(rows: list[tuple[str, int, str]]) -> list[FacetValue]:
+    """Most frequent first, ties by value: the same order from every engine."""
+    rows.sort(key=lambda r: (-r[1], r[0]))
+    return [FacetValue(value, count, match) for value, count, match in rows]
