@@ -304,7 +304,7 @@ def bench_decode_stage(folder: Path) -> dict[str, Any]:
 
     library = make_library(folder / "demo")
     settings = load_settings()
-    rules = MetadataRules.from_settings(settings.ingest.genres, settings.ingest.instruments)
+    rules = MetadataRules.from_settings(settings.ingest)
     limits = Limits(MODEL_SR, settings.audio.max_duration_s, settings.audio.max_file_bytes)
     paths = sorted(library.files)
 

@@ -75,7 +75,7 @@ def run_ingest(
         options,
         embedder=embedder,
         store=generation or store,
-        rules=MetadataRules.from_settings(settings.ingest.genres, settings.ingest.instruments),
+        rules=MetadataRules.from_settings(settings.ingest),
         limits=Limits(
             embedder.sample_rate, settings.audio.max_duration_s, settings.audio.max_file_bytes
         ),

@@ -141,7 +141,7 @@ def prepare(
         )
         facts = AudioFacts(audio.duration_s, audio.source_sample_rate, audio.channels, audio.format)
         stage = "metadata"
-        listen = _listener(str(path), audio.samples, audio.sample_rate, audio.duration_s)
+        listen = audio_listener(str(path), audio.samples, audio.sample_rate, audio.duration_s)
         payload = describe(path, root, facts, read_tags(path), rules, listen=listen)
     except AudioError as exc:
         return Prepared(sha256, paths, failure=Failure(str(path), stage, exc.code, exc.reason))
@@ -153,7 +153,7 @@ def prepare(
     return Prepared(sha256, paths, payload=payload, samples=samples, audio_s=facts.duration_s)
 
 
-def _listener(
+def audio_listener(
     path: str, samples: np.ndarray, sample_rate: int, duration_s: float
 ) -> Callable[[bool, bool], Heard | None]:
     """The audio analysis of decoded samples, for :func:`describe`; never fails the file."""

@@ -25,7 +25,7 @@ LIMITS = Limits(sample_rate=24000, max_duration_s=600, max_file_bytes=1 << 30)
 
 @pytest.fixture(scope="module")
 def rules(settings: Settings) -> MetadataRules:
-    return MetadataRules.from_settings(settings.ingest.genres, settings.ingest.instruments)
+    return MetadataRules.from_settings(settings.ingest)
 
 
 def _prepare(path: Path, rules: MetadataRules, *, keep_samples: bool = True) -> dict[str, Any]:
@@ -120,6 +120,19 @@ def test_noise_drums_and_single_notes_get_no_key(
     payload = _prepare(write(tmp_path / name, samples, 44100), rules)
     assert payload["key"] is None and payload["key_source"] is None
     assert payload["analysis_version"] == ANALYSIS_VERSION  # analysed, and nothing claimed
+
+
+def test_what_the_names_call_a_drum_is_never_given_a_key(
+    tmp_path: Path, rules: MetadataRules
+) -> None:
+    """Ringing cymbals and toms look tonal to the key detector; the name rules them out."""
+    sound = chord_loop("Eb", 96, 2, 44100, stabs=True)
+    heard = _prepare(write(tmp_path / "idea 4.wav", sound, 44100), rules)
+    assert heard["key"] == "Eb"
+    ride = _prepare(write(tmp_path / "Ride 4.wav", sound, 44100), rules)
+    assert ride["instrument"] == "cymbal" and "cymbal" in rules.unpitched
+    assert (ride["key"], ride["key_source"]) == (None, None)
+    assert ride["analysis_version"] == ANALYSIS_VERSION and ride["bpm_source"] == "audio"
 
 
 def test_cached_features_still_get_the_facts_from_the_decoded_audio(

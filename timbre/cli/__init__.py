@@ -10,6 +10,7 @@ from timbre.cli import (  # noqa: F401 (registers)
     ingest,
     models,
     quickstart,
+    reanalyse,
     relabel,
     search,
     serve,
