@@ -182,7 +182,8 @@ def oracle_fold(field: str, value: Any) -> Any:
 
 
 def oracle_matches(payload: dict[str, Any], f: SearchFilter) -> bool:
-    for field in ("genre", "instrument", "kind", "key", "pack", "tags", "category", "auto_tags"):
+    keywords = ("genre", "instrument", "kind", "key", "pack", "tags", "category", "auto_tags")
+    for field in (*keywords, "bpm_source", "key_source"):
         allowed = getattr(f, field)
         if allowed is None:
             continue
@@ -242,6 +243,9 @@ def random_filter(rng: np.random.Generator, data: Dataset) -> SearchFilter:
         {"tags": [str(t).upper() for t in rng.choice(TAGS, size=2, replace=False)]},
         {"category": [source["category"] or "kick", str(rng.choice(LABELS)).title()]},
         {"auto_tags": [str(rng.choice(CHARACTER)).upper()]},
+        # how the facts were obtained
+        {"bpm_source": [source["bpm_source"] or "audio"]},
+        {"key_source": ["tags", "name"]},
     ]
     picked: dict[str, Any] = {}
     for i in rng.choice(len(choices), size=int(rng.integers(1, 4)), replace=False):
