@@ -78,7 +78,8 @@ def create_app(
         lifespan=lifespan,
     )
     # Built on first use, once every route is in: the schema of this configuration.
-    app.openapi = lambda: build_openapi(app, api, ROUTERS)  # type: ignore[method-assign]
+    maxima = {("/v1/facets", "limit"): service.limits.facet_max_limit}
+    app.openapi = lambda: build_openapi(app, api, ROUTERS, maxima)  # type: ignore[method-assign]
     app.state.service = service
     app.state.api = api
     app.state.metrics = metrics

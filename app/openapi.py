@@ -14,7 +14,7 @@ What a new route does to be documented like the others:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -28,6 +28,11 @@ from app.schemas import Problem
 from timbre.settings import ApiSettings
 
 REF = "#/components/schemas/{model}"
+
+JSON_PARAMETER = "x-json-content"
+"""Put ``{JSON_PARAMETER: "Model"}`` in a query parameter's ``json_schema_extra`` when its text
+is a JSON document of that model: the parameter is then declared as OpenAPI's
+``content: application/json`` with the model's schema, which clients serialise as JSON."""
 
 PROBLEM_DESCRIPTIONS = {
     400: "Malformed body: not UTF-8, not JSON, or nested too deeply.",
@@ -86,8 +91,17 @@ def json_or_upload_body(
     }
 
 
-def build_openapi(app: FastAPI, api: ApiSettings, routers: Sequence[APIRouter]) -> dict[str, Any]:
-    """The app's OpenAPI document as this service is configured (cached on the app)."""
+def build_openapi(
+    app: FastAPI,
+    api: ApiSettings,
+    routers: Sequence[APIRouter],
+    parameter_maxima: Mapping[tuple[str, str], int] | None = None,
+) -> dict[str, Any]:
+    """The app's OpenAPI document as this service is configured (cached on the app).
+
+    ``parameter_maxima`` maps ``(path, query parameter)`` to a configured maximum that the
+    route enforces (e.g. the facet ``limit``), so that the schema states it too.
+    """
     if app.openapi_schema is not None:
         return app.openapi_schema
     doc = get_openapi(
@@ -108,7 +122,15 @@ def build_openapi(app: FastAPI, api: ApiSettings, routers: Sequence[APIRouter]) 
     for operation in _operations(doc):
         _problem_media(operation)
         _body_limits(operation, api)
+        _json_parameters(operation)
     _optional_security(routers, doc, api)
+    for (path, name), maximum in (parameter_maxima or {}).items():
+        for operation in doc.get("paths", {}).get(path, {}).values():
+            for parameter in operation.get("parameters", []):
+                if parameter["name"] == name:
+                    for branch in _branches(parameter.get("schema", {})):
+                        if branch.get("type") == "integer":
+                            branch["maximum"] = maximum
     forms = [
         content["multipart/form-data"]["schema"]
         for operation in _operations(doc)
@@ -137,6 +159,16 @@ def _problem_media(operation: dict[str, Any]) -> None:
             response["description"] = PROBLEM_DESCRIPTIONS.get(
                 int(status), response.get("description", "")
             )
+
+
+def _json_parameters(operation: dict[str, Any]) -> None:
+    for parameter in operation.get("parameters", []):
+        model = parameter.get("schema", {}).get(JSON_PARAMETER)
+        if model is not None:
+            del parameter["schema"]
+            parameter["content"] = {
+                "application/json": {"schema": {"$ref": REF.format(model=model)}}
+            }
 
 
 def _body_limits(operation: dict[str, Any], api: ApiSettings) -> None:

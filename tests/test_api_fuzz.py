@@ -1,4 +1,4 @@
-"""Schemathesis over the app's own OpenAPI document, in-process through ASGI, bounded in time.
+"""Schemathesis over the app's own OpenAPI document, in-process through ASGI, bounded in work.
 
 The real app (tiny random-weight models, the indexed test library, an API key for writes)
 answers every phase schemathesis runs: explicit examples, boundary coverage, random fuzzing
@@ -10,6 +10,7 @@ requests accepted and schema-violating ones refused.
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,11 @@ from tests.api_fixtures import api_settings, copy_of, opened
 pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
 
 KEY = "fuzz-key"
-MAX_TIME_S = 45
-"""The run's time bound: its phases share it, so the test fits the default tier."""
+MAX_EXAMPLES = 15
+"""Generated requests per operation and phase: the work is fixed, so a loaded machine runs the
+same test more slowly instead of a shorter one (a time bound gave 86 cases under load)."""
+MAX_TIME_S = 300
+"""Only a safety net against a runaway run; a quiet run ends long before it."""
 SEED = 20261110
 
 
@@ -76,11 +80,35 @@ def _reversed_ranges(value: Any) -> bool:
     return any(_reversed_ranges(v) for v in value.values())
 
 
-def filter_body(context: Any, body: Any) -> bool:
-    """Skip bodies with reversed ranges: JSON Schema cannot say that the lower bound must not
-    exceed the upper one, so such a body is schema-valid yet refused with a 422 (which
-    test_api_hardening checks). Every other body is sent."""
-    return not _reversed_ranges(body)
+def _json_or_none(text: Any) -> Any:
+    if not isinstance(text, str):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _refused_for_a_reason_the_schema_cannot_state(case: Any) -> bool:
+    """A case that is schema-valid yet rightly refused, by the API's own rules.
+
+    - A range whose lower bound passes its upper one, in a body or in a ``filter`` query
+      parameter: JSON Schema cannot compare two values (test_api_hardening checks the 422).
+    - An upload whose ``query`` part is empty: schemathesis 4.32's coverage and stateful phases
+      send ``""`` for a multipart text field as a *valid* value although the form schema says
+      ``minLength: 1`` (test_api_hardening checks the 422).
+    """
+    body = case.body
+    query = case.query or {}
+    if _reversed_ranges(body) or _reversed_ranges(_json_or_none(query.get("filter"))):
+        return True
+    multipart = (case.media_type or "").startswith("multipart/")
+    return multipart and isinstance(body, dict) and body.get("query") == ""
+
+
+def filter_failure(context: Any, failure: Any, case: Any, response: Any) -> bool:
+    """Keep every failure except a 422 for a case the schema cannot call invalid (above)."""
+    return not (response.status_code == 422 and _refused_for_a_reason_the_schema_cannot_state(case))
 
 
 class _AlreadyStarted:
@@ -117,8 +145,9 @@ def test_the_api_honours_its_own_openapi_document(fuzz_client: TestClient) -> No
     schema = schemathesis.openapi.from_asgi("/openapi.json", _AlreadyStarted(fuzz_client.app))
     schema.config.update(headers={"X-API-Key": KEY})
     schema.config.max_time = MAX_TIME_S
+    schema.config.generation.update(max_examples=MAX_EXAMPLES)
     schema.config.seed = SEED
-    schema.hook(filter_body)
+    schema.hook(filter_failure)
 
     statistic = Statistic()
     errors: list[str] = []
@@ -136,7 +165,9 @@ def test_the_api_honours_its_own_openapi_document(fuzz_client: TestClient) -> No
         for group in groups.values()
         for failure in group.failures
     ]
-    assert statistic.total_cases > 200, "the run was too short to mean anything"
     assert len(statistic.tested_operations) >= 12, statistic.tested_operations
+    assert statistic.total_cases >= 10 * len(statistic.tested_operations), (
+        f"only {statistic.total_cases} cases: the run was too short to mean anything"
+    )
     assert not errors, "\n".join(errors[:5])
     assert not failures, f"{len(failures)} distinct failures:\n" + "\n".join(failures[:10])

@@ -147,6 +147,62 @@ def test_an_upload_beside_an_id_or_path_is_refused(
     assert field in problem(response, 422, "invalid_request")["detail"]
 
 
+def test_an_upload_with_an_empty_query_is_a_422(client: TestClient, library: Library) -> None:
+    path = a_file(library)
+    response = client.post(
+        "/v1/search/hybrid", files={"file": (path.name, path.read_bytes())}, data={"query": ""}
+    )
+    assert "query" in problem(response, 422, "validation_error")["detail"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"query": "kick", "offset": False},
+        {"query": "kick", "top_k": True},
+        {"query": "kick", "filter": {"bpm": {"min": True}}},
+    ],
+)
+def test_a_boolean_is_not_a_number(client: TestClient, body: dict[str, object]) -> None:
+    response = client.post("/v1/search/text", json=body)
+    assert "not true or false" in problem(response, 422, "validation_error")["detail"]
+
+
+def test_a_number_is_not_a_boolean(client: TestClient) -> None:
+    body = {"queries": [{"query": "kick"}], "distinct": 0}
+    response = client.post("/v1/search/batch", json=body)
+    assert "distinct" in problem(response, 422, "validation_error")["detail"]
+
+
+def test_the_facet_limit_maximum_is_in_the_schema(client: TestClient) -> None:
+    parameters = client.get("/openapi.json").json()["paths"]["/v1/facets"]["get"]["parameters"]
+    (limit,) = [p for p in parameters if p["name"] == "limit"]
+    maximum = next(b["maximum"] for b in limit["schema"]["anyOf"] if b.get("type") == "integer")
+    assert problem(client.get("/v1/facets", params={"limit": maximum + 1}), 422, "invalid_request")
+    assert client.get("/v1/facets", params={"limit": maximum}).status_code == 200
+
+
+@pytest.mark.parametrize("route", ["/v1/facets", "/v1/duplicates"])
+def test_a_filter_parameter_is_json_and_documented_so(client: TestClient, route: str) -> None:
+    assert (
+        "not valid JSON"
+        in problem(client.get(route, params={"filter": "AIFF"}), 422, "invalid_request")["detail"]
+    )
+    ok = client.get(route, params={"filter": '{"genre": "techno"}'})
+    assert ok.status_code == 200, ok.text
+    parameters = client.get("/openapi.json").json()["paths"][route]["get"]["parameters"]
+    (declared,) = [p for p in parameters if p["name"] == "filter"]
+    assert declared["content"]["application/json"]["schema"]["$ref"].endswith("/FilterIn")
+
+
+def test_facet_fields_are_an_enum_in_the_schema(client: TestClient) -> None:
+    parameters = client.get("/openapi.json").json()["paths"]["/v1/facets"]["get"]["parameters"]
+    (field,) = [p for p in parameters if p["name"] == "field"]
+    assert "pack" in field["schema"]["items"]["enum"]
+    refused = problem(client.get("/v1/facets", params={"field": ""}), 422, "invalid_request")
+    assert "cannot facet" in refused["detail"]
+
+
 # -- sizes -----------------------------------------------------------------------------------
 
 

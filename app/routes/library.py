@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from app.deps import ApiDep, ServiceDep, require_read
-from app.openapi import problems
+from app.openapi import JSON_PARAMETER, problems
 from app.routes.common import as_request_error, filter_of
 from app.schemas import DuplicatesOut, FacetsOut, FilterIn
 from timbre.errors import InvalidRequestError
@@ -25,7 +25,10 @@ router = APIRouter(
 
 FilterQuery = Annotated[
     str | None,
-    Query(description='a search filter object as JSON, e.g. {"genre": "techno"}'),
+    Query(
+        description='a search filter object as JSON, e.g. {"genre": "techno"}',
+        json_schema_extra={JSON_PARAMETER: "FilterIn"},
+    ),
 ]
 
 
@@ -48,7 +51,10 @@ async def facets(
     api: ApiDep,
     field: Annotated[
         list[str],
-        Query(description=f"fields to count (all if none): {', '.join(FACET_FIELDS)}"),
+        Query(
+            description=f"fields to count (all if none): {', '.join(FACET_FIELDS)}",
+            json_schema_extra={"items": {"type": "string", "enum": list(FACET_FIELDS)}},
+        ),
     ] = [],  # noqa: B006 -- FastAPI copies query defaults
     filter: FilterQuery = None,
     limit: Annotated[int | None, Query(ge=1, description="values per field")] = None,

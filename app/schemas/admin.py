@@ -6,16 +6,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.schemas.filters import ServerPath
+
 
 class IngestIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    paths: list[str] = Field(
+    paths: list[ServerPath] = Field(
         min_length=1, description="library folders inside the configured roots"
     )
-    prune: bool = False
-    dry_run: bool = False
+    prune: bool = Field(default=False, strict=True)
+    dry_run: bool = Field(default=False, strict=True)
     profile: Literal["parallel", "sequential"] | None = None
-    snapshot: bool = True
+    snapshot: bool = Field(default=True, strict=True)
 
 
 class IngestJobOut(BaseModel):

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     WithJsonSchema,
@@ -24,7 +25,23 @@ RANGE_TEXT_PATTERN = rf"^\s*({_NUMBER}\s*-\s*({_NUMBER})?|-\s*{_NUMBER})\s*$"
 _RANGE_TEXT = re.compile(RANGE_TEXT_PATTERN)
 
 
-Bound = Annotated[float | None, Field(ge=0, allow_inf_nan=False)]
+def _not_a_bool(value: Any) -> Any:
+    # pydantic reads true/false as 1/0 where a number is wanted; a client sending a boolean
+    # there has made a mistake the schema (type: integer/number) already calls invalid.
+    if isinstance(value, bool):
+        raise ValueError("expected a number, not true or false")
+    return value
+
+
+NOT_A_BOOL = BeforeValidator(_not_a_bool)
+"""Put after a number's constraints in ``Annotated`` (before them, the schema loses its
+``minimum``/``maximum``)."""
+
+Bound = Annotated[float, Field(ge=0, allow_inf_nan=False), NOT_A_BOOL] | None
+
+ServerPath = Annotated[str, Field(json_schema_extra={"pattern": "^[^\\x00]*$"})]
+"""A path on the server. The schema says it holds no NUL byte; the service refuses one with
+its own message (``InvalidRequestError``), the same from every route."""
 
 _LOWER, _UPPER = ("min", "gte", "gt"), ("max", "lte", "lt")
 # "Each bound once", as JSON Schema says it: no two spellings of one side together.

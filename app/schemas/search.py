@@ -7,18 +7,20 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.json_schema import JsonDict
 
-from app.schemas.filters import FilterIn
+from app.schemas.filters import NOT_A_BOOL, FilterIn, ServerPath
 
 # A query must hold some text: the pattern says so in the schema, and enforces it. \x1c-\x1f
 # are whitespace to Python's str.strip (which the service applies) but not to regex engines.
 QueryText = Annotated[str, Field(min_length=1, max_length=2000, pattern=r"[^\s\x1c-\x1f]")]
+# Numbers refuse true/false (which pydantic would read as 1/0), as their schema types say.
+TopK = Annotated[int, Field(ge=1), NOT_A_BOOL]
+Offset = Annotated[int, Field(ge=0), NOT_A_BOOL]
+Alpha = Annotated[float, Field(ge=0.0, le=1.0), NOT_A_BOOL]
 
 
 class Paging(BaseModel):
-    top_k: int | None = Field(
-        default=None, ge=1, description="results wanted (default from settings)"
-    )
-    offset: int = Field(default=0, ge=0, description="results to skip (paging)")
+    top_k: TopK | None = Field(default=None, description="results wanted (default from settings)")
+    offset: Offset = Field(default=0, description="results to skip (paging)")
 
 
 class TextSearchIn(Paging):
@@ -42,7 +44,7 @@ class AudioSearchIn(Paging):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=_ONE_REFERENCE)
     id: str | None = Field(default=None, description="an indexed item's id")
-    path: str | None = Field(default=None, description="a file inside the library roots")
+    path: ServerPath | None = Field(default=None, description="a file inside the library roots")
     filter: FilterIn | None = None
 
     @model_validator(mode="after")
@@ -54,24 +56,24 @@ class AudioSearchIn(Paging):
 
 class HybridSearchIn(AudioSearchIn):
     query: QueryText
-    alpha: float = Field(
-        default=0.5, ge=0.0, le=1.0, description="weight of the text: 1 = text only"
-    )
+    alpha: Alpha = Field(default=0.5, description="weight of the text: 1 = text only")
 
 
 class BatchItemIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     slot: str | None = Field(default=None, description="a label echoed back, e.g. 'kick'")
     query: QueryText
-    top_k: int | None = Field(default=None, ge=1)
-    offset: int = Field(default=0, ge=0)
+    top_k: TopK | None = None
+    offset: Offset = 0
     filter: FilterIn | None = None
 
 
 class BatchSearchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     queries: list[BatchItemIn] = Field(min_length=1)
-    distinct: bool = Field(default=False, description="never return the same sample in two slots")
+    distinct: bool = Field(
+        default=False, strict=True, description="never return the same sample in two slots"
+    )
 
 
 class HitOut(BaseModel):
