@@ -85,7 +85,7 @@ def run_ingest(
         options,
         embedder=embedder,
         store=generation or store,
-        rules=MetadataRules.from_settings(settings.ingest.genres, settings.ingest.instruments),
+        rules=MetadataRules.from_settings(settings.ingest),
         limits=Limits(
             # A dry run decodes nothing, so it needs no model rate (nor any model).
             embedder.sample_rate if embedder is not None else 0,

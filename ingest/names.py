@@ -106,12 +106,8 @@ class Vocabulary:
         return None
 
 
-def guess_kind(name_parts: Iterable[str], duration_s: float, bpm: float | None) -> str:
-    """``loop`` or ``one_shot``, from the words in the names, the duration and the tempo.
-
-    Names decide when they say it; otherwise a clip that lasts a whole number of bars at its
-    stated tempo is a loop, and anything under 1.5 s is a one-shot.
-    """
+def stated_kind(name_parts: Iterable[str]) -> str | None:
+    """``loop`` or ``one_shot`` when the names say it (and not both), else None."""
     text = " " + " ".join(" ".join(tokens(p)) for p in name_parts) + " "
     squashed = text.replace(" ", "")
     says_loop = any(f" {w} " in text for w in _LOOP_WORDS)
@@ -122,6 +118,18 @@ def guess_kind(name_parts: Iterable[str], duration_s: float, bpm: float | None) 
         return "loop"
     if says_shot and not says_loop:
         return "one_shot"
+    return None
+
+
+def guess_kind(name_parts: Iterable[str], duration_s: float, bpm: float | None) -> str:
+    """``loop`` or ``one_shot``, from the words in the names, the duration and the tempo.
+
+    Names decide when they say it; otherwise a clip that lasts a whole number of bars at its
+    stated tempo is a loop, and anything under 1.5 s is a one-shot.
+    """
+    stated = stated_kind(name_parts)
+    if stated is not None:
+        return stated
     if duration_s < 1.5:
         return "one_shot"
     if bpm:

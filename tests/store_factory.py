@@ -7,6 +7,7 @@ that is killed in the middle of a snapshot export.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import subprocess
@@ -110,6 +111,7 @@ def random_payload(rng: np.random.Generator, info: ModelInfo) -> dict[str, Any]:
         "tags": sorted({str(t) for t in rng.choice(TAGS, size=int(rng.integers(0, 4)))}),
     }
     sha = hashlib.sha256(rng.bytes(16)).hexdigest()
+    descriptive.update(_audio_facts(rng, descriptive))
     payload = build_payload(descriptive, content_sha256=sha, paths=paths, model=info)
     # Libraries spell keywords inconsistently: the store must match them case-insensitively.
     for field in ("genre", "pack", "instrument"):
@@ -130,6 +132,20 @@ def random_payload(rng: np.random.Generator, info: ModelInfo) -> dict[str, Any]:
             labels_version="vocab-test@random",
         )
     return payload
+
+
+def _audio_facts(rng: np.random.Generator, descriptive: dict[str, Any]) -> dict[str, Any]:
+    """Sources, confidences, analysis version and peaks, as ingest writes them."""
+    out: dict[str, Any] = {}
+    for field in ("bpm", "key"):
+        source = str(rng.choice(["name", "tags", "audio"])) if descriptive[field] else None
+        out[f"{field}_source"] = source
+        out[f"{field}_confidence"] = (
+            round(float(rng.uniform(0.2, 1)), 3) if source == "audio" else None
+        )
+    out["analysis_version"] = "timbre-dsp-1+peaks1"
+    out["peaks"] = base64.b64encode(rng.integers(0, 256, 200, dtype=np.uint8).tobytes()).decode()
+    return out
 
 
 @dataclass
@@ -167,7 +183,8 @@ def oracle_fold(field: str, value: Any) -> Any:
 
 
 def oracle_matches(payload: dict[str, Any], f: SearchFilter) -> bool:
-    for field in ("genre", "instrument", "kind", "key", "pack", "tags", "category", "auto_tags"):
+    keywords = ("genre", "instrument", "kind", "key", "pack", "tags", "category", "auto_tags")
+    for field in (*keywords, "bpm_source", "key_source"):
         allowed = getattr(f, field)
         if allowed is None:
             continue
@@ -235,6 +252,9 @@ def _random_filter(rng: np.random.Generator, data: Dataset) -> SearchFilter:
         {"tags": [str(t).upper() for t in rng.choice(TAGS, size=2, replace=False)]},
         {"category": [source["category"] or "kick", str(rng.choice(LABELS)).title()]},
         {"auto_tags": [str(rng.choice(CHARACTER)).upper()]},
+        # how the facts were obtained
+        {"bpm_source": [source["bpm_source"] or "audio"]},
+        {"key_source": ["tags", "name"]},
     ]
     picked: dict[str, Any] = {}
     for i in rng.choice(len(choices), size=int(rng.integers(1, 4)), replace=False):

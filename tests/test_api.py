@@ -66,6 +66,8 @@ FILTERS: list[tuple[dict[str, Any], Any]] = [
         {"instrument": "bass", "kind": "one_shot", "genre": "techno"},
         lambda h: (h["instrument"], h["kind"], h["genre"]) == ("bass", "one_shot", "techno"),
     ),
+    ({"bpm_source": "name"}, lambda h: h["bpm_source"] == "name" and h["bpm"]),
+    ({"key_source": ["name", "tags"]}, lambda h: h["key"] and h["key_confidence"] is None),
 ]
 
 
@@ -216,6 +218,7 @@ def test_unknown_items(client: TestClient) -> None:
         ({"query": "kick", "filter": {"bpm": "130-120"}}, "filter.bpm"),
         ({"query": "kick", "filter": {"key": "H minor"}}, "filter.key"),
         ({"query": "kick", "filter": {"kind": "oneshot"}}, "filter.kind"),
+        ({"query": "kick", "filter": {"bpm_source": "guess"}}, "filter.bpm_source"),
     ],
 )
 def test_invalid_requests_name_the_field(

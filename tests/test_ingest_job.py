@@ -249,15 +249,22 @@ def test_sequential_profile_gives_the_same_store(
 def test_feature_cache_survives_a_new_store(
     library: Library, tiny_bundle: Path, audio_embedder, tmp_path: Path
 ) -> None:
-    """Drop the store but keep the cache (e.g. a new CLaMP3 checkpoint): MERT is not rerun."""
+    """Drop the store but keep the cache (e.g. a new CLaMP3 checkpoint): MERT is not rerun,
+    and the facts from the audio (tempo, key, peaks) come back all the same."""
     settings = job_settings(tiny_bundle, tmp_path / "data")
     ingest(settings, audio_embedder, [library.root], snapshot=False)
+    before = read_store(settings, audio_embedder)
     shutil.rmtree(settings.data_dir / "qdrant-edge")
     result = ingest(settings, audio_embedder, [library.root], snapshot=False)
     counts = result.summary["counts"]
     assert counts["indexed"] == len(library.files)
     assert counts["features_cached"] == len(library.files)
     assert "mert" not in result.summary["stage_seconds"]
+    after = read_store(settings, audio_embedder)
+    assert {pid: payload for pid, (payload, _) in after.items()} == {
+        pid: payload for pid, (payload, _) in before.items()
+    }
+    assert all(payload["peaks"] for payload, _ in after.values())
 
 
 def test_model_change_reindexes_beside_the_live_collection(

@@ -119,6 +119,19 @@ def test_facet_limit_keeps_the_most_frequent(store: VectorStore, data: Dataset) 
         assert [v.count for v in got[field]] == [c for _, c in want[:3]]
 
 
+def test_stated_facts_only_by_their_source(store: VectorStore, data: Dataset) -> None:
+    """A BPM a producer stated is told from one the audio estimated, in filters and facets."""
+    stated = SearchFilter(bpm_source=("tags", "name"), kind=("loop",))
+    want = {i for i, p in zip(data.ids, data.payloads, strict=True) if oracle_matches(p, stated)}
+    got = {r.id for r in store.scroll(filter=stated)}
+    assert got == want and got
+    assert all(data.payloads[data.ids.index(i)]["bpm_source"] != "audio" for i in got)
+    counts = {v.value: v.count for v in store.facets(["key_source"], limit=10)["key_source"]}
+    assert set(counts) == {"tags", "name", "audio"}
+    with pytest.raises(ValueError, match="fact source"):
+        SearchFilter(key_source=("guess",))
+
+
 def test_facets_refuse_unknown_fields(store: VectorStore) -> None:
     with pytest.raises(ValueError, match="cannot facet on 'path'"):
         store.facets(["path"], limit=5)

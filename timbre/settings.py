@@ -141,6 +141,8 @@ class IngestSettings(_Section):
     batch_audio_s: float = Field(gt=0.0)
     progress_interval_s: float = Field(gt=0.0)
     snapshot: bool
+    reanalyse_batch: int = Field(ge=1)
+    unpitched_instruments: list[str]
     genres: dict[str, list[str]]
     instruments: dict[str, list[str]]
 

@@ -136,6 +136,9 @@ def _document_forms(schema: dict[str, Any]) -> None:
         branches[:0] = _RANGE_FORMS
 
 
+FactSource = Literal["tags", "name", "audio"]
+
+
 class FilterIn(BaseModel):
     """Metadata filter: all given fields must match; a list means any of its values.
 
@@ -154,6 +157,12 @@ class FilterIn(BaseModel):
     tags: list[str] | None = Field(default=None, description="any of these tags")
     category: str | list[str] | None = Field(default=None, description="e.g. 'kick', 'pad'")
     auto_tags: list[str] | None = Field(default=None, description="any of these auto tags")
+    bpm_source: FactSource | list[FactSource] | None = Field(
+        default=None, description="how the BPM was obtained: tags, name or audio"
+    )
+    key_source: FactSource | list[FactSource] | None = Field(
+        default=None, description="how the key was obtained: tags, name or audio"
+    )
     bpm: RangeIn | None = Field(
         default=None, description="'120-130', {min, max} or {gte, lte, gt, lt}"
     )
@@ -192,6 +201,8 @@ class FilterIn(BaseModel):
                 "tags",
                 "category",
                 "auto_tags",
+                "bpm_source",
+                "key_source",
                 "path_prefix",
             )
         }

@@ -11,7 +11,9 @@ from app.schemas.filters import NOT_A_BOOL, FilterIn, ServerPath
 
 # A query must hold some text: the pattern says so in the schema, and enforces it. \x1c-\x1f
 # are whitespace to Python's str.strip (which the service applies) but not to regex engines.
-QueryText = Annotated[str, Field(min_length=1, max_length=2000, pattern=r"[^\s\x1c-\x1f]")]
+# U+0085 (NEL) is whitespace to both but not to ECMA-262's \s, which clients validating the
+# schema use: the pattern names it so that they refuse it too.
+QueryText = Annotated[str, Field(min_length=1, max_length=2000, pattern=r"[^\s\x1c-\x1f\x85]")]
 # Numbers refuse true/false (which pydantic would read as 1/0), as their schema types say.
 TopK = Annotated[int, Field(ge=1), NOT_A_BOOL]
 Offset = Annotated[int, Field(ge=0), NOT_A_BOOL]
@@ -96,6 +98,11 @@ class HitOut(BaseModel):
     channels: int | None = None
     format: str | None = None
     tags: list[str] = []
+    bpm_source: str | None = Field(default=None, description="tags, name or audio")
+    bpm_confidence: float | None = Field(default=None, description="0..1, audio estimates only")
+    key_source: str | None = Field(default=None, description="tags, name or audio")
+    key_confidence: float | None = Field(default=None, description="0..1, audio estimates only")
+    analysis_version: str | None = None
     category: str | None = Field(default=None, description="zero-shot from the sound")
     category_score: float | None = Field(default=None, description="cosine with the label")
     auto_tags: list[str] = Field(default=[], description="labels above the threshold")

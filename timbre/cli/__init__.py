@@ -16,6 +16,7 @@ from timbre.cli import (  # noqa: F401 (registers)
     mcp,
     models,
     quickstart,
+    reanalyse,
     relabel,
     search,
     serve,

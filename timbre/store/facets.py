@@ -26,6 +26,8 @@ FACET_FIELDS = (
     "tags",
     "auto_tags",
     "format",
+    "bpm_source",
+    "key_source",
 )
 """Fields that can be faceted: each has a keyword index in ``qdrant/collection.yaml``."""
 

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from timbre.store.payload import (
     DIRS_FIELD,
+    FACT_SOURCES,
     KINDS,
     NORMALISED_FIELDS,
     normalise_value,
@@ -60,6 +61,8 @@ _KEYWORD_FIELDS = (
     "tags",
     "category",
     "auto_tags",
+    "bpm_source",
+    "key_source",
 )
 _RANGES = (("bpm", "bpm_min", "bpm_max"), ("duration_s", "duration_min_s", "duration_max_s"))
 _EXCLUSIVE = {
@@ -83,6 +86,8 @@ class SearchFilter(BaseModel):
         genre, instrument, kind, key, pack, category: any of these values (case-insensitive;
             keys also match their enharmonic spelling).
         tags, auto_tags: the point has at least one of these (auto) tags.
+        bpm_source, key_source: how the BPM or key was obtained (``tags``, ``name``,
+            ``audio``), e.g. ``("tags", "name")`` for stated values only.
         bpm_min, bpm_max: beats per minute, inclusive.
         duration_min_s, duration_max_s: seconds, inclusive.
         bpm_min_exclusive, bpm_max_exclusive, duration_min_exclusive, duration_max_exclusive:
@@ -100,6 +105,8 @@ class SearchFilter(BaseModel):
     tags: tuple[str, ...] | None = None
     category: tuple[str, ...] | None = None
     auto_tags: tuple[str, ...] | None = None
+    bpm_source: tuple[str, ...] | None = None
+    key_source: tuple[str, ...] | None = None
     bpm_min: float | None = Field(default=None, ge=0)
     bpm_max: float | None = Field(default=None, ge=0)
     duration_min_s: float | None = Field(default=None, ge=0)
@@ -121,6 +128,14 @@ class SearchFilter(BaseModel):
         for kind in value or ():
             if kind not in KINDS:
                 raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+        return value
+
+    @field_validator("bpm_source", "key_source")
+    @classmethod
+    def _known_source(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for source in value or ():
+            if source not in FACT_SOURCES:
+                raise ValueError(f"a fact source is one of {FACT_SOURCES}, not {source!r}")
         return value
 
     @field_validator("path_prefix")

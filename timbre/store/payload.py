@@ -36,6 +36,23 @@ from timbre.musickey import normalize_key
 POINT_ID_NAMESPACE = uuid.UUID("81e78eb0-df08-4e75-b67c-99332a4fdcb1")
 """Namespace of Timbre point ids. Fixed forever: every stored id derives from it."""
 
+AUDIO_FACT_FIELDS = (
+    "bpm_source",
+    "bpm_confidence",
+    "key_source",
+    "key_confidence",
+    "analysis_version",
+    "peaks",
+)
+"""How ``bpm`` and ``key`` were obtained and what the audio analysis stored
+(``ingest.metadata`` documents the rules): ``bpm_source`` / ``key_source`` are ``tags``,
+``name`` or ``audio`` (None when unknown); ``bpm_confidence`` / ``key_confidence`` rate an
+audio estimate (0..1; None for a stated value); ``analysis_version`` names the analysis that
+ran on the audio (``timbre.audio.analysis.ANALYSIS_VERSION``; None when none did);
+``peaks`` is the waveform for display (``timbre.audio.peaks``, base64)."""
+
+FACT_SOURCES = ("tags", "name", "audio")
+
 DESCRIPTIVE_FIELDS = (
     "pack",
     "genre",
@@ -48,6 +65,7 @@ DESCRIPTIVE_FIELDS = (
     "channels",
     "format",
     "tags",
+    *AUDIO_FACT_FIELDS,
 )
 """What ingest says about a file (names, tags, audio); any of them may be None."""
 
@@ -134,7 +152,8 @@ def build_payload(
         ingested_at: when the file was embedded (UTC now if omitted).
 
     Raises:
-        InvalidPointError: unknown descriptive field, no path, or an invalid ``kind``.
+        InvalidPointError: unknown descriptive field, no path, or an invalid ``kind`` or
+            fact source.
     """
     unknown = set(descriptive) - set(DESCRIPTIVE_FIELDS)
     if unknown:
@@ -145,6 +164,12 @@ def build_payload(
     kind = descriptive.get("kind")
     if kind is not None and kind not in KINDS:
         raise InvalidPointError(f"kind must be one of {KINDS} or None, not {kind!r}")
+    for source in ("bpm_source", "key_source"):
+        value = descriptive.get(source)
+        if value is not None and value not in FACT_SOURCES:
+            raise InvalidPointError(
+                f"{source} must be one of {FACT_SOURCES} or None, not {value!r}"
+            )
     when = ingested_at or datetime.now(UTC)
     payload: dict[str, Any] = {field: descriptive.get(field) for field in DESCRIPTIVE_FIELDS}
     payload["tags"] = list(payload["tags"] or [])

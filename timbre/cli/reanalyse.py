@@ -1,0 +1,75 @@
+"""``timbre reanalyse``: give already indexed samples the current audio facts (no re-embedding)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from timbre.cli.app import app, fail
+from timbre.errors import ModelFilesError, TimbreError
+
+
+@app.command()
+def reanalyse(
+    all_points: Annotated[
+        bool,
+        typer.Option("--all", help="Analyse points already at the current analysis version too."),
+    ] = False,
+    dry_run: Annotated[bool, typer.Option(help="Analyse and report; write nothing.")] = False,
+    no_snapshot: Annotated[
+        bool, typer.Option(help="Do not export a FAISS snapshot afterwards.")
+    ] = False,
+) -> None:
+    """Fill BPM, key, their sources and confidences, and waveform peaks from each sample's file.
+
+    For samples indexed before the audio analysis (or by an older version of it): each file
+    is decoded and analysed as ingest would; names and tags still win; vectors and labels are
+    not touched. Prints a JSON report (gained BPMs and keys, sources, unreadable files).
+    """
+    from ingest.pipeline import Limits
+    from ingest.reanalyse import reanalyse as run
+    from timbre.cli.store import _export
+    from timbre.embedding.embedder import describe_models
+    from timbre.embedding.files import resolve_model_files
+    from timbre.settings import load_settings
+    from timbre.store import open_store
+
+    try:
+        settings = load_settings()
+        files = resolve_model_files(settings.models, ("mert", "clamp3"))
+        info = describe_models(settings.models, files)
+        limits = Limits(
+            _mert_rate(files.require("mert")),
+            settings.audio.max_duration_s,
+            settings.audio.max_file_bytes,
+        )
+        store = open_store(settings, info)
+        try:
+            report = run(
+                store,
+                limits,
+                batch_size=settings.ingest.reanalyse_batch,
+                unpitched=frozenset(settings.ingest.unpitched_instruments),
+                everything=all_points,
+                dry_run=dry_run,
+            )
+            out = report.as_dict()
+            if not dry_run and not no_snapshot and report.changed:
+                out["snapshot"] = _export(settings, store)
+        finally:
+            store.close()
+    except TimbreError as exc:
+        raise fail(exc) from exc
+    typer.echo(json.dumps(out, indent=2))
+
+
+def _mert_rate(mert_dir: Path) -> int:
+    """MERT's input rate, which ingest analyses at (read from its config; MERT is not loaded)."""
+    config = mert_dir / "config.json"
+    try:
+        return int(json.loads(config.read_text(encoding="utf-8"))["sample_rate"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelFilesError(f"cannot read MERT's sample_rate from {config}: {exc}") from exc
