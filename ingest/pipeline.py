@@ -34,12 +34,21 @@ import numpy as np
 import soundfile as sf
 
 from ingest.cache import FeatureCache, HashCache, sha256_of
-from ingest.discover import Found, Skipped, discover
+from ingest.discover import Found, Skipped, discover, discover_changed
 from ingest.metadata import AudioFacts, MetadataRules, describe
 from ingest.options import Embedder, JobOptions, JobResult, Limits, in_shard
 from ingest.progress import Progress
 from ingest.prune import prune
-from ingest.report import Counts, Failure, FailureLog, SkipLog, StageClock, exit_code, summary
+from ingest.report import (
+    EXIT_OK,
+    Counts,
+    Failure,
+    FailureLog,
+    SkipLog,
+    StageClock,
+    exit_code,
+    summary,
+)
 from ingest.tags import read_tags
 from ingest.workers import decoding_pool, stop_pool
 from timbre.audio.decode import decode_file
@@ -181,7 +190,7 @@ class IngestJob:
         finished = False
         try:
             with self.clock.stage("discover"):
-                found = list(discover(self.o.roots, on_skip=self._skip))
+                found = list(self._discover())
             self.counts.discovered = len(found)
             if self.skipped.by_reason:
                 log.info(
@@ -189,7 +198,7 @@ class IngestJob:
                     self.counts.skipped,
                     ", ".join(f"{n} {why}" for why, n in sorted(self.skipped.by_reason.items())),
                 )
-            if not found:
+            if not found and not self.o.targeted:
                 log.error(
                     "found no audio under %s (%d entries passed over: see the skipped report)",
                     ", ".join(str(r) for r in self.o.roots),
@@ -205,7 +214,7 @@ class IngestJob:
                 self.plan["embed"] = sorted(where[0][0] for _, where in todo)
             else:
                 self._embed_all(todo)
-            if self.o.prune:
+            if self.o.prune or self.o.targeted:
                 with self.clock.stage("prune"):
                     extra["pruned"] = self._prune(by_sha)
             finished = True
@@ -226,9 +235,19 @@ class IngestJob:
             wall_s=time.perf_counter() - started,
             extra=extra,
         )
-        return JobResult(result, exit_code(self.counts))
+        code = exit_code(self.counts)
+        if self.o.targeted and not (self.counts.failed or self.counts.unreadable):
+            code = EXIT_OK  # a batch of only deletions finds no audio, and that is fine
+        return JobResult(result, code)
 
     # stages
+
+    def _discover(self) -> Iterator[Found]:
+        if self.o.changed is None:
+            if self.o.targeted:
+                return iter(())  # only paths gone: nothing to read
+            return discover(self.o.roots, on_skip=self._skip)
+        return discover_changed(self.o.roots, self.o.changed, on_skip=self._skip)
 
     def _skip(self, skipped: Skipped) -> None:
         self.counts.skipped += 1
@@ -411,7 +430,7 @@ class IngestJob:
         """Drop the paths under the roots known to be gone or to hold other content now."""
         outcome = prune(
             self.store,
-            roots=[path_text(os.path.realpath(Path(r).expanduser())) for r in self.o.roots],
+            roots=[path_text(os.path.realpath(Path(r).expanduser())) for r in self._prune_scope()],
             here_now={sha: {p for p, _ in where} for sha, where in by_sha.items()},
             hashed=self._hashed,
             shard=lambda sha: in_shard(sha, self.o.shard),
@@ -423,6 +442,12 @@ class IngestJob:
         for path, why in outcome.kept:
             log.warning("not pruned: %s (%s)", path, why)
         return outcome.as_dict(self.o.dry_run)
+
+    def _prune_scope(self) -> tuple[Path, ...]:
+        """What the prune may touch: the roots, or only a watcher batch's named paths."""
+        if not self.o.targeted:
+            return self.o.roots
+        return (*(self.o.changed or ()), *self.o.gone)
 
     def _fail(self, failure: Failure) -> None:
         self.counts.failed += 1

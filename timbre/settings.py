@@ -197,6 +197,18 @@ class FacetsSettings(_Section):
     max_limit: int = Field(ge=1)
 
 
+class WatchSettings(_Section):
+    """Watched folders (``timbre serve``, ``timbre watch``)."""
+
+    enabled: bool
+    roots: list[Path] | None
+    debounce_s: float = Field(ge=0.0)
+    settle_s: float = Field(ge=0.0)
+    max_batch_files: int = Field(ge=1)
+    tick_s: float = Field(gt=0.0)
+    reconcile_on_start: bool
+
+
 class Settings(BaseSettings):
     """Every setting of a Timbre process (see ``config/default.yaml`` for units and reasons)."""
 
@@ -217,6 +229,7 @@ class Settings(BaseSettings):
     labels: LabelsSettings
     duplicates: DuplicatesSettings
     facets: FacetsSettings
+    watch: WatchSettings
 
     @field_validator("data_dir")
     @classmethod

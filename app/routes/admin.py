@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from app.deps import JobsDep, ServiceDep, require_read, require_write
@@ -43,6 +43,8 @@ async def snapshot(service: ServiceDep) -> dict[str, Any]:
 
 
 @read.get("/v1/stats", response_model=StatsOut)
-async def stats(service: ServiceDep) -> dict[str, Any]:
-    """Counts, snapshot age and lag, models and pipeline version."""
-    return await run_in_threadpool(service.stats)
+async def stats(service: ServiceDep, request: Request) -> dict[str, Any]:
+    """Counts, snapshot age and lag, models, pipeline version and watched folders."""
+    out = await run_in_threadpool(service.stats)
+    out["watch"] = request.app.state.watch_state()
+    return out

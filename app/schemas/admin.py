@@ -37,6 +37,29 @@ class IngestIn(BaseModel):
         default=None, description="[I, N]: index only shard I of N of the library (by content hash)"
     )
 
+    changed: list[ServerPath] | None = Field(
+        default=None,
+        max_length=100_000,
+        description="read only these files or folders below paths (a watcher's batch); "
+        "null = walk every path",
+    )
+    gone: list[ServerPath] = Field(
+        default=[],
+        max_length=100_000,
+        description="files or folders below paths that were removed: their stored paths are "
+        "dropped once the disk confirms they are gone (never when unreadable or unmounted)",
+    )
+
+    @model_validator(mode="after")
+    def _changes_inside_paths(self) -> IngestIn:
+        roots = [p.rstrip("/") for p in self.paths]
+        for path in [*(self.changed or []), *self.gone]:
+            if "/../" in f"{path}/":
+                raise ValueError(f"changed and gone paths must not climb with '..': {path!r}")
+            if not any(path == r or path.startswith(r + "/") for r in roots):
+                raise ValueError(f"changed and gone paths must lie below paths: {path!r}")
+        return self
+
     @model_validator(mode="after")
     def _shard_in_range(self) -> IngestIn:
         if self.shard is not None and not (
