@@ -171,12 +171,6 @@ class Watcher:
         self._check_roots(first=True)
         if self.o.reconcile_on_start:
             self._reconcile = {r for r, s in self._states.items() if s.available}
-        problem = inotify_problem([r for r, s in self._states.items() if s.available])
-        with self._lock:
-            self._status.polling = problem is not None
-            if problem:
-                self._status.problems.append(problem)
-                log.warning("watch: %s", problem)
         self._thread = threading.Thread(target=self._run, name="timbre-watch", daemon=True)
         self._thread.start()
 
@@ -215,6 +209,12 @@ class Watcher:
     def _run(self) -> None:
         import watchfiles
 
+        # Here, not in start(): counting the folders of a big library takes a walk.
+        problem = inotify_problem([r for r, s in self._states.items() if s.available])
+        if problem:
+            self._problem(problem)
+            with self._lock:
+                self._status.polling = True
         while not self._stop.is_set():
             watched = [r for r, s in self._states.items() if s.available]
             if not watched:

@@ -259,3 +259,26 @@ fetch("/v1/stats").then((r) => r.json()).then((stats) => {
     notice.hidden = false;
   }
 }).catch(() => {});
+
+// Watched folders: one status line, refreshed while the page is open.
+function showWatch(watch) {
+  const line = $("#watch-status");
+  if (!watch) { line.hidden = true; return; }
+  const down = watch.roots.filter((r) => !r.available);
+  const parts = [`Watching ${watch.roots.length} folder${watch.roots.length === 1 ? "" : "s"}`];
+  if (watch.last_event_at) parts.push(`last change ${new Date(watch.last_event_at).toLocaleTimeString()}`);
+  if (watch.pending) parts.push(`${watch.pending} pending`);
+  if (watch.running_job) parts.push("indexing…");
+  const last = watch.last_job && watch.last_job.summary;
+  if (last) parts.push(`last job: ${last.embedded} new, ${last.paths_added} moved in, ${last.deleted_points} removed`);
+  for (const root of down) parts.push(`${root.path} ${root.problem}`);
+  for (const problem of watch.problems) parts.push(problem);
+  line.textContent = parts.join(" · ");
+  line.classList.toggle("problem", down.length > 0 || watch.problems.length > 0);
+  line.hidden = false;
+}
+function pollWatch() {
+  fetch("/v1/stats").then((r) => r.json()).then((stats) => showWatch(stats.watch)).catch(() => {});
+}
+pollWatch();
+setInterval(pollWatch, 10000);
