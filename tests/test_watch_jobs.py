@@ -82,3 +82,5 @@ def test_changed_and_gone_must_lie_below_the_paths() -> None:
         IngestIn(paths=["/lib"], gone=["/library/x.wav"])
     with pytest.raises(ValidationError, match="climb"):
         IngestIn(paths=["/lib"], changed=["/lib/../etc/x.wav"])
+    with pytest.raises(ValidationError, match="NUL"):
+        IngestIn(paths=["/lib"], gone=["/lib/a\x00.wav"])

@@ -54,6 +54,8 @@ class IngestIn(BaseModel):
     def _changes_inside_paths(self) -> IngestIn:
         roots = [p.rstrip("/") for p in self.paths]
         for path in [*(self.changed or []), *self.gone]:
+            if "\x00" in path:
+                raise ValueError(f"path {path!r} contains a NUL byte")
             if "/../" in f"{path}/":
                 raise ValueError(f"changed and gone paths must not climb with '..': {path!r}")
             if not any(path == r or path.startswith(r + "/") for r in roots):
