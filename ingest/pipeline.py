@@ -39,16 +39,7 @@ from ingest.metadata import AudioFacts, MetadataRules, describe
 from ingest.options import Embedder, JobOptions, JobResult, Limits, in_shard
 from ingest.progress import Progress
 from ingest.prune import prune
-from ingest.report import (
-    EXIT_OK,
-    Counts,
-    Failure,
-    FailureLog,
-    SkipLog,
-    StageClock,
-    exit_code,
-    summary,
-)
+from ingest.report import Counts, Failure, FailureLog, SkipLog, StageClock, exit_code, summary
 from ingest.tags import read_tags
 from ingest.workers import decoding_pool, stop_pool
 from timbre.audio.decode import decode_file
@@ -235,10 +226,7 @@ class IngestJob:
             wall_s=time.perf_counter() - started,
             extra=extra,
         )
-        code = exit_code(self.counts)
-        if self.o.targeted and not (self.counts.failed or self.counts.unreadable):
-            code = EXIT_OK  # a batch of only deletions finds no audio, and that is fine
-        return JobResult(result, code)
+        return JobResult(result, exit_code(self.counts, targeted=self.o.targeted))
 
     # stages
 

@@ -168,6 +168,10 @@ class Watcher:
 
     def start(self) -> None:
         """Look at the roots, schedule the reconciliation, and start watching."""
+        if not self.roots:
+            self._problem(
+                "no folders to watch: set watch.roots, api.library_roots, or index a library"
+            )
         self._check_roots(first=True)
         if self.o.reconcile_on_start:
             self._reconcile = {r for r, s in self._states.items() if s.available}
