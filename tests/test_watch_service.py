@@ -197,6 +197,8 @@ def test_the_service_keeps_the_index_current(tmp_path: Path, tiny_bundle: Path) 
         jobs = svc.until_jobs()
         assert _total(jobs, "indexed") == 0 and _total(jobs, "deleted_points") == 0
         assert len(svc.points()) == count
+        # Nothing changed: no new snapshot (the published one already holds everything).
+        assert all(j["snapshot"].get("unchanged") for j in jobs), [j["snapshot"] for j in jobs]
 
     # Changes made while nothing watched are reconciled at the next start.
     (lib / "Kicks" / "Kick_0.wav").unlink()

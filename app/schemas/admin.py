@@ -51,24 +51,21 @@ class IngestIn(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _changes_inside_paths(self) -> IngestIn:
-        roots = [p.rstrip("/") for p in self.paths]
-        for path in [*(self.changed or []), *self.gone]:
-            if "\x00" in path:
-                raise ValueError(f"path {path!r} contains a NUL byte")
-            if "/../" in f"{path}/":
-                raise ValueError(f"changed and gone paths must not climb with '..': {path!r}")
-            if not any(path == r or path.startswith(r + "/") for r in roots):
-                raise ValueError(f"changed and gone paths must lie below paths: {path!r}")
-        return self
-
-    @model_validator(mode="after")
     def _shard_in_range(self) -> IngestIn:
         if self.shard is not None and not (
             self.shard[1] >= 1 and 0 <= self.shard[0] < self.shard[1]
         ):
             raise ValueError("shard must be [I, N] with 0 <= I < N")
         return self
+
+
+def outside_paths(path: str, paths: list[str]) -> str | None:
+    """Why a ``changed`` or ``gone`` path may not be taken (it must lie below ``paths``)."""
+    if "/../" in f"{path}/":
+        return f"changed and gone paths must not climb with '..': {path!r}"
+    if not any(path == r.rstrip("/") or path.startswith(r.rstrip("/") + "/") for r in paths):
+        return f"changed and gone paths must lie below paths: {path!r}"
+    return None
 
 
 class IngestJobOut(BaseModel):
