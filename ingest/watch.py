@@ -322,7 +322,10 @@ class Watcher:
             self.batcher.give_back(batch)
 
     def _start(self, roots: list[str], batch: Batch | None, now_s: float) -> bool:
-        job = self.sink.submit(roots, batch)
+        with self._lock:  # started and recorded as one step, for state()
+            job = self.sink.submit(roots, batch)
+            if job is not None:
+                self._status.running_job = job
         if job is None:  # another job runs (one started through the API): try again later
             if batch is None:
                 self._reconcile.update(roots)
@@ -330,7 +333,6 @@ class Watcher:
         lag_s = 0.0 if self._first_unhandled_s is None else now_s - self._first_unhandled_s
         self._first_unhandled_s = None if not self.batcher.pending else now_s
         with self._lock:
-            self._status.running_job = job
             self._status.batches += 1
         changed, gone = (len(batch.changed), len(batch.gone)) if batch else (0, 0)
         log.info(

@@ -71,8 +71,14 @@ class Service:
 
     def jobs_done(self) -> list[dict[str, Any]]:
         """Wait until the watcher is idle, then every job it started since the last call."""
+        jobs = self.client.app.state.jobs  # type: ignore[attr-defined]
         self.wait(
-            lambda s: s["pending"] == 0 and s["running_job"] is None and not s["reconcile_pending"],
+            lambda s: (
+                s["pending"] == 0
+                and s["running_job"] is None
+                and not s["reconcile_pending"]
+                and not jobs.running
+            ),  # a batch just taken shows in the job runner first
             "the watcher to go idle",
         )
         new = [j for j in self.client.app.state.jobs.jobs if j not in self.seen]  # type: ignore[attr-defined]
