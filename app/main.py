@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -51,6 +52,7 @@ def create_app(
     on_shutdown: Callable[[], None] | None = None,
     metrics: Metrics | None = None,
     collections: Collections | None = None,
+    watch_state: Callable[[], dict[str, Any] | None] | None = None,
 ) -> FastAPI:
     """Build the app around a ready-made service (the composition root builds the service).
 
@@ -63,6 +65,7 @@ def create_app(
         on_shutdown: called when it stops (stop watching, close the store).
         metrics: a Metrics registry (a fresh one if omitted).
         collections: the data dir's collections; given, the MCP server is mounted at ``/mcp``.
+        watch_state: the watched folders' status for ``/v1/stats`` (None: not watching).
     """
     metrics = metrics or Metrics()
     service.on_embed = lambda kind, seconds: metrics.embeds.labels(kind).observe(seconds)
@@ -91,6 +94,7 @@ def create_app(
     app.state.service = service
     app.state.api = api
     app.state.metrics = metrics
+    app.state.watch_state = watch_state or (lambda: None)
     app.state.jobs = IngestJobs(ingest_runner, on_change=metrics.ingest_running.set)
 
     def count_problem(code: str) -> None:

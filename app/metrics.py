@@ -58,6 +58,23 @@ class Metrics:
             "Ingest jobs running in the service.",
             registry=self.registry,
         )
+        self.watch_events = Counter(
+            "timbre_watch_events_total",
+            "File events seen under the watched roots, by kind.",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.watch_batches = Counter(
+            "timbre_watch_batches_total",
+            "Ingest jobs the watcher started (batches and reconciliations).",
+            registry=self.registry,
+        )
+        self.watch_lag = Histogram(
+            "timbre_watch_lag_seconds",
+            "From the oldest unhandled file event to the start of the job that handles it.",
+            buckets=(0.5, 1, 2, 5, 10, 30, 60, 300, 1800),
+            registry=self.registry,
+        )
 
     def middleware(self, app: ASGIApp) -> ASGIApp:
         """A plain ASGI middleware timing each request (Starlette's BaseHTTPMiddleware adds

@@ -205,6 +205,35 @@ def discover(roots: Sequence[Path], on_skip: SkipHandler | None = None) -> Itera
             yield Found(root, root.parent)
 
 
+def discover_changed(
+    roots: Sequence[Path], targets: Sequence[Path], on_skip: SkipHandler | None = None
+) -> Iterator[Found]:
+    """Yield the audio files at or below ``targets`` (files or folders inside ``roots``), each
+    with the root it lies under, by the same rules as :func:`discover`.
+
+    A target that is gone, or lies outside every root, yields nothing (a watcher's event may
+    be older than the disk's state); the roots themselves must exist.
+    """
+    skip = on_skip or _ignore
+    resolved = [Path(os.path.realpath(Path(r).expanduser())) for r in roots]
+    scan = _Scan(resolved, skip)
+    for target in targets:
+        real = Path(os.path.realpath(Path(target).expanduser()))
+        root = next((r for r in resolved if real == r or real.is_relative_to(r)), None)
+        if root is None:
+            continue
+        try:
+            st = real.stat()
+        except OSError:
+            continue  # gone since the event: the prune decides what that means
+        if stat.S_ISDIR(st.st_mode):
+            yield from scan.walk(root, start=real)
+        elif not stat.S_ISREG(st.st_mode):
+            scan.skip(Skipped(path_text(real), "special_file", SKIP_REASONS["special_file"]))
+        elif scan.accept(real, st):
+            yield Found(real, root)
+
+
 def _skip_link(path: Path, exc: OSError) -> tuple[str, str]:
     try:
         target = path_text(path.readlink())
@@ -232,12 +261,14 @@ class _Scan:
     def _inside(self, path: Path) -> bool:
         return any(path == r or path.is_relative_to(r) for r in self.roots)
 
-    def walk(self, root: Path) -> Iterator[Found]:
-        root_st = root.stat()
+    def walk(self, root: Path, start: Path | None = None) -> Iterator[Found]:
+        """The files below ``start`` (default: the root), found under ``root``."""
+        start = start or root
+        root_st = start.stat()
         if (root_st.st_dev, root_st.st_ino) in self.seen_dirs:
             return  # a root inside another root: its files are found there
         self.seen_dirs.add((root_st.st_dev, root_st.st_ino))
-        stack = [root]
+        stack = [start]
         while stack:
             folder = stack.pop()
             try:

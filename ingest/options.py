@@ -36,6 +36,16 @@ class JobOptions:
     rehash: bool = False
     interactive: bool | None = None
     progress_interval_s: float = 10.0
+    # A watcher's batch: read only these files or folders under the roots (None: walk the
+    # roots), and drop the stored paths at or below ``gone`` that the disk confirms are gone.
+    # Either one limits the prune to these paths, whatever ``prune`` says.
+    changed: tuple[Path, ...] | None = None
+    gone: tuple[Path, ...] = ()
+
+    @property
+    def targeted(self) -> bool:
+        """True for a batch of named changes rather than a walk of whole roots."""
+        return self.changed is not None or bool(self.gone)
 
 
 @dataclass(frozen=True)

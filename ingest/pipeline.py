@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ingest.cache import FeatureCache, HashCache, sha256_of
-from ingest.discover import Found, Skipped, discover
+from ingest.discover import Found, Skipped, discover, discover_changed
 from ingest.metadata import AudioFacts, MetadataRules, describe
 from ingest.options import Embedder, JobOptions, JobResult, Limits, in_shard
 from ingest.progress import Progress
@@ -192,7 +192,7 @@ class IngestJob:
         finished = False
         try:
             with self.clock.stage("discover"):
-                found = list(discover(self.o.roots, on_skip=self._skip))
+                found = list(self._discover())
             self.counts.discovered = len(found)
             if self.skipped.by_reason:
                 log.info(
@@ -200,7 +200,7 @@ class IngestJob:
                     self.counts.skipped,
                     ", ".join(f"{n} {why}" for why, n in sorted(self.skipped.by_reason.items())),
                 )
-            if not found:
+            if not found and not self.o.targeted:
                 log.error(
                     "found no audio under %s (%d entries passed over: see the skipped report)",
                     ", ".join(str(r) for r in self.o.roots),
@@ -216,7 +216,7 @@ class IngestJob:
                 self.plan["embed"] = sorted(where[0][0] for _, where in todo)
             else:
                 self._embed_all(todo)
-            if self.o.prune:
+            if self.o.prune or self.o.targeted:
                 with self.clock.stage("prune"):
                     extra["pruned"] = self._prune(by_sha)
             finished = True
@@ -237,9 +237,16 @@ class IngestJob:
             wall_s=time.perf_counter() - started,
             extra=extra,
         )
-        return JobResult(result, exit_code(self.counts))
+        return JobResult(result, exit_code(self.counts, targeted=self.o.targeted))
 
     # stages
+
+    def _discover(self) -> Iterator[Found]:
+        if self.o.changed is None:
+            if self.o.targeted:
+                return iter(())  # only paths gone: nothing to read
+            return discover(self.o.roots, on_skip=self._skip)
+        return discover_changed(self.o.roots, self.o.changed, on_skip=self._skip)
 
     def _skip(self, skipped: Skipped) -> None:
         self.counts.skipped += 1
@@ -422,7 +429,7 @@ class IngestJob:
         """Drop the paths under the roots known to be gone or to hold other content now."""
         outcome = prune(
             self.store,
-            roots=[path_text(os.path.realpath(Path(r).expanduser())) for r in self.o.roots],
+            roots=[path_text(os.path.realpath(Path(r).expanduser())) for r in self._prune_scope()],
             here_now={sha: {p for p, _ in where} for sha, where in by_sha.items()},
             hashed=self._hashed,
             shard=lambda sha: in_shard(sha, self.o.shard),
@@ -434,6 +441,12 @@ class IngestJob:
         for path, why in outcome.kept:
             log.warning("not pruned: %s (%s)", path, why)
         return outcome.as_dict(self.o.dry_run)
+
+    def _prune_scope(self) -> tuple[Path, ...]:
+        """What the prune may touch: the roots, or only a watcher batch's named paths."""
+        if not self.o.targeted:
+            return self.o.roots
+        return (*(self.o.changed or ()), *self.o.gone)
 
     def _fail(self, failure: Failure) -> None:
         self.counts.failed += 1

@@ -155,6 +155,10 @@ def _log_summary(log: JsonLinesLog, key: str, by: dict[str, int]) -> dict[str, A
     return out
 
 
-def exit_code(counts: Counts) -> int:
-    """1 when a file failed or could not be read, or no audio was found; else 0."""
-    return EXIT_PARTIAL if counts.failed or counts.unreadable or not counts.discovered else EXIT_OK
+def exit_code(counts: Counts, targeted: bool = False) -> int:
+    """1 when a file failed or could not be read, or no audio was found; else 0.
+
+    A ``targeted`` job (a watcher's batch) may find no audio: a batch of deletions reads none.
+    """
+    found_none = not counts.discovered and not targeted
+    return EXIT_PARTIAL if counts.failed or counts.unreadable or found_none else EXIT_OK

@@ -214,6 +214,18 @@ class McpSettings(_Section):
     service_timeout_s: float = Field(gt=0.0)
 
 
+class WatchSettings(_Section):
+    """Watched folders (``timbre serve``, ``timbre watch``)."""
+
+    enabled: bool
+    roots: list[Path] | None
+    debounce_s: float = Field(ge=0.0)
+    settle_s: float = Field(ge=0.0)
+    max_batch_files: int = Field(ge=1)
+    tick_s: float = Field(gt=0.0)
+    reconcile_on_start: bool
+
+
 class Settings(BaseSettings):
     """Every setting of a Timbre process (see ``config/default.yaml`` for units and reasons)."""
 
@@ -236,6 +248,7 @@ class Settings(BaseSettings):
     facets: FacetsSettings
     media: MediaSettings
     mcp: McpSettings
+    watch: WatchSettings
 
     @field_validator("data_dir")
     @classmethod

@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from app.deps import JobsDep, ServiceDep, require_read, require_write
 from app.openapi import BODY_PROBLEMS, problems
 from app.schemas import IngestIn, IngestJobOut, StatsOut
+from app.schemas.admin import outside_paths
+from timbre.errors import ForbiddenPathError, InvalidRequestError
 
 read = APIRouter(dependencies=[Depends(require_read)], tags=["admin"], responses=problems(401))
 write = APIRouter(dependencies=[Depends(require_write)], tags=["admin"], responses=problems(401))
@@ -26,6 +28,11 @@ async def start_ingest(body: IngestIn, service: ServiceDep, jobs: JobsDep) -> In
     """Start an ingest job inside the service (it reuses the loaded models)."""
     for path in body.paths:
         await run_in_threadpool(service.allowed_folder, path)
+    for path in [*(body.changed or []), *body.gone]:
+        if "\x00" in path:
+            raise InvalidRequestError(f"path {path!r} contains a NUL byte")
+        if (why := outside_paths(path, body.paths)) is not None:
+            raise ForbiddenPathError(why)
     job = jobs.start(body)
     return IngestJobOut(**asdict(job))
 
@@ -43,6 +50,8 @@ async def snapshot(service: ServiceDep) -> dict[str, Any]:
 
 
 @read.get("/v1/stats", response_model=StatsOut)
-async def stats(service: ServiceDep) -> dict[str, Any]:
-    """Counts, snapshot age and lag, models and pipeline version."""
-    return await run_in_threadpool(service.stats)
+async def stats(service: ServiceDep, request: Request) -> dict[str, Any]:
+    """Counts, snapshot age and lag, models, pipeline version and watched folders."""
+    out = await run_in_threadpool(service.stats)
+    out["watch"] = request.app.state.watch_state()
+    return out

@@ -37,6 +37,19 @@ class IngestIn(BaseModel):
         default=None, description="[I, N]: index only shard I of N of the library (by content hash)"
     )
 
+    changed: list[ServerPath] | None = Field(
+        default=None,
+        max_length=100_000,
+        description="read only these files or folders below paths (a watcher's batch); "
+        "null = walk every path",
+    )
+    gone: list[ServerPath] = Field(
+        default=[],
+        max_length=100_000,
+        description="files or folders below paths that were removed: their stored paths are "
+        "dropped once the disk confirms they are gone (never when unreadable or unmounted)",
+    )
+
     @model_validator(mode="after")
     def _shard_in_range(self) -> IngestIn:
         if self.shard is not None and not (
@@ -44,6 +57,15 @@ class IngestIn(BaseModel):
         ):
             raise ValueError("shard must be [I, N] with 0 <= I < N")
         return self
+
+
+def outside_paths(path: str, paths: list[str]) -> str | None:
+    """Why a ``changed`` or ``gone`` path may not be taken (it must lie below ``paths``)."""
+    if "/../" in f"{path}/":
+        return f"changed and gone paths must not climb with '..': {path!r}"
+    if not any(path == r.rstrip("/") or path.startswith(r.rstrip("/") + "/") for r in paths):
+        return f"changed and gone paths must lie below paths: {path!r}"
+    return None
 
 
 class IngestJobOut(BaseModel):

@@ -71,3 +71,4 @@ class StatsOut(BaseModel):
     text_cache: TextCacheOut
     snapshot: SnapshotStatsOut | None = None
     store: StoreStatsOut | None = None
+    watch: dict[str, Any] | None = None  # watched folders; None = not watching

@@ -10,6 +10,7 @@ import * as folders from "./folders.js";
 import * as fmt from "./format.js";
 import * as player from "./player.js";
 import * as results from "./results.js";
+import * as watch from "./watch.js";
 
 const $ = (selector) => document.querySelector(selector);
 // Results per request: a screenful and then some (``?per_page=N`` in the address changes it).
@@ -455,3 +456,5 @@ get("/v1/stats").then((stats) => {
 collections.refresh().catch((error) => message(`Could not read the collections: ${error.message}`));
 folders.refresh().catch(() => {});
 run();
+
+watch.start($("#watch-status"));

@@ -21,6 +21,7 @@ from timbre.cli import (  # noqa: F401 (registers)
     search,
     serve,
     store,
+    watch,
 )
 from timbre.cli.app import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, app
 

@@ -45,6 +45,8 @@ def service_roots(settings: Settings) -> tuple[Path, ...]:
     """The roots the service accepts: ``api.library_roots`` and those this data dir indexes
     (recorded by ``timbre ingest``, see :mod:`timbre.library_roots`)."""
     roots = [*settings.api.library_roots, *recorded_roots(settings.data_dir)]
+    if settings.watch.enabled and settings.watch.roots:
+        roots.extend(settings.watch.roots)  # a watched folder is a library root
     return tuple(dict.fromkeys(roots))
 
 
@@ -131,6 +133,10 @@ def ingest_runner(settings: Settings, service: SearchService) -> IngestRunner:
             batch_files=request.batch_size,
             shard=request.shard,
             interactive=False,
+            changed=None
+            if request.changed is None
+            else tuple(path_from_text(p) for p in request.changed),
+            gone=tuple(path_from_text(p) for p in request.gone),
         )
         # The service's own text tower embeds the label vocabulary on a cache miss (kept loaded).
         labeller = (
@@ -171,6 +177,7 @@ def build_app(settings: Settings, service: SearchService | None = None) -> FastA
 
     service = service or build_service(settings)
     stop: list[Callable[[], None]] = []
+    watching: list[Any] = []  # the watcher, once started
 
     def startup() -> None:
         service.text.start()
@@ -181,6 +188,13 @@ def build_app(settings: Settings, service: SearchService | None = None) -> FastA
         service.snapshots.refresh()
         service.snapshots.watch(settings.api.snapshot_poll_s)
         stop.append(service.snapshots.stop)
+        if settings.watch.enabled:
+            from timbre.cli.watching import build_watcher
+
+            watcher = build_watcher(settings, app.state.jobs, app.state.metrics)
+            watcher.start()
+            watching.append(watcher)
+            stop.insert(0, watcher.stop)  # first: no job starts while the rest stops
 
     def shutdown() -> None:
         for fn in stop:
@@ -196,6 +210,7 @@ def build_app(settings: Settings, service: SearchService | None = None) -> FastA
         on_startup=startup,
         on_shutdown=shutdown,
         collections=collections,
+        watch_state=lambda: watching[0].state() if watching else None,
     )
     # The page's services beside search; routes read them from app.state.
     app.state.collections = CollectionsService(collections, service)

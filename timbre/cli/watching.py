@@ -1,0 +1,111 @@
+"""Wires the watcher (:mod:`ingest.watch`) to the API's job runner (:class:`app.jobs.IngestJobs`).
+
+Used by ``timbre serve`` (with ``watch.enabled``) and ``timbre watch``: both run the
+watcher's batches as ordinary ingest jobs, one at a time, each visible in
+``GET /v1/ingest/{job}`` with the usual failure report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from app.jobs import IngestJobs
+from app.metrics import Metrics
+from app.schemas import IngestIn
+from ingest.watch import Watcher, WatchOptions
+from ingest.watch_batch import Batch
+from timbre.errors import ConflictError
+from timbre.library_roots import recorded_roots
+from timbre.settings import Settings
+
+_SHOWN_COUNTS = (
+    "discovered",
+    "indexed",
+    "already_indexed",
+    "paths_added",
+    "pruned_paths",
+    "deleted_points",
+    "kept_unreadable_paths",
+    "failed",
+    "unreadable",
+)
+
+
+def watch_roots(settings: Settings) -> tuple[Path, ...]:
+    """``watch.roots``, or (null) the roots the service knows: ``api.library_roots`` and the
+    roots this data dir indexes."""
+    if settings.watch.roots is not None:
+        return tuple(dict.fromkeys(settings.watch.roots))
+    return tuple(dict.fromkeys([*settings.api.library_roots, *recorded_roots(settings.data_dir)]))
+
+
+def brief(summary: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The part of a job summary the watcher's status shows (``embedded`` = newly embedded)."""
+    if summary is None:
+        return None
+    counts = summary.get("counts") or {}
+    out: dict[str, Any] = {k: counts.get(k, 0) for k in _SHOWN_COUNTS}
+    out["embedded"] = out.pop("indexed")
+    out["snapshot"] = summary.get("snapshot")
+    out["wall_s"] = summary.get("wall_s")
+    return out
+
+
+class JobsSink:
+    """The watcher's jobs, through the runner the API uses (so they show in its job list)."""
+
+    def __init__(self, jobs: IngestJobs) -> None:
+        self.jobs = jobs
+
+    def submit(self, roots: Sequence[str], batch: Batch | None) -> str | None:
+        request = IngestIn(
+            paths=list(roots),
+            prune=batch is None,  # a reconciliation forgets what went while nobody watched
+            changed=None if batch is None else list(batch.changed),
+            gone=[] if batch is None else list(batch.gone),
+        )
+        try:
+            return self.jobs.start(request).job_id
+        except ConflictError:
+            return None  # a job started through the API runs: the watcher tries again
+
+    def outcome(self, job_id: str) -> dict[str, Any] | None:
+        job = self.jobs.get(job_id)
+        if job.state == "running":
+            return None
+        return {
+            "state": job.state,
+            "exit_code": job.exit_code,
+            "error": job.error,
+            "finished_at": job.finished_at,
+            "summary": brief(job.summary),
+            "failures": len(job.failures),
+        }
+
+
+def build_watcher(settings: Settings, jobs: IngestJobs, metrics: Metrics | None = None) -> Watcher:
+    """A watcher of :func:`watch_roots` whose batches run as ``jobs``."""
+    w = settings.watch
+    options = WatchOptions(
+        roots=watch_roots(settings),
+        debounce_s=w.debounce_s,
+        settle_s=w.settle_s,
+        max_batch_files=w.max_batch_files,
+        tick_s=w.tick_s,
+        reconcile_on_start=w.reconcile_on_start,
+    )
+    if metrics is None:
+        return Watcher(options, JobsSink(jobs))
+
+    def on_batch(changed: int, gone: int, lag_s: float) -> None:
+        metrics.watch_batches.inc()
+        metrics.watch_lag.observe(lag_s)
+
+    return Watcher(
+        options,
+        JobsSink(jobs),
+        on_event=lambda kind: metrics.watch_events.labels(kind).inc(),
+        on_batch=on_batch,
+    )
