@@ -34,10 +34,9 @@ from app.schemas import (
     SearchOut,
     TextSearchIn,
 )
+from app.schemas.collections import CollectionOut, CollectionsOut
 from app.schemas.mcp import (
     CollectionItemsOut,
-    CollectionOut,
-    CollectionsOut,
 )
 from timbre.collections_db import CollectionInfo, Collections
 from timbre.errors import NotFoundError

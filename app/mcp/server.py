@@ -26,12 +26,11 @@ from pydantic import BaseModel
 from app.mcp.backends import Backend
 from app.mcp.errors import problem_of
 from app.schemas import FacetsOut, HitOut, TextSearchIn
+from app.schemas.collections import CollectionOut, CollectionsOut
 from app.schemas.mcp import (
     AddToCollectionIn,
     CollectionBriefOut,
     CollectionIn,
-    CollectionOut,
-    CollectionsOut,
     NoArgs,
     OverviewIn,
     PaletteIn,

@@ -12,6 +12,8 @@ NAME_PATTERN = rf"^[^{_NOT_IN_NAMES}]*[^{_NOT_IN_NAMES}{_SPACES}][^{_NOT_IN_NAME
 """A collection name (timbre.collections_db.check_name): no control characters or slashes,
 something besides white space (names are trimmed). Names become folder and zip names."""
 NAME_MAX_CHARS = 64
+MAX_IDS = 500
+"""Most ids one request adds or asks about."""
 
 
 class CollectionIn(BaseModel):
@@ -23,7 +25,7 @@ class CollectionIn(BaseModel):
 
 class CollectionIdsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    ids: list[str] = Field(min_length=1, max_length=500, description="sample ids (UUIDs)")
+    ids: list[str] = Field(min_length=1, max_length=MAX_IDS, description="sample ids (UUIDs)")
 
 
 class CollectionOut(BaseModel):

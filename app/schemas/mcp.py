@@ -12,10 +12,16 @@ from __future__ import annotations
 
 from copy import copy
 from pathlib import PurePath
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.schemas.collections import (
+    MAX_IDS,
+    NAME_MAX_CHARS,
+    NAME_PATTERN,
+    CollectionOut,
+)
 from app.schemas.filters import FilterIn
 from app.schemas.search import (
     Alpha,
@@ -153,26 +159,21 @@ class OverviewIn(BaseModel):
     filter: FilterIn | None = Field(default=None, description="count only what matches")
 
 
+# A collection name and an id list take the HTTP API's limits (app/schemas/collections.py).
+CollectionName = Annotated[str, Field(max_length=NAME_MAX_CHARS, pattern=NAME_PATTERN)]
+
+
 class AddToCollectionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    ids: list[str] = Field(min_length=1, description="sample ids to add")
-    collection: str = Field(default=FAVOURITES, description="a collection name (created when new)")
+    ids: list[str] = Field(min_length=1, max_length=MAX_IDS, description="sample ids to add")
+    collection: CollectionName = Field(
+        default=FAVOURITES, description="a collection name (created when new)"
+    )
 
 
 class CollectionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    collection: str = Field(default=FAVOURITES, description="a collection name")
-
-
-class CollectionOut(BaseModel):
-    name: str
-    count: int
-    created_at: str
-    updated_at: str
-
-
-class CollectionsOut(BaseModel):
-    collections: list[CollectionOut]
+    collection: CollectionName = Field(default=FAVOURITES, description="a collection name")
 
 
 class CollectionItemsOut(CollectionOut):
