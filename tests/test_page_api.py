@@ -177,22 +177,38 @@ def test_favicon(client: TestClient) -> None:
 # -- peaks --------------------------------------------------------------------------------
 
 
-def test_peaks_are_computed_from_the_file_then_cached(
-    client: TestClient, items: list[dict[str, Any]], indexed: Path
+def test_an_indexed_sample_serves_the_peaks_ingest_stored(
+    client: TestClient, items: list[dict[str, Any]]
 ) -> None:
     hit = _of_format(items, "flac")
     first = ok(client.get(f"/v1/items/{hit['id']}/peaks"))
-    again = ok(client.get(f"/v1/items/{hit['id']}/peaks"))
-    assert first["source"] in ("computed", "cache") and again["source"] == "cache"
-    assert first["peaks"] == again["peaks"] and first["buckets"] == PEAK_BUCKETS
+    assert first["source"] == "payload" and first["buckets"] == PEAK_BUCKETS
+    assert max(first["peaks"]) > 100  # the generator writes clips at 0.8 of full scale
+    assert first["duration_s"] == pytest.approx(hit["duration_s"])
+
+
+def test_peaks_are_computed_from_the_file_then_cached(
+    items: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """A point indexed before ingest stored peaks: computed once from its file, then cached."""
+    hit = _of_format(items, "flac")
+    payload = {k: v for k, v in hit.items() if k != "peaks"}
+    media = MediaService(
+        _Items(Path(hit["path"]), payload),
+        tmp_path / "cache",
+        max_file_bytes=1 << 30,
+        max_duration_s=60,
+        rendition_cache_bytes=1 << 20,
+    )
+    first, again = media.peaks("a"), media.peaks("a")
+    assert first.source == "computed" and again.source == "cache"
+    assert first.peaks.tolist() == again.peaks.tolist() and len(first.peaks) == PEAK_BUCKETS
     rate = sf.info(hit["path"]).samplerate
     decoded = decode_file(
         hit["path"], sample_rate=rate, max_duration_s=60, max_file_bytes=1 << 30
     ).samples
-    assert first["peaks"] == compute_peaks(decoded).tolist()
-    assert max(first["peaks"]) > 100  # the generator writes clips at 0.8 of full scale
-    assert first["duration_s"] == pytest.approx(hit["duration_s"])
-    assert (indexed / "cache" / "peaks" / f"{hit['content_sha256']}.v1.u8").is_file()
+    assert first.peaks.tolist() == compute_peaks(decoded).tolist()
+    assert (tmp_path / "cache" / "peaks" / f"{hit['content_sha256']}.v1.u8").is_file()
 
 
 def test_peaks_of_unknown_items_are_404(client: TestClient) -> None:

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.schemas.filters import FilterIn
-from app.schemas.search import HitOut
+from app.schemas.search import HitOut, Offset, TopK
 
 
 class PeaksOut(BaseModel):
@@ -32,8 +32,8 @@ class BrowseIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     filter: FilterIn | None = None
-    top_k: int | None = Field(default=None, ge=1, description="samples wanted")
-    offset: int = Field(default=0, ge=0)
+    top_k: TopK | None = Field(default=None, description="samples wanted")
+    offset: Offset = 0
 
 
 class FolderOut(BaseModel):
