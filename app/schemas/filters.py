@@ -18,6 +18,7 @@ from pydantic.json_schema import JsonDict
 
 from timbre.musickey import normalize_key
 from timbre.store import SearchFilter
+from timbre.store.filters import KEYWORD_FIELDS
 
 # "MIN-MAX" with either side open: the one pattern both the schema and the validator use.
 _NUMBER = r"\d{1,12}(\.\d{1,12})?"
@@ -191,20 +192,7 @@ class FilterIn(BaseModel):
 
     def to_filter(self) -> SearchFilter | None:
         data: dict[str, Any] = {
-            name: getattr(self, name)
-            for name in (
-                "genre",
-                "instrument",
-                "kind",
-                "key",
-                "pack",
-                "tags",
-                "category",
-                "auto_tags",
-                "bpm_source",
-                "key_source",
-                "path_prefix",
-            )
+            name: getattr(self, name) for name in (*KEYWORD_FIELDS, "path_prefix")
         }
         for name, prefix, unit in (("bpm", "bpm", ""), ("duration_s", "duration", "_s")):
             bounds: RangeIn | None = getattr(self, name)

@@ -52,7 +52,7 @@ class Range:
 
 Condition = MatchAny | Range
 
-_KEYWORD_FIELDS = (
+KEYWORD_FIELDS = (
     "genre",
     "instrument",
     "kind",
@@ -64,6 +64,7 @@ _KEYWORD_FIELDS = (
     "bpm_source",
     "key_source",
 )
+"""The keyword fields a filter matches (any of their values); the API's filter takes the same."""
 _RANGES = (("bpm", "bpm_min", "bpm_max"), ("duration_s", "duration_min_s", "duration_max_s"))
 _EXCLUSIVE = {
     "bpm": ("bpm_min_exclusive", "bpm_max_exclusive"),
@@ -117,7 +118,7 @@ class SearchFilter(BaseModel):
     duration_max_exclusive: bool = False
     path_prefix: tuple[str, ...] | None = None
 
-    @field_validator(*_KEYWORD_FIELDS, "path_prefix", mode="before")
+    @field_validator(*KEYWORD_FIELDS, "path_prefix", mode="before")
     @classmethod
     def _listify(cls, value: Any) -> Any:
         return _as_tuple(value)
@@ -156,7 +157,7 @@ class SearchFilter(BaseModel):
     def conditions(self) -> list[Condition]:
         """The filter as a conjunction of conditions (empty = no filter)."""
         out: list[Condition] = []
-        for field in _KEYWORD_FIELDS:
+        for field in KEYWORD_FIELDS:
             values = getattr(self, field)
             if values is None:
                 continue
