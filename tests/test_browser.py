@@ -400,7 +400,10 @@ def test_the_folder_browser_lists_a_folder_and_searches_within_it(
     sub = sorted({pack / p.relative_to(pack).parts[0] for p in under(pack) if p.parent != pack})[0]
     tree.get_by_role("button", name=re.compile(f"^{re.escape(sub.name)}")).click()
     web.wait_status(f"^{len(under(sub))} samples? ")
-    assert web.page.locator("#folders .here").inner_text() == sub.name
+    # The list and the tree load in parallel: wait for the tree to name the folder too.
+    web.page.wait_for_function(
+        "(n) => document.querySelector('#folders .here')?.textContent === n", arg=sub.name
+    )
     assert web.page.locator("#folder-chip").is_visible()
     # A long folder name in the chip is cut short, never widening the sidebar.
     assert (
