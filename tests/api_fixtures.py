@@ -51,14 +51,24 @@ def api_settings(bundle: Path, data: Path, library: Library, **api: Any) -> Sett
     )
 
 
+READY_WITHIN_S = 180.0
+"""How long a test app may take to load its models: generous, as CI machines can be busy."""
+
+
+def until_ready(client: TestClient, timeout_s: float = READY_WITHIN_S) -> None:
+    """Wait until the app answers ``/readyz`` with 200; fail the test with its last reply."""
+    deadline = time.monotonic() + timeout_s
+    while (reply := client.get("/readyz")).status_code != 200:
+        if time.monotonic() > deadline:
+            pytest.fail(f"the app was not ready after {timeout_s:.0f} s: {reply.text}")
+        time.sleep(0.1)
+
+
 @contextmanager
 def opened(settings: Settings, *, wait_ready: bool = True) -> Iterator[TestClient]:
     with TestClient(build_app(settings), raise_server_exceptions=False) as client:
-        deadline = time.monotonic() + 60
-        while (
-            wait_ready and client.get("/readyz").status_code != 200 and time.monotonic() < deadline
-        ):
-            time.sleep(0.1)
+        if wait_ready:
+            until_ready(client)
         yield client
 
 

@@ -10,7 +10,6 @@ while the most similar *different* sound measured (the kick detuned from 50 to 4
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -24,6 +23,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from ingest.job import options_from_settings, run_ingest
+from tests.api_fixtures import until_ready
 from tests.audio_factory import chord_loop, hat, kick, tone, write
 from timbre.cli import app
 from timbre.cli.wiring import build_app, duplicate_rules
@@ -168,9 +168,7 @@ def test_ingest_labels_every_point_and_the_names_keep_their_instrument(
 @contextmanager
 def serving(settings: Settings) -> Iterator[TestClient]:
     with TestClient(build_app(settings), raise_server_exceptions=False) as client:
-        deadline = time.monotonic() + 60
-        while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        until_ready(client)
         yield client
 
 

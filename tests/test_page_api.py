@@ -21,6 +21,7 @@ import soundfile as sf
 from fastapi.testclient import TestClient
 
 from ingest.synthetic import Library, make_library
+from tests.api_fixtures import until_ready
 from tests.ingest_helpers import ingest, job_settings
 from timbre.audio.decode import decode_file
 from timbre.audio.peaks import PEAK_BUCKETS, compute_peaks, encode_peaks
@@ -60,9 +61,7 @@ def _client(bundle: Path, data: Path, library: Library, **api: Any) -> Iterator[
         api={"library_roots": [str(library.root)], **api},
     )
     with TestClient(build_app(settings), raise_server_exceptions=False) as client:
-        deadline = time.monotonic() + 60
-        while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        until_ready(client)
         yield client
 
 
