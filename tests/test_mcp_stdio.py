@@ -196,6 +196,17 @@ def test_beside_a_service_it_goes_through_the_service(
                 {"slots": [{"query": "kick", "top_k": 2}, {"query": "kick", "top_k": 2}]},
             ),
             "bad": await client.call_tool("search_samples", {"query": "k", "top_k": 10**6}),
+            # What the assistant collects, the service (and its page) shows, and back.
+            "added": await client.call_tool(
+                "add_to_collection", {"ids": [first], "collection": "Beside the service"}
+            ),
+            "unknown_id": await client.call_tool(
+                "add_to_collection", {"ids": ["nope"], "collection": "Beside the service"}
+            ),
+            "listed": await client.call_tool(
+                "list_collection", {"collection": "Beside the service"}
+            ),
+            "all": await client.call_tool("list_collections", {}),
         }
 
     try:
@@ -214,3 +225,10 @@ def test_beside_a_service_it_goes_through_the_service(
     assert not {h["id"] for h in slots[0]["hits"]} & {h["id"] for h in slots[1]["hits"]}
     bad = httpx.post(f"{url}/v1/search/text", json={"query": "k", "top_k": 10**6})
     assert tool_problem(got["bad"]) == http_problem(bad)
+    assert structured(got["added"])["count"] == 1
+    assert got["unknown_id"].is_error
+    served = httpx.get(f"{url}/v1/collections/Beside the service").json()
+    assert [i["id"] for i in served["items"]] == [hits[0]["id"]]
+    assert [h["id"] for h in structured(got["listed"])["items"]] == [hits[0]["id"]]
+    names = {c["name"] for c in structured(got["all"])["collections"]}
+    assert names == {c["name"] for c in httpx.get(f"{url}/v1/collections").json()["collections"]}
