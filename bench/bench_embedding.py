@@ -1,7 +1,7 @@
 """Embedding speed, memory and agreement on a full-size random bundle, on both runtimes.
 
     python bench/bench_embedding.py [--bundle DIR] [--repeats 3] [--queries 200]
-        [--runtimes onnxruntime,torch] [--no-int8]
+        [--runtimes onnxruntime,torch] [--no-int8] [--no-legacy]
 
 For each runtime (ONNX Runtime, the CPU default, and PyTorch eager), measured interleaved in
 one run so both see the same machine: MERT and CLaMP3-tower time per audio-second and per file
@@ -12,9 +12,12 @@ queries and a mixed set; 8 concurrent uncached queries through the service's mic
 against one at a time; peak memory of the ingest model set (MERT + audio tower) and of the API
 model set (text tower, then the audio side), each in a fresh process; the agreement of the two
 runtimes on every benchmark clip and query; and int8's agreement and speed against fp32
-(PyTorch). Random weights cost exactly the compute of real ones. The ONNX exports are made on
-the first run (minutes) into the bench's export cache and reused. Writes
-bench/results/embedding.json.
+(PyTorch). Beside the default ONNX Runtime graphs it measures, interleaved, the previous
+unfused graph format (``ort-unfused``, when the export cache still holds it) and the text tower
+on one intra-op thread (``ort-1thread``), and breaks a warm load down per graph (key, session,
+probe check; wall and CPU seconds) in fresh processes. Random weights cost exactly the compute
+of real ones. The ONNX exports are made on the first run (minutes) into the bench's export
+cache and reused. Writes bench/results/embedding.json.
 """
 
 from __future__ import annotations
@@ -335,12 +338,136 @@ if sys.argv[2] == "api":
     for i in range(60):
         text.embed([f"warm pad number {i}"])
     out["text_only_mb"], out["text_only_peak_mb"] = mb("VmRSS"), mb("VmHWM")
+    out["text_only_anon_mb"], out["text_only_file_mb"] = mb("RssAnon"), mb("RssFile")
 audio = load_audio_embedder(models)
 audio.embed([np.zeros(24000 * 8, np.float32) + 0.01])
 out["peak_mb"], out["rss_mb"] = mb("VmHWM"), mb("VmRSS")
+# private heap vs file-backed pages (the mmapped weights, shared and reclaimable)
+out["rss_anon_mb"], out["rss_file_mb"] = mb("RssAnon"), mb("RssFile")
 out["torch_imported"] = "torch" in sys.modules
 print(json.dumps(out))
 """
+
+
+LOAD_SCRIPT = """
+import json, resource, sys, time, warnings
+warnings.simplefilter("ignore")
+import numpy as np
+from timbre.settings import load_settings
+from timbre.embedding import onnx_backend as onnx
+from timbre.embedding.files import resolve_model_files
+
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+models = load_settings(
+    models={"bundle": sys.argv[1], "export_dir": sys.argv[2], "runtime": "onnxruntime"}
+).models
+files = resolve_model_files(models)
+cache = onnx.export_cache(models)
+out = {}
+legacy = sys.argv[3] == "legacy"
+for make in (onnx.text_spec, onnx.mert_spec, onnx.audio_tower_spec):
+    spec = make(models, files)
+    t0, c0 = time.perf_counter(), cpu()
+    entry = cache.entry(spec.kind, spec.sources)
+    manifest, path = entry.manifest(), entry.model_path
+    if legacy:  # graph format 1, as main loads it: unfused, the tower checked on every probe
+        for folder in sorted(entry.directory.parent.glob(spec.kind + "-*")):
+            try:
+                manifest = json.loads((folder / "manifest.json").read_text())
+            except (OSError, ValueError):
+                continue
+            if manifest.get("status") == "ok" and manifest["key"]["graph_format"] == "1":
+                path = folder / "model.onnx"
+                break
+    dims = {k: int(v) for k, v in manifest["dims"].items()}
+    probes = spec.probes(dims, True)
+    if legacy and spec.kind == "audio_tower":
+        rng = np.random.default_rng(1234)
+        probes = [rng.standard_normal((n, dims["input_dim"])).astype(np.float32)
+                  for n in (1, 4, 126, 300)]
+    t1, c1 = time.perf_counter(), cpu()
+    model = spec.load_ort(path, dims)
+    t2, c2 = time.perf_counter(), cpu()
+    spec.run(model, probes)
+    t3, c3 = time.perf_counter(), cpu()
+    out[spec.kind] = {
+        "key_s": t1 - t0, "session_s": t2 - t1, "check_s": t3 - t2,
+        "session_cpu_s": c2 - c1, "check_cpu_s": c3 - c2,
+        "graph_format": manifest["key"]["graph_format"],
+    }
+print(json.dumps(out))
+"""
+"""Where a warm load's time goes, per graph, in a fresh process: the cache key (hashes are
+memoised), the onnxruntime session (graph optimisation, weight prepacking), the probe check.
+CPU seconds beside wall seconds: on a shared machine the CPU figure is the steadier one."""
+
+
+def load_breakdown(bundle: Path, repeats: int, legacy: bool) -> dict[str, Any]:
+    """Medians over ``repeats`` fresh processes, the current graphs and (``legacy``) the
+    previous format's alternating with them."""
+    from bench.common import EXPORT_DIR
+
+    modes = ("current", "legacy") if legacy else ("current",)
+    samples: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
+    for _ in range(repeats):
+        for mode in modes:
+            done = subprocess.run(
+                [sys.executable, "-c", LOAD_SCRIPT, str(bundle), str(EXPORT_DIR), mode],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            samples[mode].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    out: dict[str, Any] = {}
+    for mode, runs in samples.items():
+        for kind, first in runs[0].items():
+            row = {"graph_format": first["graph_format"]}
+            for field in ("key_s", "session_s", "check_s", "session_cpu_s", "check_cpu_s"):
+                row[field] = median([r[kind][field] for r in runs])
+            out.setdefault(mode, {})[kind] = row
+            print(f"  {mode:>7} {kind:>11}: {row}", flush=True)
+    return out
+
+
+def legacy_embedders(bundle: Path, models: Any) -> tuple[Any, Any] | None:
+    """ONNX Runtime embedders on the previous graph format's cached entries (unfused graphs,
+    from before :mod:`timbre.embedding.onnx_fusion`), if the bench's cache still holds them:
+    the before/after comparison in one run. None when there are none."""
+    from bench.common import EXPORT_DIR
+    from timbre.embedding import onnx_backend as onnx
+    from timbre.embedding.embedder import AudioEmbedder, TextEmbedder
+    from timbre.embedding.files import resolve_model_files
+    from timbre.embedding.info import ModelInfo
+
+    files = resolve_model_files(models)
+    loaded: dict[str, Any] = {}
+    for make in (onnx.text_spec, onnx.mert_spec, onnx.audio_tower_spec):
+        spec = make(models, files)
+        for folder in sorted(EXPORT_DIR.glob(f"{spec.kind}-*")):
+            try:
+                manifest = json.loads((folder / "manifest.json").read_text())
+            except (OSError, ValueError):
+                continue
+            if manifest.get("status") == "ok" and manifest["key"].get("graph_format") == "1":
+                dims = {k: int(v) for k, v in manifest["dims"].items()}
+                loaded[spec.kind] = spec.load_ort(folder / "model.onnx", dims)
+                break
+    if set(loaded) != {"text", "mert", "audio_tower"}:
+        return None
+    info = ModelInfo.from_files(files, models.clamp3.filename, loaded["text"].dim)
+    audio = AudioEmbedder(
+        loaded["mert"],
+        loaded["audio_tower"],
+        info,
+        models.mert_batch_windows.cpu,
+        models.tower_batch_segments.cpu,
+        runtime="onnxruntime",
+    )
+    text = TextEmbedder(loaded["text"], info, models.tower_batch_segments.cpu)
+    return audio, text
 
 
 def peak_memory(bundle: Path, model_set: str, runtime: str) -> dict[str, float]:
@@ -364,6 +491,11 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--runtimes", default="onnxruntime,torch")
     parser.add_argument("--no-int8", action="store_true", help="skip the int8 comparison")
+    parser.add_argument(
+        "--no-legacy",
+        action="store_true",
+        help="skip the previous graph format's cached exports even if the cache holds them",
+    )
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     bundle = full_bundle(args.bundle)
@@ -396,6 +528,20 @@ def main() -> None:
         results["load_s"][rt] = {"audio": audio_s, "text": time.perf_counter() - start}
     print(f"load (warm): {results['load_s']}", flush=True)
 
+    # Variants measured beside the default, interleaved: the previous (unfused) graph format
+    # when the cache still holds it, and the text tower on one intra-op thread.
+    extra_audio: dict[str, Any] = {}
+    extra_text: dict[str, Any] = {}
+    legacy = None
+    if "onnxruntime" in runtimes:
+        print("load breakdown (fresh processes, warm exports):", flush=True)
+        legacy = None if args.no_legacy else legacy_embedders(bundle, models["onnxruntime"])
+        results["load_breakdown"] = load_breakdown(bundle, args.repeats, legacy is not None)
+        if legacy is not None:
+            extra_audio["ort-unfused"], extra_text["ort-unfused"] = legacy
+        one_thread = models["onnxruntime"].model_copy(update={"threads": 1})
+        extra_text["ort-1thread"] = load_text_embedder(one_thread)
+
     print("memory (separate processes, warm exports):", flush=True)
     results["memory_mb"] = {
         rt: {"ingest": peak_memory(bundle, "ingest", rt), "api": peak_memory(bundle, "api", rt)}
@@ -405,12 +551,12 @@ def main() -> None:
 
     torch_audio = audio.get("torch") or load_audio_embedder(fp32)
     print("MERT against sgemm:", flush=True)
-    results["sgemm_share"] = bench_sgemm_share(audio, torch_audio, args.repeats)
+    results["sgemm_share"] = bench_sgemm_share({**audio, **extra_audio}, torch_audio, args.repeats)
     print("audio:", flush=True)
-    results["audio"] = bench_audio(audio, args.repeats)
+    results["audio"] = bench_audio({**audio, **extra_audio}, args.repeats)
 
     print("text, standalone:", flush=True)
-    results["text_by_length"] = bench_text_lengths(text, args.queries)
+    results["text_by_length"] = bench_text_lengths({**text, **extra_text}, args.queries)
     texts = queries(args.queries)
     results["text_mixed"] = {rt: bench_text(text[rt], texts) for rt in runtimes}
     print(f"  mixed queries: {results['text_mixed']}", flush=True)
@@ -448,13 +594,13 @@ def main() -> None:
             flush=True,
         )
 
-    results["targets"] = targets(results, runtimes)
+    results["targets"] = targets(results, [*runtimes, *extra_text])
     print(json.dumps(results["targets"], indent=2))
     write_results("embedding", results)
 
 
 def targets(results: dict[str, Any], runtimes: list[str]) -> dict[str, Any]:
-    by_clip = {rt: {row["clip_s"]: row for row in results["audio"][rt]} for rt in runtimes}
+    by_clip = {n: {row["clip_s"]: row for row in rows} for n, rows in results["audio"].items()}
     share = results["sgemm_share"]
     out: dict[str, Any] = {}
     for key, measured in (
@@ -464,7 +610,12 @@ def targets(results: dict[str, Any], runtimes: list[str]) -> dict[str, Any]:
         ("mert_5s_window_sgemm_share", lambda rt: share[rt]["5s_window"]["sgemm_share"]),
         ("mert_0.5s_clip_sgemm_share", lambda rt: share[rt]["0.5s_clip"]["sgemm_share"]),
     ):
-        out[key] = {"target": TARGETS[key], **{rt: measured(rt) for rt in runtimes}}
+        out[key] = {"target": TARGETS[key]}
+        for rt in runtimes:
+            try:
+                out[key][rt] = measured(rt)
+            except KeyError:  # a variant measured on one side only (text threads)
+                continue
     return out
 
 

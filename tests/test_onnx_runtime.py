@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 from ingest.synthetic import make_library
@@ -51,6 +52,15 @@ def test_cpu_default_is_onnxruntime_exported_from_the_loaded_checkpoint(
         assert manifest["key"]["runtime"].startswith("onnxruntime ")
         assert manifest["key"]["exporter"].startswith("torch 2.13.0")
         assert (entry / "model.onnx").is_file() and (entry / "model.onnx.data").is_file()
+        assert not list(entry.glob("raw.onnx*"))  # the unfused graph is not kept
+        # ONNX Runtime's fused kernels, not the exporter's decomposed attention and norms
+        fusions = manifest["fusions"]
+        assert fusions["skip_layer_normalization"] > 0 and fusions["bias_gelu"] > 0, fusions
+        assert fusions.get("attention", 0) + fusions.get("sdpa_via_mha", 0) > 0, fusions
+        ops = {
+            n.op_type for n in onnx.load(entry / "model.onnx", load_external_data=False).graph.node
+        }
+        assert "SkipLayerNormalization" in ops and "Softmax" not in ops, sorted(ops)
         if spec.kind != "mert":
             assert ckpt_sha in manifest["key"]["sources"].values()
 

@@ -40,8 +40,10 @@ from timbre.errors import ModelFilesError
 
 log = logging.getLogger(__name__)
 
-GRAPH_FORMAT = 1
-"""Bump when the exported graphs (timbre/embedding/onnx_export.py) or the probes change."""
+GRAPH_FORMAT = 2
+"""Bump when the exported graphs (timbre/embedding/onnx_export.py) or the probes change.
+2: ONNX Runtime's transformer fusions applied at export (timbre/embedding/onnx_fusion.py);
+the audio tower's warm-load probes are the short ones only."""
 
 MANIFEST = "manifest.json"
 PROBES = "probes.npz"

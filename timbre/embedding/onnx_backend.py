@@ -11,6 +11,7 @@ made again. Importing this module does not import torch; only a cold start does.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -41,7 +42,8 @@ RELOAD_MAX_WINDOW_S = 0.5
 
 RELOAD_TOWER_ROWS = (1, 4, 40)
 """Audio-tower probes re-run at every warm load (short segments, ~0.05 s at full size); the
-export gate adds 126 and 300 rows (a full segment, three overlapping ones)."""
+export gate adds 126 and 300 rows (a full segment, three overlapping ones). (Before graph
+format 2 the warm load ran all of them: ~1.5-4 s of every audio-side start.)"""
 
 
 def choose_runtime(settings: ModelsSettings, side: Literal["text", "audio"]) -> Runtime:
@@ -200,10 +202,11 @@ def _export_and_gate_locked(
         "agreement_min_cosine": measured,
         "required_min_cosine": min_cosine,
         "export_s": round(time.perf_counter() - started, 1),
+        "fusions": _fusions(staged),
     }
     if reason:
-        for path in staged.glob("model.onnx*"):  # keep the verdict, not the gigabytes
-            path.unlink()
+        for path in [*staged.glob("model.onnx*"), *staged.glob("raw.onnx*")]:
+            path.unlink()  # keep the verdict, not the gigabytes
         reload_expected = np.zeros((0, 0), np.float32)
     else:
         reload_expected = spec.run(eager, spec.probes(dims, True))
@@ -216,6 +219,14 @@ def _export_and_gate_locked(
     # The session keeps its (memory-mapped) weights across the folder's rename; the eager
     # module and its share of the checkpoint go with this frame.
     return candidate, "onnxruntime"
+
+
+def _fusions(staged: Path) -> dict[str, int] | None:
+    try:
+        data = json.loads((staged / "fusions.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None  # the export failed before its fusions
+    return {str(k): int(v) for k, v in data.items()}
 
 
 # -- the three models -------------------------------------------------------------------------
@@ -280,11 +291,11 @@ def audio_tower_spec(settings: ModelsSettings, files: ModelFiles) -> Spec:
 
     def probes(dims: dict[str, int], reload: bool) -> list[np.ndarray]:
         # 1 and 4 windows (one short segment), 126 (exactly 128 rows with the zero vectors)
-        # and 300 (three segments, the last overlapping).
+        # and 300 (three segments, the last overlapping). A warm load runs only the short
+        # ones: the long two cost ~1.5 s quiet and up to 4 s on a busy machine, every start.
         rng = np.random.default_rng(1234)
-        return [
-            rng.standard_normal((n, dims["input_dim"])).astype(np.float32) for n in (1, 4, 126, 300)
-        ]
+        rows = RELOAD_TOWER_ROWS if reload else (*RELOAD_TOWER_ROWS, 126, 300)
+        return [rng.standard_normal((n, dims["input_dim"])).astype(np.float32) for n in rows]
 
     return Spec(
         kind="audio_tower",

@@ -12,12 +12,15 @@ runtime side only batches and pads:
 
 Batch and length axes are dynamic (``torch.export.Dim``) within the bounds the pipeline can
 produce: up to 128 positions per tower segment, and MERT windows from the shortest padded clip
-to a full 5 s window. One graph serves every shape: nothing recompiles at run time.
+to a full 5 s window. One graph serves every shape: nothing recompiles at run time. Each
+graph then gets ONNX Runtime's transformer fusions (:mod:`timbre.embedding.onnx_fusion`)
+before it is gated.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import warnings
 from collections.abc import Iterator
@@ -29,6 +32,7 @@ from torch.export import Dim
 
 from timbre.audio.windows import MIN_CLIP_S, WINDOW_S
 from timbre.embedding.mert import MertEncoder, layer_mean
+from timbre.embedding.onnx_fusion import fuse_graph
 from timbre.embedding.text_input import TEXT_SEGMENT_TOKENS
 from timbre.embedding.towers import AudioTower, TextTower
 
@@ -37,6 +41,13 @@ log = logging.getLogger(__name__)
 MODEL_FILE = "model.onnx"
 """The graph; its weights go beside it in ``model.onnx.data`` (external data, so the text
 tower's gigabyte is memory-mapped by onnxruntime rather than parsed into a protobuf)."""
+
+RAW_FILE = "raw.onnx"
+"""The exporter's graph before the fusions (:mod:`timbre.embedding.onnx_fusion`); deleted
+once the fused graph is written."""
+
+FUSIONS_FILE = "fusions.json"
+"""Which fusions were applied, kept beside the graph (and copied into the manifest)."""
 
 MAX_BATCH = 4096
 """Upper bound of the batch axis (segments or windows per call); far above any setting."""
@@ -120,7 +131,7 @@ def export_mert(mert: MertEncoder, target: Path) -> Path:
 
 def _export(module: nn.Module, args: tuple[torch.Tensor, ...], shapes: dict, target: Path) -> Path:
     target.mkdir(parents=True, exist_ok=True)
-    path = target / MODEL_FILE
+    raw = target / RAW_FILE
     with _quiet_exporter(), torch.no_grad():
         program = torch.onnx.export(
             module.eval(),
@@ -132,7 +143,14 @@ def _export(module: nn.Module, args: tuple[torch.Tensor, ...], shapes: dict, tar
             verbose=False,
         )
     assert program is not None  # the dynamo exporter always returns its program
-    program.save(str(path), external_data=True)
+    program.save(str(raw), external_data=True)
+    del program  # its copy of the weights is on disk now
+    path = target / MODEL_FILE
+    with _quiet_exporter():  # the rewriter logs every pass and skipped fold at INFO
+        fusions = fuse_graph(raw, path)
+    (target / FUSIONS_FILE).write_text(json.dumps(fusions, indent=1) + "\n", encoding="utf-8")
+    for leftover in target.glob(f"{RAW_FILE}*"):
+        leftover.unlink()
     return path
 
 
