@@ -15,7 +15,8 @@ library of any size.
 Paths travel through the job in their stored text form (:mod:`timbre.store.pathtext`: UTF-8
 even when a name is not) and become real paths only where a file is read. Every entry
 discovery passes over, and why, goes to the skipped report; a first Ctrl-C ends the job and
-its workers at once (see :mod:`ingest.workers`), and the next run finishes the rest.
+its workers at once (see :mod:`ingest.workers`), and the next run finishes the rest. What
+the decoding processes do to one file is :mod:`ingest.prepare`.
 """
 
 from __future__ import annotations
@@ -25,116 +26,40 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ingest.cache import FeatureCache, HashCache, sha256_of
+from ingest.cache import FeatureCache, HashCache
 from ingest.discover import Found, Skipped, discover, discover_changed
-from ingest.metadata import AudioFacts, MetadataRules, describe
+from ingest.metadata import MetadataRules
 from ingest.options import Embedder, JobOptions, JobResult, Limits, in_shard
+from ingest.prepare import Prepared, audio_listener, hash_file, prepare
 from ingest.progress import Progress
 from ingest.prune import prune
 from ingest.report import Counts, Failure, FailureLog, SkipLog, StageClock, exit_code, summary
-from ingest.tags import read_tags
 from ingest.workers import decoding_pool, stop_pool
-from timbre.audio.analysis import Heard, analyse
 from timbre.audio.decode import decode_file
 from timbre.embedding.info import ModelInfo
-from timbre.errors import AudioError
 from timbre.labels import Labeller
 from timbre.store import Collection, Point, build_payload, point_id
 from timbre.store.pathtext import path_from_text, path_text
 
+# Imported from here by the job's wiring, the reanalysis, tests and benchmarks.
+__all__ = [
+    "Embedder",
+    "IngestJob",
+    "JobOptions",
+    "JobResult",
+    "Limits",
+    "Prepared",
+    "audio_listener",
+    "prepare",
+]
+
 log = logging.getLogger("timbre.ingest")
-
-# -- work done in decoding processes (module-level so it pickles) ----------------------------
-
-
-@dataclass
-class Prepared:
-    """One file, ready for the model loop (or failed)."""
-
-    sha256: str
-    paths: list[str]
-    payload: dict[str, Any] = field(default_factory=dict)
-    samples: np.ndarray | None = None
-    audio_s: float = 0.0
-    failure: Failure | None = None
-
-
-def prepare(
-    sha256: str,
-    found: Sequence[tuple[str, str]],
-    limits: Limits,
-    rules: MetadataRules,
-    keep_samples: bool,
-) -> Prepared:
-    """Decode, analyse and describe one content.
-
-    The audio is decoded even when its MERT features are cached: the tempo, key and
-    waveform peaks are computed from it here (decoding is ~2% of the work), so a point
-    built from cached features carries the same facts as one embedded afresh.
-
-    Args:
-        sha256: the content hash.
-        found: ``(path, root)`` pairs (stored text forms) where this content lies; the first
-            one is described.
-        limits: decoding limits.
-        rules: metadata vocabularies.
-        keep_samples: False when MERT features are cached: the samples are not sent back.
-    """
-    path, root = Path(found[0][0]), Path(found[0][1])  # text forms, for names and reports
-    real = path_from_text(found[0][0])
-    paths = sorted(p for p, _ in found)
-    stage = "decode"
-    try:
-        audio = decode_file(
-            real,
-            sample_rate=limits.sample_rate,
-            max_duration_s=limits.max_duration_s,
-            max_file_bytes=limits.max_file_bytes,
-        )
-        facts = AudioFacts(audio.duration_s, audio.source_sample_rate, audio.channels, audio.format)
-        stage = "metadata"
-        listen = audio_listener(str(path), audio.samples, audio.sample_rate, audio.duration_s)
-        payload = describe(path, root, facts, read_tags(real), rules, listen=listen)
-    except AudioError as exc:
-        return Prepared(sha256, paths, failure=Failure(str(path), stage, exc.code, exc.reason))
-    except Exception as exc:  # a bad file must never stop the job
-        return Prepared(
-            sha256, paths, failure=Failure(str(path), stage, type(exc).__name__, str(exc))
-        )
-    samples = audio.samples if keep_samples else None
-    return Prepared(sha256, paths, payload=payload, samples=samples, audio_s=facts.duration_s)
-
-
-def audio_listener(
-    path: str, samples: np.ndarray, sample_rate: int, duration_s: float
-) -> Callable[[bool, bool], Heard | None]:
-    """The audio analysis of decoded samples, for :func:`describe`; never fails the file."""
-
-    def listen(tempo: bool, key: bool) -> Heard | None:
-        try:
-            return analyse(samples, sample_rate, duration_s, tempo=tempo, key=key)
-        except Exception:  # an analysis fault leaves the facts unknown, never loses the file
-            log.exception("audio analysis failed: %s", path)
-            return None
-
-    return listen
-
-
-def _hash(path: str) -> tuple[str, str | None, str | None]:
-    try:
-        return path, sha256_of(path_from_text(path)), None
-    except OSError as exc:
-        return path, None, f"{type(exc).__name__}: {exc}"
-
-
-# -- the job ---------------------------------------------------------------------------------
 
 
 class IngestJob:
@@ -283,9 +208,9 @@ class IngestJob:
             except OSError as exc:
                 yield path, None, f"{type(exc).__name__}: {exc.strerror or exc}"
         if self._pool is not None and len(misses) > 1:
-            yield from self._pool.map(_hash, misses, chunksize=16)
+            yield from self._pool.map(hash_file, misses, chunksize=16)
         else:
-            yield from map(_hash, misses)
+            yield from map(hash_file, misses)
 
     def _lookup(
         self, by_sha: dict[str, list[tuple[str, str]]]

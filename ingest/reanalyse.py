@@ -18,19 +18,21 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ingest.metadata import Stated, hear
 from ingest.names import guess_kind
-from ingest.pipeline import Limits, audio_listener
+from ingest.options import Limits
+from ingest.prepare import audio_listener
 from ingest.tags import read_tags
 from timbre.audio.analysis import ANALYSIS_VERSION
 from timbre.audio.decode import decode_file
 from timbre.errors import AudioError
 from timbre.store import Record, VectorStore
+from timbre.store.rewrite import rewrite_payloads
 
 log = logging.getLogger("timbre.ingest")
 
@@ -155,17 +157,6 @@ def reanalyse_payload(
     )
 
 
-def _pages(store: VectorStore, batch_size: int) -> Iterator[list[Record]]:
-    page: list[Record] = []
-    for record in store.scroll(fields=list(_READ), batch_size=batch_size):
-        page.append(record)
-        if len(page) >= batch_size:
-            yield page
-            page = []
-    if page:
-        yield page
-
-
 def reanalyse(
     store: VectorStore,
     limits: Limits,
@@ -193,7 +184,8 @@ def reanalyse(
     started = time.perf_counter()
     report = ReanalyseReport(dry_run=dry_run)
     sources: dict[str, Counter[str]] = {"bpm": Counter(), "key": Counter()}
-    for page in _pages(store, batch_size):
+
+    def revise(page: list[Record]) -> dict[str, dict[str, Any]]:
         updates: dict[str, dict[str, Any]] = {}
         for record in page:
             old = record.payload
@@ -219,12 +211,12 @@ def reanalyse(
             changed = {k: v for k, v in new.items() if old.get(k) != v}
             if changed:
                 updates[record.id] = changed
-        if updates and not dry_run:
-            store.set_payloads(updates)
-        report.points += len(page)
-        report.changed += len(updates)
-        if progress is not None:
-            progress(report.points)
+        return updates
+
+    done = rewrite_payloads(
+        store, revise, fields=_READ, batch_size=batch_size, dry_run=dry_run, progress=progress
+    )
+    report.points, report.changed = done.points, done.changed
     report.sources = {fact: dict(c.most_common()) for fact, c in sources.items()}
     report.seconds = round(time.perf_counter() - started, 3)
     return report

@@ -151,12 +151,12 @@ def test_cached_features_still_get_the_facts_from_the_decoded_audio(
 def test_an_analysis_fault_loses_the_facts_not_the_file(
     tmp_path: Path, rules: MetadataRules, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import ingest.pipeline
+    import ingest.prepare
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("injected fault")
 
-    monkeypatch.setattr(ingest.pipeline, "analyse", broken)
+    monkeypatch.setattr(ingest.prepare, "analyse", broken)
     path = write(tmp_path / "take_9.wav", drum_loop(124, 4, 44100), 44100)
     payload = _prepare(path, rules)
     assert payload["duration_s"] > 0 and payload["kind"] == "loop"

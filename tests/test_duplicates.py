@@ -288,3 +288,24 @@ def test_cli_relabel_reports_then_relabels_with_a_new_vocabulary(
     assert {p["labels_version"] for p in payloads} == {body["labels_version"]}
     assert all(p["category"] in (None, "thud", "shimmer") for p in payloads)
     assert all(set(p["auto_tags"]) <= {"thud", "shimmer"} for p in payloads)
+
+
+def test_cli_reanalyse_reports_and_exports_only_what_it_changed(
+    indexed: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIMBRE_DATA_DIR", str(indexed.data_dir))
+    monkeypatch.setenv("TIMBRE_MODELS__BUNDLE", str(indexed.models.bundle))
+    runner = CliRunner()
+    dry = runner.invoke(app, ["reanalyse", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    report = json.loads(dry.stdout)
+    # the ingest analysed every point with the current analysis: nothing to do
+    assert report["points"] == 6 and report["current"] == 6 and report["analysed"] == 0
+    assert report["dry_run"] and "snapshot" not in report
+    again = runner.invoke(app, ["reanalyse", "--all"])
+    assert again.exit_code == 0, again.output
+    body = json.loads(again.stdout)
+    assert body["points"] == 6 and body["analysed"] == 6 and body["failed"] == 0
+    assert ("snapshot" in body) == (body["changed"] > 0)
+    if body["changed"]:
+        assert body["snapshot"]["count"] == 6

@@ -31,11 +31,10 @@ def reanalyse(
     """
     from ingest.pipeline import Limits
     from ingest.reanalyse import reanalyse as run
-    from timbre.cli.store import _export
+    from timbre.cli.store import _rewrite
     from timbre.embedding.embedder import describe_models
     from timbre.embedding.files import resolve_model_files
     from timbre.settings import load_settings
-    from timbre.store import open_store
 
     try:
         settings = load_settings()
@@ -46,21 +45,20 @@ def reanalyse(
             settings.audio.max_duration_s,
             settings.audio.max_file_bytes,
         )
-        store = open_store(settings, info)
-        try:
-            report = run(
+        out = _rewrite(
+            settings,
+            info,
+            lambda store: run(
                 store,
                 limits,
                 batch_size=settings.ingest.reanalyse_batch,
                 unpitched=frozenset(settings.ingest.unpitched_instruments),
                 everything=all_points,
                 dry_run=dry_run,
-            )
-            out = report.as_dict()
-            if not dry_run and not no_snapshot and report.changed:
-                out["snapshot"] = _export(settings, store)
-        finally:
-            store.close()
+            ),
+            dry_run=dry_run,
+            no_snapshot=no_snapshot,
+        )
     except TimbreError as exc:
         raise fail(exc) from exc
     typer.echo(json.dumps(out, indent=2))

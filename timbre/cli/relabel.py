@@ -31,11 +31,10 @@ def relabel(
     once with the text tower (then cached); no audio is read. Prints a JSON report, including
     quantiles of the best category cosines and margins for calibrating the thresholds.
     """
-    from timbre.cli.store import _export
+    from timbre.cli.store import _rewrite
     from timbre.embedding.embedder import describe_models, load_text_embedder
     from timbre.labels import load_vocabulary, make_labeller, relabel
     from timbre.settings import load_settings
-    from timbre.store import open_store
 
     try:
         settings = load_settings()
@@ -48,16 +47,15 @@ def relabel(
             free_text=True,
             vocabulary=vocab,
         )
-        store = open_store(settings, info)
-        try:
-            report = relabel(
+        out = _rewrite(
+            settings,
+            info,
+            lambda store: relabel(
                 store, labeller, batch_size=settings.labels.relabel_batch, dry_run=dry_run
-            )
-            out = report.as_dict()
-            if not dry_run and not no_snapshot and report.changed:
-                out["snapshot"] = _export(settings, store)
-        finally:
-            store.close()
+            ),
+            dry_run=dry_run,
+            no_snapshot=no_snapshot,
+        )
     except TimbreError as exc:
         raise fail(exc) from exc
     typer.echo(json.dumps(out, indent=2))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 import typer
 
@@ -11,8 +12,15 @@ from timbre.cli.app import fail, store_app
 from timbre.errors import TimbreError
 
 if TYPE_CHECKING:
+    from timbre.embedding.info import ModelInfo
     from timbre.settings import Settings
     from timbre.store import VectorStore
+
+
+class _Report(Protocol):
+    changed: int
+
+    def as_dict(self) -> dict[str, Any]: ...
 
 
 def _open_live(reindex: bool = False) -> tuple[Settings, VectorStore]:
@@ -36,6 +44,29 @@ def _export(settings: Settings, store: VectorStore) -> dict[str, Any]:
         "count": manifest.count,
         "collection": manifest.source_collection,
     }
+
+
+def _rewrite(
+    settings: Settings,
+    info: ModelInfo,
+    run: Callable[[VectorStore], _Report],
+    *,
+    dry_run: bool,
+    no_snapshot: bool,
+) -> dict[str, Any]:
+    """Run a payload rewrite (relabel, reanalyse) on the live collection; its report as a dict,
+    with the snapshot exported afterwards when it changed anything (unless told not to)."""
+    from timbre.store import open_store
+
+    store = open_store(settings, info)
+    try:
+        report = run(store)
+        out = report.as_dict()
+        if not dry_run and not no_snapshot and report.changed:
+            out["snapshot"] = _export(settings, store)
+    finally:
+        store.close()
+    return out
 
 
 @store_app.command("snapshot")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,7 @@ import numpy as np
 
 from timbre.labels.labeller import Labeller
 from timbre.store import Record, VectorStore
+from timbre.store.rewrite import rewrite_payloads
 
 _READ = (
     "instrument",
@@ -62,17 +63,6 @@ class RelabelReport:
         return dict(self.__dict__)
 
 
-def _pages(store: VectorStore, batch_size: int) -> Iterator[list[Record]]:
-    page: list[Record] = []
-    for record in store.scroll(fields=list(_READ), with_vectors=True, batch_size=batch_size):
-        page.append(record)
-        if len(page) >= batch_size:
-            yield page
-            page = []
-    if page:
-        yield page
-
-
 def relabel(
     store: VectorStore,
     labeller: Labeller,
@@ -95,7 +85,8 @@ def relabel(
     categories: Counter[str] = Counter()
     best: list[float] = []
     margins: list[float] = []
-    for page in _pages(store, batch_size):
+
+    def revise(page: list[Record]) -> dict[str, dict[str, Any]]:
         vectors = np.stack([np.asarray(r.vector, dtype=np.float32) for r in page])
         updates: dict[str, dict[str, Any]] = {}
         for record, labels in zip(page, labeller.label(vectors), strict=True):
@@ -107,12 +98,18 @@ def relabel(
             if labels.category:
                 categories[labels.category] += 1
             report.with_auto_tags += bool(labels.auto_tags)
-        if updates and not dry_run:
-            store.set_payloads(updates)
-        report.points += len(page)
-        report.changed += len(updates)
-        if progress is not None:
-            progress(report.points)
+        return updates
+
+    done = rewrite_payloads(
+        store,
+        revise,
+        fields=_READ,
+        batch_size=batch_size,
+        with_vectors=True,
+        dry_run=dry_run,
+        progress=progress,
+    )
+    report.points, report.changed = done.points, done.changed
     if not dry_run:
         store.write_labels_version(labeller.version)
     report.with_category = sum(categories.values())

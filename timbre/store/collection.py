@@ -1,8 +1,9 @@
-"""What both adapters share: input checks, batching, ``dirs`` and the write marker.
+"""The public collection behaviour over an adapter's primitives: batching, ``dirs``, the marker.
 
-Each adapter supplies a :class:`Backend`, the handful of primitive operations on one
-collection in its own API; :class:`CollectionView` builds the public
-:class:`~timbre.store.interface.Collection` behaviour on top of it, once.
+Each adapter supplies a :class:`~timbre.store.backend.Backend`, the handful of primitive
+operations on one collection in its own API; :class:`CollectionView` builds the public
+:class:`~timbre.store.interface.Collection` behaviour on top of it, once. Points and query
+vectors are checked by :mod:`timbre.store.checks`; the metadata is :mod:`timbre.store.meta`.
 """
 
 from __future__ import annotations
@@ -10,165 +11,34 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from timbre.errors import InvalidPointError
+from timbre.store.backend import Backend
+from timbre.store.checks import check_vector, checked_point
 from timbre.store.facets import FacetValue, facet_values
-from timbre.store.filters import Condition, SearchFilter
+from timbre.store.filters import SearchFilter
 from timbre.store.interface import CollectionInfo, Hit, Point, Record, WriteMarker
+from timbre.store.meta import META_KEYS, new_meta, utc_now, write_marker
 from timbre.store.payload import (
     DERIVED_FIELDS,
-    DERIVED_VERSION,
     DIRS_FIELD,
     DISPLAY_FIELDS,
     ancestor_dirs,
     normalised_companions,
-    point_id,
-    with_derived,
 )
 
-NORM_TOLERANCE = 1e-3
-"""How far from 1 a vector's L2 norm may be: float32 normalisation lands within ~1e-7, so
-anything further is an un-normalised vector, which would score differently in FAISS."""
-
-META_KEYS = (
-    "model",
-    "audio_key",
-    "schema_version",
-    "created_at",
-    "published_at",
-    "write_seq",
-    "last_write_at",
-    "derived_version",
-    "labels_version",
-)
-"""Collection metadata Timbre keeps (Qdrant collection metadata / the embedded JSON file)."""
-
-
-class Backend(Protocol):
-    """Primitive operations on one collection, in one adapter's API."""
-
-    @property
-    def name(self) -> str:
-        """The collection's real (versioned) name."""
-        ...
-
-    def vector_params(self) -> tuple[int, str]:
-        """``(size, distance name)`` as the engine reports them."""
-        ...
-
-    def ensure_indexes(self, indexes: Mapping[str, str]) -> None: ...
-
-    def upsert(self, points: Sequence[Point]) -> None: ...
-
-    def delete(self, ids: Sequence[str]) -> None: ...
-
-    def set_payload(self, point_id: str, payload: Mapping[str, Any]) -> None: ...
-
-    def set_payloads(self, updates: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
-        """Merge a different partial payload into each point, in as few requests as the
-        engine allows."""
-        ...
-
-    def retrieve(self, ids: Sequence[str], with_vectors: bool) -> list[Record]: ...
-
-    def count(self, conditions: Sequence[Condition]) -> int: ...
-
-    def scroll_page(
-        self,
-        *,
-        offset: str | None,
-        limit: int,
-        conditions: Sequence[Condition],
-        fields: Sequence[str] | None,
-        with_vectors: bool,
-    ) -> tuple[list[Record], str | None]: ...
-
-    def search(
-        self,
-        vector: np.ndarray,
-        *,
-        limit: int,
-        offset: int,
-        conditions: Sequence[Condition],
-        fields: Sequence[str],
-        exact: bool,
-    ) -> list[Hit]: ...
-
-    def search_batch(
-        self,
-        vectors: np.ndarray,
-        *,
-        limit: int,
-        conditions: Sequence[Sequence[Condition]],
-        score_threshold: float | None,
-        fields: Sequence[str],
-    ) -> list[list[Hit]]:
-        """One exact nearest-neighbour query per row of ``vectors`` (each with its own
-        conditions), planned and run as one batch."""
-        ...
-
-    def facet(self, key: str, conditions: Sequence[Condition], limit: int) -> list[tuple[Any, int]]:
-        """Exact ``(value, points)`` counts of an indexed keyword field, most frequent first."""
-        ...
-
-    def read_meta(self) -> dict[str, Any]: ...
-
-    def write_meta(self, updates: Mapping[str, Any]) -> None: ...
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat()
-
-
-def new_meta(
-    info_dict: Mapping[str, Any], audio_key: Mapping[str, Any], schema_version: int
-) -> dict[str, Any]:
-    """Metadata of a collection created now."""
-    return {
-        "model": dict(info_dict),
-        "audio_key": dict(audio_key),
-        "schema_version": schema_version,
-        "created_at": utc_now(),
-        "published_at": None,
-        "write_seq": 0,
-        "last_write_at": None,
-        # Written through upsert, so every payload carries the current derivation.
-        "derived_version": DERIVED_VERSION,
-        "labels_version": None,
-    }
-
-
-def check_vector(vector: np.ndarray, dim: int, what: str) -> np.ndarray:
-    """``vector`` as float32 ``[dim]`` if it is finite and L2-normalised.
-
-    Raises:
-        InvalidPointError: wrong shape, non-finite values, or not normalised.
-    """
-    v = np.asarray(vector, dtype=np.float32)
-    if v.shape != (dim,):
-        raise InvalidPointError(f"{what}: vector shape {v.shape}, expected ({dim},)")
-    if not np.all(np.isfinite(v)):
-        raise InvalidPointError(f"{what}: vector has NaN or infinite values")
-    norm = float(np.linalg.norm(v))
-    if abs(norm - 1.0) > NORM_TOLERANCE:
-        raise InvalidPointError(f"{what}: vector norm is {norm:.4f}; vectors must be L2-normalised")
-    return v
-
-
-def _checked_point(point: Point, dim: int) -> Point:
-    sha = point.payload.get("content_sha256")
-    if not isinstance(sha, str) or point_id(sha) != point.id:
-        raise InvalidPointError(
-            f"point {point.id}: id must be point_id(payload['content_sha256']) (got {sha!r})"
-        )
-    if not point.payload.get("paths"):
-        raise InvalidPointError(f"point {point.id}: payload has no paths")
-    vector = check_vector(point.vector, dim, f"point {point.id}")
-    return Point(point.id, vector, with_derived(point.payload))
+# Imported from here by modules written before the split (timbre.store.snapshot among them).
+__all__ = [
+    "META_KEYS",
+    "Backend",
+    "CollectionView",
+    "check_vector",
+    "new_meta",
+    "utc_now",
+]
 
 
 class CollectionView:
@@ -209,7 +79,7 @@ class CollectionView:
         total = 0
         iterator = iter(points)
         while batch := list(itertools.islice(iterator, self._upsert_batch)):
-            checked = [_checked_point(p, self.dim) for p in batch]
+            checked = [checked_point(p, self.dim) for p in batch]
             self.mark_write()
             self.backend.upsert(checked)
             total += len(batch)
@@ -424,13 +294,9 @@ class CollectionView:
             schema_version=int(meta.get("schema_version") or 0),
             created_at=meta.get("created_at") or "",
             published_at=meta.get("published_at"),
-            last_write=_marker(meta),
+            last_write=write_marker(meta),
         )
 
     def last_write(self) -> WriteMarker:
         """The write marker, read fresh from the store."""
-        return _marker(self.backend.read_meta())
-
-
-def _marker(meta: Mapping[str, Any]) -> WriteMarker:
-    return WriteMarker(int(meta.get("write_seq") or 0), meta.get("last_write_at"))
+        return write_marker(self.backend.read_meta())

@@ -18,18 +18,20 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import numpy as np
 
 from timbre.embedding.info import ModelInfo
 from timbre.errors import ModelMismatchError, SchemaMismatchError, StoreError, TimbreError
 from timbre.settings import QdrantSettings
+from timbre.store.backend import Backend
 from timbre.store.backfill import backfill_derived
-from timbre.store.collection import Backend, CollectionView, new_meta, utc_now
+from timbre.store.collection import CollectionView
 from timbre.store.facets import FacetValue
 from timbre.store.filters import SearchFilter
 from timbre.store.interface import CollectionInfo, Hit, Point, Record, WriteMarker
+from timbre.store.meta import new_meta, utc_now
 from timbre.store.payload import DISPLAY_FIELDS
 from timbre.store.schema import CollectionSchema, generation_name, parse_generation_name
 
@@ -122,6 +124,24 @@ class StoreBase(ABC):
     @property
     def info(self) -> ModelInfo:
         return self._info
+
+    def _view(self, backend: Backend, dim: int) -> CollectionView:
+        """A view of ``backend`` (vectors of ``dim``) with this store's batch sizes."""
+        return CollectionView(
+            backend,
+            dim=dim,
+            upsert_batch=self.settings.upsert_batch,
+            scroll_batch=self.settings.scroll_batch,
+        )
+
+    def _started(self, reindex: bool) -> Self:
+        """This store once :meth:`_start` has run; closed (and the error raised) if it failed."""
+        try:
+            self._start(reindex)
+        except BaseException:
+            self.close()
+            raise
+        return self
 
     def _start(self, reindex: bool) -> None:
         """Adopt the live collection, or create the first one; check it fits the models."""

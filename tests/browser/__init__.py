@@ -1,0 +1,1 @@
+"""The sample browser in Debian's headless Chromium, driven by Playwright."""
