@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from ingest.synthetic import make_library
+from tests.api_fixtures import READY_WITHIN_S
 from tests.browser.helpers import CHROMIUM, FLAGS, Page, Served, free_port
 from tests.ingest_helpers import ingest, job_settings
 from timbre.cli.wiring import build_app
@@ -43,7 +44,7 @@ def served(
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + READY_WITHIN_S
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{url}/readyz").status_code == 200:
@@ -52,7 +53,7 @@ def served(
             pass
         time.sleep(0.2)
     else:
-        pytest.fail("the service did not become ready")
+        pytest.fail(f"the service was not ready after {READY_WITHIN_S:.0f} s")
     shots = tmp_path_factory.getbasetemp() / "screenshots"
     shots.mkdir(exist_ok=True)
     yield Served(url, app, library, shots)
