@@ -63,7 +63,10 @@ class JobSink(Protocol):
         ...
 
     def outcome(self, job_id: str) -> dict[str, Any] | None:
-        """The finished job's status (``state``, ``summary``, ...), or None while it runs."""
+        """The finished job's status (``state``, ``summary``, ...), or None while it runs.
+
+        ``summary["changed"]`` true marks a job that changed the index (``last_change``).
+        """
         ...
 
 
@@ -124,6 +127,7 @@ class _Status:
     batches: int = 0
     last_event_at: str | None = None
     last_job: dict[str, Any] | None = None
+    last_change: dict[str, Any] | None = None  # the last job whose summary says ``changed``
     running_job: str | None = None
     polling: bool = False
     problems: list[str] = field(default_factory=list)
@@ -204,6 +208,7 @@ class Watcher:
                 "reconcile_pending": sorted(self._reconcile),
                 "running_job": s.running_job,
                 "last_job": s.last_job,
+                "last_change": s.last_change,
                 "polling": s.polling,
                 "problems": list(s.problems),
             }
@@ -300,6 +305,8 @@ class Watcher:
             with self._lock:
                 self._status.running_job = None
                 self._status.last_job = {"job_id": running, **outcome}
+                if (outcome.get("summary") or {}).get("changed"):
+                    self._status.last_change = self._status.last_job
         available = [r for r, s in self._states.items() if s.available]
         if self._reconcile:
             roots = sorted(r for r in self._reconcile if r in available)

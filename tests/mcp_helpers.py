@@ -3,62 +3,20 @@ SDK's own client (over streamable HTTP, over stdio, or in-process)."""
 
 from __future__ import annotations
 
-import socket
 import sys
-import threading
-import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
 import httpx
 import httpx2
-import pytest
 from mcp import Client
-
-from timbre.cli.wiring import build_app
-from timbre.settings import Settings
 
 T = TypeVar("T")
 
 TIMBRE = Path(sys.executable).with_name("timbre")
 """The ``timbre`` command of this environment, as an assistant's config names it."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def live_service(settings: Settings) -> Iterator[str]:
-    """``timbre serve``'s app on a free loopback port until the block ends; yields its URL."""
-    import uvicorn
-
-    port = free_port()
-    config = uvicorn.Config(build_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    try:
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("the service did not become ready")
-            time.sleep(0.2)
-        yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
 
 
 def over_http(url: str, headers: dict[str, str] | None = None) -> Client:

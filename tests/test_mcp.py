@@ -17,9 +17,9 @@ from mcp.shared.exceptions import MCPError
 from app.schemas import BatchItemIn, BatchSearchIn, FilterIn, HitOut, HybridSearchIn, TextSearchIn
 from app.schemas.mcp import SampleBrief
 from ingest.synthetic import Library
+from tests.live import live_service
 from tests.mcp_helpers import (
     http_problem,
-    live_service,
     over_http,
     session,
     structured,

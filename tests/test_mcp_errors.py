@@ -15,7 +15,8 @@ from mcp.shared.exceptions import MCPError
 from app.mcp.backends import Backend, HttpBackend
 from app.mcp.errors import UNEXPECTED
 from app.mcp.server import build_server
-from tests.mcp_helpers import free_port, session, tool_problem
+from tests.live import free_port
+from tests.mcp_helpers import session, tool_problem
 
 
 def server_over(backend: Any) -> Any:

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from ingest.synthetic import Library
-from tests.mcp_helpers import TIMBRE, live_service
+from tests.live import live_service
+from tests.mcp_helpers import TIMBRE
 from timbre.settings import load_settings
 
 pytestmark = [

@@ -21,7 +21,8 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from ingest.synthetic import Library
-from tests.mcp_helpers import TIMBRE, http_problem, live_service, session, structured, tool_problem
+from tests.live import live_service
+from tests.mcp_helpers import TIMBRE, http_problem, session, structured, tool_problem
 from timbre.cli.wiring import SERVICE_FILE
 from timbre.settings import load_settings
 

@@ -444,17 +444,27 @@ document.addEventListener("keydown", (event) => {
 
 // -- start ---------------------------------------------------------------------------------
 
+function showLibraryCount(stats) {
+  const count = stats.snapshot ? stats.snapshot.count : stats.store && stats.store.count;
+  if (count != null) $("#library-count").textContent = fmt.number(count);
+}
+
 get("/v1/stats").then((stats) => {
   if (stats.random_weights) {
     const notice = $("#notice");
     notice.textContent = "This index was built with RANDOM-WEIGHT test models: results are meaningless.";
     notice.hidden = false;
   }
-  const count = stats.snapshot ? stats.snapshot.count : stats.store && stats.store.count;
-  if (count != null) $("#library-count").textContent = fmt.number(count);
+  showLibraryCount(stats);
 }).catch(() => {});
 collections.refresh().catch((error) => message(`Could not read the collections: ${error.message}`));
 folders.refresh().catch(() => {});
 run();
 
-watch.start($("#watch-status"));
+// The watcher changed the library under the page: recount the total, the folders and the
+// facets. The results stay as they are (a producer may be auditioning them).
+watch.start($("#watch-status"), (stats) => {
+  showLibraryCount(stats);
+  folders.refresh(filters.folderNow()).catch(() => {});
+  filters.refresh().catch(() => {});
+});

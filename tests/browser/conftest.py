@@ -3,19 +3,16 @@ ingests a library first, the slow part), and a fresh page (own localStorage) per
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from ingest.synthetic import make_library
-from tests.api_fixtures import READY_WITHIN_S
-from tests.browser.helpers import CHROMIUM, FLAGS, Page, Served, free_port
+from tests.browser.helpers import CHROMIUM, FLAGS, Page, Served
 from tests.ingest_helpers import ingest, job_settings
+from tests.live import live_app
 from timbre.cli.wiring import build_app
 from timbre.settings import load_settings
 
@@ -24,7 +21,6 @@ from timbre.settings import load_settings
 def served(
     tmp_path_factory: pytest.TempPathFactory, tiny_bundle: Path, audio_embedder
 ) -> Iterator[Served]:  # type: ignore[no-untyped-def]
-    import uvicorn
 
     library = make_library(
         tmp_path_factory.mktemp("lib") / "Samples",
@@ -39,30 +35,14 @@ def served(
         data_dir=data, models={"bundle": tiny_bundle}, api={"library_roots": [str(library.root)]}
     )
     app = build_app(settings)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + READY_WITHIN_S
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz").status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    else:
-        pytest.fail(f"the service was not ready after {READY_WITHIN_S:.0f} s")
-    shots = tmp_path_factory.getbasetemp() / "screenshots"
-    shots.mkdir(exist_ok=True)
-    yield Served(url, app, library, shots)
-    server.should_exit = True
-    thread.join(timeout=10)
+    with live_app(app) as url:
+        shots = tmp_path_factory.getbasetemp() / "screenshots"
+        shots.mkdir(exist_ok=True)
+        yield Served(url, app, library, shots)
 
 
 @pytest.fixture(scope="package")
-def browser(served: Served) -> Iterator[Any]:
+def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

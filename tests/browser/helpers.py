@@ -8,7 +8,6 @@ fixtures in ``tests/browser/conftest.py``). Screenshots of the main views are wr
 from __future__ import annotations
 
 import shutil
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,12 +40,6 @@ class Served:
         response = httpx.request(method, self.url + path, timeout=30, **kwargs)
         response.raise_for_status()
         return response.json() if response.content else None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Page:

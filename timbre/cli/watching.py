@@ -32,6 +32,8 @@ _SHOWN_COUNTS = (
     "unreadable",
 )
 
+_CHANGE_COUNTS = ("embedded", "paths_added", "pruned_paths", "deleted_points")
+
 
 def watch_roots(settings: Settings) -> tuple[Path, ...]:
     """``watch.roots``, or (null) the roots the service knows: ``api.library_roots`` and the
@@ -48,6 +50,9 @@ def brief(summary: dict[str, Any] | None) -> dict[str, Any] | None:
     counts = summary.get("counts") or {}
     out: dict[str, Any] = {k: counts.get(k, 0) for k in _SHOWN_COUNTS}
     out["embedded"] = out.pop("indexed")
+    # Whether the job changed the index: a change often comes as two batches (a file's create
+    # and its last write), the second finding nothing new, and the status shows the last change.
+    out["changed"] = any(out[k] for k in _CHANGE_COUNTS)
     out["snapshot"] = summary.get("snapshot")
     out["wall_s"] = summary.get("wall_s")
     return out
