@@ -9,12 +9,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI
-
-from app.jobs import IngestRunner
-from app.schemas import IngestIn
 from timbre.cli.owner import (  # noqa: F401 (re-exported: where commands look for them)
     SERVICE_FILE,
     claim_data_dir,
@@ -37,6 +33,12 @@ from timbre.settings import Settings
 from timbre.store import open_store, snapshots_dir
 from timbre.store.pathtext import path_from_text
 from timbre.store.snapshot import ScanOptions
+
+if TYPE_CHECKING:  # the web stack imports in ~1.5 s: `timbre serve` loads the text model meanwhile
+    from fastapi import FastAPI
+
+    from app.jobs import IngestRunner
+    from app.schemas import IngestIn
 
 log = logging.getLogger("timbre")
 
