@@ -6,7 +6,9 @@ and ``app`` together.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +23,7 @@ from timbre.cli.owner import (  # noqa: F401 (re-exported: where commands look f
 from timbre.collections_db import Collections
 from timbre.embedding.embedder import describe_models, load_audio_embedder, load_text_embedder
 from timbre.embedding.files import resolve_model_files
+from timbre.errors import UnavailableError
 from timbre.library_roots import recorded_roots
 from timbre.search import Lazy, SearchService, ServiceLimits, SnapshotHolder, StoreHandle
 from timbre.search.browse import BrowseService
@@ -173,6 +176,20 @@ def build_media(settings: Settings, service: SearchService) -> MediaService:
     )
 
 
+def preload_audio(service: SearchService) -> threading.Thread:
+    """Load the audio side in the background once the text side is loaded: text queries are
+    what readiness promises, so the two loads do not share the cores."""
+
+    def run() -> None:
+        with contextlib.suppress(UnavailableError):  # the text side reports its own failure
+            service.text.get()
+        service.audio.start()
+
+    thread = threading.Thread(target=run, name="preload-audio", daemon=True)
+    thread.start()
+    return thread
+
+
 def build_app(settings: Settings, service: SearchService | None = None) -> FastAPI:
     """The FastAPI app of ``timbre serve``, with its startup and shutdown wired."""
     from app.main import create_app
@@ -188,6 +205,8 @@ def build_app(settings: Settings, service: SearchService | None = None) -> FastA
         except Exception as exc:  # keep serving unfiltered queries from the snapshot
             log.error("vector store not available at start: %s", exc)
         service.snapshots.refresh()
+        if settings.api.preload_audio:
+            preload_audio(service)
         service.snapshots.watch(settings.api.snapshot_poll_s)
         stop.append(service.snapshots.stop)
         if settings.watch.enabled:

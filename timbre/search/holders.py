@@ -92,9 +92,14 @@ class Lazy(Generic[T]):
             return self._thread
 
     @property
-    def loading(self) -> bool:
-        """True while a background load runs."""
-        return self._value is None and self._thread is not None and self._thread.is_alive()
+    def state(self) -> str:
+        """``ready``, ``loading`` (in the background or for a caller), ``failed`` (the last
+        attempt; the next :meth:`get` tries again) or ``not_loaded``."""
+        if self._value is not None:
+            return "ready"
+        if self._lock.locked() or (self._thread is not None and self._thread.is_alive()):
+            return "loading"
+        return "failed" if self.error is not None else "not_loaded"
 
 
 class SnapshotHolder:

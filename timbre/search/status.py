@@ -41,6 +41,13 @@ def stats(service: SearchService) -> dict[str, Any]:
         "pipeline_version": service.info.pipeline_version,
         "random_weights": service.info.random_weights,
         "audio_model_loaded": service.audio.ready,
+        # The audio side loads on first need or in the background (api.preload_audio); a query
+        # that needs it meanwhile waits for it.
+        "audio_model": {
+            "state": service.audio.state,
+            "load_s": service.audio.load_s,
+            "error": service.audio.error,
+        },
         # The precision each loaded side runs in (fp32 unless a reduced one passed its
         # agreement check at load); None = not loaded yet.
         "precision": {
