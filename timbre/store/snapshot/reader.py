@@ -25,7 +25,7 @@ from timbre.errors import ModelMismatchError, SnapshotError, SnapshotNotFoundErr
 from timbre.store.collection import check_vector
 from timbre.store.filters import SearchFilter
 from timbre.store.interface import Hit
-from timbre.store.snapshot.arrays import load_array
+from timbre.store.snapshot.arrays import RowReader, load_array
 from timbre.store.snapshot.columns import Columns, column_files
 from timbre.store.snapshot.layout import (
     CODES_FILE,
@@ -149,7 +149,7 @@ class Snapshot:
     def vector(self, point_id: str) -> np.ndarray | None:
         """The indexed vector of a point (for audio-by-id queries), None if unknown."""
         row = self.row(point_id)
-        return None if row is None else np.array(self._vectors[row], dtype=np.float32)
+        return None if row is None else self.scan.rows_of(np.array([row]))[0]
 
     def payload(self, point_id: str) -> dict[str, Any] | None:
         """The display payload of a point, None if unknown."""
@@ -229,7 +229,12 @@ def load_snapshot(
         manifest, vectors=vectors, params=params, ids=ids, order=order, offsets=offsets, codes=codes
     )
     if codes is not None and scan is not None:
-        searcher: FlatScan = QuantisedScan(vectors, codes, Sq8(params), threads=scan.thread_count())
+        rows = (
+            RowReader(directory / VECTORS_FILE, vectors) if isinstance(vectors, np.memmap) else None
+        )
+        searcher: FlatScan = QuantisedScan(
+            vectors, codes, Sq8(params), threads=scan.thread_count(), rows=rows
+        )
     else:
         searcher = FlatScan(vectors)
     return Snapshot(
