@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -18,8 +18,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app import problems
 from app.bodies import BodyGuard
 from app.jobs import IngestJobs, IngestRunner
-from app.mcp.http import PATH as MCP_PATH
-from app.mcp.http import McpEndpoint, running
+from app.mcp.lazy import PATH as MCP_PATH
+from app.mcp.lazy import LazyMcp
 from app.metrics import Metrics
 from app.openapi import build_openapi
 from app.routes import ROUTERS
@@ -27,6 +27,9 @@ from timbre import __version__
 from timbre.collections_db import Collections
 from timbre.search import SearchService
 from timbre.settings import ApiSettings
+
+if TYPE_CHECKING:
+    from app.mcp.http import McpEndpoint
 
 log = logging.getLogger("timbre.api")
 
@@ -69,14 +72,23 @@ def create_app(
     """
     metrics = metrics or Metrics()
     service.on_embed = lambda kind, seconds: metrics.embeds.labels(kind).observe(seconds)
-    mcp = McpEndpoint(service, api, collections) if collections is not None else None
+    mcp = None
+    if collections is not None:
+        mcp_collections = collections
+
+        def build_mcp() -> McpEndpoint:
+            from app.mcp.http import McpEndpoint  # the SDK: built after start (app.mcp.lazy)
+
+            return McpEndpoint(service, api, mcp_collections)
+
+        mcp = LazyMcp(build_mcp)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if on_startup is not None:
             on_startup()
         try:
-            async with running(mcp):
+            async with mcp.running() if mcp is not None else nullcontext():
                 yield
         finally:
             if on_shutdown is not None:

@@ -1,7 +1,7 @@
 """The real service over HTTP on loopback, at 10k, 100k and (on request) a million vectors.
 
     python bench/bench_api.py [--sizes 10000,100000,1000000] [--requests 200]
-        [--runtimes onnxruntime,torch]
+        [--runtimes onnxruntime,torch] [--reuse]
 
 The index holds synthetic L2-normalised vectors with realistic payloads (index size is what
 matters for search cost); the text tower is full-size (random weights cost what real ones do).
@@ -29,6 +29,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -190,13 +191,35 @@ def throughput(url: str, clients: int, seconds: float = 10.0) -> dict[str, float
     }
 
 
-def bench_size(n: int, bundle: Path, requests: int, runtimes: list[str]) -> dict[str, Any]:
+def reused_index(n: int, data: Path) -> list[str] | None:
+    """Some point ids of an index an earlier run built for ``n`` vectors, None if there is none."""
+    from timbre.store.snapshot import current_snapshot_name
+
+    name = current_snapshot_name(data / "snapshots") if data.is_dir() else None
+    if name is None:
+        return None
+    manifest = json.loads((data / "snapshots" / name / "manifest.json").read_text())
+    if manifest["count"] != n:
+        return None
+    raw = np.load(data / "snapshots" / name / "ids.npy", mmap_mode="r")
+    rows = range(0, n, max(1, n // 200))
+    return [str(uuid.UUID(bytes=bytes(raw[r]))) for r in rows]
+
+
+def bench_size(
+    n: int, bundle: Path, requests: int, runtimes: list[str], *, reuse: bool = False
+) -> dict[str, Any]:
     data = WORK / f"data-{n}"
     started = time.perf_counter()
-    ids = build_index(n, data, bundle)
-    print(
-        f"{n} vectors indexed and snapshotted in {time.perf_counter() - started:.0f} s", flush=True
-    )
+    ids = reused_index(n, data) if reuse else None
+    if ids is None:
+        ids = build_index(n, data, bundle)
+        print(
+            f"{n} vectors indexed and snapshotted in {time.perf_counter() - started:.0f} s",
+            flush=True,
+        )
+    else:
+        print(f"{n} vectors: reusing the index in {data}", flush=True)
     out: dict[str, Any] = {"vectors": n}
     for runtime in runtimes:
         print(f" {runtime}:", flush=True)
@@ -338,6 +361,11 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--runtimes", default="onnxruntime,torch")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="serve the index an earlier run built for a size instead of building it again",
+    )
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     bundle = full_bundle()
@@ -354,7 +382,7 @@ def main() -> None:
         "sizes": _earlier_sizes(sizes),
     }
     for n in sizes:
-        row = bench_size(n, bundle, args.requests, runtimes)
+        row = bench_size(n, bundle, args.requests, runtimes, reuse=args.reuse)
         row["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         results["sizes"].append(row)
     results["sizes"].sort(key=lambda r: r["vectors"])

@@ -13,7 +13,7 @@ import pytest
 
 from tests.store_factory import make_dataset, model_info, open_test_store, unit_vectors
 from timbre.errors import UnavailableError
-from timbre.search import Lazy, SearchService, ServiceLimits, SnapshotHolder, StoreHandle
+from timbre.search import AudioRef, Lazy, SearchService, ServiceLimits, SnapshotHolder, StoreHandle
 from timbre.search.duplicates import DuplicateRules
 from timbre.search.routing import RoutingPolicy, is_current
 from timbre.settings import Settings
@@ -111,6 +111,42 @@ def test_broad_filters_go_to_the_snapshot_selective_ones_to_qdrant(
             assert used == engine
             assert by == ("faiss" if search_filter is None else "qdrant")
             assert _pairs(hits) == _pairs(want)
+
+
+class _CountingStore:
+    """The real store, counting the exact counts asked of it."""
+
+    def __init__(self, inner: VectorStore) -> None:
+        self.inner = inner
+        self.counts = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def count(self, search_filter: SearchFilter | None = None) -> int:
+        self.counts += 1
+        return self.inner.count(search_filter)
+
+
+def test_the_total_is_the_snapshots_count_when_it_may_decide(
+    shared: tuple[VectorStore, Path],
+) -> None:
+    store, tmp_path = shared
+    counting, counting_qdrant = _CountingStore(store), _CountingStore(store)
+    policy = RoutingPolicy(filtered_min_points=MIN_POINTS)
+    service = _service(counting, tmp_path, policy)  # type: ignore[arg-type]
+    qdrant_only = _service(counting_qdrant, tmp_path, None)  # type: ignore[arg-type]
+    snapshot = service.snapshots.current
+    assert snapshot is not None
+    ref = AudioRef(id=next(iter(snapshot.ids())))
+    for search_filter, engine in ((BROAD, "faiss"), (SELECTIVE, "qdrant"), (None, "faiss")):
+        want = store.count(search_filter)
+        result = service.search_audio(ref, top_k=5, filter=search_filter)
+        assert (result.engine, result.total) == (engine, want)
+        assert counting.counts == 0  # the snapshot counted, exactly as Qdrant does
+        result = qdrant_only.search_audio(ref, top_k=5, filter=search_filter)
+        assert result.total == want
+    assert counting_qdrant.counts == 2  # without routing, Qdrant counts each filtered query
 
 
 def test_offsets_and_excludes_give_the_same_hits_on_every_path(

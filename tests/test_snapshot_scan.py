@@ -154,3 +154,20 @@ def test_range_bounds_inclusive_and_exclusive() -> None:
     assert rows(gt=1.0, lt=4.0) == [2.0, 2.0, 3.0]
     assert rows(gt=3.0, lt=3.0) == []
     assert rows() == values.tolist()
+
+
+def test_rows_read_without_mapping_equal_the_mapped_rows(tmp_path: Path) -> None:
+    from timbre.errors import SnapshotError
+    from timbre.store.snapshot.arrays import RowReader
+
+    path = tmp_path / "v.npy"
+    np.save(path, np.random.default_rng(0).standard_normal((1000, 16)).astype(np.float32))
+    mapped = np.load(path, mmap_mode="r")
+    reader = RowReader(path, mapped)
+    rows = np.array([0, 1, 2, 7, 500, 501, 999])  # runs and single rows, both ends
+    np.testing.assert_array_equal(reader.read(rows), mapped[rows])
+    assert reader.read(np.array([], dtype=np.int64)).shape == (0, 16)
+    with path.open("r+b") as f:
+        f.truncate(path.stat().st_size - 8)  # the last row loses two values
+    with pytest.raises(SnapshotError, match="truncated"):
+        reader.read(np.array([998, 999]))

@@ -168,6 +168,7 @@ class ApiSettings(_Section):
     max_body_bytes: int = Field(gt=0)
     max_filter_values: int = Field(ge=1)
     text_batch_max: int = Field(ge=1)
+    preload_audio: bool
 
 
 class LabelsSettings(_Section):

@@ -26,9 +26,13 @@ def serve(
         # First, before models or files: a second service on this data dir must not start,
         # and must leave the owner's service file alone.
         lock = claim_data_dir(settings)
-        from timbre.cli.wiring import build_app  # the model stack: only once the dir is ours
+        from timbre.cli.wiring import build_app, build_service  # only once the dir is ours
 
-        application = build_app(settings)
+        service = build_service(settings)
+        # The text tower loads in the background (ONNX Runtime's session build runs off the
+        # GIL) while the web stack imports; readiness waits for it.
+        service.text.start()
+        application = build_app(settings, service)
     except TimbreError as exc:
         raise fail(exc) from exc
     host = host or settings.api.host

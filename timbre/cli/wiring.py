@@ -6,15 +6,13 @@ and ``app`` together.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI
-
-from app.jobs import IngestRunner
-from app.schemas import IngestIn
 from timbre.cli.owner import (  # noqa: F401 (re-exported: where commands look for them)
     SERVICE_FILE,
     claim_data_dir,
@@ -25,6 +23,7 @@ from timbre.cli.owner import (  # noqa: F401 (re-exported: where commands look f
 from timbre.collections_db import Collections
 from timbre.embedding.embedder import describe_models, load_audio_embedder, load_text_embedder
 from timbre.embedding.files import resolve_model_files
+from timbre.errors import UnavailableError
 from timbre.library_roots import recorded_roots
 from timbre.search import Lazy, SearchService, ServiceLimits, SnapshotHolder, StoreHandle
 from timbre.search.browse import BrowseService
@@ -37,6 +36,12 @@ from timbre.settings import Settings
 from timbre.store import open_store, snapshots_dir
 from timbre.store.pathtext import path_from_text
 from timbre.store.snapshot import ScanOptions
+
+if TYPE_CHECKING:  # the web stack imports in ~1.5 s: `timbre serve` loads the text model meanwhile
+    from fastapi import FastAPI
+
+    from app.jobs import IngestRunner
+    from app.schemas import IngestIn
 
 log = logging.getLogger("timbre")
 
@@ -171,6 +176,20 @@ def build_media(settings: Settings, service: SearchService) -> MediaService:
     )
 
 
+def preload_audio(service: SearchService) -> threading.Thread:
+    """Load the audio side in the background once the text side is loaded: text queries are
+    what readiness promises, so the two loads do not share the cores."""
+
+    def run() -> None:
+        with contextlib.suppress(UnavailableError):  # the text side reports its own failure
+            service.text.get()
+        service.audio.start()
+
+    thread = threading.Thread(target=run, name="preload-audio", daemon=True)
+    thread.start()
+    return thread
+
+
 def build_app(settings: Settings, service: SearchService | None = None) -> FastAPI:
     """The FastAPI app of ``timbre serve``, with its startup and shutdown wired."""
     from app.main import create_app
@@ -186,6 +205,8 @@ def build_app(settings: Settings, service: SearchService | None = None) -> FastA
         except Exception as exc:  # keep serving unfiltered queries from the snapshot
             log.error("vector store not available at start: %s", exc)
         service.snapshots.refresh()
+        if settings.api.preload_audio:
+            preload_audio(service)
         service.snapshots.watch(settings.api.snapshot_poll_s)
         stop.append(service.snapshots.stop)
         if settings.watch.enabled:

@@ -47,6 +47,8 @@ class Lazy(Generic[T]):
         self._lock = threading.Lock()
         self.error: str | None = None
         self.load_s: float | None = None
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
 
     @property
     def ready(self) -> bool:
@@ -73,17 +75,31 @@ class Lazy(Generic[T]):
         return self._value
 
     def start(self) -> threading.Thread:
-        """Load in a background thread (errors are kept in :attr:`error`)."""
+        """Load in a background thread (errors are kept in :attr:`error`); while one is still
+        loading, that one is returned rather than a second started."""
+        with self._start_lock:
+            if self._thread is not None and self._thread.is_alive():
+                return self._thread
 
-        def run() -> None:
-            try:
-                self.get()
-            except UnavailableError as exc:
-                log.error("%s", exc)
+            def run() -> None:
+                try:
+                    self.get()
+                except UnavailableError as exc:
+                    log.error("%s", exc)
 
-        thread = threading.Thread(target=run, name=f"load-{self.name}", daemon=True)
-        thread.start()
-        return thread
+            self._thread = threading.Thread(target=run, name=f"load-{self.name}", daemon=True)
+            self._thread.start()
+            return self._thread
+
+    @property
+    def state(self) -> str:
+        """``ready``, ``loading`` (in the background or for a caller), ``failed`` (the last
+        attempt; the next :meth:`get` tries again) or ``not_loaded``."""
+        if self._value is not None:
+            return "ready"
+        if self._lock.locked() or (self._thread is not None and self._thread.is_alive()):
+            return "loading"
+        return "failed" if self.error is not None else "not_loaded"
 
 
 class SnapshotHolder:

@@ -13,7 +13,6 @@ import hashlib
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from timbre.errors import (
     StoreError,
     UnavailableError,
 )
-from timbre.search import routing
+from timbre.search import routing, status
 from timbre.search.batcher import TextBatcher
 from timbre.search.holders import Lazy, SnapshotHolder, StoreHandle
 from timbre.search.routing import RoutingPolicy
@@ -39,14 +38,12 @@ from timbre.search.types import (
     SearchResult,
     ServiceLimits,
     TextCache,
+    check_id,
     normalize,
 )
 from timbre.store import Hit, SearchFilter, point_id
 from timbre.store.pathtext import path_from_text
-from timbre.store.snapshot import (
-    export_snapshot,
-    freshness,
-)
+from timbre.store.snapshot import export_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +85,8 @@ class SearchService:
         self.model_lock = model_lock or threading.Lock()
         self.on_embed = on_embed
         self.routing = routing
-        self._cache = TextCache(limits.text_cache_size)
-        self._text_batcher = TextBatcher(self._embed_texts, limits.text_batch_max)
+        self.text_cache = TextCache(limits.text_cache_size)
+        self.text_batcher = TextBatcher(self._embed_texts, limits.text_batch_max)
         self._roots = tuple(r.expanduser().resolve() for r in limits.library_roots)
         self.waiting = 0  # requests queued for the models (a metrics gauge)
         self._waiting_lock = threading.Lock()
@@ -116,11 +113,11 @@ class SearchService:
     def text_vector(self, query: str) -> np.ndarray:
         if not query.strip():
             raise InvalidRequestError("the query text is empty")
-        cached = self._cache.get(query)
+        cached = self.text_cache.get(query)
         if cached is not None:
             return cached
-        vector = self._text_batcher.embed(query)
-        self._cache.put(query, vector)
+        vector = self.text_batcher.embed(query)
+        self.text_cache.put(query, vector)
         return vector
 
     def _embed_texts(self, texts: list[str]) -> np.ndarray:
@@ -129,7 +126,7 @@ class SearchService:
 
     def text_vectors(self, queries: Sequence[str]) -> list[np.ndarray]:
         """Vectors of several queries, the uncached ones in one tower batch."""
-        out: list[np.ndarray | None] = [self._cache.get(q) for q in queries]
+        out: list[np.ndarray | None] = [self.text_cache.get(q) for q in queries]
         missing = sorted({q for q, v in zip(queries, out, strict=True) if v is None})
         if missing:
             if any(not q.strip() for q in missing):
@@ -138,7 +135,7 @@ class SearchService:
             vectors = self._embed("text", lambda: embedder.embed(missing))
             fresh = dict(zip(missing, vectors, strict=True))
             for q, v in fresh.items():
-                self._cache.put(q, v)
+                self.text_cache.put(q, v)
             out = [v if v is not None else fresh[q] for q, v in zip(queries, out, strict=True)]
         return [v for v in out if v is not None]
 
@@ -178,7 +175,7 @@ class SearchService:
         return int(self.audio.get().sample_rate)
 
     def stored_vector(self, item_id: str) -> np.ndarray | None:
-        _check_id(item_id)
+        check_id(item_id)
         snapshot = self.snapshots.current
         if snapshot is not None:
             vector = snapshot.vector(item_id)
@@ -228,7 +225,19 @@ class SearchService:
         ``exclude`` drops those ids from the hits; as many more are asked for, the same way on
         every engine, so the results do not depend on which one answers.
         """
-        hits, engine = routing.search(
+        routed = self._route(vector, top_k=top_k, offset=offset, filter=filter, exclude=exclude)
+        return routed.hits, routed.engine
+
+    def _route(
+        self,
+        vector: np.ndarray,
+        *,
+        top_k: int,
+        offset: int,
+        filter: SearchFilter | None,
+        exclude: frozenset[str] = frozenset(),
+    ) -> routing.Routed:
+        routed = routing.search(
             self.snapshots.current,
             self.store,
             self.routing,
@@ -237,7 +246,8 @@ class SearchService:
             offset=offset,
             filter=filter,
         )
-        return [h for h in hits if h.id not in exclude][:top_k], engine
+        hits = [h for h in routed.hits if h.id not in exclude][:top_k] if exclude else routed.hits
+        return routed._replace(hits=hits)
 
     def _timed(
         self,
@@ -250,9 +260,10 @@ class SearchService:
     ) -> SearchResult:
         """Compute the query vector, route it, and time both."""
         started = time.perf_counter()
-        hits, engine = self.route(make_vector(), top_k=top_k, offset=offset, filter=filter)
+        routed = self._route(make_vector(), top_k=top_k, offset=offset, filter=filter)
         took_ms = (time.perf_counter() - started) * 1e3
-        return SearchResult(engine, took_ms, hits, query, total=self.matching(filter))
+        total = routed.matching if routed.matching is not None else self.matching(filter)
+        return SearchResult(routed.engine, took_ms, routed.hits, query, total=total)
 
     def matching(self, filter: SearchFilter | None) -> int | None:
         """How many indexed samples pass ``filter`` (all without one); None if nobody can say.
@@ -288,7 +299,7 @@ class SearchService:
             top_k=top_k,
             offset=offset,
             filter=filter,
-            query=_ref_info(ref),
+            query=ref.describe(),
         )
 
     def search_hybrid(
@@ -310,7 +321,7 @@ class SearchService:
                 alpha * self.text_vector(query) + (1.0 - alpha) * self.audio_vector(ref)
             )
 
-        info = {"text": query, "alpha": alpha, **_ref_info(ref)}
+        info = {"text": query, "alpha": alpha, **ref.describe()}
         return self._timed(mixed, top_k=top_k, offset=offset, filter=filter, query=info)
 
     def search_batch(
@@ -338,7 +349,7 @@ class SearchService:
     # -- items ------------------------------------------------------------------------------
 
     def item(self, item_id: str) -> dict[str, Any]:
-        _check_id(item_id)
+        check_id(item_id)
         snapshot = self.snapshots.current
         payload = snapshot.payload(item_id) if snapshot is not None else None
         if payload is None:
@@ -377,98 +388,9 @@ class SearchService:
     # -- state ------------------------------------------------------------------------------
 
     def readiness(self) -> dict[str, Any]:
-        snapshot = self.snapshots.current
-        checks = {
-            "text_model": self.text.ready,
-            "store": self.store.connected,
-            "snapshot": snapshot is not None,
-        }
-        reasons = []
-        if not self.text.ready:
-            reasons.append(
-                f"text model {'failed: ' + self.text.error if self.text.error else 'loading'}"
-            )
-        if not self.store.connected:
-            reasons.append(
-                f"store unreachable: {self.store.error}" if self.store.error else "store not open"
-            )
-        if snapshot is None:
-            reasons.append(self.snapshots.error or "no snapshot published yet (run an ingest)")
-        return {"ready": all(checks.values()), "checks": checks, "reasons": reasons}
+        """What ``/readyz`` reports (see :mod:`timbre.search.status`)."""
+        return status.readiness(self)
 
     def stats(self) -> dict[str, Any]:
-        snapshot = self.snapshots.current
-        out: dict[str, Any] = {
-            "models": self.info.as_dict(),
-            "pipeline_version": self.info.pipeline_version,
-            "random_weights": self.info.random_weights,
-            "audio_model_loaded": self.audio.ready,
-            # The precision each loaded side runs in (fp32 unless a reduced one passed its
-            # agreement check at load); None = not loaded yet.
-            "precision": {
-                "text": getattr(self.text.peek(), "running", None),
-                "audio": getattr(self.audio.peek(), "running", None),
-            },
-            # What runs each side: onnxruntime (the CPU default once its export passed the
-            # agreement gate) or torch; None = not loaded yet.
-            "runtime": {
-                "text": getattr(self.text.peek(), "runtime", None),
-                "audio": getattr(self.audio.peek(), "runtime", None),
-            },
-            "text_cache": {
-                "size": self.limits.text_cache_size,
-                "hits": self._cache.hits,
-                "misses": self._cache.misses,
-            },
-            "text_batches": {
-                "max": self._text_batcher.max_batch,
-                "calls": self._text_batcher.calls,
-                "queries": self._text_batcher.queries,
-            },
-            "snapshot": None,
-            "store": None,
-        }
-        if snapshot is not None:
-            out["snapshot"] = {
-                "name": snapshot.name,
-                "count": len(snapshot),
-                "created_at": snapshot.manifest.created_at,
-                "age_s": _age_s(snapshot.manifest.created_at),
-                "mmapped": snapshot.mmapped,
-                "scan": snapshot.scan.kind,
-            }
-        try:
-            store = self.store.get()
-            out["store"] = {"mode": store.mode, "collection": store.name, "count": store.count()}
-            if snapshot is not None:
-                out["snapshot"]["freshness"] = freshness(snapshot.manifest, store).as_dict()
-        except (UnavailableError, StoreError) as exc:
-            out["store"] = {"error": str(exc)}
-        return out
-
-
-def _check_id(item_id: str) -> None:
-    try:
-        uuid.UUID(item_id)
-    except ValueError:
-        raise NotFoundError(f"no indexed item {item_id!r} (ids are UUIDs)") from None
-
-
-def _ref_info(ref: AudioRef) -> dict[str, Any]:
-    if ref.id is not None:
-        return {"id": ref.id}
-    if ref.path is not None:
-        return {"path": ref.path}
-    return {"upload": ref.upload_name}
-
-
-def _age_s(iso: str) -> float | None:
-    from datetime import UTC, datetime
-
-    try:
-        created = datetime.fromisoformat(iso)
-    except ValueError:
-        return None
-    if created.tzinfo is None:
-        created = created.replace(tzinfo=UTC)
-    return round((datetime.now(UTC) - created).total_seconds(), 1)
+        """What ``/v1/stats`` reports (see :mod:`timbre.search.status`)."""
+        return status.stats(self)

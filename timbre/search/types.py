@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,9 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from timbre.errors import (
-    InvalidRequestError,
-)
+from timbre.errors import InvalidRequestError, NotFoundError
 from timbre.search.duplicates import DuplicateRules
 from timbre.store import Hit, SearchFilter
 
@@ -30,6 +29,14 @@ class AudioRef:
         given = sum(x is not None for x in (self.id, self.path, self.upload))
         if given != 1:
             raise InvalidRequestError("give exactly one reference: an id, a path or an upload")
+
+    def describe(self) -> dict[str, Any]:
+        """The reference as a result's ``query`` shows it (never the uploaded bytes)."""
+        if self.id is not None:
+            return {"id": self.id}
+        if self.path is not None:
+            return {"path": self.path}
+        return {"upload": self.upload_name}
 
 
 @dataclass
@@ -103,6 +110,14 @@ class TextCache:
             self._data.move_to_end(key)
             while len(self._data) > self.size:
                 self._data.popitem(last=False)
+
+
+def check_id(item_id: str) -> None:
+    """Refuse an item id that is no UUID (no item can have it) as not found."""
+    try:
+        uuid.UUID(item_id)
+    except ValueError:
+        raise NotFoundError(f"no indexed item {item_id!r} (ids are UUIDs)") from None
 
 
 def normalize(vector: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import struct
+import weakref
 from pathlib import Path
 from typing import IO, Literal
 
@@ -74,3 +75,46 @@ def load_array(path: Path, *, mmapped: bool) -> np.ndarray:
     """An ``.npy`` array, memory-mapped read-only or read into RAM (never pickled objects)."""
     mode: Literal["r"] | None = "r" if mmapped else None
     return np.load(path, mmap_mode=mode, allow_pickle=False)
+
+
+class RowReader:
+    """Rows of a 2-D ``.npy`` file read with ``pread``, so they are never mapped into the process.
+
+    Reading rows through a memory mapping leaves them resident, and with them their
+    neighbours: the kernel maps the cached pages around each faulting address too (64 KiB,
+    ~20 rows of 768 float32). A query's exact re-rank reads ~512 rows scattered over the file,
+    so after a few dozen queries the whole file was resident in the service (307 MB at 100k,
+    3 GB at a million). Read with ``pread`` they stay in the page cache only, shared and
+    reclaimable, at ~1 us per row.
+
+    Args:
+        path: the ``.npy`` file.
+        array: the same file memory-mapped (``np.load(mmap_mode="r")``): shape, type, offset.
+    """
+
+    def __init__(self, path: Path, array: np.memmap) -> None:
+        self.shape = array.shape
+        self.dtype = array.dtype
+        self._offset = int(array.offset)
+        self._row_bytes = int(array.dtype.itemsize * int(np.prod(array.shape[1:])))
+        self._fd = os.open(path, os.O_RDONLY)
+        weakref.finalize(self, os.close, self._fd)
+
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        """The given rows (ascending), one ``pread`` per run of consecutive rows."""
+        out = np.empty((len(rows), *self.shape[1:]), dtype=self.dtype)
+        if not len(rows):
+            return out
+        view = out.reshape(-1).view(np.uint8).data
+        size = self._row_bytes
+        cuts = np.flatnonzero(np.diff(rows) != 1) + 1
+        first = np.concatenate([[0], cuts])
+        ends = np.concatenate([cuts, [len(rows)]]) * size
+        starts = first * size
+        offsets = self._offset + rows[first].astype(np.int64) * size
+        fd, pread = self._fd, os.preadv
+        # The loop of one call per run is the cost (~1-2 us a row): keep it to plain ints.
+        for lo, hi, at in zip(starts.tolist(), ends.tolist(), offsets.tolist(), strict=True):
+            if pread(fd, [view[lo:hi]], at) != hi - lo:
+                raise SnapshotError(f"short read at byte {at}: the file was truncated")
+        return out

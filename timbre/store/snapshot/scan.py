@@ -28,6 +28,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from timbre.store.snapshot.arrays import RowReader
 from timbre.store.snapshot.quantiser import Sq8
 
 T = TypeVar("T")
@@ -43,6 +44,11 @@ CANDIDATES_PER_HIT = 4
 GATHER_MAX_FRACTION = 0.25
 """A filtered flat scan copies the selected rows out when they are at most this fraction of the
 snapshot; above it, scoring every row and keeping the selected ones reads fewer bytes."""
+
+READ_MAX_ROWS = 8192
+"""Re-ranks of at most this many rows read them with ``pread`` (:class:`~.arrays.RowReader`)
+on a mapped snapshot; larger gathers (a filtered selection re-scored exactly, a second pass)
+read through the mapping, where one long run beats many calls."""
 
 QUANTISED_GATHER_MAX_FRACTION = 0.1
 """A filtered SQ8 pass costs about as much as an unfiltered one (FAISS tests each row against
@@ -116,7 +122,11 @@ class FlatScan:
 
     def exact(self, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
         """Exact scores of ``rows`` (sorted rows read the mapped file in order)."""
-        return self.vectors[rows] @ query if len(rows) else np.empty(0, np.float32)
+        return self.rows_of(rows) @ query if len(rows) else np.empty(0, np.float32)
+
+    def rows_of(self, rows: np.ndarray) -> np.ndarray:
+        """The float32 vectors of ``rows`` (ascending), a copy."""
+        return self.vectors[rows]
 
 
 class QuantisedScan(FlatScan):
@@ -132,11 +142,18 @@ class QuantisedScan(FlatScan):
     kind = "sq8"
 
     def __init__(
-        self, vectors: np.ndarray, codes: np.ndarray, quantiser: Sq8, *, threads: int
+        self,
+        vectors: np.ndarray,
+        codes: np.ndarray,
+        quantiser: Sq8,
+        *,
+        threads: int,
+        rows: RowReader | None = None,
     ) -> None:
         super().__init__(vectors)
         self.codes = codes
         self.quantiser = quantiser
+        self._rows = rows  # reads re-ranked rows of a mapped snapshot without mapping them
         self.second_passes = 0  # how often the first pass could not prove the result
         n = len(vectors)
         # Range boundaries on multiples of 8 rows, so each range's bitmap is a byte slice.
@@ -168,6 +185,11 @@ class QuantisedScan(FlatScan):
             rows = np.concatenate([rows, more])
             exact = np.concatenate([exact, self.exact(more, query)])
         return top_k(exact, rows, k)
+
+    def rows_of(self, rows: np.ndarray) -> np.ndarray:
+        if self._rows is not None and len(rows) <= READ_MAX_ROWS:
+            return self._rows.read(rows)  # the same float32 values, never mapped in
+        return super().rows_of(rows)
 
     def _first_pass(
         self, query: np.ndarray, k: int, bits: np.ndarray | None
