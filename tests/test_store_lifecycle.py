@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -186,3 +187,24 @@ def test_old_generations_are_pruned_after_a_swap(opener: Opener) -> None:
     # the live one and the one before it remain (the adapter lists what exists)
     existing = store._collection_names()  # type: ignore[attr-defined]
     assert sorted(n for n in existing if parse_generation_name(base, n)) == names[-2:]
+
+
+@pytest.mark.parametrize("on_disk", [True, False])
+def test_the_embedded_shard_keeps_vectors_where_the_schema_says(
+    tmp_path: Path, on_disk: bool
+) -> None:
+    schema = load_schema()
+    schema = schema.model_copy(
+        update={"vectors": schema.vectors.model_copy(update={"embedded_on_disk": on_disk})}
+    )
+    data = make_dataset(20)
+    store = open_test_store("edge", tmp_path, schema=schema)
+    store.upsert(data.points)
+    store.close()
+    # Qdrant Edge records each segment's vector storage: mapped files it does not load
+    # (ChunkedMmap) or the same files held in RAM.
+    kinds = {
+        json.loads(p.read_text())["config"]["vector_data"][""]["storage_type"]
+        for p in tmp_path.glob("**/segments/*/segment.json")
+    }
+    assert kinds == ({"ChunkedMmap"} if on_disk else {"InRamChunkedMmap"})

@@ -61,7 +61,10 @@ def _edge_filter(conditions: Sequence[Condition]) -> qe.Filter | None:
 def _edge_config(dim: int, distance: str, schema: CollectionSchema) -> qe.EdgeConfig:
     return qe.EdgeConfig(
         vectors=qe.EdgeVectorParams(
-            size=dim, distance=_DISTANCES[distance], datatype=qe.VectorStorageDatatype.Float32
+            size=dim,
+            distance=_DISTANCES[distance],
+            datatype=qe.VectorStorageDatatype.Float32,
+            on_disk=schema.vectors.embedded_on_disk,
         ),
         optimizers=qe.EdgeOptimizersConfig(
             indexing_threshold=schema.optimizers.embedded_indexing_threshold_kb

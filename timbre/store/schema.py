@@ -38,6 +38,7 @@ class _Part(BaseModel):
 class VectorsSchema(_Part):
     distance: Distance
     datatype: Literal["float32"]
+    embedded_on_disk: bool
 
 
 class HnswSchema(_Part):
