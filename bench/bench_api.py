@@ -96,14 +96,20 @@ def free_port() -> int:
 
 
 def start_service(
-    data: Path, bundle: Path, runtime: str, **settings: str
+    data: Path, bundle: Path, runtime: str, *, cwd: Path | None = None, **settings: str
 ) -> tuple[subprocess.Popen[bytes], str, float]:
-    """``timbre serve`` in its own process; returns it, its URL and its start-up time (s)."""
+    """``timbre serve`` in its own process; returns it, its URL and its start-up time (s).
+
+    ``cwd``: the tree whose code serves (``-m`` puts the working directory first on
+    sys.path, ahead of this checkout's editable install); None = this checkout.
+    """
     port = free_port()
     env = child_env(data, bundle, TIMBRE_MODELS__RUNTIME=runtime, **settings)
     cmd = [sys.executable, "-m", "timbre.cli", "serve", "--port", str(port)]
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=cwd or ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 900  # a million vectors: checksums of ~4 GB, store reopen
     while time.monotonic() < deadline:
@@ -112,6 +118,8 @@ def start_service(
                 return proc, url, time.perf_counter() - started
         except httpx.HTTPError:
             pass
+        if proc.poll() is not None:
+            raise RuntimeError(f"serve ({cwd or 'this checkout'}) exited: {proc.returncode}")
         time.sleep(0.02)
     proc.kill()
     raise RuntimeError("the service did not become ready")

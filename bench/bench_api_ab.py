@@ -31,8 +31,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_api import BROAD, SELECTIVE, free_port, fresh_query, process_memory
-from bench.common import ROOT, child_env, full_bundle, machine, percentile_ms, write_results
+from bench.bench_api import BROAD, SELECTIVE, fresh_query, process_memory, start_service
+from bench.common import ROOT, full_bundle, machine, percentile_ms, write_results
 
 Case = Callable[[int], tuple[str, dict[str, Any]]]
 
@@ -57,28 +57,7 @@ def start(
 ) -> tuple[subprocess.Popen[bytes], str, float]:
     """``timbre serve`` of one build (the tree ``source``; None = this checkout); returns it,
     its URL and its start-up to ready (s)."""
-    port = free_port()
-    env = child_env(data, bundle, TIMBRE_MODELS__RUNTIME="onnxruntime")
-    cmd = [sys.executable, "-m", "timbre.cli", "serve", "--port", str(port)]
-    started = time.perf_counter()
-    # ``-m`` puts the working directory first on sys.path, ahead of this checkout's editable
-    # install: run in the exported tree, that tree's code is what serves.
-    proc = subprocess.Popen(
-        cmd, env=env, cwd=source or ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return proc, url, time.perf_counter() - started
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise RuntimeError(f"serve ({source or 'this checkout'}) exited: {proc.returncode}")
-        time.sleep(0.02)
-    proc.kill()
-    raise RuntimeError("the service did not become ready")
+    return start_service(data, bundle, "onnxruntime", cwd=source)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
