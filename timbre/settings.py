@@ -127,6 +127,7 @@ class SnapshotSettings(_Section):
     keep: int = Field(ge=1)
     mmap_min_bytes: int = Field(ge=0)
     verify_checksums: bool
+    reverify_unchanged: bool
     quantised_min_vectors: int = Field(ge=0)
     scan_threads: int = Field(ge=0)
     filtered_min_points: int = Field(ge=0)

@@ -75,6 +75,7 @@ def build_service(
         info,
         mmap_min_bytes=settings.snapshot.mmap_min_bytes,
         verify_checksums=settings.snapshot.verify_checksums,
+        reverify_unchanged=settings.snapshot.reverify_unchanged,
         scan=ScanOptions(
             quantised_min_vectors=settings.snapshot.quantised_min_vectors,
             threads=settings.snapshot.scan_threads,
@@ -118,13 +119,13 @@ def duplicate_rules(settings: Settings, min_cosine: float | None = None) -> Dupl
 
 def ingest_runner(settings: Settings, service: SearchService) -> IngestRunner:
     """Runs ingest jobs inside the service, with its loaded audio model and its store."""
-    from ingest.job import options_from_settings, run_ingest
 
     def run(
         request: IngestIn, on_progress: Callable[[dict[str, Any]], None]
     ) -> tuple[dict[str, Any], int]:
         from dataclasses import asdict
 
+        from ingest.job import options_from_settings, run_ingest  # on first job, not at start
         from timbre.labels import build_labeller
 
         options = options_from_settings(

@@ -116,12 +116,14 @@ class SnapshotHolder:
         *,
         mmap_min_bytes: int,
         verify_checksums: bool,
+        reverify_unchanged: bool = False,
         scan: ScanOptions | None = None,
     ) -> None:
         self.directory = directory
         self.info = info
         self.mmap_min_bytes = mmap_min_bytes
         self.verify_checksums = verify_checksums
+        self.reverify_unchanged = reverify_unchanged
         self.scan = scan
         self._current: Snapshot | None = None
         self._lock = threading.Lock()
@@ -145,6 +147,7 @@ class SnapshotHolder:
                     self.info,
                     mmap_min_bytes=self.mmap_min_bytes,
                     verify_checksums=self.verify_checksums,
+                    reverify_unchanged=self.reverify_unchanged,
                     name=name,
                     scan=self.scan,
                 )

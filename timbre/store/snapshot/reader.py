@@ -48,6 +48,7 @@ from timbre.store.snapshot.layout import (
 )
 from timbre.store.snapshot.quantiser import Sq8
 from timbre.store.snapshot.scan import FlatScan, QuantisedScan, ScanOptions, Selection
+from timbre.store.snapshot.verified import VerifiedFiles
 
 
 class Snapshot:
@@ -179,6 +180,7 @@ def load_snapshot(
     *,
     mmap_min_bytes: int,
     verify_checksums: bool = True,
+    reverify_unchanged: bool = False,
     name: str | None = None,
     scan: ScanOptions | None = None,
 ) -> Snapshot:
@@ -188,7 +190,9 @@ def load_snapshot(
         snapshots: the snapshots directory.
         info: the loaded models; the snapshot must have been built by the same ones.
         mmap_min_bytes: memory-map the arrays when ``vectors.npy`` is at least this big.
-        verify_checksums: check the sha256 of every file (``snapshot.verify_checksums``).
+        verify_checksums: check the sha256 of every file (``snapshot.verify_checksums``):
+            once, and again whenever a file changes (:mod:`~timbre.store.snapshot.verified`).
+        reverify_unchanged: hash even the files verified before and unchanged since.
         name: a specific snapshot instead of the published one.
         scan: when to use the SQ8 first pass and on how many threads; None = always the
             flat exact scan (the reference).
@@ -208,7 +212,8 @@ def load_snapshot(
             f"snapshot {name} was built by {manifest.audio_key}, but the loaded models are "
             f"{info.audio_key()}; export a new snapshot from a collection built by these models"
         )
-    _check_files(directory, manifest, verify_checksums)
+    verified = VerifiedFiles(directory) if verify_checksums else None
+    _check_files(directory, manifest, verified, reverify_unchanged)
     mmapped = (directory / VECTORS_FILE).stat().st_size >= mmap_min_bytes
     quantised = scan is not None and manifest.count >= scan.quantised_min_vectors
     try:
@@ -271,7 +276,11 @@ def _read_manifest(directory: Path) -> SnapshotManifest:
     return manifest
 
 
-def _check_files(directory: Path, manifest: SnapshotManifest, verify_checksums: bool) -> None:
+def _check_files(
+    directory: Path, manifest: SnapshotManifest, verified: VerifiedFiles | None, reverify: bool
+) -> None:
+    """Every file the manifest lists is there, at its size, and (``verified`` given) matches
+    its sha256 unless it matched before and is unchanged since."""
     required = [*DATA_FILES]
     for field, kind in manifest.columns.items():
         required += column_files(field, kind)
@@ -290,11 +299,17 @@ def _check_files(directory: Path, manifest: SnapshotManifest, verify_checksums: 
                 f"snapshot {manifest.name}: {file_name} is {path.stat().st_size} bytes, the "
                 f"manifest says {expected['bytes']} (truncated or replaced)"
             )
-        if verify_checksums and sha256_file(path) != expected["sha256"]:
+        sha256 = expected["sha256"]
+        if verified is None or (not reverify and verified.unchanged(file_name, path, sha256)):
+            continue
+        if sha256_file(path) != sha256:
             raise SnapshotError(
                 f"snapshot {manifest.name}: {file_name} fails its sha256 checksum (corrupt); "
                 "export a new snapshot"
             )
+        verified.passed(file_name, path, sha256)
+    if verified is not None:
+        verified.save()
 
 
 def _check_shapes(
