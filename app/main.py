@@ -77,7 +77,7 @@ def create_app(
         mcp_collections = collections
 
         def build_mcp() -> McpEndpoint:
-            from app.mcp.http import McpEndpoint  # the SDK: built after start (app.mcp.lazy)
+            from app.mcp.http import McpEndpoint  # the SDK: built on first use (app.mcp.lazy)
 
             return McpEndpoint(service, api, mcp_collections)
 

@@ -1,4 +1,4 @@
-"""``/mcp`` is built after the app starts: the SDK stays out of start-up, requests wait for it.
+"""``/mcp`` is built on its first request: the SDK stays out of start-up, requests wait for it.
 
 The real endpoint behind it is driven by tests/test_mcp.py (every request there passes through
 this placeholder); here, what start-up imports and what a failed build answers.
@@ -9,9 +9,12 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from typing import Any
 
 from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
@@ -55,3 +58,26 @@ def test_without_a_running_app_it_answers_503_at_once() -> None:
     response = client.post(PATH, json={})
     assert response.status_code == 503
     assert "not running" in response.json()["detail"]
+
+
+class _Endpoint:
+    """Stands in for app.mcp.http.McpEndpoint: the ASGI app and session manager it exposes."""
+
+    @asynccontextmanager
+    async def run(self) -> AsyncIterator[None]:
+        yield
+
+    async def __call__(self, scope: object, receive: object, send: Any) -> None:
+        await PlainTextResponse("endpoint")(scope, receive, send)  # type: ignore[arg-type]
+
+
+def test_it_is_built_once_on_the_first_request_and_not_before() -> None:
+    lazy = LazyMcp(_Endpoint)  # type: ignore[arg-type]
+    with TestClient(_app(lazy)) as client:
+        assert client.get("/other").status_code == 404
+        assert lazy.builds == 0 and not lazy.ready  # started, running, nothing imported
+        with ThreadPoolExecutor(4) as pool:
+            replies = list(pool.map(lambda _: client.post(PATH, json={}), range(4)))
+        assert [r.text for r in replies] == ["endpoint"] * 4
+        assert lazy.builds == 1 and lazy.ready
+    assert lazy.builds == 1 and not lazy.ready  # stopped with the app

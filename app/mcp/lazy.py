@@ -1,11 +1,13 @@
-"""``/mcp`` mounted at once and built in the background, so the service is ready without it.
+"""``/mcp`` mounted at once and built on its first request, so the service starts without it.
 
 The MCP SDK and the tool models take ~1.2 s to import on this machine (2.9 s while the cores
-are shared): a third of the service's start-up, for an endpoint no search needs. So the app
-mounts this placeholder, which imports and builds the real endpoint (:mod:`app.mcp.http`) in a
-worker thread once the app has started, then runs its session manager for as long as the app
-runs. A request that arrives before that is done waits for it; if the build failed, it gets a
-503 problem naming the cause.
+are shared), all of it Python holding the GIL: built in the background as the app started, it
+still delayed readiness by ~0.4 s (the first ``/readyz`` waited for the interpreter), and it
+holds ~50 MB that a service nobody reaches over MCP never needs. So the app mounts this
+placeholder; the first request to ``/mcp`` has it import and build the real endpoint
+(:mod:`app.mcp.http`) in a worker thread, then run its session manager for as long as the app
+runs. Requests that arrive meanwhile wait for the same build; if it failed, they get a 503
+problem naming the cause.
 """
 
 from __future__ import annotations
@@ -41,7 +43,9 @@ class LazyMcp:
         self._endpoint: McpEndpoint | None = None
         self.error: str | None = None
         self._ready: asyncio.Event | None = None  # set while the app runs (:meth:`running`)
+        self._wanted = asyncio.Event()  # a request came (or the app stops)
         self._stop = asyncio.Event()
+        self.builds = 0
 
     @property
     def ready(self) -> bool:
@@ -49,22 +53,34 @@ class LazyMcp:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """Build the endpoint and run its session manager while the block lasts.
+        """On the first request, build the endpoint; run its session manager while the block
+        lasts.
 
         The manager's task group is entered and left by one task of its own (anyio requires
-        both in the same task); the block itself does not wait for the build. A session manager
-        runs once, so each run of the app builds its own endpoint (the imports are done once).
+        both in the same task); the block itself waits for neither. A session manager runs
+        once, so each run of the app builds its own endpoint (the imports are done once).
         """
         self._ready, self._stop, self.error = asyncio.Event(), asyncio.Event(), None
-        task = asyncio.create_task(self._serve(self._ready, self._stop), name="mcp-endpoint")
+        self._wanted = asyncio.Event()
+        task = asyncio.create_task(
+            self._serve(self._ready, self._wanted, self._stop), name="mcp-endpoint"
+        )
         try:
             yield
         finally:
             self._stop.set()
+            self._wanted.set()
             await task
             self._ready = None
 
-    async def _serve(self, ready: asyncio.Event, stop: asyncio.Event) -> None:
+    async def _serve(
+        self, ready: asyncio.Event, wanted: asyncio.Event, stop: asyncio.Event
+    ) -> None:
+        await wanted.wait()
+        if stop.is_set():
+            ready.set()
+            return
+        self.builds += 1
         try:
             endpoint = await run_in_threadpool(self._build)
         except Exception as exc:  # any import or build failure: reported, /mcp answers 503
@@ -80,6 +96,7 @@ class LazyMcp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._ready is not None:
+            self._wanted.set()
             await self._ready.wait()
         if self._endpoint is None:
             detail = f"the MCP endpoint is not available: {self.error or 'the app is not running'}"
