@@ -48,7 +48,7 @@ from timbre.store.snapshot.layout import (
 )
 from timbre.store.snapshot.quantiser import Sq8
 from timbre.store.snapshot.scan import FlatScan, QuantisedScan, ScanOptions, Selection
-from timbre.store.snapshot.verified import VerifiedFiles
+from timbre.store.snapshot.verified import VerifiedFiles, identity
 
 
 class Snapshot:
@@ -299,15 +299,17 @@ def _check_files(
                 f"snapshot {manifest.name}: {file_name} is {path.stat().st_size} bytes, the "
                 f"manifest says {expected['bytes']} (truncated or replaced)"
             )
-        sha256 = expected["sha256"]
-        if verified is None or (not reverify and verified.unchanged(file_name, path, sha256)):
+        if verified is None:
+            continue
+        sha256, ident = expected["sha256"], identity(path)
+        if not reverify and verified.unchanged(file_name, ident, sha256):
             continue
         if sha256_file(path) != sha256:
             raise SnapshotError(
                 f"snapshot {manifest.name}: {file_name} fails its sha256 checksum (corrupt); "
                 "export a new snapshot"
             )
-        verified.passed(file_name, path, sha256)
+        verified.passed(file_name, ident, sha256)
     if verified is not None:
         verified.save()
 

@@ -43,18 +43,19 @@ class VerifiedFiles:
         self._entries = self._read()
         self._changed = False
 
-    def unchanged(self, name: str, path: Path, sha256: str) -> bool:
-        """True when ``name`` matched ``sha256`` before and has not changed since."""
+    def unchanged(self, name: str, ident: list[int], sha256: str) -> bool:
+        """True when ``name`` matched ``sha256`` before and its identity is still ``ident``."""
         entry = self._entries.get(name)
         return (
             isinstance(entry, dict)
             and entry.get("sha256") == sha256
-            and entry.get("identity") == identity(path)
+            and entry.get("identity") == ident
         )
 
-    def passed(self, name: str, path: Path, sha256: str) -> None:
-        """``name`` was just hashed and matched ``sha256``."""
-        self._entries[name] = {"sha256": sha256, "identity": identity(path)}
+    def passed(self, name: str, ident: list[int], sha256: str) -> None:
+        """``name`` matched ``sha256`` when hashed; ``ident`` is its identity from before the
+        hash (a file changed while being hashed then differs from it, and is hashed again)."""
+        self._entries[name] = {"sha256": sha256, "identity": ident}
         self._changed = True
 
     def save(self) -> None:
