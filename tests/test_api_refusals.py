@@ -149,3 +149,15 @@ def test_internal_errors_do_not_leak(client: TestClient, monkeypatch: pytest.Mon
     monkeypatch.setattr(service, "stats", boom)
     body = problem(client.get("/v1/stats"), 500, "internal_error")
     assert "secret" not in body["detail"]
+
+
+def test_a_numeric_string_is_not_a_range_bound(client: TestClient) -> None:
+    # Found by the schema fuzzer: {"bpm": {"gt": "5"}} was read as 5 where the schema says number.
+    body = {"query": "kick", "filter": {"bpm": {"gt": "120"}}}
+    response = client.post("/v1/search/text", json=body)
+    assert "not a string" in problem(response, 422, "validation_error")["detail"]
+    response = client.get(
+        "/v1/facets", params={"field": "pack", "filter": '{"bpm": {"gte": "120"}}'}
+    )
+    assert "not a string" in problem(response, 422, "validation_error")["detail"]
+    assert ok(client.get("/v1/facets", params={"field": "pack", "filter": '{"bpm": {"gte": 120}}'}))

@@ -38,7 +38,17 @@ NOT_A_BOOL = BeforeValidator(_not_a_bool)
 """Put after a number's constraints in ``Annotated`` (before them, the schema loses its
 ``minimum``/``maximum``)."""
 
-Bound = Annotated[float, Field(ge=0, allow_inf_nan=False), NOT_A_BOOL] | None
+
+def _a_json_number(value: Any) -> Any:
+    # Inside a filter (always a JSON object, in a body or a query parameter) pydantic would
+    # also read "120" as 120; the schema says number, so a string is refused like a boolean.
+    # (Query parameters such as top_k arrive as text by nature and keep NOT_A_BOOL.)
+    if isinstance(value, str):
+        raise ValueError("expected a number, not a string")
+    return _not_a_bool(value)
+
+
+Bound = Annotated[float, Field(ge=0, allow_inf_nan=False), BeforeValidator(_a_json_number)] | None
 
 ServerPath = Annotated[str, Field(json_schema_extra={"pattern": "^[^\\x00]*$"})]
 """A path on the server. The schema says it holds no NUL byte; the service refuses one with
