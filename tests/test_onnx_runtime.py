@@ -131,6 +131,29 @@ def test_a_refused_export_runs_torch_and_is_not_retried(
     assert _entries(tmp_path / "onnx", "text") == [entry]
 
 
+def test_an_interpreter_error_in_the_export_is_retried_once(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SystemError is CPython failing (seen once: its AST counter raced another thread), not
+    the model: one more try, rather than a refusal cached for good."""
+    from timbre.embedding import onnx_export
+
+    real, calls = onnx_export.export_text, []
+
+    def flaky(tower: object, target: Path) -> Path:
+        calls.append(target)
+        if len(calls) == 1:
+            raise SystemError("AST constructor recursion depth mismatch (before=60, after=178)")
+        return real(tower, target)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(onnx_export, "export_text", flaky)
+    fresh = settings.models.model_copy(update={"export_dir": tmp_path / "onnx"})
+    assert load_text_embedder(fresh).runtime == "onnxruntime"
+    assert len(calls) == 2
+    (entry,) = _entries(tmp_path / "onnx", "text")
+    assert json.loads((entry / "manifest.json").read_text())["status"] == "ok"
+
+
 def test_a_cached_graph_is_checked_against_its_recorded_eager_outputs(
     settings: Settings, export_dir: Path, tmp_path: Path, text_embedder
 ) -> None:

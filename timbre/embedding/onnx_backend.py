@@ -181,7 +181,7 @@ def _export_and_gate_locked(
     started = time.perf_counter()
     current = {"model": eager}
     try:
-        candidate = spec.load_ort(spec.export(eager, staged), dims)
+        candidate = spec.load_ort(_export_retrying(spec, eager, staged), dims)
         measured = adopt_if_faithful(
             spec.name,
             "onnxruntime",
@@ -219,6 +219,20 @@ def _export_and_gate_locked(
     # The session keeps its (memory-mapped) weights across the folder's rename; the eager
     # module and its share of the checkpoint go with this frame.
     return candidate, "onnxruntime"
+
+
+def _export_retrying(spec: Spec, eager: Any, staged: Path) -> Path:
+    """``spec.export``, once more after a ``SystemError``: that is the interpreter failing, not
+    the model (CPython 3.11's AST recursion counter is shared by threads, and torch.export
+    parses source while another thread may too: "AST constructor recursion depth mismatch"
+    was seen once in a CI run), and a refusal is cached for good."""
+    try:
+        return spec.export(eager, staged)
+    except SystemError as exc:
+        log.warning(
+            "%s: export failed inside the interpreter (%s); trying once more", spec.name, exc
+        )
+        return spec.export(eager, staged)
 
 
 def _fusions(staged: Path) -> dict[str, int] | None:
