@@ -83,6 +83,7 @@ def build_index(n: int, data: Path, bundle: Path) -> list[str]:
             store.upsert(points)
             ids.extend(p.id for p in points[:20])
         store.flush()
+        store.optimize()  # as a command-line ingest job leaves it
         export_snapshot(store, snapshots_dir(data), source_mode=store.mode, keep=2)
     finally:
         store.close()

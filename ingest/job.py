@@ -62,6 +62,7 @@ def run_ingest(
     snapshot: bool | None = None,
     listener: Callable[[Counts], None] | None = None,
     labeller: Labeller | None = None,
+    optimize: bool = True,
 ) -> JobResult:
     """Run one job: index the roots, publish a re-index if one was built, export a snapshot.
 
@@ -70,7 +71,10 @@ def run_ingest(
     index. A sharded job (one of several workers) leaves publishing to ``timbre store publish``.
     With a ``labeller``, every new point gets its zero-shot labels before it is written.
     A run that wrote nothing keeps the current snapshot instead of exporting an identical one.
-    ``embedder`` may be None for a dry run.
+    ``embedder`` may be None for a dry run. ``optimize``: compact the store after writing
+    (:meth:`~timbre.store.interface.VectorStore.optimize`, before publishing, so a re-index goes
+    live compacted); a service passes False, since Qdrant Edge holds the process meanwhile
+    (~40 s per 100k new points) and its searches would stall.
     """
     data = settings.data_dir
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -107,6 +111,11 @@ def run_ingest(
     result = job.run()
     if not dry and result.summary["counts"]["discovered"]:
         record_roots(data, options.roots)  # the service accepts these roots (timbre serve)
+    if optimize and not dry:
+        started = time.perf_counter()
+        if store.optimize():
+            log.info("store optimised in %.1f s", time.perf_counter() - started)
+        result.summary["stage_seconds"]["optimize"] = round(time.perf_counter() - started, 3)
     if generation is not None:
         if options.shard is None:
             generation.publish()

@@ -96,7 +96,7 @@ def test_summary_and_snapshot(indexed, library: Library) -> None:  # type: ignor
     settings, result = indexed
     summary = result.summary
     assert summary["snapshot"]["count"] == len(library.files)
-    assert {"discover", "hash", "lookup", "mert", "tower", "upsert", "snapshot"} <= set(
+    assert {"discover", "hash", "lookup", "mert", "tower", "upsert", "optimize", "snapshot"} <= set(
         summary["stage_seconds"]
     )
     assert summary["throughput"]["files_per_s"] > 0

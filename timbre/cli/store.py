@@ -1,4 +1,4 @@
-"""``timbre store``: export a snapshot, publish a sharded re-index."""
+"""``timbre store``: export a snapshot, publish a sharded re-index, compact the store."""
 
 from __future__ import annotations
 
@@ -76,6 +76,28 @@ def store_snapshot() -> None:
         settings, store = _open_live()
         try:
             typer.echo(json.dumps(_export(settings, store)))
+        finally:
+            store.close()
+    except TimbreError as exc:
+        raise fail(exc) from exc
+
+
+@store_app.command("optimize")
+def store_optimize() -> None:
+    """Compact the live collection: the embedded shard's large appendable segments become
+    immutable ones with memory-mapped payload indexes (command-line ingest jobs do this when
+    they finish; jobs the service runs leave it to this command). Blocks for ~40 s per 100k
+    points not compacted yet; stop the service first (the store has one owner)."""
+    import time
+
+    try:
+        _, store = _open_live()
+        try:
+            started = time.perf_counter()
+            changed = store.optimize()
+            seconds = round(time.perf_counter() - started, 3)
+            report = {"collection": store.name, "changed": changed, "seconds": seconds}
+            typer.echo(json.dumps(report))
         finally:
             store.close()
     except TimbreError as exc:

@@ -159,6 +159,7 @@ def ingest_runner(settings: Settings, service: SearchService) -> IngestRunner:
             snapshot=request.snapshot,
             listener=lambda counts: on_progress(asdict(counts)),
             labeller=labeller,
+            optimize=False,  # the next command-line job compacts: this one must not stall searches
         )
         service.snapshots.refresh()
         return result.summary, result.exit_code

@@ -200,11 +200,25 @@ class EdgeStore(StoreBase):
             yield self._live
 
     def flush(self) -> None:
+        with self._swap.using():  # no swap closes a shard while it flushes
+            for backend in self._open_backends():
+                backend.flush()
+
+    def optimize(self) -> bool:
+        changed = False
         with self._swap.using():
-            for view in (self._live, *self._generations.values()):
-                if view is not None:
-                    assert isinstance(view.backend, EdgeBackend)
-                    view.backend.flush()
+            for backend in self._open_backends():
+                changed = backend.optimize() or changed
+        return changed
+
+    def _open_backends(self) -> list[EdgeBackend]:
+        """The shards open now: the live one and any generation being built."""
+        backends = []
+        for view in (self._live, *self._generations.values()):
+            if view is not None:
+                assert isinstance(view.backend, EdgeBackend)
+                backends.append(view.backend)
+        return backends
 
     def close(self) -> None:
         """Flush and close every open shard, then release ownership (idempotent)."""

@@ -224,6 +224,15 @@ class VectorStore(Collection, Protocol):
         """Persist pending writes (embedded: segments; server: nothing to do)."""
         ...
 
+    def optimize(self) -> bool:
+        """Compact what bulk writes left behind, blocking; True if anything changed.
+
+        Embedded: large appendable segments become immutable ones with memory-mapped payload
+        indexes (less memory, faster loads). Server: nothing to do (the server optimises in the
+        background by itself).
+        """
+        ...
+
     def close(self) -> None:
         """Release the collection, the client and, embedded, the ownership lock."""
         ...

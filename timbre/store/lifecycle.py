@@ -117,6 +117,9 @@ class StoreBase(ABC):
     def flush(self) -> None: ...
 
     @abstractmethod
+    def optimize(self) -> bool: ...
+
+    @abstractmethod
     def close(self) -> None: ...
 
     # -- opening ----------------------------------------------------------------------------

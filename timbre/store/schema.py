@@ -61,6 +61,7 @@ class ClusterSchema(_Part):
 
 class PayloadSchema(_Part):
     on_disk: bool
+    embedded_indexes_on_disk: bool
 
 
 class CollectionSchema(_Part):

@@ -187,6 +187,10 @@ class ServerStore(StoreBase):
     def flush(self) -> None:
         """Nothing to do: the server acknowledged every write (``wait=True``)."""
 
+    def optimize(self) -> bool:
+        """Nothing to do: the server's optimisers run in the background."""
+        return False
+
     def close(self) -> None:
         if self._owns_client:
             with contextlib.suppress(Exception):
