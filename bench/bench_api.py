@@ -50,6 +50,7 @@ from bench.common import (
     child_env,
     full_bundle,
     machine,
+    median,
     percentile_ms,
     write_results,
 )
@@ -311,6 +312,14 @@ def bench_service(
         proc.terminate()
         proc.wait(timeout=30)
     out["filtered_broad_qdrant"] = qdrant_broad(data, bundle, requests, n, runtime)
+    out["restarts_to_ready_s"] = restarts(data, bundle, runtime)
+    print(
+        "  restarts to ready: median {:.2f} s of {}".format(
+            median(out["restarts_to_ready_s"]),
+            ", ".join(f"{s:.2f}" for s in out["restarts_to_ready_s"]),
+        ),
+        flush=True,
+    )
     out["ratios"] = {
         "filtered_broad_over_text_cached_p50": out["filtered_broad"]["p50_ms"]
         / out["text_cached"]["p50_ms"],
@@ -319,6 +328,18 @@ def bench_service(
     }
     print("  ratios: " + ", ".join(f"{k} {v:.2f}" for k, v in out["ratios"].items()))
     return out
+
+
+def restarts(data: Path, bundle: Path, runtime: str, runs: int = 5) -> list[float]:
+    """Start-up to ready of ``runs`` more starts, one after another: the first start after a
+    build also records the snapshot's checksums, and any one start is at the machine's mercy."""
+    seconds = []
+    for _ in range(runs):
+        proc, _, startup_s = start_service(data, bundle, runtime)
+        proc.terminate()
+        proc.wait(timeout=30)
+        seconds.append(startup_s)
+    return seconds
 
 
 def process_memory(pid: int) -> dict[str, float]:
