@@ -7,6 +7,8 @@ the exact flat search on >= 99.9 % of queries, scores within 1e-5 after the re-r
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,7 @@ import pytest
 from tests.snapshot_factory import VectorSpec, export_arrays, model_info, queries
 from timbre.store import SearchFilter
 from timbre.store.snapshot import ScanOptions, Snapshot, load_snapshot
-from timbre.store.snapshot.quantiser import Sq8
+from timbre.store.snapshot.quantiser import Sq8, code_radius
 from timbre.store.snapshot.scan import QuantisedScan, Selection
 
 DIM = 768
@@ -65,15 +67,51 @@ def test_the_bound_holds_for_every_stored_vector() -> None:
     codes = coarse.encode(vectors)
     params = coarse.params.copy()
     params[2] = np.abs(coarse.decode(codes) - vectors).max(0)
-    quantiser = Sq8(params)
-    approx = quantiser.decode(codes)
+    decoding, integer = Sq8(params), Sq8(params, code_radius(codes))
+    approx = decoding.decode(codes)
     assert 0 < params[2].max() <= (params[1] / 255).max()  # at most one level
     for q in queries(spec, 30):
-        gap = np.abs(vectors @ q - approx @ q).max()
-        assert gap <= quantiser.bound(q)
-        # ... and the SIMD scan scores like the decoded vectors (to float32 rounding).
-        scores, rows = quantiser.top(codes, q, 50, None)
+        true = vectors.astype(np.float64) @ q
+        for quantiser in (decoding, integer):
+            prepared = quantiser.prepare(q)
+            assert prepared.integer == (quantiser is integer)
+            # Every stored vector's approximate score (as the kernel computes it, all rows
+            # in one heap) is within the bound of its true score ...
+            scores, rows = quantiser.top(codes, prepared, len(codes), None)
+            assert sorted(rows) == list(range(len(codes)))
+            assert np.abs(true[rows] - scores).max() <= prepared.bound
+        # ... the float kernel scores like the decoded vectors (to float32 rounding), and the
+        # integer one is within its rounding term of them.
+        scores, rows = decoding.top(codes, decoding.prepare(q), 50, None)
         np.testing.assert_allclose(scores, approx[rows] @ q, atol=2e-5)
+        prepared = integer.prepare(q)
+        scores, rows = integer.top(codes, prepared, 50, None)
+        gap = np.abs(scores - approx[rows].astype(np.float64) @ q).max()
+        assert gap <= prepared.bound - decoding.bound(q) + 2e-5
+
+
+def test_the_integer_kernel_is_exact_at_the_extremes() -> None:
+    """FAISS's QT_8bit_direct_signed scanner, as the first pass uses it: codes at 0 and 255
+    against weights at -127 and 127 must sum exactly (no int16 saturation, no float rounding)."""
+    rng = np.random.default_rng(2)
+    dim = 768
+    codes = rng.choice(np.array([0, 1, 254, 255], np.uint8), size=(2000, dim))
+    codes[0], codes[1] = 255, 0
+    params = np.stack([np.zeros(dim), np.full(dim, 255.0), np.zeros(dim)]).astype(np.float32)
+    quantiser = Sq8(params, code_radius(codes))
+    for weights in (np.full(dim, 127.0), np.full(dim, -127.0), rng.choice([-127.0, 127.0], dim)):
+        # q_i * step_i = weights_i with step 1: the prepared weights are exactly these.
+        prepared = quantiser.prepare(weights.astype(np.float32))
+        assert prepared.integer and np.array_equal(prepared.weights, weights)
+        scores, rows = quantiser.top(codes, prepared, len(codes), None)
+        kernel = (scores - prepared.offset) / prepared.scale
+        exact = (codes[rows].astype(np.int64) - 128) @ weights.astype(np.int64)
+        np.testing.assert_array_equal(np.round(kernel), exact)
+        np.testing.assert_allclose(kernel, exact, rtol=0, atol=1e-6 * np.abs(exact).max())
+        # the range scan finds every row at or above a score, no matter how it rounds
+        cut = float(np.median(scores))
+        found = set(quantiser.above(codes, prepared, cut, None).tolist())
+        assert {int(r) for r, v in zip(rows, scores, strict=True) if v >= cut} <= found
 
 
 def test_quantised_top_k_equals_the_exact_scan(
@@ -171,3 +209,30 @@ def test_rows_read_without_mapping_equal_the_mapped_rows(tmp_path: Path) -> None
         f.truncate(path.stat().st_size - 8)  # the last row loses two values
     with pytest.raises(SnapshotError, match="truncated"):
         reader.read(np.array([998, 999]))
+
+
+def test_the_code_radius_is_recorded_and_measured_when_missing(
+    small: tuple[VectorSpec, Path],
+) -> None:
+    """The manifest records the codes' radius (the integer pass's bound needs it); a snapshot
+    exported before it was recorded has it measured at load, to the same value."""
+    from timbre.store.snapshot.layout import MANIFEST_FILE, current_snapshot_name
+
+    spec, snapshots = small
+    directory = snapshots / str(current_snapshot_name(snapshots))
+    codes = np.load(directory / "sq8_codes.npy")
+    manifest = json.loads((directory / MANIFEST_FILE).read_text())
+    assert manifest["code_radius"] == pytest.approx(code_radius(codes), rel=1e-6)
+    recorded = _load(snapshots, DIM, quantised=True)
+    assert isinstance(recorded.scan, QuantisedScan)
+    assert recorded.scan.quantiser.radius == manifest["code_radius"]
+
+    older = snapshots.parent / "older" / "snapshots"
+    shutil.copytree(snapshots, older)
+    del manifest["code_radius"]
+    (older / directory.name / MANIFEST_FILE).write_text(json.dumps(manifest))
+    measured = _load(older, DIM, quantised=True)
+    assert isinstance(measured.scan, QuantisedScan)
+    assert measured.scan.quantiser.radius == pytest.approx(code_radius(codes))
+    flat = _load(older, DIM, quantised=False)
+    assert _agreement(measured, flat, queries(spec, 20), 10) == 1.0

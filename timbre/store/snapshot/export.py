@@ -52,7 +52,7 @@ from timbre.store.snapshot.layout import (
     published_names,
     sha256_file,
 )
-from timbre.store.snapshot.quantiser import ENCODE_CHUNK_ROWS, Sq8
+from timbre.store.snapshot.quantiser import ENCODE_CHUNK_ROWS, Sq8, code_radius
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,7 @@ class _Writer:
         self._payloads: IO[bytes] = (directory / PAYLOADS_FILE).open("wb")
         self.columns = ColumnWriter(directory, indexes)
         self.column_files: list[str] = []
+        self.code_radius = 0.0  # of the SQ8 codes (quantiser.code_radius), set by finish()
 
     def add(self, records: list[Record]) -> None:
         vectors = np.stack([r.vector for r in records if r.vector is not None]).astype(np.float32)
@@ -154,6 +155,7 @@ class _Writer:
             codes[start : start + len(chunk)] = encoded
             error = np.abs(quantiser.decode(encoded) - chunk).max(axis=0)
             np.maximum(max_error, error, out=max_error)
+            self.code_radius = max(self.code_radius, code_radius(encoded))
         codes.flush()
         del codes
         params = quantiser.params.copy()
@@ -317,6 +319,7 @@ def _write(
         files={n: _file_entry(partial / n) for n in (*DATA_FILES, *writer.column_files)},
         columns=writer.columns.fields,
         quantiser=QUANTISER,
+        code_radius=writer.code_radius,
     )
     (partial / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
     fsync_path(partial / MANIFEST_FILE)

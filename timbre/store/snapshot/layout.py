@@ -72,6 +72,9 @@ class SnapshotManifest:
         columns: payload field -> index type (``keyword`` | ``float``) of its filter column.
         quantiser: the first-pass codes (``sq8``: FAISS 8-bit scalar quantiser, per dimension).
         format_version: of this layout.
+        code_radius: the codes' largest ``||c - 127.5||_2`` (the integer first pass's error
+            bound, :mod:`~timbre.store.snapshot.quantiser`); None in snapshots exported before
+            it was recorded (measured at load then).
     """
 
     name: str
@@ -89,6 +92,7 @@ class SnapshotManifest:
     columns: dict[str, str] = field(default_factory=dict)
     quantiser: str = QUANTISER
     format_version: int = FORMAT_VERSION
+    code_radius: float | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True)

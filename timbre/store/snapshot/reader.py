@@ -46,7 +46,7 @@ from timbre.store.snapshot.layout import (
     id_keys,
     sha256_file,
 )
-from timbre.store.snapshot.quantiser import Sq8
+from timbre.store.snapshot.quantiser import Sq8, code_radius
 from timbre.store.snapshot.scan import FlatScan, QuantisedScan, ScanOptions, Selection
 from timbre.store.snapshot.verified import VerifiedFiles, identity
 
@@ -237,8 +237,11 @@ def load_snapshot(
         rows = (
             RowReader(directory / VECTORS_FILE, vectors) if isinstance(vectors, np.memmap) else None
         )
+        radius = manifest.code_radius
+        if radius is None:  # exported before the radius was recorded: one pass over the codes
+            radius = code_radius(codes)
         searcher: FlatScan = QuantisedScan(
-            vectors, codes, Sq8(params), threads=scan.thread_count(), rows=rows
+            vectors, codes, Sq8(params, radius), threads=scan.thread_count(), rows=rows
         )
     else:
         searcher = FlatScan(vectors)

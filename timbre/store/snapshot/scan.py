@@ -9,7 +9,8 @@ instead (a quarter of the bytes) and keeps the guarantee:
    more), over contiguous ranges of rows on every core at once;
 2. those candidates are re-scored exactly from the float32 vectors (memory-mapped: only their
    rows are read); ``s_k`` is the k-th best exact score among them;
-3. every approximate score is within ``bound(q)`` of its true score (:class:`~.quantiser.Sq8`),
+3. every approximate score is within ``bound(q)`` of its true score (:class:`~.quantiser.Sq8`:
+   the integer kernel's rounding of the query included),
    so a vector outside the candidates can only beat ``s_k`` if its approximate score is at
    least ``s_k - bound``. If the k0-th approximate score is already below that, the top k is
    proven exact; otherwise a second pass collects every row above ``s_k - bound`` and
@@ -29,7 +30,7 @@ from typing import TypeVar
 import numpy as np
 
 from timbre.store.snapshot.arrays import RowReader
-from timbre.store.snapshot.quantiser import Sq8
+from timbre.store.snapshot.quantiser import Prepared, Sq8
 
 T = TypeVar("T")
 
@@ -173,15 +174,16 @@ class QuantisedScan(FlatScan):
         if k == 0 or candidates == available or small:
             return super().top(query, k, selection)  # exact, and cheaper than a first pass
         bits = None if selection is None else selection.bits
-        approx, rows = self._first_pass(query, candidates, bits)
+        prepared = self.quantiser.prepare(query)
+        approx, rows = self._first_pass(prepared, candidates, bits)
         rows = np.sort(rows)
         exact = self.exact(rows, query)
         kth = float(np.partition(exact, len(exact) - k)[len(exact) - k])
-        threshold = kth - self.quantiser.bound(query)
+        threshold = kth - prepared.bound
         if approx.min() >= threshold:
             # Unproven: some row left out might still beat the k-th score. Collect them all.
             self.second_passes += 1
-            more = np.setdiff1d(self._above(query, np.nextafter(threshold, -1.0), bits), rows)
+            more = np.setdiff1d(self._above(prepared, np.nextafter(threshold, -1.0), bits), rows)
             rows = np.concatenate([rows, more])
             exact = np.concatenate([exact, self.exact(more, query)])
         return top_k(exact, rows, k)
@@ -192,7 +194,7 @@ class QuantisedScan(FlatScan):
         return super().rows_of(rows)
 
     def _first_pass(
-        self, query: np.ndarray, k: int, bits: np.ndarray | None
+        self, query: Prepared, k: int, bits: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
         parts = self._each_range(lambda lo, hi: self._top_in(query, k, bits, lo, hi))
         approx = np.concatenate([a for a, _ in parts])
@@ -205,14 +207,14 @@ class QuantisedScan(FlatScan):
         return approx, rows
 
     def _top_in(
-        self, query: np.ndarray, k: int, bits: np.ndarray | None, lo: int, hi: int
+        self, query: Prepared, k: int, bits: np.ndarray | None, lo: int, hi: int
     ) -> tuple[np.ndarray, np.ndarray]:
         approx, rows = self.quantiser.top(
             self.codes[lo:hi], query, k, None if bits is None else bits[lo // 8 :]
         )
         return approx, rows + lo
 
-    def _above(self, query: np.ndarray, radius: float, bits: np.ndarray | None) -> np.ndarray:
+    def _above(self, query: Prepared, radius: float, bits: np.ndarray | None) -> np.ndarray:
         def one(lo: int, hi: int) -> np.ndarray:
             part = None if bits is None else bits[lo // 8 :]
             return self.quantiser.above(self.codes[lo:hi], query, radius, part) + lo
