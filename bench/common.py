@@ -79,6 +79,7 @@ def machine() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpu": _cpu_model(),
+        "simd": _cpu_simd(),
         "cores": os.cpu_count(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
@@ -103,6 +104,22 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor()
+
+
+SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
+"""The instruction sets that change what the kernels here run (a "Xeon Processor" or "EPYC"
+model name alone does not say): FAISS and ONNX Runtime dispatch on them."""
+
+
+def _cpu_simd() -> list[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                return [f for f in SIMD_FLAGS if f in flags]
+    except OSError:
+        pass
+    return []
 
 
 def write_results(name: str, data: dict[str, Any]) -> Path:
