@@ -128,6 +128,10 @@ def test_quantised_top_k_equals_the_exact_scan(
         # Tight clusters of ~1,000 near-identical vectors defeat a 512-candidate first pass;
         # the second pass must have been needed (and taken) for some of these queries.
         assert quantised.scan.second_passes > 0
+    else:
+        # Spread-out vectors: the best 128 candidates alone prove most results (the rest of
+        # the 512 are never read), and the answers above are still the flat scan's.
+        assert quantised.scan.early_proofs > len(qs) // 2
 
 
 def test_filtered_quantised_scan_equals_the_exact_scan(

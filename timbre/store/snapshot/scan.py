@@ -8,13 +8,14 @@ instead (a quarter of the bytes) and keeps the guarantee:
 1. FAISS's SQ8 kernels find the ``k0`` best *approximate* scores (``k0`` = a few hundred or
    more), over contiguous ranges of rows on every core at once;
 2. those candidates are re-scored exactly from the float32 vectors (memory-mapped: only their
-   rows are read); ``s_k`` is the k-th best exact score among them;
-3. every approximate score is within ``bound(q)`` of its true score (:class:`~.quantiser.Sq8`:
-   the integer kernel's rounding of the query included),
-   so a vector outside the candidates can only beat ``s_k`` if its approximate score is at
-   least ``s_k - bound``. If the k0-th approximate score is already below that, the top k is
-   proven exact; otherwise a second pass collects every row above ``s_k - bound`` and
-   re-scores those too (rare: tight clusters of near-identical vectors).
+   rows are read), the best-scored few first; ``s_k`` is the k-th best exact score among the
+   re-scored ones;
+3. every approximate score is within ``bound(q)`` of its true score (:class:`~.quantiser.Sq8`,
+   the integer kernel's rounding of the query included), so a vector not re-scored can only
+   beat ``s_k`` if its approximate score is at least ``s_k - bound``. If the best approximate
+   score not re-scored is already below that, the top k is proven exact (after the first few
+   candidates, or after all ``k0``); otherwise a second pass collects every row above
+   ``s_k - bound`` and re-scores those too (rare: tight clusters of near-identical vectors).
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ MIN_CANDIDATES = 512
 """Smallest candidate set re-ranked exactly (rows). 512 float32 rows are 1.5 MB, well under a
 millisecond to re-score; uniform random data needs ~50-90 at a million vectors, clustered data
 a few hundred (measured), so one pass almost always proves the result."""
+
+FIRST_RERANK_ROWS = 128
+"""Candidates re-ranked first (or twice the hits asked for, if more); the rest only when these
+cannot prove the result. At 100k uniform vectors the best 128 proved 93 of 100 queries (256:
+all), saving three quarters of the re-rank's reads."""
 
 CANDIDATES_PER_HIT = 4
 """Candidates per requested hit (top_k + offset) when that asks for more than the minimum."""
@@ -156,6 +162,7 @@ class QuantisedScan(FlatScan):
         self.quantiser = quantiser
         self._rows = rows  # reads re-ranked rows of a mapped snapshot without mapping them
         self.second_passes = 0  # how often the first pass could not prove the result
+        self.early_proofs = 0  # how often the best FIRST_RERANK_ROWS candidates proved it
         n = len(vectors)
         # Range boundaries on multiples of 8 rows, so each range's bitmap is a byte slice.
         step = -(-n // max(1, threads) // 8) * 8 or 8
@@ -176,17 +183,31 @@ class QuantisedScan(FlatScan):
         bits = None if selection is None else selection.bits
         prepared = self.quantiser.prepare(query)
         approx, rows = self._first_pass(prepared, candidates, bits)
-        rows = np.sort(rows)
-        exact = self.exact(rows, query)
-        kth = float(np.partition(exact, len(exact) - k)[len(exact) - k])
-        threshold = kth - prepared.bound
-        if approx.min() >= threshold:
+        order = np.argsort(-approx, kind="stable")
+        approx, rows = approx[order], rows[order]  # best approximate score first
+        # Re-rank the best few first: when even the next candidate's approximate score cannot
+        # reach the k-th exact one, the rest of the candidates (and every row outside them,
+        # scored lower still) are out, and their rows are never read.
+        head = min(len(rows), max(FIRST_RERANK_ROWS, 2 * k))
+        checked = np.sort(rows[:head])
+        exact = self.exact(checked, query)
+        threshold = _kth(exact, k) - prepared.bound
+        if head < len(rows) and approx[head] >= threshold:
+            rest = np.sort(rows[head:])
+            checked = np.concatenate([checked, rest])
+            exact = np.concatenate([exact, self.exact(rest, query)])
+            threshold = _kth(exact, k) - prepared.bound
+            head = len(rows)
+        if head == len(rows) and approx[-1] >= threshold:
             # Unproven: some row left out might still beat the k-th score. Collect them all.
             self.second_passes += 1
-            more = np.setdiff1d(self._above(prepared, np.nextafter(threshold, -1.0), bits), rows)
-            rows = np.concatenate([rows, more])
+            above = self._above(prepared, np.nextafter(threshold, -1.0), bits)
+            more = np.setdiff1d(above, checked)
+            checked = np.concatenate([checked, more])
             exact = np.concatenate([exact, self.exact(more, query)])
-        return top_k(exact, rows, k)
+        if head < len(rows):
+            self.early_proofs += 1
+        return top_k(exact, checked, k)
 
     def rows_of(self, rows: np.ndarray) -> np.ndarray:
         if self._rows is not None and len(rows) <= READ_MAX_ROWS:
@@ -227,6 +248,11 @@ class QuantisedScan(FlatScan):
             return [fn(lo, hi) for lo, hi in self._ranges]
         futures = [self._pool.submit(fn, lo, hi) for lo, hi in self._ranges]
         return [f.result() for f in futures]
+
+
+def _kth(scores: np.ndarray, k: int) -> float:
+    """The k-th largest of ``scores`` (which holds at least k)."""
+    return float(np.partition(scores, len(scores) - k)[len(scores) - k])
 
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
