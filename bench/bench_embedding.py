@@ -1,7 +1,7 @@
 """Embedding speed, memory and agreement on a full-size random bundle, on both runtimes.
 
     python bench/bench_embedding.py [--bundle DIR] [--repeats 3] [--queries 200]
-        [--runtimes onnxruntime,torch] [--no-int8] [--no-legacy]
+        [--runtimes onnxruntime,torch] [--no-int8] [--no-legacy] [--results NAME]
 
 For each runtime (ONNX Runtime, the CPU default, and PyTorch eager), measured interleaved in
 one run so both see the same machine: MERT and CLaMP3-tower time per audio-second and per file
@@ -17,7 +17,9 @@ unfused graph format (``ort-unfused``, when the export cache still holds it) and
 on one intra-op thread (``ort-1thread``), and breaks a warm load down per graph (key, session,
 probe check; wall and CPU seconds) in fresh processes. Random weights cost exactly the compute
 of real ones. The ONNX exports are made on the first run (minutes) into the bench's export
-cache and reused. Writes bench/results/embedding.json.
+cache and reused. MERT's share of sgemm and its per-op profile (with the share that profile
+bounds) are in bench/mert_share.py. Writes bench/results/embedding.json (``--results NAME``:
+bench/results/NAME.json).
 """
 
 from __future__ import annotations
@@ -43,11 +45,10 @@ from bench.common import (
     machine,
     median,
     percentile_ms,
-    timed,
     write_results,
 )
+from bench.mert_share import bench_sgemm_share, clips, mert_op_profile
 
-SR = 24000
 CLIP_SECONDS = (0.25, 0.5, 1.0, 2.0, 8.0, 30.0)
 TARGETS = {
     "oneshot_0.5s_files_per_s": 12.0,
@@ -90,21 +91,6 @@ MODIFIERS = (
     " for house",
     " 90s style",
 )
-
-
-def clips(seconds: float, count: int, seed: int = 0) -> list[np.ndarray]:
-    """Noise-excited decaying tones: cheap to make, and MERT's cost does not depend on content."""
-    rng = np.random.default_rng(seed)
-    n = round(seconds * SR)
-    t = np.arange(n) / SR
-    out = []
-    for _ in range(count):
-        f = rng.uniform(40, 2000)
-        x = np.sin(2 * np.pi * f * t) * np.exp(
-            -t * rng.uniform(0.2, 8)
-        ) + 0.05 * rng.standard_normal(n)
-        out.append(x.astype(np.float32))
-    return out
 
 
 def queries(count: int, seed: int = 0) -> list[str]:
@@ -255,59 +241,6 @@ def bench_concurrent_text(embedder: Any, clients: int, rounds: int) -> dict[str,
             "mean_batch": batcher.queries / max(1, batcher.calls),
         }
         print(f"  {label:>13}: {out[label]}", flush=True)
-    return out
-
-
-def mert_flops(torch_audio: Any, samples: int) -> float:
-    """FLOPs of one MERT window of ``samples`` (counted by torch on the eager model)."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    window = torch.from_numpy(clips(samples / SR, 1)[0])[None]
-    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-        torch_audio.mert.model(window, output_hidden_states=True)
-    return float(counter.get_total_flops())
-
-
-def sgemm_rate() -> float:
-    """fp32 matrix-multiply FLOP/s this machine sustains now (2048^3, torch's BLAS)."""
-    import torch
-
-    a = torch.randn(2048, 2048)
-    times, _ = timed(lambda: a @ a, 5)
-    return 2 * 2048**3 / median(times)
-
-
-def bench_sgemm_share(audios: dict[str, Any], torch_audio: Any, repeats: int) -> dict[str, Any]:
-    """MERT's achieved FLOP rate as a share of sgemm, on a 5 s window and on 0.5 s clips,
-    each runtime in turn and the sgemm rate measured between them (same run, same machine)."""
-    cases = {"5s_window": (5.0, 2), "0.5s_clip": (0.5, 16)}
-    flops = {case: mert_flops(torch_audio, round(sec * SR)) for case, (sec, _) in cases.items()}
-    rates: list[float] = []
-    per_window: dict[tuple[str, str], list[float]] = {(r, c): [] for r in audios for c in cases}
-    for _ in range(repeats):
-        rates.append(sgemm_rate())
-        for case, (seconds, count) in cases.items():
-            windows = [w / np.std(w) for w in clips(seconds, count, seed=7)]
-            for name, audio in audios.items():
-                audio.mert.window_vectors(windows[:1], 1)  # warm-up
-                start = time.perf_counter()
-                audio.mert.window_vectors(windows, audio.mert_batch_windows)
-                per_window[name, case].append((time.perf_counter() - start) / count)
-    sgemm = median(rates)
-    out: dict[str, Any] = {
-        "sgemm_gflops": sgemm / 1e9,
-        "sgemm_gflops_samples": [r / 1e9 for r in rates],
-        "mert_gflop": {case: f / 1e9 for case, f in flops.items()},
-        "mert_gflop_per_audio_s": flops["5s_window"] / 5.0 / 1e9,
-        "mert_max_x_realtime": sgemm / (flops["5s_window"] / 5.0),
-    }
-    for (name, case), samples in per_window.items():
-        seconds = median(samples)
-        share = flops[case] / seconds / sgemm
-        out.setdefault(name, {})[case] = {"ms_per_window": 1e3 * seconds, "sgemm_share": share}
-        print(f"  {name:>11} {case:>10}: {1e3 * seconds:7.1f} ms, {100 * share:5.1f} % of sgemm")
-    print(f"  sgemm {sgemm / 1e9:.1f} GFLOPS", flush=True)
     return out
 
 
@@ -492,6 +425,11 @@ def main() -> None:
     parser.add_argument("--runtimes", default="onnxruntime,torch")
     parser.add_argument("--no-int8", action="store_true", help="skip the int8 comparison")
     parser.add_argument(
+        "--results",
+        default="embedding",
+        help="results file name under bench/results/ (a run on another machine gets its own)",
+    )
+    parser.add_argument(
         "--no-legacy",
         action="store_true",
         help="skip the previous graph format's cached exports even if the cache holds them",
@@ -502,6 +440,8 @@ def main() -> None:
     runtimes = args.runtimes.split(",")
 
     from timbre.embedding.embedder import load_audio_embedder, load_text_embedder
+    from timbre.embedding.onnx_backend import ort_threads
+    from timbre.embedding.ort_runtime import OrtMertEncoder
     from timbre.settings import load_settings
 
     models = {rt: load_settings(models=bench_models(bundle, runtime=rt)).models for rt in runtimes}
@@ -552,6 +492,17 @@ def main() -> None:
     torch_audio = audio.get("torch") or load_audio_embedder(fp32)
     print("MERT against sgemm:", flush=True)
     results["sgemm_share"] = bench_sgemm_share({**audio, **extra_audio}, torch_audio, args.repeats)
+    if "onnxruntime" in runtimes:
+        print("MERT's time by op (ONNX Runtime's node profile):", flush=True)
+        share = results["sgemm_share"]
+        ort_mert = audio["onnxruntime"].mert
+        assert isinstance(ort_mert, OrtMertEncoder), ort_mert
+        results["mert_op_profile"] = mert_op_profile(
+            ort_mert.graph.path,
+            ort_threads(models["onnxruntime"]),
+            1e9 * share["sgemm_gflops"],
+            share["mert_gflop"],
+        )
     print("audio:", flush=True)
     results["audio"] = bench_audio({**audio, **extra_audio}, args.repeats)
 
@@ -596,7 +547,7 @@ def main() -> None:
 
     results["targets"] = targets(results, [*runtimes, *extra_text])
     print(json.dumps(results["targets"], indent=2))
-    write_results("embedding", results)
+    write_results(args.results, results)
 
 
 def targets(results: dict[str, Any], runtimes: list[str]) -> dict[str, Any]:
