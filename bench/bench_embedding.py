@@ -3,23 +3,23 @@
     python bench/bench_embedding.py [--bundle DIR] [--repeats 3] [--queries 200]
         [--runtimes onnxruntime,torch] [--no-int8] [--no-legacy] [--results NAME]
 
-For each runtime (ONNX Runtime, the CPU default, and PyTorch eager), measured interleaved in
-one run so both see the same machine: MERT and CLaMP3-tower time per audio-second and per file
-for one-shots and loops (0.25 s ... 30 s), files/s and times real time; MERT's achieved FLOP
-rate on 5 s windows and 0.5 s clips as a share of the sgemm rate measured in the same run;
-text-query encode latency (p50/p99, one query at a time as the API does) for 4- and 11-token
-queries and a mixed set; 8 concurrent uncached queries through the service's micro-batcher
-against one at a time; peak memory of the ingest model set (MERT + audio tower) and of the API
-model set (text tower, then the audio side), each in a fresh process; the agreement of the two
-runtimes on every benchmark clip and query; and int8's agreement and speed against fp32
-(PyTorch). Beside the default ONNX Runtime graphs it measures, interleaved, the previous
-unfused graph format (``ort-unfused``, when the export cache still holds it) and the text tower
-on one intra-op thread (``ort-1thread``), and breaks a warm load down per graph (key, session,
-probe check; wall and CPU seconds) in fresh processes. Random weights cost exactly the compute
-of real ones. The ONNX exports are made on the first run (minutes) into the bench's export
-cache and reused. MERT's share of sgemm and its per-op profile (with the share that profile
-bounds) are in bench/mert_share.py. Writes bench/results/embedding.json (``--results NAME``:
-bench/results/NAME.json).
+For each runtime (ONNX Runtime, the CPU default, and PyTorch eager), measured interleaved in one run
+so both see the same machine: MERT and CLaMP3-tower time per audio-second and per file for one-shots
+and loops (0.25 s ... 30 s), files/s and times real time; MERT's achieved FLOP rate on 5 s windows
+and 0.5 s clips as a share of the sgemm rate measured in the same run; text-query encode latency
+(p50/p99, one query at a time as the API does) for 4- and 11-token queries and a mixed set; 8
+concurrent uncached queries through the service's micro-batcher against one at a time; peak memory
+of the ingest model set (MERT + audio tower) and of the API model set (text tower, then the audio
+side), each in a fresh process; the agreement of the two runtimes on every benchmark clip and query;
+and int8's agreement and speed against fp32 (PyTorch). Beside the default ONNX Runtime graphs it
+measures, interleaved, the previous unfused graph format (``ort-unfused``, when the export cache
+still holds it) and the text tower on one intra-op thread (``ort-1thread``), and MERT one pass at a
+time on every thread as the service runs it (``ort-1stream``; a job runs one pass per thread); it
+breaks a warm load down per graph (key, session, probe check; wall and CPU seconds) in fresh
+processes. Random weights cost exactly the compute of real ones. The ONNX exports are made on the
+first run (minutes) into the bench's export cache and reused. MERT's share of sgemm and its per-op
+profile (with the share that profile bounds) are in bench/mert_share.py. Writes
+bench/results/embedding.json (``--results NAME``: bench/results/NAME.json).
 """
 
 from __future__ import annotations
@@ -481,6 +481,9 @@ def main() -> None:
             extra_audio["ort-unfused"], extra_text["ort-unfused"] = legacy
         one_thread = models["onnxruntime"].model_copy(update={"threads": 1})
         extra_text["ort-1thread"] = load_text_embedder(one_thread)
+        # The service's MERT: one pass at a time on every thread (a job runs one per thread).
+        one_stream = models["onnxruntime"].model_copy(update={"mert_streams": 1})
+        extra_audio["ort-1stream"] = load_audio_embedder(one_stream)
 
     print("memory (separate processes, warm exports):", flush=True)
     results["memory_mb"] = {
@@ -545,7 +548,7 @@ def main() -> None:
             flush=True,
         )
 
-    results["targets"] = targets(results, [*runtimes, *extra_text])
+    results["targets"] = targets(results, [*runtimes, *extra_text, *extra_audio])
     print(json.dumps(results["targets"], indent=2))
     write_results(args.results, results)
 

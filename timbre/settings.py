@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -92,6 +92,8 @@ class ModelsSettings(_Section):
     audio_precision: Precision
     precision_min_cosine: float = Field(gt=0.0, le=1.0)
     mert_batch_windows: PerDevice
+    mert_streams: Literal["auto"] | Annotated[int, Field(ge=1)]
+    """MERT passes in flight at once on ONNX Runtime (see config/default.yaml)."""
     tower_batch_segments: PerDevice
     runtime: Literal["auto", "torch", "onnxruntime"]
     export_dir: Path | None

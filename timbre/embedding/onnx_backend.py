@@ -86,6 +86,14 @@ def ort_threads(settings: ModelsSettings) -> int:
     return settings.threads or usable_cores()
 
 
+def mert_streams(settings: ModelsSettings) -> int:
+    """MERT passes in flight at once: ``auto`` is one per thread (what a job wants; the
+    service resolves it to 1 first, :func:`timbre.cli.wiring.service_models`)."""
+    if settings.mert_streams == "auto":
+        return ort_threads(settings)
+    return settings.mert_streams
+
+
 @dataclass
 class Spec:
     """How to make, gate and load one model's graph.
@@ -337,7 +345,8 @@ def mert_spec(settings: ModelsSettings, files: ModelFiles) -> Spec:
     if weights is None:
         raise ModelFilesError(f"{mert_dir} holds none of {', '.join(MERT_WEIGHT_FILES)}")
     batch = settings.mert_batch_windows.cpu
-    threads = ort_threads(settings)
+    streams = mert_streams(settings)
+    threads = max(1, ort_threads(settings) // streams)
 
     def load_eager() -> Any:
         from timbre.embedding.eager import cpu_mert
@@ -352,7 +361,7 @@ def mert_spec(settings: ModelsSettings, files: ModelFiles) -> Spec:
     def load_ort(path: Path, dims: dict[str, int]) -> Any:
         from timbre.embedding.ort_runtime import OrtMertEncoder
 
-        return OrtMertEncoder.load(path, dims, threads)
+        return OrtMertEncoder.load(path, dims, threads, streams=streams)
 
     def probes(dims: dict[str, int], reload: bool) -> list[np.ndarray]:
         sr = dims["sample_rate"]

@@ -68,31 +68,53 @@ class Graph:
 
 
 class OrtMertEncoder:
-    """MERT window vectors from the exported graph (mean over time, then layers, inside it)."""
+    """MERT window vectors from the exported graph (mean over time, then layers, inside it).
+
+    ``streams`` passes run at once (onnxruntime releases the GIL), each on the session's
+    intra-op threads: on a CPU, two windows on one thread each finish sooner than one after
+    the other on two threads, most of all short ones whose small matrices split poorly
+    across threads (``models.mert_streams`` in config/default.yaml). Each window is computed
+    alone either way, so the vectors are bitwise the same.
+    """
 
     INPUTS = ("windows",)
 
-    def __init__(self, graph: Graph, *, sample_rate: int, hidden_size: int, num_layers: int):
+    def __init__(
+        self, graph: Graph, *, sample_rate: int, hidden_size: int, num_layers: int, streams: int = 1
+    ) -> None:
         self.graph = graph
         self.sample_rate = sample_rate
         self.hidden_size = hidden_size
         self.num_layers = num_layers
+        self.streams = streams
 
     @classmethod
-    def load(cls, path: Path, dims: dict[str, int], threads: int) -> OrtMertEncoder:
+    def load(
+        cls, path: Path, dims: dict[str, int], threads: int, *, streams: int = 1
+    ) -> OrtMertEncoder:
         return cls(
             Graph(path, threads, cls.INPUTS),
             sample_rate=int(dims["sample_rate"]),
             hidden_size=int(dims["hidden_size"]),
             num_layers=int(dims["num_layers"]),
+            streams=streams,
         )
 
     def window_vectors(self, windows: Sequence[np.ndarray], max_batch: int) -> np.ndarray:
         """One vector per window, as :meth:`MertEncoder.window_vectors`."""
         out = np.empty((len(windows), self.hidden_size), dtype=np.float32)
-        for chunk in batches_by_length(windows, max_batch):
+
+        def run(chunk: list[int]) -> None:
             batch = np.stack([np.asarray(windows[i], np.float32) for i in chunk])
             out[chunk] = self.graph(windows=batch)
+
+        chunks = list(batches_by_length(windows, max_batch))
+        if self.streams > 1 and len(chunks) > 1:
+            with ThreadPoolExecutor(min(self.streams, len(chunks))) as pool:
+                list(pool.map(run, chunks))  # re-raises a pass's error here
+        else:
+            for chunk in chunks:
+                run(chunk)
         return out
 
 
