@@ -47,7 +47,7 @@ from bench.common import (
     percentile_ms,
     write_results,
 )
-from bench.mert_share import bench_sgemm_share, clips, mert_op_profile
+from bench.mert_share import bench_sgemm_share, clips, profile_in_fresh_process
 
 CLIP_SECONDS = (0.25, 0.5, 1.0, 2.0, 8.0, 30.0)
 TARGETS = {
@@ -500,7 +500,7 @@ def main() -> None:
         share = results["sgemm_share"]
         ort_mert = audio["onnxruntime"].mert
         assert isinstance(ort_mert, OrtMertEncoder), ort_mert
-        results["mert_op_profile"] = mert_op_profile(
+        results["mert_op_profile"] = profile_in_fresh_process(
             ort_mert.graph.path,
             ort_threads(models["onnxruntime"]),
             1e9 * share["sgemm_gflops"],

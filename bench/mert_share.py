@@ -17,6 +17,8 @@ Used by bench/bench_embedding.py. Two measurements:
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -25,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import median, timed
+from bench.common import ROOT, median, timed
 
 SR = 24000
 SHARE_CASES = {"5s_window": (5.0, 2), "0.5s_clip": (0.5, 16)}
@@ -130,6 +132,25 @@ def _shapes(entries: list[dict[str, list[int]]]) -> list[list[int]]:
     return [next(iter(e.values())) for e in entries]
 
 
+def profile_in_fresh_process(
+    graph_path: Path, threads: int, sgemm_flops: float, mert_gflop: dict[str, float]
+) -> dict[str, Any]:
+    """:func:`mert_op_profile` in a process of its own, as an ingest job runs: no torch and
+    no other sessions beside it (in the bench's own process, after torch's sgemm and eager
+    MERT, the same graph's instance norm took 3x as long)."""
+    args = [str(graph_path), str(threads), repr(sgemm_flops), json.dumps(mert_gflop)]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.mert_share", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    sys.stdout.write("".join(f"{line}\n" for line in done.stdout.splitlines()[:-1]))
+    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return result
+
+
 def mert_op_profile(
     graph_path: Path, threads: int, sgemm_flops: float, mert_gflop: dict[str, float], runs: int = 3
 ) -> dict[str, Any]:
@@ -206,3 +227,10 @@ def summarise(
         "gemm_at_sgemm_ms": at_sgemm_ms,
         "ceiling_share": total_flops / sgemm / ((at_sgemm_ms + other_ms) / 1e3),
     }
+
+
+if __name__ == "__main__":  # python -m bench.mert_share GRAPH THREADS SGEMM_FLOPS GFLOP_JSON
+    profile = mert_op_profile(
+        Path(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), json.loads(sys.argv[4])
+    )
+    print(json.dumps(profile))
