@@ -40,6 +40,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (
+    add_results_argument,
     bench_models,
     full_bundle,
     machine,
@@ -424,11 +425,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--runtimes", default="onnxruntime,torch")
     parser.add_argument("--no-int8", action="store_true", help="skip the int8 comparison")
-    parser.add_argument(
-        "--results",
-        default="embedding",
-        help="results file name under bench/results/ (a run on another machine gets its own)",
-    )
+    add_results_argument(parser, "embedding")
     parser.add_argument(
         "--no-legacy",
         action="store_true",

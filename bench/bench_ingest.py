@@ -2,6 +2,7 @@
 
     python bench/bench_ingest.py [--one-shots 160] [--loops 24] [--half-second 64]
         [--naive-files 6] [--runtimes onnxruntime,torch] [--libraries one_shots,loops,...]
+        [--results NAME]
 
 For a one-shot library (0.1-2 s clips), a loop library (4-30 s) and a library of 0.5 s
 one-shots, on each runtime (ONNX Runtime, the CPU default, and PyTorch eager), it measures:
@@ -17,7 +18,8 @@ one-shots, on each runtime (ONNX Runtime, the CPU default, and PyTorch eager), i
   few files and compared per file.
 
 The ONNX exports come from the bench's shared export cache (made once, on the first run), so
-each job's start-up is a warm one. Writes bench/results/ingest.json.
+each job's start-up is a warm one. Writes bench/results/ingest.json
+(``--results NAME``: bench/results/NAME.json).
 """
 
 from __future__ import annotations
@@ -38,7 +40,15 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import ROOT, bench_models, child_env, full_bundle, machine, write_results
+from bench.common import (
+    ROOT,
+    add_results_argument,
+    bench_models,
+    child_env,
+    full_bundle,
+    machine,
+    write_results,
+)
 from ingest.synthetic import PACKS, SOUNDS, _loop
 
 SR = 44100
@@ -200,6 +210,7 @@ def main() -> None:
     parser.add_argument("--runtimes", default="onnxruntime,torch")
     parser.add_argument("--libraries", default="one_shots,loops,half_second")
     parser.add_argument("--profiles", default="parallel,sequential")
+    add_results_argument(parser, "ingest")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     bundle = full_bundle()
@@ -254,7 +265,7 @@ def main() -> None:
         "half_second_files_per_s": 12.0,
         "speedup_over_naive": "15-30x (original system)",
     }
-    write_results("ingest", results)
+    write_results(args.results, results)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -120,6 +121,14 @@ def _cpu_simd() -> list[str]:
     except OSError:
         pass
     return []
+
+
+def add_results_argument(parser: argparse.ArgumentParser, default: str) -> None:
+    """``--results NAME``: write bench/results/NAME.json (a run on another machine gets its own
+    file, beside the one it would otherwise replace)."""
+    parser.add_argument(
+        "--results", default=default, help=f"results file name under bench/results/ ({default})"
+    )
 
 
 def write_results(name: str, data: dict[str, Any]) -> Path:
