@@ -1,21 +1,26 @@
-"""MERT passes in flight at once (``models.mert_streams``): a job runs one pass per thread, the
-service one pass on every thread, and however they run the vectors are the same."""
+"""MERT passes in flight at once (``models.mert_streams``): a parallel ingest job runs one pass
+per thread, the service and a sequential job one pass on every thread, and however they run
+the vectors are the same."""
 
 from __future__ import annotations
 
 import threading
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from tests.audio_factory import chord_loop, hat, kick, tone
-from timbre.cli.wiring import build_service, service_models
+from timbre.cli.wiring import build_service
 from timbre.embedding.embedder import load_audio_embedder
 from timbre.embedding.files import RandomWeightsWarning
 from timbre.embedding.ort_runtime import OrtMertEncoder
 from timbre.settings import Settings
+
+pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
 
 SR = 24000
 CLIPS = [kick(SR), hat(SR), kick(SR, 0.4, 70.0), tone(SR, 2.2), chord_loop(SR, 16.0, seed=2)]
@@ -26,10 +31,10 @@ def _intra_threads(mert: OrtMertEncoder) -> int:
     return int(mert.graph.session.get_session_options().intra_op_num_threads)
 
 
-def _load(settings: Settings, **update: Any) -> Any:
+def _load(settings: Settings, batches: bool = True, **update: Any) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RandomWeightsWarning)
-        return load_audio_embedder(settings.models.model_copy(update=update))
+        return load_audio_embedder(settings.models.model_copy(update=update), batches=batches)
 
 
 def test_a_job_runs_one_pass_per_thread_with_the_same_vectors(
@@ -90,14 +95,42 @@ def test_an_error_in_one_pass_reaches_the_caller(audio_embedder: Any) -> None:
         audio_embedder.mert.window_vectors([CLIPS[0], np.zeros(4, np.float32)], 1)
 
 
-def test_the_service_runs_one_pass_on_every_thread(settings: Settings) -> None:
-    assert service_models(settings.models).mert_streams == 1
-    explicit = settings.models.model_copy(update={"mert_streams": 2})
-    assert service_models(explicit).mert_streams == 2  # a configured count is kept
+def test_one_file_per_call_runs_one_pass_on_every_thread(settings: Settings) -> None:
+    """The service (an audio query waits for its one upload) and the sequential profile."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RandomWeightsWarning)
-        mert = build_service(settings).audio.get().mert
-    assert (mert.streams, _intra_threads(mert)) == (1, 2)
+        service = build_service(settings).audio.get().mert
+    sequential = _load(settings, batches=False).mert
+    for mert in (service, sequential):
+        assert (mert.streams, _intra_threads(mert)) == (1, 2)
+    configured = _load(settings, batches=False, mert_streams=2).mert
+    assert (configured.streams, _intra_threads(configured)) == (2, 1)  # a set count is kept
+
+
+def test_each_ingest_profile_runs_its_streams(
+    tmp_path: Path, tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``timbre ingest``: two passes at once in the parallel profile, one in the sequential."""
+    import ingest.job
+    from timbre.cli import app
+
+    ran: dict[str, tuple[int, int]] = {}
+
+    def job(settings: Any, options: Any, *, embedder: Any, **_: Any) -> None:
+        ran[options.profile] = (embedder.mert.streams, _intra_threads(embedder.mert))
+        raise SystemExit(0)  # the job itself is tested elsewhere
+
+    monkeypatch.setattr(ingest.job, "run_ingest", job)
+    (tmp_path / "lib").mkdir()
+    env = {
+        "TIMBRE_DATA_DIR": str(tmp_path / "data"),
+        "TIMBRE_MODELS__BUNDLE": str(tiny_bundle),
+        "TIMBRE_MODELS__THREADS": "2",
+    }
+    for profile in ("parallel", "sequential"):
+        args = ["ingest", str(tmp_path / "lib"), "--profile", profile]
+        CliRunner().invoke(app, args, env=env, catch_exceptions=False)
+    assert ran == {"parallel": (2, 1), "sequential": (1, 2)}
 
 
 def test_streams_are_set_by_number_or_auto(monkeypatch: pytest.MonkeyPatch) -> None:

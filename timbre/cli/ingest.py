@@ -157,7 +157,12 @@ def _run(roots: tuple[Path, ...], given: dict[str, Any]) -> tuple[dict[str, Any]
                 settings, info, lambda: load_text_embedder(settings.models), free_text=True
             )
         )
-        embedder = None if options.dry_run else load_audio_embedder(settings.models)
+        embedder = (
+            None
+            if options.dry_run
+            # a parallel job embeds batches of files; a sequential one, one file at a time
+            else load_audio_embedder(settings.models, batches=options.profile == "parallel")
+        )
         result = run_ingest(
             settings,
             options,

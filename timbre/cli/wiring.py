@@ -32,7 +32,7 @@ from timbre.search.duplicates import DuplicateRules
 from timbre.search.folders import FolderService
 from timbre.search.media import MediaService
 from timbre.search.routing import RoutingPolicy
-from timbre.settings import ModelsSettings, Settings
+from timbre.settings import Settings
 from timbre.store import open_store, snapshots_dir
 from timbre.store.pathtext import path_from_text
 from timbre.store.snapshot import ScanOptions
@@ -55,15 +55,6 @@ def service_roots(settings: Settings) -> tuple[Path, ...]:
     return tuple(dict.fromkeys(roots))
 
 
-def service_models(models: ModelsSettings) -> ModelsSettings:
-    """The service's model settings: ``mert_streams: auto`` means one MERT pass on every
-    thread, since an audio query embeds one upload and waits for it (a pass on one thread
-    takes 1.6-1.9x as long). Jobs the service runs share that embedder."""
-    if models.mert_streams == "auto":
-        return models.model_copy(update={"mert_streams": 1})
-    return models
-
-
 def build_service(
     settings: Settings, *, store_opener: Callable[[], Any] | None = None
 ) -> SearchService:
@@ -75,7 +66,7 @@ def build_service(
     files = resolve_model_files(settings.models)
     info = describe_models(settings.models, files)
     text = Lazy("text model", lambda: load_text_embedder(settings.models, files))
-    audio = Lazy("audio model", lambda: load_audio_embedder(service_models(settings.models), files))
+    audio = Lazy("audio model", lambda: load_audio_embedder(settings.models, files, batches=False))
     store = StoreHandle(
         store_opener or (lambda: open_store(settings, info)), retry_s=settings.api.store_retry_s
     )

@@ -177,8 +177,13 @@ def describe_models(settings: ModelsSettings, files: ModelFiles | None = None) -
     return ModelInfo.from_files(files, settings.clamp3.filename, dim)
 
 
-def load_audio_embedder(settings: ModelsSettings, files: ModelFiles | None = None) -> AudioEmbedder:
+def load_audio_embedder(
+    settings: ModelsSettings, files: ModelFiles | None = None, *, batches: bool = True
+) -> AudioEmbedder:
     """Load MERT and the CLaMP3 audio tower (not the text tower: ingest never needs it).
+
+    ``batches``: calls will carry many files' windows (a parallel ingest job), which sets how
+    ``models.mert_streams: auto`` runs MERT (:func:`timbre.embedding.onnx_backend.mert_streams`).
 
     Raises:
         ModelFilesError: a model file is missing, malformed or inconsistent.
@@ -193,7 +198,7 @@ def load_audio_embedder(settings: ModelsSettings, files: ModelFiles | None = Non
         return eager.load_audio(settings, files)
     cache = onnx.export_cache(settings)
     min_cos = settings.onnx_min_cosine
-    mert, mert_rt = onnx.load_component(cache, onnx.mert_spec(settings, files), min_cos)
+    mert, mert_rt = onnx.load_component(cache, onnx.mert_spec(settings, files, batches), min_cos)
     tower, tower_rt = onnx.load_component(cache, onnx.audio_tower_spec(settings, files), min_cos)
     if mert.hidden_size != tower.input_dim:
         from timbre.errors import ModelFilesError

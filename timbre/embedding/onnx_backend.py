@@ -86,11 +86,16 @@ def ort_threads(settings: ModelsSettings) -> int:
     return settings.threads or usable_cores()
 
 
-def mert_streams(settings: ModelsSettings) -> int:
-    """MERT passes in flight at once: ``auto`` is one per thread (what a job wants; the
-    service resolves it to 1 first, :func:`timbre.cli.wiring.service_models`)."""
+def mert_streams(settings: ModelsSettings, batches: bool) -> int:
+    """MERT passes in flight at once (``models.mert_streams``).
+
+    ``auto``: one pass per thread when calls carry many windows (``batches``: a parallel-
+    profile job embeds batches of files), else one pass on every thread (the service, where
+    an audio query waits for its one upload; a sequential job, one file at a time), since a
+    lone pass on one thread takes 1.6-1.9x as long.
+    """
     if settings.mert_streams == "auto":
-        return ort_threads(settings)
+        return ort_threads(settings) if batches else 1
     return settings.mert_streams
 
 
@@ -336,7 +341,7 @@ def audio_tower_spec(settings: ModelsSettings, files: ModelFiles) -> Spec:
     )
 
 
-def mert_spec(settings: ModelsSettings, files: ModelFiles) -> Spec:
+def mert_spec(settings: ModelsSettings, files: ModelFiles, batches: bool = True) -> Spec:
     from timbre.embedding.embedder import probe_waveforms
     from timbre.embedding.files import MERT_WEIGHT_FILES
 
@@ -345,7 +350,7 @@ def mert_spec(settings: ModelsSettings, files: ModelFiles) -> Spec:
     if weights is None:
         raise ModelFilesError(f"{mert_dir} holds none of {', '.join(MERT_WEIGHT_FILES)}")
     batch = settings.mert_batch_windows.cpu
-    streams = mert_streams(settings)
+    streams = mert_streams(settings, batches)
     threads = max(1, ort_threads(settings) // streams)
 
     def load_eager() -> Any:
