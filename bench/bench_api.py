@@ -46,6 +46,7 @@ from bench.bench_store import chunks
 from bench.common import (
     RESULTS,
     ROOT,
+    add_results_argument,
     bench_models,
     child_env,
     full_bundle,
@@ -371,11 +372,11 @@ def qdrant_broad(data: Path, bundle: Path, requests: int, n: int, runtime: str) 
     return row
 
 
-def _earlier_sizes(sizes: list[int]) -> list[dict[str, Any]]:
+def _earlier_sizes(sizes: list[int], name: str) -> list[dict[str, Any]]:
     """Sizes an earlier run measured and this one does not (a million takes an hour to
     build), each with its own date."""
     try:
-        earlier = json.loads((RESULTS / "api.json").read_text())
+        earlier = json.loads((RESULTS / f"{name}.json").read_text())
     except (OSError, ValueError):
         return []
     kept = [r for r in earlier.get("sizes", []) if r.get("vectors") not in sizes]
@@ -396,6 +397,7 @@ def main() -> None:
         action="store_true",
         help="serve the index an earlier run built for a size instead of building it again",
     )
+    add_results_argument(parser, "api")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     bundle = full_bundle()
@@ -409,7 +411,7 @@ def main() -> None:
     results: dict[str, Any] = {
         "machine": machine(),
         "runtimes": runtimes,
-        "sizes": _earlier_sizes(sizes),
+        "sizes": _earlier_sizes(sizes, args.results),
     }
     for n in sizes:
         row = bench_size(n, bundle, args.requests, runtimes, reuse=args.reuse)
@@ -429,7 +431,7 @@ def main() -> None:
         "filtered_broad_p99_ms": 100,
         "memory_gb": 3,
     }
-    write_results("api", results)
+    write_results(args.results, results)
 
 
 if __name__ == "__main__":

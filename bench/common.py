@@ -85,7 +85,19 @@ def machine() -> dict[str, Any]:
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "onnxruntime": _version("onnxruntime"),
+        "faiss_simd": _faiss_simd(),
     }
+
+
+def _faiss_simd() -> str | None:
+    """The kernels FAISS dispatches to (``FAISS_SIMD_LEVEL=AVX2`` holds an AVX-512 machine to
+    the AVX2 ones, what a Zen 3 runs)."""
+    try:
+        import faiss
+
+        return str(faiss.SIMDConfig.get_level_name())
+    except (ImportError, AttributeError):
+        return None
 
 
 def _version(package: str) -> str:
