@@ -1,7 +1,7 @@
 """The real service over HTTP on loopback, at 10k, 100k and (on request) a million vectors.
 
     python bench/bench_api.py [--sizes 10000,100000,1000000] [--requests 200]
-        [--runtimes onnxruntime,torch] [--reuse]
+        [--runtimes onnxruntime,torch] [--reuse] [--results NAME]
 
 The index holds synthetic L2-normalised vectors with realistic payloads (index size is what
 matters for search cost); the text tower is full-size (random weights cost what real ones do).
