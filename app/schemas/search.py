@@ -129,8 +129,33 @@ class SearchOut(BaseModel):
     )
 
 
+class EmptiedByOut(BaseModel):
+    filter: str = Field(
+        description="a condition, by where it came from: 'context.bpm', 'filter.instrument', "
+        "'slot.instrument' (derived from the slot's name)"
+    )
+    value: str = Field(description="its value as given, e.g. '120-128', 'kick'")
+    matches: int | None = Field(description="samples that pass the other filters without it")
+
+
+class EmptySlotOut(BaseModel):
+    reason: str = Field(description="one line saying why the slot is empty")
+    matches: int | None = Field(
+        description="samples passing every filter (when above 0, earlier slots took them)"
+    )
+    without: list[EmptiedByOut] = Field(description="each condition dropped in turn")
+
+
 class BatchResultOut(SearchOut):
     slot: str | None = None
+    notes: list[str] = Field(
+        default=[],
+        description="how the filters were applied: an instrument taken from the slot's name, "
+        "a context BPM range that one-shots pass",
+    )
+    empty: EmptySlotOut | None = Field(
+        default=None, description="why the slot has no hits (which filter emptied it)"
+    )
 
 
 class BatchOut(BaseModel):
