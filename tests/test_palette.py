@@ -83,6 +83,19 @@ def test_a_tempo_context_leaves_the_one_shot_slots_full(url: str) -> None:
     # hits are ranked by score, one list however many searches filled it
     scores = [h["score"] for h in anything["hits"]]
     assert scores == sorted(scores, reverse=True)
+    # an emptied one-shot slot never blames the tempo it was spared
+    [emptied] = palette(
+        url,
+        {
+            "context": TEMPO,
+            "slots": [
+                {"slot": "kick", "query": "kick", "filter": {"kind": "one_shot", "pack": "None"}}
+            ],
+        },
+    )
+    assert emptied["hits"] == [] and emptied["empty"]["matches"] == 0
+    dropped = {w["filter"]: w["matches"] for w in emptied["empty"]["without"]}
+    assert dropped == {"filter.kind": 0, "filter.pack": 4, "slot.instrument": 0}
 
 
 def test_a_slots_own_tempo_is_its_wish(url: str) -> None:

@@ -117,7 +117,8 @@ def plan(service: SearchService, q: BatchQuery) -> _Plan:
     )
     bpm = _range(q.context, "bpm_min", "bpm_max")
     notes.append(f"context bpm {bpm} applies to loops; one-shots have no tempo and pass it")
-    if kinds == {ONE_SHOT}:
+    if kinds == {ONE_SHOT}:  # the range cannot apply: leave it out of the explanation too
+        parts = (("context", q.context.model_copy(update=_TEMPO)), *parts[1:])
         return _Plan((tempo_free,), parts, tuple(notes))
     return _Plan((whole, tempo_free), parts, tuple(notes))
 
