@@ -96,6 +96,12 @@ def test_a_tempo_context_leaves_the_one_shot_slots_full(url: str) -> None:
     assert emptied["hits"] == [] and emptied["empty"]["matches"] == 0
     dropped = {w["filter"]: w["matches"] for w in emptied["empty"]["without"]}
     assert dropped == {"filter.kind": 0, "filter.pack": 4, "slot.instrument": 0}
+    # counts follow the same rule: without the pack, the 2 loops in tempo and 16 one-shots
+    [any_kind] = palette(
+        url, {"context": TEMPO, "slots": [{"query": "x", "filter": {"pack": "None"}}]}
+    )
+    dropped = {w["filter"]: w["matches"] for w in any_kind["empty"]["without"]}
+    assert dropped == {"context.bpm": 0, "filter.pack": 18}
 
 
 def test_a_slots_own_tempo_is_its_wish(url: str) -> None:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from timbre.search.service import SearchService
 
 ONE_SHOT = "one_shot"
+_ONE_SHOTS = SearchFilter(kind=(ONE_SHOT,))
 _TEMPO = {"bpm_min": None, "bpm_max": None, "bpm_min_exclusive": False, "bpm_max_exclusive": False}
 _DURATION = {
     "duration_min_s": None,
@@ -99,28 +100,43 @@ def _slot_instrument(service: SearchService, q: BatchQuery) -> SearchFilter | No
     return None
 
 
+def _searches(
+    context: SearchFilter | None, own: SearchFilter | None, derived: SearchFilter | None
+) -> tuple[SearchFilter | None, ...]:
+    """The filters a slot is searched with: the whole conjunction, and the one-shots a
+    context's tempo spares (alone when the slot takes one-shots only)."""
+    whole = conjoin(context, own, derived)
+    kinds = _kinds(context, own)
+    if not has_tempo(context) or has_tempo(own) or (kinds is not None and ONE_SHOT not in kinds):
+        return (whole,)
+    assert context is not None  # has_tempo
+    spared = conjoin(context.model_copy(update=_TEMPO), own, derived, _ONE_SHOTS)
+    return (spared,) if kinds == {ONE_SHOT} else (whole, spared)
+
+
 def plan(service: SearchService, q: BatchQuery) -> _Plan:
     """The searches of one slot (see the module's rules)."""
     notes: list[str] = []
-    own = q.filter
     derived = _slot_instrument(service, q)
     if derived is not None and derived.instrument:
         notes.append(f"instrument {derived.instrument[0]} (from the slot name {q.slot!r})")
-    parts = (("context", q.context), ("filter", own), ("slot", derived))
-    whole = conjoin(q.context, own, derived)
-    kinds = _kinds(q.context, own)
-    if not has_tempo(q.context) or has_tempo(own) or (kinds is not None and ONE_SHOT not in kinds):
-        return _Plan((whole,), parts, tuple(notes))
-    assert q.context is not None  # has_tempo
-    tempo_free = conjoin(
-        q.context.model_copy(update=_TEMPO), own, derived, SearchFilter(kind=(ONE_SHOT,))
-    )
-    bpm = _range(q.context, "bpm_min", "bpm_max")
-    notes.append(f"context bpm {bpm} applies to loops; one-shots have no tempo and pass it")
-    if kinds == {ONE_SHOT}:  # the range cannot apply: leave it out of the explanation too
-        parts = (("context", q.context.model_copy(update=_TEMPO)), *parts[1:])
-        return _Plan((tempo_free,), parts, tuple(notes))
-    return _Plan((whole, tempo_free), parts, tuple(notes))
+    filters = _searches(q.context, q.filter, derived)
+    context = q.context
+    if context is not None and filters != (conjoin(context, q.filter, derived),):
+        bpm = _range(context, "bpm_min", "bpm_max")
+        notes.append(f"context bpm {bpm} applies to loops; one-shots have no tempo and pass it")
+        if len(filters) == 1:  # one-shots only: the range never applied, so never blame it
+            context = context.model_copy(update=_TEMPO)
+    parts = (("context", context), ("filter", q.filter), ("slot", derived))
+    return _Plan(filters, parts, tuple(notes))
+
+
+def _count(service: SearchService, filters: tuple[SearchFilter | None, ...]) -> int | None:
+    """Samples passing any of a slot's searches (the two overlap in one-shots with a BPM)."""
+    counts = [service.matching(f) for f in filters]
+    if len(filters) == 2:
+        counts.append(-(service.matching(conjoin(filters[0], _ONE_SHOTS)) or 0))
+    return None if any(c is None for c in counts) else sum(c or 0 for c in counts)
 
 
 def _merge(lists: Sequence[list[Hit]], offset: int, top_k: int) -> list[Hit]:
@@ -136,13 +152,15 @@ def _merge(lists: Sequence[list[Hit]], offset: int, top_k: int) -> list[Hit]:
 def why_empty(service: SearchService, chosen: _Plan) -> dict[str, Any]:
     """Why a slot has no hits: how many samples pass its filters, whether earlier slots took
     them, and for each condition how many would pass without it."""
-    counts = [service.matching(f) for f in chosen.filters]
-    matches = None if any(c is None for c in counts) else sum(c or 0 for c in counts)
-    parts = dict(chosen.parts)
+    matches = _count(service, chosen.filters)
     without = []
     for name, part in chosen.parts:
         for field, value, rest in conditions(part):
-            found = service.matching(conjoin(*(rest if n == name else p for n, p in parts.items())))
+            # the slot searched again without this one condition, by the same rules
+            loosened = {**dict(chosen.parts), name: rest}
+            found = _count(
+                service, _searches(loosened["context"], loosened["filter"], loosened["slot"])
+            )
             without.append({"filter": f"{name}.{field}", "value": value, "matches": found})
     if matches:
         reason = f"the {matches} matching samples went to earlier slots (distinct)"
