@@ -20,14 +20,15 @@ from xml.etree import ElementTree
 import numpy as np
 import pytest
 
+from tests.api_fixtures import opened
 from tests.store_factory import model_info, open_test_store
 from timbre.cli.duplicates import LEGEND, _table
-from timbre.cli.wiring import build_service
-from timbre.search.browse import BrowseService
+from timbre.embedding.embedder import describe_models
+from timbre.embedding.info import ModelInfo
 from timbre.search.duplicates import DuplicateReport, DuplicateRules, find_duplicates
 from timbre.search.layers import layer_name
 from timbre.settings import load_settings
-from timbre.store import Point, VectorStore
+from timbre.store import Point, VectorStore, open_store
 from timbre.store.payload import build_payload
 
 pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
@@ -51,12 +52,13 @@ def arc(steps: float, axis: int = 0) -> np.ndarray:
     return vector
 
 
-def point(path: str, vector: np.ndarray, **facts: Any) -> Point:
+def point(path: str, vector: np.ndarray, model: ModelInfo | None = None, **facts: Any) -> Point:
     descriptive = {"duration_s": 1.0, "format": "wav", "sample_rate": 44100, **facts}
     sha = hashlib.sha256(path.encode()).hexdigest()
-    return Point.of(
-        vector, build_payload(descriptive, content_sha256=sha, paths=[path], model=model_info())
+    payload = build_payload(
+        descriptive, content_sha256=sha, paths=[path], model=model or model_info()
     )
+    return Point.of(vector, payload)
 
 
 @pytest.fixture
@@ -218,18 +220,30 @@ def test_the_table_explains_its_figures_and_lists_layers_apart(store: VectorStor
     assert lines[5].startswith("  Kit: Cowbell-Hard.wav, Cowbell-Soft.wav (cosine >= 1.0000)")
 
 
-def test_an_items_layers_are_listed_apart_from_its_duplicates(
-    store: VectorStore, tiny_bundle: Path, tmp_path: Path
-) -> None:
-    points = [
-        point("Kit/Cowbell-Hard.wav", arc(0)),
-        point("Kit/Cowbell-Soft.wav", arc(0.1)),
-        point("Backup/Cowbell-Hard.flac", arc(0.05), format="flac"),
-    ]
-    store.upsert(points)
+def test_the_routes_list_layers_apart(tiny_bundle: Path, tmp_path: Path) -> None:
     settings = load_settings(data_dir=tmp_path / "data", models={"bundle": tiny_bundle})
-    browser = BrowseService(build_service(settings, store_opener=lambda: store))
-    found = browser.duplicates(points[0].id)
-    assert [h.payload["path"] for h in found.hits] == ["Backup/Cowbell-Hard.flac"]
-    assert [h.payload["path"] for h in found.layers] == ["Kit/Cowbell-Soft.wav"]
-    assert found.keep == points[2].id  # both lossless and alike: the first path
+    info = describe_models(settings.models)
+    points = [
+        point("Kit/Cowbell-Hard.wav", arc(0), model=info),
+        point("Kit/Cowbell-Soft.wav", arc(0.1), model=info),
+        point("Backup/Cowbell-Hard.flac", arc(0.05), model=info, format="flac"),
+    ]
+    store = open_store(settings, info)
+    try:
+        store.upsert(points)
+    finally:
+        store.close()
+    # the duplicate routes need the store, not the text model: no wait for readiness
+    with opened(settings, wait_ready=False) as client:
+        report = client.get("/v1/duplicates").json()
+        item = client.get(f"/v1/items/{points[0].id}/duplicates").json()
+    assert [[m["path"] for m in g["members"]] for g in report["groups"]] == [
+        ["Backup/Cowbell-Hard.flac", "Kit/Cowbell-Hard.wav"]
+    ]
+    assert [
+        (s["folder"], s["sound"], [m["path"] for m in s["members"]]) for s in report["layers"]
+    ] == [("Kit", "cowbell", ["Kit/Cowbell-Hard.wav", "Kit/Cowbell-Soft.wav"])]
+    # one sample's view: its copy is a duplicate, its softer layer is not
+    assert [h["path"] for h in item["hits"]] == ["Backup/Cowbell-Hard.flac"]
+    assert [h["path"] for h in item["layers"]] == ["Kit/Cowbell-Soft.wav"]
+    assert item["keep"] == points[2].id  # both lossless and alike: the first path
