@@ -162,7 +162,9 @@ def why_empty(service: SearchService, chosen: _Plan) -> dict[str, Any]:
                 service, _searches(loosened["context"], loosened["filter"], loosened["slot"])
             )
             without.append({"filter": f"{name}.{field}", "value": value, "matches": found})
-    if matches:
+    if matches is None:
+        reason = "no hits, and the library could not be counted to say why"
+    elif matches:
         reason = f"the {matches} matching samples went to earlier slots (distinct)"
     else:
         helps = [w for w in without if w["matches"]]
