@@ -217,13 +217,15 @@ def find_duplicates(
                 fields=list(_SCAN_FIELDS),
             )
             for record, hits in zip(timed, found, strict=True):
-                names[record.id] = layer_name(str(record.payload.get("path") or ""))
                 for hit in hits:
                     other = hit.payload.get("duration_s")
                     if hit.id == record.id or not isinstance(other, int | float):
                         continue
                     if rules.durations_agree(durations[record.id], float(other)):
-                        names[hit.id] = layer_name(str(hit.payload.get("path") or ""))
+                        # names only of the few that pair: a library has many more points
+                        for paired in (record, hit):
+                            if paired.id not in names:
+                                names[paired.id] = layer_name(str(paired.payload.get("path") or ""))
                         pairs.add((min(record.id, hit.id), max(record.id, hit.id)))
         if progress is not None:
             progress(report.points)
