@@ -63,7 +63,11 @@ class HybridSearchIn(AudioSearchIn):
 
 class BatchItemIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    slot: str | None = Field(default=None, description="a label echoed back, e.g. 'kick'")
+    slot: str | None = Field(
+        default=None,
+        description="a label echoed back, e.g. 'kick'; one naming an instrument the library "
+        "holds (kick, snares) filters the slot on it unless a filter sets an instrument",
+    )
     query: QueryText
     top_k: TopK | None = None
     offset: Offset = 0
@@ -78,7 +82,8 @@ class BatchSearchIn(BaseModel):
     )
     context: FilterIn | None = Field(
         default=None,
-        description="a filter every query must also match (e.g. genre, BPM range, key)",
+        description="a filter every query must also match (e.g. genre, BPM range); its BPM "
+        "range applies to loops, and one-shots (no tempo) pass it",
     )
 
 
