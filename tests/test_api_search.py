@@ -170,5 +170,9 @@ def test_batch_for_an_assistant_with_distinct_slots(client: TestClient) -> None:
     assert plain["results"][1]["hits"] == plain["results"][2]["hits"]  # same query, same answer
     distinct = ok(client.post("/v1/search/batch", json={"queries": slots, "distinct": True}))
     ids = [h["id"] for r in distinct["results"] for h in r["hits"]]
-    assert len(ids) == len(set(ids)) == 11
+    pads = distinct["results"][3]
+    assert len(ids) == len(set(ids)) == 9 + len(pads["hits"])
+    # the slot named "pad" looks for pads (the library holds some), and says so
+    assert pads["hits"] and all(h["instrument"] == "pad" for h in pads["hits"])
+    assert pads["notes"] == ["instrument pad (from the slot name 'pad')"]
     assert all(h["instrument"] == "kick" for h in distinct["results"][0]["hits"])

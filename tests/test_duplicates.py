@@ -128,8 +128,8 @@ def test_a_looser_threshold_joins_similar_sounds_but_never_other_durations(
 ) -> None:
     loose = _report(indexed, min_cosine=0.5)
     names = [_names(g) for g in loose.groups]
-    # every 0.4 s one-shot now joins one group (transitively); the 0.12 s hat and the 4 s
-    # loop do not, whatever their cosine, because their durations disagree
+    # every 0.4 s one-shot is now within 0.5 of the kick kept; the 0.12 s hat and the 4 s
+    # loop are not grouped, whatever their cosine, because their durations disagree
     assert names == [{"Kick_Original.wav", "kick copy.flac", "Other_Kick.wav", "Tone.wav"}]
 
 
@@ -176,6 +176,7 @@ def test_routes_report_duplicates_facets_and_labelled_hits(indexed: Settings) ->
     with serving(indexed) as client:
         body = client.get("/v1/duplicates").json()
         assert len(body["groups"]) == 1 and body["duplicates"] == 1, body
+        assert body["layers"] == []  # the copy is in another folder: no layer of the kick
         group = body["groups"][0]
         assert {Path(m["path"]).name for m in group["members"]} == {
             "Kick_Original.wav",
@@ -253,6 +254,7 @@ def test_cli_prints_a_table_and_json(indexed: Settings, monkeypatch: pytest.Monk
     table = runner.invoke(app, ["duplicates"])
     assert table.exit_code == 0, table.output
     assert "group 1: 2 samples" in table.stdout and "keep" in table.stdout
+    assert table.stdout.startswith("Each group is one sound stored more than once")
     assert "1 groups, 1 duplicates among 6 samples" in table.stdout
     raw = runner.invoke(app, ["duplicates", "--json", "--min-cosine", "0.5"])
     assert raw.exit_code == 0, raw.output

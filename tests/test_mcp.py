@@ -311,6 +311,11 @@ def test_collections_resources_and_the_prompt(url: str) -> None:
     assert "warm techno, 124 BPM" in text
     for step in ("library_overview", "build_palette", "similar_samples", "add_to_collection"):
         assert step in text
+    # each slot its own instrument and kind; a context tempo that spares one-shots; empty
+    # slots explained; the path to load a pick
+    for advice in ("its instrument", "kind (one_shot", "one-shots have no tempo", "'empty'"):
+        assert advice in text, advice
+    assert "path" in text
 
 
 def test_mcp_follows_the_api_key_rules(

@@ -41,6 +41,8 @@ def timbre_mcp(data: Path, bundle: Path, library: Library) -> Client:
         "TIMBRE_API__LIBRARY_ROOTS": json.dumps([str(library.root)]),
         "TIMBRE_MCP__STORE_IDLE_S": str(IDLE_S),
         "TIMBRE_API__STORE_RETRY_S": "0.2",
+        # the code under test, when it is not the installed one (a checkout on PYTHONPATH)
+        **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"},
     }
     params = StdioServerParameters(command=str(TIMBRE), args=["mcp"], env=env)
     return Client(params, read_timeout_seconds=300)
@@ -154,6 +156,9 @@ def test_on_its_own_it_opens_the_library_and_lets_the_store_go(
     for hit, api in zip(hits, expected, strict=True):
         assert hit["audio_url"] == Path(api["path"]).as_uri()
         assert Path(api["path"]).is_file()
+        # the paths to load it by, and where its facts came from, without a get_sample call
+        for field in ("path", "paths", "instrument_source", "key_source", "bpm_source"):
+            assert hit[field] == api[field], field
     filtered = api_hits(url, {"query": "kick", "top_k": 3, "filter": FILTER})
     assert [h["id"] for h in structured(got["filtered"])["hits"]] == [h["id"] for h in filtered]
     assert seen["held_after_call"] and not seen["held_when_idle"]  # let go once idle
@@ -219,6 +224,10 @@ def test_beside_a_service_it_goes_through_the_service(
     expected = api_hits(url, {"query": "clap", "top_k": 4, "filter": FILTER})
     assert [h["id"] for h in hits] == [h["id"] for h in expected]
     assert all(h["audio_url"] == e["audio_url"] for h, e in zip(hits, expected, strict=True))
+    # beside a service too, a hit carries the file's paths on this machine and its sources
+    for field in ("path", "paths", "instrument_source", "key_source", "bpm_source"):
+        assert [h[field] for h in hits] == [e[field] for e in expected], field
+    assert all(Path(h["path"]).is_file() and h["path"] in h["paths"] for h in hits)
     assert all(h["audio_url"].startswith(url) for h in hits)
     item = httpx.get(f"{url}/v1/items/{hits[0]['id']}").json()
     assert structured(got["sample"]) == item

@@ -20,11 +20,10 @@ from pydantic import BaseModel, ValidationError
 from app.deps import paging
 from app.mcp.errors import ProblemError, problem
 from app.routes.common import filter_of, hit_out
-from app.routes.search import batch_queries
+from app.routes.search import batch_queries, batch_result
 from app.schemas import (
     AudioSearchIn,
     BatchOut,
-    BatchResultOut,
     BatchSearchIn,
     FacetsOut,
     FilterIn,
@@ -143,7 +142,7 @@ class LocalBackend:
         return BatchOut(
             took_ms=round(max(r.took_ms for r in results), 3),
             results=[
-                BatchResultOut(slot=item.slot, **self._out(r).model_dump())
+                batch_result(item.slot, r, self._out(r))
                 for item, r in zip(body.queries, results, strict=True)
             ],
         )

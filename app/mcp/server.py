@@ -54,10 +54,12 @@ OVERVIEW_FIELDS = ("pack", "genre", "category", "instrument", "kind", "key")
 
 INSTRUCTIONS = (
     "Timbre searches the user's own audio sample library by sound. Start with "
-    "library_overview to learn its packs, genres, categories and keys; fill a palette with "
-    "build_palette (one call, every slot, distinct samples, a shared context filter); refine "
-    "one slot with similar_samples; show results by name with their audio_url; save picks "
-    "with add_to_collection."
+    "library_overview to learn its packs, genres, categories, instruments and keys; fill a "
+    "palette with build_palette (one call, every slot with its own instrument and kind, "
+    "distinct samples, a shared context filter); refine one slot with similar_samples; show "
+    "results by name with their path (to load in a DAW) or audio_url (to play); save picks "
+    "with add_to_collection. Each hit says where its instrument, key and bpm came from "
+    "(*_source: tags, name or audio)."
 )
 
 
@@ -115,8 +117,11 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         "build_palette",
         "Build a palette",
-        "Fill every slot of a palette in one call: one query per slot, a shared context "
-        "filter ANDed with each slot's own, and no sample in two slots when distinct.",
+        "Fill every slot of a palette in one call: one query per slot with its own filter "
+        "(set its instrument and kind), a shared context filter ANDed with each slot's own "
+        "(a context bpm range applies to loops: one-shots pass it), and no sample in two "
+        "slots when distinct. A slot named after an instrument the library holds is filtered "
+        "on it unless a filter sets one; an empty slot says which filter emptied it.",
         PaletteIn,
         PaletteOut,
         lambda b, a: PaletteOut.of(a, b.search_batch(a.to_http())),
@@ -192,15 +197,23 @@ def palette_prompt(brief: str, slots: str | None) -> str:
     )
     return (
         f"Build a sample palette for: {brief}.\n\n"
-        "1. Call library_overview to see which genres, packs, categories and keys the library "
+        "1. Call library_overview to see which genres, packs, instruments and keys the library "
         "holds, so the filters you use exist.\n"
         f"2. Decide {parts}, and one short sound description per slot.\n"
-        "3. Call build_palette once with every slot, distinct=true, and a context filter for "
-        "what the brief fixes (genre, bpm as 'MIN-MAX' around the tempo, key).\n"
-        "4. For a slot whose hits do not fit, call similar_samples with the best hit's id and "
+        "3. Call build_palette once with every slot and distinct=true. Give each slot its own "
+        "filter: its instrument as library_overview spells it (kick, snare, hat, bass…) and its "
+        "kind (one_shot for single hits, loop for patterns); put a key only on melodic slots "
+        "(drums have none). Put in the context what the whole brief fixes: genre, and bpm as "
+        "'MIN-MAX' around the tempo (it applies to loops; one-shots have no tempo and pass "
+        "it).\n"
+        "4. A slot that comes back empty says why in its 'empty' field: the filter that emptied "
+        "it and how many samples match without it. Loosen that filter and call again.\n"
+        "5. For a slot whose hits do not fit, call similar_samples with the best hit's id and "
         "a query saying what to change (e.g. 'darker'), or search_samples with new words.\n"
-        "5. Show the picks as a list: slot, name, pack, BPM, key, and the audio_url to play.\n"
-        "6. When the user keeps some, call add_to_collection with their ids."
+        "6. Show the picks as a list: slot, name, pack, BPM, key, and the path to load it (or "
+        "the audio_url to play it). Say where a fact came from when it matters (the *_source "
+        "fields: tags, name or audio).\n"
+        "7. When the user keeps some, call add_to_collection with their ids."
     )
 
 

@@ -82,6 +82,7 @@ async def item_duplicates(item_id: str, request: Request, browser: BrowseDep) ->
         keep=found.keep,
         min_cosine=browser.search.limits.duplicate_rules.min_cosine,
         hits=[hit_out(url, h, h.id, h.payload) for h in found.hits],
+        layers=[hit_out(url, h, h.id, h.payload) for h in found.layers],
     )
 
 

@@ -18,14 +18,14 @@ from app.schemas import (
     BatchOut,
     BatchResultOut,
     BatchSearchIn,
+    EmptySlotOut,
     HybridSearchIn,
     SearchOut,
     TextSearchIn,
 )
 from timbre.errors import InvalidRequestError
-from timbre.search import AudioRef, BatchQuery
+from timbre.search import AudioRef, BatchQuery, SearchResult
 from timbre.settings import ApiSettings
-from timbre.store.filters import conjoin
 
 M = TypeVar("M", bound=AudioSearchIn)
 
@@ -136,16 +136,22 @@ async def search_hybrid(request: Request, service: ServiceDep, api: ApiDep) -> S
 
 
 def batch_queries(body: BatchSearchIn, api: ApiSettings) -> list[BatchQuery]:
-    """The service's queries of a batch: limits applied, the shared context ANDed into each."""
+    """The service's queries of a batch: limits applied, each with the shared context."""
     if len(body.queries) > api.max_batch:
         raise InvalidRequestError(f"queries: at most {api.max_batch} per batch")
     context = filter_of(api, body.context)
     queries = []
     for item in body.queries:
         top_k, offset = paging(api, item.top_k, item.offset)
-        both = conjoin(context, filter_of(api, item.filter))
-        queries.append(BatchQuery(item.query, top_k, both, offset))
+        own = filter_of(api, item.filter)
+        queries.append(BatchQuery(item.query, top_k, own, offset, context, item.slot))
     return queries
+
+
+def batch_result(slot: str | None, result: SearchResult, out: SearchOut) -> BatchResultOut:
+    """One slot's answer: its hits (``out``), the notes on its filters and why it is empty."""
+    empty = EmptySlotOut.model_validate(result.empty) if result.empty is not None else None
+    return BatchResultOut(slot=slot, notes=result.notes, empty=empty, **out.model_dump())
 
 
 @router.post("/v1/search/batch", response_model=BatchOut)
@@ -156,7 +162,7 @@ async def search_batch(
     queries = batch_queries(body, api)
     results = await run_in_threadpool(service.search_batch, queries, distinct=body.distinct)
     out = [
-        BatchResultOut(slot=item.slot, **search_out(request, r).model_dump())
+        batch_result(item.slot, r, search_out(request, r))
         for item, r in zip(body.queries, results, strict=True)
     ]
     engines = {r.engine for r in results}

@@ -56,3 +56,8 @@ class ItemDuplicatesOut(BaseModel):
     keep: str = Field(description="the one to keep among the sample and its near-duplicates")
     min_cosine: float = Field(description="the threshold applied (duplicates.min_cosine)")
     hits: list[HitOut] = Field(description="near-duplicates, closest first, score = cosine")
+    layers: list[HitOut] = Field(
+        default=[],
+        description="its velocity layers or round robins in the same folder that are as close "
+        "(names differing only by Soft/Hard, v1, rr2, _01...): not duplicates",
+    )

@@ -28,7 +28,9 @@ from app.schemas.search import (
     AudioSearchIn,
     BatchItemIn,
     BatchOut,
+    BatchResultOut,
     BatchSearchIn,
+    EmptySlotOut,
     HitOut,
     HybridSearchIn,
     Paging,
@@ -44,17 +46,30 @@ def _as_in_hit(field: str) -> Any:
     return copy(HitOut.model_fields[field])
 
 
+def _as_in_batch(field: str) -> Any:
+    """The field of a batch result (:class:`BatchResultOut`), as :func:`_as_in_hit` does."""
+    return copy(BatchResultOut.model_fields[field])
+
+
 class SampleBrief(BaseModel):
-    """One sample as a search result: what to decide on and what to show a person."""
+    """One sample as a search result: what to decide on, what to show a person, where the
+    file is (``path`` and every copy in ``paths``, on the machine where it was indexed, for an
+    assistant beside a DAW), and where each fact came from (``*_source``: the file's tags, its
+    name or the audio), so the assistant can explain its pick."""
 
     id: str = _as_in_hit("id")
     name: str = Field(description="the file name")
+    path: str | None = _as_in_hit("path")
+    paths: list[str] = _as_in_hit("paths")
     pack: str | None = _as_in_hit("pack")
     category: str | None = _as_in_hit("category")
     instrument: str | None = _as_in_hit("instrument")
+    instrument_source: str | None = _as_in_hit("instrument_source")
     kind: str | None = _as_in_hit("kind")
     bpm: float | None = _as_in_hit("bpm")
+    bpm_source: str | None = _as_in_hit("bpm_source")
     key: str | None = _as_in_hit("key")
+    key_source: str | None = _as_in_hit("key_source")
     duration_s: float | None = _as_in_hit("duration_s")
     score: float | None = _as_in_hit("score")
     audio_url: str = _as_in_hit("audio_url")
@@ -115,7 +130,8 @@ class PaletteIn(BaseModel):
     )
     context: FilterIn | None = Field(
         default=None,
-        description="a filter every slot must also match, e.g. {genre, bpm: '120-128', key}",
+        description="a filter every slot must also match, e.g. {genre, bpm: '120-128', key}; "
+        "its bpm range applies to loops, one-shots (no tempo) pass it",
     )
 
     def to_http(self) -> BatchSearchIn:
@@ -126,6 +142,8 @@ class PaletteSlotOut(BaseModel):
     slot: str | None = None
     query: str
     hits: list[SampleBrief]
+    notes: list[str] = _as_in_batch("notes")
+    empty: EmptySlotOut | None = _as_in_batch("empty")
 
 
 class PaletteOut(BaseModel):
@@ -139,6 +157,8 @@ class PaletteOut(BaseModel):
                     slot=item.slot,
                     query=item.query,
                     hits=[SampleBrief.of(h) for h in out.hits],
+                    notes=out.notes,
+                    empty=out.empty,
                 )
                 for item, out in zip(asked.slots, result.results, strict=True)
             ]

@@ -63,7 +63,11 @@ class HybridSearchIn(AudioSearchIn):
 
 class BatchItemIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    slot: str | None = Field(default=None, description="a label echoed back, e.g. 'kick'")
+    slot: str | None = Field(
+        default=None,
+        description="a label echoed back, e.g. 'kick'; one naming an instrument the library "
+        "holds (kick, snares) filters the slot on it unless a filter sets an instrument",
+    )
     query: QueryText
     top_k: TopK | None = None
     offset: Offset = 0
@@ -78,7 +82,8 @@ class BatchSearchIn(BaseModel):
     )
     context: FilterIn | None = Field(
         default=None,
-        description="a filter every query must also match (e.g. genre, BPM range, key)",
+        description="a filter every query must also match (e.g. genre, BPM range); its BPM "
+        "range applies to loops, and one-shots (no tempo) pass it",
     )
 
 
@@ -129,8 +134,33 @@ class SearchOut(BaseModel):
     )
 
 
+class EmptiedByOut(BaseModel):
+    filter: str = Field(
+        description="a condition, by where it came from: 'context.bpm', 'filter.instrument', "
+        "'slot.instrument' (derived from the slot's name)"
+    )
+    value: str = Field(description="its value as given, e.g. '120-128', 'kick'")
+    matches: int | None = Field(description="samples that pass the other filters without it")
+
+
+class EmptySlotOut(BaseModel):
+    reason: str = Field(description="one line saying why the slot is empty")
+    matches: int | None = Field(
+        description="samples passing every filter (when above 0, earlier slots took them)"
+    )
+    without: list[EmptiedByOut] = Field(description="each condition dropped in turn")
+
+
 class BatchResultOut(SearchOut):
     slot: str | None = None
+    notes: list[str] = Field(
+        default=[],
+        description="how the filters were applied: an instrument taken from the slot's name, "
+        "a context BPM range that one-shots pass",
+    )
+    empty: EmptySlotOut | None = Field(
+        default=None, description="why the slot has no hits (which filter emptied it)"
+    )
 
 
 class BatchOut(BaseModel):

@@ -74,9 +74,13 @@ function neighbourList(hits, emptyText, className, keep = null) {
 
 async function duplicates(hit) {
   const data = await get(`/v1/items/${enc(hit.id)}/duplicates`);
-  const note = data.hits.length
-    ? (data.keep === hit.id ? "This one is the copy to keep." : "")
+  const keepNote = data.hits.length && data.keep === hit.id ? "This one is the copy to keep." : "";
+  const layers = (data.layers || []).length;
+  // velocity layers and round robins sound alike but are parts of one instrument: say so
+  const layerNote = layers
+    ? `${layers} velocity layer${layers === 1 ? "" : "s"} or round robin${layers === 1 ? "" : "s"} of this sound in its folder ${layers === 1 ? "is" : "are"} as close, and not counted as duplicates.`
     : "";
+  const note = [keepNote, layerNote].filter(Boolean).join(" ");
   return { hits: data.hits, keep: data.keep, note };
 }
 

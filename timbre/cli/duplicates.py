@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import PurePath
 from typing import Annotated, Any
 
 import typer
@@ -10,12 +11,19 @@ import typer
 from timbre.cli.app import app, fail
 from timbre.errors import TimbreError
 
+LEGEND = (
+    "Each group is one sound stored more than once: 'keep' marks the copy the rule keeps; the "
+    "figure before a path is its cosine with that copy (1 = the same sound, every one at or "
+    "above min cosine), then its duration, format and sample rate."
+)
+
 
 def _table(report: dict[str, Any]) -> str:
-    lines = []
+    lines = [LEGEND] if report["groups"] else []
     for number, group in enumerate(report["groups"], 1):
         lines.append(
-            f"group {number}: {len(group['members'])} samples, min cosine {group['min_score']:.4f}"
+            f"group {number}: {len(group['members'])} samples, lowest cosine with the kept "
+            f"{group['min_score']:.4f}"
         )
         for m in group["members"]:
             mark = "keep" if m["id"] == group["keep"] else "    "
@@ -25,6 +33,16 @@ def _table(report: dict[str, Any]) -> str:
                 f"  {mark} {m['score']:.4f}  {duration:>9}  {m['format'] or '?':<5} "
                 f"{rate:>8}  {m['path']}"
             )
+    layers = report["layers"]
+    if layers:
+        lines.append(
+            f"{len(layers)} sets of velocity layers or round robins (names in one folder that "
+            "differ only by Soft/Hard, v1, rr2, _01...): as close as copies, but parts of one "
+            "instrument, so not duplicates:"
+        )
+        for found in layers:
+            names = ", ".join(PurePath(m["path"]).name for m in found["members"])
+            lines.append(f"  {found['folder']}: {names} (cosine >= {found['min_score']:.4f})")
     lines.append(
         f"{len(report['groups'])} groups, {report['duplicates']} duplicates among "
         f"{report['points']} samples ({report['seconds']:.1f} s; "
@@ -45,8 +63,10 @@ def duplicates(
 ) -> None:
     """Find near-duplicates (re-encoded, resampled, quieter or trimmed copies): a report only.
 
-    Groups samples whose vectors are within --min-cosine of each other and whose durations
-    agree, and names the one to keep in each group by a stated rule.
+    Groups samples whose vectors are within --min-cosine of the one kept and whose durations
+    agree, and names the one to keep in each group by a stated rule. Velocity layers and
+    round robins (Cowbell-Soft/Cowbell-Hard, Snare_rr1/Snare_rr2 in one folder) are listed
+    apart: they are parts of one instrument, not copies.
     """
     from timbre.cli.wiring import duplicate_rules
     from timbre.embedding.embedder import describe_models

@@ -4,13 +4,14 @@ payload and its near-duplicates for a details view."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from timbre.errors import NotFoundError, StoreError, UnavailableError
 from timbre.search.duplicates import keep_key
+from timbre.search.layers import layer_name
 from timbre.search.service import SearchService
 from timbre.store import Hit, SearchFilter
 from timbre.store.payload import DERIVED_FIELDS, DISPLAY_FIELDS
@@ -38,10 +39,13 @@ class ItemDuplicates:
             (``duplicates`` settings), with their cosine to it.
         keep: id of the one :data:`~timbre.search.duplicates.KEEP_RULE` keeps, among the item
             and its near-duplicates (the item itself when it has none).
+        layers: its velocity layers or round robins (same folder, names differing only by
+            Soft/Hard, v1, rr2, _01...) that are as close: not duplicates, so not in ``hits``.
     """
 
     hits: list[Hit]
     keep: str
+    layers: list[Hit] = field(default_factory=list)
 
 
 class BrowseService:
@@ -122,13 +126,16 @@ class BrowseService:
             )
         except StoreError as exc:
             raise UnavailableError(f"near-duplicates need Qdrant, which failed: {exc}") from exc
-        hits = [
+        close = [
             h
             for h in found
             if h.id != item_id
             and isinstance(h.payload.get("duration_s"), int | float)
             and rules.durations_agree(float(duration), float(h.payload["duration_s"]))
         ]
+        name = layer_name(str(item.payload.get("path") or ""))
+        layers = [h for h in close if name.is_layer_of(layer_name(str(h.payload.get("path"))))]
+        hits = [h for h in close if all(h.id != other.id for other in layers)]
         everyone = [(item_id, item.payload), *((h.id, h.payload) for h in hits)]
         keep = min(everyone, key=lambda pair: keep_key(pair[1]))[0]
-        return ItemDuplicates(hits, keep)
+        return ItemDuplicates(hits, keep, layers)

@@ -2,14 +2,22 @@
 
 Exact copies already share one point (ids are content hashes). Near-duplicates are the same
 sound re-encoded, resampled, made quieter or trimmed: their vectors are almost equal and
-their durations agree. The store finds them itself: every sample's vector is a query, in
-batches (Qdrant Edge ``query_batch`` / server ``query_batch_points``), each restricted by a
-range filter on ``duration_s`` to the durations that can agree and by ``score_threshold`` to
-``min_cosine``, so the engine scores only plausible candidates and no Python loop compares
-all pairs. Matches join groups transitively (union–find), so a sound copied many times forms
-one group however many neighbours each query returns.
+their durations agree. The store finds the candidates itself: every sample's vector is a
+query, in batches (Qdrant Edge ``query_batch`` / server ``query_batch_points``), each
+restricted by a range filter on ``duration_s`` to the durations that can agree and by
+``score_threshold`` to ``min_cosine``, so the engine scores only plausible pairs and no Python
+loop compares all of them.
 
-A report only: nothing is deleted. Each group names the member to keep by :data:`KEEP_RULE`.
+Pairs never chain into a group: a-b and b-c within ``min_cosine`` do not put a and c together
+when a-c is below it (a run of similar chords would otherwise become one group whose ends
+differ audibly). Candidates that touch are split around the sample the :data:`KEEP_RULE`
+keeps, so every member of a group is within ``min_cosine`` of that one (:func:`_split`).
+
+Velocity layers and round robins (``Cowbell-Soft``/``Cowbell-Hard``, ``Snare_rr1``/``_rr2``
+in one folder, :mod:`timbre.search.layers`) are often as close as a copy, but are parts of
+one instrument: they are listed apart as :class:`LayerSet`, never as duplicates.
+
+A report only: nothing is deleted.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from timbre.errors import InvalidRequestError, StoreError, UnavailableError
+from timbre.search.layers import LayerName, layer_name
 from timbre.store import Collection, Record, SearchFilter
 
 LOSSLESS_FORMATS = frozenset({"wav", "wavex", "aiff", "aifc", "flac", "caf", "w64", "rf64"})
@@ -35,6 +44,8 @@ KEEP_RULE = (
 """How each group's ``keep`` is chosen; stated in every report."""
 
 _FIELDS = ("path", "paths", "duration_s", "format", "sample_rate", "channels", "pack")
+_SCAN_FIELDS = ("duration_s", "path")
+_SCORE_SLACK = 1e-6
 
 
 @dataclass(frozen=True)
@@ -87,11 +98,28 @@ class Group:
         return min(m.score for m in self.members)
 
 
+@dataclass(frozen=True)
+class LayerSet:
+    """Velocity layers or round robins of one sound in one folder, as close as duplicates.
+
+    ``members`` are in path order; each ``score`` is the cosine with the first.
+    """
+
+    folder: str
+    sound: str
+    members: list[Member]
+
+    @property
+    def min_score(self) -> float:
+        return min(m.score for m in self.members)
+
+
 @dataclass
 class DuplicateReport:
-    """Every group found (largest first), and how the search went."""
+    """Every group found (largest first), the layer sets set apart, and how the search went."""
 
     groups: list[Group] = field(default_factory=list)
+    layers: list[LayerSet] = field(default_factory=list)
     points: int = 0
     seconds: float = 0.0
     rules: dict[str, Any] = field(default_factory=dict)
@@ -110,6 +138,7 @@ class DuplicateReport:
                 for g in self.groups
             ],
             "duplicates": self.duplicates,
+            "layers": [{**asdict(s), "min_score": round(s.min_score, 6)} for s in self.layers],
             "seconds": self.seconds,
             "rules": self.rules,
             "keep_rule": self.keep_rule,
@@ -132,10 +161,17 @@ class _UnionFind:
         if ra != rb:
             self.parent[max(ra, rb)] = min(ra, rb)
 
+    def components(self) -> list[list[str]]:
+        """The sets of two or more, each in id order."""
+        out: dict[str, list[str]] = {}
+        for point in sorted(self.parent):
+            out.setdefault(self.find(point), []).append(point)
+        return [ids for ids in out.values() if len(ids) > 1]
+
 
 def _pages(store: Collection, size: int, base: SearchFilter | None) -> Iterator[list[Record]]:
     page: list[Record] = []
-    for record in store.scroll(filter=base, fields=["duration_s"], with_vectors=True):
+    for record in store.scroll(filter=base, fields=list(_SCAN_FIELDS), with_vectors=True):
         page.append(record)
         if len(page) >= size:
             yield page
@@ -159,13 +195,15 @@ def find_duplicates(
     filter: SearchFilter | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> DuplicateReport:
-    """Group the near-duplicates among the points matching ``filter`` (all if None).
+    """Group the near-duplicates among the points matching ``filter`` (all if None), and set
+    apart the velocity layers and round robins among them.
 
     Points without a duration are never grouped (durations must agree).
     """
     started = time.perf_counter()
     report = DuplicateReport(rules=asdict(rules))
-    groups = _UnionFind()
+    names: dict[str, LayerName] = {}
+    pairs: set[tuple[str, str]] = set()
     for page in _pages(store, rules.batch, filter):
         report.points += len(page)
         timed = [r for r in page if isinstance(r.payload.get("duration_s"), int | float)]
@@ -176,7 +214,7 @@ def find_duplicates(
                 top_k=rules.neighbours,
                 filters=[_query_filter(filter, *rules.window(durations[r.id])) for r in timed],
                 score_threshold=rules.min_cosine,
-                fields=["duration_s"],
+                fields=list(_SCAN_FIELDS),
             )
             for record, hits in zip(timed, found, strict=True):
                 for hit in hits:
@@ -184,14 +222,22 @@ def find_duplicates(
                     if hit.id == record.id or not isinstance(other, int | float):
                         continue
                     if rules.durations_agree(durations[record.id], float(other)):
-                        groups.union(record.id, hit.id)
+                        # names only of the few that pair: a library has many more points
+                        for paired in (record, hit):
+                            if paired.id not in names:
+                                names[paired.id] = layer_name(str(paired.payload.get("path") or ""))
+                        pairs.add((min(record.id, hit.id), max(record.id, hit.id)))
         if progress is not None:
             progress(report.points)
-    members: dict[str, list[str]] = {}
-    for point in groups.parent:
-        members.setdefault(groups.find(point), []).append(point)
-    report.groups = [_group(store, ids) for ids in members.values() if len(ids) > 1]
+    candidates, layered = _UnionFind(), _UnionFind()
+    for a, b in sorted(pairs):
+        (layered if names[a].is_layer_of(names[b]) else candidates).union(a, b)
+    report.groups = [
+        group for ids in candidates.components() for group in _split(store, ids, rules, names)
+    ]
     report.groups.sort(key=lambda g: (-len(g.members), g.members[0].path or ""))
+    report.layers = [_layer_set(store, ids, names) for ids in layered.components()]
+    report.layers.sort(key=lambda s: (s.folder, s.sound))
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 
@@ -208,20 +254,66 @@ def keep_key(payload: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def _group(store: Collection, ids: list[str]) -> Group:
-    records = store.retrieve(sorted(ids), with_vectors=True)
-    records.sort(key=lambda r: keep_key(r.payload))
-    kept = np.asarray(records[0].vector, dtype=np.float32)
+def _member(record: Record, score: float) -> Member:
+    return Member(
+        id=record.id,
+        score=round(score, 6),
+        **{k: record.payload.get(k) for k in _FIELDS if k != "paths"},
+        paths=list(record.payload.get("paths") or []),
+    )
+
+
+def _split(
+    store: Collection, ids: list[str], rules: DuplicateRules, names: dict[str, LayerName]
+) -> list[Group]:
+    """Groups out of candidates that touch: the best sample by :data:`KEEP_RULE` takes every
+    other within ``min_cosine`` of it whose duration agrees with its own (the closest first,
+    and never two layers of one sound), and the rest start again, so no group chains."""
+    records = sorted(store.retrieve(ids, with_vectors=True), key=lambda r: keep_key(r.payload))
+    vectors = np.stack([np.asarray(r.vector, dtype=np.float32) for r in records])
+    left = list(range(len(records)))
+    groups = []
+    while left:
+        keeper, rest = left[0], left[1:]
+        cosines = dict(zip(rest, (vectors[rest] @ vectors[keeper]).tolist(), strict=True))
+        kept_duration = float(records[keeper].payload.get("duration_s") or 0.0)
+        kept_name = names.get(records[keeper].id)
+        close = [
+            i
+            for i in rest
+            # the store's float32 scores may differ from this product in the last bits
+            if cosines[i] >= rules.min_cosine - _SCORE_SLACK
+            and rules.durations_agree(kept_duration, float(records[i].payload["duration_s"]))
+        ]
+        # ties at 1.0 are common (layers, copies): the same layer of the sound goes first
+        close.sort(key=lambda i: (-round(cosines[i], 6), names.get(records[i].id) != kept_name))
+        chosen = [keeper]
+        for i in close:
+            if not any(_layers(names, records[i].id, records[j].id) for j in chosen):
+                chosen.append(i)
+        left = [i for i in left if i not in chosen]
+        if len(chosen) > 1:
+            chosen.sort()  # keep-rule order, the one kept first
+            scores = [1.0 if i == keeper else cosines[i] for i in chosen]
+            members = [_member(records[i], s) for i, s in zip(chosen, scores, strict=True)]
+            groups.append(Group(keep=records[keeper].id, members=members))
+    return groups
+
+
+def _layers(names: dict[str, LayerName], a: str, b: str) -> bool:
+    first, second = names.get(a), names.get(b)
+    return first is not None and second is not None and first.is_layer_of(second)
+
+
+def _layer_set(store: Collection, ids: list[str], names: dict[str, LayerName]) -> LayerSet:
+    records = sorted(store.retrieve(ids, with_vectors=True), key=lambda r: str(r.payload["path"]))
+    first = np.asarray(records[0].vector, dtype=np.float32)
     members = [
-        Member(
-            id=r.id,
-            score=round(float(np.asarray(r.vector, dtype=np.float32) @ kept), 6),
-            **{k: r.payload.get(k) for k in _FIELDS if k != "paths"},
-            paths=list(r.payload.get("paths") or []),
-        )
-        for r in records
+        _member(r, 1.0 if n == 0 else float(np.asarray(r.vector, dtype=np.float32) @ first))
+        for n, r in enumerate(records)
     ]
-    return Group(keep=records[0].id, members=members)
+    name = names[records[0].id]
+    return LayerSet(folder=name.folder, sound=" ".join(name.sound), members=members)
 
 
 def library_duplicates(

@@ -28,7 +28,7 @@ from timbre.errors import (
     StoreError,
     UnavailableError,
 )
-from timbre.search import routing, status
+from timbre.search import palette, routing, status
 from timbre.search.batcher import TextBatcher
 from timbre.search.holders import Lazy, SnapshotHolder, StoreHandle
 from timbre.search.routing import RoutingPolicy
@@ -327,24 +327,9 @@ class SearchService:
     def search_batch(
         self, queries: Sequence[BatchQuery], *, distinct: bool = False
     ) -> list[SearchResult]:
-        """Several text queries, embedded together; with ``distinct`` no sample fills two slots."""
-        started = time.perf_counter()
-        vectors = self.text_vectors([q.query for q in queries])
-        taken: set[str] = set()
-        results = []
-        for q, vector in zip(queries, vectors, strict=True):
-            hits, engine = self.route(
-                vector,
-                top_k=q.top_k,
-                offset=q.offset,
-                filter=q.filter,
-                exclude=frozenset(taken) if distinct else frozenset(),
-            )
-            taken.update(h.id for h in hits)
-            results.append(
-                SearchResult(engine, (time.perf_counter() - started) * 1e3, hits, {"text": q.query})
-            )
-        return results
+        """Several text queries, embedded together; with ``distinct`` no sample fills two slots.
+        The palette rules (a context's tempo, slot names, empty slots) are in :mod:`palette`."""
+        return palette.search_batch(self, queries, distinct=distinct)
 
     # -- items ------------------------------------------------------------------------------
 

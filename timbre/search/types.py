@@ -45,6 +45,9 @@ class SearchResult:
 
     ``total`` is how many indexed samples the query could return (the whole index without a
     filter, the filter's matches with one), for "20 of 1,234" and paging; None when not counted.
+    A palette slot (:mod:`timbre.search.palette`) also carries ``notes`` on how its filters
+    were applied and, when it came back empty, ``empty``: why (which filter, how many match
+    without it).
     """
 
     engine: str
@@ -52,16 +55,25 @@ class SearchResult:
     hits: list[Hit]
     query: dict[str, Any] = field(default_factory=dict)
     total: int | None = None
+    notes: list[str] = field(default_factory=list)
+    empty: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
 class BatchQuery:
-    """One slot of a batch search (e.g. "kick" at 124 BPM, techno)."""
+    """One slot of a batch search (e.g. "kick" in a techno context at 124 BPM).
+
+    ``filter`` is the slot's own, ``context`` the one shared by every slot; they are ANDed,
+    except that a context's BPM range lets one-shots pass (see :mod:`timbre.search.palette`).
+    ``slot`` is the slot's label (``kick``), which may name the instrument wanted.
+    """
 
     query: str
     top_k: int
     filter: SearchFilter | None = None
     offset: int = 0
+    context: SearchFilter | None = None
+    slot: str | None = None
 
 
 @dataclass(frozen=True)
