@@ -7,6 +7,7 @@ Reading tags never fails a file: whatever cannot be read is simply absent.
 from __future__ import annotations
 
 import contextlib
+import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,24 @@ from ingest.names import BPM_RANGE
 from timbre.musickey import spell_key
 
 _RIFF_SCAN_BYTES = 1 << 20  # INFO and acid chunks sit before or just after the audio data
+
+# What tools write into comments about themselves: "Processed by SoX", "Created with Audacity",
+# "Made with FruityLoops 3", encoder ids ("LAME3.100", "Lavf58.76.100", "reference libFLAC").
+# They describe the software, not the sound, so they are no tags.
+_TOOL_STAMP = re.compile(
+    r"^(?:(?:processed|created|made|edited|encoded|exported|rendered|converted|generated|"
+    r"recorded|produced|saved|written)\s+(?:by|with|in|using|on)\b"
+    r"|(?:lame|lavf|lavc|libav\w*|ffmpeg|sox|audacity|itunes|xld|libflac|reference libflac|"
+    r"libsndfile|libvorbis|xiph|nero|fraunhofer|logic pro|ableton|fl studio|fruity ?loops)"
+    r"(?![a-z]))",
+    re.IGNORECASE,
+)
+
+
+def tag_words(text: str) -> list[str]:
+    """The keywords of a free-text tag (comma or semicolon separated), without tool stamps."""
+    words = (w.strip().lower() for w in text.replace(";", ",").split(","))
+    return [w for w in words if w and not _TOOL_STAMP.match(w)]
 
 
 @dataclass
@@ -82,9 +101,7 @@ def _from_mutagen(path: Path, tags: FileTags) -> None:
     comment = get("COMM", "COMMENT", "DESCRIPTION")
     for text in (tags.genre, comment, get("TIT1", "GROUPING")):
         if text:
-            tags.words.extend(
-                w.strip().lower() for w in text.replace(";", ",").split(",") if w.strip()
-            )
+            tags.words.extend(tag_words(text))
 
 
 def _from_riff(path: Path, tags: FileTags) -> None:
@@ -122,7 +139,5 @@ def _info(body: bytes, tags: FileTags) -> None:
             tags.genre = tags.genre or text
             tags.words.append(text.lower())
         elif sub_id in (b"IKEY", b"ICMT") and text:
-            tags.words.extend(
-                w.strip().lower() for w in text.replace(";", ",").split(",") if w.strip()
-            )
+            tags.words.extend(tag_words(text))
         at += 8 + size + (size % 2)
