@@ -36,7 +36,7 @@ _KEY_WORD = re.compile(rf"(?i:\bkey\s*(?:of\s*)?[-_: ]?\s*){_KEY_BODY}")
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 
-_ONE_SHOT_WORDS = ("one shot", "oneshot", "one-shot", "one_shot", "oneshots", "hit", "hits", "shot")
+_ONE_SHOT_WORDS = ("one shot", "one shots", "oneshot", "oneshots", "hit", "hits", "shot", "shots")
 _LOOP_WORDS = ("loop", "loops", "groove", "break", "breaks", "fill")
 
 
@@ -204,11 +204,8 @@ class Vocabulary:
 def stated_kind(name_parts: Iterable[str]) -> str | None:
     """``loop`` or ``one_shot`` when the names say it (and not both), else None."""
     text = " " + " ".join(" ".join(tokens(p)) for p in name_parts) + " "
-    squashed = text.replace(" ", "")
     says_loop = any(f" {w} " in text for w in _LOOP_WORDS)
-    says_shot = (
-        any(f" {' '.join(tokens(w))} " in text for w in _ONE_SHOT_WORDS) or "oneshot" in squashed
-    )
+    says_shot = any(f" {' '.join(tokens(w))} " in text for w in _ONE_SHOT_WORDS)
     if says_loop and not says_shot:
         return "loop"
     if says_shot and not says_loop:
@@ -217,18 +214,8 @@ def stated_kind(name_parts: Iterable[str]) -> str | None:
 
 
 def guess_kind(name_parts: Iterable[str], duration_s: float, bpm: float | None) -> str:
-    """``loop`` or ``one_shot``, from the words in the names, the duration and the tempo.
+    """``loop`` or ``one_shot`` from the names, the duration and a stated tempo alone, for
+    callers without the audio (:func:`ingest.kind.decide_kind` has the rules)."""
+    from ingest.kind import decide_kind  # the kind rules build on this module's parsers
 
-    Names decide when they say it; otherwise a clip that lasts a whole number of bars at its
-    stated tempo is a loop, and anything under 1.5 s is a one-shot.
-    """
-    stated = stated_kind(name_parts)
-    if stated is not None:
-        return stated
-    if duration_s < 1.5:
-        return "one_shot"
-    if bpm:
-        beats = duration_s * bpm / 60.0
-        if beats >= 3.5 and abs(beats - round(beats)) < 0.05 * max(1.0, round(beats) / 4):
-            return "loop"
-    return "loop" if duration_s >= 4.0 else "one_shot"
+    return decide_kind(list(name_parts), duration_s, bpm=(bpm, "name"))[0]

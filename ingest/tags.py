@@ -17,6 +17,7 @@ from ingest.names import BPM_RANGE
 from timbre.musickey import spell_key
 
 _RIFF_SCAN_BYTES = 1 << 20  # INFO and acid chunks sit before or just after the audio data
+_ACID_ONE_SHOT = 0x01  # the first flag of an ACID chunk: the file is a one-shot, not a loop
 
 # What tools write into comments about themselves: "Processed by SoX", "Created with Audacity",
 # "Made with FruityLoops 3", encoder ids ("LAME3.100", "Lavf58.76.100", "reference libFLAC").
@@ -31,10 +32,15 @@ _TOOL_STAMP = re.compile(
 )
 
 
+def is_tool_stamp(text: str) -> bool:
+    """Whether a comment is a tool's stamp ("Processed by SoX"), not a producer's word."""
+    return _TOOL_STAMP.match(text.strip()) is not None
+
+
 def tag_words(text: str) -> list[str]:
     """The keywords of a free-text tag (comma or semicolon separated), without tool stamps."""
     words = (w.strip().lower() for w in text.replace(";", ",").split(","))
-    return [w for w in words if w and not _TOOL_STAMP.match(w)]
+    return [w for w in words if w and not is_tool_stamp(w)]
 
 
 @dataclass
@@ -42,6 +48,7 @@ class FileTags:
     bpm: float | None = None
     key: str | None = None
     genre: str | None = None
+    kind: str | None = None  # ``one_shot`` or ``loop`` when an ACID chunk says
     words: list[str] = field(default_factory=list)
 
 
@@ -73,7 +80,7 @@ def read_tags(path: Path) -> FileTags:
     with contextlib.suppress(Exception):
         _from_mutagen(path, tags)
     riff = path.suffix.lower() in (".wav", ".wave", ".w64", ".rf64")
-    if riff and (tags.bpm is None or tags.genre is None):
+    if riff and (tags.bpm is None or tags.genre is None or tags.kind is None):
         with contextlib.suppress(OSError, struct.error):
             _from_riff(path, tags)
     return tags
@@ -117,8 +124,14 @@ def _from_riff(path: Path, tags: FileTags) -> None:
             chunk_id, size = header[:4], struct.unpack("<I", header[4:])[0]
             if chunk_id == b"acid" and size >= 24:
                 body = handle.read(size)
-                tempo = struct.unpack("<f", body[20:24])[0]
-                tags.bpm = tags.bpm or _bpm(f"{tempo:.3f}")
+                flags = struct.unpack("<I", body[:4])[0]
+                tempo = _bpm(f"{struct.unpack('<f', body[20:24])[0]:.3f}")
+                # Tools write the chunk with blank fields; a loop is claimed by a real tempo.
+                if flags & _ACID_ONE_SHOT:
+                    tags.kind = "one_shot"
+                elif tempo is not None:
+                    tags.kind = "loop"
+                tags.bpm = tags.bpm or tempo
             elif chunk_id == b"LIST" and size >= 4:
                 body = handle.read(size)
                 if body[:4] == b"INFO":
