@@ -35,6 +35,7 @@ _KEY = re.compile(rf"(?<![A-Za-z0-9]){_KEY_BODY}")
 _KEY_WORD = re.compile(rf"(?i:\bkey\s*(?:of\s*)?[-_: ]?\s*){_KEY_BODY}")
 
 _TOKEN = re.compile(r"[a-z0-9]+")
+_WORD = re.compile(r"[A-Za-z0-9]+")  # a name's words between separators, case kept
 
 _ONE_SHOT_WORDS = ("one shot", "one shots", "oneshot", "oneshots", "hit", "hits", "shot", "shots")
 _LOOP_WORDS = ("loop", "loops", "groove", "break", "breaks", "fill")
@@ -152,8 +153,15 @@ class Vocabulary:
 
     def matches(self, name: str) -> list[_Match]:
         """Every vocabulary phrase in one name, by token position."""
-        toks = tokens(_GEAR.sub(" ", name))
+        toks: list[str] = []
         found: list[_Match] = []
+        # A word written in mixed case ("DnB", "HipHop") is also read whole: "dnb", "hiphop".
+        for word in _WORD.findall(_GEAR.sub(" ", name)):
+            parts = tokens(word)
+            hit = self._joined.get(word.lower()) if len(parts) > 1 else None
+            if hit is not None:
+                found.append(_Match(hit[0], len(toks), len(parts), False, hit[1]))
+            toks += parts
         for i in range(len(toks)):
             for n in range(min(self._longest, len(toks) - i), 0, -1):
                 hit = self._phrases.get(tuple(toks[i : i + n]))

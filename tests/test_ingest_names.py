@@ -137,6 +137,8 @@ def rules() -> MetadataRules:
         (("Kick", "Deep House"), "house"),
         (("Kick", "deephouse"), "house"),  # a phrase written as one word
         (("Kick", "Hip-Hop"), "hip hop"),
+        (("Roller", "DnB Rollers"), "drum and bass"),  # mixed case, read whole
+        (("Vox", "RnB Vocals"), "rnb"),
         (("Trapdoor Creak",), None),  # a genre word inside a longer word
         (("Poppy Pluck",), None),
         (("Atrap_Hit",), None),
