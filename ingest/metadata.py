@@ -10,11 +10,12 @@ How BPM and key were obtained travels with them: ``bpm_source`` / ``key_source``
 ``bpm_confidence`` / ``key_confidence`` (0..1) rate an estimate from the audio and are None
 for a stated value: a value a producer wrote is not estimated, and rating it 1.0 would
 claim a certainty nobody measured (names can be wrong); filter on the source to trust only
-stated values. Audio BPM goes to loops only (a one-shot never gets a BPM): a clip the names
-call neither is a loop when its sound has a steady pulse and lasts whole bars of it, else the
-duration rule of :func:`~ingest.names.guess_kind` holds. An audio key goes to anything clearly
-pitched, which leaves drums and noise without one; what the names call a drum (a kick, a
-ride, a tom) is not asked for one at all.
+stated values. Whether a clip is a loop or a one-shot is decided from evidence (tags, names,
+the envelope and pulse of the sound, then its length; :mod:`ingest.kind`), and
+``kind_source`` says which decided. Audio BPM goes to loops only (a one-shot never gets a
+BPM). An audio key goes to anything clearly pitched, which leaves drums and noise without
+one; what the names call a drum (a kick, a ride, a tom, a conga) is not asked for one at all.
+docs/facts.md describes every fact for users.
 """
 
 from __future__ import annotations
@@ -24,14 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ingest.names import Vocabulary, guess_kind, parse_bpm, parse_key, stated_kind, tokens
+from ingest.kind import decide_kind, pre_kind
+from ingest.names import Vocabulary, parse_bpm, parse_key, tokens
 from ingest.tags import FileTags
 from timbre.audio.analysis import Heard
 from timbre.settings import IngestSettings
 
-PROMOTE_MIN = 0.3
-"""Least tempo confidence for a clip the names leave undecided to become a loop by its sound
-(it must also last whole bars at that tempo)."""
+Stated = tuple[Any, str | None]
+"""A value with its source (``tags`` or ``name``), or ``(None, None)`` when nothing states it."""
 
 Listen = Callable[[bool, bool], Heard | None]
 """``listen(tempo, key)``: what the file's audio says, estimating only what is asked
@@ -66,6 +67,50 @@ class AudioFacts:
     format: str
 
 
+@dataclass(frozen=True)
+class NameFacts:
+    """What a file's names and own tags state, before any audio is heard.
+
+    Attributes:
+        names: the file's stem, then its folders from the nearest up (to the library root).
+        pack: the first folder under the library root.
+        genre, instrument: from the vocabularies (None when nothing states one).
+        bpm, key: the stated value and its source (``tags`` or ``name``), or ``(None, None)``.
+        kind: what the file's tags say (an ACID chunk), else None.
+        tags: the folder words below the pack and the file's own tag words.
+    """
+
+    names: list[str]
+    pack: str | None
+    genre: str | None
+    instrument: str | None
+    bpm: Stated
+    key: Stated
+    kind: str | None
+    tags: list[str]
+
+
+def name_facts(path: Path, root: Path, tags: FileTags, rules: MetadataRules) -> NameFacts:
+    """The facts the names and tags of ``path`` (found under library ``root``) state."""
+    relative = path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
+    folders = list(relative.parts[:-1])
+    stem = path.stem
+    nearest_first = [stem, *reversed(folders)]
+    name_bpm = parse_bpm(*nearest_first)
+    name_key = parse_key(*nearest_first)
+    tag_words = {" ".join(tokens(f)) for f in folders[1:]} | {w for w in tags.words if w}
+    return NameFacts(
+        names=nearest_first,
+        pack=folders[0] if folders else None,
+        genre=rules.genres.find(*(t for t in (tags.genre,) if t), *folders, stem),
+        instrument=rules.instruments.find(*nearest_first),
+        bpm=(tags.bpm, "tags") if tags.bpm else (name_bpm, "name" if name_bpm else None),
+        key=(tags.key, "tags") if tags.key else (name_key, "name" if name_key else None),
+        kind=tags.kind,
+        tags=sorted(w for w in tag_words if w),
+    )
+
+
 def describe(
     path: Path,
     root: Path,
@@ -86,55 +131,37 @@ def describe(
         listen: the audio analysis, asked for the tempo of a loop and the key of anything
             whose names and tags state none; None when the audio is not at hand.
     """
-    relative = path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
-    folders = list(relative.parts[:-1])
-    stem = path.stem
-    nearest_first = [stem, *reversed(folders)]
-    pack = folders[0] if folders else None
-
-    name_bpm = parse_bpm(*nearest_first)
-    bpm, bpm_source = (tags.bpm, "tags") if tags.bpm else (name_bpm, "name" if name_bpm else None)
-    genre = rules.genres.find(*(t for t in (tags.genre,) if t), *folders, stem)
-    instrument = rules.instruments.find(*nearest_first)
-    name_key = parse_key(*nearest_first)
-    key, key_source = (tags.key, "tags") if tags.key else (name_key, "name" if name_key else None)
-    kind = guess_kind(nearest_first, audio.duration_s, bpm)
-    tag_words = {" ".join(tokens(f)) for f in folders[1:]} | {w for w in tags.words if w}
-
+    facts = name_facts(path, root, tags, rules)
     heard = hear(
-        nearest_first,
+        facts.names,
         audio.duration_s,
-        kind,
-        bpm=(bpm, bpm_source),
-        key=(key, key_source),
+        bpm=facts.bpm,
+        key=facts.key,
+        tagged_kind=facts.kind,
         listen=listen,
-        ask_key=instrument not in rules.unpitched,
+        ask_key=facts.instrument not in rules.unpitched,
     )
     return {
-        "pack": pack,
-        "genre": genre,
-        "instrument": instrument,
+        "pack": facts.pack,
+        "genre": facts.genre,
+        "instrument": facts.instrument,
         "duration_s": round(audio.duration_s, 4),
         "sample_rate": audio.sample_rate,
         "channels": audio.channels,
         "format": audio.format.lower(),
-        "tags": sorted(w for w in tag_words if w),
+        "tags": facts.tags,
         **heard,
     }
-
-
-Stated = tuple[Any, str | None]
-"""A value with its source (``tags`` or ``name``), or ``(None, None)`` when nothing states it."""
 
 
 def hear(
     names: Sequence[str],
     duration_s: float,
-    kind: str,
     *,
     bpm: Stated,
     key: Stated,
     listen: Listen | None,
+    tagged_kind: str | None = None,
     ask_key: bool = True,
 ) -> dict[str, Any]:
     """The facts the audio may fill: BPM, key and kind, with sources and confidences.
@@ -145,27 +172,33 @@ def hear(
     Args:
         names: the file's stem, then its folders from the nearest up.
         duration_s: the file's duration.
-        kind: the kind the names and the duration say.
         bpm: the stated BPM and its source.
         key: the stated key and its source.
         listen: the audio analysis, or None when the audio is not at hand.
+        tagged_kind: the kind the file's own tags state (an ACID chunk), if any.
         ask_key: False for what the names call a drum (``ingest.unpitched_instruments``):
             a ringing cymbal or tom is as "tonal" to the key detector as a chord.
 
     Returns:
         ``bpm``, ``bpm_source``, ``bpm_confidence``, ``key``, ``key_source``,
-        ``key_confidence``, ``kind``, ``analysis_version`` and ``peaks``.
+        ``key_confidence``, ``kind``, ``kind_source``, ``analysis_version`` and ``peaks``.
     """
     (bpm_value, bpm_source), (key_value, key_source) = bpm, key
     bpm_confidence = key_confidence = None
-    # A clip the names do not call a loop or a one-shot may still prove a loop by its sound
-    # (a one- or two-bar loop is shorter than the 4 s the duration rule wants).
-    undecided = kind == "one_shot" and stated_kind(names) is None
-    wants_tempo = bpm_value is None and (kind == "loop" or undecided)
+    # A one-shot never gets a tempo; anything else may prove a loop by its pulse, and a loop
+    # the names call so gets its BPM from it.
+    stated = pre_kind(names, tagged_kind)
+    wants_tempo = bpm_value is None and (stated is None or stated[0] == "loop")
     heard = listen(wants_tempo, ask_key and key_value is None) if listen else None
     tempo = heard.tempo if heard is not None and bpm_value is None else None
-    if tempo is not None and kind != "loop" and tempo.bars and tempo.confidence >= PROMOTE_MIN:
-        kind = guess_kind(names, duration_s, tempo.bpm)
+    kind, kind_source = decide_kind(
+        names,
+        duration_s,
+        tagged=tagged_kind,
+        bpm=(bpm_value, bpm_source),
+        tempo=tempo,
+        envelope=heard.envelope if heard is not None else None,
+    )
     if tempo is not None and kind == "loop":
         bpm_value, bpm_source, bpm_confidence = tempo.bpm, "audio", tempo.confidence
     if heard is not None and heard.key is not None and key_value is None:
@@ -178,6 +211,7 @@ def hear(
         "key_source": key_source,
         "key_confidence": key_confidence,
         "kind": kind,
+        "kind_source": kind_source,
         "analysis_version": heard.version if heard else None,
         "peaks": heard.peaks if heard else None,
     }

@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
-from timbre.musickey import NOTE, QUALITY, display_key
+from timbre.musickey import CHORD_SUFFIX, NOTE, display_key
 
 BPM_RANGE = (50.0, 220.0)
 """Plausible tempos (BPM); numbers outside are sample numbers, drum machine models (808)..."""
@@ -25,13 +26,18 @@ _BPM_EXPLICIT = re.compile(
 # A bare number between separators: "_124_", "-124-", " 124 ".
 _BPM_BARE = re.compile(r"(?<=[_\- ])(\d{2,3})(?=[_\- ])")
 
-# A key must stand alone between separators so that "Amp" or "Bass" never read as keys.
-_KEY = re.compile(rf"(?<![A-Za-z0-9]){NOTE}\s?{QUALITY}(?![A-Za-z0-9#♯♭])")
-_KEY_WORD = re.compile(rf"\bkey\s*(?:of\s*)?[-_: ]?\s*{NOTE}\s?{QUALITY}(?![A-Za-z0-9#♯♭])", re.I)
+# The mode in a name; a capital M is left out: "FM" and "AM" are synthesis, not F or A major.
+_QUALITY = r"(?P<quality>(?i:minor|major|min|maj)|m)?"
+# A key stands alone between separators, so "Amp", "Amen" or "Bass" never read as keys; a chord
+# suffix may follow its mode ("Bminor7b5"), never a bare root ("C4" is a note, not a key).
+_KEY_BODY = rf"{NOTE} ?{_QUALITY}(?(quality){CHORD_SUFFIX})(?![A-Za-z0-9#♯♭])"
+_KEY = re.compile(rf"(?<![A-Za-z0-9]){_KEY_BODY}")
+_KEY_WORD = re.compile(rf"(?i:\bkey\s*(?:of\s*)?[-_: ]?\s*){_KEY_BODY}")
 
 _TOKEN = re.compile(r"[a-z0-9]+")
+_WORD = re.compile(r"[A-Za-z0-9]+")  # a name's words between separators, case kept
 
-_ONE_SHOT_WORDS = ("one shot", "oneshot", "one-shot", "one_shot", "oneshots", "hit", "hits", "shot")
+_ONE_SHOT_WORDS = ("one shot", "one shots", "oneshot", "oneshots", "hit", "hits", "shot", "shots")
 _LOOP_WORDS = ("loop", "loops", "groove", "break", "breaks", "fill")
 
 
@@ -66,15 +72,53 @@ def parse_key(*names: str) -> str | None:
     return None
 
 
+_CASE_SPLIT = re.compile(
+    r"(?<=[a-z])(?=[A-Z])"  # camelCase
+    r"|(?<=[A-Z])(?=[A-Z][a-z])"  # HHClosed -> HH Closed
+    r"|(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])"  # Crash18, 808Kick
+)
+# Gear whose model name starts like a drum abbreviation: "TB303" is a synth, not a tambourine.
+_GEAR = re.compile(r"(?<![A-Za-z])(?:TB|SH|CR|RS)[-_ ]?(?:303|101|09|78|8000)(?!\d)", re.I)
+
+SHORT_WORD = 2
+"""Vocabulary words this short (``bd``, ``sn``, ``cl``) match whole tokens only, never a piece
+of a compound token; away from the start of a name, a full word the name states wins over them."""
+
+# fmt: off
+COMPOUND_MODIFIERS = frozenset((
+    "open", "opened", "closed", "close", "pedal", "foot", "floor", "hi", "high", "lo", "low",
+    "mid", "side", "semi", "half", "rack", "cross", "ghost", "choke", "mute", "muted",
+))
+# fmt: on
+"""Words that may sit glued to a vocabulary word inside one token ("openhat", "floortom",
+"closehihat"). A token is read as a compound only when it splits wholly into vocabulary words
+and these; "belofilms" does not, so the "lofi" inside it means nothing."""
+
+
 def tokens(name: str) -> list[str]:
-    """Lower-case word pieces of a name, splitting camelCase and digits from letters."""
-    spaced = re.sub(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])", " ", name)
-    return _TOKEN.findall(spaced.lower())
+    """Lower-case word pieces of a name, split on separators, case changes and digits."""
+    return _TOKEN.findall(_CASE_SPLIT.sub(" ", name).lower())
+
+
+@dataclass(frozen=True)
+class _Match:
+    canonical: str
+    start: int  # token index
+    length: int  # tokens covered
+    short: bool  # a short abbreviation (SHORT_WORD letters or fewer)
+    order: int  # the canonical's place in the vocabulary
 
 
 @dataclass(frozen=True)
 class Vocabulary:
-    """Canonical names and the words that mean them, e.g. ``hat: [hat, hihat, hh, ...]``."""
+    """Canonical names and the words that mean them, e.g. ``hat: [hat, hihat, hh, ...]``.
+
+    Words match whole tokens of a name (:func:`tokens`) and phrases consecutive tokens, never a
+    piece of a longer word; a phrase may also be written joined as one token ("deephouse").
+    Within one name, a match at the name's first token wins (kit makers' prefixes: ``SN_06``,
+    ``CB_01``), then the longest phrase, then a full word over a short abbreviation, then the
+    vocabulary's own order.
+    """
 
     words: Mapping[str, tuple[str, ...]]
 
@@ -84,36 +128,92 @@ class Vocabulary:
             {name: tuple(w.lower() for w in (name, *words)) for name, words in mapping.items()}
         )
 
-    def find(self, *names: str) -> str | None:
-        """The canonical name of the first vocabulary word found, scanning names in order.
+    @cached_property
+    def _phrases(self) -> dict[tuple[str, ...], tuple[str, int]]:
+        """Token tuple -> (canonical, order); the first canonical listing a phrase keeps it."""
+        out: dict[tuple[str, ...], tuple[str, int]] = {}
+        for order, (canonical, words) in enumerate(self.words.items()):
+            for word in words:
+                parts = tuple(tokens(word))
+                if parts:
+                    out.setdefault(parts, (canonical, order))
+        return out
 
-        Multi-word entries ("deep house") match consecutive tokens; longer matches win.
-        """
+    @cached_property
+    def _joined(self) -> dict[str, tuple[str, int]]:
+        """Phrases written as one token ("hihat", "deephouse"), and single words."""
+        out: dict[str, tuple[str, int]] = {}
+        for parts, found in self._phrases.items():
+            out.setdefault("".join(parts), found)
+        return out
+
+    @cached_property
+    def _longest(self) -> int:
+        return max((len(p) for p in self._phrases), default=1)
+
+    def matches(self, name: str) -> list[_Match]:
+        """Every vocabulary phrase in one name, by token position."""
+        toks: list[str] = []
+        found: list[_Match] = []
+        # A word written in mixed case ("DnB", "HipHop") is also read whole: "dnb", "hiphop".
+        for word in _WORD.findall(_GEAR.sub(" ", name)):
+            parts = tokens(word)
+            hit = self._joined.get(word.lower()) if len(parts) > 1 else None
+            if hit is not None:
+                found.append(_Match(hit[0], len(toks), len(parts), False, hit[1]))
+            toks += parts
+        for i in range(len(toks)):
+            for n in range(min(self._longest, len(toks) - i), 0, -1):
+                hit = self._phrases.get(tuple(toks[i : i + n]))
+                if hit is None and n == 1:
+                    hit = self._joined.get(toks[i]) or self._compound(toks[i])
+                if hit is not None:
+                    short = n == 1 and len(toks[i]) <= SHORT_WORD
+                    found.append(_Match(hit[0], i, n, short, hit[1]))
+                    break
+        return found
+
+    def _compound(self, token: str) -> tuple[str, int] | None:
+        """The vocabulary word a compound token is made of, if it splits wholly into words
+        (longer than :data:`SHORT_WORD`) and :data:`COMPOUND_MODIFIERS`, with one word."""
+        best: tuple[str, int] | None = None
+
+        def split(rest: str, word: tuple[str, int] | None) -> bool:
+            nonlocal best
+            if not rest:
+                if word is not None:
+                    best = word
+                return word is not None
+            for end in range(len(rest), 0, -1):
+                piece = rest[:end]
+                if piece in COMPOUND_MODIFIERS and split(rest[end:], word):
+                    return True
+                hit = self._joined.get(piece) if len(piece) > SHORT_WORD else None
+                if hit is not None and (word is None or word == hit) and split(rest[end:], hit):
+                    return True
+            return False
+
+        split(token, None)
+        return best
+
+    def find(self, *names: str) -> str | None:
+        """The canonical name the first name that states one states, scanning names in order
+        (see the class for which match of a name wins)."""
         for name in names:
-            toks = tokens(name)
-            joined = f" {' '.join(toks)} "
-            squashed = "".join(toks)
-            best: tuple[int, str] | None = None
-            for canonical, words in self.words.items():
-                for word in words:
-                    parts = tokens(word)
-                    phrase = f" {' '.join(parts)} "
-                    hit = phrase in joined or (len(parts) > 1 and "".join(parts) in squashed)
-                    if hit and (best is None or len(phrase) > best[0]):
-                        best = (len(phrase), canonical)
-            if best:
-                return best[1]
+            found = self.matches(name)
+            if found:
+                best = min(
+                    found, key=lambda m: (m.start != 0, -m.length, m.short, m.order, m.start)
+                )
+                return best.canonical
         return None
 
 
 def stated_kind(name_parts: Iterable[str]) -> str | None:
     """``loop`` or ``one_shot`` when the names say it (and not both), else None."""
     text = " " + " ".join(" ".join(tokens(p)) for p in name_parts) + " "
-    squashed = text.replace(" ", "")
     says_loop = any(f" {w} " in text for w in _LOOP_WORDS)
-    says_shot = (
-        any(f" {' '.join(tokens(w))} " in text for w in _ONE_SHOT_WORDS) or "oneshot" in squashed
-    )
+    says_shot = any(f" {' '.join(tokens(w))} " in text for w in _ONE_SHOT_WORDS)
     if says_loop and not says_shot:
         return "loop"
     if says_shot and not says_loop:
@@ -122,18 +222,8 @@ def stated_kind(name_parts: Iterable[str]) -> str | None:
 
 
 def guess_kind(name_parts: Iterable[str], duration_s: float, bpm: float | None) -> str:
-    """``loop`` or ``one_shot``, from the words in the names, the duration and the tempo.
+    """``loop`` or ``one_shot`` from the names, the duration and a stated tempo alone, for
+    callers without the audio (:func:`ingest.kind.decide_kind` has the rules)."""
+    from ingest.kind import decide_kind  # the kind rules build on this module's parsers
 
-    Names decide when they say it; otherwise a clip that lasts a whole number of bars at its
-    stated tempo is a loop, and anything under 1.5 s is a one-shot.
-    """
-    stated = stated_kind(name_parts)
-    if stated is not None:
-        return stated
-    if duration_s < 1.5:
-        return "one_shot"
-    if bpm:
-        beats = duration_s * bpm / 60.0
-        if beats >= 3.5 and abs(beats - round(beats)) < 0.05 * max(1.0, round(beats) / 4):
-            return "loop"
-    return "loop" if duration_s >= 4.0 else "one_shot"
+    return decide_kind(list(name_parts), duration_s, bpm=(bpm, "name"))[0]

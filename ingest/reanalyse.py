@@ -1,16 +1,25 @@
-"""Give already indexed samples the facts of the current audio analysis, without re-embedding.
+"""Give already indexed samples the current facts, without re-embedding.
 
-A point indexed before the audio analysis existed (or by an older ``analysis_version``) has
-no BPM or key from the sound, no sources and no waveform peaks. Ingest never revisits content
-it has indexed, so ``timbre reanalyse`` scrolls the collection for such points, decodes each
-one's file (the first of its ``paths`` still readable), runs the same rules as ingest
-(:func:`ingest.metadata.hear`: stated values win, loops get a BPM, the clearly pitched a key)
-and writes back only the fields that changed, one batched payload update per page. Vectors,
-labels and every other field stay as they are.
+Ingest never revisits content it has indexed, so ``timbre reanalyse`` scrolls the collection
+and, for each point, reads its file (the first of its ``paths`` still readable):
+
+- **Name facts** (genre, instrument, pack, tags, and the BPM, key and kind the names or the
+  file's own tags state) are derived again by the current rules (:func:`ingest.metadata.name_facts`)
+  whenever the vocabularies are given. A fix to the vocabularies or the parsers thus reaches an
+  existing index: a genre read from inside a word goes, a kit abbreviation gains its instrument.
+  An instrument the names no longer state is cleared (``timbre relabel`` fills it from the
+  sound again); one the sound gave (``instrument_source: audio``) gives way to the names.
+- **Audio facts** (BPM and key from the sound, the kind, waveform peaks) are heard again when
+  the point's ``analysis_version`` is older than the current analysis, when asked for every
+  point (``--all``), or when what the names state changed; the rules are ingest's
+  (:func:`ingest.metadata.hear`: stated values win, loops get a BPM, the clearly pitched a key).
+
+Only the fields that changed are written, one batched payload update per page. Vectors and
+labels stay as they are. A point whose file cannot be read is counted and left unchanged.
 
 A stored BPM or key without a source predates the analysis, so a name or the file's tags
-stated it: it is kept, and its source is re-derived (``tags`` when the file's own tags carry
-it, else ``name``). A value an older analysis heard (source ``audio``) is heard again.
+stated it; without the vocabularies, it is kept and its source re-derived (``tags`` when the
+file's own tags carry it, else ``name``).
 """
 
 from __future__ import annotations
@@ -18,20 +27,22 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ingest.metadata import Stated, hear
-from ingest.names import guess_kind
+from ingest.kind import pre_kind
+from ingest.metadata import MetadataRules, NameFacts, Stated, hear, name_facts
+from ingest.names import stated_kind
 from ingest.options import Limits
 from ingest.prepare import audio_listener
-from ingest.tags import read_tags
+from ingest.tags import FileTags, is_tool_stamp, read_tags
 from timbre.audio.analysis import ANALYSIS_VERSION
 from timbre.audio.decode import decode_file
 from timbre.errors import AudioError
 from timbre.store import Record, VectorStore
+from timbre.store.pathtext import path_from_text
 from timbre.store.rewrite import rewrite_payloads
 
 log = logging.getLogger("timbre.ingest")
@@ -44,12 +55,16 @@ AUDIO_FIELDS = (
     "key_source",
     "key_confidence",
     "kind",
+    "kind_source",
     "analysis_version",
     "peaks",
 )
-"""The payload fields a reanalysis may rewrite (what :func:`~ingest.metadata.hear` returns)."""
+"""The payload fields a reanalysis of the audio may rewrite (what :func:`hear` returns)."""
 
-_READ = ("path", "paths", "duration_s", "instrument", "instrument_source", *AUDIO_FIELDS)
+NAME_FIELDS = ("pack", "genre", "instrument", "instrument_source", "tags")
+"""The payload fields re-derived from the names alone."""
+
+_READ = ("path", "paths", "duration_s", *NAME_FIELDS, *AUDIO_FIELDS)
 MAX_REPORTED_FAILURES = 20
 """Failures listed in the report (all are counted and logged)."""
 
@@ -60,13 +75,18 @@ class ReanalyseReport:
 
     Attributes:
         points: points in the collection.
-        current: points already analysed by this ``analysis_version`` (skipped).
+        current: points already analysed by this ``analysis_version`` whose audio was not
+            heard again (their name facts may still have changed).
         analysed: points whose audio was analysed.
         changed: points whose payload was rewritten.
         gained_bpm: points that had no BPM and got one from the audio.
         gained_key: points that had no key and got one from the audio.
+        renamed: name facts that changed, by field (``genre``, ``instrument``, ``kind``...).
+        instruments_cleared: points whose names no longer state their stored instrument
+            (``timbre relabel`` fills it from the sound).
         failed: points whose file could not be read or decoded (left unchanged).
         failures: the first :data:`MAX_REPORTED_FAILURES` of them, ``{id, path, reason}``.
+        sources: per fact (``bpm``, ``key``, ``kind``), how many analysed points got it how.
         analysis_version: the version written.
         seconds: wall time.
         dry_run: nothing was written.
@@ -78,6 +98,8 @@ class ReanalyseReport:
     changed: int = 0
     gained_bpm: int = 0
     gained_key: int = 0
+    renamed: dict[str, int] = field(default_factory=dict)
+    instruments_cleared: int = 0
     failed: int = 0
     failures: list[dict[str, str]] = field(default_factory=list)
     sources: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -89,9 +111,9 @@ class ReanalyseReport:
         return dict(self.__dict__)
 
 
-def _stated(payload: Mapping[str, Any], field: str, tagged: Callable[[], bool]) -> Stated:
-    """The stored value of ``field`` if a name or tag stated it, with its source."""
-    value, source = payload.get(field), payload.get(f"{field}_source")
+def _stored_stated(payload: Mapping[str, Any], fact: str, tagged: Callable[[], bool]) -> Stated:
+    """The stored value of ``fact`` if a name or tag stated it, with its source."""
+    value, source = payload.get(fact), payload.get(f"{fact}_source")
     if value is None or source == "audio":
         return None, None
     if source is None:  # written before sources were recorded: only names and tags existed
@@ -99,62 +121,133 @@ def _stated(payload: Mapping[str, Any], field: str, tagged: Callable[[], bool]) 
     return value, source
 
 
+def _readable(payload: Mapping[str, Any]) -> tuple[str, Path]:
+    """The first stored path (text form) whose file is readable, and its real path.
+
+    Raises:
+        AudioError: none is (code ``missing``).
+    """
+    texts = [p for p in (payload.get("paths") or [payload.get("path")]) if p]
+    for text in texts:
+        real = path_from_text(text)
+        if real.is_file():
+            return text, real
+    where = texts[0] if texts else "(no path)"
+    raise AudioError(where, f"none of its {len(texts)} path(s) is a readable file", code="missing")
+
+
+def _root_of(path: Path, roots: Sequence[Path]) -> Path | None:
+    """The deepest library root holding ``path``, or None."""
+    holding = [r for r in roots if path.is_relative_to(r)]
+    return max(holding, key=lambda r: len(r.parts)) if holding else None
+
+
+def _name_fields(payload: Mapping[str, Any], facts: NameFacts, rooted: bool) -> dict[str, Any]:
+    """The name-derived fields as the current rules give them."""
+    out: dict[str, Any] = {"genre": facts.genre}
+    if rooted:  # the pack and the folder tags start below the root: unknown without it
+        out.update(pack=facts.pack, tags=facts.tags)
+    else:
+        out["tags"] = [t for t in payload.get("tags") or [] if not is_tool_stamp(t)]
+    source = payload.get("instrument_source")
+    named_before = source == "name" or (source is None and payload.get("instrument"))
+    if facts.instrument is not None:
+        out.update(instrument=facts.instrument, instrument_source="name")
+    elif named_before:  # the names no longer state it; relabel fills it from the sound
+        out.update(instrument=None, instrument_source=None)
+    return out
+
+
+def _stated_changed(payload: Mapping[str, Any], facts: NameFacts) -> bool:
+    """Whether the names and tags now state a BPM, key or kind other than the stored one."""
+    for fact, (value, source) in (("bpm", facts.bpm), ("key", facts.key)):
+        stored_source = payload.get(f"{fact}_source")
+        was = (payload.get(fact), stored_source) if stored_source in ("tags", "name") else None
+        if (was or (None, None)) != ((value, source) if value is not None else (None, None)):
+            return True
+    said = pre_kind(facts.names, facts.kind)
+    if said is not None:
+        return (payload.get("kind"), payload.get("kind_source")) != said
+    if payload.get("kind_source") in ("tags", "name"):  # the tags or names said; no longer?
+        return stated_kind(facts.names[1:]) != payload.get("kind")
+    return False
+
+
 def reanalyse_payload(
-    payload: Mapping[str, Any], limits: Limits, unpitched: frozenset[str] = frozenset()
+    payload: Mapping[str, Any],
+    limits: Limits,
+    unpitched: frozenset[str] = frozenset(),
+    *,
+    rules: MetadataRules | None = None,
+    roots: Sequence[Path] = (),
+    hear_audio: bool = True,
 ) -> dict[str, Any]:
-    """The audio fields of one stored payload as the current analysis gives them.
+    """The fields of one stored payload as the current rules give them.
 
     Args:
         payload: the stored payload (at least ``paths``, ``duration_s`` and the audio fields).
         limits: decoding limits and the analysis rate (the model rate, as at ingest).
         unpitched: instruments never asked a key of (``ingest.unpitched_instruments``), when
             the names gave the instrument (as at ingest, before any label could).
+        rules: the vocabularies; None keeps the stored name facts (audio fields only).
+        roots: the library roots the data dir indexes (the pack is the first folder below).
+        hear_audio: analyse the audio even if no stated fact changed.
 
     Returns:
-        Every field of :data:`AUDIO_FIELDS`.
+        The changed and unchanged values of :data:`NAME_FIELDS` (with ``rules``) and, when
+        the audio was heard, of :data:`AUDIO_FIELDS`.
 
     Raises:
         AudioError: no path of the point can be decoded (the cause of the last one tried).
     """
-    paths = [p for p in (payload.get("paths") or [payload.get("path")]) if p]
-    readable = next((Path(p) for p in paths if Path(p).is_file()), None)
-    if readable is None:
-        where = paths[0] if paths else "(no path)"
-        reason = f"none of its {len(paths)} path(s) is a readable file"
-        raise AudioError(where, reason, code="missing")
+    text, readable = _readable(payload)
+    path = Path(text)
+    tags_read: list[FileTags] = []
+
+    def tags() -> FileTags:
+        if not tags_read:
+            tags_read.append(read_tags(readable))
+        return tags_read[0]
+
+    out: dict[str, Any] = {}
+    if rules is not None:
+        root = _root_of(path, roots)
+        # Without its library root, every folder above the file is read for names.
+        facts = name_facts(path, root or Path(path.anchor), tags(), rules)
+        names, bpm, key, tagged_kind = facts.names, facts.bpm, facts.key, facts.kind
+        out = _name_fields(payload, facts, root is not None)
+        named = facts.instrument
+        unpitched = rules.unpitched
+        hear_audio = hear_audio or _stated_changed(payload, facts)
+        if named in unpitched and payload.get("key_source") == "audio":
+            # what the names now call a drum keeps no key its sound was heard to have
+            out.update(key=None, key_source=None, key_confidence=None)
+    else:
+        folders = [p for p in path.parent.parts if p != path.anchor]
+        names = [path.stem, *reversed(folders)]
+        bpm = _stored_stated(payload, "bpm", lambda: bool(tags().bpm))
+        key = _stored_stated(payload, "key", lambda: bool(tags().key))
+        tagged_kind = None
+        named = payload.get("instrument") if payload.get("instrument_source") != "audio" else None
+    if not hear_audio:
+        return out
     audio = decode_file(
         readable,
         sample_rate=limits.sample_rate,
         max_duration_s=limits.max_duration_s,
         max_file_bytes=limits.max_file_bytes,
     )
-    file_tags: list[Any] = []
-
-    def tags() -> Any:  # read only when an old value's source must be re-derived
-        if not file_tags:
-            file_tags.append(read_tags(readable))
-        return file_tags[0]
-
-    bpm = _stated(payload, "bpm", lambda: bool(tags().bpm))
-    key = _stated(payload, "key", lambda: bool(tags().key))
-    # The folders above the library root are not known here; the words about a kind sit in
-    # the file's own and nearest folder names, which are.
-    folders = [p for p in readable.parent.parts if p != readable.anchor]
-    names = [readable.stem, *reversed(folders)]
-    kind = payload.get("kind")
-    if kind is None or payload.get("bpm_source") == "audio":  # the kind may have come from it
-        kind = guess_kind(names, audio.duration_s, bpm[0])
-    listen = audio_listener(str(readable), audio.samples, audio.sample_rate, audio.duration_s)
-    named = payload.get("instrument") if payload.get("instrument_source") != "audio" else None
-    return hear(
+    listen = audio_listener(text, audio.samples, audio.sample_rate, audio.duration_s)
+    heard = hear(
         names,
         audio.duration_s,
-        kind,
         bpm=bpm,
         key=key,
+        tagged_kind=tagged_kind,
         listen=listen,
         ask_key=named not in unpitched,
     )
+    return {**out, **heard}
 
 
 def reanalyse(
@@ -163,18 +256,23 @@ def reanalyse(
     *,
     batch_size: int,
     unpitched: frozenset[str] = frozenset(),
+    rules: MetadataRules | None = None,
+    roots: Sequence[Path] = (),
     everything: bool = False,
     dry_run: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> ReanalyseReport:
-    """Analyse the audio of every point the current analysis has not seen, and store it.
+    """Give every point the current name facts and, where due, the current audio facts.
 
     Args:
         store: the live collection.
         limits: decoding limits and the analysis rate.
         batch_size: points per scroll page and per payload update.
-        unpitched: instruments never asked a key of (``ingest.unpitched_instruments``).
-        everything: analyse points already at the current version too.
+        unpitched: instruments never asked a key of (``ingest.unpitched_instruments``);
+            ``rules`` carries its own.
+        rules: the vocabularies, to re-derive the name facts; None leaves them as stored.
+        roots: the library roots the data dir indexes (``library_roots.json``).
+        everything: analyse the audio of points already at the current version too.
         dry_run: analyse and report, write nothing.
         progress: called with the number of points seen after each page.
 
@@ -183,17 +281,21 @@ def reanalyse(
     """
     started = time.perf_counter()
     report = ReanalyseReport(dry_run=dry_run)
-    sources: dict[str, Counter[str]] = {"bpm": Counter(), "key": Counter()}
+    sources: dict[str, Counter[str]] = {"bpm": Counter(), "key": Counter(), "kind": Counter()}
+    renamed: Counter[str] = Counter()
 
     def revise(page: list[Record]) -> dict[str, dict[str, Any]]:
         updates: dict[str, dict[str, Any]] = {}
         for record in page:
             old = record.payload
-            if old.get("analysis_version") == ANALYSIS_VERSION and not everything:
+            current = old.get("analysis_version") == ANALYSIS_VERSION and not everything
+            if current and rules is None:
                 report.current += 1
                 continue
             try:
-                new = reanalyse_payload(old, limits, unpitched)
+                new = reanalyse_payload(
+                    old, limits, unpitched, rules=rules, roots=roots, hear_audio=not current
+                )
             except (AudioError, OSError) as exc:
                 reason = str(exc)
                 log.warning("reanalyse: %s: %s", old.get("path"), reason)
@@ -203,12 +305,18 @@ def reanalyse(
                         {"id": record.id, "path": str(old.get("path")), "reason": reason}
                     )
                 continue
-            report.analysed += 1
-            report.gained_bpm += old.get("bpm") is None and new["bpm"] is not None
-            report.gained_key += old.get("key") is None and new["key"] is not None
-            for fact in ("bpm", "key"):
-                sources[fact][str(new[f"{fact}_source"])] += 1
+            if "analysis_version" in new:
+                report.analysed += 1
+                report.gained_bpm += old.get("bpm") is None and new["bpm"] is not None
+                report.gained_key += old.get("key") is None and new["key"] is not None
+                for fact in ("bpm", "key", "kind"):
+                    sources[fact][str(new[f"{fact}_source"])] += 1
+            else:
+                report.current += 1
             changed = {k: v for k, v in new.items() if old.get(k) != v}
+            for name in ("genre", "instrument", "pack", "tags", "kind", "key", "bpm"):
+                renamed[name] += name in changed
+            report.instruments_cleared += "instrument" in changed and changed["instrument"] is None
             if changed:
                 updates[record.id] = changed
         return updates
@@ -218,5 +326,6 @@ def reanalyse(
     )
     report.points, report.changed = done.points, done.changed
     report.sources = {fact: dict(c.most_common()) for fact, c in sources.items()}
+    report.renamed = {k: v for k, v in renamed.items() if v}
     report.seconds = round(time.perf_counter() - started, 3)
     return report

@@ -7,6 +7,7 @@ Reading tags never fails a file: whatever cannot be read is simply absent.
 from __future__ import annotations
 
 import contextlib
+import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,30 @@ from ingest.names import BPM_RANGE
 from timbre.musickey import spell_key
 
 _RIFF_SCAN_BYTES = 1 << 20  # INFO and acid chunks sit before or just after the audio data
+_ACID_ONE_SHOT = 0x01  # the first flag of an ACID chunk: the file is a one-shot, not a loop
+
+# What tools write into comments about themselves: "Processed by SoX", "Created with Audacity",
+# "Made with FruityLoops 3", encoder ids ("LAME3.100", "Lavf58.76.100", "reference libFLAC").
+# They describe the software, not the sound, so they are no tags.
+_TOOL_STAMP = re.compile(
+    r"^(?:(?:processed|created|made|edited|encoded|exported|rendered|converted|generated|"
+    r"recorded|produced|saved|written)\s+(?:by|with|in|using|on)\b"
+    r"|(?:lame|lavf|lavc|libav\w*|ffmpeg|sox|audacity|itunes|xld|libflac|reference libflac|"
+    r"libsndfile|libvorbis|xiph|nero|fraunhofer|logic pro|ableton|fl studio|fruity ?loops)"
+    r"(?![a-z]))",
+    re.IGNORECASE,
+)
+
+
+def is_tool_stamp(text: str) -> bool:
+    """Whether a comment is a tool's stamp ("Processed by SoX"), not a producer's word."""
+    return _TOOL_STAMP.match(text.strip()) is not None
+
+
+def tag_words(text: str) -> list[str]:
+    """The keywords of a free-text tag (comma or semicolon separated), without tool stamps."""
+    words = (w.strip().lower() for w in text.replace(";", ",").split(","))
+    return [w for w in words if w and not is_tool_stamp(w)]
 
 
 @dataclass
@@ -23,6 +48,7 @@ class FileTags:
     bpm: float | None = None
     key: str | None = None
     genre: str | None = None
+    kind: str | None = None  # ``one_shot`` or ``loop`` when an ACID chunk says
     words: list[str] = field(default_factory=list)
 
 
@@ -54,7 +80,7 @@ def read_tags(path: Path) -> FileTags:
     with contextlib.suppress(Exception):
         _from_mutagen(path, tags)
     riff = path.suffix.lower() in (".wav", ".wave", ".w64", ".rf64")
-    if riff and (tags.bpm is None or tags.genre is None):
+    if riff and (tags.bpm is None or tags.genre is None or tags.kind is None):
         with contextlib.suppress(OSError, struct.error):
             _from_riff(path, tags)
     return tags
@@ -82,9 +108,7 @@ def _from_mutagen(path: Path, tags: FileTags) -> None:
     comment = get("COMM", "COMMENT", "DESCRIPTION")
     for text in (tags.genre, comment, get("TIT1", "GROUPING")):
         if text:
-            tags.words.extend(
-                w.strip().lower() for w in text.replace(";", ",").split(",") if w.strip()
-            )
+            tags.words.extend(tag_words(text))
 
 
 def _from_riff(path: Path, tags: FileTags) -> None:
@@ -100,8 +124,14 @@ def _from_riff(path: Path, tags: FileTags) -> None:
             chunk_id, size = header[:4], struct.unpack("<I", header[4:])[0]
             if chunk_id == b"acid" and size >= 24:
                 body = handle.read(size)
-                tempo = struct.unpack("<f", body[20:24])[0]
-                tags.bpm = tags.bpm or _bpm(f"{tempo:.3f}")
+                flags = struct.unpack("<I", body[:4])[0]
+                tempo = _bpm(f"{struct.unpack('<f', body[20:24])[0]:.3f}")
+                # Tools write the chunk with blank fields; a loop is claimed by a real tempo.
+                if flags & _ACID_ONE_SHOT:
+                    tags.kind = "one_shot"
+                elif tempo is not None:
+                    tags.kind = "loop"
+                tags.bpm = tags.bpm or tempo
             elif chunk_id == b"LIST" and size >= 4:
                 body = handle.read(size)
                 if body[:4] == b"INFO":
@@ -122,7 +152,5 @@ def _info(body: bytes, tags: FileTags) -> None:
             tags.genre = tags.genre or text
             tags.words.append(text.lower())
         elif sub_id in (b"IKEY", b"ICMT") and text:
-            tags.words.extend(
-                w.strip().lower() for w in text.replace(";", ",").split(",") if w.strip()
-            )
+            tags.words.extend(tag_words(text))
         at += 8 + size + (size % 2)

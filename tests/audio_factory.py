@@ -70,3 +70,23 @@ def write(
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, data, sr, format=fmt, subtype=subtype or default_subtype)
     return path
+
+
+def crash(seconds: float, seed: int = 0, sr: int = 44100) -> np.ndarray:
+    """A cymbal: bright noise that rings and fades over ``seconds``."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(round(seconds * sr)) / sr
+    noise = np.diff(rng.standard_normal(t.size + 1))
+    return (0.4 * noise * np.exp(-t * 6.0 / seconds)).astype(np.float32)
+
+
+def strum(seconds: float, sr: int = 44100) -> np.ndarray:
+    """Six strings plucked 15 ms apart, ringing out over ``seconds``."""
+    t = np.arange(round(seconds * sr)) / sr
+    out = np.zeros(t.size)
+    for i, hz in enumerate((82.4, 110.0, 146.8, 196.0, 246.9, 329.6)):
+        start = round(i * 0.015 * sr)
+        tt = t[: t.size - start]
+        tone = sum(np.sin(2 * np.pi * hz * k * tt) / k for k in range(1, 6))
+        out[start:] += tone * np.exp(-tt * 7.0 / seconds)
+    return (0.9 * out / np.abs(out).max()).astype(np.float32)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from ingest.metadata import MetadataRules
 from ingest.names import Vocabulary, guess_kind, parse_bpm, parse_key, tokens
 from timbre.musickey import normalize_key
+from timbre.settings import load_settings
 
 
 @pytest.mark.parametrize(
@@ -49,6 +51,22 @@ def test_bpm_falls_back_to_folders() -> None:
         ("Amp Noise", None),
         ("Drum Fill", None),
         ("Embers Texture", None),
+        ("Gsharp minor7b5_DOWN_02", "G#m"),  # spelled sharp, then a chord suffix after the mode
+        ("Bminor7b5_UP_02", "Bm"),
+        ("Eflat major", "Eb"),
+        ("F sharp min", "F#m"),
+        ("F-sharp minor", "F#m"),
+        ("Bbmin7", "Bbm"),
+        ("C#m7b5", "C#m"),
+        ("Cmaj7 Pad", "C"),
+        ("Csharp minor_UP_00", "C#m"),
+        ("Amen Break", None),  # ordinary words are no keys
+        ("Dance Loop", None),
+        ("Bass Fx", None),
+        ("FM_Bass", None),  # synthesis, not F major
+        ("AM Radio", None),
+        ("Piano C#4", None),  # a note and its octave
+        ("Gsus4 Strum", None),  # a chord without a mode names no key
     ],
 )
 def test_key(name: str, key: str | None) -> None:
@@ -56,7 +74,15 @@ def test_key(name: str, key: str | None) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "key"), [("F# minor", "F#m"), ("Bbm", "A#m"), ("c", "C"), ("H", None)]
+    ("text", "key"),
+    [
+        ("F# minor", "F#m"),
+        ("Bbm", "A#m"),
+        ("c", "C"),
+        ("H", None),
+        ("F sharp minor", "F#m"),
+        ("E-flat", "D#"),
+    ],
 )
 def test_normalize_key(text: str, key: str | None) -> None:
     assert normalize_key(text) == key
@@ -64,6 +90,7 @@ def test_normalize_key(text: str, key: str | None) -> None:
 
 def test_tokens_split_camel_case_and_digits() -> None:
     assert tokens("ClosedHat_808Kick-01") == ["closed", "hat", "808", "kick", "01"]
+    assert tokens("HHClosed_PowR") == ["hh", "closed", "pow", "r"]
 
 
 INSTRUMENTS = Vocabulary.from_mapping(
@@ -93,6 +120,81 @@ INSTRUMENTS = Vocabulary.from_mapping(
 )
 def test_vocabulary(names: tuple[str, ...], instrument: str | None) -> None:
     assert INSTRUMENTS.find(*names) == instrument
+
+
+@pytest.fixture(scope="module")
+def rules() -> MetadataRules:
+    """The shipped vocabularies (config/default.yaml)."""
+    return MetadataRules.from_settings(load_settings().ingest)
+
+
+@pytest.mark.parametrize(
+    ("names", "genre"),
+    [
+        (("belofilms_strum_01", "belofilms_GuitarStrums"), None),  # "lofi" inside a word
+        (("PowR_BD_1", "HardElectro1"), None),  # "r" + "bd" is no "rb"
+        (("LoFi_HipHop_Drums",), "hip hop"),
+        (("Kick", "Deep House"), "house"),
+        (("Kick", "deephouse"), "house"),  # a phrase written as one word
+        (("Kick", "Hip-Hop"), "hip hop"),
+        (("Roller", "DnB Rollers"), "drum and bass"),  # mixed case, read whole
+        (("Vox", "RnB Vocals"), "rnb"),
+        (("Trapdoor Creak",), None),  # a genre word inside a longer word
+        (("Poppy Pluck",), None),
+        (("Atrap_Hit",), None),
+    ],
+)
+def test_genres_are_whole_words(
+    rules: MetadataRules, names: tuple[str, ...], genre: str | None
+) -> None:
+    assert rules.genres.find(*names) == genre
+
+
+@pytest.mark.parametrize(
+    ("names", "instrument"),
+    [
+        (("PowR_BD_1",), "kick"),
+        (("SN_06",), "snare"),
+        (("CB_01",), "cowbell"),
+        (("BL_03",), "bell"),
+        (("HH2_05",), "hat"),
+        (("TM2_01",), "tom"),
+        (("RD_04",), "cymbal"),
+        (("mc_cb",), "cowbell"),
+        (("hihat_open",), "hat"),
+        (("closehihat3",), "hat"),  # a compound of a modifier and a vocabulary word
+        (("openhat2",), "hat"),
+        (("floortom_01",), "tom"),
+        (("bassdrum-4mics",), "kick"),
+        (("Hard_Hse_OHH_1",), "hat"),
+        (("Djembe1 Bass",), "djembe"),  # the first word names it, not the later "bass"
+        (("CB_Bell",), "cowbell"),
+        (("Dununba1 Bell Mute",), "dunun"),
+        (("RideBell-2",), "cymbal"),
+        (("EE_Conga_1",), "conga"),
+        (("Tambourine-3",), "tambourine"),
+        (("Maraca-Soft",), "shaker"),
+        (("Club_Chords_01",), "chord"),  # "cl" inside "Club" is nothing
+        (("Club_Vibes",), None),
+        (("TB303_Acid",), None),  # a synth's model, not a tambourine
+        (("SH101 Lead",), "lead"),
+        (("Sub_Kick",), "sub"),
+        (("Tight 01", "Snares"), "snare"),
+        (("Guitar_Strum_01",), "guitar"),
+        (("Fsharp major_02", "belofilms_GuitarStrums"), "guitar"),
+        (("Blip_Blop",), None),
+        (("Shaun_Vox",), "vocal"),
+    ],
+)
+def test_instrument_abbreviations_and_world_percussion(
+    rules: MetadataRules, names: tuple[str, ...], instrument: str | None
+) -> None:
+    assert rules.instruments.find(*names) == instrument
+
+
+def test_drums_named_by_abbreviation_are_unpitched(rules: MetadataRules) -> None:
+    for stem in ("SN_06", "CB_01", "PowR_BD_1", "HH_02", "Djembe1 Slap", "Clave-Hard"):
+        assert rules.instruments.find(stem) in rules.unpitched, stem
 
 
 @pytest.mark.parametrize(

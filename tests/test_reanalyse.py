@@ -15,7 +15,7 @@ from ingest.pipeline import Limits, prepare
 from ingest.reanalyse import AUDIO_FIELDS, reanalyse
 from ingest.synthetic_music import chord_loop, drum_loop, one_shot
 from ingest.tags import read_tags
-from tests.audio_factory import write
+from tests.audio_factory import strum, write
 from tests.store_factory import model_info, new_client, open_test_store, unit_vectors
 from timbre.audio.analysis import ANALYSIS_VERSION
 from timbre.audio.decode import decode_file
@@ -127,5 +127,56 @@ def test_dry_run_writes_nothing(
         report = reanalyse(store, LIMITS, batch_size=8, dry_run=True)
         assert report.changed == 1 and report.gained_bpm == 1 and report.dry_run
         assert next(iter(store.scroll())).payload["bpm"] is None
+    finally:
+        store.close()
+
+
+def test_reanalyse_rederives_the_name_facts_of_an_existing_index(
+    tmp_path: Path, settings: Settings
+) -> None:
+    """An index written by the old name rules (a genre found inside "belofilms", no instrument
+    for kit abbreviations, the minor of "Gsharp minor7b5" lost, SoX's stamp as a tag, a long
+    strum called a loop) is corrected in place; vectors stay."""
+    rules = MetadataRules.from_settings(settings.ingest)
+    root = tmp_path / "library"
+    kit = root / "belofilms_GuitarStrums"
+    strummed = write(kit / "Gsharp minor7b5_DOWN_02.flac", strum(6.0), 44100)
+    snare = write(root / "BJA_Pacific" / "SN_06.wav", one_shot("snare", 44100), 44100)
+    wrong = {
+        "strum": (
+            strummed,
+            {"genre": "hip hop", "key": "G#", "key_source": "name", "kind": "loop"},
+        ),
+        "snare": (snare, {"instrument": None, "key": "C#m", "key_source": "audio"}),
+    }
+    points, ids = [], {}
+    for i, (name, (path, old_facts)) in enumerate(wrong.items()):
+        audio = decode_file(path, sample_rate=24000, max_duration_s=600, max_file_bytes=1 << 30)
+        facts = AudioFacts(audio.duration_s, audio.source_sample_rate, audio.channels, "FLAC")
+        descriptive = describe(path, root, facts, read_tags(path), rules)
+        descriptive.update(old_facts, tags=["processed by sox"])
+        descriptive["analysis_version"] = ANALYSIS_VERSION  # current: names alone are wrong
+        payload = build_payload(
+            descriptive, content_sha256=f"{i + 1:064x}", paths=[str(path)], model=model_info()
+        )
+        point = Point.of(unit_vectors(np.random.default_rng(i), 1)[0], payload)
+        points.append(point)
+        ids[name] = point.id
+    store = open_test_store("memory", tmp_path / "data", model_info())
+    try:
+        store.upsert(points)
+        report = reanalyse(store, LIMITS, batch_size=8, rules=rules, roots=[root])
+        now = {name: store.retrieve([ids[name]])[0].payload for name in ids}
+        strum_now, snare_now = now["strum"], now["snare"]
+        assert strum_now.get("genre") is None and strum_now["instrument"] == "guitar"
+        assert (strum_now["key"], strum_now["key_source"]) == ("G#m", "name")
+        assert (strum_now["kind"], strum_now["kind_source"]) == ("one_shot", "audio")
+        assert strum_now["tags"] == [] and strum_now["pack"] == "belofilms_GuitarStrums"
+        assert (snare_now["instrument"], snare_now["instrument_source"]) == ("snare", "name")
+        # a name-derived drum is never asked a key; the old audio key is heard again and goes
+        assert (snare_now.get("key"), snare_now.get("key_source")) == (None, None)
+        assert report.renamed["genre"] == 1 and report.renamed["instrument"] == 1
+        again = reanalyse(store, LIMITS, batch_size=8, rules=rules, roots=[root])
+        assert (again.changed, again.analysed, again.current) == (0, 0, 2)
     finally:
         store.close()

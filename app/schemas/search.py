@@ -107,6 +107,9 @@ class HitOut(BaseModel):
     bpm_confidence: float | None = Field(default=None, description="0..1, audio estimates only")
     key_source: str | None = Field(default=None, description="tags, name or audio")
     key_confidence: float | None = Field(default=None, description="0..1, audio estimates only")
+    kind_source: str | None = Field(
+        default=None, description="how kind was decided: tags, name, audio or duration"
+    )
     analysis_version: str | None = None
     category: str | None = Field(default=None, description="zero-shot from the sound")
     category_score: float | None = Field(default=None, description="cosine with the label")

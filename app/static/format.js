@@ -29,9 +29,16 @@ export function kind(value) {
   return value ? value.replace("_", "-") : "";
 }
 
+/**
+ * What a sample is, for the "Sound" column: ``{text, guess}``. The instrument its own name
+ * states wins; otherwise the model's zero-shot category (or the instrument derived from it)
+ * is shown as a guess, since a model heard it and nobody wrote it.
+ */
 export function sound(hit) {
-  // The category the audio was heard as, else what the names said.
-  return hit.category || hit.instrument || "";
+  const named = hit.instrument && hit.instrument_source !== "audio";
+  if (named) return { text: hit.instrument, guess: false };
+  const heard = hit.category || hit.instrument;
+  return heard ? { text: `${heard}?`, guess: true } : { text: "", guess: false };
 }
 
 export function samples(n) {

@@ -20,6 +20,19 @@ function cell(className, text, title) {
   return span;
 }
 
+function soundCell(hit, heard) {
+  const span = cell("sound", heard.text);
+  const facts = [hit.instrument && `instrument: ${hit.instrument} (${
+    hit.instrument_source === "audio" ? "from the sound" : "from the name"})`,
+    hit.category && `model's category: ${hit.category}`, fmt.kind(hit.kind)];
+  if (heard.guess) {
+    span.classList.add("guess");
+    facts.unshift("model's guess");
+  }
+  span.title = facts.filter(Boolean).join(" · ");
+  return span;
+}
+
 function button(className, text, name, action) {
   const b = document.createElement("button");
   b.type = "button";
@@ -95,7 +108,8 @@ function row(hit, index, context) {
   const sub = document.createElement("span");
   sub.className = "sub";
   // On a phone the columns fold into this line.
-  const folded = [fmt.sound(hit), fmt.bpm(hit.bpm) && `${fmt.bpm(hit.bpm)} BPM`, hit.key,
+  const heard = fmt.sound(hit);
+  const folded = [heard.text, fmt.bpm(hit.bpm) && `${fmt.bpm(hit.bpm)} BPM`, hit.key,
     fmt.seconds(hit.duration_s)].filter(Boolean).join(" · ");
   sub.innerHTML = "";
   const folder = document.createElement("span");
@@ -120,7 +134,7 @@ function row(hit, index, context) {
   li.append(
     play, wave, nameCell,
     cell("pack", hit.pack || "", hit.pack),
-    cell("sound", fmt.sound(hit), [hit.category, hit.instrument, fmt.kind(hit.kind)].filter(Boolean).join(" · ")),
+    soundCell(hit, heard),
     cell("bpm", fmt.bpm(hit.bpm)),
     cell("key", hit.key || ""),
     cell("dur", fmt.seconds(hit.duration_s)),

@@ -18,15 +18,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from timbre.audio.envelope import Envelope, measure_envelope
 from timbre.audio.key import KeyEstimate, estimate_key
 from timbre.audio.peaks import PEAKS_FORMAT, compute_peaks, encode_peaks
 from timbre.audio.tempo import TempoEstimate, estimate_tempo
 
-ANALYSIS_VERSION = f"timbre-dsp-1+peaks{PEAKS_FORMAT}"
+ANALYSIS_VERSION = f"timbre-dsp-1+env1+peaks{PEAKS_FORMAT}"
 """Version of the audio analysis stored with each point (payload ``analysis_version``):
 tempo 1 (band onsets, circular autocorrelation comb, accent octave, whole-bar refinement),
 key 1 (tonal-peak chroma, Krumhansl-Kessler profiles, thirds for the mode, opening bass for
-relative keys), and the peaks format."""
+relative keys), envelope 1 (re-attacks and the final level, for the kind) and the peaks
+format."""
 
 
 @dataclass(frozen=True)
@@ -37,12 +39,14 @@ class Heard:
         tempo: the estimate, or None (not asked, too short, or no steady pulse).
         key: the estimate, or None (not asked, or not clearly pitched with a told mode).
         peaks: the waveform peaks as stored in the payload (:func:`encode_peaks`).
+        envelope: whether the sound decays or repeats (None for silence).
         version: :data:`ANALYSIS_VERSION`.
     """
 
     tempo: TempoEstimate | None
     key: KeyEstimate | None
     peaks: str
+    envelope: Envelope | None = None
     version: str = ANALYSIS_VERSION
 
 
@@ -54,7 +58,8 @@ def analyse(
     tempo: bool = True,
     key: bool = True,
 ) -> Heard:
-    """Peaks always; tempo and key when asked (ingest skips what the names already say).
+    """Peaks and the envelope always; tempo and key when asked (ingest skips what the names
+    already say).
 
     Args:
         samples: mono float samples, finite, at least one.
@@ -72,4 +77,5 @@ def analyse(
         tempo=estimate_tempo(x, sample_rate, duration_s) if tempo else None,
         key=estimate_key(x, sample_rate) if key else None,
         peaks=peaks,
+        envelope=measure_envelope(x, sample_rate),
     )

@@ -1,4 +1,4 @@
-"""``timbre reanalyse``: give already indexed samples the current audio facts (no re-embedding)."""
+"""``timbre reanalyse``: give already indexed samples the current facts (no re-embedding)."""
 
 from __future__ import annotations
 
@@ -23,17 +23,23 @@ def reanalyse(
         bool, typer.Option(help="Do not export a FAISS snapshot afterwards.")
     ] = False,
 ) -> None:
-    """Fill BPM, key, their sources and confidences, and waveform peaks from each sample's file.
+    """Re-derive every sample's facts from its file by the current rules, without re-embedding.
 
-    For samples indexed before the audio analysis (or by an older version of it): each file
-    is decoded and analysed as ingest would; names and tags still win; vectors and labels are
-    not touched. Prints a JSON report (gained BPMs and keys, sources, unreadable files).
+    Name facts (genre, instrument, pack, tags, and the BPM, key and kind names or tags state)
+    are derived again for every sample, so a fixed vocabulary reaches an existing index. The
+    audio (BPM, key, loop or one-shot, waveform peaks) is analysed again for samples indexed
+    by an older analysis, or whose stated facts changed; names and tags still win. Vectors
+    and labels are not touched. Prints a JSON report (what changed, sources, unreadable
+    files); an instrument the names no longer state is cleared: `timbre relabel` fills it
+    from the sound.
     """
+    from ingest.metadata import MetadataRules
     from ingest.pipeline import Limits
     from ingest.reanalyse import reanalyse as run
     from timbre.cli.store import _rewrite
     from timbre.embedding.embedder import describe_models
     from timbre.embedding.files import resolve_model_files
+    from timbre.library_roots import recorded_roots
     from timbre.settings import load_settings
 
     try:
@@ -52,7 +58,8 @@ def reanalyse(
                 store,
                 limits,
                 batch_size=settings.ingest.reanalyse_batch,
-                unpitched=frozenset(settings.ingest.unpitched_instruments),
+                rules=MetadataRules.from_settings(settings.ingest),
+                roots=recorded_roots(settings.data_dir),
                 everything=all_points,
                 dry_run=dry_run,
             ),

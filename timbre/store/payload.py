@@ -41,17 +41,20 @@ AUDIO_FACT_FIELDS = (
     "bpm_confidence",
     "key_source",
     "key_confidence",
+    "kind_source",
     "analysis_version",
     "peaks",
 )
-"""How ``bpm`` and ``key`` were obtained and what the audio analysis stored
-(``ingest.metadata`` documents the rules): ``bpm_source`` / ``key_source`` are ``tags``,
-``name`` or ``audio`` (None when unknown); ``bpm_confidence`` / ``key_confidence`` rate an
+"""How ``bpm``, ``key`` and ``kind`` were obtained and what the audio analysis stored
+(``ingest.metadata`` and ``ingest.kind`` document the rules): ``bpm_source`` / ``key_source``
+are ``tags``, ``name`` or ``audio`` (None when unknown); ``kind_source`` is one of those or
+``duration`` (only the length told); ``bpm_confidence`` / ``key_confidence`` rate an
 audio estimate (0..1; None for a stated value); ``analysis_version`` names the analysis that
 ran on the audio (``timbre.audio.analysis.ANALYSIS_VERSION``; None when none did);
 ``peaks`` is the waveform for display (``timbre.audio.peaks``, base64)."""
 
 FACT_SOURCES = ("tags", "name", "audio")
+KIND_SOURCES = (*FACT_SOURCES, "duration")
 
 DESCRIPTIVE_FIELDS = (
     "pack",
@@ -164,12 +167,14 @@ def build_payload(
     kind = descriptive.get("kind")
     if kind is not None and kind not in KINDS:
         raise InvalidPointError(f"kind must be one of {KINDS} or None, not {kind!r}")
-    for source in ("bpm_source", "key_source"):
+    for source, allowed in (
+        ("bpm_source", FACT_SOURCES),
+        ("key_source", FACT_SOURCES),
+        ("kind_source", KIND_SOURCES),
+    ):
         value = descriptive.get(source)
-        if value is not None and value not in FACT_SOURCES:
-            raise InvalidPointError(
-                f"{source} must be one of {FACT_SOURCES} or None, not {value!r}"
-            )
+        if value is not None and value not in allowed:
+            raise InvalidPointError(f"{source} must be one of {allowed} or None, not {value!r}")
     when = ingested_at or datetime.now(UTC)
     payload: dict[str, Any] = {field: descriptive.get(field) for field in DESCRIPTIVE_FIELDS}
     payload["tags"] = list(payload["tags"] or [])
