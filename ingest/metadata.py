@@ -68,7 +68,7 @@ class AudioFacts:
 
 def describe(
     path: Path,
-    root: Path,
+    root: Path | None,
     audio: AudioFacts,
     tags: FileTags,
     rules: MetadataRules,
@@ -79,14 +79,17 @@ def describe(
 
     Args:
         path: the file.
-        root: the library root it was found under (its first folder is the pack).
+        root: the outermost library root that holds it (its first folder is the pack; see
+            :mod:`ingest.derive`), None when no root does (only the file name is read).
         audio: what decoding said.
         tags: the file's own tags.
         rules: the vocabularies.
         listen: the audio analysis, asked for the tempo of a loop and the key of anything
             whose names and tags state none; None when the audio is not at hand.
     """
-    relative = path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
+    relative = Path(path.name)
+    if root is not None and path.is_relative_to(root):
+        relative = path.relative_to(root)
     folders = list(relative.parts[:-1])
     stem = path.stem
     nearest_first = [stem, *reversed(folders)]

@@ -1,0 +1,268 @@
+"""The facts a point's paths give, derived again whenever its paths or its roots change.
+
+``pack``, ``genre``, ``instrument``, ``tags``, a BPM or key a name states, and the ``kind`` the
+names say all come from the names of one path: the point's primary ``path`` (the first of its
+sorted ``paths``), read relative to the *outermost* library root that holds it (the job's
+roots and every root this data dir has indexed). A first ingest describes a file that way
+(:func:`primary`), and so does every later change of its paths or roots (a move, a rename, a
+second copy, ``--prune``, a watcher batch, a parent folder indexed after its subfolder):
+:class:`Rederiver` runs the same :func:`ingest.metadata.describe` on the point's current paths
+and writes back what differs, without embedding anything again. What the file's own tags say
+is read from the file; what the audio said is recalled from the payload when the payload
+holds the answer, and heard again (the file decoded) when it cannot, so the result equals a
+clean ingest of the same tree.
+
+Points whose paths did not change in a job are checked too, cheaply, so that an index built
+before this rule existed is corrected by the next ingest of its roots: the check assumes the
+audio would answer as it did before, and a point it finds inconsistent is derived in full.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ingest.metadata import AudioFacts, Listen, MetadataRules, describe
+from ingest.options import Limits
+from ingest.prepare import audio_listener
+from ingest.tags import FileTags, read_tags
+from timbre.audio.analysis import Heard
+from timbre.audio.decode import decode_file
+from timbre.audio.key import KeyEstimate
+from timbre.audio.tempo import TempoEstimate
+from timbre.errors import AudioError
+from timbre.labels import Labeller
+from timbre.store import Collection, Point
+from timbre.store.pathtext import path_from_text
+
+log = logging.getLogger("timbre.ingest")
+
+DERIVED_FROM_PATHS = (
+    "pack",
+    "genre",
+    "instrument",
+    "instrument_source",
+    "tags",
+    "bpm",
+    "bpm_source",
+    "bpm_confidence",
+    "key",
+    "key_source",
+    "key_confidence",
+    "kind",
+    "analysis_version",
+    "peaks",
+)
+"""Payload fields a change of paths may change (``dirs`` follows ``paths`` in the store)."""
+
+
+def root_of(path: str, roots: Iterable[str]) -> str | None:
+    """The outermost of ``roots`` that holds ``path`` (stored text forms), None when none does.
+
+    The outermost, so that indexing a subfolder first and its parent later gives what
+    indexing the parent alone gives.
+    """
+    best: str | None = None
+    for root in roots:
+        prefix = root.rstrip("/") + "/"
+        if (path == root or path.startswith(prefix)) and (best is None or len(root) < len(best)):
+            best = root
+    return best
+
+
+def primary(paths: Iterable[str], roots: Iterable[str]) -> tuple[str, str | None]:
+    """The path a point's facts come from (the payload's ``path``: the first sorted) and its
+    outermost root."""
+    first = min(paths)
+    return first, root_of(first, roots)
+
+
+class _AudioNeededError(Exception):
+    """The payload cannot tell what the audio would answer now."""
+
+
+def _recall(payload: Mapping[str, Any], *, assume: bool, used: list[str]) -> Listen:
+    """A listener that answers from what the audio said at ingest (stored in ``payload``).
+
+    A question is answered when the payload holds its answer: a BPM or key with source
+    ``audio``. With ``assume``, a question the payload has no answer to is taken to have
+    been asked before and answered "nothing" (the cheap check); otherwise it raises
+    :class:`_AudioNeededError`. Only the fields :func:`~ingest.metadata.hear` reads are real; the
+    recalled tempo carries no bar count, so a kind that changes after recalling one is
+    heard again (``used`` records that a tempo was recalled).
+    """
+
+    def listen(tempo: bool, key: bool) -> Heard | None:
+        version, peaks = payload.get("analysis_version"), payload.get("peaks")
+        if version is None or peaks is None:
+            if assume:
+                return None  # the analysis failed (or never ran) then; take it as so
+            raise _AudioNeededError
+        recalled_tempo: TempoEstimate | None = None
+        recalled_key: KeyEstimate | None = None
+        if tempo:
+            if payload.get("bpm_source") == "audio" and payload.get("bpm"):
+                bpm, confidence = float(payload["bpm"]), float(payload["bpm_confidence"] or 0)
+                recalled_tempo = TempoEstimate(bpm, confidence, math.nan, None, None, bpm)
+                used.append("tempo")
+            elif not (assume and payload.get("bpm_source") is None):
+                raise _AudioNeededError
+        if key:
+            if payload.get("key_source") == "audio" and payload.get("key"):
+                confidence = float(payload.get("key_confidence") or 0)
+                recalled_key = KeyEstimate(str(payload["key"]), confidence, math.nan, 0.0, 0.0)
+            elif not (assume and payload.get("key_source") is None):
+                raise _AudioNeededError
+        return Heard(recalled_tempo, recalled_key, str(peaks), str(version))
+
+    return listen
+
+
+@dataclass
+class Rederiver:
+    """Derives a stored point's path facts anew, as a clean ingest of its current paths would.
+
+    Args:
+        rules: the vocabularies (as the job's).
+        roots: every library root known (stored text forms): the job's and those recorded.
+        limits: decoding limits, for the points whose audio must be heard again.
+        labeller: the job's labeller: an instrument the names no longer give comes from the
+            stored category, as at ingest.
+    """
+
+    rules: MetadataRules
+    roots: tuple[str, ...]
+    limits: Limits
+    labeller: Labeller | None = None
+
+    def changes(self, payload: Mapping[str, Any], *, full: bool) -> dict[str, Any]:
+        """The fields of :data:`DERIVED_FROM_PATHS` that differ from ``payload`` (a stored
+        payload with its paths already current).
+
+        Args:
+            payload: the stored payload.
+            full: the paths changed: derive in full (the file's tags read, the audio decoded
+                when the payload cannot answer). Otherwise a cheap check runs first and the
+                full derivation only when it finds the payload inconsistent.
+
+        Returns:
+            Nothing when the primary path cannot be read now (the point keeps its facts).
+        """
+        path, root = primary(payload.get("paths") or [payload["path"]], self.roots)
+        real = path_from_text(path)
+        if not real.is_file():
+            return {}
+        if not full:
+            guessed = FileTags(
+                bpm=payload.get("bpm") if payload.get("bpm_source") == "tags" else None,
+                key=payload.get("key") if payload.get("key_source") == "tags" else None,
+            )
+            if self._consistent(payload, path, root, guessed):
+                return {}  # without opening the file: what a re-run of a library mostly is
+        tags = read_tags(real)
+        if not full and self._consistent(payload, path, root, tags):
+            return {}
+        try:
+            return self._diff(payload, path, root, tags, assume=False)
+        except _AudioNeededError:
+            pass
+        try:
+            listen = self._hear(real, path)
+        except (AudioError, OSError) as exc:
+            log.warning("cannot re-derive the facts of %s: %s", path, exc)
+            return {}
+        return self._diff(payload, path, root, tags, assume=False, listen=listen)
+
+    def _consistent(
+        self, payload: Mapping[str, Any], path: str, root: str | None, tags: FileTags
+    ) -> bool:
+        try:
+            return not self._diff(payload, path, root, tags, assume=True)
+        except _AudioNeededError:
+            return False
+
+    def _hear(self, real: Path, path: str) -> Listen:
+        audio = decode_file(
+            real,
+            sample_rate=self.limits.sample_rate,
+            max_duration_s=self.limits.max_duration_s,
+            max_file_bytes=self.limits.max_file_bytes,
+        )
+        return audio_listener(path, audio.samples, audio.sample_rate, audio.duration_s)
+
+    def _diff(
+        self,
+        payload: Mapping[str, Any],
+        path: str,
+        root: str | None,
+        tags: FileTags,
+        *,
+        assume: bool,
+        listen: Listen | None = None,
+    ) -> dict[str, Any]:
+        recalled: list[str] = []
+        audio = AudioFacts(
+            float(payload["duration_s"]),
+            int(payload["sample_rate"]),
+            int(payload["channels"]),
+            str(payload["format"]),
+        )
+        facts = describe(
+            Path(path),
+            Path(root) if root is not None else None,
+            audio,
+            tags,
+            self.rules,
+            listen=listen or _recall(payload, assume=assume, used=recalled),
+        )
+        if recalled and facts["kind"] != payload.get("kind") and not assume:
+            raise _AudioNeededError  # promoting a clip to a loop needs the bar count: hear it
+        facts["instrument_source"] = "name" if facts["instrument"] else None
+        if facts["instrument"] is None:
+            facts.update(self._audio_instrument(payload))
+        return {
+            k: facts[k] for k in DERIVED_FROM_PATHS if k in facts and facts[k] != payload.get(k)
+        }
+
+    def _audio_instrument(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """The instrument the sound gives when the names give none (as labelling at ingest)."""
+        if self.labeller is not None:
+            instrument = self.labeller.instrument_of(payload.get("category"))
+            return {"instrument": instrument, "instrument_source": "audio" if instrument else None}
+        if payload.get("instrument_source") == "audio":  # no labeller here: keep the label's
+            return {"instrument": payload.get("instrument"), "instrument_source": "audio"}
+        return {}
+
+
+def rederive(store: Collection, rederiver: Rederiver, ids: Iterable[str], batch: int = 256) -> int:
+    """Derive the path facts of the points ``ids`` (whose paths changed) anew, in full, and
+    write what differs; returns how many points changed."""
+    wanted = sorted(set(ids))
+    changed = 0
+    for start in range(0, len(wanted), batch):
+        updates: dict[str, dict[str, Any]] = {}
+        for record in store.retrieve(wanted[start : start + batch]):
+            if fields := rederiver.changes(record.payload, full=True):
+                updates[record.id] = fields
+        changed += rewrite(store, updates)
+    return changed
+
+
+def rewrite(store: Collection, updates: Mapping[str, Mapping[str, Any]]) -> int:
+    """Merge ``updates`` (id -> fields) into the stored points; returns how many were written.
+
+    The points are written whole again, vectors and all: a partial payload update drops a
+    field set to None (on Qdrant Edge and the client alike) where a clean ingest stores
+    None, and the payloads must come out the same.
+    """
+    records = store.retrieve(list(updates), with_vectors=True)
+    store.upsert(
+        Point(r.id, r.vector, {**r.payload, **updates[r.id]})
+        for r in records
+        if r.vector is not None
+    )
+    return len(records)
