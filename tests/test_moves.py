@@ -224,3 +224,26 @@ def test_a_random_churn_ends_as_a_clean_ingest(
         else:
             ingest(settings, audio_embedder, [lib], prune=True, snapshot=False)
     _assert_like_a_clean_ingest(lib, settings, audio_embedder, tmp_path)
+
+
+@pytest.mark.parametrize("adapter", ["edge", "memory"])
+def test_facets_never_list_a_folder_or_pack_that_no_point_holds(
+    adapter: str, tmp_path: Path
+) -> None:
+    from tests.store_factory import make_dataset, open_test_store
+
+    data = make_dataset(12)
+    store = open_test_store(adapter, tmp_path)
+    try:
+        store.upsert(data.points)
+        for point in data.points:  # every sample moved: no old folder holds one now
+            store.set_paths(point.id, ["/moved/" + point.payload["path"].rsplit("/", 1)[-1]])
+        store.set_payloads({p.id: {"pack": "Moved"} for p in data.points})
+        facets = store.facets([DIRS_FIELD, "pack"], limit=1000)
+        assert {(f.value, f.count) for f in facets[DIRS_FIELD]} == {
+            ("/", 12),
+            ("/moved", 12),
+        }
+        assert [(f.value, f.count) for f in facets["pack"]] == [("Moved", 12)]
+    finally:
+        store.close()
