@@ -247,3 +247,25 @@ def test_facets_never_list_a_folder_or_pack_that_no_point_holds(
         assert [(f.value, f.count) for f in facets["pack"]] == [("Moved", 12)]
     finally:
         store.close()
+
+
+def test_stale_facts_of_an_older_index_are_corrected_by_the_next_ingest(
+    tmp_path: Path, tiny_bundle: Path, audio_embedder: Any
+) -> None:
+    lib = _library(tmp_path / "lib").resolve()
+    settings = job_settings(tiny_bundle, tmp_path / "data", workers=0)
+    ingest(settings, audio_embedder, [lib], snapshot=False)
+    fresh = _payloads(settings, audio_embedder)
+    assert (
+        ingest(settings, audio_embedder, [lib], snapshot=False).summary["counts"]["rederived"] == 0
+    )  # a re-run of an index that is current changes nothing
+    # What an index written before facts followed paths holds after KitB -> KitB2.
+    texture = next(pid for pid, p in fresh.items() if p["path"].endswith("Texture.wav"))
+    store = open_store(settings, audio_embedder.info)
+    try:
+        store.set_payloads({texture: {"pack": "KitB-old", "tags": ["old"]}})
+    finally:
+        store.close()
+    result = ingest(settings, audio_embedder, [lib], snapshot=False)
+    assert result.summary["counts"]["rederived"] == 1
+    assert _payloads(settings, audio_embedder) == fresh
