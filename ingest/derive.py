@@ -9,8 +9,9 @@ second copy, ``--prune``, a watcher batch, a parent folder indexed after its sub
 :class:`Rederiver` runs the same :func:`ingest.metadata.describe` on the point's current paths
 and writes back what differs, without embedding anything again. What the file's own tags say
 is read from the file; what the audio said is recalled from the payload when the payload
-holds the answer, and heard again (the file decoded) when it cannot, so the result equals a
-clean ingest of the same tree.
+holds the answer or when no answer could change the facts (a short drum hit is asked for a
+tempo that can never make it a loop), and heard again (the file decoded) otherwise, so the
+result equals a clean ingest of the same tree.
 
 Points whose paths did not change in a job are checked too, cheaply, so that an index built
 before this rule existed is corrected by the next ingest of its roots: the check assumes the
@@ -26,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ingest.metadata import AudioFacts, Listen, MetadataRules, describe
+from ingest.metadata import AudioFacts, Listen, MetadataRules, describe, name_parts
+from ingest.names import parse_bpm, parse_key, tokens
 from ingest.options import Limits
 from ingest.prepare import audio_listener
 from ingest.tags import FileTags, read_tags
@@ -81,45 +83,53 @@ def primary(paths: Iterable[str], roots: Iterable[str]) -> tuple[str, str | None
     return first, root_of(first, roots)
 
 
-class _AudioNeededError(Exception):
-    """The payload cannot tell what the audio would answer now."""
+_PROBE_TEMPO = TempoEstimate(120.0, 1.0, 1.0, 4, None, 120.0)
+_PROBE_KEY = KeyEstimate("C", 1.0, 1.0, 1.0, 1.0)
 
 
-def _recall(payload: Mapping[str, Any], *, assume: bool, used: list[str]) -> Listen:
-    """A listener that answers from what the audio said at ingest (stored in ``payload``).
+def _recall(payload: Mapping[str, Any], unpitched: frozenset[str], *, probe: bool) -> Listen:
+    """A listener that answers what the audio said at ingest, as stored in ``payload``.
 
-    A question is answered when the payload holds its answer: a BPM or key with source
-    ``audio``. With ``assume``, a question the payload has no answer to is taken to have
-    been asked before and answered "nothing" (the cheap check); otherwise it raises
-    :class:`_AudioNeededError`. Only the fields :func:`~ingest.metadata.hear` reads are real; the
-    recalled tempo carries no bar count, so a kind that changes after recalling one is
-    heard again (``used`` records that a tempo was recalled).
+    Known answers: a BPM or key with source ``audio``; no tempo for a loop stored without a
+    BPM (it was asked, and heard none); no key where ingest asked for one and stored none.
+    Any other question gets nothing, or with ``probe`` a made-up confident answer: when the
+    facts come out the same both ways the answer does not matter, else the file must be
+    heard again. Likewise a recalled tempo has no bar count without ``probe`` and four bars
+    with it. Only the fields :func:`~ingest.metadata.hear` reads are real.
     """
 
     def listen(tempo: bool, key: bool) -> Heard | None:
         version, peaks = payload.get("analysis_version"), payload.get("peaks")
         if version is None or peaks is None:
-            if assume:
-                return None  # the analysis failed (or never ran) then; take it as so
-            raise _AudioNeededError
-        recalled_tempo: TempoEstimate | None = None
-        recalled_key: KeyEstimate | None = None
+            return None  # the analysis failed on this audio at ingest, and would again
+        heard_tempo: TempoEstimate | None = None
+        heard_key: KeyEstimate | None = None
         if tempo:
             if payload.get("bpm_source") == "audio" and payload.get("bpm"):
                 bpm, confidence = float(payload["bpm"]), float(payload["bpm_confidence"] or 0)
-                recalled_tempo = TempoEstimate(bpm, confidence, math.nan, None, None, bpm)
-                used.append("tempo")
-            elif not (assume and payload.get("bpm_source") is None):
-                raise _AudioNeededError
+                bars = 4 if probe else None
+                heard_tempo = TempoEstimate(bpm, confidence, math.nan, bars, None, bpm)
+            elif not (payload.get("kind") == "loop" and payload.get("bpm_source") is None):
+                heard_tempo = _PROBE_TEMPO if probe else None
         if key:
             if payload.get("key_source") == "audio" and payload.get("key"):
                 confidence = float(payload.get("key_confidence") or 0)
-                recalled_key = KeyEstimate(str(payload["key"]), confidence, math.nan, 0.0, 0.0)
-            elif not (assume and payload.get("key_source") is None):
-                raise _AudioNeededError
-        return Heard(recalled_tempo, recalled_key, str(peaks), str(version))
+                heard_key = KeyEstimate(str(payload["key"]), confidence, math.nan, 0.0, 0.0)
+            elif not _asked_key(payload, unpitched):
+                heard_key = _PROBE_KEY if probe else None
+        return Heard(heard_tempo, heard_key, str(peaks), str(version))
 
     return listen
+
+
+def _asked_key(payload: Mapping[str, Any], unpitched: frozenset[str]) -> bool:
+    """Whether ingest asked the audio for a key (so none stored means it heard none):
+    unless a name or a tag stated one, or the names called the sound a drum."""
+    if payload.get("key_source") in ("tags", "name"):
+        return False
+    source, instrument = payload.get("instrument_source"), payload.get("instrument")
+    named = source == "name" or (source is None and instrument)
+    return not (named and instrument in unpitched)
 
 
 @dataclass
@@ -154,36 +164,65 @@ class Rederiver:
         """
         path, root = primary(payload.get("paths") or [payload["path"]], self.roots)
         real = path_from_text(path)
-        if not real.is_file():
+        if not real.is_file() or (not full and self._current(payload, path, root, real)):
             return {}
-        if not full:
-            guessed = FileTags(
-                bpm=payload.get("bpm") if payload.get("bpm_source") == "tags" else None,
-                key=payload.get("key") if payload.get("key_source") == "tags" else None,
-            )
-            if self._consistent(payload, path, root, guessed):
-                return {}  # without opening the file: what a re-run of a library mostly is
         tags = read_tags(real)
-        if not full and self._consistent(payload, path, root, tags):
-            return {}
-        try:
-            return self._diff(payload, path, root, tags, assume=False)
-        except _AudioNeededError:
-            pass
-        try:
-            listen = self._hear(real, path)
-        except (AudioError, OSError) as exc:
-            log.warning("cannot re-derive the facts of %s: %s", path, exc)
-            return {}
-        return self._diff(payload, path, root, tags, assume=False, listen=listen)
+        unpitched = self.rules.unpitched
+        facts = self._derive(payload, path, root, tags, _recall(payload, unpitched, probe=False))
+        if facts != self._derive(
+            payload, path, root, tags, _recall(payload, unpitched, probe=True)
+        ):
+            try:  # the stored answers do not settle it: hear the file again
+                listen = self._hear(real, path)
+            except (AudioError, OSError) as exc:
+                log.warning("cannot re-derive the facts of %s: %s", path, exc)
+                return {}
+            facts = self._derive(payload, path, root, tags, listen)
+        return _differing(payload, facts)
+
+    def _current(self, payload: Mapping[str, Any], path: str, root: str | None, real: Path) -> bool:
+        """The cheap check: is a point whose paths did not change consistent with them?
+
+        Screened first without the vocabularies or the file; then derived assuming the audio
+        answers as before, with the tags the payload implies and, failing that, the file's.
+        """
+        if self._looks_current(payload, path, root):
+            return True  # what a re-run of a library mostly is
+        guessed = FileTags(
+            bpm=payload.get("bpm") if payload.get("bpm_source") == "tags" else None,
+            key=payload.get("key") if payload.get("key_source") == "tags" else None,
+        )
+        return self._consistent(payload, path, root, guessed) or self._consistent(
+            payload, path, root, read_tags(real)
+        )
+
+    @staticmethod
+    def _looks_current(payload: Mapping[str, Any], path: str, root: str | None) -> bool:
+        """A quick screen of a point whose paths did not change: do the pack, the folder
+        tags and a BPM or key the names state match its path? (The full check matches the
+        vocabularies too, ~1 ms a point: too slow for every point of every re-run.)"""
+        folders, stem = name_parts(Path(path), Path(root) if root is not None else None)
+        if payload.get("path") != path or payload.get("pack") != (folders[0] if folders else None):
+            return False
+        words = {" ".join(tokens(f)) for f in folders[1:]} - {""}
+        if not words <= set(payload.get("tags") or ()):
+            return False
+        names = [stem, *reversed(folders)]
+        bpm = parse_bpm(*names)
+        stated_bpm = round(bpm, 3) if bpm is not None else None
+        for field, stated in (("bpm", stated_bpm), ("key", parse_key(*names))):
+            source = payload.get(f"{field}_source")
+            if source == "name" and stated != payload.get(field):
+                return False
+            if source not in ("name", "tags") and stated is not None:
+                return False
+        return True
 
     def _consistent(
         self, payload: Mapping[str, Any], path: str, root: str | None, tags: FileTags
     ) -> bool:
-        try:
-            return not self._diff(payload, path, root, tags, assume=True)
-        except _AudioNeededError:
-            return False
+        listen = _recall(payload, self.rules.unpitched, probe=False)
+        return not _differing(payload, self._derive(payload, path, root, tags, listen))
 
     def _hear(self, real: Path, path: str) -> Listen:
         audio = decode_file(
@@ -194,39 +233,28 @@ class Rederiver:
         )
         return audio_listener(path, audio.samples, audio.sample_rate, audio.duration_s)
 
-    def _diff(
+    def _derive(
         self,
         payload: Mapping[str, Any],
         path: str,
         root: str | None,
         tags: FileTags,
-        *,
-        assume: bool,
-        listen: Listen | None = None,
+        listen: Listen,
     ) -> dict[str, Any]:
-        recalled: list[str] = []
+        """What ingest would store for the point at ``path`` under ``root``: the fields of
+        :data:`DERIVED_FROM_PATHS`."""
         audio = AudioFacts(
             float(payload["duration_s"]),
             int(payload["sample_rate"]),
             int(payload["channels"]),
             str(payload["format"]),
         )
-        facts = describe(
-            Path(path),
-            Path(root) if root is not None else None,
-            audio,
-            tags,
-            self.rules,
-            listen=listen or _recall(payload, assume=assume, used=recalled),
-        )
-        if recalled and facts["kind"] != payload.get("kind") and not assume:
-            raise _AudioNeededError  # promoting a clip to a loop needs the bar count: hear it
+        root_path = Path(root) if root is not None else None
+        facts = describe(Path(path), root_path, audio, tags, self.rules, listen=listen)
         facts["instrument_source"] = "name" if facts["instrument"] else None
         if facts["instrument"] is None:
             facts.update(self._audio_instrument(payload))
-        return {
-            k: facts[k] for k in DERIVED_FROM_PATHS if k in facts and facts[k] != payload.get(k)
-        }
+        return {k: facts[k] for k in DERIVED_FROM_PATHS if k in facts}
 
     def _audio_instrument(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         """The instrument the sound gives when the names give none (as labelling at ingest)."""
@@ -236,6 +264,10 @@ class Rederiver:
         if payload.get("instrument_source") == "audio":  # no labeller here: keep the label's
             return {"instrument": payload.get("instrument"), "instrument_source": "audio"}
         return {}
+
+
+def _differing(payload: Mapping[str, Any], facts: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in facts.items() if payload.get(k) != v}
 
 
 def rederive(store: Collection, rederiver: Rederiver, ids: Iterable[str], batch: int = 256) -> int:

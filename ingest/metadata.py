@@ -66,6 +66,14 @@ class AudioFacts:
     format: str
 
 
+def name_parts(path: Path, root: Path | None) -> tuple[list[str], str]:
+    """The folders from ``root`` down to ``path`` (the first is the pack), and its stem."""
+    relative = Path(path.name)
+    if root is not None and path.is_relative_to(root):
+        relative = path.relative_to(root)
+    return list(relative.parts[:-1]), path.stem
+
+
 def describe(
     path: Path,
     root: Path | None,
@@ -87,11 +95,7 @@ def describe(
         listen: the audio analysis, asked for the tempo of a loop and the key of anything
             whose names and tags state none; None when the audio is not at hand.
     """
-    relative = Path(path.name)
-    if root is not None and path.is_relative_to(root):
-        relative = path.relative_to(root)
-    folders = list(relative.parts[:-1])
-    stem = path.stem
+    folders, stem = name_parts(path, root)
     nearest_first = [stem, *reversed(folders)]
     pack = folders[0] if folders else None
 
