@@ -18,12 +18,13 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ingest.metadata import Stated, hear
+from ingest.derive import primary
+from ingest.metadata import Stated, hear, name_parts
 from ingest.names import guess_kind
 from ingest.options import Limits
 from ingest.prepare import audio_listener
@@ -100,7 +101,10 @@ def _stated(payload: Mapping[str, Any], field: str, tagged: Callable[[], bool]) 
 
 
 def reanalyse_payload(
-    payload: Mapping[str, Any], limits: Limits, unpitched: frozenset[str] = frozenset()
+    payload: Mapping[str, Any],
+    limits: Limits,
+    unpitched: frozenset[str] = frozenset(),
+    roots: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The audio fields of one stored payload as the current analysis gives them.
 
@@ -109,6 +113,8 @@ def reanalyse_payload(
         limits: decoding limits and the analysis rate (the model rate, as at ingest).
         unpitched: instruments never asked a key of (``ingest.unpitched_instruments``), when
             the names gave the instrument (as at ingest, before any label could).
+        roots: the library roots the data dir indexes: the names are read from the point's
+            ``path`` below the outermost one, as ingest reads them (:mod:`ingest.derive`).
 
     Returns:
         Every field of :data:`AUDIO_FIELDS`.
@@ -137,10 +143,12 @@ def reanalyse_payload(
 
     bpm = _stated(payload, "bpm", lambda: bool(tags().bpm))
     key = _stated(payload, "key", lambda: bool(tags().key))
-    # The folders above the library root are not known here; the words about a kind sit in
-    # the file's own and nearest folder names, which are.
-    folders = [p for p in readable.parent.parts if p != readable.anchor]
-    names = [readable.stem, *reversed(folders)]
+    first, root = primary(paths, roots)
+    if root is not None:
+        folders, stem = name_parts(Path(first), Path(root))
+    else:  # no root known: the words about a kind sit in the nearest folder names anyway
+        folders, stem = [p for p in readable.parent.parts if p != readable.anchor], readable.stem
+    names = [stem, *reversed(folders)]
     kind = payload.get("kind")
     if kind is None or payload.get("bpm_source") == "audio":  # the kind may have come from it
         kind = guess_kind(names, audio.duration_s, bpm[0])
@@ -163,6 +171,7 @@ def reanalyse(
     *,
     batch_size: int,
     unpitched: frozenset[str] = frozenset(),
+    roots: Sequence[str] = (),
     everything: bool = False,
     dry_run: bool = False,
     progress: Callable[[int], None] | None = None,
@@ -174,6 +183,7 @@ def reanalyse(
         limits: decoding limits and the analysis rate.
         batch_size: points per scroll page and per payload update.
         unpitched: instruments never asked a key of (``ingest.unpitched_instruments``).
+        roots: the library roots the data dir indexes (see :func:`reanalyse_payload`).
         everything: analyse points already at the current version too.
         dry_run: analyse and report, write nothing.
         progress: called with the number of points seen after each page.
@@ -193,7 +203,7 @@ def reanalyse(
                 report.current += 1
                 continue
             try:
-                new = reanalyse_payload(old, limits, unpitched)
+                new = reanalyse_payload(old, limits, unpitched, roots)
             except (AudioError, OSError) as exc:
                 reason = str(exc)
                 log.warning("reanalyse: %s: %s", old.get("path"), reason)

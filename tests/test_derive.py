@@ -64,3 +64,16 @@ def test_an_instrument_the_names_no_longer_give_comes_from_the_category(tmp_path
     # A path that cannot be read now (a drive away) keeps the facts as they are.
     gone = {**payload, "path": str(path), "paths": [str(path)], "pack": "Stale"}
     assert rederiver.changes(gone, full=True) == {}
+
+
+def test_reanalyse_reads_the_names_below_the_root_as_ingest_does(tmp_path: Path) -> None:
+    from ingest.reanalyse import reanalyse_payload
+    from tests.audio_factory import tone
+
+    root = tmp_path / "Loops" / "lib"  # a word about the kind above the library root
+    path = root / "Pack" / "Texture.wav"
+    path.parent.mkdir(parents=True)
+    sf.write(path, tone(22050, 2.0), 22050)
+    old = {"path": str(path), "paths": [str(path)], "duration_s": 2.0, "kind": None}
+    assert reanalyse_payload(old, _LIMITS, roots=[str(root)])["kind"] == "one_shot"
+    assert reanalyse_payload(old, _LIMITS)["kind"] == "loop"  # no root known: every folder

@@ -34,7 +34,9 @@ def reanalyse(
     from timbre.cli.store import _rewrite
     from timbre.embedding.embedder import describe_models
     from timbre.embedding.files import resolve_model_files
+    from timbre.library_roots import recorded_roots
     from timbre.settings import load_settings
+    from timbre.store.pathtext import path_text
 
     try:
         settings = load_settings()
@@ -53,6 +55,7 @@ def reanalyse(
                 limits,
                 batch_size=settings.ingest.reanalyse_batch,
                 unpitched=frozenset(settings.ingest.unpitched_instruments),
+                roots=[path_text(r) for r in recorded_roots(settings.data_dir)],
                 everything=all_points,
                 dry_run=dry_run,
             ),
