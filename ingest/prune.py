@@ -2,7 +2,8 @@
 
 A stored path that this run did not find again is dropped only when the file system says
 it is gone: its ``lstat`` answers "no such file" and the nearest folder above it that still
-exists can be listed and is not empty. Anything else keeps the path and is reported:
+exists can be listed and is no drive that is away. Anything else keeps the path and is
+reported:
 
 * the path could not be read, or a folder on the way to it could not be listed (permission
   denied, an I/O error, a symlink loop): unreadable is not deleted;
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +33,7 @@ from timbre.store import Collection
 from timbre.store.pathtext import path_from_text, path_text
 
 _GONE_ERRNOS = (errno.ENOENT, errno.ENOTDIR)
+_OCTAL = re.compile(r"\\([0-7]{3})")
 MOUNT_TABLE = Path("/etc/fstab")
 """Where the mount points configured on this machine are listed (mounted or not)."""
 
@@ -68,7 +71,7 @@ def configured_mount_points(table: Path = MOUNT_TABLE) -> frozenset[Path]:
         fields = line.split("#", 1)[0].split()
         if len(fields) >= 2 and fields[1].startswith("/"):
             # fstab escapes blanks in a path as octal (\040).
-            text = fields[1].encode().decode("unicode_escape", errors="replace")
+            text = _OCTAL.sub(lambda m: chr(int(m[1], 8)), fields[1])
             points.add(Path(os.path.normpath(text)))
     return frozenset(points)
 

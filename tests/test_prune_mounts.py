@@ -83,10 +83,11 @@ def test_an_empty_folder_keeps_its_paths_only_where_a_drive_is_mounted(tmp_path:
     fstab.write_text(
         "# <file system> <mount point> <type> <options> <dump> <pass>\n"
         f"UUID=1234 {lib}/Drive\\040One ext4 defaults 0 2\n"
+        f"UUID=5678 {lib}/Über\\040Drive ext4 defaults 0 2\n"
         "proc /proc proc defaults 0 0\n"
     )
     mounts = configured_mount_points(fstab)
-    assert lib / "Drive One" in mounts
+    assert {lib / "Drive One", lib / "Über Drive"} <= mounts
     where = _Whereabouts([lib], mounts)
     assert "mount point" in (where.why_kept(f"{lib}/Drive One/x.wav") or "")
     assert where.why_kept(f"{lib}/Moved Out/x.wav") is None
