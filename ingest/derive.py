@@ -292,9 +292,10 @@ def rewrite(store: Collection, updates: Mapping[str, Mapping[str, Any]]) -> int:
     None, and the payloads must come out the same.
     """
     records = store.retrieve(list(updates), with_vectors=True)
-    store.upsert(
-        Point(r.id, r.vector, {**r.payload, **updates[r.id]})
-        for r in records
-        if r.vector is not None
+    return store.upsert(
+        [
+            Point(r.id, r.vector, {**r.payload, **updates[r.id]})
+            for r in records
+            if r.vector is not None
+        ]
     )
-    return len(records)
