@@ -160,8 +160,18 @@ class Rederiver:
                 full derivation only when it finds the payload inconsistent.
 
         Returns:
-            Nothing when the primary path cannot be read now (the point keeps its facts).
+            Nothing when the primary path cannot be read now, or the payload lacks what a
+            derivation needs (the point keeps its facts: this never stops a job).
         """
+        try:
+            return self._changes(payload, full=full)
+        except Exception:  # one odd payload or file must not end the job
+            log.exception("cannot re-derive the facts of %s", payload.get("path"))
+            return {}
+
+    def _changes(self, payload: Mapping[str, Any], *, full: bool) -> dict[str, Any]:
+        if any(payload.get(k) is None for k in ("duration_s", "sample_rate", "channels")):
+            return {}  # not described by ingest (nothing was decoded): nothing to derive from
         path, root = primary(payload.get("paths") or [payload["path"]], self.roots)
         real = path_from_text(path)
         if not real.is_file() or (not full and self._current(payload, path, root, real)):
@@ -247,7 +257,7 @@ class Rederiver:
             float(payload["duration_s"]),
             int(payload["sample_rate"]),
             int(payload["channels"]),
-            str(payload["format"]),
+            str(payload.get("format") or ""),
         )
         root_path = Path(root) if root is not None else None
         facts = describe(Path(path), root_path, audio, tags, self.rules, listen=listen)

@@ -77,3 +77,12 @@ def test_reanalyse_reads_the_names_below_the_root_as_ingest_does(tmp_path: Path)
     old = {"path": str(path), "paths": [str(path)], "duration_s": 2.0, "kind": None}
     assert reanalyse_payload(old, _LIMITS, roots=[str(root)])["kind"] == "one_shot"
     assert reanalyse_payload(old, _LIMITS)["kind"] == "loop"  # no root known: every folder
+
+
+def test_a_payload_ingest_did_not_describe_is_left_alone(tmp_path: Path) -> None:
+    rules = MetadataRules.from_settings(load_settings(data_dir=tmp_path / "data").ingest)
+    _, payload = _stored(tmp_path, rules, "Kick_01.wav")
+    rederiver = Rederiver(rules, (str(tmp_path / "lib"),), _LIMITS)
+    assert rederiver.changes({**payload, "duration_s": None, "pack": "x"}, full=True) == {}
+    assert rederiver.changes({**payload, "sample_rate": "n/a", "pack": "x"}, full=True) == {}
+    assert rederiver.changes({**payload, "pack": "x"}, full=True) == {"pack": "Pack"}
