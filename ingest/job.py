@@ -22,7 +22,7 @@ from timbre.embedding.info import ModelInfo
 from timbre.embedding.runtime import device_type
 from timbre.errors import SnapshotError
 from timbre.labels import Labeller
-from timbre.library_roots import record_roots
+from timbre.library_roots import record_roots, recorded_roots
 from timbre.settings import Settings
 from timbre.store import Collection, VectorStore, snapshots_dir
 from timbre.store.snapshot import (
@@ -107,6 +107,7 @@ def run_ingest(
         skipped=SkipLog(None if dry else reports / f"ingest-{stamp}-skipped.jsonl"),
         listener=listener,
         labeller=labeller,
+        library_roots=recorded_roots(data),
     )
     result = job.run()
     if not dry and result.summary["counts"]["discovered"]:

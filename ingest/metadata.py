@@ -67,6 +67,14 @@ class AudioFacts:
     format: str
 
 
+def name_parts(path: Path, root: Path | None) -> tuple[list[str], str]:
+    """The folders from ``root`` down to ``path`` (the first is the pack), and its stem."""
+    relative = Path(path.name)
+    if root is not None and path.is_relative_to(root):
+        relative = path.relative_to(root)
+    return list(relative.parts[:-1]), path.stem
+
+
 @dataclass(frozen=True)
 class NameFacts:
     """What a file's names and own tags state, before any audio is heard.
@@ -90,11 +98,11 @@ class NameFacts:
     tags: list[str]
 
 
-def name_facts(path: Path, root: Path, tags: FileTags, rules: MetadataRules) -> NameFacts:
+def name_facts(
+    path: Path, root: Path | None, tags: FileTags, rules: MetadataRules
+) -> NameFacts:
     """The facts the names and tags of ``path`` (found under library ``root``) state."""
-    relative = path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
-    folders = list(relative.parts[:-1])
-    stem = path.stem
+    folders, stem = name_parts(path, root)
     nearest_first = [stem, *reversed(folders)]
     name_bpm = parse_bpm(*nearest_first)
     name_key = parse_key(*nearest_first)
@@ -113,7 +121,7 @@ def name_facts(path: Path, root: Path, tags: FileTags, rules: MetadataRules) -> 
 
 def describe(
     path: Path,
-    root: Path,
+    root: Path | None,
     audio: AudioFacts,
     tags: FileTags,
     rules: MetadataRules,
@@ -124,7 +132,8 @@ def describe(
 
     Args:
         path: the file.
-        root: the library root it was found under (its first folder is the pack).
+        root: the outermost library root that holds it (its first folder is the pack; see
+            :mod:`ingest.derive`), None when no root does (only the file name is read).
         audio: what decoding said.
         tags: the file's own tags.
         rules: the vocabularies.

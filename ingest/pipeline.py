@@ -3,14 +3,16 @@
 Stages, each timed::
 
     discover -> hash -> lookup -> decode + analyse (worker processes)
-             -> mert (or the feature cache) -> tower -> upsert -> [prune] -> [snapshot]
+             -> mert (or the feature cache) -> tower -> upsert -> [prune] -> rederive
+             -> [snapshot]
 
 Safe to re-run and to kill at any moment: a point's id is its content hash, so upserts are
 idempotent; content already in the store is never embedded again (a new path for it is added
 to its payload); MERT features computed before a crash come back from the feature cache.
 Decoding runs in worker processes that feed one model loop through a bounded window of
 in-flight files, and batches are flushed by audio duration, so memory stays bounded on a
-library of any size.
+library of any size. A point whose paths changed (or whose root did: a parent folder indexed
+after its subfolder) gets its path facts derived again (:mod:`ingest.derive`).
 
 Paths travel through the job in their stored text form (:mod:`timbre.store.pathtext`: UTF-8
 even when a name is not) and become real paths only where a file is read. Every entry
@@ -24,7 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from ingest.cache import FeatureCache, HashCache
+from ingest.derive import Rederiver, rederive, rewrite, root_of
 from ingest.discover import Found, Skipped, discover, discover_changed
 from ingest.metadata import MetadataRules
 from ingest.options import Embedder, JobOptions, JobResult, Limits, in_shard
@@ -65,7 +68,8 @@ log = logging.getLogger("timbre.ingest")
 class IngestJob:
     """One run over the library roots; build it with everything it needs, then :meth:`run`.
 
-    ``embedder`` may be None for a dry run, which embeds nothing.
+    ``embedder`` may be None for a dry run, which embeds nothing. ``library_roots``: the other
+    roots the data dir indexes (a path's facts are read below the outermost root holding it).
     """
 
     def __init__(
@@ -83,6 +87,7 @@ class IngestJob:
         skipped: SkipLog | None = None,
         listener: Callable[[Counts], None] | None = None,
         labeller: Labeller | None = None,
+        library_roots: Sequence[Path] = (),
     ) -> None:
         self.o = options
         self.labeller = labeller
@@ -102,6 +107,9 @@ class IngestJob:
         self._hashed: dict[str, str | None] = {}  # path text -> content hash (None: unreadable)
         # What a dry run would do, listed in its summary.
         self.plan: dict[str, list[str]] = {"embed": [], "add_paths": []}
+        known = tuple(dict.fromkeys(_resolved((*options.roots, *library_roots))))
+        self.rederiver = Rederiver(rules, known, limits, labeller)
+        self._moved: set[str] = set()  # ids whose paths changed: their facts are derived anew
 
     # entry point
 
@@ -144,6 +152,9 @@ class IngestJob:
             if self.o.prune or self.o.targeted:
                 with self.clock.stage("prune"):
                     extra["pruned"] = self._prune(by_sha)
+            if self._moved and not self.o.dry_run:
+                with self.clock.stage("rederive"):
+                    self.counts.rederived += rederive(self.store, self.rederiver, self._moved)
             finished = True
         finally:
             if self._pool is not None:
@@ -194,7 +205,8 @@ class IngestJob:
             if not in_shard(sha, self.o.shard):
                 self.counts.other_shards += 1
                 continue
-            by_sha.setdefault(sha, []).append((path, roots[path]))
+            root = root_of(path, self.rederiver.roots) or roots[path]
+            by_sha.setdefault(sha, []).append((path, root))
         return by_sha
 
     def _hashes(self, paths: Sequence[str]) -> Iterator[tuple[str, str | None, str | None]]:
@@ -215,13 +227,19 @@ class IngestJob:
     def _lookup(
         self, by_sha: dict[str, list[tuple[str, str]]]
     ) -> list[tuple[str, list[tuple[str, str]]]]:
-        """Split contents into already indexed (maybe at new paths) and to embed."""
+        """Split contents into already indexed (maybe at new paths) and to embed.
+
+        An indexed point whose paths stay is checked for stale path facts on the spot (an
+        index built before they followed the paths); one with new paths is derived after
+        the prune, which may drop some of its paths too.
+        """
         todo = []
         shas = sorted(by_sha)
         for start in range(0, len(shas), 256):
             chunk = shas[start : start + 256]
             ids = [point_id(s) for s in chunk]
             known = {r.id: r.payload for r in self.store.retrieve(ids)}
+            stale: dict[str, dict[str, Any]] = {}
             for sha, pid in zip(chunk, ids, strict=True):
                 payload = known.get(pid)
                 if payload is None:
@@ -236,6 +254,11 @@ class IngestJob:
                         self.plan["add_paths"].extend(sorted(set(merged) - set(stored)))
                     else:
                         self.store.set_paths(pid, merged)
+                        self._moved.add(pid)
+                elif not self.o.dry_run and (fields := self.rederiver.changes(payload, full=False)):
+                    stale[pid] = fields
+            if stale:
+                self.counts.rederived += rewrite(self.store, stale)
         return todo
 
     def _embed_all(self, todo: Sequence[tuple[str, list[tuple[str, str]]]]) -> None:
@@ -354,7 +377,8 @@ class IngestJob:
         """Drop the paths under the roots known to be gone or to hold other content now."""
         outcome = prune(
             self.store,
-            roots=[path_text(os.path.realpath(Path(r).expanduser())) for r in self._prune_scope()],
+            roots=_resolved(self._prune_scope()),
+            library_roots=_resolved(self.o.roots),
             here_now={sha: {p for p, _ in where} for sha, where in by_sha.items()},
             hashed=self._hashed,
             shard=lambda sha: in_shard(sha, self.o.shard),
@@ -363,6 +387,7 @@ class IngestJob:
         self.counts.pruned_paths += outcome.pruned_paths
         self.counts.deleted_points += outcome.deleted_points
         self.counts.kept_unreadable_paths += len(outcome.kept)
+        self._moved.update(outcome.touched)
         for path, why in outcome.kept:
             log.warning("not pruned: %s (%s)", path, why)
         return outcome.as_dict(self.o.dry_run)
@@ -377,3 +402,8 @@ class IngestJob:
         self.counts.failed += 1
         self.failures.add(failure)
         log.warning("failed: %s (%s)", failure.path, failure.message)
+
+
+def _resolved(paths: Iterable[Path]) -> list[str]:
+    """Paths as the store holds them: absolute, links resolved, in stored text form."""
+    return [path_text(os.path.realpath(Path(p).expanduser())) for p in paths]

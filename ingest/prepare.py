@@ -55,14 +55,17 @@ def prepare(
 
     Args:
         sha256: the content hash.
-        found: ``(path, root)`` pairs (stored text forms) where this content lies; the first
-            one is described.
+        found: ``(path, outermost root)`` pairs (stored text forms) where this content lies;
+            the first path sorted is described.
         limits: decoding limits.
         rules: metadata vocabularies.
         keep_samples: False when MERT features are cached: the samples are not sent back.
     """
-    path, root = Path(found[0][0]), Path(found[0][1])  # text forms, for names and reports
-    real = path_from_text(found[0][0])
+    # The first path sorted is the payload's ``path`` and gives the names, as after any move
+    # (ingest.derive).
+    first, root_text = min(found)
+    path, root = Path(first), Path(root_text)  # text forms, for names and reports
+    real = path_from_text(first)
     paths = sorted(p for p, _ in found)
     stage = "decode"
     try:

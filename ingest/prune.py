@@ -2,13 +2,16 @@
 
 A stored path that this run did not find again is dropped only when the file system says
 it is gone: its ``lstat`` answers "no such file" and the nearest folder above it that still
-exists can be listed and is not empty. Anything else keeps the path and is reported:
+exists can be listed and is no drive that is away. Anything else keeps the path and is
+reported:
 
 * the path could not be read, or a folder on the way to it could not be listed (permission
   denied, an I/O error, a symlink loop): unreadable is not deleted;
-* the nearest existing folder above it is empty: that is what an unmounted drive or share
-  looks like, and a scan of it cannot tell "deleted" from "not there right now" (remove the
-  empty folder to forget such files);
+* its library root is missing, or the nearest existing folder above it is an empty library
+  root or an empty mount point (one mounted now, or one ``/etc/fstab`` names): that is what
+  an unmounted drive or share looks like, and a scan cannot tell "deleted" from "not there
+  right now". Any other empty folder is just a folder whose files were moved or deleted, and
+  its paths go (see docs/paths.md);
 * the path is still on disk but this scan did not take it (it was skipped).
 
 A path found again with other content is dropped from the old content's point (the file was
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +33,9 @@ from timbre.store import Collection
 from timbre.store.pathtext import path_from_text, path_text
 
 _GONE_ERRNOS = (errno.ENOENT, errno.ENOTDIR)
+_OCTAL = re.compile(r"\\([0-7]{3})")
+MOUNT_TABLE = Path("/etc/fstab")
+"""Where the mount points configured on this machine are listed (mounted or not)."""
 
 
 @dataclass
@@ -40,6 +47,7 @@ class PruneOutcome:
     kept: list[tuple[str, str]] = field(default_factory=list)  # (path, why it was kept)
     pruned: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    touched: list[str] = field(default_factory=list)  # ids left with fewer paths
 
     def as_dict(self, dry_run: bool) -> dict[str, Any]:
         out: dict[str, Any] = {"kept": [{"path": p, "why": why} for p, why in self.kept]}
@@ -52,10 +60,33 @@ def _under(path: str, roots: Iterable[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
 
 
-class _Whereabouts:
-    """Is a path that the scan did not find known to be gone? (Folders looked at once.)"""
+def configured_mount_points(table: Path = MOUNT_TABLE) -> frozenset[Path]:
+    """The mount points ``table`` (fstab format) names; none when it cannot be read."""
+    try:
+        lines = table.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return frozenset()
+    points = set()
+    for line in lines:
+        fields = line.split("#", 1)[0].split()
+        if len(fields) >= 2 and fields[1].startswith("/"):
+            # fstab escapes blanks in a path as octal (\040).
+            text = _OCTAL.sub(lambda m: chr(int(m[1], 8)), fields[1])
+            points.add(Path(os.path.normpath(text)))
+    return frozenset(points)
 
-    def __init__(self) -> None:
+
+class _Whereabouts:
+    """Is a path that the scan did not find known to be gone? (Folders looked at once.)
+
+    Args:
+        library_roots: the job's roots, resolved.
+        mount_points: the mount points configured on this machine.
+    """
+
+    def __init__(self, library_roots: Iterable[Path], mount_points: frozenset[Path]) -> None:
+        self._roots = frozenset(library_roots)
+        self._mounts = mount_points
         self._folders: dict[Path, str | None] = {}  # folder -> why nothing below is gone
 
     def why_kept(self, text: str) -> str | None:
@@ -73,13 +104,16 @@ class _Whereabouts:
     def _folder(self, folder: Path) -> str | None:
         if folder in self._folders:
             return self._folders[folder]
+        why: str | None
         try:
             folder.lstat()
         except OSError as exc:
-            if exc.errno in _GONE_ERRNOS and folder.parent != folder:
-                why = self._folder(folder.parent)  # gone too: look further up
-            else:
+            if exc.errno not in _GONE_ERRNOS:
                 why = f"{path_text(folder)} cannot be read: {exc.strerror}"
+            elif folder in self._roots:
+                why = f"library root {path_text(folder)} is missing (an unmounted drive?)"
+            else:
+                why = self._folder(folder.parent) if folder.parent != folder else None
         else:
             try:
                 with os.scandir(folder) as entries:
@@ -87,20 +121,29 @@ class _Whereabouts:
             except OSError as exc:
                 why = f"{path_text(folder)} cannot be listed: {exc.strerror}"
             else:
-                why = (
-                    f"{path_text(folder)} is empty (an unmounted drive looks like this; "
-                    "remove the empty folder to forget its files)"
-                    if empty
-                    else None
-                )
+                why = self._unmounted(folder) if empty else None
         self._folders[folder] = why
         return why
+
+    def _unmounted(self, folder: Path) -> str | None:
+        """Why an empty ``folder`` may be a drive not mounted right now, or None."""
+        if folder in self._roots:
+            what = "an empty library root"
+        elif folder in self._mounts or os.path.ismount(folder):
+            what = "an empty mount point"
+        else:
+            return None  # its files were moved or deleted
+        return (
+            f"{path_text(folder)} is {what} (an unmounted drive looks like this; "
+            "remove the folder to forget its files)"
+        )
 
 
 def prune(
     store: Collection,
     *,
     roots: Iterable[str],
+    library_roots: Iterable[str] | None = None,
     here_now: Mapping[str, set[str]],
     hashed: Mapping[str, str | None],
     shard: Callable[[str], bool],
@@ -110,7 +153,10 @@ def prune(
 
     Args:
         store: the collection.
-        roots: the job's roots, resolved, as stored path texts.
+        roots: what the prune may touch, resolved, as stored path texts: the job's roots,
+            or a watcher batch's paths.
+        library_roots: the job's roots (``roots`` when None): an empty or missing one
+            keeps its paths.
         here_now: content hash -> the paths where this run found it.
         hashed: every path this run read -> its content hash (None: could not be read).
         shard: whether a content hash belongs to this job's shard.
@@ -118,7 +164,8 @@ def prune(
     """
     roots = list(roots)
     outcome = PruneOutcome()
-    where = _Whereabouts()
+    library = roots if library_roots is None else library_roots
+    where = _Whereabouts((path_from_text(r) for r in library), configured_mount_points())
     for record in store.scroll(fields=["paths", "content_sha256"]):
         pid, sha = record.id, str(record.payload.get("content_sha256", ""))
         paths = list(record.payload.get("paths") or [])
@@ -146,6 +193,7 @@ def prune(
             outcome.deleted.append(pid)
         elif not dry_run:
             store.set_paths(pid, sorted(keep))
+            outcome.touched.append(pid)
     outcome.deleted_points = len(outcome.deleted)
     if outcome.deleted and not dry_run:
         store.delete(outcome.deleted)

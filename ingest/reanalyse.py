@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ingest.derive import primary
 from ingest.kind import pre_kind
 from ingest.metadata import MetadataRules, NameFacts, Stated, hear, name_facts
 from ingest.names import stated_kind
@@ -42,7 +43,7 @@ from timbre.audio.analysis import ANALYSIS_VERSION
 from timbre.audio.decode import decode_file
 from timbre.errors import AudioError
 from timbre.store import Record, VectorStore
-from timbre.store.pathtext import path_from_text
+from timbre.store.pathtext import path_from_text, path_text
 from timbre.store.rewrite import rewrite_payloads
 
 log = logging.getLogger("timbre.ingest")
@@ -136,12 +137,6 @@ def _readable(payload: Mapping[str, Any]) -> tuple[str, Path]:
     raise AudioError(where, f"none of its {len(texts)} path(s) is a readable file", code="missing")
 
 
-def _root_of(path: Path, roots: Sequence[Path]) -> Path | None:
-    """The deepest library root holding ``path``, or None."""
-    holding = [r for r in roots if path.is_relative_to(r)]
-    return max(holding, key=lambda r: len(r.parts)) if holding else None
-
-
 def _name_fields(payload: Mapping[str, Any], facts: NameFacts, rooted: bool) -> dict[str, Any]:
     """The name-derived fields as the current rules give them."""
     out: dict[str, Any] = {"genre": facts.genre}
@@ -211,9 +206,13 @@ def reanalyse_payload(
 
     out: dict[str, Any] = {}
     if rules is not None:
-        root = _root_of(path, roots)
-        # Without its library root, every folder above the file is read for names.
-        facts = name_facts(path, root or Path(path.anchor), tags(), rules)
+        # The names come from the point's primary path below its outermost root, as ingest
+        # reads them (ingest.derive); without a root, every folder above the file is read.
+        first, root_text = primary(
+            payload.get("paths") or [text], [path_text(r) for r in roots]
+        )
+        root = Path(root_text) if root_text is not None else None
+        facts = name_facts(Path(first), root or Path(path.anchor), tags(), rules)
         names, bpm, key, tagged_kind = facts.names, facts.bpm, facts.key, facts.kind
         out = _name_fields(payload, facts, root is not None)
         named = facts.instrument

@@ -116,6 +116,7 @@ class Counts:
     skipped: int = 0
     unreadable: int = 0
     rehashed_changed: int = 0
+    rederived: int = 0  # points whose path facts (pack, genre, ...) were derived anew
     audio_s: float = 0.0
 
 

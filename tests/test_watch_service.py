@@ -104,6 +104,20 @@ class Service:
         store = self.client.app.state.service.store.get()  # type: ignore[attr-defined]
         return {r.id: sorted(r.payload["paths"]) for r in store.scroll(fields=["paths"])}
 
+    def packs(self, folder: str) -> set[str | None]:
+        """The ``pack`` of every point with a path in ``folder``."""
+        store = self.client.app.state.service.store.get()  # type: ignore[attr-defined]
+        return {
+            r.payload["pack"]
+            for r in store.scroll(fields=["pack", "paths"])
+            if any(f"/{folder}/" in p for p in r.payload["paths"])
+        }
+
+    def folders(self) -> dict[str, int]:
+        """The top folder listing: name -> samples."""
+        listing = self.client.get("/v1/folders").json()
+        return {f["name"]: f["count"] for f in listing["folders"]}
+
     def searched_paths(self) -> set[str]:
         hits = self.client.post("/v1/search/text", json={"query": "kick", "top_k": 50}).json()
         return {p for hit in hits["hits"] for p in hit["paths"]}
@@ -155,6 +169,9 @@ def test_the_service_keeps_the_index_current(tmp_path: Path, tiny_bundle: Path) 
         renamed = {p for paths in after.values() for p in paths if "Toms Renamed" in p}
         assert len(renamed) == 4 and not any("/Toms/" in p for v in after.values() for p in v)
         assert svc.watch()["last_job"]["summary"]["embedded"] == 0
+        # What the names say follows them, and the old folder is no longer listed.
+        assert svc.packs("Toms Renamed") == {"Toms Renamed"}
+        assert svc.folders() == {"Kicks": 3, "Toms Renamed": 4}
 
         # Deleted files: gone from the store, the search and the snapshot.
         for i in (0, 1):
@@ -163,6 +180,17 @@ def test_the_service_keeps_the_index_current(tmp_path: Path, tiny_bundle: Path) 
         assert _total(jobs, "deleted_points") == 2
         assert len(svc.points()) == 5 and svc.snapshot_count() == 5
         assert not any("Tom_0" in p or "Tom_1" in p for p in svc.searched_paths())
+
+        # The only file of a folder moved out: the empty folder is no unplugged drive.
+        (lib / "Solo").mkdir()
+        (lib / "Toms Renamed" / "Tom_2.wav").rename(lib / "Solo" / "Tom_2.wav")
+        svc.until_jobs()
+        assert svc.packs("Solo") == {"Solo"}
+        (lib / "Solo" / "Tom_2.wav").rename(lib / "Toms Renamed" / "Tom_2.wav")
+        jobs = svc.until_jobs()
+        assert _total(jobs, "pruned_paths") == 1 and _total(jobs, "kept_unreadable_paths") == 0
+        assert not any("/Solo/" in p for v in svc.points().values() for p in v)
+        assert svc.folders() == {"Kicks": 3, "Toms Renamed": 2}
 
         # A file written slowly in chunks: indexed once, complete.
         whole = kick(RATE_HZ, 1.0, pitch_hz=77.0)

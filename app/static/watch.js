@@ -21,6 +21,7 @@ function what(summary) {
     [summary.paths_added, "moved or copied"],
     [summary.pruned_paths, "paths gone"],
     [summary.deleted_points, "removed"],
+    [summary.rederived, "re-described from their new names"],
   ].filter(([n]) => n > 0).map(([n, word]) => `${n} ${word}`);
   return parts.join(", ") || "nothing changed";
 }

@@ -27,12 +27,13 @@ _SHOWN_COUNTS = (
     "paths_added",
     "pruned_paths",
     "deleted_points",
+    "rederived",
     "kept_unreadable_paths",
     "failed",
     "unreadable",
 )
 
-_CHANGE_COUNTS = ("embedded", "paths_added", "pruned_paths", "deleted_points")
+_CHANGE_COUNTS = ("embedded", "paths_added", "pruned_paths", "deleted_points", "rederived")
 
 
 def watch_roots(settings: Settings) -> tuple[Path, ...]:

@@ -124,6 +124,10 @@ class Labeller:
             )
         return out
 
+    def instrument_of(self, category: str | None) -> str | None:
+        """The instrument a category stands for (the vocabulary's), None for no category."""
+        return self._instrument.get(category) if category else None
+
     def fields(self, labels: Labels, stored: Mapping[str, Any]) -> dict[str, Any]:
         """The payload fields for ``labels`` on a point whose payload is ``stored``.
 
@@ -141,7 +145,7 @@ class Labeller:
         source = stored.get("instrument_source")
         named = source == "name" or (source is None and stored.get("instrument"))
         if not named:
-            instrument = self._instrument.get(labels.category) if labels.category else None
+            instrument = self.instrument_of(labels.category)
             out["instrument"] = instrument
             out["instrument_source"] = "audio" if instrument else None
         return out

@@ -76,8 +76,8 @@ def facet_values(
         raise ValueError(f"limit must be >= 1 (got {limit})")
     companion = NORMALISED_FIELDS.get(field)
     if companion is None:
-        return _ordered([(str(v), c, str(v)) for v, c in backend.facet(field, conditions, limit)])
-    counted = backend.facet(companion, conditions, limit)
+        return _ordered([(str(v), c, str(v)) for v, c in _held(backend, field, conditions, limit)])
+    counted = _held(backend, companion, conditions, limit)
     if not counted:
         return []
     matches = tuple(str(v) for v, _ in counted)
@@ -94,6 +94,15 @@ def facet_values(
     return _ordered(
         [(display.get(m, (0, m))[1], c, m) for m, c in ((str(v), c) for v, c in counted)]
     )
+
+
+def _held(
+    backend: _Facets, key: str, conditions: Sequence[Condition], limit: int
+) -> list[tuple[Any, int]]:
+    """The engine's counts without values no point holds: Qdrant Edge keeps counting a value
+    every point lost (a folder after a move, a pack after a rename) as 0 until the shard is
+    optimised."""
+    return [(value, count) for value, count in backend.facet(key, conditions, limit) if count > 0]
 
 
 def _ordered(rows: list[tuple[str, int, str]]) -> list[FacetValue]:
