@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
+import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,6 +37,11 @@ MAX_ITEMS_PER_CALL = 500
 """Most ids one add/remove call takes: a page of results, not a whole library."""
 
 _NAME = re.compile(r"[^\x00-\x1f\x7f/\\]+")
+INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+"""Unicode categories of controls, formats (bidi overrides, zero widths), surrogates, private
+use, unassigned code points and line/paragraph separators."""
+DEVICE_NAME = re.compile(r"(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?", re.IGNORECASE)
+"""Windows device names, which Windows reserves with any extension (``nul.txt``)."""
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 _SCHEMA = """
@@ -80,12 +86,19 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def check_name(name: str) -> str:
+def check_name(name: str, *, new: bool = True) -> str:
     """A collection name as given, trimmed, if it is usable.
 
+    Every name must have 1 to 64 characters, none of them a control character or a slash
+    (names become folder and zip names on export). A ``new`` one must also be one every file
+    system and every reader takes as it looks: no invisible or direction-changing characters
+    (a right-to-left override makes ``kicks\u202egpj.exe`` read as ``kicksexe.jpg``), no
+    replacement character (the mark of bytes that were not UTF-8), and no Windows device name
+    (``CON``, ``NUL.txt``...), which Windows cannot create as a folder. Looking up an existing
+    collection only needs the first rule, so one made before these rules stays reachable.
+
     Raises:
-        InvalidRequestError: empty, too long, or holding control characters or slashes (names
-            become folder and zip names on export).
+        InvalidRequestError: the name breaks a rule; the message says which.
     """
     text = name.strip()
     if not text or len(text) > MAX_NAME_CHARS or not _NAME.fullmatch(text):
@@ -93,7 +106,33 @@ def check_name(name: str) -> str:
             f"a collection name needs 1 to {MAX_NAME_CHARS} characters, without control "
             f"characters or slashes (got {name!r})"
         )
+    if new:
+        why = name_problem(text)
+        if why is not None:
+            raise InvalidRequestError(f"collection name {text!r}: {why}")
     return text
+
+
+def name_problem(text: str) -> str | None:
+    """Why ``text`` cannot be a file or folder name shown as it is (None: it can)."""
+    for char in text:
+        if char == "\ufffd":
+            return (
+                "it holds U+FFFD, the replacement character left where bytes were not UTF-8 "
+                "(percent-encode the name as UTF-8)"
+            )
+        if unicodedata.category(char) in INVISIBLE_CATEGORIES:
+            label = unicodedata.name(char, "a format character")
+            return (
+                f"it holds U+{ord(char):04X} ({label}), an invisible or direction-changing "
+                "character"
+            )
+    if DEVICE_NAME.fullmatch(text):
+        return (
+            "it is a Windows device name (CON, PRN, AUX, NUL, COM0-9, LPT0-9, with or without "
+            "an extension), which Windows cannot create as a folder"
+        )
+    return None
 
 
 def _check_ids(ids: Sequence[str]) -> list[str]:
@@ -143,7 +182,7 @@ class Collections:
 
     def _name_of(self, db: sqlite3.Connection, name: str) -> str | None:
         row = db.execute(
-            "SELECT name FROM collections WHERE key = ?", (check_name(name).casefold(),)
+            "SELECT name FROM collections WHERE key = ?", (check_name(name, new=False).casefold(),)
         ).fetchone()
         return None if row is None else str(row[0])
 
@@ -233,12 +272,13 @@ class Collections:
         if path_hints is not None and len(path_hints) != len(ids):
             raise InvalidRequestError("give one path hint per id, or none")
         hints = dict(zip(ids, path_hints or [None] * len(ids), strict=True))
-        text = check_name(name)
+        text = check_name(name, new=False)
         with self._tx() as db:
             stored = self._name_of(db, text)
             if stored is None:
                 if not create:
                     raise NotFoundError(f"no collection named {text!r}")
+                check_name(text)  # a new collection: every rule applies
                 db.execute(
                     "INSERT INTO collections VALUES (?, ?, ?, ?)",
                     (text, text.casefold(), _now(), _now()),

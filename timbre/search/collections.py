@@ -20,7 +20,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from timbre.collections_db import CollectionInfo, Collections
+from timbre.collections_db import (
+    DEVICE_NAME,
+    INVISIBLE_CATEGORIES,
+    CollectionInfo,
+    Collections,
+)
 from timbre.errors import (
     ContentChangedError,
     ForbiddenPathError,
@@ -92,8 +97,17 @@ class ExportPlan:
 
 
 def safe_name(text: str, fallback: str = "untitled") -> str:
-    """A file or folder name every desktop file system takes (no ``<>:"/\\|?*``, no controls)."""
-    name = _UNSAFE.sub("_", unicodedata.normalize("NFC", text)).strip().rstrip(".")
+    """A file or folder name every desktop file system takes and every reader sees as it is:
+    no ``<>:"/\\|?*``, no control, invisible or direction-changing characters (dropped), and
+    no Windows device name (``CON.wav`` becomes ``_CON.wav``)."""
+    visible = "".join(
+        c
+        for c in unicodedata.normalize("NFC", text)
+        if unicodedata.category(c) not in INVISIBLE_CATEGORIES
+    )
+    name = _UNSAFE.sub("_", visible).strip().rstrip(".")
+    if DEVICE_NAME.fullmatch(name):
+        name = f"_{name}"
     return name or fallback
 
 
