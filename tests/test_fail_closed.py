@@ -25,7 +25,7 @@ from ingest.synthetic import Library, make_library
 from tests.api_fixtures import READY_WITHIN_S, copy_of, ok, problem, until_ready
 from tests.ingest_helpers import ingest, job_settings
 from timbre.cli.wiring import build_app
-from timbre.library_roots import ROOTS_FILE
+from timbre.library_roots import ROOTS_FILE, RecordedRoots, read_recorded_roots, record_roots
 from timbre.settings import load_settings
 
 pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
@@ -187,3 +187,15 @@ def test_an_export_leaves_out_a_file_replaced_after_it_was_planned(
             names = [Path(n).name for n in zf.namelist()]
             note = zf.read(next(n for n in zf.namelist() if n.endswith("MISSING.txt"))).decode()
         assert names == ["MISSING.txt"] and item_id in note and "content changed" in note
+
+
+def test_ingest_moves_a_broken_roots_file_aside_before_recording(tmp_path: Path) -> None:
+    data, library = tmp_path / "data", tmp_path / "Samples"
+    library.mkdir()
+    data.mkdir()
+    (data / ROOTS_FILE).write_bytes(b"\xff\xfe not json")
+    assert read_recorded_roots(data).problem is not None
+    record_roots(data, [library])
+    assert read_recorded_roots(data) == RecordedRoots([library.resolve()])
+    (aside,) = data.glob(f"{ROOTS_FILE}.corrupt-*")
+    assert aside.read_bytes() == b"\xff\xfe not json"  # kept for a person to read
