@@ -39,9 +39,8 @@ def host_name(host: str) -> str:
     host = host.strip().lower()
     if host.startswith("["):
         return host[1 : host.find("]")] if "]" in host else host
-    if host.count(":") == 1:
-        return host.split(":", 1)[0]
-    return host.rstrip(".")
+    name = host.split(":", 1)[0] if host.count(":") == 1 else host
+    return name.rstrip(".")  # "localhost." is localhost
 
 
 def allowed_hosts(api: ApiSettings) -> frozenset[str]:

@@ -37,9 +37,30 @@ MAX_ITEMS_PER_CALL = 500
 """Most ids one add/remove call takes: a page of results, not a whole library."""
 
 _NAME = re.compile(r"[^\x00-\x1f\x7f/\\]+")
-INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
-"""Unicode categories of controls, formats (bidi overrides, zero widths), surrogates, private
-use, unassigned code points and line/paragraph separators."""
+_HIDDEN_RANGES = (
+    (0x00, 0x1F), (0x7F, 0x9F), (0xAD, 0xAD), (0x600, 0x605), (0x61C, 0x61C), (0x6DD, 0x6DD),
+    (0x70F, 0x70F), (0x890, 0x891), (0x8E2, 0x8E2), (0x180E, 0x180E), (0x200B, 0x200F),
+    (0x2028, 0x202E), (0x2060, 0x2064), (0x2066, 0x206F), (0xE000, 0xF8FF), (0xFEFF, 0xFEFF),
+    (0xFFF9, 0xFFFB), (0xFFFD, 0xFFFD), (0x110BD, 0x110BD), (0x110CD, 0x110CD),
+    (0x13430, 0x13438), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0001, 0xE0001),
+    (0xE0020, 0xE007F), (0xF0000, 0xFFFFD), (0x100000, 0x10FFFD),
+)  # fmt: skip
+"""Code points no new name may hold: controls (Cc), formats such as bidi overrides and
+isolates, zero widths and the BOM (Cf), private use (Co), line and paragraph separators
+(Zl, Zp), as Unicode 14 assigns them, and U+FFFD. Spelled out rather than read from
+``unicodedata`` so that every Python, and the API's schema, draws the same line."""
+
+
+def _escape(code: int) -> str:
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+HIDDEN_CLASS = "".join(f"{_escape(a)}-{_escape(b)}" for a, b in _HIDDEN_RANGES)
+""":data:`_HIDDEN_RANGES` as the body of a regex character class (``[...]``)."""
+HIDDEN = re.compile(f"[{HIDDEN_CLASS}\\ud800-\\udfff]")
+"""Any hidden code point, or a lone surrogate (a name that was not text)."""
 DEVICE_NAME = re.compile(r"(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?", re.IGNORECASE)
 """Windows device names, which Windows reserves with any extension (``nul.txt``)."""
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -115,18 +136,19 @@ def check_name(name: str, *, new: bool = True) -> str:
 
 def name_problem(text: str) -> str | None:
     """Why ``text`` cannot be a file or folder name shown as it is (None: it can)."""
-    for char in text:
+    hidden = HIDDEN.search(text)
+    if hidden is not None:
+        char = hidden.group(0)
         if char == "\ufffd":
             return (
                 "it holds U+FFFD, the replacement character left where bytes were not UTF-8 "
                 "(percent-encode the name as UTF-8)"
             )
-        if unicodedata.category(char) in INVISIBLE_CATEGORIES:
-            label = unicodedata.name(char, "a format character")
-            return (
-                f"it holds U+{ord(char):04X} ({label}), an invisible or direction-changing "
-                "character"
-            )
+        label = unicodedata.name(char, "a control or private-use character")
+        return (
+            f"it holds U+{ord(char):04X} ({label}), an invisible, direction-changing or "
+            "control character"
+        )
     if DEVICE_NAME.fullmatch(text):
         return (
             "it is a Windows device name (CON, PRN, AUX, NUL, COM0-9, LPT0-9, with or without "

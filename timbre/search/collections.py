@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 
 from timbre.collections_db import (
     DEVICE_NAME,
-    INVISIBLE_CATEGORIES,
+    HIDDEN,
     CollectionInfo,
     Collections,
 )
@@ -100,11 +100,7 @@ def safe_name(text: str, fallback: str = "untitled") -> str:
     """A file or folder name every desktop file system takes and every reader sees as it is:
     no ``<>:"/\\|?*``, no control, invisible or direction-changing characters (dropped), and
     no Windows device name (``CON.wav`` becomes ``_CON.wav``)."""
-    visible = "".join(
-        c
-        for c in unicodedata.normalize("NFC", text)
-        if unicodedata.category(c) not in INVISIBLE_CATEGORIES
-    )
+    visible = HIDDEN.sub("", unicodedata.normalize("NFC", text))
     name = _UNSAFE.sub("_", visible).strip().rstrip(".")
     if DEVICE_NAME.fullmatch(name):
         name = f"_{name}"
