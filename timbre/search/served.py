@@ -56,7 +56,7 @@ class ServedFiles:
 
     def open_of(self, item_id: str, payload: dict[str, Any]) -> tuple[Path, BinaryIO]:
         """Like :meth:`file_of`, with the file left open: the handle whose content was checked
-        is the one to send, so a replacement after the check cannot be served.
+        is the one to send, so a file swapped in after the check is not served.
 
         Raises:
             ForbiddenPathError: there are no library roots, or the item's files lie outside.
@@ -103,8 +103,8 @@ class ServedFiles:
         raise NotFoundError(f"item {item_id} has no readable file inside the library roots")
 
     def holds(self, handle: BinaryIO, expected: str) -> bool:
-        """Whether the open file has the content hash ``expected`` (read from the same handle
-        that will be served, so the check and the bytes sent cannot disagree)."""
+        """Whether the open file has the content hash ``expected`` (read from the handle that
+        will be served: a file swapped for another after the check is not what gets sent)."""
         if not expected:
             return False
         stat = os.fstat(handle.fileno())
