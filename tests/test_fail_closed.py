@@ -85,6 +85,7 @@ def file_routes(client: TestClient, item_id: str, path: str) -> dict[str, Any]:
         "audio": client.get(f"/v1/items/{item_id}/audio"),
         "rendition": client.get(f"/v1/items/{item_id}/audio", params={"rendition": "wav"}),
         "search by path": client.post("/v1/search/audio", json={"path": path}),
+        "hybrid by path": client.post("/v1/search/hybrid", json={"path": path, "query": "kick"}),
         "ingest": client.post("/v1/ingest", json={"paths": [path], "dry_run": True}),
     }
 
