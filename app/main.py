@@ -17,6 +17,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import problems
 from app.bodies import BodyGuard
+from app.head import HeadAsGet
+from app.hosts import HostGuard
 from app.jobs import IngestJobs, IngestRunner
 from app.mcp.lazy import PATH as MCP_PATH
 from app.mcp.lazy import LazyMcp
@@ -129,6 +131,9 @@ def create_app(
             allow_methods=["GET", "HEAD", "POST"],
             allow_headers=["Content-Type", "X-API-Key", "Authorization", "Range"],
         )
+    app.add_middleware(HeadAsGet, router=app.router)
+    # Outermost: no route, page or mount answers a host it does not know (app.hosts).
+    app.add_middleware(HostGuard, api=api, on_problem=count_problem)
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from timbre.collections_db import name_problem
 from timbre.errors import (
     AudioError,
     ConflictError,
@@ -163,11 +164,22 @@ def detail_of(exc: TimbreError) -> str:
     return exc.reason if isinstance(exc, AudioError) else str(exc)
 
 
+def _reason(err: Any) -> str:
+    """pydantic's message, or for a collection name that fails its pattern, which rule it
+    breaks (a pattern cannot say which character it refused)."""
+    given = err.get("input")
+    if err.get("type") == "string_pattern_mismatch" and err["loc"][-1:] == ("name",):
+        why = name_problem(given.strip()) if isinstance(given, str) else None
+        if why is not None:
+            return f"collection name {given.strip()!r}: {why}"
+    return str(err["msg"])
+
+
 def field_errors(errors: Sequence[Any]) -> tuple[str, list[dict[str, Any]]]:
     """A validation failure's ``detail`` and ``errors`` (pydantic's errors, body fields named
     by their dotted path)."""
     fields = [
-        {"field": ".".join(str(p) for p in err["loc"] if p != "body"), "reason": err["msg"]}
+        {"field": ".".join(str(p) for p in err["loc"] if p != "body"), "reason": _reason(err)}
         for err in errors
     ]
     return "; ".join(f"{e['field'] or 'body'}: {e['reason']}" for e in fields), fields

@@ -40,6 +40,23 @@ def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ[EXPORT_DIR_ENV] = before
 
 
+TEST_HOST = "testserver"
+"""The Host Starlette's TestClient sends: an allowed host name of every app the tests build
+(``api.allowed_hosts``, through the environment like any deployment's setting)."""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def allow_test_host() -> Iterator[None]:
+    name = "TIMBRE_API__ALLOWED_HOSTS"
+    before = os.environ.get(name)
+    os.environ[name] = f'["{TEST_HOST}"]'
+    yield
+    if before is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = before
+
+
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from timbre.embedding.random_bundle import write_random_bundle

@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ingest.synthetic import Library
 from tests.api_fixtures import api_settings, copy_of, opened
+from timbre.collections_db import DEVICE_NAME
 
 pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
 
@@ -98,9 +99,15 @@ def _refused_for_a_reason_the_schema_cannot_state(case: Any) -> bool:
     - An upload whose ``query`` part is empty: schemathesis 4.32's coverage and stateful phases
       send ``""`` for a multipart text field as a *valid* value although the form schema says
       ``minLength: 1`` (test_api_hardening checks the 422).
+    - A new collection named as a Windows device (``CON``, ``nul.txt``): the pattern would need
+      a lookahead (test_collection_names checks the 422).
     """
     body = case.body
     query = case.query or {}
+    names = [(case.path_parameters or {}).get("name")]
+    names.append(body.get("name") if isinstance(body, dict) else None)
+    if any(isinstance(n, str) and DEVICE_NAME.fullmatch(n.strip()) for n in names):
+        return True
     if _reversed_ranges(body) or _reversed_ranges(_json_or_none(query.get("filter"))):
         return True
     shard = body.get("shard") if isinstance(body, dict) else None

@@ -288,13 +288,15 @@ def test_a_changed_file_gets_a_new_rendition_and_the_budget_evicts_old_ones(
         max_duration_s=60,
         rendition_cache_bytes=0,  # keep only the one just made
     )
-    first, name = media.wav_rendition("a")
-    assert name == "a.wav" and sf.info(first).subtype == "PCM_24"
+    first = media.wav_rendition("a")
+    first.close()
+    assert first.name == "a.wav" and sf.info(first.path).subtype == "PCM_24"
     time.sleep(0.01)
     sf.write(path, np.full(4800, 0.5, np.float32), 48000, format="AIFF", subtype="PCM_24")
-    second, _ = media.wav_rendition("a")
-    assert second != first and not first.exists()
-    assert sf.read(second)[0][0] == pytest.approx(0.5, abs=1e-6)
+    second = media.wav_rendition("a")
+    second.close()
+    assert second.path != first.path and not first.path.exists()
+    assert sf.read(second.path)[0][0] == pytest.approx(0.5, abs=1e-6)
 
 
 # -- collections --------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
+import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,6 +37,32 @@ MAX_ITEMS_PER_CALL = 500
 """Most ids one add/remove call takes: a page of results, not a whole library."""
 
 _NAME = re.compile(r"[^\x00-\x1f\x7f/\\]+")
+_HIDDEN_RANGES = (
+    (0x00, 0x1F), (0x7F, 0x9F), (0xAD, 0xAD), (0x600, 0x605), (0x61C, 0x61C), (0x6DD, 0x6DD),
+    (0x70F, 0x70F), (0x890, 0x891), (0x8E2, 0x8E2), (0x180E, 0x180E), (0x200B, 0x200F),
+    (0x2028, 0x202E), (0x2060, 0x2064), (0x2066, 0x206F), (0xE000, 0xF8FF), (0xFEFF, 0xFEFF),
+    (0xFFF9, 0xFFFB), (0xFFFD, 0xFFFD), (0x110BD, 0x110BD), (0x110CD, 0x110CD),
+    (0x13430, 0x13438), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0001, 0xE0001),
+    (0xE0020, 0xE007F), (0xF0000, 0xFFFFD), (0x100000, 0x10FFFD),
+)  # fmt: skip
+"""Code points no new name may hold: controls (Cc), formats such as bidi overrides and
+isolates, zero widths and the BOM (Cf), private use (Co), line and paragraph separators
+(Zl, Zp), as Unicode 14 assigns them, and U+FFFD. Spelled out rather than read from
+``unicodedata`` so that every Python, and the API's schema, draws the same line."""
+
+
+def _escape(code: int) -> str:
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+HIDDEN_CLASS = "".join(f"{_escape(a)}-{_escape(b)}" for a, b in _HIDDEN_RANGES)
+""":data:`_HIDDEN_RANGES` as the body of a regex character class (``[...]``)."""
+HIDDEN = re.compile(f"[{HIDDEN_CLASS}\\ud800-\\udfff]")
+"""Any hidden code point, or a lone surrogate (a name that was not text)."""
+DEVICE_NAME = re.compile(r"(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?", re.IGNORECASE)
+"""Windows device names, which Windows reserves with any extension (``nul.txt``)."""
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 _SCHEMA = """
@@ -80,12 +107,19 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def check_name(name: str) -> str:
+def check_name(name: str, *, new: bool = True) -> str:
     """A collection name as given, trimmed, if it is usable.
 
+    Every name must have 1 to 64 characters, none of them a control character or a slash
+    (names become folder and zip names on export). A ``new`` one must also be one every file
+    system and every reader takes as it looks: no invisible or direction-changing characters
+    (a right-to-left override makes ``kicks\u202egpj.exe`` read as ``kicksexe.jpg``), no
+    replacement character (the mark of bytes that were not UTF-8), and no Windows device name
+    (``CON``, ``NUL.txt``...), which Windows cannot create as a folder. Looking up an existing
+    collection only needs the first rule, so one made before these rules stays reachable.
+
     Raises:
-        InvalidRequestError: empty, too long, or holding control characters or slashes (names
-            become folder and zip names on export).
+        InvalidRequestError: the name breaks a rule; the message says which.
     """
     text = name.strip()
     if not text or len(text) > MAX_NAME_CHARS or not _NAME.fullmatch(text):
@@ -93,7 +127,34 @@ def check_name(name: str) -> str:
             f"a collection name needs 1 to {MAX_NAME_CHARS} characters, without control "
             f"characters or slashes (got {name!r})"
         )
+    if new:
+        why = name_problem(text)
+        if why is not None:
+            raise InvalidRequestError(f"collection name {text!r}: {why}")
     return text
+
+
+def name_problem(text: str) -> str | None:
+    """Why ``text`` cannot be a file or folder name shown as it is (None: it can)."""
+    hidden = HIDDEN.search(text)
+    if hidden is not None:
+        char = hidden.group(0)
+        if char == "\ufffd":
+            return (
+                "it holds U+FFFD, the replacement character left where bytes were not UTF-8 "
+                "(percent-encode the name as UTF-8)"
+            )
+        label = unicodedata.name(char, "a control or private-use character")
+        return (
+            f"it holds U+{ord(char):04X} ({label}), an invisible, direction-changing or "
+            "control character"
+        )
+    if DEVICE_NAME.fullmatch(text):
+        return (
+            "it is a Windows device name (CON, PRN, AUX, NUL, COM0-9, LPT0-9, with or without "
+            "an extension), which Windows cannot create as a folder"
+        )
+    return None
 
 
 def _check_ids(ids: Sequence[str]) -> list[str]:
@@ -143,7 +204,7 @@ class Collections:
 
     def _name_of(self, db: sqlite3.Connection, name: str) -> str | None:
         row = db.execute(
-            "SELECT name FROM collections WHERE key = ?", (check_name(name).casefold(),)
+            "SELECT name FROM collections WHERE key = ?", (check_name(name, new=False).casefold(),)
         ).fetchone()
         return None if row is None else str(row[0])
 
@@ -233,12 +294,13 @@ class Collections:
         if path_hints is not None and len(path_hints) != len(ids):
             raise InvalidRequestError("give one path hint per id, or none")
         hints = dict(zip(ids, path_hints or [None] * len(ids), strict=True))
-        text = check_name(name)
+        text = check_name(name, new=False)
         with self._tx() as db:
             stored = self._name_of(db, text)
             if stored is None:
                 if not create:
                     raise NotFoundError(f"no collection named {text!r}")
+                check_name(text)  # a new collection: every rule applies
                 db.execute(
                     "INSERT INTO collections VALUES (?, ?, ?, ?)",
                     (text, text.casefold(), _now(), _now()),

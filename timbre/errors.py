@@ -115,3 +115,9 @@ class ConflictError(TimbreError):
     """The request conflicts with work under way (e.g. an ingest job is already running)."""
 
     code = "conflict"
+
+
+class ContentChangedError(ConflictError):
+    """An indexed item's file no longer holds the content that was indexed (replaced in place)."""
+
+    code = "content_changed"

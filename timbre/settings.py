@@ -158,6 +158,7 @@ class ApiSettings(_Section):
     api_key: SecretStr | None
     require_key_for_reads: bool
     library_roots: list[Path]
+    allowed_hosts: list[str]
     cors_origins: list[str]
     default_top_k: int = Field(ge=1)
     max_top_k: int = Field(ge=1)

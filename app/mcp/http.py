@@ -2,10 +2,12 @@
 
 Reads (every MCP message may read) need the key only when ``api.require_key_for_reads``: the
 whole endpoint then answers 401 without it, as the routes do. A tool that writes needs the key
-whenever one is set; without it the call is a tool error with the API's 401 message. An
-``Origin`` header, sent by browsers only, must be this server's own or one of
-``api.cors_origins`` (the MCP spec's guard against DNS rebinding); clients that are not
-browsers send none.
+whenever one is set; without it the call is a tool error with the API's 401 message.
+
+Against DNS rebinding (the MCP spec's warning), three checks stand in line: the app's
+:class:`app.hosts.HostGuard` (the ``Host`` allow-list, on every route), an ``Origin`` header
+(sent by browsers only) that must be this server's own or one of ``api.cors_origins``, and
+the SDK's own transport security, kept on with the same host names.
 
 The transport is stateless and answers plain JSON: every tool is one request and one answer,
 with nothing to push back, so no session has to outlive a request (and any worker can answer).
@@ -29,6 +31,7 @@ from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from app.deps import presented_key, require_read, require_write
+from app.hosts import allowed_hosts, sdk_hosts, sdk_origins
 from app.mcp.backends import Backend, LocalBackend, template_urls
 from app.mcp.server import build_server
 from app.problems import AuthError, problem
@@ -69,13 +72,16 @@ class McpEndpoint:
             require_write(api, *await presented_key(_request(ctx)))
 
         self.server = build_server(backend_for, guard_write=guard_write)
+        names = allowed_hosts(api)
         self.manager = StreamableHTTPSessionManager(
             app=self.server,
             json_response=True,
             stateless=True,
-            # Host checks would refuse every name a deployment is reached by; the Origin
-            # check below is the one that matters, and it knows the configured origins.
-            security_settings=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+            security_settings=TransportSecuritySettings(
+                enable_dns_rebinding_protection=True,
+                allowed_hosts=sdk_hosts(names),
+                allowed_origins=sdk_origins(names, api.cors_origins),
+            ),
         )
 
     def run(self) -> AbstractAsyncContextManager[None]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote_to_bytes
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -24,16 +25,41 @@ from app.schemas.collections import (
     MembershipsOut,
 )
 from timbre.collections_db import CollectionInfo
-from timbre.errors import UnavailableError
+from timbre.errors import InvalidRequestError, UnavailableError
 from timbre.search.collections import CollectionsService, CollectionView
 
+
+def strict_path(request: Request) -> None:
+    """Refuse a path whose percent-encoding is broken or is not UTF-8.
+
+    The server decodes such bytes to U+FFFD, so ``%FF`` and ``%FE`` would both name the
+    collection "\ufffd"; a name must reach the service exactly as it was meant.
+    """
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    text = raw.decode("latin-1")
+    bad = _BROKEN_ESCAPE.search(text)
+    if bad is not None:
+        raise InvalidRequestError(
+            f"the path holds {bad.group(0)!r}, not a percent-encoded byte (write % as %25)"
+        )
+    try:
+        unquote_to_bytes(text).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequestError(
+            f"the path's percent-encoded bytes are not UTF-8 (byte 0x{exc.object[exc.start]:02X}"
+            " after decoding); percent-encode collection names as UTF-8"
+        ) from exc
+
+
+_BROKEN_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2}).{0,2}")
+
 read = APIRouter(
-    dependencies=[Depends(require_read)],
+    dependencies=[Depends(strict_path), Depends(require_read)],
     tags=["collections"],
     responses=problems(401, 404, 422, 503),
 )
 write = APIRouter(
-    dependencies=[Depends(require_write)],
+    dependencies=[Depends(strict_path), Depends(require_write)],
     tags=["collections"],
     responses={**BODY_PROBLEMS, **problems(401, 404, 409, 503)},
 )

@@ -68,11 +68,24 @@ async def item_audio(
     rendition: Literal["original", "wav"] = "original",
 ) -> AudioFileResponse:
     """The original file of a sample, or a WAV rendition for browsers (HTTP ranges work)."""
+    # Both are sent from a file opened (and, for originals, checked) before the response: an
+    # eviction or a replacement of the path meanwhile cannot change what is sent.
     if rendition == "wav":
-        wav, name = await run_in_threadpool(media.wav_rendition, item_id)
+        wav = await run_in_threadpool(media.wav_rendition, item_id)
         return AudioFileResponse(
-            wav, filename=name, media_type="audio/wav", content_disposition_type="inline"
+            wav.path,
+            filename=wav.name,
+            media_type="audio/wav",
+            content_disposition_type="inline",
+            opened=wav.handle,
+            on_close=wav.close,
         )
-    path = await run_in_threadpool(service.item_file, item_id)
+    path, handle = await run_in_threadpool(service.open_item_file, item_id)
     # The header needs text: a name that is not UTF-8 goes as its stored form (pathtext).
-    return AudioFileResponse(path, filename=path_text(path.name), content_disposition_type="inline")
+    return AudioFileResponse(
+        path,
+        filename=path_text(path.name),
+        content_disposition_type="inline",
+        opened=handle,
+        on_close=handle.close,
+    )

@@ -5,12 +5,15 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.schemas.search import HitOut
+from timbre.collections_db import HIDDEN_CLASS
 
-_NOT_IN_NAMES = r"\x00-\x1f\x7f/\\"
+_NOT_IN_NAMES = HIDDEN_CLASS + r"/\\"
 _SPACES = r" \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 NAME_PATTERN = rf"^[^{_NOT_IN_NAMES}]*[^{_NOT_IN_NAMES}{_SPACES}][^{_NOT_IN_NAMES}]*$"
-"""A collection name (timbre.collections_db.check_name): no control characters or slashes,
-something besides white space (names are trimmed). Names become folder and zip names."""
+"""A collection name (timbre.collections_db.check_name): no slashes, no control, invisible or
+direction-changing characters, something besides white space (names are trimmed). Names
+become folder and zip names. Windows device names (CON...) are refused too, which a pattern
+the validator runs cannot say (it has no lookahead)."""
 NAME_MAX_CHARS = 64
 MAX_IDS = 500
 """Most ids one request adds or asks about."""

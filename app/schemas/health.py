@@ -20,6 +20,10 @@ class ReadyChecks(BaseModel):
     text_model: bool
     store: bool
     snapshot: bool
+    roots_file: bool = True
+    """False: the data dir's library_roots.json cannot be read (not ready until repaired)."""
+    library_roots: bool = True
+    """False: there is no library root, so no file is served (search still works)."""
 
 
 class ReadyOut(BaseModel):

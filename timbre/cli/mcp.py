@@ -30,6 +30,7 @@ from timbre.errors import StoreLockedError, TimbreError
 
 if TYPE_CHECKING:
     from mcp.server import ServerRequestContext
+    from mcp.shared.message import SessionMessage
 
     from app.mcp.backends import Backend, HttpBackend, LocalBackend
     from timbre.settings import Settings
@@ -179,6 +180,60 @@ class StdioBackends:
                 self._lease.withdraw()
 
 
+class _AnswerUnparseable:
+    """The stdio read stream, answering each line that is no JSON-RPC message itself.
+
+    The SDK passes such a line on as an exception, which its server only logs: the client
+    then waits out its timeout. Here it gets the JSON-RPC error at once, with id null as the
+    spec asks when the id cannot be read: -32700 for text that is not JSON, -32600 for JSON
+    that is no request.
+    """
+
+    def __init__(self, inner: Any, write: Any) -> None:
+        self._inner = inner
+        self._write = write
+
+    @property
+    def last_context(self) -> Any:  # the SDK reads each message's sender context here
+        return getattr(self._inner, "last_context", None)
+
+    def __aiter__(self) -> _AnswerUnparseable:
+        return self
+
+    async def __anext__(self) -> SessionMessage | Exception:
+        while True:
+            item = await self._inner.__anext__()
+            if not isinstance(item, Exception):
+                return item
+            await self._write.send(_error_message(item))
+
+    async def receive(self) -> SessionMessage | Exception:
+        return await self.__anext__()
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def __aenter__(self) -> _AnswerUnparseable:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def _error_message(exc: Exception) -> SessionMessage:
+    import mcp_types
+    from mcp.shared.message import SessionMessage
+    from pydantic import ValidationError
+
+    errors = exc.errors() if isinstance(exc, ValidationError) else []
+    if errors and errors[0].get("type") == "json_invalid":
+        code, text = mcp_types.PARSE_ERROR, f"Parse error: {errors[0].get('msg', exc)}"
+    else:
+        code, text = mcp_types.INVALID_REQUEST, "Invalid request: not a JSON-RPC 2.0 message"
+    error = mcp_types.ErrorData(code=code, message=text)
+    return SessionMessage(mcp_types.JSONRPCError(jsonrpc="2.0", id=None, error=error))
+
+
 @app.command("mcp")
 def mcp_command() -> None:
     """Serve the MCP tools over stdio, for desktop assistants (beside a service or alone)."""
@@ -197,7 +252,8 @@ def mcp_command() -> None:
 
     async def serve() -> None:
         async with stdio_server() as (read, write):
-            await server.run(read, write, server.create_initialization_options())
+            answered = _AnswerUnparseable(read, write)
+            await server.run(answered, write, server.create_initialization_options())
 
     # The models and the store load beside the protocol loop: a client's initialize and
     # tools/list are answered at once, and the first search waits for what it needs.

@@ -23,6 +23,10 @@ def serve(
 
     try:
         settings = load_settings()
+        if host:  # the interface given here is also a host name the service answers to
+            settings = settings.model_copy(
+                update={"api": settings.api.model_copy(update={"host": host})}
+            )
         # First, before models or files: a second service on this data dir must not start,
         # and must leave the owner's service file alone.
         lock = claim_data_dir(settings)

@@ -24,7 +24,7 @@ from timbre.collections_db import Collections
 from timbre.embedding.embedder import describe_models, load_audio_embedder, load_text_embedder
 from timbre.embedding.files import resolve_model_files
 from timbre.errors import UnavailableError
-from timbre.library_roots import recorded_roots
+from timbre.library_roots import LibraryRoots, read_recorded_roots
 from timbre.search import Lazy, SearchService, ServiceLimits, SnapshotHolder, StoreHandle
 from timbre.search.browse import BrowseService
 from timbre.search.collections import CollectionsService
@@ -46,13 +46,15 @@ if TYPE_CHECKING:  # the web stack imports in ~1.5 s: `timbre serve` loads the t
 log = logging.getLogger("timbre")
 
 
-def service_roots(settings: Settings) -> tuple[Path, ...]:
+def service_roots(settings: Settings) -> tuple[tuple[Path, ...], str | None]:
     """The roots the service accepts: ``api.library_roots`` and those this data dir indexes
-    (recorded by ``timbre ingest``, see :mod:`timbre.library_roots`)."""
-    roots = [*settings.api.library_roots, *recorded_roots(settings.data_dir)]
+    (recorded by ``timbre ingest``, see :mod:`timbre.library_roots`), and what is wrong with
+    the data dir's roots file (None: nothing)."""
+    recorded = read_recorded_roots(settings.data_dir)
+    roots = [*settings.api.library_roots, *recorded.roots]
     if settings.watch.enabled and settings.watch.roots:
         roots.extend(settings.watch.roots)  # a watched folder is a library root
-    return tuple(dict.fromkeys(roots))
+    return tuple(dict.fromkeys(roots)), recorded.problem
 
 
 def build_service(
@@ -81,8 +83,14 @@ def build_service(
             threads=settings.snapshot.scan_threads,
         ),
     )
+    roots, roots_problem = service_roots(settings)
+    if roots_problem is not None:
+        log.error("library roots: %s; files are served from api.library_roots only", roots_problem)
+    if not roots:
+        log.warning("%s: no file is served from disk", LibraryRoots([], roots_problem).why_none())
     limits = ServiceLimits(
-        library_roots=service_roots(settings),
+        library_roots=roots,
+        roots_problem=roots_problem,
         max_upload_bytes=settings.api.max_upload_bytes,
         max_upload_duration_s=settings.api.max_upload_duration_s,
         max_duration_s=settings.audio.max_duration_s,

@@ -8,6 +8,7 @@ folder streamed while it is written, for dragging into a DAW.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import unicodedata
@@ -17,10 +18,21 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from timbre.collections_db import CollectionInfo, Collections
-from timbre.errors import InvalidRequestError, NotFoundError, UnavailableError
+from timbre.collections_db import (
+    DEVICE_NAME,
+    HIDDEN,
+    CollectionInfo,
+    Collections,
+)
+from timbre.errors import (
+    ContentChangedError,
+    ForbiddenPathError,
+    InvalidRequestError,
+    NotFoundError,
+    UnavailableError,
+)
 from timbre.search.service import SearchService
 
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
@@ -65,6 +77,7 @@ class ExportEntry:
     id: str
     source: Path
     name: str
+    sha256: str
 
 
 @dataclass(frozen=True)
@@ -73,7 +86,7 @@ class ExportPlan:
 
     folder: str
     entries: list[ExportEntry]
-    missing: list[tuple[str, str]]  # (id, why)
+    missing: list[tuple[str, str]]  # (id, why); export_zip adds the ones that changed meanwhile
 
     def note(self) -> str | None:
         if not self.missing:
@@ -84,8 +97,13 @@ class ExportPlan:
 
 
 def safe_name(text: str, fallback: str = "untitled") -> str:
-    """A file or folder name every desktop file system takes (no ``<>:"/\\|?*``, no controls)."""
-    name = _UNSAFE.sub("_", unicodedata.normalize("NFC", text)).strip().rstrip(".")
+    """A file or folder name every desktop file system takes and every reader sees as it is:
+    no ``<>:"/\\|?*``, no control, invisible or direction-changing characters (dropped), and
+    no Windows device name (``CON.wav`` becomes ``_CON.wav``)."""
+    visible = HIDDEN.sub("", unicodedata.normalize("NFC", text))
+    name = _UNSAFE.sub("_", visible).strip().rstrip(".")
+    if DEVICE_NAME.fullmatch(name):
+        name = f"_{name}"
     return name or fallback
 
 
@@ -238,11 +256,13 @@ class CollectionsService:
                 missing.append((item.id, f"no longer indexed (was {item.path_hint or '?'})"))
                 continue
             try:
-                source = self.search.item_file(item.id)
-            except NotFoundError as exc:
+                source = self.search.item_file(item.id)  # in the roots, content as indexed
+            except (NotFoundError, ForbiddenPathError, ContentChangedError) as exc:
                 missing.append((item.id, str(exc)))
                 continue
-            entries.append(ExportEntry(item.id, source, _unique(safe_name(source.name), taken)))
+            sha = str(item.payload.get("content_sha256") or "")
+            name = _unique(safe_name(source.name), taken)
+            entries.append(ExportEntry(item.id, source, name, sha))
         return ExportPlan(safe_name(view.info.name), entries, missing)
 
     def export_zip(self, plan: ExportPlan) -> Iterator[bytes]:
@@ -254,11 +274,10 @@ class CollectionsService:
         sink = _Sink()
         with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
             for entry in plan.entries:
-                try:
-                    stat = entry.source.stat()
-                    handle = entry.source.open("rb")
-                except OSError:
-                    continue  # deleted since the plan was made: the zip stays valid without it
+                handle = self._open_checked(entry, plan)
+                if handle is None:
+                    continue  # changed since the plan was made: listed in the note instead
+                stat = os.fstat(handle.fileno())
                 info = zipfile.ZipInfo(
                     f"{plan.folder}/{entry.name}",
                     date_time=datetime.fromtimestamp(stat.st_mtime, UTC).timetuple()[:6],
@@ -274,6 +293,25 @@ class CollectionsService:
                 zf.writestr(f"{plan.folder}/{MISSING_NOTE}", note)
         yield sink.take()
 
+    def _open_checked(self, entry: ExportEntry, plan: ExportPlan) -> BinaryIO | None:
+        """The entry's file, open, if it still holds the indexed content (checked on the handle
+        that is then copied); otherwise None, with the reason added to the plan's missing."""
+        try:
+            handle = entry.source.open("rb")
+        except OSError as exc:
+            plan.missing.append((entry.id, f"{entry.source} cannot be read ({exc.strerror})"))
+            return None
+        try:
+            if self.search.files.holds(handle, entry.sha256):
+                return handle
+        except OSError:
+            pass
+        handle.close()
+        plan.missing.append(
+            (entry.id, f"{entry.source} no longer holds the indexed sample (content changed)")
+        )
+        return None
+
     def export_folder(self, name: str, parent: Path) -> tuple[Path, ExportPlan]:
         """Copy a collection's files into a new folder ``parent/<collection name>``.
 
@@ -288,7 +326,12 @@ class CollectionsService:
         except FileExistsError as exc:
             raise InvalidRequestError(f"{target} already exists; choose another folder") from exc
         for entry in plan.entries:
-            shutil.copy2(entry.source, target / entry.name)
+            handle = self._open_checked(entry, plan)
+            if handle is None:
+                continue
+            with handle, (target / entry.name).open("wb") as out:
+                shutil.copyfileobj(handle, out, _COPY_CHUNK_BYTES)
+            shutil.copystat(entry.source, target / entry.name)
         note = plan.note()
         if note is not None:
             (target / MISSING_NOTE).write_text(note, encoding="utf-8")

@@ -12,17 +12,18 @@ rendition), within a size budget. The original file stays what downloads and exp
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
 import os
 import threading
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 import soundfile as sf
@@ -55,6 +56,29 @@ class ItemPeaks:
     peaks: np.ndarray
     duration_s: float | None
     source: str
+
+
+@dataclass
+class Rendition:
+    """An opened rendition: serve ``handle``, then :meth:`close` (which lets eviction have it).
+
+    Attributes:
+        path: the cached file.
+        name: the name to offer it under.
+        handle: the file, open since before anything could evict it.
+    """
+
+    path: Path
+    name: str
+    handle: BinaryIO
+    _release: Callable[[], None] = field(repr=False)
+    _closed: bool = field(default=False, repr=False)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.handle.close()
+            self._release()
 
 
 class ItemSource(Protocol):
@@ -106,6 +130,7 @@ class MediaService:
         self.rendition_cache_bytes = rendition_cache_bytes
         self._memo: OrderedDict[tuple[str, int, int], str] = OrderedDict()
         self._lock = threading.Lock()
+        self._serving: Counter[str] = Counter()  # rendition file name -> requests serving it
 
     # -- peaks ------------------------------------------------------------------------------
 
@@ -159,11 +184,13 @@ class MediaService:
         """Whether browsers cannot play the item's file as it is."""
         return str(payload.get("format") or "").lower() not in BROWSER_FORMATS
 
-    def wav_rendition(self, item_id: str) -> tuple[Path, str]:
-        """A WAV file with the item's audio, and the name to offer it under.
+    def wav_rendition(self, item_id: str) -> Rendition:
+        """A WAV file with the item's audio, opened, and the name to offer it under.
 
         WAV, FLAC, MP3 and Ogg items get one too (a caller may want WAV), transcoded the same
-        way. Cached by the source's content hash.
+        way. Cached by the source's content hash. The file is marked as being served before
+        it is looked up, so no eviction deletes it until the caller closes the rendition; it
+        is served even when it alone is larger than the cache budget.
 
         Raises:
             NotFoundError: unknown item, or no readable file for it.
@@ -171,11 +198,23 @@ class MediaService:
         """
         path = self._items.item_file(item_id)
         name = f"{path.stem}.wav"
-        sha = self._content_hash(path)
-        target = self.renditions_dir / f"{sha}.wav"
-        if target.is_file():
-            os.utime(target)  # recently used: kept longest by the budget
-            return target, name
+        target = self.renditions_dir / f"{self._content_hash(path)}.wav"
+        self._hold(target)
+        try:
+            try:
+                handle = target.open("rb")
+                with contextlib.suppress(OSError):
+                    os.utime(target)  # recently used: kept longest by the budget
+            except FileNotFoundError:
+                self._render(path, target)
+                handle = target.open("rb")
+                self._enforce_budget()
+        except BaseException:
+            self._let_go(target)
+            raise
+        return Rendition(target, name, handle, lambda: self._let_go(target))
+
+    def _render(self, path: Path, target: Path) -> None:
         data = self._read(path)
         try:
             with sf.SoundFile(io.BytesIO(data)) as sound:
@@ -196,8 +235,16 @@ class MediaService:
             sf.write(tmp, frames, rate, format="WAV", subtype=wav_subtype)
 
         _atomic_write(target, write)
-        self._enforce_budget(keep=target)
-        return target, name
+
+    def _hold(self, target: Path) -> None:
+        with self._lock:
+            self._serving[target.name] += 1
+
+    def _let_go(self, target: Path) -> None:
+        with self._lock:
+            self._serving[target.name] -= 1
+            if self._serving[target.name] <= 0:
+                del self._serving[target.name]
 
     def _content_hash(self, path: Path) -> str:
         stat = path.stat()
@@ -230,8 +277,9 @@ class MediaService:
             )
         return path.read_bytes()
 
-    def _enforce_budget(self, keep: Path) -> None:
-        """Delete the least recently used renditions until the rest fit the budget."""
+    def _enforce_budget(self) -> None:
+        """Delete the least recently used renditions until the rest fit the budget; never one
+        being served (its request holds it open, and may be about to open it)."""
         files = []
         for entry in self.renditions_dir.glob("*.wav"):
             try:
@@ -243,7 +291,8 @@ class MediaService:
         for _, size, entry in sorted(files):
             if total <= self.rendition_cache_bytes:
                 break
-            if entry == keep:
-                continue
-            entry.unlink(missing_ok=True)
+            with self._lock:  # held while deleting: no request can take it up meanwhile
+                if self._serving.get(entry.name):
+                    continue
+                entry.unlink(missing_ok=True)
             total -= size

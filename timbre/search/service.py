@@ -15,23 +15,24 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from timbre.audio.decode import decode_bytes, decode_file
 from timbre.embedding.info import ModelInfo
 from timbre.errors import (
-    ForbiddenPathError,
     InvalidRequestError,
     NotFoundError,
     StoreError,
     UnavailableError,
 )
+from timbre.library_roots import LibraryRoots
 from timbre.search import palette, routing, status
 from timbre.search.batcher import TextBatcher
 from timbre.search.holders import Lazy, SnapshotHolder, StoreHandle
 from timbre.search.routing import RoutingPolicy
+from timbre.search.served import ServedFiles
 from timbre.search.types import (
     AudioRef,
     BatchQuery,
@@ -42,7 +43,6 @@ from timbre.search.types import (
     normalize,
 )
 from timbre.store import Hit, SearchFilter, point_id
-from timbre.store.pathtext import path_from_text
 from timbre.store.snapshot import export_snapshot
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,9 @@ class SearchService:
         self.routing = routing
         self.text_cache = TextCache(limits.text_cache_size)
         self.text_batcher = TextBatcher(self._embed_texts, limits.text_batch_max)
-        self._roots = tuple(r.expanduser().resolve() for r in limits.library_roots)
+        # The one roots check of every route that reads a file (fails closed: no roots, no file).
+        self.roots = LibraryRoots(limits.library_roots, problem=limits.roots_problem)
+        self.files = ServedFiles(self.roots, limits.max_file_bytes)
         self.waiting = 0  # requests queued for the models (a metrics gauge)
         self._waiting_lock = threading.Lock()
 
@@ -199,15 +201,7 @@ class SearchService:
         """A library folder (or file) inside the roots, for ingest requests."""
         if "\x00" in path:  # no file name can hold one; the OS calls would raise ValueError
             raise InvalidRequestError(f"path {path!r} contains a NUL byte")
-        if not self._roots:
-            raise ForbiddenPathError("no library roots are configured, so no path is accepted")
-        try:
-            real = path_from_text(path).expanduser().resolve(strict=True)
-        except (OSError, RuntimeError) as exc:
-            raise ForbiddenPathError(f"path {path!r} is not inside a library root") from exc
-        if not any(real == root or real.is_relative_to(root) for root in self._roots):
-            raise ForbiddenPathError(f"path {path!r} is not inside a library root")
-        return real
+        return self.roots.check(path)
 
     # -- routing ----------------------------------------------------------------------------
 
@@ -348,18 +342,13 @@ class SearchService:
         return payload
 
     def item_file(self, item_id: str) -> Path:
-        """The file of an indexed item that may be streamed: it must exist, and lie inside the
-        library roots when roots are configured."""
-        payload = self.item(item_id)
-        for candidate in payload.get("paths") or [payload.get("path")]:
-            if not candidate:
-                continue
-            real = path_from_text(candidate).resolve()  # stored text -> the real bytes
-            if self._roots and not any(real.is_relative_to(r) for r in self._roots):
-                continue
-            if real.is_file():
-                return real
-        raise NotFoundError(f"item {item_id} has no readable file inside the library roots")
+        """The file of an indexed item that may be read: inside the library roots and still
+        holding the indexed content (see :mod:`timbre.search.served`)."""
+        return self.files.file_of(item_id, self.item(item_id))
+
+    def open_item_file(self, item_id: str) -> tuple[Path, BinaryIO]:
+        """:meth:`item_file`, opened: send these checked bytes, then close the handle."""
+        return self.files.open_of(item_id, self.item(item_id))
 
     def export_snapshot(self) -> dict[str, Any]:
         """Export the live collection into a new snapshot, publish it and serve it now."""

@@ -13,12 +13,19 @@ if TYPE_CHECKING:
 
 
 def readiness(service: SearchService) -> dict[str, Any]:
-    """Ready once the text model, the store and a snapshot are: what text queries need."""
+    """Ready once the text model, the store and a snapshot are: what text queries need.
+
+    ``library_roots`` tells whether files can be served. No roots at all is a legitimate
+    search-only service (reported, still ready); a roots file that cannot be read is a fault
+    of the data dir (not ready until it is repaired).
+    """
     snapshot = service.snapshots.current
+    roots = service.roots
     checks = {
         "text_model": service.text.ready,
         "store": service.store.connected,
         "snapshot": snapshot is not None,
+        "roots_file": roots.problem is None,
     }
     reasons = []
     if not service.text.ready:
@@ -29,7 +36,16 @@ def readiness(service: SearchService) -> dict[str, Any]:
         reasons.append(f"store unreachable: {error}" if error else "store not open")
     if snapshot is None:
         reasons.append(service.snapshots.error or "no snapshot published yet (run an ingest)")
-    return {"ready": all(checks.values()), "checks": checks, "reasons": reasons}
+    if roots.problem is not None:
+        reasons.append(
+            f"library roots: {roots.problem}; fix or remove it (`timbre ingest` "
+            "records the roots again)"
+        )
+    ready = all(checks.values())
+    checks["library_roots"] = bool(roots.paths)
+    if not roots.paths:
+        reasons.append(f"{roots.why_none()}: no file is served from disk")
+    return {"ready": ready, "checks": checks, "reasons": reasons}
 
 
 def stats(service: SearchService) -> dict[str, Any]:

@@ -92,6 +92,8 @@ class ServiceLimits:
     duplicate_rules: DuplicateRules
     text_batch_max: int = 1
     """Concurrent uncached text queries per text-tower call (see ``search.batcher``)."""
+    roots_problem: str | None = None
+    """What went wrong collecting ``library_roots`` (an unreadable roots file), for readiness."""
 
 
 class TextCache:
