@@ -84,6 +84,10 @@ SHORT_WORD = 2
 """Vocabulary words this short (``bd``, ``sn``, ``cl``) match whole tokens only, never a piece
 of a compound token; away from the start of a name, a full word the name states wins over them."""
 
+EVERYDAY_ABBREVIATIONS = frozenset(("oh", "sh"))
+"""Kit abbreviations that are also everyday words ("Oh Yeah", "sh_whisper"): they name an
+instrument only written in capitals (``OH_01``) or right before a number (``oh 2``)."""
+
 # fmt: off
 COMPOUND_MODIFIERS = frozenset((
     "open", "opened", "closed", "close", "pedal", "foot", "floor", "hi", "high", "lo", "low",
@@ -154,6 +158,7 @@ class Vocabulary:
     def matches(self, name: str) -> list[_Match]:
         """Every vocabulary phrase in one name, by token position."""
         toks: list[str] = []
+        capitals: list[bool] = []
         found: list[_Match] = []
         # A word written in mixed case ("DnB", "HipHop") is also read whole: "dnb", "hiphop".
         for word in _WORD.findall(_GEAR.sub(" ", name)):
@@ -162,7 +167,12 @@ class Vocabulary:
             if hit is not None:
                 found.append(_Match(hit[0], len(toks), len(parts), False, hit[1]))
             toks += parts
+            capitals += [piece.isupper() for piece in _CASE_SPLIT.sub(" ", word).split()]
         for i in range(len(toks)):
+            if toks[i] in EVERYDAY_ABBREVIATIONS and not (
+                capitals[i] or (i + 1 < len(toks) and toks[i + 1].isdigit())
+            ):
+                continue
             for n in range(min(self._longest, len(toks) - i), 0, -1):
                 hit = self._phrases.get(tuple(toks[i : i + n]))
                 if hit is None and n == 1:

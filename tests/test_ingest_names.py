@@ -192,6 +192,24 @@ def test_instrument_abbreviations_and_world_percussion(
     assert rules.instruments.find(*names) == instrument
 
 
+@pytest.mark.parametrize(
+    ("stem", "instrument"),
+    [
+        ("Oh Yeah", None),  # a vocal chop, not an open hat
+        ("oh_no_vocal", "vocal"),
+        ("Sh_whisper", None),
+        ("OH_01", "hat"),  # the kit maker's capitals
+        ("909 OH", "hat"),
+        ("oh 2", "hat"),  # right before a number
+        ("SH_02", "shaker"),
+    ],
+)
+def test_abbreviations_that_are_everyday_words_need_capitals_or_a_number(
+    rules: MetadataRules, stem: str, instrument: str | None
+) -> None:
+    assert rules.instruments.find(stem) == instrument
+
+
 def test_drums_named_by_abbreviation_are_unpitched(rules: MetadataRules) -> None:
     for stem in ("SN_06", "CB_01", "PowR_BD_1", "HH_02", "Djembe1 Slap", "Clave-Hard"):
         assert rules.instruments.find(stem) in rules.unpitched, stem
