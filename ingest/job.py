@@ -18,9 +18,10 @@ from ingest.cache import FeatureCache, HashCache
 from ingest.metadata import MetadataRules
 from ingest.pipeline import Embedder, IngestJob, JobOptions, JobResult, Limits
 from ingest.report import Counts, FailureLog, SkipLog
+from timbre.diskspace import DiskReserve, as_disk_full
 from timbre.embedding.info import ModelInfo
 from timbre.embedding.runtime import device_type
-from timbre.errors import SnapshotError
+from timbre.errors import DiskFullError, SnapshotError
 from timbre.labels import Labeller
 from timbre.library_roots import record_roots
 from timbre.settings import Settings
@@ -85,6 +86,9 @@ def run_ingest(
             "models or schema changed: building %s beside the live collection", generation.name
         )
     dry = options.dry_run
+    if not dry:
+        # Before minutes of embedding: each store batch checks again (timbre.diskspace).
+        DiskReserve(data, settings.disk.min_free_bytes).check(0, "the ingest job")
     job = IngestJob(
         options,
         embedder=embedder,
@@ -108,14 +112,11 @@ def run_ingest(
         listener=listener,
         labeller=labeller,
     )
-    result = job.run()
+    result = _run_job(job)
     if not dry and result.summary["counts"]["discovered"]:
         record_roots(data, options.roots)  # the service accepts these roots (timbre serve)
     if optimize and not dry:
-        started = time.perf_counter()
-        if store.optimize():
-            log.info("store optimised in %.1f s", time.perf_counter() - started)
-        result.summary["stage_seconds"]["optimize"] = round(time.perf_counter() - started, 3)
+        _optimize(store, result)
     if generation is not None:
         if options.shard is None:
             generation.publish()
@@ -149,6 +150,27 @@ def run_ingest(
             json.dumps(result.summary, indent=2) + "\n"
         )
     return result
+
+
+def _run_job(job: IngestJob) -> JobResult:
+    try:
+        return job.run()
+    except Exception as exc:
+        # A cache, report or store write the disk refused: exit 2 with the reason, not a bug.
+        full = as_disk_full(exc, "the ingest job")
+        if full is None or full is exc:
+            raise
+        raise full from exc
+
+
+def _optimize(store: VectorStore, result: JobResult) -> None:
+    started = time.perf_counter()
+    try:
+        if store.optimize():
+            log.info("store optimised in %.1f s", time.perf_counter() - started)
+    except DiskFullError as exc:  # everything is written: compacting can wait
+        log.warning("store not optimised: %s", exc)
+    result.summary["stage_seconds"]["optimize"] = round(time.perf_counter() - started, 3)
 
 
 def current_manifest(snapshots: Path, live: Collection) -> SnapshotManifest | None:

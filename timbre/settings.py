@@ -123,6 +123,12 @@ class QdrantSettings(_Section):
     keep_generations: int = Field(ge=1)
 
 
+class DiskSettings(_Section):
+    """Free space kept on the data dir's file system (see :mod:`timbre.diskspace`)."""
+
+    min_free_bytes: int = Field(ge=0)
+
+
 class SnapshotSettings(_Section):
     """The FAISS exact snapshot that serves unfiltered queries."""
 
@@ -244,6 +250,7 @@ class Settings(BaseSettings):
     models: ModelsSettings
     audio: AudioSettings
     qdrant: QdrantSettings
+    disk: DiskSettings
     snapshot: SnapshotSettings
     ingest: IngestSettings
     api: ApiSettings

@@ -22,10 +22,21 @@ class ReadyChecks(BaseModel):
     snapshot: bool
 
 
+class DiskOut(BaseModel):
+    """Free space on the data dir's file system against its reserve (``disk.min_free_bytes``)."""
+
+    path: str
+    free_bytes: int
+    min_free_bytes: int
+    low: bool
+
+
 class ReadyOut(BaseModel):
     ready: bool
     checks: ReadyChecks
     reasons: list[str]
+    disk: DiskOut | None = None
+    warnings: list[str] = []
 
 
 class PrecisionOut(BaseModel):

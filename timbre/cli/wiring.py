@@ -21,6 +21,7 @@ from timbre.cli.owner import (  # noqa: F401 (re-exported: where commands look f
     write_service_file,
 )
 from timbre.collections_db import Collections
+from timbre.diskspace import DiskReserve
 from timbre.embedding.embedder import describe_models, load_audio_embedder, load_text_embedder
 from timbre.embedding.files import resolve_model_files
 from timbre.errors import UnavailableError
@@ -36,6 +37,7 @@ from timbre.settings import Settings
 from timbre.store import open_store, snapshots_dir
 from timbre.store.pathtext import path_from_text
 from timbre.store.snapshot import ScanOptions
+from timbre.store.snapshot.export import remove_stale_partials
 
 if TYPE_CHECKING:  # the web stack imports in ~1.5 s: `timbre serve` loads the text model meanwhile
     from fastapi import FastAPI
@@ -102,6 +104,7 @@ def build_service(
         snapshots=snapshots,
         limits=limits,
         routing=RoutingPolicy(filtered_min_points=settings.snapshot.filtered_min_points),
+        disk=DiskReserve(settings.data_dir, settings.disk.min_free_bytes),
     )
 
 
@@ -201,6 +204,8 @@ def build_app(settings: Settings, service: SearchService | None = None) -> FastA
     watching: list[Any] = []  # the watcher, once started
 
     def startup() -> None:
+        # An export killed mid-way (kill -9, power cut) left its folder; no export runs yet.
+        remove_stale_partials(snapshots_dir(settings.data_dir))
         service.text.start()
         try:
             service.store.get()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from timbre.diskspace import megabytes
 from timbre.errors import StoreError, UnavailableError
 from timbre.store.snapshot import freshness
 
@@ -29,7 +30,22 @@ def readiness(service: SearchService) -> dict[str, Any]:
         reasons.append(f"store unreachable: {error}" if error else "store not open")
     if snapshot is None:
         reasons.append(service.snapshots.error or "no snapshot published yet (run an ingest)")
-    return {"ready": all(checks.values()), "checks": checks, "reasons": reasons}
+    out: dict[str, Any] = {"ready": all(checks.values()), "checks": checks, "reasons": reasons}
+    if service.disk is not None:
+        # Low disk leaves the service ready: searches only read, and pulling it out of a load
+        # balancer would stop them too. Writes (ingest, collections) are what it refuses.
+        disk = service.disk.status()
+        out["disk"] = disk
+        out["warnings"] = (
+            [
+                f"disk space low: {megabytes(disk['free_bytes'])} free on {disk['path']}, "
+                f"below the {megabytes(disk['min_free_bytes'])} reserve (disk.min_free_bytes): "
+                "ingest jobs and store writes are refused until space is freed"
+            ]
+            if disk["low"]
+            else []
+        )
+    return out
 
 
 def stats(service: SearchService) -> dict[str, Any]:
