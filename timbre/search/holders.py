@@ -138,7 +138,11 @@ class SnapshotHolder:
     def refresh(self) -> bool:
         """Load the published snapshot if it is not the one in use; True if it was swapped."""
         with self._lock:
-            name = current_snapshot_name(self.directory)
+            try:
+                name = current_snapshot_name(self.directory)
+            except SnapshotError as exc:  # e.g. CURRENT pointing outside: keep what serves
+                self._refused("named in CURRENT", exc)
+                return False
             if name is None or (self._current is not None and self._current.name == name):
                 return False
             try:
@@ -152,9 +156,7 @@ class SnapshotHolder:
                     scan=self.scan,
                 )
             except (SnapshotError, ModelMismatchError) as exc:
-                if self.error != str(exc):
-                    log.error("snapshot %s refused: %s", name, exc)
-                self.error = str(exc)
+                self._refused(name, exc)
                 return False
             # One reference assignment: requests hold whichever snapshot they started with; the
             # old one is released when the last of them finishes.
@@ -163,6 +165,11 @@ class SnapshotHolder:
             self.swaps += 1
             log.info("serving snapshot %s (%d vectors)", fresh.name, len(fresh))
             return True
+
+    def _refused(self, name: str, exc: Exception) -> None:
+        if self.error != str(exc):  # once, not on every poll
+            log.error("snapshot %s refused: %s", name, exc)
+        self.error = str(exc)
 
     def watch(self, interval_s: float) -> threading.Thread:
         """Poll for newly published snapshots every ``interval_s`` seconds until :meth:`stop`."""
