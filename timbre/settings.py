@@ -178,6 +178,11 @@ class ApiSettings(_Section):
     max_filter_values: int = Field(ge=1)
     text_batch_max: int = Field(ge=1)
     preload_audio: bool
+    header_timeout_s: float = Field(gt=0.0)
+    read_timeout_s: float = Field(gt=0.0)
+    keep_alive_s: int = Field(ge=1)
+    max_concurrency: int = Field(ge=1)
+    log_repeat_window_s: float = Field(ge=0.0)
 
 
 class LabelsSettings(_Section):
