@@ -25,7 +25,8 @@ from timbre.errors import DiskFullError, SnapshotError
 from timbre.labels import Labeller
 from timbre.library_roots import record_roots
 from timbre.settings import Settings
-from timbre.store import Collection, VectorStore, snapshots_dir
+from timbre.store import Collection, Generation, VectorStore, snapshots_dir
+from timbre.store.integrity import check_readable
 from timbre.store.snapshot import (
     MANIFEST_FILE,
     SnapshotManifest,
@@ -64,6 +65,8 @@ def run_ingest(
     listener: Callable[[Counts], None] | None = None,
     labeller: Labeller | None = None,
     optimize: bool = True,
+    verify: bool = True,
+    rebuild: bool = False,
 ) -> JobResult:
     """Run one job: index the roots, publish a re-index if one was built, export a snapshot.
 
@@ -76,16 +79,19 @@ def run_ingest(
     (:meth:`~timbre.store.interface.VectorStore.optimize`, before publishing, so a re-index goes
     live compacted); a service passes False, since Qdrant Edge holds the process meanwhile
     (~40 s per 100k new points) and its searches would stall.
+    ``verify``: read the live collection back whole first and refuse a damaged one (the
+    service checks its store once at start instead). ``rebuild``: build a new collection from
+    the files whatever the live one holds (``timbre store rebuild --from-files``).
+
+    Raises:
+        StoreDamagedError: ``verify``, and the live collection cannot be read back.
+        DiskFullError: too little free space (before the job, or at a write).
     """
     data = settings.data_dir
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     reports = data / "reports"
-    generation = store.begin_generation() if store.needs_reindex and not options.dry_run else None
-    if generation is not None:
-        log.info(
-            "models or schema changed: building %s beside the live collection", generation.name
-        )
     dry = options.dry_run
+    generation = _generation(store, rebuild=rebuild, verify=verify) if not dry else None
     if not dry:
         # Before minutes of embedding: each store batch checks again (timbre.diskspace).
         DiskReserve(data, settings.disk.min_free_bytes).check(0, "the ingest job")
@@ -150,6 +156,21 @@ def run_ingest(
             json.dumps(result.summary, indent=2) + "\n"
         )
     return result
+
+
+def _generation(store: VectorStore, *, rebuild: bool, verify: bool) -> Generation | None:
+    """The new collection a job must build, or None to write into the live one (checked)."""
+    if store.needs_reindex:
+        generation = store.begin_generation()
+        log.info("models or schema changed: building %s beside the live one", generation.name)
+        return generation
+    if rebuild:
+        generation = store.begin_generation()
+        log.info("rebuilding from the files into %s", generation.name)
+        return generation
+    if verify:
+        check_readable(store)  # a damaged collection would take writes and fail every read
+    return None
 
 
 def _run_job(job: IngestJob) -> JobResult:

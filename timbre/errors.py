@@ -73,6 +73,12 @@ class DiskFullError(StoreError):
     code = "disk_full"
 
 
+class StoreDamagedError(StoreError):
+    """The live collection's files cannot be read back (truncated or overwritten)."""
+
+    code = "store_damaged"
+
+
 class SchemaMismatchError(StoreError):
     """A collection's vector size or distance does not match the loaded models and schema."""
 

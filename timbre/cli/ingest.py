@@ -150,6 +150,8 @@ def _run(roots: tuple[Path, ...], given: dict[str, Any]) -> tuple[dict[str, Any]
     try:
         store = open_store(settings, info, reindex=True)
     except StoreLockedError as exc:
+        if given.get("rebuild"):
+            raise  # a rebuild replaces the live collection: not a job for a running service
         # A running service owns the embedded store: hand the job, every option, to it.
         return ingest_through_service(settings, exc, roots, given)
     try:
@@ -176,6 +178,7 @@ def _run(roots: tuple[Path, ...], given: dict[str, Any]) -> tuple[dict[str, Any]
             store=store,
             snapshot=given["snapshot"],
             labeller=labeller,
+            rebuild=bool(given.get("rebuild")),
         )
     finally:
         store.close()

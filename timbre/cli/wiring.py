@@ -24,7 +24,7 @@ from timbre.collections_db import Collections
 from timbre.diskspace import DiskReserve
 from timbre.embedding.embedder import describe_models, load_audio_embedder, load_text_embedder
 from timbre.embedding.files import resolve_model_files
-from timbre.errors import UnavailableError
+from timbre.errors import StoreDamagedError, UnavailableError
 from timbre.library_roots import recorded_roots
 from timbre.search import Lazy, SearchService, ServiceLimits, SnapshotHolder, StoreHandle
 from timbre.search.browse import BrowseService
@@ -153,9 +153,12 @@ def ingest_runner(settings: Settings, service: SearchService) -> IngestRunner:
             if request.dry_run
             else build_labeller(settings, service.info, service.text.get, free_text=False)
         )
+        if service.store.damage is not None:
+            raise StoreDamagedError(service.store.damage)
         result = run_ingest(
             settings,
             options,
+            verify=False,  # read back once at start (readiness shows it), not per job
             embedder=None if request.dry_run else service.audio.get(),
             model=service.info,
             store=service.store.get(),
@@ -168,6 +171,13 @@ def ingest_runner(settings: Settings, service: SearchService) -> IngestRunner:
         return result.summary, result.exit_code
 
     return run
+
+
+def _verify_store(service: SearchService) -> None:
+    try:
+        service.store.verify()
+    except Exception:  # the store closed meanwhile (shutdown): nothing to report
+        log.debug("store verification did not finish", exc_info=True)
 
 
 def build_media(settings: Settings, service: SearchService) -> MediaService:
@@ -211,6 +221,10 @@ def build_app(settings: Settings, service: SearchService | None = None) -> FastA
             service.store.get()
         except Exception as exc:  # keep serving unfiltered queries from the snapshot
             log.error("vector store not available at start: %s", exc)
+        else:
+            # Read back whole once (~1 s per 100k points), beside the model load: a truncated
+            # file shows only when read, and readiness must say so before queries find out.
+            threading.Thread(target=_verify_store, args=(service,), daemon=True).start()
         service.snapshots.refresh()
         if settings.api.preload_audio:
             preload_audio(service)

@@ -203,6 +203,8 @@ class StoreHandle:
         self._retry_s = retry_s
         self._next_try = 0.0
         self.error: str | None = None
+        self.damage: str | None = None
+        """Set when the open collection could not be read back whole (see :meth:`verify`)."""
 
     def get(self) -> VectorStore:
         if self._store is not None:
@@ -223,6 +225,17 @@ class StoreHandle:
     @property
     def connected(self) -> bool:
         return self._store is not None
+
+    def verify(self) -> str | None:
+        """Read the live collection back whole (:func:`~timbre.store.integrity.damage_of`);
+        the damage found, also kept in :attr:`damage` for readiness and stats."""
+        from timbre.store.integrity import REBUILD_HINT, damage_of
+
+        damage = damage_of(self.get())
+        self.damage = None if damage is None else f"{damage}. Its files are damaged. {REBUILD_HINT}"
+        if self.damage is not None:
+            log.error("vector store: %s", self.damage)
+        return self.damage
 
     def close(self) -> None:
         with self._lock:

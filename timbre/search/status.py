@@ -16,9 +16,10 @@ if TYPE_CHECKING:
 def readiness(service: SearchService) -> dict[str, Any]:
     """Ready once the text model, the store and a snapshot are: what text queries need."""
     snapshot = service.snapshots.current
+    damage = service.store.damage
     checks = {
         "text_model": service.text.ready,
-        "store": service.store.connected,
+        "store": service.store.connected and damage is None,
         "snapshot": snapshot is not None,
     }
     reasons = []
@@ -28,6 +29,8 @@ def readiness(service: SearchService) -> dict[str, Any]:
     if not service.store.connected:
         error = service.store.error
         reasons.append(f"store unreachable: {error}" if error else "store not open")
+    elif damage is not None:
+        reasons.append(f"store damaged: {damage}")
     if snapshot is None:
         reasons.append(service.snapshots.error or "no snapshot published yet (run an ingest)")
     out: dict[str, Any] = {"ready": all(checks.values()), "checks": checks, "reasons": reasons}
@@ -101,6 +104,8 @@ def stats(service: SearchService) -> dict[str, Any]:
     try:
         store = service.store.get()
         out["store"] = {"mode": store.mode, "collection": store.name, "count": store.count()}
+        if service.store.damage is not None:
+            out["store"]["error"] = service.store.damage
         if snapshot is not None:
             out["snapshot"]["freshness"] = freshness(snapshot.manifest, store).as_dict()
     except (UnavailableError, StoreError) as exc:
