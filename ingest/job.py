@@ -168,8 +168,10 @@ def _generation(store: VectorStore, *, rebuild: bool, verify: bool) -> Generatio
         generation = store.begin_generation()
         log.info("rebuilding from the files into %s", generation.name)
         return generation
-    if verify:
-        check_readable(store)  # a damaged collection would take writes and fail every read
+    if verify and store.mode == "embedded":
+        # A damaged shard would take writes and fail every read; a server keeps its own disk
+        # (and reading a million points back over the network is not a pre-flight check).
+        check_readable(store)
     return None
 
 
