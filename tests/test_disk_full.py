@@ -23,7 +23,7 @@ import pytest
 from tests.store_factory import make_dataset, model_info, open_test_store
 from timbre import diskspace
 from timbre.collections_db import Collections
-from timbre.diskspace import as_disk_full, sparse_debt
+from timbre.diskspace import DiskReserve, as_disk_full, sparse_debt
 from timbre.errors import DiskFullError
 
 
@@ -230,3 +230,51 @@ def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return a.keys() == b.keys() and all(
         a[k][0] == b[k][0] and np.array_equal(a[k][1], b[k][1]) for k in a
     )
+
+
+def test_any_write_a_request_makes_on_a_full_disk_is_a_507_with_its_cause(
+    tmp_path: Path,
+) -> None:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from app import problems
+
+    app = FastAPI()
+    problems.install(app)
+
+    @app.get("/render")
+    def render() -> dict[str, str]:
+        # What a rendition written into a full cache folder raises: a real ENOSPC.
+        with Path("/dev/full").open("wb") as out:
+            out.write(b"RIFF" * 4096)
+        return {}
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        reply = client.get("/render")
+    assert reply.status_code == 507
+    body = reply.json()
+    assert body["code"] == "disk_full" and "No space left on device" in body["detail"]
+
+
+def test_the_watcher_waits_while_the_disk_is_full_and_says_so_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from app.jobs import IngestJobs
+    from timbre.cli.watching import JobsSink
+
+    ran: list[Any] = []
+    reserve = DiskReserve(tmp_path, 256 * 2**20)
+    jobs = IngestJobs(
+        lambda request, progress: ran.append(request) or ({}, 0),
+        precheck=lambda: reserve.check(0, "an ingest job"),
+    )
+    sink = JobsSink(jobs)
+    _report_free(monkeypatch, 2**20)
+    caplog.set_level("INFO", logger="timbre.watch")
+    for _ in range(5):  # five ticks of the watcher
+        assert sink.submit([str(tmp_path)], None) is None
+    warned = [r.getMessage() for r in caplog.records if "disk full" in r.getMessage()]
+    assert len(warned) == 1 and not ran
+    monkeypatch.undo()
+    assert sink.submit([str(tmp_path)], None) is not None  # space is back: the batch runs
