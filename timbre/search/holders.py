@@ -231,7 +231,10 @@ class StoreHandle:
         the damage found, also kept in :attr:`damage` for readiness and stats."""
         from timbre.store.integrity import REBUILD_HINT, damage_of
 
-        damage = damage_of(self.get())
+        store = self.get()
+        damage = damage_of(store)
+        if self._store is not store:
+            return None  # closed meanwhile (shutdown): what failed was the closing, not the files
         self.damage = None if damage is None else f"{damage}. Its files are damaged. {REBUILD_HINT}"
         if self.damage is not None:
             log.error("vector store: %s", self.damage)
@@ -239,6 +242,6 @@ class StoreHandle:
 
     def close(self) -> None:
         with self._lock:
-            if self._store is not None:
-                self._store.close()
-                self._store = None
+            store, self._store = self._store, None  # first: a reader sees it gone, then closed
+            if store is not None:
+                store.close()

@@ -204,6 +204,8 @@ class EdgeStore(StoreBase):
     def _using_live(self) -> Iterator[CollectionView]:
         with self._swap.using():
             if self._live is None:
+                if not self._lock.held:  # closed: reopening would bypass the one-owner lock
+                    raise StoreError(f"the embedded store at {self.root} is closed")
                 live_name = self._live_name()
                 if live_name is None:
                     raise StoreError(f"the embedded store at {self.root} has no live collection")
