@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -52,6 +53,10 @@ _MAPPED_INDEXES: dict[str, Callable[[], Any]] = {
 }
 """Index parameters of each kind when ``payload.embedded_indexes_on_disk`` (memory-mapped)."""
 _MARKER_KEYS = frozenset({"write_seq", "last_write_at"})
+_DEBT_TTL_S = 1.0
+"""How long a measured sparse debt is reused: walking the shard's files costs milliseconds,
+and per-point writes (path updates) come by the thousand. Files the engine starts meanwhile
+(a 32 MiB segment at most per batch) are what the reserve is for."""
 
 
 def _all_of(must: list[Any]) -> qe.Filter:
@@ -116,6 +121,7 @@ class EdgeBackend:
         self._shard = shard
         self._meta = meta
         self._reserve = reserve
+        self._debt, self._debt_at = 0, -float("inf")  # the shard's sparse debt, and when read
 
     @classmethod
     def create(
@@ -195,9 +201,12 @@ class EdgeBackend:
         Raises:
             DiskFullError: not enough free space; nothing was written.
         """
-        if self._reserve is not None:
-            need = batch_bytes + sparse_debt(self.directory / SHARD_DIR)
-            self._reserve.check(need, f"writing to the collection {self.name}")
+        if self._reserve is None:
+            return
+        now = time.monotonic()
+        if now - self._debt_at > _DEBT_TTL_S:
+            self._debt, self._debt_at = sparse_debt(self.directory / SHARD_DIR), now
+        self._reserve.check(batch_bytes + self._debt, f"writing to the collection {self.name}")
 
     def optimize(self) -> bool:
         """Rebuild the segments past the indexing threshold as immutable ones; True if any was.
