@@ -131,8 +131,10 @@ def test_a_full_collections_file_is_a_disk_full_error(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 700 MiB tmpfs (memory is only used as files fill it), unmounted whatever happens."""
+def small_disk(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A tmpfs of 700 MiB (or the size given as the fixture's parameter; memory is only used
+    as files fill it), unmounted whatever happens."""
+    size = getattr(request, "param", "700m")
     mount = tmp_path / "disk"
     mount.mkdir()
     if os.geteuid() != 0:
@@ -140,7 +142,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     import subprocess
 
     made = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=700m", "tmpfs", str(mount)],
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
         capture_output=True,
         text=True,
         check=False,
@@ -224,6 +226,27 @@ def test_a_full_tmpfs_fails_jobs_and_writes_cleanly_and_nothing_dies(
         assert client.post("/v1/search/text", json={"query": "snare"}).status_code == 200
     (small_disk / "filler").unlink()
     assert _same(read_store(settings, audio_embedder), before)
+
+
+@pytest.mark.parametrize("small_disk", ["16m"], indirect=True)
+def test_opening_a_store_on_a_tmpfs_too_small_for_it_is_refused_not_killed(
+    small_disk: Path, indexed_dir: Path, audio_embedder: Any
+) -> None:
+    import subprocess
+
+    from timbre.settings import load_settings
+    from timbre.store import open_store
+
+    # The store's files are sparse (~1.5 MB used of ~290 MB): they fit, as long as nobody
+    # reads them through a map. On tmpfs, opening does, and used to end in SIGBUS (rc 135).
+    data = small_disk / "data"
+    data.mkdir()
+    subprocess.run(
+        ["cp", "-a", "--sparse=always", str(indexed_dir / "qdrant-edge"), str(data)], check=True
+    )
+    settings = load_settings(data_dir=data)
+    with pytest.raises(DiskFullError, match=r"opening the collection .*tmpfs"):
+        open_store(settings, audio_embedder.info)
 
 
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
