@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from app.schemas import IngestIn
+from timbre.diskspace import disk_full_cause
 from timbre.errors import ConflictError, NotFoundError, TimbreError
 
 log = logging.getLogger("timbre.api")
@@ -50,9 +51,13 @@ class IngestJobs:
     """Starts jobs in a background thread and keeps their status for polling."""
 
     def __init__(
-        self, runner: IngestRunner | None, on_change: Callable[[int], None] | None = None
+        self,
+        runner: IngestRunner | None,
+        on_change: Callable[[int], None] | None = None,
+        precheck: Callable[[], None] | None = None,
     ) -> None:
         self.runner = runner
+        self._precheck = precheck
         self.jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._on_change = on_change
@@ -64,6 +69,8 @@ class IngestJobs:
     def start(self, request: IngestIn) -> Job:
         if self.runner is None:
             raise ConflictError("this service was started without ingest support")
+        if self._precheck is not None and not request.dry_run:
+            self._precheck()  # e.g. a full disk: refused now, not after minutes of embedding
         with self._lock:
             if self.running:
                 raise ConflictError(
@@ -94,7 +101,7 @@ class IngestJobs:
         except Exception as exc:  # the job's error is its result; the service stays up
             log.exception("ingest job %s failed", job.job_id)
             # The exit codes of `timbre ingest`: 2 could not run, 3 crashed (a bug).
-            code = 2 if isinstance(exc, TimbreError) else 3
+            code = 2 if isinstance(exc, TimbreError) or disk_full_cause(exc) else 3
             job.state, job.error, job.exit_code = "failed", f"{type(exc).__name__}: {exc}", code
         finally:
             job.finished_at = _now()

@@ -109,7 +109,12 @@ def create_app(
     app.state.api = api
     app.state.metrics = metrics
     app.state.watch_state = watch_state or (lambda: None)
-    app.state.jobs = IngestJobs(ingest_runner, on_change=metrics.ingest_running.set)
+    disk = service.disk
+    app.state.jobs = IngestJobs(
+        ingest_runner,
+        on_change=metrics.ingest_running.set,
+        precheck=None if disk is None else lambda: disk.check(0, "an ingest job"),
+    )
 
     def count_problem(code: str) -> None:
         metrics.errors.labels(code).inc()

@@ -45,6 +45,7 @@ PROBLEM_DESCRIPTIONS = {
     416: "The Range asks for bytes the file does not hold.",
     422: "Well-formed, but invalid: the problem names each field and what is wrong with it.",
     503: "A component needed to answer (models, vector store, snapshot) is not ready.",
+    507: "Disk full: the data dir's disk cannot take the write (disk.min_free_bytes).",
 }
 
 

@@ -14,9 +14,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from timbre.collections_db import name_problem
+from timbre.diskspace import as_disk_full
 from timbre.errors import (
     AudioError,
     ConflictError,
+    DiskFullError,
     ForbiddenPathError,
     InvalidRequestError,
     ModelMismatchError,
@@ -36,6 +38,8 @@ _STATUS: list[tuple[type[TimbreError], int, str]] = [
     (ForbiddenPathError, 403, "Forbidden path"),
     (ConflictError, 409, "Conflict"),
     (UnavailableError, 503, "Service unavailable"),
+    # RFC 4918's "Insufficient Storage": the request was fine, the server's disk is not.
+    (DiskFullError, 507, "Insufficient storage"),
     (StoreError, 503, "Vector store unavailable"),
     (ModelMismatchError, 409, "Model mismatch"),
 ]
@@ -196,7 +200,9 @@ def install(app: FastAPI, on_error: Any = None) -> None:
     async def _domain(request: Request, exc: TimbreError) -> JSONResponse:
         status, title = status_of(exc)
         count(exc.code)
-        if status == 500:
+        if status == 507:
+            log.warning("%s %s: %s", request.method, request.url.path, exc)
+        elif status == 500:
             log.error("%s %s: %s", request.method, request.url.path, exc)
         elif status == 503:
             log.info("%s %s: %s", request.method, request.url.path, exc)
@@ -245,6 +251,13 @@ def install(app: FastAPI, on_error: Any = None) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # A write the disk refused is no bug (a rendition, a cache file): say so, with the
+        # cause, instead of a bare 500.
+        full = as_disk_full(exc, f"{request.method} {request.url.path}")
+        if full is not None:
+            log.warning("%s %s: %s", request.method, request.url.path, full)
+            count(full.code)
+            return problem(507, "Insufficient storage", str(full), full.code)
         # The trace goes to the log, never to the client.
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         count("internal_error")

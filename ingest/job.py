@@ -18,13 +18,15 @@ from ingest.cache import FeatureCache, HashCache
 from ingest.metadata import MetadataRules
 from ingest.pipeline import Embedder, IngestJob, JobOptions, JobResult, Limits
 from ingest.report import Counts, FailureLog, SkipLog
+from timbre.diskspace import DiskReserve, as_disk_full
 from timbre.embedding.info import ModelInfo
 from timbre.embedding.runtime import device_type
-from timbre.errors import SnapshotError
+from timbre.errors import DiskFullError, SnapshotError
 from timbre.labels import Labeller
 from timbre.library_roots import record_roots, recorded_roots
 from timbre.settings import Settings
-from timbre.store import Collection, VectorStore, snapshots_dir
+from timbre.store import Collection, Generation, VectorStore, snapshots_dir
+from timbre.store.integrity import check_readable
 from timbre.store.snapshot import (
     MANIFEST_FILE,
     SnapshotManifest,
@@ -63,6 +65,8 @@ def run_ingest(
     listener: Callable[[Counts], None] | None = None,
     labeller: Labeller | None = None,
     optimize: bool = True,
+    verify: bool = True,
+    rebuild: bool = False,
 ) -> JobResult:
     """Run one job: index the roots, publish a re-index if one was built, export a snapshot.
 
@@ -75,16 +79,22 @@ def run_ingest(
     (:meth:`~timbre.store.interface.VectorStore.optimize`, before publishing, so a re-index goes
     live compacted); a service passes False, since Qdrant Edge holds the process meanwhile
     (~40 s per 100k new points) and its searches would stall.
+    ``verify``: read the live collection back whole first and refuse a damaged one (the
+    service checks its store once at start instead). ``rebuild``: build a new collection from
+    the files whatever the live one holds (``timbre store rebuild --from-files``).
+
+    Raises:
+        StoreDamagedError: ``verify``, and the live collection cannot be read back.
+        DiskFullError: too little free space (before the job, or at a write).
     """
     data = settings.data_dir
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     reports = data / "reports"
-    generation = store.begin_generation() if store.needs_reindex and not options.dry_run else None
-    if generation is not None:
-        log.info(
-            "models or schema changed: building %s beside the live collection", generation.name
-        )
     dry = options.dry_run
+    generation = _generation(store, rebuild=rebuild, verify=verify) if not dry else None
+    if not dry:
+        # Before minutes of embedding: each store batch checks again (timbre.diskspace).
+        DiskReserve(data, settings.disk.min_free_bytes).check(0, "the ingest job")
     job = IngestJob(
         options,
         embedder=embedder,
@@ -109,14 +119,11 @@ def run_ingest(
         labeller=labeller,
         library_roots=recorded_roots(data),
     )
-    result = job.run()
+    result = _run_job(job)
     if not dry and result.summary["counts"]["discovered"]:
         record_roots(data, options.roots)  # the service accepts these roots (timbre serve)
     if optimize and not dry:
-        started = time.perf_counter()
-        if store.optimize():
-            log.info("store optimised in %.1f s", time.perf_counter() - started)
-        result.summary["stage_seconds"]["optimize"] = round(time.perf_counter() - started, 3)
+        _optimize(store, result)
     if generation is not None:
         if options.shard is None:
             generation.publish()
@@ -150,6 +157,44 @@ def run_ingest(
             json.dumps(result.summary, indent=2) + "\n"
         )
     return result
+
+
+def _generation(store: VectorStore, *, rebuild: bool, verify: bool) -> Generation | None:
+    """The new collection a job must build, or None to write into the live one (checked)."""
+    if store.needs_reindex:
+        generation = store.begin_generation()
+        log.info("models or schema changed: building %s beside the live one", generation.name)
+        return generation
+    if rebuild:
+        generation = store.begin_generation()
+        log.info("rebuilding from the files into %s", generation.name)
+        return generation
+    if verify and store.mode == "embedded":
+        # A damaged shard would take writes and fail every read; a server keeps its own disk
+        # (and reading a million points back over the network is not a pre-flight check).
+        check_readable(store)
+    return None
+
+
+def _run_job(job: IngestJob) -> JobResult:
+    try:
+        return job.run()
+    except Exception as exc:
+        # A cache, report or store write the disk refused: exit 2 with the reason, not a bug.
+        full = as_disk_full(exc, "the ingest job")
+        if full is None or full is exc:
+            raise
+        raise full from exc
+
+
+def _optimize(store: VectorStore, result: JobResult) -> None:
+    started = time.perf_counter()
+    try:
+        if store.optimize():
+            log.info("store optimised in %.1f s", time.perf_counter() - started)
+    except DiskFullError as exc:  # everything is written: compacting can wait
+        log.warning("store not optimised: %s", exc)
+    result.summary["stage_seconds"]["optimize"] = round(time.perf_counter() - started, 3)
 
 
 def current_manifest(snapshots: Path, live: Collection) -> SnapshotManifest | None:

@@ -4,7 +4,7 @@ Exit codes (also in the README and ``timbre ingest --help``):
     0    every file found is indexed;
     1    the job finished, but some files failed or could not be read (each is in the
          failures or skipped report), or it found no audio at all under its roots;
-    2    the job could not run (bad settings, models, store or roots);
+    2    the job could not run (bad settings, models, store or roots, or a full disk);
     3    the job crashed on an unexpected error (a bug: the traceback is printed);
     130  the job was interrupted (Ctrl-C); run it again to finish, nothing is lost.
 """

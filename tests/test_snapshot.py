@@ -19,7 +19,13 @@ from tests.store_factory import (
     unit_vectors,
     wait_for_line,
 )
-from timbre.errors import ModelMismatchError, SnapshotError, SnapshotNotFoundError, StoreLockedError
+from timbre.errors import (
+    DiskFullError,
+    ModelMismatchError,
+    SnapshotError,
+    SnapshotNotFoundError,
+    StoreLockedError,
+)
 from timbre.store import VectorStore
 from timbre.store.lock import OwnerLock
 from timbre.store.schema import load_schema
@@ -211,7 +217,8 @@ def test_a_failed_export_leaves_the_previous_snapshot_published(
     def fail(rows: int) -> None:
         raise OSError(28, "No space left on device")
 
-    with pytest.raises(SnapshotError, match="previous one stays published") as err:
+    # A full disk is named as such (exit 2, HTTP 507), the previous snapshot kept all the same.
+    with pytest.raises(DiskFullError, match=r"disk full: .*previous one stays published") as err:
         _export(store, snapshots, batch_size=100, progress=fail)
     assert isinstance(err.value.__cause__, OSError)
     assert current_snapshot_name(snapshots) == first.name

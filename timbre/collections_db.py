@@ -24,7 +24,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from timbre.errors import ConflictError, InvalidRequestError, NotFoundError
+from timbre.diskspace import disk_full_cause
+from timbre.errors import (
+    ConflictError,
+    DiskFullError,
+    InvalidRequestError,
+    NotFoundError,
+    UnavailableError,
+)
 
 FAVOURITES = "favourites"
 """The built-in collection a star adds to."""
@@ -103,6 +110,12 @@ class CollectionItem:
     path_hint: str | None
 
 
+class CollectionsUnavailableError(UnavailableError):
+    """The collections file cannot be used (damaged, unreadable); the message says what to do."""
+
+    code = "collections_unavailable"
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -174,18 +187,27 @@ class Collections:
     """
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)  # idempotent; executescript commits by itself
-        with self._tx() as db:
+        # Opened on first use, and again after a failure: a damaged file must not stop the
+        # service (search needs none of it), and once it is moved aside the next call works.
+        self._db: sqlite3.Connection | None = None
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.executescript(_SCHEMA)  # idempotent; executescript commits by itself
             db.execute(
                 "INSERT OR IGNORE INTO collections VALUES (?, ?, ?, ?)",
                 (FAVOURITES, FAVOURITES, _now(), _now()),
             )
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     @classmethod
     def in_data_dir(cls, data_dir: Path) -> Collections:
@@ -194,13 +216,41 @@ class Collections:
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                if self._db is None:
+                    self._db = self._connect()
+                db = self._db
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise self._domain_error(exc) from exc
+
+    def _domain_error(self, exc: sqlite3.Error) -> Exception:
+        """What a failure of the file means to a person, naming the file and the way out."""
+        if disk_full_cause(exc) is not None:
+            return DiskFullError(
+                f"disk full: the collections file {self.path} cannot be written ({exc}); "
+                "nothing was changed. Free some space and try again."
+            )
+        code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF  # the primary code
+        if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+            # The handle may hold a damaged page cache: open afresh on the next call.
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+            return CollectionsUnavailableError(
+                f"the collections file {self.path} is damaged ({exc}). Search is unaffected. "
+                f"To recover, move it aside (mv {self.path} {self.path}.damaged, with its "
+                "-wal and -shm files if any): the next request starts a new, empty one. Or "
+                "stop Timbre and restore the file from a backup."
+            )
+        return CollectionsUnavailableError(f"the collections file {self.path} failed: {exc}")
 
     def _name_of(self, db: sqlite3.Connection, name: str) -> str | None:
         row = db.execute(
@@ -345,4 +395,6 @@ class Collections:
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            if self._db is not None:
+                self._db.close()
+                self._db = None

@@ -63,6 +63,22 @@ class StoreLockedError(StoreError):
     code = "store_locked"
 
 
+class DiskFullError(StoreError):
+    """The data dir's file system is full, or too full to write safely (``disk.min_free_bytes``).
+
+    A store error, since the store is what it mostly stops; raised for any write the disk
+    refused (collections, renditions, snapshots, caches) as well.
+    """
+
+    code = "disk_full"
+
+
+class StoreDamagedError(StoreError):
+    """The live collection's files cannot be read back (truncated or overwritten)."""
+
+    code = "store_damaged"
+
+
 class SchemaMismatchError(StoreError):
     """A collection's vector size or distance does not match the loaded models and schema."""
 

@@ -123,6 +123,12 @@ class QdrantSettings(_Section):
     keep_generations: int = Field(ge=1)
 
 
+class DiskSettings(_Section):
+    """Free space kept on the data dir's file system (see :mod:`timbre.diskspace`)."""
+
+    min_free_bytes: int = Field(ge=0)
+
+
 class SnapshotSettings(_Section):
     """The FAISS exact snapshot that serves unfiltered queries."""
 
@@ -173,6 +179,11 @@ class ApiSettings(_Section):
     max_filter_values: int = Field(ge=1)
     text_batch_max: int = Field(ge=1)
     preload_audio: bool
+    header_timeout_s: float = Field(gt=0.0)
+    read_timeout_s: float = Field(gt=0.0)
+    keep_alive_s: int = Field(ge=1)
+    max_concurrency: int = Field(ge=1)
+    log_repeat_window_s: float = Field(ge=0.0)
 
 
 class LabelsSettings(_Section):
@@ -245,6 +256,7 @@ class Settings(BaseSettings):
     models: ModelsSettings
     audio: AudioSettings
     qdrant: QdrantSettings
+    disk: DiskSettings
     snapshot: SnapshotSettings
     ingest: IngestSettings
     api: ApiSettings

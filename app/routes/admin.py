@@ -22,7 +22,7 @@ write = APIRouter(dependencies=[Depends(require_write)], tags=["admin"], respons
     "/v1/ingest",
     response_model=IngestJobOut,
     status_code=202,
-    responses={**BODY_PROBLEMS, **problems(403, 409)},
+    responses={**BODY_PROBLEMS, **problems(403, 409, 507)},
 )
 async def start_ingest(body: IngestIn, service: ServiceDep, jobs: JobsDep) -> IngestJobOut:
     """Start an ingest job inside the service (it reuses the loaded models)."""

@@ -61,7 +61,7 @@ read = APIRouter(
 write = APIRouter(
     dependencies=[Depends(strict_path), Depends(require_write)],
     tags=["collections"],
-    responses={**BODY_PROBLEMS, **problems(401, 404, 409, 503)},
+    responses={**BODY_PROBLEMS, **problems(401, 404, 409, 503, 507)},
 )
 
 

@@ -26,10 +26,21 @@ class ReadyChecks(BaseModel):
     """False: there is no library root, so no file is served (search still works)."""
 
 
+class DiskOut(BaseModel):
+    """Free space on the data dir's file system against its reserve (``disk.min_free_bytes``)."""
+
+    path: str
+    free_bytes: int
+    min_free_bytes: int
+    low: bool
+
+
 class ReadyOut(BaseModel):
     ready: bool
     checks: ReadyChecks
     reasons: list[str]
+    disk: DiskOut | None = None
+    warnings: list[str] = []
 
 
 class PrecisionOut(BaseModel):

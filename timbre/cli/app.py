@@ -7,6 +7,8 @@ an unexpected error (``timbre ingest``); 130 = interrupted (Ctrl-C).
 
 from __future__ import annotations
 
+import contextlib
+import faulthandler
 import logging
 import sys
 from typing import Annotated
@@ -43,6 +45,10 @@ def _root(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     _setup_logging(verbose)
+    # A fatal signal (SIGBUS from a memory-mapped write the disk could not back, SIGSEGV)
+    # leaves at least the Python stacks on stderr instead of nothing.
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # stderr without a file
+        faulthandler.enable()
 
 
 def fail(exc: BaseException) -> typer.Exit:

@@ -1,7 +1,8 @@
 """``timbre ingest``: run a job on the embedded store or a server, or hand it to the service.
 
 Exit codes: 0 all indexed; 1 finished, but files failed or could not be read, or no audio was
-found; 2 could not run; 3 crashed on an unexpected error (a bug); 130 interrupted (Ctrl-C).
+found; 2 could not run (a full disk among the reasons); 3 crashed on an unexpected error (a
+bug); 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from timbre.cli.app import app, fail
+from timbre.diskspace import as_disk_full
 from timbre.errors import StoreLockedError, TimbreError
 
 log = logging.getLogger("timbre.ingest")
@@ -39,8 +41,8 @@ def _parse_shard(text: str | None) -> tuple[int, int] | None:
     "  0    every file found is indexed\n"
     "  1    finished, but files failed or could not be read (see the\n"
     "       failures and skipped reports), or no audio under the roots\n"
-    "  2    could not run (settings, models, store, roots; or the service\n"
-    "       refused the job)\n"
+    "  2    could not run (settings, models, store, roots; the disk is full;\n"
+    "       or the service refused the job)\n"
     "  3    crashed on an unexpected error (a bug: report the traceback)\n"
     "  130  interrupted (Ctrl-C): run it again to finish, nothing is lost"
 )
@@ -102,6 +104,9 @@ def ingest(
     except TimbreError as exc:
         raise fail(exc) from exc
     except Exception as exc:
+        full = as_disk_full(exc, "the ingest job")
+        if full is not None:  # not a bug: exit 2, with the reason
+            raise fail(full) from exc
         traceback.print_exc()
         typer.echo(
             f"error: the job crashed on an unexpected {type(exc).__name__}: {exc}. This is a "
@@ -145,6 +150,8 @@ def _run(roots: tuple[Path, ...], given: dict[str, Any]) -> tuple[dict[str, Any]
     try:
         store = open_store(settings, info, reindex=True)
     except StoreLockedError as exc:
+        if given.get("rebuild"):
+            raise  # a rebuild replaces the live collection: not a job for a running service
         # A running service owns the embedded store: hand the job, every option, to it.
         return ingest_through_service(settings, exc, roots, given)
     try:
@@ -171,6 +178,7 @@ def _run(roots: tuple[Path, ...], given: dict[str, Any]) -> tuple[dict[str, Any]
             store=store,
             snapshot=given["snapshot"],
             labeller=labeller,
+            rebuild=bool(given.get("rebuild")),
         )
     finally:
         store.close()

@@ -43,8 +43,13 @@ def serve(
     port = port or settings.api.port
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     write_service_file(settings, f"http://{shown}:{port}")
+    from app.server import install_repeat_filter, server_config
+
+    config = server_config(application, settings.api, host=host, port=port)
+    if settings.api.log_repeat_window_s > 0:
+        install_repeat_filter(settings.api.log_repeat_window_s)  # after uvicorn's log set-up
     try:
-        uvicorn.run(application, host=host, port=port, log_level="info")
+        uvicorn.Server(config).run()
     finally:
         remove_service_file(settings)
         lock.release()

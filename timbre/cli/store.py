@@ -1,10 +1,10 @@
-"""``timbre store``: export a snapshot, publish a sharded re-index, compact the store."""
+"""``timbre store``: export a snapshot, publish a sharded re-index, compact or rebuild the store."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import typer
 
@@ -121,3 +121,64 @@ def store_publish() -> None:
             store.close()
     except TimbreError as exc:
         raise fail(exc) from exc
+
+
+@store_app.command("rebuild")
+def store_rebuild(
+    from_files: Annotated[
+        bool,
+        typer.Option(
+            "--from-files",
+            help="Re-read the library (the roots this data dir indexes) instead of the "
+            "snapshot: slower, but it also recovers what was indexed after the snapshot.",
+        ),
+    ] = False,
+) -> None:
+    """Rebuild a damaged live collection into a new one and make that the live one: from the
+    published snapshot (every payload field and the exact vectors; its checksums are verified),
+    or from the files. The damaged collection is kept as the previous generation until the next
+    rebuild or re-index deletes it. Stop the service first (the store has one owner)."""
+    code = 0
+    try:
+        if from_files:
+            out, code = _rebuild_from_files()
+        else:
+            settings, store = _open_live(reindex=True)
+            try:
+                from timbre.store import snapshots_dir
+                from timbre.store.integrity import rebuild_from_snapshot
+
+                out = rebuild_from_snapshot(store, snapshots_dir(settings.data_dir), store.info)
+                out["snapshot"] = _export(settings, store)
+            finally:
+                store.close()
+    except TimbreError as exc:
+        raise fail(exc) from exc
+    typer.echo(json.dumps(out, indent=2))
+    raise typer.Exit(code)  # from the files: the exit codes of `timbre ingest`
+
+
+def _rebuild_from_files() -> tuple[dict[str, Any], int]:
+    from timbre.cli.ingest import _run
+    from timbre.cli.wiring import service_roots
+    from timbre.errors import ConfigError
+    from timbre.settings import load_settings
+
+    roots = tuple(p for p in service_roots(load_settings()) if p.exists())
+    if not roots:
+        raise ConfigError(
+            "no library roots to read: this data dir records none (library_roots.json) and "
+            "api.library_roots is empty; run `timbre ingest FOLDER` into a fresh data dir"
+        )
+    given = {
+        "profile": None,
+        "workers": None,
+        "batch_size": None,
+        "shard": None,
+        "prune": False,
+        "dry_run": False,
+        "rehash": False,
+        "snapshot": None,
+        "rebuild": True,
+    }
+    return _run(roots, given)

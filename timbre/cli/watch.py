@@ -70,7 +70,11 @@ def _watch(settings: Any) -> None:
         )
         raise typer.Exit(2)
     service = build_service(settings)
-    jobs = IngestJobs(ingest_runner(settings, service))
+    disk = service.disk
+    jobs = IngestJobs(
+        ingest_runner(settings, service),
+        precheck=None if disk is None else lambda: disk.check(0, "an ingest job"),
+    )
     watcher = build_watcher(settings, jobs)
     stopping = threading.Event()
 

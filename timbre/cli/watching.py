@@ -7,6 +7,7 @@ watcher's batches as ordinary ingest jobs, one at a time, each visible in
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,11 @@ from app.metrics import Metrics
 from app.schemas import IngestIn
 from ingest.watch import Watcher, WatchOptions
 from ingest.watch_batch import Batch
-from timbre.errors import ConflictError
+from timbre.errors import ConflictError, DiskFullError
 from timbre.library_roots import recorded_roots
 from timbre.settings import Settings
+
+log = logging.getLogger("timbre.watch")
 
 _SHOWN_COUNTS = (
     "discovered",
@@ -64,6 +67,7 @@ class JobsSink:
 
     def __init__(self, jobs: IngestJobs) -> None:
         self.jobs = jobs
+        self._refused: str | None = None  # why the last job was refused (a full disk)
 
     def submit(self, roots: Sequence[str], batch: Batch | None) -> str | None:
         request = IngestIn(
@@ -73,9 +77,20 @@ class JobsSink:
             gone=[] if batch is None else list(batch.gone),
         )
         try:
-            return self.jobs.start(request).job_id
+            job_id = self.jobs.start(request).job_id
         except ConflictError:
             return None  # a job started through the API runs: the watcher tries again
+        except DiskFullError as exc:
+            # The batch waits (the watcher tries again each tick) until space is freed;
+            # said once, not on every tick.
+            if self._refused is None:
+                log.warning("watch: changes wait: %s", exc)
+            self._refused = str(exc)
+            return None
+        if self._refused is not None:
+            log.info("watch: disk space is back; indexing resumes")
+            self._refused = None
+        return job_id
 
     def outcome(self, job_id: str) -> dict[str, Any] | None:
         job = self.jobs.get(job_id)

@@ -21,9 +21,10 @@ from timbre.cli.owner import (  # noqa: F401 (re-exported: where commands look f
     write_service_file,
 )
 from timbre.collections_db import Collections
+from timbre.diskspace import DiskReserve
 from timbre.embedding.embedder import describe_models, load_audio_embedder, load_text_embedder
 from timbre.embedding.files import resolve_model_files
-from timbre.errors import UnavailableError
+from timbre.errors import StoreDamagedError, UnavailableError
 from timbre.library_roots import LibraryRoots, read_recorded_roots
 from timbre.search import Lazy, SearchService, ServiceLimits, SnapshotHolder, StoreHandle
 from timbre.search.browse import BrowseService
@@ -36,6 +37,7 @@ from timbre.settings import Settings
 from timbre.store import open_store, snapshots_dir
 from timbre.store.pathtext import path_from_text
 from timbre.store.snapshot import ScanOptions
+from timbre.store.snapshot.export import remove_stale_partials
 
 if TYPE_CHECKING:  # the web stack imports in ~1.5 s: `timbre serve` loads the text model meanwhile
     from fastapi import FastAPI
@@ -110,6 +112,7 @@ def build_service(
         snapshots=snapshots,
         limits=limits,
         routing=RoutingPolicy(filtered_min_points=settings.snapshot.filtered_min_points),
+        disk=DiskReserve(settings.data_dir, settings.disk.min_free_bytes),
     )
 
 
@@ -158,9 +161,12 @@ def ingest_runner(settings: Settings, service: SearchService) -> IngestRunner:
             if request.dry_run
             else build_labeller(settings, service.info, service.text.get, free_text=False)
         )
+        if service.store.damage is not None:
+            raise StoreDamagedError(service.store.damage)
         result = run_ingest(
             settings,
             options,
+            verify=False,  # read back once at start (readiness shows it), not per job
             embedder=None if request.dry_run else service.audio.get(),
             model=service.info,
             store=service.store.get(),
@@ -173,6 +179,13 @@ def ingest_runner(settings: Settings, service: SearchService) -> IngestRunner:
         return result.summary, result.exit_code
 
     return run
+
+
+def _verify_store(service: SearchService) -> None:
+    try:
+        service.store.verify()
+    except Exception:  # the store closed meanwhile (shutdown): nothing to report
+        log.debug("store verification did not finish", exc_info=True)
 
 
 def build_media(settings: Settings, service: SearchService) -> MediaService:
@@ -209,11 +222,17 @@ def build_app(settings: Settings, service: SearchService | None = None) -> FastA
     watching: list[Any] = []  # the watcher, once started
 
     def startup() -> None:
+        # An export killed mid-way (kill -9, power cut) left its folder; no export runs yet.
+        remove_stale_partials(snapshots_dir(settings.data_dir))
         service.text.start()
         try:
             service.store.get()
         except Exception as exc:  # keep serving unfiltered queries from the snapshot
             log.error("vector store not available at start: %s", exc)
+        else:
+            # Read back whole once (~1 s per 100k points), beside the model load: a truncated
+            # file shows only when read, and readiness must say so before queries find out.
+            threading.Thread(target=_verify_store, args=(service,), daemon=True).start()
         service.snapshots.refresh()
         if settings.api.preload_audio:
             preload_audio(service)

@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -80,12 +81,9 @@ def label_vectors(
     """
     path = cache_dir / f"{cache_key(vocabulary, info)}.npz" if cache_dir else None
     if path is not None and path.exists():
-        try:
-            with np.load(path) as cached:
-                if tuple(str(n) for n in cached["names"]) == vocabulary.names:
-                    return np.asarray(cached["vectors"], dtype=np.float32)
-        except (OSError, ValueError, KeyError) as exc:
-            log.warning("ignoring the unreadable label vector cache %s: %s", path, exc)
+        cached = _cached_vectors(path, vocabulary, info)
+        if cached is not None:
+            return cached
     embedder = text()
     vectors = embed_vocabulary(vocabulary, embedder)
     if free_text:
@@ -102,6 +100,34 @@ def label_vectors(
         with tmp.open("wb") as out:
             np.savez(out, vectors=vectors, names=np.array(vocabulary.names))
         tmp.replace(path)
+    return vectors
+
+
+def _cached_vectors(path: Path, vocabulary: Vocabulary, info: ModelInfo) -> np.ndarray | None:
+    """The cached vectors if the file is whole and fits the vocabulary, else None (logged).
+
+    The ``.npz`` members carry zip CRC-32s, checked as they are read; on top, the vectors must
+    be one finite unit row per label: a damaged cache would label every sample wrongly.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as cached:
+            names = tuple(str(n) for n in cached["names"])
+            vectors = np.asarray(cached["vectors"], dtype=np.float32)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        log.warning("ignoring the damaged label vector cache %s (%s): embedding again", path, exc)
+        return None
+    if names != vocabulary.names:
+        return None  # another vocabulary under a colliding key: embed this one
+    norms = np.linalg.norm(vectors, axis=1) if vectors.ndim == 2 else np.zeros(0)
+    if vectors.shape != (len(names), info.dim) or not np.allclose(norms, 1.0, atol=1e-3):
+        log.warning(
+            "ignoring the label vector cache %s: not one unit %d-d vector per label "
+            "(shape %s); embedding again",
+            path,
+            info.dim,
+            vectors.shape,
+        )
+        return None
     return vectors
 
 

@@ -138,7 +138,11 @@ class SnapshotHolder:
     def refresh(self) -> bool:
         """Load the published snapshot if it is not the one in use; True if it was swapped."""
         with self._lock:
-            name = current_snapshot_name(self.directory)
+            try:
+                name = current_snapshot_name(self.directory)
+            except SnapshotError as exc:  # e.g. CURRENT pointing outside: keep what serves
+                self._refused("named in CURRENT", exc)
+                return False
             if name is None or (self._current is not None and self._current.name == name):
                 return False
             try:
@@ -152,9 +156,7 @@ class SnapshotHolder:
                     scan=self.scan,
                 )
             except (SnapshotError, ModelMismatchError) as exc:
-                if self.error != str(exc):
-                    log.error("snapshot %s refused: %s", name, exc)
-                self.error = str(exc)
+                self._refused(name, exc)
                 return False
             # One reference assignment: requests hold whichever snapshot they started with; the
             # old one is released when the last of them finishes.
@@ -163,6 +165,11 @@ class SnapshotHolder:
             self.swaps += 1
             log.info("serving snapshot %s (%d vectors)", fresh.name, len(fresh))
             return True
+
+    def _refused(self, name: str, exc: Exception) -> None:
+        if self.error != str(exc):  # once, not on every poll
+            log.error("snapshot %s refused: %s", name, exc)
+        self.error = str(exc)
 
     def watch(self, interval_s: float) -> threading.Thread:
         """Poll for newly published snapshots every ``interval_s`` seconds until :meth:`stop`."""
@@ -196,6 +203,8 @@ class StoreHandle:
         self._retry_s = retry_s
         self._next_try = 0.0
         self.error: str | None = None
+        self.damage: str | None = None
+        """Set when the open collection could not be read back whole (see :meth:`verify`)."""
 
     def get(self) -> VectorStore:
         if self._store is not None:
@@ -217,8 +226,22 @@ class StoreHandle:
     def connected(self) -> bool:
         return self._store is not None
 
+    def verify(self) -> str | None:
+        """Read the live collection back whole (:func:`~timbre.store.integrity.damage_of`);
+        the damage found, also kept in :attr:`damage` for readiness and stats."""
+        from timbre.store.integrity import REBUILD_HINT, damage_of
+
+        store = self.get()
+        damage = damage_of(store)
+        if self._store is not store:
+            return None  # closed meanwhile (shutdown): what failed was the closing, not the files
+        self.damage = None if damage is None else f"{damage}. Its files are damaged. {REBUILD_HINT}"
+        if self.damage is not None:
+            log.error("vector store: %s", self.damage)
+        return self.damage
+
     def close(self) -> None:
         with self._lock:
-            if self._store is not None:
-                self._store.close()
-                self._store = None
+            store, self._store = self._store, None  # first: a reader sees it gone, then closed
+            if store is not None:
+                store.close()

@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from timbre.audio.decode import decode_bytes, decode_file
+from timbre.diskspace import DiskReserve
 from timbre.embedding.info import ModelInfo
 from timbre.errors import (
     InvalidRequestError,
@@ -61,6 +62,7 @@ class SearchService:
         model_lock: serialises torch work, so two requests never fight over the cores.
         on_embed: called with (kind, seconds) after each embedding, for metrics.
         routing: when filtered queries go to the snapshot; None = always to Qdrant.
+        disk: the data dir's free-space reserve, reported by readiness; None = not reported.
     """
 
     def __init__(
@@ -75,8 +77,10 @@ class SearchService:
         model_lock: threading.Lock | None = None,
         on_embed: Callable[[str, float], None] | None = None,
         routing: RoutingPolicy | None = None,
+        disk: DiskReserve | None = None,
     ) -> None:
         self.info = info
+        self.disk = disk
         self.text = text
         self.audio = audio
         self.store = store

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from timbre.diskspace import megabytes
 from timbre.errors import StoreError, UnavailableError
 from timbre.store.snapshot import freshness
 
@@ -21,9 +22,10 @@ def readiness(service: SearchService) -> dict[str, Any]:
     """
     snapshot = service.snapshots.current
     roots = service.roots
+    damage = service.store.damage
     checks = {
         "text_model": service.text.ready,
-        "store": service.store.connected,
+        "store": service.store.connected and damage is None,
         "snapshot": snapshot is not None,
         "roots_file": roots.problem is None,
     }
@@ -34,6 +36,8 @@ def readiness(service: SearchService) -> dict[str, Any]:
     if not service.store.connected:
         error = service.store.error
         reasons.append(f"store unreachable: {error}" if error else "store not open")
+    elif damage is not None:
+        reasons.append(f"store damaged: {damage}")
     if snapshot is None:
         reasons.append(service.snapshots.error or "no snapshot published yet (run an ingest)")
     if roots.problem is not None:
@@ -45,7 +49,22 @@ def readiness(service: SearchService) -> dict[str, Any]:
     checks["library_roots"] = bool(roots.paths)
     if not roots.paths:
         reasons.append(f"{roots.why_none()}: no file is served from disk")
-    return {"ready": ready, "checks": checks, "reasons": reasons}
+    out: dict[str, Any] = {"ready": ready, "checks": checks, "reasons": reasons}
+    if service.disk is not None:
+        # Low disk leaves the service ready: searches only read, and pulling it out of a load
+        # balancer would stop them too. Writes (ingest, collections) are what it refuses.
+        disk = service.disk.status()
+        out["disk"] = disk
+        out["warnings"] = (
+            [
+                f"disk space low: {megabytes(disk['free_bytes'])} free on {disk['path']}, "
+                f"below the {megabytes(disk['min_free_bytes'])} reserve (disk.min_free_bytes): "
+                "ingest jobs and store writes are refused until space is freed"
+            ]
+            if disk["low"]
+            else []
+        )
+    return out
 
 
 def stats(service: SearchService) -> dict[str, Any]:
@@ -101,6 +120,8 @@ def stats(service: SearchService) -> dict[str, Any]:
     try:
         store = service.store.get()
         out["store"] = {"mode": store.mode, "collection": store.name, "count": store.count()}
+        if service.store.damage is not None:
+            out["store"]["error"] = service.store.damage
         if snapshot is not None:
             out["snapshot"]["freshness"] = freshness(snapshot.manifest, store).as_dict()
     except (UnavailableError, StoreError) as exc:

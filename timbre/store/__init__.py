@@ -98,6 +98,7 @@ def open_store(
             schema=schema,
             settings=settings.qdrant,
             reindex=reindex,
+            min_free_bytes=settings.disk.min_free_bytes,
         )
     from timbre.store.server import ServerStore, make_client
 

@@ -41,6 +41,12 @@ __all__ = [
 ]
 
 
+_PAYLOAD_BYTES = 16384
+"""What one point's payload may take on disk, written to the log, the segment and the payload
+indexes: a generous bound for the disk check (a payload is 1-3 kB of JSON). A vector takes
+four times its float32 size on the same count (log encoding, segment, headroom)."""
+
+
 class CollectionView:
     """The :class:`~timbre.store.interface.Collection` behaviour over one backend.
 
@@ -80,6 +86,7 @@ class CollectionView:
         iterator = iter(points)
         while batch := list(itertools.islice(iterator, self._upsert_batch)):
             checked = [checked_point(p, self.dim) for p in batch]
+            self.backend.ensure_space(len(checked) * (4 * self.dim * 4 + _PAYLOAD_BYTES))
             self.mark_write()
             self.backend.upsert(checked)
             total += len(batch)
@@ -88,6 +95,7 @@ class CollectionView:
     def delete(self, ids: Sequence[str]) -> None:
         """Delete points by id; unknown ids are ignored."""
         if ids:
+            self.backend.ensure_space(len(ids) * _PAYLOAD_BYTES)
             self.mark_write()
             self.backend.delete(list(ids))
 
@@ -102,6 +110,7 @@ class CollectionView:
             raise InvalidPointError(f"point {point_id}: at least one path is needed")
         if not self.backend.retrieve([point_id], False):
             return False
+        self.backend.ensure_space(_PAYLOAD_BYTES)
         self.mark_write()
         self.backend.set_payload(
             point_id, {"path": unique[0], "paths": unique, DIRS_FIELD: ancestor_dirs(unique)}
@@ -129,6 +138,7 @@ class CollectionView:
                 (pid, {**fields, **normalised_companions(fields)})
                 for pid, fields in items[start : start + self._upsert_batch]
             ]
+            self.backend.ensure_space(len(batch) * _PAYLOAD_BYTES)
             self.mark_write()
             self.backend.set_payloads(batch)
         return len(items)

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
+from timbre.diskspace import DiskReserve
 from timbre.embedding.info import ModelInfo
 from timbre.errors import StoreError
 from timbre.settings import QdrantSettings
@@ -88,9 +89,11 @@ class EdgeStore(StoreBase):
         info: ModelInfo,
         schema: CollectionSchema,
         settings: QdrantSettings,
+        reserve: DiskReserve | None = None,
     ) -> None:
         super().__init__(info=info, schema=schema, settings=settings)
         self.root = root
+        self._reserve = reserve
         self._lock = lock
         self._swap = _SwapLock()
         self._live: CollectionView | None = None
@@ -104,6 +107,7 @@ class EdgeStore(StoreBase):
         schema: CollectionSchema,
         settings: QdrantSettings,
         reindex: bool = False,
+        min_free_bytes: int | None = None,
     ) -> EdgeStore:
         """Take ownership of the embedded store at ``root`` and open its live collection.
 
@@ -114,6 +118,8 @@ class EdgeStore(StoreBase):
             settings: the ``qdrant`` settings section.
             reindex: tolerate a live collection built by other models or another schema
                 (logged), so that a new generation can be built and published.
+            min_free_bytes: the free space every write keeps (``disk.min_free_bytes``);
+                None = no check.
 
         Raises:
             StoreLockedError: another process owns the store.
@@ -133,7 +139,9 @@ class EdgeStore(StoreBase):
             ),
         )
         lock.acquire()
-        return cls(root, lock, info=info, schema=schema, settings=settings)._started(reindex)
+        reserve = None if min_free_bytes is None else DiskReserve(root, min_free_bytes)
+        store = cls(root, lock, info=info, schema=schema, settings=settings, reserve=reserve)
+        return store._started(reindex)
 
     # -- primitives -------------------------------------------------------------------------
 
@@ -151,11 +159,15 @@ class EdgeStore(StoreBase):
 
     def _create_backend(self, name: str, meta: dict[str, Any]) -> Backend:
         return EdgeBackend.create(
-            self._collections / name, dim=self.info.dim, schema=self.schema, meta=meta
+            self._collections / name,
+            dim=self.info.dim,
+            schema=self.schema,
+            meta=meta,
+            reserve=self._reserve,
         )
 
     def _open_backend(self, name: str) -> Backend:
-        return EdgeBackend.open(self._collections / name, self.schema)
+        return EdgeBackend.open(self._collections / name, self.schema, self._reserve)
 
     def _live_name(self) -> str | None:
         pointer = self.root / LIVE_FILE
@@ -192,6 +204,8 @@ class EdgeStore(StoreBase):
     def _using_live(self) -> Iterator[CollectionView]:
         with self._swap.using():
             if self._live is None:
+                if not self._lock.held:  # closed: reopening would bypass the one-owner lock
+                    raise StoreError(f"the embedded store at {self.root} is closed")
                 live_name = self._live_name()
                 if live_name is None:
                     raise StoreError(f"the embedded store at {self.root} has no live collection")

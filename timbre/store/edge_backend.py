@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 import numpy as np
 import qdrant_edge as qe
 
+from timbre.diskspace import FILLS_ON_READ, DiskReserve, filesystem_type, sparse_debt
 from timbre.errors import StoreError
 from timbre.store.adapter import (
     facet_counts,
@@ -51,6 +53,10 @@ _MAPPED_INDEXES: dict[str, Callable[[], Any]] = {
 }
 """Index parameters of each kind when ``payload.embedded_indexes_on_disk`` (memory-mapped)."""
 _MARKER_KEYS = frozenset({"write_seq", "last_write_at"})
+_DEBT_TTL_S = 1.0
+"""How long a measured sparse debt is reused: walking the shard's files costs milliseconds,
+and per-point writes (path updates) come by the thousand. Files the engine starts meanwhile
+(a 32 MiB segment at most per batch) are what the reserve is for."""
 
 
 def _all_of(must: list[Any]) -> qe.Filter:
@@ -103,19 +109,35 @@ def edge_call(what: str, fn: Callable[[], T]) -> T:
 class EdgeBackend:
     """One Qdrant Edge shard and its metadata file (a :class:`~timbre.store.collection.Backend`)."""
 
-    def __init__(self, directory: Path, shard: qe.EdgeShard, meta: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        shard: qe.EdgeShard,
+        meta: dict[str, Any],
+        reserve: DiskReserve | None = None,
+    ) -> None:
         self.name = directory.name
         self.directory = directory
         self._shard = shard
         self._meta = meta
+        self._reserve = reserve
+        self._debt, self._debt_at = 0, -float("inf")  # the shard's sparse debt, and when read
 
     @classmethod
     def create(
-        cls, directory: Path, *, dim: int, schema: CollectionSchema, meta: Mapping[str, Any]
+        cls,
+        directory: Path,
+        *,
+        dim: int,
+        schema: CollectionSchema,
+        meta: Mapping[str, Any],
+        reserve: DiskReserve | None = None,
     ) -> EdgeBackend:
         # A directory without metadata is a creation that died half-way: start it over.
         if directory.exists() and not (directory / META_FILE).exists():
             shutil.rmtree(directory)
+        if reserve is not None:
+            reserve.check(0, f"creating the collection {directory.name}")
         directory.mkdir(parents=True)
         full_meta = {**meta, "dim": dim, "distance": schema.distance}
         config = _edge_config(dim, schema.distance, schema)
@@ -123,22 +145,32 @@ class EdgeBackend:
             f"create shard in {directory}",
             lambda: qe.EdgeShard.create(str(directory / SHARD_DIR), config),
         )
-        backend = cls(directory, shard, full_meta)
+        backend = cls(directory, shard, full_meta, reserve)
         backend.ensure_indexes(schema.indexes, mapped=schema.payload.embedded_indexes_on_disk)
         # Written last: its presence says the collection was created completely.
         write_json(directory / META_FILE, full_meta, durable=True)
         return backend
 
     @classmethod
-    def open(cls, directory: Path, schema: CollectionSchema) -> EdgeBackend:
+    def open(
+        cls, directory: Path, schema: CollectionSchema, reserve: DiskReserve | None = None
+    ) -> EdgeBackend:
         meta = read_json(directory / META_FILE)
+        if reserve is not None and filesystem_type(directory) in FILLS_ON_READ:
+            # There, mapping the shard claims every sparse byte of it at once: refuse, or the
+            # first read of a page the disk cannot back kills the process.
+            reserve.check(
+                sparse_debt(directory / SHARD_DIR),
+                f"opening the collection {directory.name} (tmpfs fills its sparse files)",
+                reserve=False,
+            )
         # Passing the recorded vector parameters makes Qdrant Edge verify them against the
         # segments; the rest of the config follows the current schema.
         config = _edge_config(int(meta["dim"]), str(meta["distance"]), schema)
         shard = edge_call(
             f"open shard {directory}", lambda: qe.EdgeShard.load(str(directory / SHARD_DIR), config)
         )
-        backend = cls(directory, shard, meta)
+        backend = cls(directory, shard, meta, reserve)
         backend.ensure_indexes(schema.indexes, mapped=schema.payload.embedded_indexes_on_disk)
         return backend
 
@@ -162,12 +194,34 @@ class EdgeBackend:
                     f"create index {field}", qe.UpdateOperation.create_field_index(field, schema)
                 )
 
+    def ensure_space(self, batch_bytes: int) -> None:
+        """Refuse a write of about ``batch_bytes`` unless the disk can back it (and every sparse
+        byte of the shard) with the reserve to spare: see :mod:`timbre.diskspace`.
+
+        Raises:
+            DiskFullError: not enough free space; nothing was written.
+        """
+        if self._reserve is None:
+            return
+        now = time.monotonic()
+        if now - self._debt_at > _DEBT_TTL_S:
+            self._debt, self._debt_at = sparse_debt(self.directory / SHARD_DIR), now
+        self._reserve.check(batch_bytes + self._debt, f"writing to the collection {self.name}")
+
     def optimize(self) -> bool:
         """Rebuild the segments past the indexing threshold as immutable ones; True if any was.
 
         Blocks this process (Qdrant Edge holds the GIL throughout): ~40 s per 100k points the
-        first time, then only what was written since.
+        first time, then only what was written since. The rebuilt segments are written beside
+        the old ones, so it needs about the shard's size free.
+
+        Raises:
+            DiskFullError: too little free space to rebuild; nothing was changed.
         """
+        if self._reserve is not None:
+            shard = self.directory / SHARD_DIR
+            size = sum(p.stat().st_blocks * 512 for p in shard.rglob("*") if p.is_file())
+            self._reserve.check(size + sparse_debt(shard), f"compacting {self.name}")
         return bool(self._do("optimize", self._shard.optimize))
 
     def upsert(self, points: Sequence[Point]) -> None:

@@ -21,7 +21,8 @@ from typing import IO, Any
 
 import numpy as np
 
-from timbre.errors import SnapshotError, TimbreError
+from timbre.diskspace import as_disk_full
+from timbre.errors import SnapshotError, StoreLockedError, TimbreError
 from timbre.store.collection import utc_now
 from timbre.store.interface import Collection, Record
 from timbre.store.lock import OwnerLock
@@ -221,10 +222,30 @@ def export_snapshot(
         lock.release()
 
 
-def _remove_partials(snapshots: Path) -> None:
+def remove_stale_partials(snapshots: Path) -> int:
+    """Delete the ``.partial-*`` folders an export killed mid-way left behind (kill -9, power
+    cut), at a process's start; returns how many. A folder a live export is writing is left
+    alone: that export holds the export lock, so nothing is removed while it runs."""
+    if not snapshots.is_dir() or not any(snapshots.glob(f"{PARTIAL_PREFIX}*")):
+        return 0
+    lock = OwnerLock(snapshots / EXPORT_LOCK_FILE, what="snapshot export", remedy="")
+    try:
+        lock.acquire()
+    except StoreLockedError:
+        return 0
+    try:
+        return _remove_partials(snapshots)
+    finally:
+        lock.release()
+
+
+def _remove_partials(snapshots: Path) -> int:
+    removed = 0
     for path in snapshots.glob(f"{PARTIAL_PREFIX}*"):
         log.info("removing %s, left by an export that did not finish", path.name)
         shutil.rmtree(path, ignore_errors=True)
+        removed += 1
+    return removed
 
 
 def _next_name(snapshots: Path) -> str:
@@ -264,6 +285,9 @@ def _export(
         shutil.rmtree(partial, ignore_errors=True)
         if isinstance(exc, TimbreError) or not isinstance(exc, Exception):
             raise
+        full = as_disk_full(exc, "the snapshot export (the previous one stays published)")
+        if full is not None:
+            raise full from exc
         raise SnapshotError(
             f"snapshot export failed, the previous one stays published: {exc}"
         ) from exc

@@ -167,7 +167,21 @@ def current_snapshot_name(snapshots: Path) -> str | None:
         return None
     except OSError as exc:
         raise SnapshotError(f"cannot read {snapshots / CURRENT_FILE}: {exc.strerror}") from exc
-    return name or None
+    if not name:
+        return None
+    # Only a snapshot folder of this directory: a CURRENT rewritten to point elsewhere
+    # ("../../other/snapshots/...", a symlinked folder) would serve another library's data.
+    folder = snapshots / name
+    inside = NAME_PATTERN.fullmatch(name) is not None and (
+        not folder.exists() or folder.resolve().parent == snapshots.resolve()
+    )
+    if not inside:
+        raise SnapshotError(
+            f"{snapshots / CURRENT_FILE} names {name!r}, which is not a snapshot folder of "
+            f"{snapshots} (a six-digit name, not a link elsewhere); refused. Write the name of "
+            "one of its snapshots into it, or run `timbre store snapshot` to publish a new one."
+        )
+    return name
 
 
 def published_names(snapshots: Path) -> list[str]:
