@@ -48,6 +48,7 @@ def duplicates(
     Groups samples whose vectors are within --min-cosine of each other and whose durations
     agree, and names the one to keep in each group by a stated rule.
     """
+    from timbre.cli.data_dir import require_index
     from timbre.cli.wiring import duplicate_rules
     from timbre.embedding.embedder import describe_models
     from timbre.search.duplicates import library_duplicates
@@ -56,6 +57,7 @@ def duplicates(
 
     try:
         settings = load_settings()
+        require_index(settings)
         store = open_store(settings, describe_models(settings.models))
         try:
             report = library_duplicates(

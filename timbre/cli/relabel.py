@@ -31,6 +31,7 @@ def relabel(
     once with the text tower (then cached); no audio is read. Prints a JSON report, including
     quantiles of the best category cosines and margins for calibrating the thresholds.
     """
+    from timbre.cli.data_dir import require_index
     from timbre.cli.store import _rewrite
     from timbre.embedding.embedder import describe_models, load_text_embedder
     from timbre.labels import load_vocabulary, make_labeller, relabel
@@ -38,6 +39,7 @@ def relabel(
 
     try:
         settings = load_settings()
+        require_index(settings)  # before any model loads
         info = describe_models(settings.models)
         vocab = load_vocabulary(vocabulary or settings.labels.vocabulary)
         labeller = make_labeller(
