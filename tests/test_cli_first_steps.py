@@ -139,3 +139,12 @@ def test_the_demo_gets_a_data_dir_of_its_own(tmp_path: Path) -> None:
     assert not (data / "qdrant-edge").exists()  # the user's own index holds no demo sample
     assert (demo / "library" / "Techno Essentials Vol 1" / "One Shots" / "Bass").is_dir()
     assert f"TIMBRE_DATA_DIR='{demo}' timbre serve" in done.stderr
+
+
+def test_the_demo_folders_are_named_as_packs_name_them(tmp_path: Path) -> None:
+    from ingest.synthetic import make_library
+
+    library = make_library(tmp_path / "demo", one_shots_per_pack=5, loops_per_pack=0)
+    folders = {p.parent.name for p in library.files}
+    assert "Bass" in folders and "Kicks" in folders, folders
+    assert not [f for f in folders if f.endswith("ss" + "s")], folders
