@@ -79,3 +79,14 @@ class IngestJobOut(BaseModel):
     summary: dict[str, Any] | None = None
     exit_code: int | None = None
     error: str | None = None
+
+
+class RelabelIn(BaseModel):
+    """``POST /v1/relabel``: label every sample anew from its stored vector."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dry_run: bool = Field(default=False, description="score and report; write nothing")
+    snapshot: bool = Field(
+        default=True, description="export a FAISS snapshot afterwards when labels changed"
+    )

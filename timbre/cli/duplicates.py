@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from timbre.cli.app import app, fail
-from timbre.errors import TimbreError
+from timbre.errors import StoreLockedError, TimbreError
+
+if TYPE_CHECKING:
+    from timbre.settings import Settings
 
 
 def _table(report: dict[str, Any]) -> str:
@@ -31,6 +34,23 @@ def _table(report: dict[str, Any]) -> str:
         f"min cosine {report['rules']['min_cosine']}). Rule: {report['keep_rule']}."
     )
     return "\n".join(lines)
+
+
+def _from_service(
+    settings: Settings, locked: Exception, min_cosine: float | None, path_prefix: str | None
+) -> dict[str, Any]:
+    """The same report from the service that owns the embedded store (``GET /v1/duplicates``)."""
+    from timbre.cli.handoff import ask_service
+
+    params: dict[str, Any] = {}
+    if min_cosine is not None:
+        params["min_cosine"] = min_cosine
+    if path_prefix:
+        params["filter"] = json.dumps({"path_prefix": path_prefix})
+    report: dict[str, Any] = ask_service(
+        settings, locked, "GET", "/v1/duplicates", what="for the report", params=params
+    )
+    return report
 
 
 @app.command()
@@ -58,16 +78,20 @@ def duplicates(
     try:
         settings = load_settings()
         require_index(settings)
-        store = open_store(settings, describe_models(settings.models))
         try:
-            report = library_duplicates(
-                store,
-                duplicate_rules(settings),
-                min_cosine=min_cosine,
-                filter=SearchFilter(path_prefix=(path_prefix,)) if path_prefix else None,
-            ).as_dict()
-        finally:
-            store.close()
+            store = open_store(settings, describe_models(settings.models))
+        except StoreLockedError as locked:
+            report = _from_service(settings, locked, min_cosine, path_prefix)
+        else:
+            try:
+                report = library_duplicates(
+                    store,
+                    duplicate_rules(settings),
+                    min_cosine=min_cosine,
+                    filter=SearchFilter(path_prefix=(path_prefix,)) if path_prefix else None,
+                ).as_dict()
+            finally:
+                store.close()
     except TimbreError as exc:
         raise fail(exc) from exc
     typer.echo(json.dumps(report, indent=2) if as_json else _table(report))
