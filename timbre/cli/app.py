@@ -65,7 +65,7 @@ store_app = typer.Typer(
 app.add_typer(store_app, name="store")
 
 
-QUIET_LOGGERS = ("httpx", "httpx2", "httpcore", "huggingface_hub", "filelock", "faiss")
+QUIET_LOGGERS = ("httpx", "httpx2", "httpcore", "huggingface_hub", "filelock", "faiss", "mcp")
 """Libraries whose INFO lines mean nothing to a producer (FAISS's loader reports each CPU
 kernel it could not load, which reads like a failure)."""
 
