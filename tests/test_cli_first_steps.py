@@ -148,3 +148,49 @@ def test_the_demo_folders_are_named_as_packs_name_them(tmp_path: Path) -> None:
     folders = {p.parent.name for p in library.files}
     assert "Bass" in folders and "Kicks" in folders, folders
     assert not [f for f in folders if f.endswith("ss" + "s")], folders
+
+
+def test_the_mcp_stdio_servers_stderr_is_for_people(
+    mcp_indexed_dir: Path, tiny_bundle: Path, tmp_path: Path
+) -> None:
+    env = _env(tmp_path, mcp_indexed_dir)
+    env["TIMBRE_MODELS__BUNDLE"] = str(tiny_bundle)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "timbre.cli", "mcp"],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert server.stdin is not None and server.stdout is not None
+
+    def send(message: dict[str, object]) -> None:
+        assert server.stdin is not None
+        server.stdin.write(json.dumps({"jsonrpc": "2.0", **message}) + "\n")
+        server.stdin.flush()
+
+    try:
+        send(
+            {
+                "id": 1,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-06-18",
+                    "capabilities": {},
+                    "clientInfo": {"name": "test", "version": "0"},
+                },
+            }
+        )
+        assert json.loads(server.stdout.readline())["id"] == 1
+        send({"method": "notifications/initialized"})
+        call = {"name": "search_samples", "arguments": {"query": "punchy kick", "top_k": 3}}
+        send({"id": 2, "method": "tools/call", "params": call})
+        answer = json.loads(server.stdout.readline())
+        assert answer["id"] == 2 and not answer["result"].get("isError"), answer
+        server.stdin.close()
+        stderr = server.stderr.read() if server.stderr else ""
+        server.wait(timeout=60)
+    finally:
+        server.kill()
+    _assert_for_people(stderr)
