@@ -177,11 +177,12 @@ def _no_such_values(settings: Settings, url: str | None, filter_json: dict[str, 
             if given.casefold() in folded:
                 continue
             close = difflib.get_close_matches(given.casefold(), sorted(folded), n=3, cutoff=0.6)
-            hint = (
-                f"did you mean {' or '.join(repr(c) for c in close)}?"
-                if close
-                else f"this library has: {', '.join(values[:12]) or 'none'}"
-            )
+            if close:
+                hint = f"did you mean {' or '.join(repr(c) for c in close)}?"
+            elif values:
+                hint = f"this library has: {', '.join(values[:12])}"
+            else:
+                hint = f"no sample in this library has a {field} at all"
             typer.echo(
                 f"error: {_OPTIONS[field]}: no sample has {field} {given!r}; {hint}", err=True
             )
