@@ -56,9 +56,10 @@ def quickstart(
         from timbre.embedding.random_bundle import write_random_bundle
 
         bundle = random_bundle_dir(home)
-        typer.echo(f"models unavailable ({exc})", err=True)
+        typer.echo(f"warning: the models are unavailable: {exc}", err=True)
         typer.echo(
-            f"warning: using a random-weight test bundle at {bundle}. {RANDOM_WEIGHTS_WARNING}",
+            f"warning: using a random-weight test bundle at {bundle} instead, recorded for "
+            f"{data}. {RANDOM_WEIGHTS_WARNING}",
             err=True,
         )
         if not (bundle / "timbre-models.json").is_file():
