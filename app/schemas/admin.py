@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from app.schemas.filters import NOT_A_BOOL, ServerPath
 
@@ -86,7 +86,7 @@ class RelabelIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    dry_run: bool = Field(default=False, description="score and report; write nothing")
-    snapshot: bool = Field(
+    dry_run: StrictBool = Field(default=False, description="score and report; write nothing")
+    snapshot: StrictBool = Field(
         default=True, description="export a FAISS snapshot afterwards when labels changed"
     )

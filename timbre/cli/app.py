@@ -1,8 +1,9 @@
 """The ``timbre`` command's Typer apps, logging set-up and exit codes.
 
 Exit codes: 0 = everything succeeded; 1 = finished, but some inputs failed (each is reported);
-2 = could not run (bad settings, missing or broken model files, unusable store); 3 = crashed on
-an unexpected error (``timbre ingest``); 130 = interrupted (Ctrl-C).
+2 = could not run (a bad option, bad settings, missing model files, no index, an unusable store);
+3 = crashed on an unexpected error (``timbre ingest``); 130 = interrupted (Ctrl-C). See
+docs/cli.md.
 """
 
 from __future__ import annotations
@@ -114,10 +115,25 @@ def _show_warning_once(
 _shown: set[str] = set()
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record comes (a test runner swaps it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: Any) -> None:
+        pass
+
+
 def setup_logging(verbose: bool) -> None:
     """Logging and warnings of a command: plain lines on stderr; --verbose for the details
     (timestamps, logger names, every library's INFO and DEBUG lines)."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     if verbose:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     else:
@@ -127,7 +143,9 @@ def setup_logging(verbose: bool) -> None:
         # It adds its own stderr handler on import: each of its warnings came out twice.
         import huggingface_hub.utils.logging  # noqa: F401
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    # Replace only our own handler (quickstart sets up again for each step it runs).
+    root.handlers[:] = [h for h in root.handlers if not isinstance(h, _StderrHandler)]
+    root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     for name in DETAIL_LOGGERS:
         logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.WARNING)
