@@ -150,7 +150,6 @@ def test_the_demo_folders_are_named_as_packs_name_them(tmp_path: Path) -> None:
     assert not [f for f in folders if f.endswith("ss" + "s")], folders
 
 
-@pytest.mark.slow  # a second model load in a subprocess; ingest's stderr is checked above
 def test_the_mcp_stdio_servers_stderr_is_for_people(
     mcp_indexed_dir: Path, tiny_bundle: Path, tmp_path: Path
 ) -> None:
