@@ -18,6 +18,8 @@ BAD_OPTIONS = [
     (["search", "kick", "--alpha", "1.5"], "--alpha", "from 0 to 1"),
     (["search", "--like", "missing.wav"], "--like", "neither an audio file nor"),
     (["serve", "--port", "99999"], "--port", "65535"),
+    (["duplicates", "--min-cosine", "2"], "--min-cosine", "at most 1"),
+    (["ingest", ".", "--shard", "3"], "--shard", "I/N"),
     (["search", "kick", "--nope"], "--nope", "No such option"),
 ]
 

@@ -75,6 +75,10 @@ def duplicates(
     from timbre.settings import load_settings
     from timbre.store import SearchFilter, open_store
 
+    if min_cosine is not None and not 0.0 < min_cosine <= 1.0:
+        raise typer.BadParameter(
+            f"a cosine above 0 and at most 1, not {min_cosine:g}", param_hint="--min-cosine"
+        )
     try:
         settings = load_settings()
         require_index(settings)
