@@ -194,3 +194,21 @@ def test_the_mcp_stdio_servers_stderr_is_for_people(
     finally:
         server.kill()
     _assert_for_people(stderr)
+
+
+def test_behind_a_proxy_the_probe_asks_the_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine that reaches the hub only through its proxy must not be taken for offline."""
+    from timbre.embedding import files
+
+    with socket.socket() as proxy:
+        proxy.bind(("127.0.0.1", 0))
+        proxy.listen()
+        endpoint = "https://hub.invalid"  # no such host: only the proxy is reachable
+        monkeypatch.setenv("HF_ENDPOINT", endpoint)
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.getsockname()[1]}")
+        monkeypatch.setenv("NO_PROXY", "")
+        monkeypatch.setattr(files, "_probed", {})
+        assert files.hub_unreachable(3.0) is None
+    monkeypatch.setattr(files, "_probed", {})
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{_closed_port()}")
+    assert "through the proxy" in (files.hub_unreachable(3.0) or "")

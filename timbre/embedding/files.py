@@ -17,12 +17,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
+import socket
+import urllib.request
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlparse
 
 from timbre.errors import ModelFilesError
 from timbre.settings import ModelsSettings
@@ -195,31 +199,31 @@ _probed: dict[str, str | None] = {}
 
 
 def hub_unreachable(timeout_s: float) -> str | None:
-    """Why the hub (``HF_ENDPOINT``) cannot be reached, or None when a TCP connection opens.
+    """Why the hub (``HF_ENDPOINT``) cannot be reached, or None when a TCP connection opens
+    (to the proxy, when one is configured: behind one, the hub itself is never reachable).
 
     One attempt per process: huggingface_hub itself retries a failed request five times with
     back-off (about 24 s per file) before giving up, which is how long a command without a
     network used to stall.
     """
-    import os
-    import socket
-    from urllib.parse import urlparse
-
     endpoint = os.environ.get("HF_ENDPOINT") or _HUB_DEFAULT
     if endpoint not in _probed:
         url = urlparse(endpoint)
-        port = url.port or (80 if url.scheme == "http" else 443)
+        proxy = urllib.request.getproxies().get(url.scheme)
+        if proxy and urllib.request.proxy_bypass(url.hostname or ""):  # NO_PROXY
+            proxy = None
+        target = url if not proxy else urlparse(proxy if "://" in proxy else f"http://{proxy}")
+        port = target.port or (80 if target.scheme == "http" else 443)
         try:
-            socket.create_connection((url.hostname or "", port), timeout=timeout_s).close()
+            socket.create_connection((target.hostname or "", port), timeout=timeout_s).close()
             _probed[endpoint] = None
         except OSError as exc:
-            _probed[endpoint] = f"{endpoint} cannot be reached ({exc.strerror or exc})"
+            via = f" through the proxy {target.hostname}:{port}" if proxy else ""
+            _probed[endpoint] = f"{endpoint} cannot be reached{via} ({exc.strerror or exc})"
     return _probed[endpoint]
 
 
 def _hub_offline() -> bool:
-    import os
-
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
