@@ -101,6 +101,10 @@ def create_app(
         version=__version__,
         summary="Semantic search for audio sample libraries: text, audio and hybrid queries.",
         lifespan=lifespan,
+        # FastAPI's own /docs and /redoc load their scripts from a public CDN: a blank page
+        # offline, and requests leaving a loopback-only tool. /docs below is self-contained.
+        docs_url=None,
+        redoc_url=None,
     )
     # Built on first use, once every route is in: the schema of this configuration.
     maxima = {("/v1/facets", "limit"): service.limits.facet_max_limit}
@@ -148,5 +152,9 @@ def create_app(
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    @app.get("/docs", include_in_schema=False)
+    async def api_reference() -> FileResponse:
+        return FileResponse(STATIC / "docs.html", media_type="text/html")
 
     return app

@@ -199,7 +199,7 @@ def make_library(
             ext, fmt, subtype = FORMATS[fmt_i % len(FORMATS)]
             fmt_i += 1
             sr = SR_CHOICES[i % len(SR_CHOICES)] if fmt != "MP3" else 44100
-            folder = root / pack / "One Shots" / f"{label}s"
+            folder = root / pack / "One Shots" / _plural(label)
             path = (
                 folder
                 / f"{label}_{['Punchy', 'Dusty', 'Bright', 'Deep'][i % 4]}_{i:02d}{key_part}.{ext}"
@@ -232,6 +232,11 @@ def make_library(
     if broken:
         bad = _broken(root / PACKS[0][0] / "One Shots" / "Kicks", rng)
     return Library(root=root, files=files, broken=bad)
+
+
+def _plural(label: str) -> str:
+    """A folder name as a pack names it: "Kicks", "Pads", but "Bass" (not "Basss")."""
+    return label if label.endswith("s") else f"{label}s"
 
 
 def _write(

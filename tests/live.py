@@ -25,8 +25,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_app(app: Any) -> Iterator[str]:
-    """Serve ``app`` until the block ends; yields its URL once ``/readyz`` answers 200."""
+def live_app(app: Any, ready: str = "/readyz") -> Iterator[str]:
+    """Serve ``app`` until the block ends; yields its URL once ``ready`` answers 200 (a
+    service with nothing indexed is never ready: wait for ``/healthz`` then)."""
     import uvicorn
 
     port = free_port()
@@ -38,7 +39,7 @@ def live_app(app: Any) -> Iterator[str]:
     try:
         while True:
             try:
-                if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
+                if httpx.get(f"{url}{ready}", timeout=5).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass

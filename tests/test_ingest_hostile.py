@@ -131,7 +131,7 @@ def _ingest(
     args: list[str], env: dict[str, str], prefix: list[str] | None = None
 ) -> tuple[int, dict[str, Any], str]:
     done = subprocess.run(
-        [*(prefix or []), sys.executable, "-m", "timbre.cli", "ingest", *args],
+        [*(prefix or []), sys.executable, "-m", "timbre.cli", "ingest", "--json", *args],
         env=env,
         capture_output=True,
         text=True,

@@ -44,7 +44,7 @@ def _env(bundle: Path, data: Path) -> dict[str, str]:
 
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "timbre.cli", "ingest", *args],
+        [sys.executable, "-m", "timbre.cli", "ingest", "--json", *args],
         env=env,
         capture_output=True,
         text=True,

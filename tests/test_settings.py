@@ -19,9 +19,10 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(key)
 
 
-def test_defaults_come_from_the_yaml() -> None:
+def test_defaults_come_from_the_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))  # not this user's own data dir
     s = load_settings()
-    assert s.data_dir == Path("data")
+    assert s.data_dir == tmp_path / "timbre"  # data_dir: null, the per-user data folder
     assert s.models.bundle is None
     assert s.models.xlmr.revision == "e73636d4f797dec63c3081bb6ed5c7b0bb3f2089"
 

@@ -79,6 +79,12 @@ class StoreDamagedError(StoreError):
     code = "store_damaged"
 
 
+class NoIndexError(StoreError):
+    """A command that only reads found no index in its data dir (and made none)."""
+
+    code = "no_index"
+
+
 class SchemaMismatchError(StoreError):
     """A collection's vector size or distance does not match the loaded models and schema."""
 

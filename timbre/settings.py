@@ -83,6 +83,7 @@ class ModelsSettings(_Section):
     """Where the weights come from and how they run."""
 
     bundle: Path | None
+    hub_connect_timeout_s: float = Field(gt=0.0)
     mert: HubModel
     clamp3: Clamp3Hub
     xlmr: HubModel
@@ -275,9 +276,12 @@ class Settings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _export_dir_in_data_dir(cls, data: Any) -> Any:
-        """``models.export_dir: null`` means the data dir's ``cache/onnx``."""
+        """``data_dir: null`` means the per-user data folder; ``models.export_dir: null``
+        means the data dir's ``cache/onnx``."""
         if not isinstance(data, dict):
             return data
+        if data.get("data_dir") in (None, ""):
+            data = {**data, "data_dir": user_data_dir()}
         models, data_dir = data.get("models"), data.get("data_dir")
         if isinstance(models, dict) and models.get("export_dir") is None and data_dir is not None:
             export_dir = Path(str(data_dir)).expanduser() / "cache" / "onnx"
@@ -295,6 +299,13 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # First wins: explicit arguments, then the environment, then the YAML files.
         return (init_settings, env_settings, _YamlSource(settings_cls))
+
+
+def user_data_dir() -> Path:
+    """The per-user data folder: where every command looks when ``data_dir`` is not set."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("timbre", appauthor=False))
 
 
 class _YamlSource(PydanticBaseSettingsSource):
@@ -342,14 +353,25 @@ def load_settings(**overrides: Any) -> Settings:
         **overrides: explicit values, the highest-precedence source; nested sections may be
             given as partial mappings (``models={"bundle": "/m"}``).
 
+    A data dir where ``timbre quickstart`` recorded a model bundle (see
+    :mod:`timbre.bundle_record`) uses it whenever no bundle is configured.
+
     Raises:
         ConfigError: a settings file is unreadable or a value is invalid; the message names
             the field and the reason.
     """
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"invalid settings: {problems}") from exc
+    if settings.models.bundle is None:
+        from timbre.bundle_record import recorded_bundle
+
+        bundle = recorded_bundle(settings.data_dir)
+        if bundle is not None:
+            models = settings.models.model_copy(update={"bundle": bundle})
+            settings = settings.model_copy(update={"models": models})
+    return settings

@@ -11,8 +11,8 @@ from starlette.concurrency import run_in_threadpool
 from app.deps import JobsDep, ServiceDep, require_read, require_write
 from app.openapi import BODY_PROBLEMS, problems
 from app.schemas import IngestIn, IngestJobOut, StatsOut
-from app.schemas.admin import outside_paths
-from timbre.errors import ForbiddenPathError, InvalidRequestError
+from app.schemas.admin import RelabelIn, outside_paths
+from timbre.errors import ConflictError, ForbiddenPathError, InvalidRequestError
 
 read = APIRouter(dependencies=[Depends(require_read)], tags=["admin"], responses=problems(401))
 write = APIRouter(dependencies=[Depends(require_write)], tags=["admin"], responses=problems(401))
@@ -47,6 +47,19 @@ async def ingest_status(job_id: str, jobs: JobsDep) -> IngestJobOut:
 async def snapshot(service: ServiceDep) -> dict[str, Any]:
     """Export a FAISS snapshot of the live collection now, and serve it."""
     return await run_in_threadpool(service.export_snapshot)
+
+
+@write.post("/v1/relabel", responses={**BODY_PROBLEMS, **problems(409, 503)})
+async def relabel(body: RelabelIn, request: Request, jobs: JobsDep) -> dict[str, Any]:
+    """Label every sample anew from its stored vector with the service's vocabulary (what
+    `timbre relabel` runs here while the service owns the store); returns its report."""
+    runner = getattr(request.app.state, "relabel", None)
+    if runner is None:
+        raise ConflictError("this service was started without relabelling support")
+    if jobs.running:
+        raise ConflictError("an ingest job is running; relabel once it has finished")
+    result: dict[str, Any] = await run_in_threadpool(runner, body.dry_run, body.snapshot)
+    return result
 
 
 @read.get("/v1/stats", response_model=StatsOut)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from app.schemas.filters import NOT_A_BOOL, ServerPath
 
@@ -79,3 +79,14 @@ class IngestJobOut(BaseModel):
     summary: dict[str, Any] | None = None
     exit_code: int | None = None
     error: str | None = None
+
+
+class RelabelIn(BaseModel):
+    """``POST /v1/relabel``: label every sample anew from its stored vector."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dry_run: StrictBool = Field(default=False, description="score and report; write nothing")
+    snapshot: StrictBool = Field(
+        default=True, description="export a FAISS snapshot afterwards when labels changed"
+    )

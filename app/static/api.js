@@ -30,7 +30,15 @@ async function send(method, path, body) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-  return fetch(path, init);
+  try {
+    return await fetch(path, init);
+  } catch {
+    // fetch rejects only when no answer came at all: the service stopped, or the network.
+    throw new ApiError(0, {
+      detail: "the Timbre service is not answering. Is “timbre serve” still running?",
+      code: "unreachable",
+    });
+  }
 }
 
 /** One API call; a 401 asks for the key once and retries with it. Throws ApiError. */

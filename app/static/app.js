@@ -25,8 +25,12 @@ const state = {
   sort: "relevance",
   desc: false,
   reference: null, // {id, label} or {file, label}
+  error: null, // why the last listing failed, shown where the results would be
   seq: 0,
 };
+const HOME_TEXT = $("#empty p").textContent;
+// What the first sort option means in each view: the service's order.
+const SERVICE_ORDER = { home: "relevance", search: "relevance", browse: "path order", collection: "order added" };
 
 // -- messages ------------------------------------------------------------------------------
 
@@ -51,7 +55,9 @@ function render() {
   const playing = player.playing();
   results.setPlaying(playing && playing.id, Boolean(playing));
   for (const hit of state.hits) results.setFavourite(hit.id, collections.isFavourite(hit.id));
-  $("#empty").hidden = state.hits.length > 0 || state.view !== "home";
+  $("#empty").hidden = state.hits.length > 0;
+  $("#empty p").textContent = emptyText();
+  $("#sort").options[0].textContent = SERVICE_ORDER[state.view];
   $("#columns").hidden = !state.hits.length;
   $("#sort-label").hidden = !state.hits.length;
   const more = $("#more");
@@ -66,6 +72,29 @@ function render() {
   $("#sort").value = state.sort;
 }
 
+function filterText(filter) {
+  return Object.entries(filter || {})
+    .map(([name, value]) => `${name.replace("_", " ")} ${typeof value === "object" && !Array.isArray(value) ? JSON.stringify(value) : [].concat(value).join(" or ")}`)
+    .join(", ");
+}
+
+/** What to say where the results would be when there are none. */
+function emptyText() {
+  if (state.error) return state.error;
+  const filter = filters.current();
+  const narrowed = filter ? ` with ${filterText(filter)}` : "";
+  if (state.view === "search") {
+    const words = $("#query").value.trim();
+    const what = [words && `“${words}”`, state.reference && `sounds like ${state.reference.label}`].filter(Boolean).join(" and ");
+    return filter
+      ? `Nothing matches ${what}${narrowed}. Clear a filter in the sidebar to widen the search.`
+      : `Nothing matches ${what}. Is the library indexed? (“timbre ingest ~/Samples”)`;
+  }
+  if (state.view === "browse") return `No sample here${narrowed}. Clear a filter, or pick another folder.`;
+  if (state.view === "collection") return "This collection is empty: add samples to it with + on a row (or the A key).";
+  return HOME_TEXT;
+}
+
 function describe(data) {
   const shown = state.hits.length;
   const of = state.total != null && state.total !== shown ? ` of ${fmt.number(state.total)}` : "";
@@ -77,6 +106,11 @@ async function list(view, fetchPage, { title = null } = {}) {
   state.view = view;
   state.collection = null;
   state.fetchPage = fetchPage;
+  state.error = null;
+  // A new listing starts in the service's order (best match first, or path order when
+  // browsing): a sort chosen for the last list must not hide the best match of this one.
+  state.sort = "relevance";
+  state.desc = false;
   $("#status").textContent = view === "browse" ? "Listing…" : "Searching…";
   showHead(title);
   try {
@@ -91,14 +125,13 @@ async function list(view, fetchPage, { title = null } = {}) {
     if (mine !== state.seq) return;
     state.hits = [];
     state.total = null;
+    state.error = `Could not ${view === "browse" ? "list the samples" : "search"}: ${error.message}`;
     render();
     $("#status").textContent = "";
     if (state.reference && state.reference.file) {
       // A reference that cannot be used must not poison the next searches.
       message(`Could not use ${state.reference.label}: ${error.message}`);
       setReference(null);
-    } else {
-      message(`Error: ${error.message}`);
     }
   }
   filters.refresh().catch(() => {});
@@ -179,6 +212,7 @@ function run() {
   state.view = "home";
   state.hits = [];
   state.total = null;
+  state.error = null;
   state.fetchPage = null;
   showHead(null);
   render();
@@ -201,6 +235,9 @@ async function openCollection(name) {
     state.view = "collection";
     state.collection = view.name;
     state.fetchPage = null;
+    state.error = null;
+    state.sort = "relevance";
+    state.desc = false;
     state.hits = view.items;
     state.total = view.items.length;
     const title = view.name === collections.FAVOURITES ? "★ Favourites" : view.name;
@@ -406,7 +443,10 @@ document.addEventListener("keydown", (event) => {
     else if (typing) active.blur();
     return;
   }
-  if (event.key === "/" && !typing) {
+  // "/" jumps to the search box; on a fresh page the box already has the focus, and an empty
+  // box takes no slash either (no description starts with one).
+  const freshBox = active === $("#query") && !$("#query").value;
+  if (event.key === "/" && (!typing || freshBox)) {
     event.preventDefault();
     $("#query").focus();
     $("#query").select();

@@ -69,13 +69,18 @@ export function draw(canvas, peaks, progress = null) {
   }
   const bar = Math.max(1, Math.floor(ratio));
   const played = progress == null ? -1 : progress * width;
+  // Drawn normalised to the clip's own loudest bucket: the peaks are on a full-scale linear
+  // scale, so a quiet sample (or a long one whose tail is soft) would draw a flat line.
+  let top = 0;
+  for (const p of peaks) top = Math.max(top, p);
+  const scale = top > 0 ? (height - 2 * ratio) / top : 0;
   for (let x = 0; x < width; x += bar + (ratio >= 2 ? 1 : 0)) {
     // Each pixel column shows the loudest bucket it covers.
     const from = Math.floor((x / width) * peaks.length);
     const to = Math.max(from + 1, Math.floor(((x + bar) / width) * peaks.length));
     let peak = 0;
     for (let i = from; i < to && i < peaks.length; i++) peak = Math.max(peak, peaks[i]);
-    const h = Math.max(ratio, (peak / 255) * (height - 2 * ratio));
+    const h = Math.max(ratio, peak * scale);
     ctx.fillStyle = x < played ? COLORS.played : COLORS.wave;
     ctx.fillRect(x, mid - h / 2, bar, h);
   }

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import PurePath
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from timbre.cli.app import app, fail
-from timbre.errors import TimbreError
+from timbre.errors import StoreLockedError, TimbreError
+
+if TYPE_CHECKING:
+    from timbre.settings import Settings
 
 LEGEND = (
     "Each group is one sound stored more than once: 'keep' marks the copy the rule keeps; the "
@@ -51,6 +54,23 @@ def _table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _from_service(
+    settings: Settings, locked: Exception, min_cosine: float | None, path_prefix: str | None
+) -> dict[str, Any]:
+    """The same report from the service that owns the embedded store (``GET /v1/duplicates``)."""
+    from timbre.cli.handoff import ask_service
+
+    params: dict[str, Any] = {}
+    if min_cosine is not None:
+        params["min_cosine"] = min_cosine
+    if path_prefix:
+        params["filter"] = json.dumps({"path_prefix": path_prefix})
+    report: dict[str, Any] = ask_service(
+        settings, locked, "GET", "/v1/duplicates", what="for the report", params=params
+    )
+    return report
+
+
 @app.command()
 def duplicates(
     min_cosine: Annotated[
@@ -68,24 +88,34 @@ def duplicates(
     round robins (Cowbell-Soft/Cowbell-Hard, Snare_rr1/Snare_rr2 in one folder) are listed
     apart: they are parts of one instrument, not copies.
     """
+    from timbre.cli.data_dir import require_index
     from timbre.cli.wiring import duplicate_rules
     from timbre.embedding.embedder import describe_models
     from timbre.search.duplicates import library_duplicates
     from timbre.settings import load_settings
     from timbre.store import SearchFilter, open_store
 
+    if min_cosine is not None and not 0.0 < min_cosine <= 1.0:
+        raise typer.BadParameter(
+            f"a cosine above 0 and at most 1, not {min_cosine:g}", param_hint="--min-cosine"
+        )
     try:
         settings = load_settings()
-        store = open_store(settings, describe_models(settings.models))
+        require_index(settings)
         try:
-            report = library_duplicates(
-                store,
-                duplicate_rules(settings),
-                min_cosine=min_cosine,
-                filter=SearchFilter(path_prefix=(path_prefix,)) if path_prefix else None,
-            ).as_dict()
-        finally:
-            store.close()
+            store = open_store(settings, describe_models(settings.models))
+        except StoreLockedError as locked:
+            report = _from_service(settings, locked, min_cosine, path_prefix)
+        else:
+            try:
+                report = library_duplicates(
+                    store,
+                    duplicate_rules(settings),
+                    min_cosine=min_cosine,
+                    filter=SearchFilter(path_prefix=(path_prefix,)) if path_prefix else None,
+                ).as_dict()
+            finally:
+                store.close()
     except TimbreError as exc:
         raise fail(exc) from exc
     typer.echo(json.dumps(report, indent=2) if as_json else _table(report))

@@ -123,6 +123,56 @@ def ingest_through_service(
     return state["summary"], int(state["exit_code"])
 
 
+def ask_service(
+    settings: Settings,
+    locked: Exception,
+    method: str,
+    route: str,
+    *,
+    what: str,
+    **request: Any,
+) -> Any:
+    """One request to the service that owns the embedded store; its JSON answer.
+
+    For the commands that read or rewrite the whole library in one call (``duplicates``,
+    ``relabel``): while a service owns the store they ask it instead of refusing.
+
+    Raises:
+        StoreLockedError: no service announced itself, it cannot be reached, or it refused
+            (its reason is in the message).
+    """
+    import httpx
+
+    from timbre.cli.owner import read_service_file
+
+    service = read_service_file(settings)
+    if service is None:
+        raise StoreLockedError(f"{locked}; no running Timbre service announced itself")
+    url = service["url"]
+    typer.echo(f"the embedded store is owned by the service at {url}: asking it {what}", err=True)
+    headers = {}
+    if settings.api.api_key is not None:
+        headers["X-API-Key"] = settings.api.api_key.get_secret_value()
+    try:
+        with httpx.Client(base_url=url, headers=headers, timeout=None) as client:
+            response = client.request(method, route, **request)
+    except httpx.HTTPError as exc:
+        raise StoreLockedError(
+            f"{locked}; the service at {url} could not be reached: {exc}"
+        ) from exc
+    try:
+        data = response.json()
+    except ValueError:
+        data = {"detail": response.text}
+    if response.status_code != 200:
+        detail = data.get("detail", data) if isinstance(data, dict) else data
+        text = f"the service at {url} refused ({response.status_code}): {detail}"
+        if response.status_code == 401:
+            text += ". Set TIMBRE_API__API_KEY to the service's API key"
+        raise StoreLockedError(text)
+    return data
+
+
 def _follow(client: Any, job_id: str) -> dict[str, Any]:
     shown = None
     while True:

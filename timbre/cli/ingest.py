@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from timbre.cli.app import app, fail
+from timbre.cli.summary import human_summary, write_summary
 from timbre.diskspace import as_disk_full
 from timbre.errors import StoreLockedError, TimbreError
 
@@ -73,6 +74,9 @@ def ingest(
             "and mtime, so a file rewritten in place with both unchanged is missed)."
         ),
     ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the full JSON summary instead of a short one.")
+    ] = False,
 ) -> None:
     """Index a sample library: decode, embed, upsert; safe to re-run or kill at any moment.
 
@@ -114,8 +118,18 @@ def ingest(
             err=True,
         )
         raise typer.Exit(EXIT_CRASHED) from exc
-    typer.echo(json.dumps(summary, indent=2))
+    written = _write_summary(summary)
+    typer.echo(json.dumps(summary, indent=2) if as_json else human_summary(summary, written))
     raise typer.Exit(code)
+
+
+def _write_summary(summary: dict[str, Any]) -> Path | None:
+    from timbre.settings import load_settings
+
+    try:
+        return write_summary(load_settings().data_dir, summary)
+    except TimbreError:
+        return None
 
 
 def _run(roots: tuple[Path, ...], given: dict[str, Any]) -> tuple[dict[str, Any], int]:

@@ -241,10 +241,14 @@ def mcp_command() -> None:
     from mcp.server.stdio import stdio_server
 
     from app.mcp.server import build_server
+    from timbre.cli.data_dir import require_index
+    from timbre.cli.wiring import read_service_file
     from timbre.settings import load_settings
 
     try:
         settings = load_settings()
+        if read_service_file(settings) is None:
+            require_index(settings)  # a service, when one runs, answers from its own store
     except TimbreError as exc:
         raise fail(exc) from exc
     backends = StdioBackends(settings)

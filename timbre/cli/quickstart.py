@@ -1,8 +1,13 @@
-"""``timbre quickstart``: a library indexed and searched in one go (README command 1)."""
+"""``timbre quickstart``: a library indexed and searched in one go (README command 1).
+
+The generated demo library gets a data dir of its own (``<data_dir>/demo``), so it never
+mixes into the index of the user's own samples. Where the models cannot be had, the
+random-weight test bundle it falls back to is recorded in the data dir it indexes (see
+:mod:`timbre.bundle_record`), so later commands there use it too.
+"""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Annotated
@@ -12,17 +17,12 @@ import typer
 from timbre.cli.app import EXIT_OK, EXIT_PARTIAL, app
 from timbre.errors import TimbreError
 
+DEMO_DIR = "demo"
+"""The demo's own data dir, inside the user's data dir."""
 
-def _hub_reachable(timeout_s: float = 3.0) -> bool:
-    import socket
-    from urllib.parse import urlparse
 
-    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
-    try:
-        socket.create_connection((host or "huggingface.co", 443), timeout=timeout_s).close()
-    except OSError:
-        return False
-    return True
+def demo_data_dir(data_dir: Path) -> Path:
+    return data_dir / DEMO_DIR
 
 
 @app.command()
@@ -33,42 +33,50 @@ def quickstart(
 ) -> None:
     """Index a library on the embedded store and try a few searches: the whole path in one go.
 
-    Uses the configured models (the Hugging Face hub by default). Where they cannot be had
-    (no network, no bundle), it says so and uses a random-weight test bundle instead, which
-    exercises every step but makes the search results meaningless.
+    Without a LIBRARY, a generated demo library is indexed into a data dir of its own
+    (<data dir>/demo), apart from your own library's index. Uses the configured models (the
+    Hugging Face hub by default); where they cannot be had it says so and uses a random-weight
+    test bundle, recorded for that data dir, which exercises every step but makes the search
+    results meaningless.
     """
+    from timbre.bundle_record import random_bundle_dir, record_bundle
+    from timbre.cli.data_dir import holds_index
     from timbre.embedding.files import RANDOM_WEIGHTS_WARNING, resolve_model_files
     from timbre.settings import load_settings
 
     settings = load_settings()
-    data = settings.data_dir
-    env: dict[str, str] = {}
-    if settings.models.bundle is None and not _hub_reachable():
-        # Without a network, huggingface_hub would retry for half a minute: use the cache only.
-        os.environ["HF_HUB_OFFLINE"] = "1"
+    home = settings.data_dir
+    data = home if library is not None else demo_data_dir(home)
+    if library is not None and not library.is_dir():
+        raise typer.BadParameter(f"{library} is not a folder", param_hint="LIBRARY")
+    os.environ["TIMBRE_DATA_DIR"] = str(data)  # every step below works on this data dir
     try:
-        resolve_model_files(settings.models)
+        resolve_model_files(load_settings().models)
     except TimbreError as exc:
         from timbre.embedding.random_bundle import write_random_bundle
 
-        bundle = data / "models" / "random-tiny"
-        typer.echo(f"models unavailable ({exc})", err=True)
+        bundle = random_bundle_dir(home)
+        typer.echo(f"warning: the models are unavailable: {exc}", err=True)
         typer.echo(
-            f"warning: using a random-weight test bundle at {bundle}. {RANDOM_WEIGHTS_WARNING}",
+            f"warning: using a random-weight test bundle at {bundle} instead, recorded for "
+            f"{data}. {RANDOM_WEIGHTS_WARNING}",
             err=True,
         )
         if not (bundle / "timbre-models.json").is_file():
             write_random_bundle(bundle, "tiny")
-        env["TIMBRE_MODELS__BUNDLE"] = str(bundle)
+        reason = "the models could not be had when `timbre quickstart` ran"
+        record_bundle(data, bundle, reason=reason)
+        if data != home and not holds_index(settings.model_copy(update={"data_dir": home})):
+            # The user's own data dir is still empty: their first `timbre ingest` runs on the
+            # same machine, without the hub, and must not stall on it.
+            record_bundle(home, bundle, reason=reason)
     if library is None:
         from ingest.synthetic import make_library
 
-        library = data / "demo-library"
+        library = data / "library"
         if not library.exists():
             typer.echo(f"generating a demo sample library in {library} ...", err=True)
             make_library(library)
-    env["TIMBRE_API__LIBRARY_ROOTS"] = json.dumps([str(library.resolve())])
-    os.environ.update(env)
     typer.echo(
         f"indexing {library} into {data} (embedded Qdrant Edge + FAISS snapshot) ...", err=True
     )
@@ -84,8 +92,13 @@ def quickstart(
         except typer.Exit as done:
             if done.exit_code not in (EXIT_OK, EXIT_PARTIAL):
                 raise
-    exports = " ".join(f"{k}='{v}'" for k, v in env.items())
+    url = f"http://127.0.0.1:{settings.api.port}/"
+    if data == home:
+        typer.echo(f"\nNext: timbre serve   # then open {url}", err=True)
+        return
     typer.echo(
-        f"\nNext: {exports} timbre serve   # then open http://127.0.0.1:{settings.api.port}/",
+        f"\nThe demo has a data dir of its own: {data}\n"
+        f"Next: TIMBRE_DATA_DIR='{data}' timbre serve   # then open {url}\n"
+        f"Your own samples go to {home}: timbre ingest ~/Samples",
         err=True,
     )

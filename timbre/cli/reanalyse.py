@@ -36,6 +36,7 @@ def reanalyse(
     from ingest.metadata import MetadataRules
     from ingest.pipeline import Limits
     from ingest.reanalyse import reanalyse as run
+    from timbre.cli.data_dir import require_index
     from timbre.cli.store import _rewrite
     from timbre.embedding.embedder import describe_models
     from timbre.embedding.files import resolve_model_files
@@ -44,6 +45,7 @@ def reanalyse(
 
     try:
         settings = load_settings()
+        require_index(settings)  # before any model loads
         files = resolve_model_files(settings.models, ("mert", "clamp3"))
         info = describe_models(settings.models, files)
         limits = Limits(

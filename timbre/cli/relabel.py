@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from timbre.cli.app import app, fail
-from timbre.errors import TimbreError
+from timbre.errors import StoreLockedError, TimbreError
+
+if TYPE_CHECKING:
+    from timbre.settings import Settings
 
 
 @app.command()
@@ -31,6 +34,8 @@ def relabel(
     once with the text tower (then cached); no audio is read. Prints a JSON report, including
     quantiles of the best category cosines and margins for calibrating the thresholds.
     """
+    from timbre.cli.data_dir import require_index
+    from timbre.cli.handoff import ask_service
     from timbre.cli.store import _rewrite
     from timbre.embedding.embedder import describe_models, load_text_embedder
     from timbre.labels import load_vocabulary, make_labeller, relabel
@@ -38,6 +43,23 @@ def relabel(
 
     try:
         settings = load_settings()
+        require_index(settings)  # before any model loads
+        if _service_owns_store(settings):
+            if vocabulary is not None:
+                raise StoreLockedError(
+                    "--vocabulary cannot be handed to the running service: set "
+                    "labels.vocabulary for it and restart it, or stop it and run this again"
+                )
+            out = ask_service(
+                settings,
+                StoreLockedError("a running service owns the embedded store"),
+                "POST",
+                "/v1/relabel",
+                what="to relabel the library",
+                json={"dry_run": dry_run, "snapshot": not no_snapshot},
+            )
+            typer.echo(json.dumps(out, indent=2))
+            return
         info = describe_models(settings.models)
         vocab = load_vocabulary(vocabulary or settings.labels.vocabulary)
         labeller = make_labeller(
@@ -59,3 +81,10 @@ def relabel(
     except TimbreError as exc:
         raise fail(exc) from exc
     typer.echo(json.dumps(out, indent=2))
+
+
+def _service_owns_store(settings: Settings) -> bool:
+    """A running service holds the embedded store (a server store is shared: no hand-over)."""
+    from timbre.cli.owner import read_service_file
+
+    return settings.qdrant.url is None and read_service_file(settings) is not None

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from timbre.cli.app import app, fail
+from timbre.cli.app import EXIT_FAILED, app, fail
 from timbre.errors import TimbreError
 
 if TYPE_CHECKING:
@@ -38,12 +38,14 @@ def search(
     ] = False,
 ) -> None:
     """Search from the terminal: through a running service, or directly on the embedded store."""
-    from app.schemas import FilterIn
+    from timbre.cli.data_dir import require_index
     from timbre.cli.wiring import read_service_file
     from timbre.settings import load_settings
 
     if not text and not like:
         raise typer.BadParameter("give a TEXT, a --like reference, or both")
+    if not 0.0 <= alpha <= 1.0:
+        raise typer.BadParameter(f"a number from 0 to 1, not {alpha:g}", param_hint="--alpha")
     raw = {
         "genre": genre,
         "instrument": instrument,
@@ -52,21 +54,27 @@ def search(
         "pack": pack,
         "bpm": bpm,
     }
-    filter_json = {k: v for k, v in raw.items() if v}
-    try:
-        FilterIn.model_validate(filter_json)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+    filter_json = _checked_filter({k: v for k, v in raw.items() if v})
     try:
         settings = load_settings()
+    except TimbreError as exc:
+        raise fail(exc) from exc
+    if not 1 <= top_k <= settings.api.max_top_k:
+        raise typer.BadParameter(
+            f"a count from 1 to {settings.api.max_top_k}, not {top_k}", param_hint="-k/--top-k"
+        )
+    try:
         route, body = _search_body(text, like, alpha, filter_json, top_k)
         service = read_service_file(settings)
         if service is not None:
             data = _search_http(settings, service["url"], route, body)
         else:
+            require_index(settings)
             data = _search_local(settings, route, body)
     except TimbreError as exc:
         raise fail(exc) from exc
+    if not data["hits"]:
+        _no_such_values(settings, service["url"] if service else None, filter_json)
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return
@@ -93,14 +101,119 @@ def _search_body(
     if text:
         body["query"] = text
     if like:
-        if Path(like).exists():
-            body["path"] = str(Path(like).resolve())
-        else:
+        if Path(like).expanduser().is_file():
+            body["path"] = str(Path(like).expanduser().resolve())
+        elif _is_uuid(like):
             body["id"] = like
+        else:
+            raise typer.BadParameter(
+                f"{like!r} is neither an audio file nor the id of an indexed sample (ids look "
+                "like 0b6c1a52-6f0e-5c3e-9a3b-3c1e2f4d5a6b; `timbre search --json` shows them)",
+                param_hint="--like",
+            )
         if text:
             body["alpha"] = alpha
     route = "hybrid" if text and like else ("audio" if like else "text")
     return route, body
+
+
+def _is_uuid(text: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+_OPTIONS = {"genre": "--genre", "instrument": "--instrument", "kind": "--kind", "key": "--key"}
+_OPTIONS |= {"pack": "--pack", "bpm": "--bpm"}
+
+
+def _checked_filter(filter_json: dict[str, Any]) -> dict[str, Any]:
+    """The filter options, validated as the API validates them, each problem on one line
+    naming the option (not pydantic's report)."""
+    from pydantic import ValidationError
+
+    from app.schemas import FilterIn
+
+    kind = filter_json.get("kind")
+    if kind is not None and kind not in ("one_shot", "loop"):
+        raise typer.BadParameter(f"one_shot or loop, not {kind!r}", param_hint="--kind")
+    try:
+        FilterIn.model_validate(filter_json)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else ""
+        message = str(first["msg"]).removeprefix("Value error, ")
+        if field == "bpm":
+            message = f"{message}, or 'MIN-' / '-MAX' (got {filter_json['bpm']!r})"
+        raise typer.BadParameter(message, param_hint=_OPTIONS.get(field, field)) from None
+    return filter_json
+
+
+_KEYWORD_OPTIONS = ("genre", "instrument", "pack")
+"""Filter options matched against the library's own values (facets): a misspelling finds
+nothing, so it is named, with the values that come closest."""
+
+
+def _no_such_values(settings: Settings, url: str | None, filter_json: dict[str, Any]) -> None:
+    """After an empty result: stop with "did you mean ...?" for a filter value that no sample
+    has, so a typo is not mistaken for an empty library."""
+    import difflib
+
+    fields = [f for f in _KEYWORD_OPTIONS if filter_json.get(f)]
+    if not fields:
+        return
+    try:
+        known = _facet_values(settings, url, fields)
+    except TimbreError:
+        return  # the empty result stands; the facets were only for a hint
+    for field in fields:
+        values = known.get(field, [])
+        folded = {v.casefold() for v in values}
+        for given in filter_json[field]:
+            if given.casefold() in folded:
+                continue
+            close = difflib.get_close_matches(given.casefold(), sorted(folded), n=3, cutoff=0.6)
+            if close:
+                hint = f"did you mean {' or '.join(repr(c) for c in close)}?"
+            elif values:
+                hint = f"this library has: {', '.join(values[:12])}"
+            else:
+                hint = f"no sample in this library has a {field} at all"
+            typer.echo(
+                f"error: {_OPTIONS[field]}: no sample has {field} {given!r}; {hint}", err=True
+            )
+            raise typer.Exit(EXIT_FAILED)
+
+
+def _facet_values(settings: Settings, url: str | None, fields: list[str]) -> dict[str, list[str]]:
+    """The values each of ``fields`` takes in the library (through the service if one runs)."""
+    if url is not None:
+        import httpx
+
+        headers = {}
+        if settings.api.api_key is not None:
+            headers["X-API-Key"] = settings.api.api_key.get_secret_value()
+        params: list[tuple[str, str | int | float | bool | None]] = [("field", f) for f in fields]
+        params.append(("limit", settings.facets.max_limit))
+        try:
+            response = httpx.get(f"{url}/v1/facets", params=params, headers=headers, timeout=30)
+            facets = response.json()["facets"]
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            raise TimbreError(f"facets unavailable: {exc}") from exc
+        return {f: [str(v["value"]) for v in facets.get(f, [])] for f in fields}
+    from timbre.cli.wiring import build_service
+    from timbre.search.facets import library_facets
+
+    service = build_service(settings)
+    try:
+        found = library_facets(service, fields, limit=settings.facets.max_limit)
+    finally:
+        service.store.close()
+    return {f: [str(v.value) for v in found.facets.get(f, [])] for f in fields}
 
 
 def _search_http(settings: Settings, url: str, route: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -13,14 +13,21 @@ from timbre.errors import TimbreError
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to listen on (api.host).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (api.port).")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="TCP port, 1-65535 (api.port).")
+    ] = None,
 ) -> None:
     """Run the search service: JSON API, OpenAPI at /docs, and the search page at /."""
+    import logging
+
     import uvicorn
 
+    from timbre.cli.app import DETAIL_LOGGERS
     from timbre.cli.owner import claim_data_dir, remove_service_file, write_service_file
     from timbre.settings import load_settings
 
+    for name in DETAIL_LOGGERS:  # a service's log keeps its bookkeeping
+        logging.getLogger(name).setLevel(logging.NOTSET)
     try:
         settings = load_settings()
         if host:  # the interface given here is also a host name the service answers to

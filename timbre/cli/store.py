@@ -24,11 +24,13 @@ class _Report(Protocol):
 
 
 def _open_live(reindex: bool = False) -> tuple[Settings, VectorStore]:
+    from timbre.cli.data_dir import require_index
     from timbre.embedding.embedder import describe_models
     from timbre.settings import load_settings
     from timbre.store import open_store
 
     settings = load_settings()
+    require_index(settings)
     return settings, open_store(settings, describe_models(settings.models), reindex=reindex)
 
 
@@ -56,8 +58,10 @@ def _rewrite(
 ) -> dict[str, Any]:
     """Run a payload rewrite (relabel, reanalyse) on the live collection; its report as a dict,
     with the snapshot exported afterwards when it changed anything (unless told not to)."""
+    from timbre.cli.data_dir import require_index
     from timbre.store import open_store
 
+    require_index(settings)
     store = open_store(settings, info)
     try:
         report = run(store)

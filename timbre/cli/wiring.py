@@ -188,6 +188,35 @@ def _verify_store(service: SearchService) -> None:
         log.debug("store verification did not finish", exc_info=True)
 
 
+def relabel_runner(
+    settings: Settings, service: SearchService
+) -> Callable[[bool, bool], dict[str, Any]]:
+    """Relabels the library inside the service, with its text tower and its store."""
+
+    def run(dry_run: bool, snapshot: bool) -> dict[str, Any]:
+        from timbre.labels import load_vocabulary, make_labeller, relabel
+
+        labeller = make_labeller(
+            settings,
+            service.info,
+            service.text.get,
+            free_text=True,
+            vocabulary=load_vocabulary(settings.labels.vocabulary),
+        )
+        report = relabel(
+            service.store.get(),
+            labeller,
+            batch_size=settings.labels.relabel_batch,
+            dry_run=dry_run,
+        )
+        out = report.as_dict()
+        if not dry_run and snapshot and report.changed:
+            out["snapshot"] = service.export_snapshot()
+        return out
+
+    return run
+
+
 def build_media(settings: Settings, service: SearchService) -> MediaService:
     """Waveform peaks and browser renditions, cached under ``<data_dir>/cache``."""
     return MediaService(
@@ -265,6 +294,7 @@ def build_app(settings: Settings, service: SearchService | None = None) -> FastA
     # The page's services beside search; routes read them from app.state.
     app.state.collections = CollectionsService(collections, service)
     app.state.media = build_media(settings, service)
+    app.state.relabel = relabel_runner(settings, service)
     app.state.browse = BrowseService(service)
     app.state.folders = FolderService(service)
     return app

@@ -17,12 +17,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
+import socket
+import urllib.request
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlparse
 
 from timbre.errors import ModelFilesError
 from timbre.settings import ModelsSettings
@@ -188,12 +192,53 @@ def _need(path: Path, what: str, bundle: Path) -> None:
 # -- hub ------------------------------------------------------------------------------------
 
 
+_HUB_DEFAULT = "https://huggingface.co"
+_cache_only_said: set[str] = set()
+_probed: dict[str, str | None] = {}
+"""Endpoint -> why it cannot be reached (None: reachable), probed once per process."""
+
+
+def hub_unreachable(timeout_s: float) -> str | None:
+    """Why the hub (``HF_ENDPOINT``) cannot be reached, or None when a TCP connection opens
+    (to the proxy, when one is configured: behind one, the hub itself is never reachable).
+
+    One attempt per process: huggingface_hub itself retries a failed request five times with
+    back-off (about 24 s per file) before giving up, which is how long a command without a
+    network used to stall.
+    """
+    endpoint = os.environ.get("HF_ENDPOINT") or _HUB_DEFAULT
+    if endpoint not in _probed:
+        url = urlparse(endpoint)
+        proxy = urllib.request.getproxies().get(url.scheme)
+        if proxy and urllib.request.proxy_bypass(url.hostname or ""):  # NO_PROXY
+            proxy = None
+        target = url if not proxy else urlparse(proxy if "://" in proxy else f"http://{proxy}")
+        port = target.port or (80 if target.scheme == "http" else 443)
+        try:
+            socket.create_connection((target.hostname or "", port), timeout=timeout_s).close()
+            _probed[endpoint] = None
+        except OSError as exc:
+            via = f" through the proxy {target.hostname}:{port}" if proxy else ""
+            _probed[endpoint] = f"{endpoint} cannot be reached{via} ({exc.strerror or exc})"
+    return _probed[endpoint]
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def _from_hub(settings: ModelsSettings, wanted: set[Part]) -> ModelFiles:
     sources: dict[str, ComponentSource] = {}
     mert_dir = xlmr_dir = ckpt = None
+    unreachable = "HF_HUB_OFFLINE is set" if _hub_offline() else None
+    unreachable = unreachable or hub_unreachable(settings.hub_connect_timeout_s)
+    if unreachable is not None and unreachable not in _cache_only_said:
+        _cache_only_said.add(unreachable)
+        log.warning("the Hugging Face hub: %s; looking in the local hub cache only", unreachable)
+    offline = unreachable is not None
     if "mert" in wanted:
-        config = _hub_file(settings.mert.repo, settings.mert.revision, "config.json")
-        weights = _hub_first(settings.mert.repo, settings.mert.revision, MERT_WEIGHT_FILES)
+        config = _hub_file(settings.mert.repo, settings.mert.revision, "config.json", offline)
+        weights = _hub_first(settings.mert.repo, settings.mert.revision, MERT_WEIGHT_FILES, offline)
         mert_dir = weights.parent
         if config.parent != mert_dir:
             raise ModelFilesError(
@@ -203,15 +248,19 @@ def _from_hub(settings: ModelsSettings, wanted: set[Part]) -> ModelFiles:
             settings.mert.repo, _commit_of(weights, settings.mert.revision)
         )
     if "xlmr" in wanted:
-        paths = [_hub_file(settings.xlmr.repo, settings.xlmr.revision, n) for n in XLMR_FILES]
+        paths = [
+            _hub_file(settings.xlmr.repo, settings.xlmr.revision, n, offline) for n in XLMR_FILES
+        ]
         for name in XLMR_OPTIONAL_FILES:
-            _hub_optional(settings.xlmr.repo, settings.xlmr.revision, name)
+            _hub_optional(settings.xlmr.repo, settings.xlmr.revision, name, offline)
         xlmr_dir = paths[0].parent
         sources["xlmr"] = ComponentSource(
             settings.xlmr.repo, _commit_of(paths[0], settings.xlmr.revision)
         )
     if "clamp3" in wanted:
-        ckpt = _hub_file(settings.clamp3.repo, settings.clamp3.revision, settings.clamp3.filename)
+        ckpt = _hub_file(
+            settings.clamp3.repo, settings.clamp3.revision, settings.clamp3.filename, offline
+        )
         sources["clamp3"] = ComponentSource(
             settings.clamp3.repo, _commit_of(ckpt, settings.clamp3.revision)
         )
@@ -239,7 +288,7 @@ def _commit_of(path: Path, fallback: str) -> str:
     return fallback
 
 
-def _hub_file(repo: str, revision: str, filename: str) -> Path:
+def _hub_file(repo: str, revision: str, filename: str, offline: bool = False) -> Path:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import (
         EntryNotFoundError,
@@ -250,12 +299,13 @@ def _hub_file(repo: str, revision: str, filename: str) -> Path:
     )
 
     try:
-        return Path(hf_hub_download(repo, filename, revision=revision))
+        return Path(hf_hub_download(repo, filename, revision=revision, local_files_only=offline))
     except LocalEntryNotFoundError as exc:
         raise ModelFilesError(
             f"{repo}/{filename} at revision {revision} is not in the local hub cache and the hub "
-            "cannot be reached (or HF_HUB_OFFLINE=1). Run `timbre models download` where the hub "
-            "is reachable, or point TIMBRE_MODELS__BUNDLE at a bundle folder"
+            "cannot be reached (or HF_HUB_OFFLINE=1). Point TIMBRE_MODELS__BUNDLE at a model "
+            "bundle folder (`timbre models download --to DIR` where the hub is reachable; "
+            "`timbre models random DIR` for a random-weight test bundle)"
         ) from exc
     except EntryNotFoundError as exc:
         raise ModelFilesError(f"{repo} has no file {filename} at revision {revision}") from exc
@@ -265,18 +315,18 @@ def _hub_file(repo: str, revision: str, filename: str) -> Path:
         raise ModelFilesError(f"could not fetch {repo}/{filename}@{revision}: {exc}") from exc
 
 
-def _hub_optional(repo: str, revision: str, filename: str) -> Path | None:
+def _hub_optional(repo: str, revision: str, filename: str, offline: bool) -> Path | None:
     try:
-        return _hub_file(repo, revision, filename)
+        return _hub_file(repo, revision, filename, offline)
     except ModelFilesError:
         return None
 
 
-def _hub_first(repo: str, revision: str, names: Iterable[str]) -> Path:
+def _hub_first(repo: str, revision: str, names: Iterable[str], offline: bool) -> Path:
     errors = []
     for name in names:
         try:
-            return _hub_file(repo, revision, name)
+            return _hub_file(repo, revision, name, offline)
         except ModelFilesError as exc:
             errors.append(str(exc))
     raise ModelFilesError("; ".join(errors))

@@ -170,7 +170,9 @@ def _warm(entry: CacheEntry, spec: Spec, min_cosine: float) -> Any | None:
             measured,
         )
         return None
-    log.info("%s: onnxruntime graph %s (cosine 1 - %.1e)", spec.name, entry.directory, 1 - measured)
+    log.debug(
+        "%s: onnxruntime graph %s (cosine 1 - %.1e)", spec.name, entry.directory, 1 - measured
+    )
     return model
 
 
