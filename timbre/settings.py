@@ -57,6 +57,14 @@ class Clamp3Hub(HubModel):
     filename: str
 
 
+class ClapHub(HubModel):
+    """The LAION-CLAP checkpoint (transformers' ``ClapModel`` layout) and its fixed policies."""
+
+    short_clip: Literal["repeatpad", "pad"]
+    long_clip: Literal["mean", "first"]
+    max_windows: int = Field(ge=1)
+
+
 class PerDevice(_Section):
     """One count per kind of device: what fits and pays off differs by an order of magnitude."""
 
@@ -82,10 +90,12 @@ Precision = Literal["auto", "fp32", "int8", "fp16", "bf16"]
 class ModelsSettings(_Section):
     """Where the weights come from and how they run."""
 
+    family: Literal["clamp3", "clap"]
     bundle: Path | None
     mert: HubModel
     clamp3: Clamp3Hub
     xlmr: HubModel
+    clap: ClapHub
     device: Literal["auto", "cpu", "cuda"]
     threads: int = Field(ge=0)
     text_precision: Precision
