@@ -95,6 +95,7 @@ def run_ingest(
             embedder.sample_rate if embedder is not None else 0,
             settings.audio.max_duration_s,
             settings.audio.max_file_bytes,
+            embedder.resampler if embedder is not None else "sinc",
         ),
         model=model,
         hash_cache=None

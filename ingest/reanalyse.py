@@ -127,6 +127,7 @@ def reanalyse_payload(
         sample_rate=limits.sample_rate,
         max_duration_s=limits.max_duration_s,
         max_file_bytes=limits.max_file_bytes,
+        resampler=limits.resampler,
     )
     file_tags: list[Any] = []
 

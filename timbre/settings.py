@@ -57,14 +57,6 @@ class Clamp3Hub(HubModel):
     filename: str
 
 
-class ClapHub(HubModel):
-    """The LAION-CLAP checkpoint (transformers' ``ClapModel`` layout) and its fixed policies."""
-
-    short_clip: Literal["repeatpad", "pad"]
-    long_clip: Literal["mean", "first"]
-    max_windows: int = Field(ge=1)
-
-
 class PerDevice(_Section):
     """One count per kind of device: what fits and pays off differs by an order of magnitude."""
 
@@ -82,6 +74,16 @@ class PerDevice(_Section):
     def on(self, device_type: str) -> int:
         """The value for a torch device type (``cpu`` or ``cuda``)."""
         return self.cuda if device_type == "cuda" else self.cpu
+
+
+class ClapHub(HubModel):
+    """The LAION-CLAP checkpoint (transformers' ``ClapModel`` layout) and its fixed policies."""
+
+    short_clip: Literal["repeatpad", "pad"]
+    long_clip: Literal["mean", "first"]
+    max_windows: int = Field(ge=1)
+    batch_windows: PerDevice
+    batch_texts: PerDevice
 
 
 Precision = Literal["auto", "fp32", "int8", "fp16", "bf16"]

@@ -12,6 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
+from timbre.audio.resample import Resampler
 from timbre.audio.windows import prepare_windows
 from timbre.embedding.common import l2_normalize
 from timbre.embedding.info import ModelInfo
@@ -55,6 +56,8 @@ class AudioEmbedder:
     """The precision in use (fp32 unless a reduced one passed the agreement check)."""
     runtime: str = "torch"
     """What runs MERT and the tower: ``torch``, ``onnxruntime``, or ``mert=..., tower=...``."""
+    resampler: Resampler = "sinc"
+    """The reference resamples with torchaudio's sinc filter, which ``sinc`` reproduces."""
 
     @property
     def sample_rate(self) -> int:

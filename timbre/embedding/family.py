@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
+from timbre.audio.resample import Resampler
 from timbre.embedding.common import TextEmbedder
 from timbre.embedding.files import ModelFiles, Part
 from timbre.embedding.info import ModelInfo
@@ -39,6 +40,8 @@ class AudioSide(Protocol):
     precision: dict[str, float]
     running: str
     runtime: str
+    resampler: Resampler
+    """How decoded files reach :attr:`sample_rate` (:data:`timbre.audio.resample.Resampler`)."""
 
     @property
     def sample_rate(self) -> int: ...
