@@ -101,8 +101,9 @@ def run_ingest(
         hash_cache=None
         if dry
         else HashCache(data / "cache" / "hashes.sqlite", rehash=options.rehash),
+        # MERT window vectors are clamp3's alone; another family's windows are not cached.
         feature_cache=None
-        if dry
+        if dry or model.family != "clamp3"
         else FeatureCache(data / "cache" / "mert", model.mert, model.pipeline_version),
         failures=FailureLog(None if dry else reports / f"ingest-{stamp}-failures.jsonl"),
         skipped=SkipLog(None if dry else reports / f"ingest-{stamp}-skipped.jsonl"),

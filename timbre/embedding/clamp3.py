@@ -8,8 +8,10 @@ parts: :mod:`clamp3_embedder` (the audio path), :mod:`clamp3_eager` (PyTorch),
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+from timbre.audio.resample import Resampler
 from timbre.audio.windows import PIPELINE_VERSION
 from timbre.embedding import onnx_backend as onnx
 from timbre.embedding.clamp3_embedder import AudioEmbedder
@@ -48,6 +50,15 @@ class Clamp3Family:
 
             dim = Clamp3Checkpoint(files.require("clamp3")).embedding_dim()
         return ModelInfo.from_files(files, settings.clamp3.filename, dim)
+
+    def decoding(self, files: ModelFiles) -> tuple[int, Resampler]:
+        """MERT's input rate (from its config), reached with the reference's sinc filter."""
+        config = files.require("mert") / "config.json"
+        try:
+            rate = int(json.loads(config.read_text(encoding="utf-8"))["sample_rate"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelFilesError(f"cannot read MERT's sample_rate from {config}: {exc}") from exc
+        return rate, "sinc"
 
     def load_audio(
         self, settings: ModelsSettings, files: ModelFiles, batches: bool

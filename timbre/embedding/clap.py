@@ -108,6 +108,10 @@ class ClapFamily:
             files, _projection_dim(files.require("clap")), pipeline_version(policy_of(settings))
         )
 
+    def decoding(self, files: ModelFiles) -> tuple[int, Resampler]:
+        front = FrontEnd.load(files.require("clap"), ClapPolicy())
+        return front.sample_rate, ClapAudioEmbedder.resampler
+
     def load_audio(
         self, settings: ModelsSettings, files: ModelFiles, batches: bool
     ) -> ClapAudioEmbedder:

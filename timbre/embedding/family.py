@@ -70,6 +70,10 @@ class Family(Protocol):
         """Identity and dimension of the configured models, without loading them."""
         ...
 
+    def decoding(self, files: ModelFiles) -> tuple[int, Resampler]:
+        """The rate files are decoded at and how they get there, without loading models."""
+        ...
+
     def load_audio(self, settings: ModelsSettings, files: ModelFiles, batches: bool) -> AudioSide:
         """The audio path. ``batches``: calls carry many files (a parallel ingest job)."""
         ...
