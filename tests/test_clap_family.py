@@ -47,18 +47,60 @@ def reference(clap_bundle: Path) -> Any:
     return ClapProcessor.from_pretrained(folder), ClapModel.from_pretrained(folder).eval()
 
 
+RUNTIMES = ("onnxruntime", "torch")
+
+
+def _models(settings: Settings, runtime: str) -> Any:
+    return settings.models.model_copy(update={"runtime": runtime})
+
+
 @pytest.fixture(scope="module")
 def clap_audio(clap_settings: Settings) -> Any:
+    """The default: ONNX Runtime on a CPU, once its export passed the agreement gate."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RandomWeightsWarning)
-        return load_audio_embedder(clap_settings.models)
+        embedder = load_audio_embedder(clap_settings.models)
+    assert embedder.runtime == "onnxruntime"
+    return embedder
 
 
 @pytest.fixture(scope="module")
 def clap_text(clap_settings: Settings) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RandomWeightsWarning)
-        return load_text_embedder(clap_settings.models)
+        embedder = load_text_embedder(clap_settings.models)
+    assert embedder.runtime == "onnxruntime"
+    return embedder
+
+
+@pytest.fixture(scope="module")
+def torch_clap_audio(clap_settings: Settings) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RandomWeightsWarning)
+        return load_audio_embedder(_models(clap_settings, "torch"))
+
+
+@pytest.fixture(scope="module")
+def torch_clap_text(clap_settings: Settings) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RandomWeightsWarning)
+        return load_text_embedder(_models(clap_settings, "torch"))
+
+
+@pytest.fixture(params=RUNTIMES)
+def any_clap_audio(request: pytest.FixtureRequest) -> Any:
+    name = "clap_audio" if request.param == "onnxruntime" else "torch_clap_audio"
+    embedder = request.getfixturevalue(name)
+    assert embedder.runtime == request.param
+    return embedder
+
+
+@pytest.fixture(params=RUNTIMES)
+def any_clap_text(request: pytest.FixtureRequest) -> Any:
+    name = "clap_text" if request.param == "onnxruntime" else "torch_clap_text"
+    embedder = request.getfixturevalue(name)
+    assert embedder.runtime == request.param
+    return embedder
 
 
 def _ref_audio(reference: Any, waves: list[np.ndarray]) -> np.ndarray:
@@ -92,7 +134,8 @@ def _decode(path: Path, resampler: Any = "soxr_vhq") -> np.ndarray:
     ).samples
 
 
-def test_48k_files_match_the_reference(tmp_path: Path, clap_audio: Any, reference: Any) -> None:
+def test_48k_files_match_the_reference(tmp_path: Path, any_clap_audio: Any, reference: Any) -> None:
+    clap_audio = any_clap_audio
     waves = []
     paths = []
     for i, seconds in enumerate((0.3, 1.0, 3.7, 9.99, 10.0)):
@@ -169,15 +212,17 @@ def test_first_window_policy_and_plain_padding(clap_bundle: Path) -> None:
     assert len(many.windows(np.zeros(60 * SR, np.float32))) == 3
 
 
-def test_texts_match_the_reference(clap_text: Any, reference: Any) -> None:
+def test_texts_match_the_reference(any_clap_text: Any, reference: Any) -> None:
+    clap_text = any_clap_text
     texts = ["punchy techno kick", "warm atmospheric pad", "x", "シンセのリード", "a b " * 40]
     cosines = np.sum(clap_text.embed(texts) * _ref_text(reference, texts), axis=1)
     assert cosines.min() >= EXACT, cosines
 
 
 def test_text_past_the_position_limit_is_truncated_keeping_the_end_token(
-    clap_text: Any, reference: Any
+    any_clap_text: Any, reference: Any
 ) -> None:
+    clap_text = any_clap_text
     processor, model = reference
     text = "kick " * 700  # ~700 tokens: the reference's encoder has positions for 512
     ids = processor.tokenizer(text)["input_ids"]
@@ -201,9 +246,27 @@ def test_identity_names_the_family_and_its_policies(clap_settings: Settings) -> 
     assert "/first-v1/" in describe_models(first).pipeline_version
 
 
+def test_the_onnx_exports_passed_the_gate(
+    clap_settings: Settings, clap_audio: Any, clap_text: Any
+) -> None:
+    from timbre.embedding import clap_onnx
+    from timbre.embedding.export_cache import ExportCache
+
+    files = resolve_model_files(clap_settings.models)
+    cache = ExportCache(Path(clap_settings.models.export_dir))  # type: ignore[arg-type]
+    for make in (clap_onnx.audio_spec, clap_onnx.text_spec):
+        spec = make(clap_settings.models, files)
+        manifest = json.loads(
+            (cache.entry(spec.kind, spec.sources).directory / "manifest.json").read_text()
+        )
+        assert manifest["status"] == "ok", manifest
+        assert manifest["agreement_min_cosine"] >= clap_settings.models.onnx_min_cosine
+        assert manifest["fusions"].get("attention", 0) > 0  # ORT's fused kernels run
+
+
 def test_clap_refuses_what_it_cannot_run(clap_settings: Settings, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="onnxruntime"):
-        load_text_embedder(clap_settings.models.model_copy(update={"runtime": "onnxruntime"}))
+    with pytest.raises(ConfigError, match="fp32 only"):
+        load_text_embedder(clap_settings.models.model_copy(update={"text_precision": "int8"}))
     with pytest.raises(ModelFilesError, match="clap"):
         resolve_model_files(clap_settings.models.model_copy(update={"bundle": tmp_path}))
 

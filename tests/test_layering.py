@@ -52,6 +52,7 @@ TORCH_FREE = (
     "timbre/embedding/clamp3_onnx.py",
     "timbre/embedding/clap.py",
     "timbre/embedding/clap_audio.py",
+    "timbre/embedding/clap_onnx.py",
     "timbre/embedding/clap_text.py",
     "timbre/embedding/common.py",
     "timbre/embedding/embedder.py",

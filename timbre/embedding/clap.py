@@ -4,7 +4,8 @@ Audio: mono at the checkpoint's rate (48 kHz) -> 10 s windows -> Slaney log-mel
 (:mod:`clap_audio`) -> the HTSAT encoder and its projection -> L2-normalised; a clip over
 10 s averages its windows' normalised vectors. Text: the checkpoint's RoBERTa tokenizer
 (:mod:`clap_text`) -> the RoBERTa encoder's pooled output and its projection. Both sides run
-in PyTorch (:mod:`clap_eager`); this module imports no torch.
+on ONNX Runtime (:mod:`clap_onnx`, the CPU default once a graph passes the agreement gate)
+or in PyTorch (:mod:`clap_eager`); this module imports no torch.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Protocol
 import numpy as np
 
 from timbre.audio.resample import Resampler
+from timbre.embedding import onnx_backend as onnx
 from timbre.embedding.clap_audio import ClapPolicy, FrontEnd, pipeline_version
 from timbre.embedding.common import TextEmbedder, l2_normalize
 from timbre.embedding.family import Side, Size
@@ -115,33 +117,44 @@ class ClapFamily:
     def load_audio(
         self, settings: ModelsSettings, files: ModelFiles, batches: bool
     ) -> ClapAudioEmbedder:
+        """On ONNX Runtime when its graph passes the gate (the CPU default), else PyTorch.
+        ``batches`` changes nothing: every window is a full 10 s, so batches are uniform."""
+        folder = files.require("clap")
+        front = FrontEnd.load(folder, policy_of(settings))
+        info = self.describe(settings, files)
+        if onnx.choose_runtime(settings, "audio") == "onnxruntime":
+            (spec,) = self.export_specs(settings, files, "audio")
+            tower, runtime = onnx.load_component(
+                onnx.export_cache(settings), spec, settings.onnx_min_cosine
+            )
+            return ClapAudioEmbedder(
+                front, tower, info, settings.clap.batch_windows.cpu, runtime=runtime
+            )
         from timbre.embedding.clap_eager import ClapAudioTower
         from timbre.embedding.runtime import configure_threads, select_device
 
-        folder = files.require("clap")
-        _torch_fp32(settings, "audio")
+        _fp32_only(settings, "audio")
         configure_threads(settings.threads)
         device = select_device(settings.device)
-        front = FrontEnd.load(folder, policy_of(settings))
         tower = ClapAudioTower.load(folder, device)
-        return ClapAudioEmbedder(
-            front,
-            tower,
-            self.describe(settings, files),
-            settings.clap.batch_windows.on(device.type),
-        )
+        return ClapAudioEmbedder(front, tower, info, settings.clap.batch_windows.on(device.type))
 
     def load_text(self, settings: ModelsSettings, files: ModelFiles) -> TextEmbedder:
+        info = self.describe(settings, files)
+        if onnx.choose_runtime(settings, "text") == "onnxruntime":
+            (spec,) = self.export_specs(settings, files, "text")
+            tower, runtime = onnx.load_component(
+                onnx.export_cache(settings), spec, settings.onnx_min_cosine
+            )
+            return TextEmbedder(tower, info, settings.clap.batch_texts.cpu, runtime=runtime)
         from timbre.embedding.clap_eager import ClapTextTower
         from timbre.embedding.runtime import configure_threads, select_device
 
-        _torch_fp32(settings, "text")
+        _fp32_only(settings, "text")
         configure_threads(settings.threads)
         device = select_device(settings.device)
         tower = ClapTextTower.load(files.require("clap"), device)
-        return TextEmbedder(
-            tower, self.describe(settings, files), settings.clap.batch_texts.on(device.type)
-        )
+        return TextEmbedder(tower, info, settings.clap.batch_texts.on(device.type))
 
     def write_random(self, target: Path, size: Size, seed: int) -> None:
         from timbre.embedding.clap_random import write_random_clap
@@ -155,21 +168,21 @@ class ClapFamily:
         )
 
     def export_specs(self, settings: ModelsSettings, files: ModelFiles, side: Side) -> list[Spec]:
-        return []  # PyTorch only, for now
+        from timbre.embedding import clap_onnx
+
+        if side == "text":
+            return [clap_onnx.text_spec(settings, files)]
+        return [clap_onnx.audio_spec(settings, files)]
 
 
-def _torch_fp32(settings: ModelsSettings, side: Side) -> None:
-    """The clap family runs PyTorch in fp32; asking for more is an error, not a silent no.
+def _fp32_only(settings: ModelsSettings, side: Side) -> None:
+    """The clap family runs fp32 (``auto`` on a GPU too); asking for a reduced precision is
+    an error, not a silent no.
 
     Raises:
-        ConfigError: ``models.runtime: onnxruntime`` or a reduced precision was asked for.
+        ConfigError: int8, fp16 or bf16 was asked for.
     """
     precision = settings.text_precision if side == "text" else settings.audio_precision
-    if settings.runtime == "onnxruntime":
-        raise ConfigError(
-            "models.runtime is onnxruntime, but the clap family runs on PyTorch only so far; "
-            "set models.runtime to auto or torch"
-        )
     if precision not in ("auto", "fp32"):
         raise ConfigError(
             f"models.{side}_precision is {precision}, but the clap family runs fp32 only so "

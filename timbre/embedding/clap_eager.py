@@ -18,7 +18,9 @@ import numpy as np
 import torch
 
 from timbre.embedding.clap_text import ClapTokens
+from timbre.embedding.runtime import configure_threads
 from timbre.errors import ModelFilesError
+from timbre.settings import ModelsSettings
 
 log = logging.getLogger(__name__)
 
@@ -96,3 +98,17 @@ class ClapTextTower:
             )
             out.append(result.text_embeds.float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+
+CPU = torch.device("cpu")
+
+
+def cpu_audio_tower(settings: ModelsSettings, folder: Path) -> ClapAudioTower:
+    """The audio tower on the CPU in fp32 (what the ONNX exporter traces)."""
+    configure_threads(settings.threads)
+    return ClapAudioTower.load(folder, CPU)
+
+
+def cpu_text_tower(settings: ModelsSettings, folder: Path) -> ClapTextTower:
+    configure_threads(settings.threads)
+    return ClapTextTower.load(folder, CPU)
