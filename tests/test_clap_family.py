@@ -357,3 +357,17 @@ def test_download_fetches_verifies_and_writes_the_clap_files(
     for name, digest in clap["files"].items():
         assert hashlib.sha256((target / "clap" / name).read_bytes()).hexdigest() == digest
     assert set(clap["files"]) == {p.name for p in (clap_bundle / "clap").iterdir()}
+
+
+def test_thresholds_are_kept_per_family(monkeypatch: pytest.MonkeyPatch) -> None:
+    from timbre.cli.wiring import duplicate_rules
+    from timbre.labels.vectors import rules_of
+    from timbre.settings import load_settings
+
+    monkeypatch.setenv("TIMBRE_DUPLICATES__FAMILY_MIN_COSINE__CLAP", "0.97")
+    clamp3 = load_settings()
+    clap = load_settings(models={"family": "clap"})
+    assert rules_of(clamp3).tag_min_cosine == clamp3.labels.tag_min_cosine == 0.1
+    assert rules_of(clap).tag_min_cosine == clap.labels.families["clap"].tag_min_cosine == 0.2
+    assert duplicate_rules(clamp3).min_cosine == clamp3.duplicates.min_cosine == 0.998
+    assert duplicate_rules(clap).min_cosine == 0.97  # the override reached the clap family only
