@@ -41,8 +41,18 @@ def _library(root: Path) -> Path:
 
 
 def _run(args: list[str], env: dict[str, str]) -> Result:
-    done = CliRunner().invoke(app, args, env=env)
-    return done
+    return CliRunner().invoke(app, args, env=env)
+
+
+def _both(target: Path, clamp3: Path, clap: Path) -> Path:
+    """One bundle folder holding both families (links to the session's two bundles)."""
+    target.mkdir()
+    for part, source in (("mert", clamp3), ("xlmr", clamp3), ("clamp3", clamp3), ("clap", clap)):
+        (target / part).symlink_to(source / part)
+    manifests = [json.loads((b / "timbre-models.json").read_text()) for b in (clamp3, clap)]
+    merged = {**manifests[0], "sources": {**manifests[0]["sources"], **manifests[1]["sources"]}}
+    (target / "timbre-models.json").write_text(json.dumps(merged))
+    return target
 
 
 def _files(folder: Path) -> dict[str, float]:
@@ -102,6 +112,23 @@ def test_switching_a_data_dir_to_clap_and_every_command(
     assert dupes.exit_code == 0, dupes.output
     relabel = _run(["relabel", "--dry-run"], clap)
     assert relabel.exit_code == 0, relabel.output
+
+    # Both families side by side: one bundle folder for both, both collections graded.
+    both = _both(tmp_path / "both", tiny_bundle, clap_bundle)
+    graded = _run(["eval", "--json"], {**clap, "TIMBRE_MODELS__BUNDLE": str(both)})
+    assert graded.exit_code == 0, graded.output
+    assert "CHANCE LEVEL" in graded.stderr
+    report = json.loads(graded.stdout)
+    assert report["chance_level"] is True
+    families = report["families"]
+    assert set(families) == {"clamp3", "clap"}
+    assert families["clap"]["live"] and not families["clamp3"]["live"]
+    assert families["clap"]["collection"] == published
+    for scores in families.values():
+        assert scores["sounds"] == 5 and scores["labelled"] == 5 and scores["categories"] == 4
+        assert 0.0 <= scores["text_map"] <= 1.0 and scores["random_weights"] is True
+    table = _run(["eval"], {**clap, "TIMBRE_MODELS__BUNDLE": str(both)})
+    assert "text->audio R@1" in table.stdout and "CHANCE LEVEL" in table.stdout
 
     from fastapi.testclient import TestClient
 

@@ -260,6 +260,30 @@ class StoreBase(ABC):
             log.info("deleting the old collection %s", name)
             self._drop(name)
 
+    # -- every kept generation, for comparing families (``timbre eval``) --------------------
+
+    def generations(self) -> list[tuple[str, dict[str, Any], bool]]:
+        """``(name, metadata, is_live)`` of every versioned collection kept in this store."""
+        live = self._live_name()
+        return [
+            (name, self._meta_of(name), name == live)
+            for name in self._collection_names()
+            if parse_generation_name(self.settings.collection, name) is not None
+        ]
+
+    def read_generation(self, name: str, fields: Sequence[str]) -> list[Record]:
+        """Every point of the collection ``name`` (live or kept), with its vector."""
+        if name == self._live_name():
+            return list(self.scroll(fields=fields, with_vectors=True))
+        backend = self._open_backend(name)
+        try:
+            view = self._view(backend, backend.vector_params()[0])
+            return list(view.scroll(fields=fields, with_vectors=True))
+        finally:
+            close = getattr(backend, "close", None)
+            if close is not None:
+                close()
+
     # -- the live collection ----------------------------------------------------------------
 
     @property
