@@ -49,7 +49,8 @@ def quickstart(
     try:
         resolve_model_files(settings.models)
     except TimbreError as exc:
-        from timbre.embedding.random_bundle import write_random_bundle
+        from timbre.embedding.families import get_family
+        from timbre.embedding.files import FAMILY_PARTS
 
         bundle = data / "models" / "random-tiny"
         typer.echo(f"models unavailable ({exc})", err=True)
@@ -57,8 +58,8 @@ def quickstart(
             f"warning: using a random-weight test bundle at {bundle}. {RANDOM_WEIGHTS_WARNING}",
             err=True,
         )
-        if not (bundle / "timbre-models.json").is_file():
-            write_random_bundle(bundle, "tiny")
+        if not all((bundle / p).is_dir() for p in FAMILY_PARTS[settings.models.family]):
+            get_family(settings.models.family).write_random(bundle, "tiny", 0)
         env["TIMBRE_MODELS__BUNDLE"] = str(bundle)
     if library is None:
         from ingest.synthetic import make_library
