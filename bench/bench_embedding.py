@@ -144,7 +144,7 @@ import json, resource, sys, time, warnings
 warnings.simplefilter("ignore")
 import numpy as np
 from timbre.settings import load_settings
-from timbre.embedding import onnx_backend as onnx
+from timbre.embedding import clamp3_onnx as onnx
 from timbre.embedding.files import resolve_model_files
 
 def cpu():
@@ -227,7 +227,7 @@ def legacy_embedders(bundle: Path, models: Any) -> tuple[Any, Any] | None:
     from before :mod:`timbre.embedding.onnx_fusion`), if the bench's cache still holds them:
     the before/after comparison in one run. None when there are none."""
     from bench.common import EXPORT_DIR
-    from timbre.embedding import onnx_backend as onnx
+    from timbre.embedding import clamp3_onnx as onnx
     from timbre.embedding.embedder import AudioEmbedder, TextEmbedder
     from timbre.embedding.files import resolve_model_files
     from timbre.embedding.info import ModelInfo

@@ -105,13 +105,15 @@ def run_ingest(
             embedder.sample_rate if embedder is not None else 0,
             settings.audio.max_duration_s,
             settings.audio.max_file_bytes,
+            embedder.resampler if embedder is not None else "sinc",
         ),
         model=model,
         hash_cache=None
         if dry
         else HashCache(data / "cache" / "hashes.sqlite", rehash=options.rehash),
+        # MERT window vectors are clamp3's alone; another family's windows are not cached.
         feature_cache=None
-        if dry
+        if dry or model.family != "clamp3"
         else FeatureCache(data / "cache" / "mert", model.mert, model.pipeline_version),
         failures=FailureLog(None if dry else reports / f"ingest-{stamp}-failures.jsonl"),
         skipped=SkipLog(None if dry else reports / f"ingest-{stamp}-skipped.jsonl"),

@@ -9,6 +9,8 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from timbre.audio.resample import Resampler
+
 Profile = Literal["sequential", "parallel"]
 
 
@@ -16,6 +18,7 @@ class Embedder(Protocol):
     """The audio side of the models (``timbre.embedding.embedder.AudioEmbedder``)."""
 
     sample_rate: int
+    resampler: Resampler
 
     def features(self, waveforms: Sequence[np.ndarray]) -> list[np.ndarray]: ...
     def embed_features(self, features: Sequence[np.ndarray]) -> np.ndarray: ...
@@ -55,6 +58,8 @@ class Limits:
     sample_rate: int
     max_duration_s: float
     max_file_bytes: int
+    resampler: Resampler = "sinc"
+    """How files reach ``sample_rate`` (the model family's choice)."""
 
 
 @dataclass

@@ -371,6 +371,7 @@ class IngestJob:
             sample_rate=self.limits.sample_rate,
             max_duration_s=self.limits.max_duration_s,
             max_file_bytes=self.limits.max_file_bytes,
+            resampler=self.limits.resampler,
         ).samples
 
     def _prune(self, by_sha: dict[str, list[tuple[str, str]]]) -> dict[str, Any]:

@@ -74,6 +74,7 @@ def prepare(
             sample_rate=limits.sample_rate,
             max_duration_s=limits.max_duration_s,
             max_file_bytes=limits.max_file_bytes,
+            resampler=limits.resampler,
         )
         facts = AudioFacts(audio.duration_s, audio.source_sample_rate, audio.channels, audio.format)
         stage = "metadata"

@@ -235,6 +235,7 @@ def reanalyse_payload(
         sample_rate=limits.sample_rate,
         max_duration_s=limits.max_duration_s,
         max_file_bytes=limits.max_file_bytes,
+        resampler=limits.resampler,
     )
     listen = audio_listener(text, audio.samples, audio.sample_rate, audio.duration_s)
     heard = hear(

@@ -89,6 +89,26 @@ def settings(
 
 
 @pytest.fixture(scope="session")
+def clap_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random clap-family bundle (``DIR/clap/`` in the hub's layout)."""
+    from timbre.embedding.families import get_family
+
+    target = tmp_path_factory.mktemp("clap-bundle") / "tiny"
+    get_family("clap").write_random(target, "tiny", 0)
+    return target
+
+
+@pytest.fixture(scope="session")
+def clap_settings(
+    clap_bundle: Path, tmp_path_factory: pytest.TempPathFactory, export_dir: Path
+) -> Settings:
+    return load_settings(
+        data_dir=tmp_path_factory.mktemp("clap-data"),
+        models={"family": "clap", "bundle": clap_bundle, "threads": 2},
+    )
+
+
+@pytest.fixture(scope="session")
 def audio_embedder(settings: Settings):  # type: ignore[no-untyped-def]
     from timbre.embedding.embedder import load_audio_embedder
 

@@ -1,4 +1,4 @@
-"""A literal, unoptimised transcription of shared/MODEL_SPEC.md section 9, for comparison.
+"""A literal, unoptimised transcription of the reference (docs/model-spec.md), to compare with.
 
 Written independently of `timbre.embedding`: it builds its own models from the bundle files,
 runs one window and one 128-row padded segment at a time with eager attention, normalises

@@ -1,4 +1,4 @@
-"""Timbre's batched pipeline against a literal transcription of the reference (MODEL_SPEC.md),
+"""Timbre's batched pipeline against a literal transcription of the reference (docs/model-spec.md),
 on both runtimes (ONNX Runtime, the CPU default, and PyTorch eager).
 
 Each clip length below exercises one rule: a whole-track one-shot (< 1 s), a clip shorter

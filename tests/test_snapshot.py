@@ -309,3 +309,18 @@ def test_freshness_tracks_writes_and_swaps(
     swapped = freshness(manifest, store)
     assert not swapped.same_collection and swapped.writes_behind is None and not swapped.is_current
     assert json.dumps(swapped.as_dict())  # reportable as JSON by the API
+
+
+def test_a_snapshot_of_another_family_is_refused_naming_both(
+    store: VectorStore, tmp_path: Path
+) -> None:
+    import dataclasses
+
+    _export(store, tmp_path / "snapshots")
+    clap = dataclasses.replace(
+        model_info(), family="clap", clap="laion/larger_clap_general@main", mert="", clamp3=""
+    )
+    with pytest.raises(
+        ModelMismatchError, match=r"clamp3 model family, but models\.family is clap"
+    ):
+        load_snapshot(tmp_path / "snapshots", clap, mmap_min_bytes=0)

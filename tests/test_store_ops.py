@@ -76,6 +76,7 @@ def test_retrieve_keeps_the_order_asked_and_skips_unknown_ids(
     assert records[0].vector is None
     assert records[0].payload["content_sha256"] == data.payloads[5]["content_sha256"]
     assert records[0].payload["model"] == {
+        "family": "clamp3",
         "mert": model_info().mert,
         "clamp3": model_info().clamp3,
         "xlmr": model_info().xlmr,

@@ -66,6 +66,7 @@ def test_build_payload_holds_every_contract_field() -> None:
     assert payload["paths"] == ["Packs/A/loop.wav", "Copies/loop.wav"]
     assert payload["content_sha256"] == SHA
     assert payload["model"] == {
+        "family": "clamp3",
         "mert": model_info().mert,
         "clamp3": model_info().clamp3,
         "xlmr": model_info().xlmr,

@@ -76,17 +76,29 @@ class PerDevice(_Section):
         return self.cuda if device_type == "cuda" else self.cpu
 
 
+class ClapHub(HubModel):
+    """The LAION-CLAP checkpoint (transformers' ``ClapModel`` layout) and its fixed policies."""
+
+    short_clip: Literal["repeatpad", "pad"]
+    long_clip: Literal["mean", "first"]
+    max_windows: int = Field(ge=1)
+    batch_windows: PerDevice
+    batch_texts: PerDevice
+
+
 Precision = Literal["auto", "fp32", "int8", "fp16", "bf16"]
 
 
 class ModelsSettings(_Section):
     """Where the weights come from and how they run."""
 
+    family: Literal["clamp3", "clap"]
     bundle: Path | None
     hub_connect_timeout_s: float = Field(gt=0.0)
     mert: HubModel
     clamp3: Clamp3Hub
     xlmr: HubModel
+    clap: ClapHub
     device: Literal["auto", "cpu", "cuda"]
     threads: int = Field(ge=0)
     text_precision: Precision
@@ -187,6 +199,14 @@ class ApiSettings(_Section):
     log_repeat_window_s: float = Field(ge=0.0)
 
 
+class LabelThresholds(_Section):
+    """The cosines at which one family's label vectors count (see config/default.yaml)."""
+
+    category_min_cosine: float = Field(ge=-1.0, le=1.0)
+    category_min_margin: float = Field(ge=0.0, le=2.0)
+    tag_min_cosine: float = Field(ge=-1.0, le=1.0)
+
+
 class LabelsSettings(_Section):
     """Zero-shot ``category`` and ``auto_tags`` from the shared text–audio space."""
 
@@ -197,16 +217,32 @@ class LabelsSettings(_Section):
     tag_min_cosine: float = Field(ge=-1.0, le=1.0)
     max_auto_tags: int = Field(ge=0)
     relabel_batch: int = Field(ge=1)
+    families: dict[str, LabelThresholds]
+    """The thresholds of each family other than clamp3 (whose are the fields above)."""
+
+    def thresholds(self, family: str) -> LabelThresholds:
+        """The thresholds of ``family``: its own entry, else the clamp3 values above."""
+        return self.families.get(family) or LabelThresholds(
+            category_min_cosine=self.category_min_cosine,
+            category_min_margin=self.category_min_margin,
+            tag_min_cosine=self.tag_min_cosine,
+        )
 
 
 class DuplicatesSettings(_Section):
     """Near-duplicate reports (``timbre duplicates``, ``GET /v1/duplicates``)."""
 
     min_cosine: float = Field(gt=0.0, le=1.0)
+    """For the clamp3 family; the others' are in :attr:`family_min_cosine`."""
+    family_min_cosine: dict[str, Annotated[float, Field(gt=0.0, le=1.0)]]
     duration_tolerance_s: float = Field(ge=0.0)
     duration_tolerance_ratio: float = Field(ge=0.0, lt=1.0)
     neighbours: int = Field(ge=2)
     batch: int = Field(ge=1)
+
+    def min_cosine_of(self, family: str) -> float:
+        """``min_cosine`` for vectors of ``family``."""
+        return self.family_min_cosine.get(family, self.min_cosine)
 
 
 class FacetsSettings(_Section):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class HealthOut(BaseModel):
@@ -78,6 +78,7 @@ class StoreStatsOut(BaseModel):
 
 class StatsOut(BaseModel):
     model_config = ConfigDict(extra="allow")
+    family: str = Field(description="the model family that answers (models.family)")
     models: dict[str, Any]
     pipeline_version: str
     random_weights: bool

@@ -18,7 +18,7 @@ from typing import BinaryIO
 import numpy as np
 import soundfile as sf
 
-from timbre.audio.resample import resample
+from timbre.audio.resample import Resampler, resample
 from timbre.errors import AudioError
 
 # Formats whose header frame count is exact, so reading fewer frames means the file is cut
@@ -58,7 +58,12 @@ class DecodedAudio:
 
 
 def decode_file(
-    path: str | Path, *, sample_rate: int, max_duration_s: float, max_file_bytes: int
+    path: str | Path,
+    *,
+    sample_rate: int,
+    max_duration_s: float,
+    max_file_bytes: int,
+    resampler: Resampler = "sinc",
 ) -> DecodedAudio:
     """Decode a file on disk.
 
@@ -67,6 +72,7 @@ def decode_file(
         sample_rate: rate of the returned samples (Hz), normally the model's.
         max_duration_s: longer inputs are refused before they are decoded.
         max_file_bytes: larger files are refused before they are read.
+        resampler: how to reach ``sample_rate`` (the model family's choice).
 
     Raises:
         AudioError: the file is missing, empty, too large or long, not audio, truncated,
@@ -92,20 +98,29 @@ def decode_file(
     except OSError as exc:
         raise AudioError(p, f"cannot open the file: {exc.strerror}", code="unreadable") from exc
     with handle:
-        return _decode(handle, p, sample_rate, max_duration_s)
+        return _decode(handle, p, sample_rate, max_duration_s, resampler)
 
 
 def decode_bytes(
-    data: bytes, name: str, *, sample_rate: int, max_duration_s: float
+    data: bytes,
+    name: str,
+    *,
+    sample_rate: int,
+    max_duration_s: float,
+    resampler: Resampler = "sinc",
 ) -> DecodedAudio:
     """Decode an in-memory file such as an upload, with the same validation as files."""
     if not data:
         raise AudioError(name, "the upload is empty (0 bytes)", code="empty")
-    return _decode(io.BytesIO(data), name, sample_rate, max_duration_s)
+    return _decode(io.BytesIO(data), name, sample_rate, max_duration_s, resampler)
 
 
 def _decode(
-    handle: BinaryIO, source: str | Path, sample_rate: int, max_duration_s: float
+    handle: BinaryIO,
+    source: str | Path,
+    sample_rate: int,
+    max_duration_s: float,
+    resampler: Resampler = "sinc",
 ) -> DecodedAudio:
     try:
         sound = sf.SoundFile(handle)
@@ -155,7 +170,7 @@ def _decode(
         raise AudioError(source, "the file holds no audio frames", code="no_frames")
     if not np.isfinite(mono).all():
         raise AudioError(source, "the audio holds NaN or infinite samples", code="non_finite")
-    out = resample(mono, rate, sample_rate) if rate != sample_rate else mono
+    out = resample(mono, rate, sample_rate, resampler) if rate != sample_rate else mono
     return DecodedAudio(
         samples=out,
         sample_rate=sample_rate,

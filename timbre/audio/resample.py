@@ -16,9 +16,16 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from typing import Literal
 
 import numpy as np
 import soxr
+
+Resampler = Literal["sinc", "soxr_vhq"]
+"""How audio reaches a model's rate: ``sinc`` (this module's torchaudio-equivalent filter,
+what the clamp3 reference does) or ``soxr_vhq`` (libsoxr at very-high quality, a filter whose
+stopband lies below the log-mel floor: what the clap family's front end needs, since it reads
+the empty bands above a low-rate file's Nyquist frequency in dB)."""
 
 LOWPASS_FILTER_WIDTH = 6
 """Zero crossings of the sinc kept on each side (torchaudio default)."""
@@ -58,13 +65,16 @@ def _kernel(orig_hz: int, new_hz: int) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(kernels.astype(np.float32).T), width
 
 
-def resample(samples: np.ndarray, orig_hz: int, new_hz: int) -> np.ndarray:
+def resample(
+    samples: np.ndarray, orig_hz: int, new_hz: int, method: Resampler = "sinc"
+) -> np.ndarray:
     """Resample a mono float32 signal.
 
     Args:
         samples: 1-D float32 array.
         orig_hz: its sample rate.
         new_hz: the rate wanted.
+        method: see :data:`Resampler`.
 
     Returns:
         1-D float32 array of ``ceil(len * new / orig)`` samples (same as torchaudio).
@@ -77,7 +87,7 @@ def resample(samples: np.ndarray, orig_hz: int, new_hz: int) -> np.ndarray:
     orig, new = _reduced(orig_hz, new_hz)
     out_len = math.ceil(new * x.shape[0] / orig)
     taps = 2 * math.ceil(LOWPASS_FILTER_WIDTH * orig / (min(orig, new) * ROLLOFF)) + orig
-    if taps * new > MAX_POLYPHASE_TAPS:
+    if method == "soxr_vhq" or taps * new > MAX_POLYPHASE_TAPS:
         out = soxr.resample(x, orig_hz, new_hz, quality="VHQ").astype(np.float32, copy=False)
         return _fit(out, out_len)
 

@@ -1,6 +1,6 @@
 """Whole-track normalisation and the 5 s window plan of the reference MERT pipeline.
 
-Reference behaviour (``clamp3:preprocessing/audio/extract_mert.py``, MODEL_SPEC.md section 2):
+Reference behaviour (``clamp3:preprocessing/audio/extract_mert.py``; see docs/model-spec.md):
 
 1. the resampled track is normalised once, over its whole length, to zero mean and unit
    (population) variance with ``1e-7`` inside the square root (``Wav2Vec2FeatureExtractor``);

@@ -12,6 +12,7 @@ import sys
 
 from timbre.cli import (  # noqa: F401 (registers)
     duplicates,
+    evaluate,
     ingest,
     mcp,
     models,

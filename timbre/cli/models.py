@@ -16,19 +16,35 @@ if TYPE_CHECKING:
     from timbre.settings import Settings
 
 
+FAMILY_HELP = "Model family: clamp3 or clap (default: models.family)."
+
+
+def _with_family(settings: Settings, family: str | None) -> Settings:
+    from timbre.embedding.families import FAMILY_NAMES
+
+    if family is None:
+        return settings
+    if family not in FAMILY_NAMES:
+        raise typer.BadParameter(f"one of {', '.join(FAMILY_NAMES)}", param_hint="--family")
+    models = settings.models.model_copy(update={"family": family})
+    return settings.model_copy(update={"models": models})
+
+
 @models_app.command("download")
 def models_download(
     to: Annotated[
         Path | None,
         typer.Option("--to", help="Also write a bundle folder here (for images and offline use)."),
     ] = None,
+    family: Annotated[str | None, typer.Option("--family", help=FAMILY_HELP)] = None,
 ) -> None:
-    """Fetch the pinned model files from the hub, verify them, optionally write a bundle."""
+    """Fetch a family's pinned model files from the hub, verify them, optionally write a
+    bundle (several families may share one bundle folder)."""
     from timbre.embedding.files import download_bundle, resolve_model_files
     from timbre.settings import load_settings
 
     try:
-        settings = load_settings()
+        settings = _with_family(load_settings(), family)
         if to is not None:
             download_bundle(settings.models, to)
             typer.echo(f"bundle written to {to}")
@@ -48,18 +64,23 @@ def _check_loads(settings: Settings, bundle: Path | None) -> None:
     models = settings.models.model_copy(update={"bundle": bundle})
     audio = load_audio_embedder(models)
     text = load_text_embedder(models)
-    typer.echo(f"verified: audio and text towers load ({audio.dim}-d, {text.info.clamp3})")
+    typer.echo(
+        f"verified: {models.family} audio and text towers load "
+        f"({audio.dim}-d, {text.info.text_model})"
+    )
     typer.echo(f"runtime: audio {audio.runtime}, text {text.runtime}")
     typer.echo(f"exports: {models.export_dir}")
 
 
 @models_app.command("export")
-def models_export() -> None:
-    """Export MERT and the towers to ONNX now (once per checkpoint), so starts need no torch."""
+def models_export(
+    family: Annotated[str | None, typer.Option("--family", help=FAMILY_HELP)] = None,
+) -> None:
+    """Export a family's models to ONNX now (once per checkpoint), so starts need no torch."""
     from timbre.settings import load_settings
 
     try:
-        settings = load_settings()
+        settings = _with_family(load_settings(), family)
         _check_loads(settings, settings.models.bundle)
     except TimbreError as exc:
         raise fail(exc) from exc
@@ -75,16 +96,26 @@ def models_random(
     safetensors: Annotated[
         bool, typer.Option(help="Write MERT as model.safetensors instead of pytorch_model.bin.")
     ] = False,
+    family: Annotated[
+        str, typer.Option("--family", help="Model family: clamp3 or clap.")
+    ] = "clamp3",
 ) -> None:
-    """Write a random-weight bundle in the official file formats (results are meaningless)."""
+    """Write a family's random-weight files in the hub's layout under TARGET/<part>/ (beside
+    other families' files already there). Results are meaningless."""
+    from timbre.embedding.families import FAMILY_NAMES, get_family
     from timbre.embedding.files import RANDOM_WEIGHTS_WARNING
     from timbre.embedding.random_bundle import write_random_bundle
 
     if size not in ("tiny", "full"):
         raise typer.BadParameter("size must be 'tiny' or 'full'", param_hint="--size")
+    if family not in FAMILY_NAMES:
+        raise typer.BadParameter(f"one of {', '.join(FAMILY_NAMES)}", param_hint="--family")
     chosen: Literal["tiny", "full"] = "tiny" if size == "tiny" else "full"
-    write_random_bundle(target, chosen, seed=seed, safetensors=safetensors)
-    typer.echo(f"wrote a {size} random-weight bundle to {target}")
+    if family == "clamp3":
+        write_random_bundle(target, chosen, seed=seed, safetensors=safetensors)
+    else:
+        get_family(family).write_random(target, chosen, seed)
+    typer.echo(f"wrote a {size} random-weight {family} bundle to {target}")
     typer.echo(f"warning: {RANDOM_WEIGHTS_WARNING}", err=True)
 
 
@@ -159,6 +190,7 @@ def _embed_files(settings: Settings, paths: list[Path], batch: int) -> int:
                     sample_rate=embedder.sample_rate,
                     max_duration_s=settings.audio.max_duration_s,
                     max_file_bytes=settings.audio.max_file_bytes,
+                    resampler=embedder.resampler,
                 )
             except AudioError as exc:
                 failed += 1

@@ -53,7 +53,8 @@ def quickstart(
     try:
         resolve_model_files(load_settings().models)
     except TimbreError as exc:
-        from timbre.embedding.random_bundle import write_random_bundle
+        from timbre.embedding.families import get_family
+        from timbre.embedding.files import FAMILY_PARTS
 
         bundle = random_bundle_dir(home)
         typer.echo(f"warning: the models are unavailable: {exc}", err=True)
@@ -62,8 +63,8 @@ def quickstart(
             f"{data}. {RANDOM_WEIGHTS_WARNING}",
             err=True,
         )
-        if not (bundle / "timbre-models.json").is_file():
-            write_random_bundle(bundle, "tiny")
+        if not all((bundle / p).is_dir() for p in FAMILY_PARTS[settings.models.family]):
+            get_family(settings.models.family).write_random(bundle, "tiny", 0)
         reason = "the models could not be had when `timbre quickstart` ran"
         record_bundle(data, bundle, reason=reason)
         if data != home and not holds_index(settings.model_copy(update={"data_dir": home})):

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from timbre.cli.app import app, fail
-from timbre.errors import ModelFilesError, TimbreError
+from timbre.errors import TimbreError
 
 
 @app.command()
@@ -39,6 +38,7 @@ def reanalyse(
     from timbre.cli.data_dir import require_index
     from timbre.cli.store import _rewrite
     from timbre.embedding.embedder import describe_models
+    from timbre.embedding.families import get_family
     from timbre.embedding.files import resolve_model_files
     from timbre.library_roots import recorded_roots
     from timbre.settings import load_settings
@@ -46,12 +46,12 @@ def reanalyse(
     try:
         settings = load_settings()
         require_index(settings)  # before any model loads
-        files = resolve_model_files(settings.models, ("mert", "clamp3"))
+        family = get_family(settings.models.family)
+        files = resolve_model_files(settings.models, family.audio_parts)
         info = describe_models(settings.models, files)
+        rate, resampler = family.decoding(files)  # what ingest analyses at; no model loads
         limits = Limits(
-            _mert_rate(files.require("mert")),
-            settings.audio.max_duration_s,
-            settings.audio.max_file_bytes,
+            rate, settings.audio.max_duration_s, settings.audio.max_file_bytes, resampler
         )
         out = _rewrite(
             settings,
@@ -71,12 +71,3 @@ def reanalyse(
     except TimbreError as exc:
         raise fail(exc) from exc
     typer.echo(json.dumps(out, indent=2))
-
-
-def _mert_rate(mert_dir: Path) -> int:
-    """MERT's input rate, which ingest analyses at (read from its config; MERT is not loaded)."""
-    config = mert_dir / "config.json"
-    try:
-        return int(json.loads(config.read_text(encoding="utf-8"))["sample_rate"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ModelFilesError(f"cannot read MERT's sample_rate from {config}: {exc}") from exc

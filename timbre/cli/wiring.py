@@ -120,7 +120,7 @@ def duplicate_rules(settings: Settings, min_cosine: float | None = None) -> Dupl
     """The ``duplicates`` settings as rules (``min_cosine`` overrides the configured one)."""
     d = settings.duplicates
     return DuplicateRules(
-        min_cosine=d.min_cosine if min_cosine is None else min_cosine,
+        min_cosine=d.min_cosine_of(settings.models.family) if min_cosine is None else min_cosine,
         duration_tolerance_s=d.duration_tolerance_s,
         duration_tolerance_ratio=d.duration_tolerance_ratio,
         neighbours=d.neighbours,

@@ -1,8 +1,10 @@
-"""MERT -> CLaMP3 embeddings, following shared/MODEL_SPEC.md to the letter.
+"""Embeddings of audio and text, in one of several model families.
 
-Modules: ``files`` (where weights come from: bundle or hub), ``weights`` (reading checkpoint
-files), ``mert`` (window features), ``towers`` (CLaMP3 audio and text towers), ``embedder``
-(the audio and text paths end to end), ``runtime`` (device, threads, int8), ``random_bundle``
-(random-weight bundles in the official formats). Import the submodule you need: this package
-imports nothing itself, so reading settings or files never pays for torch.
+Modules: ``family`` (the seam a family implements) and ``families`` (``models.family`` -> it),
+``embedder`` (the entry points: describe, load audio, load text), ``files`` (where weights come
+from: bundle or hub), ``runtime`` (device, threads, precision gates), ``onnx_backend`` (the
+family-neutral ONNX Runtime export gate). The clamp3 family: ``clamp3`` and its ``clamp3_*``,
+``mert``, ``towers``, ``random_bundle`` modules; the clap family: ``clap`` and ``clap_*``.
+Import the submodule you need: this package imports nothing itself, so reading settings or
+files never pays for torch.
 """

@@ -5,11 +5,14 @@ A *bundle* is a folder holding the official files unchanged::
     mert/    config.json, pytorch_model.bin (legacy weight_g/weight_v names) or model.safetensors
     xlmr/    config.json, tokenizer.json (+ tokenizer_config.json)
     clamp3/  weights_clamp3_saas_...pth  ({'model': state_dict, ...}, official file name)
+    clap/    config.json, model.safetensors, preprocessor_config.json, RoBERTa tokenizer files
     timbre-models.json   provenance: repos, resolved commits, sha256 of every file, random or not
 
-``timbre models download --to DIR`` writes one from the hub and ``timbre models random DIR``
-writes one with random weights. Without a bundle the files are fetched by ``huggingface_hub``
-into its cache at the pinned revisions (``HF_HUB_OFFLINE=1`` forbids the network).
+A bundle may hold several families side by side: clamp3 reads ``mert/``, ``xlmr/`` and
+``clamp3/``, clap reads ``clap/``. ``timbre models download --to DIR`` writes one from the
+hub and ``timbre models random DIR`` writes one with random weights. Without a bundle the
+files are fetched by ``huggingface_hub`` into its cache at the pinned revisions
+(``HF_HUB_OFFLINE=1`` forbids the network).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 from timbre.errors import ModelFilesError
-from timbre.settings import ModelsSettings
+from timbre.settings import HubModel, ModelsSettings
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +42,23 @@ MERT_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 XLMR_FILES = ("config.json", "tokenizer.json")
 XLMR_OPTIONAL_FILES = ("tokenizer_config.json",)
 
-Part = Literal["mert", "xlmr", "clamp3"]
+CLAP_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+CLAP_FILES = ("config.json", "preprocessor_config.json", "tokenizer.json")
+"""What the clap family reads besides its weights (the tokenizer from tokenizer.json)."""
+CLAP_OPTIONAL_FILES = (
+    "vocab.json",
+    "merges.txt",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "processor_config.json",
+)
+"""The rest of the hub snapshot, kept so that transformers' own ``ClapProcessor`` loads it."""
+
+Part = Literal["mert", "xlmr", "clamp3", "clap"]
 ALL_PARTS: tuple[Part, ...] = ("mert", "xlmr", "clamp3")
+"""The clamp3 family's parts (the original bundle)."""
+FAMILY_PARTS: dict[str, tuple[Part, ...]] = {"clamp3": ALL_PARTS, "clap": ("clap",)}
+"""Which bundle sub-folders each family (``models.family``) reads."""
 
 
 class RandomWeightsWarning(UserWarning):
@@ -81,28 +99,45 @@ class ModelFiles:
     sources: dict[str, ComponentSource]
     random_weights: bool
     origin: str
+    clap_dir: Path | None = None
 
     def require(self, part: Part) -> Path:
-        path = {"mert": self.mert_dir, "xlmr": self.xlmr_dir, "clamp3": self.clamp3_checkpoint}[
-            part
-        ]
+        path = {
+            "mert": self.mert_dir,
+            "xlmr": self.xlmr_dir,
+            "clamp3": self.clamp3_checkpoint,
+            "clap": self.clap_dir,
+        }[part]
         if path is None:
             raise ModelFilesError(f"the {part} files were not resolved for this process")
         return path
 
 
-def resolve_model_files(settings: ModelsSettings, parts: Iterable[Part] = ALL_PARTS) -> ModelFiles:
+def hubs(settings: ModelsSettings) -> dict[str, HubModel]:
+    """Hub repository and revision of every part."""
+    return {
+        "mert": settings.mert,
+        "xlmr": settings.xlmr,
+        "clamp3": settings.clamp3,
+        "clap": settings.clap,
+    }
+
+
+def resolve_model_files(
+    settings: ModelsSettings, parts: Iterable[Part] | None = None
+) -> ModelFiles:
     """Find (or fetch into the hub cache) the files of the requested parts.
 
     Args:
         settings: the ``models`` settings section.
-        parts: which components are needed; ingest needs ``mert`` and ``clamp3`` only.
+        parts: which components are needed (None: every part of ``models.family``); a
+            clamp3 ingest needs ``mert`` and ``clamp3`` only.
 
     Raises:
         ModelFilesError: a file is missing or cannot be fetched; the message names the file
             and how to fix it.
     """
-    wanted = set(parts)
+    wanted = set(FAMILY_PARTS[settings.family] if parts is None else parts)
     if settings.bundle is not None:
         files = _from_bundle(Path(settings.bundle).expanduser(), settings, wanted)
     else:
@@ -136,7 +171,7 @@ def _from_bundle(bundle: Path, settings: ModelsSettings, wanted: set[Part]) -> M
             "or unset TIMBRE_MODELS__BUNDLE to use the Hugging Face hub"
         )
     manifest = read_manifest(bundle) or {}
-    mert_dir = xlmr_dir = ckpt = None
+    mert_dir = xlmr_dir = ckpt = clap_dir = None
     if "mert" in wanted:
         mert_dir = bundle / "mert"
         _need(mert_dir / "config.json", "the MERT-v1-95M config.json", bundle)
@@ -153,14 +188,20 @@ def _from_bundle(bundle: Path, settings: ModelsSettings, wanted: set[Part]) -> M
     if "clamp3" in wanted:
         ckpt = bundle / "clamp3" / settings.clamp3.filename
         _need(ckpt, "the CLaMP3 SAAS checkpoint (official file name)", bundle)
+    if "clap" in wanted:
+        clap_dir = bundle / "clap"
+        for name in CLAP_FILES:
+            _need(clap_dir / name, f"the CLAP {name}", bundle, "clap")
+        if not any((clap_dir / name).is_file() for name in CLAP_WEIGHT_FILES):
+            raise ModelFilesError(
+                f"{clap_dir} holds neither {' nor '.join(CLAP_WEIGHT_FILES)}; copy the weights "
+                f"there from {settings.clap.repo}, or run "
+                f"`timbre models download --family clap --to {bundle}`"
+            )
 
     recorded = manifest.get("sources", {})
     sources = {}
-    for part, hub in (
-        ("mert", settings.mert),
-        ("xlmr", settings.xlmr),
-        ("clamp3", settings.clamp3),
-    ):
+    for part, hub in hubs(settings).items():
         entry = recorded.get(part)
         if isinstance(entry, dict) and "repo" in entry and "revision" in entry:
             sources[part] = ComponentSource(
@@ -175,17 +216,33 @@ def _from_bundle(bundle: Path, settings: ModelsSettings, wanted: set[Part]) -> M
         mert_dir=mert_dir,
         xlmr_dir=xlmr_dir,
         clamp3_checkpoint=ckpt,
+        clap_dir=clap_dir,
         sources=sources,
-        random_weights=bool(manifest.get("random_weights", False)),
+        random_weights=_random(manifest, wanted),
         origin=f"bundle {bundle}",
     )
 
 
-def _need(path: Path, what: str, bundle: Path) -> None:
+def _random(manifest: dict[str, Any], wanted: set[Part]) -> bool:
+    """Whether any wanted part has random weights (recorded per part, or for the bundle)."""
+    recorded = manifest.get("sources", {})
+    flags = [
+        recorded[p].get("random_weights")
+        for p in wanted
+        if isinstance(recorded.get(p), dict) and "random_weights" in recorded[p]
+    ]
+    if flags:
+        return any(bool(f) for f in flags)
+    return bool(manifest.get("random_weights", False))
+
+
+def _need(path: Path, what: str, bundle: Path, family: str = "clamp3") -> None:
     if not path.is_file():
+        flag = "" if family == "clamp3" else f"--family {family} "
         raise ModelFilesError(
-            f"missing {what}: {path} does not exist. Run `timbre models download --to {bundle}` "
-            "on a machine that can reach the hub, or copy the official file there unchanged"
+            f"missing {what}: {path} does not exist. Run `timbre models download {flag}--to "
+            f"{bundle}` on a machine that can reach the hub, or copy the official file there "
+            "unchanged"
         )
 
 
@@ -229,7 +286,7 @@ def _hub_offline() -> bool:
 
 def _from_hub(settings: ModelsSettings, wanted: set[Part]) -> ModelFiles:
     sources: dict[str, ComponentSource] = {}
-    mert_dir = xlmr_dir = ckpt = None
+    mert_dir = xlmr_dir = ckpt = clap_dir = None
     unreachable = "HF_HUB_OFFLINE is set" if _hub_offline() else None
     unreachable = unreachable or hub_unreachable(settings.hub_connect_timeout_s)
     if unreachable is not None and unreachable not in _cache_only_said:
@@ -264,16 +321,23 @@ def _from_hub(settings: ModelsSettings, wanted: set[Part]) -> ModelFiles:
         sources["clamp3"] = ComponentSource(
             settings.clamp3.repo, _commit_of(ckpt, settings.clamp3.revision)
         )
-    for part, hub in (
-        ("mert", settings.mert),
-        ("xlmr", settings.xlmr),
-        ("clamp3", settings.clamp3),
-    ):
+    if "clap" in wanted:
+        clap = settings.clap
+        paths = [_hub_file(clap.repo, clap.revision, n, offline) for n in CLAP_FILES]
+        weights = _hub_first(clap.repo, clap.revision, CLAP_WEIGHT_FILES, offline)
+        for name in CLAP_OPTIONAL_FILES:
+            _hub_optional(clap.repo, clap.revision, name, offline)
+        clap_dir = weights.parent
+        if any(p.parent != clap_dir for p in paths):
+            raise ModelFilesError(f"{clap.repo}: its files resolved to two commits")
+        sources["clap"] = ComponentSource(clap.repo, _commit_of(weights, clap.revision))
+    for part, hub in hubs(settings).items():
         sources.setdefault(part, ComponentSource(hub.repo, hub.revision))
     return ModelFiles(
         mert_dir=mert_dir,
         xlmr_dir=xlmr_dir,
         clamp3_checkpoint=ckpt,
+        clap_dir=clap_dir,
         sources=sources,
         random_weights=False,
         origin="huggingface hub cache",
@@ -361,38 +425,48 @@ def download_bundle(settings: ModelsSettings, target: Path, *, verify_remote: bo
     Raises:
         ModelFilesError: a file cannot be fetched or does not match the hub's hash.
     """
-    files = _from_hub(settings, set(ALL_PARTS))
+    parts = FAMILY_PARTS[settings.family]
+    files = _from_hub(settings, set(parts))
     target.mkdir(parents=True, exist_ok=True)
-    layout: dict[str, list[tuple[Path, str]]] = {"mert": [], "xlmr": [], "clamp3": []}
-    mert_dir, xlmr_dir = files.require("mert"), files.require("xlmr")
-    for name in ("config.json", *MERT_WEIGHT_FILES):
-        if (mert_dir / name).is_file():
-            layout["mert"].append((mert_dir / name, name))
-    for name in (*XLMR_FILES, *XLMR_OPTIONAL_FILES):
-        if (xlmr_dir / name).is_file():
-            layout["xlmr"].append((xlmr_dir / name, name))
-    ckpt = files.require("clamp3")
-    layout["clamp3"].append((ckpt, settings.clamp3.filename))
+    layout: dict[Part, list[tuple[Path, str]]] = {part: [] for part in parts}
+    folder_files = {
+        "mert": ("config.json", *MERT_WEIGHT_FILES),
+        "xlmr": (*XLMR_FILES, *XLMR_OPTIONAL_FILES),
+        "clap": (*CLAP_FILES, *CLAP_WEIGHT_FILES, *CLAP_OPTIONAL_FILES),
+    }
+    for part in parts:
+        if part == "clamp3":
+            layout[part].append((files.require("clamp3"), settings.clamp3.filename))
+            continue
+        folder = files.require(part)
+        for name in folder_files[part]:
+            if (folder / name).is_file():
+                layout[part].append((folder / name, name))
 
-    hubs = {"mert": settings.mert, "xlmr": settings.xlmr, "clamp3": settings.clamp3}
+    repos = hubs(settings)
     sources: dict[str, Any] = {}
     for part, entries in layout.items():
         hashes = {}
         source = files.sources[part]
-        for src, name in entries:
+        for src, filename in entries:
             digest = sha256_file(src)
             if verify_remote:
-                announced = hub_file_sha256(hubs[part].repo, source.revision, name)
+                announced = hub_file_sha256(repos[part].repo, source.revision, filename)
                 if announced is not None and announced != digest:
                     raise ModelFilesError(
-                        f"{hubs[part].repo}/{name}: sha256 {digest} differs from the hub's "
+                        f"{repos[part].repo}/{filename}: sha256 {digest} differs from the hub's "
                         f"{announced}; delete the cached copy and download again"
                     )
-            dest = target / part / name
+            dest = target / part / filename
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, dest)
-            hashes[name] = digest
-        sources[part] = {"repo": source.repo, "revision": source.revision, "files": hashes}
+            hashes[filename] = digest
+        sources[part] = {
+            "repo": source.repo,
+            "revision": source.revision,
+            "files": hashes,
+            "random_weights": False,
+        }
     write_manifest(target, sources=sources, random_weights=False)
     return target
 
@@ -400,5 +474,18 @@ def download_bundle(settings: ModelsSettings, target: Path, *, verify_remote: bo
 def write_manifest(
     bundle: Path, *, sources: dict[str, Any], random_weights: bool, **extra: Any
 ) -> None:
-    data = {"format": 1, "random_weights": random_weights, "sources": sources, **extra}
+    """Record ``sources`` in the bundle's manifest, keeping the other families' entries.
+
+    Each part records whether its weights are random; the bundle-level flag is true when
+    any part's is (older readers look only at that one).
+    """
+    old = read_manifest(bundle) or {}
+    merged = {
+        **{k: v for k, v in old.get("sources", {}).items() if k not in sources},
+        **{k: {**v, "random_weights": random_weights} for k, v in sources.items()},
+    }
+    any_random = any(
+        bool(v.get("random_weights", old.get("random_weights"))) for v in merged.values()
+    )
+    data = {**old, "format": 1, **extra, "random_weights": any_random, "sources": merged}
     (bundle / MANIFEST_NAME).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

@@ -8,18 +8,23 @@ from typing import Any
 from timbre.audio.windows import PIPELINE_VERSION
 from timbre.embedding.files import ModelFiles
 
+DEFAULT_FAMILY = "clamp3"
+
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """Which models and pipeline produced a vector; travels into payloads and manifests.
+    """Which family, models and pipeline produced a vector; travels into payloads and manifests.
 
     Attributes:
-        mert: ``repo@revision`` of MERT.
-        clamp3: ``repo@revision/filename`` of the CLaMP3 checkpoint.
-        xlmr: ``repo@revision`` of the tokenizer and text config.
+        mert: ``repo@revision`` of MERT (clamp3 family; empty for others).
+        clamp3: ``repo@revision/filename`` of the CLaMP3 checkpoint (clamp3 family).
+        xlmr: ``repo@revision`` of the tokenizer and text config (clamp3 family).
         dim: embedding dimension.
-        pipeline_version: see :data:`timbre.audio.windows.PIPELINE_VERSION`.
+        pipeline_version: how the family computes vectors (e.g.
+            :data:`timbre.audio.windows.PIPELINE_VERSION` for clamp3).
         random_weights: True for bundles made by ``timbre models random``.
+        family: ``models.family`` of the models (``clamp3``, ``clap``).
+        clap: ``repo@revision`` of the CLAP checkpoint (clap family).
     """
 
     mert: str
@@ -28,9 +33,12 @@ class ModelInfo:
     dim: int
     pipeline_version: str = PIPELINE_VERSION
     random_weights: bool = False
+    family: str = DEFAULT_FAMILY
+    clap: str = ""
 
     @classmethod
     def from_files(cls, files: ModelFiles, clamp3_filename: str, dim: int) -> ModelInfo:
+        """The clamp3 family's identity."""
         s = files.sources
         return cls(
             mert=s["mert"].ref(),
@@ -40,21 +48,53 @@ class ModelInfo:
             random_weights=files.random_weights,
         )
 
+    @classmethod
+    def for_clap(cls, files: ModelFiles, dim: int, pipeline_version: str) -> ModelInfo:
+        """The clap family's identity."""
+        return cls(
+            mert="",
+            clamp3="",
+            xlmr="",
+            dim=dim,
+            pipeline_version=pipeline_version,
+            random_weights=files.random_weights,
+            family="clap",
+            clap=files.sources["clap"].ref(),
+        )
+
+    def models(self) -> dict[str, str]:
+        """``part -> repo@revision`` of the family's models."""
+        if self.family == DEFAULT_FAMILY:
+            return {"mert": self.mert, "clamp3": self.clamp3, "xlmr": self.xlmr}
+        return {self.family: self.clap}
+
+    @property
+    def text_model(self) -> str:
+        """Identity of the text tower (what label vectors depend on)."""
+        return self.clamp3 if self.family == DEFAULT_FAMILY else self.clap
+
     def audio_key(self) -> dict[str, Any]:
-        """What audio vectors depend on; stored vectors must match it to be comparable."""
-        return {
-            "mert": self.mert,
-            "clamp3": self.clamp3,
-            "pipeline_version": self.pipeline_version,
-            "dim": self.dim,
-        }
+        """What audio vectors depend on; stored vectors must match it to be comparable.
+
+        The clamp3 key carries no ``family`` entry: collections built before families existed
+        keep their key, so they stay live without a re-index.
+        """
+        if self.family == DEFAULT_FAMILY:  # the text side (xlmr) does not touch audio vectors
+            key: dict[str, Any] = {"mert": self.mert, "clamp3": self.clamp3}
+        else:
+            key = {"family": self.family, **self.models()}
+        return {**key, "pipeline_version": self.pipeline_version, "dim": self.dim}
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "mert": self.mert,
-            "clamp3": self.clamp3,
-            "xlmr": self.xlmr,
+            "family": self.family,
+            **self.models(),
             "dim": self.dim,
             "pipeline_version": self.pipeline_version,
             "random_weights": self.random_weights,
         }
+
+
+def family_of_key(audio_key: dict[str, Any] | None) -> str:
+    """The family recorded in a stored audio key (clamp3 when none is)."""
+    return str((audio_key or {}).get("family", DEFAULT_FAMILY))

@@ -1,6 +1,6 @@
 """MERT-v1-95M window features through transformers' ``HubertModel``.
 
-MERT-v1-95M is architecturally HuBERT-base with group-norm features (MODEL_SPEC.md section 6):
+MERT-v1-95M is architecturally HuBERT-base with group-norm features (see docs/model-spec.md):
 its official folder (``config.json`` of model_type ``mert_model`` and ``pytorch_model.bin``
 with legacy ``weight_g``/``weight_v`` names) loads strictly and bit-identically into
 ``HubertModel``, with no remote code. Each window yields one vector: the mean over time of

@@ -1,6 +1,6 @@
 """The exact batching rules both runtimes share (numpy only: no torch, no onnxruntime).
 
-* Segments (MODEL_SPEC.md sections 3-4): an input longer than a segment is cut into segments
+* Segments (docs/model-spec.md, clamp3): an input longer than a segment is cut into segments
   of ``seg`` rows, the last segment being the *last* ``seg`` rows (overlapping its
   neighbour); each is encoded, and the segment vectors are averaged with weights
   ``[seg] * (n // seg) + [n % seg]``. Segments of many inputs share one padded, masked batch,
@@ -8,7 +8,7 @@
   ignores padding, so the result is the same.
 * MERT windows: only windows of identical length share a forward pass. The feature encoder
   has no attention mask and GroupNorm normalises over time, so a padded short window would
-  change (MODEL_SPEC.md section 8.2).
+  change (docs/model-spec.md, clamp3 audio step 4).
 """
 
 from __future__ import annotations

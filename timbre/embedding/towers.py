@@ -4,7 +4,7 @@ The checkpoint is ``{'model': state_dict, ...}`` holding four sub-models; Timbre
 ``audio_model.``/``audio_proj.`` and ``text_model.``/``text_proj.`` sub-dicts strictly and never
 touches the symbolic branch. Every dimension is read from the tensors themselves.
 
-Both towers share one rule for inputs longer than a segment (MODEL_SPEC.md sections 3-4), in
+Both towers share one rule for inputs longer than a segment (docs/model-spec.md, clamp3), in
 :mod:`timbre.embedding.segments`: each segment is encoded (masked mean pool of the last hidden
 state, then a linear projection) and the segment vectors are averaged by length. Segments run
 at their true length instead of padded to ``seg``, so a one-shot's 3-row segment costs 3 rows

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from timbre.embedding.info import ModelInfo
+from timbre.embedding.info import DEFAULT_FAMILY, ModelInfo
 from timbre.errors import ConfigError
 from timbre.labels.labeller import Labeller, LabelRules
 from timbre.labels.vocabulary import Vocabulary, load_vocabulary
@@ -43,9 +43,11 @@ class TextSide(Protocol):
 
 
 def cache_key(vocabulary: Vocabulary, info: ModelInfo) -> str:
-    material = json.dumps(
-        [vocabulary.prompt_hash(), info.clamp3, info.xlmr, info.dim], ensure_ascii=False
-    )
+    if info.family == DEFAULT_FAMILY:  # the key label caches had before families existed
+        parts: list[object] = [vocabulary.prompt_hash(), info.clamp3, info.xlmr, info.dim]
+    else:
+        parts = [vocabulary.prompt_hash(), info.family, info.text_model, info.dim]
+    material = json.dumps(parts, ensure_ascii=False)
     return hashlib.sha256(material.encode()).hexdigest()[:20]
 
 
@@ -131,12 +133,14 @@ def _cached_vectors(path: Path, vocabulary: Vocabulary, info: ModelInfo) -> np.n
     return vectors
 
 
-def rules_of(settings: Settings) -> LabelRules:
+def rules_of(settings: Settings, family: str | None = None) -> LabelRules:
+    """The ``labels`` rules, with the thresholds of ``family`` (``models.family`` if None)."""
     s = settings.labels
+    limits = s.thresholds(family or settings.models.family)
     return LabelRules(
-        category_min_cosine=s.category_min_cosine,
-        category_min_margin=s.category_min_margin,
-        tag_min_cosine=s.tag_min_cosine,
+        category_min_cosine=limits.category_min_cosine,
+        category_min_margin=limits.category_min_margin,
+        tag_min_cosine=limits.tag_min_cosine,
         max_auto_tags=s.max_auto_tags,
     )
 
@@ -181,4 +185,4 @@ def make_labeller(
     vectors = label_vectors(
         vocabulary, info, settings.data_dir / CACHE_DIR, text, free_text=free_text
     )
-    return Labeller(vocabulary, vectors, rules_of(settings), info.clamp3)
+    return Labeller(vocabulary, vectors, rules_of(settings, info.family), info.text_model)

@@ -163,6 +163,7 @@ class SearchService:
                 sample_rate=self._audio_rate(),
                 max_duration_s=self.limits.max_duration_s,
                 max_file_bytes=self.limits.max_file_bytes,
+                resampler=self.audio.get().resampler,
             ).samples
         else:
             assert ref.upload is not None
@@ -173,6 +174,7 @@ class SearchService:
                 ref.upload_name,
                 sample_rate=self._audio_rate(),
                 max_duration_s=self.limits.max_upload_duration_s,
+                resampler=self.audio.get().resampler,
             ).samples
         embedder = self.audio.get()
         return self._embed("audio", lambda: embedder.embed([samples])[0])

@@ -72,6 +72,7 @@ def stats(service: SearchService) -> dict[str, Any]:
     snapshot = service.snapshots.current
     text, audio = service.text.peek(), service.audio.peek()
     out: dict[str, Any] = {
+        "family": service.info.family,  # which model family answers
         "models": service.info.as_dict(),
         "pipeline_version": service.info.pipeline_version,
         "random_weights": service.info.random_weights,

@@ -220,6 +220,14 @@ class VectorStore(Collection, Protocol):
         """Record which vocabulary and text model labelled the live collection last."""
         ...
 
+    def generations(self) -> list[tuple[str, dict[str, Any], bool]]:
+        """``(name, metadata, is_live)`` of every kept collection (e.g. one per model family)."""
+        ...
+
+    def read_generation(self, name: str, fields: Sequence[str]) -> list[Record]:
+        """Every point of one kept collection, live or not, with its vector."""
+        ...
+
     def flush(self) -> None:
         """Persist pending writes (embedded: segments; server: nothing to do)."""
         ...

@@ -22,7 +22,7 @@ from typing import Any, Literal, Self
 
 import numpy as np
 
-from timbre.embedding.info import ModelInfo
+from timbre.embedding.info import ModelInfo, family_of_key
 from timbre.errors import ModelMismatchError, SchemaMismatchError, StoreError, TimbreError
 from timbre.settings import QdrantSettings
 from timbre.store.backend import Backend
@@ -172,6 +172,13 @@ class StoreBase(ABC):
                 f"produce {self._info.dim}-d vectors and the schema asks for "
                 f"{self.schema.distance}. {REINDEX_HINT}"
             )
+        theirs = family_of_key(info.audio_key)
+        if theirs != self._info.family:
+            return ModelMismatchError(
+                f"{where} holds vectors of the {theirs} model family, but models.family is "
+                f"{self._info.family}: vectors of two families cannot be compared. Set "
+                f"models.family to {theirs}, or re-index with {self._info.family}. {REINDEX_HINT}"
+            )
         if info.audio_key != self._info.audio_key():
             return ModelMismatchError(
                 f"{where} was built by {info.audio_key or 'unknown models'}, but the loaded "
@@ -211,7 +218,9 @@ class StoreBase(ABC):
             log.info("resuming the unfinished collection %s", name)
             backend = self._open_backend(name)
         else:
-            name = generation_name(self.settings.collection, self._key, highest + 1)
+            name = generation_name(
+                self.settings.collection, self._key, highest + 1, self._info.family
+            )
             log.info("creating collection %s", name)
             meta = new_meta(
                 self._info.as_dict(), self._info.audio_key(), self.schema.schema_version
@@ -250,6 +259,30 @@ class StoreBase(ABC):
         for _, name in previous[self.settings.keep_generations - 1 :]:
             log.info("deleting the old collection %s", name)
             self._drop(name)
+
+    # -- every kept generation, for comparing families (``timbre eval``) --------------------
+
+    def generations(self) -> list[tuple[str, dict[str, Any], bool]]:
+        """``(name, metadata, is_live)`` of every versioned collection kept in this store."""
+        live = self._live_name()
+        return [
+            (name, self._meta_of(name), name == live)
+            for name in self._collection_names()
+            if parse_generation_name(self.settings.collection, name) is not None
+        ]
+
+    def read_generation(self, name: str, fields: Sequence[str]) -> list[Record]:
+        """Every point of the collection ``name`` (live or kept), with its vector."""
+        if name == self._live_name():
+            return list(self.scroll(fields=fields, with_vectors=True))
+        backend = self._open_backend(name)
+        try:
+            view = self._view(backend, backend.vector_params()[0])
+            return list(view.scroll(fields=fields, with_vectors=True))
+        finally:
+            close = getattr(backend, "close", None)
+            if close is not None:
+                close()
 
     # -- the live collection ----------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Point identity and payload contract (shared/DESIGN.md, "Contracts").
+"""Point identity and payload contract.
 
 A point's id is the UUIDv5 of its file's content SHA-256, so re-ingesting, moving or copying a
 file never duplicates it; every path of identical content is kept in ``paths``.
@@ -198,8 +198,8 @@ def build_payload(
 
 
 def model_refs(model: ModelInfo) -> dict[str, str]:
-    """The payload's ``model`` field: ids and revisions of the models behind the vector."""
-    return {"mert": model.mert, "clamp3": model.clamp3, "xlmr": model.xlmr}
+    """The payload's ``model`` field: the family, and ids and revisions of its models."""
+    return {"family": model.family, **model.models()}
 
 
 def _parts(path: str) -> tuple[str, list[str]]:

@@ -3,6 +3,8 @@
 Also the naming of versioned collections: ``<base>-<key>-<generation>``, where ``key`` is a
 short hash of what stored vectors depend on (the models' audio key, the schema version and
 distance), so a model, pipeline or schema change builds a new collection beside the live one.
+A family other than the original clamp3 is named too: ``<base>-<family>-<key>-<generation>``
+(clamp3 collections keep the name they had before families existed).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from timbre.embedding.info import ModelInfo
+from timbre.embedding.info import DEFAULT_FAMILY, ModelInfo
 from timbre.errors import ConfigError
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "qdrant" / "collection.yaml"
@@ -111,14 +113,18 @@ def load_schema(path: Path = SCHEMA_FILE) -> CollectionSchema:
         raise ConfigError(f"invalid collection schema {path}: {problems}") from exc
 
 
-def generation_name(base: str, key: str, generation: int) -> str:
-    """Name of one versioned collection, e.g. ``timbre-3fa9c2d1e0b4-002``."""
-    return f"{base}-{key}-{generation:03d}"
+def generation_name(base: str, key: str, generation: int, family: str = DEFAULT_FAMILY) -> str:
+    """Name of one versioned collection, e.g. ``timbre-3fa9c2d1e0b4-002`` (clamp3) or
+    ``timbre-clap-3fa9c2d1e0b4-002``."""
+    named = "" if family == DEFAULT_FAMILY else f"{family}-"
+    return f"{base}-{named}{key}-{generation:03d}"
 
 
 def parse_generation_name(base: str, name: str) -> tuple[str, int] | None:
     """``(key, generation)`` of a versioned collection of ``base``, or None if it is not one."""
-    match = re.fullmatch(rf"{re.escape(base)}-([0-9a-f]{{{KEY_HASH_CHARS}}})-(\d{{3,}})", name)
+    match = re.fullmatch(
+        rf"{re.escape(base)}-(?:[a-z][a-z0-9_]*-)?([0-9a-f]{{{KEY_HASH_CHARS}}})-(\d{{3,}})", name
+    )
     if match is None:
         return None
     return match.group(1), int(match.group(2))

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from timbre.embedding.info import ModelInfo
+from timbre.embedding.info import ModelInfo, family_of_key
 from timbre.errors import ModelMismatchError, SnapshotError, SnapshotNotFoundError
 from timbre.store.collection import check_vector
 from timbre.store.filters import SearchFilter
@@ -207,6 +207,13 @@ def load_snapshot(
         raise SnapshotNotFoundError(f"no snapshot has been published in {snapshots} yet")
     directory = snapshots / name
     manifest = _read_manifest(directory)
+    theirs = family_of_key(manifest.audio_key)
+    if theirs != info.family:
+        raise ModelMismatchError(
+            f"snapshot {name} holds vectors of the {theirs} model family, but models.family is "
+            f"{info.family}: vectors of two families cannot be compared; set models.family to "
+            f"{theirs}, or re-index with {info.family}"
+        )
     if manifest.audio_key != info.audio_key():
         raise ModelMismatchError(
             f"snapshot {name} was built by {manifest.audio_key}, but the loaded models are "

@@ -1,7 +1,8 @@
-"""The PyTorch path: the reference implementation, the GPU path and reduced precision.
+"""The clamp3 family on PyTorch: the reference implementation, the GPU path and reduced
+precision.
 
 Also loads single eager models on the CPU for the ONNX exporter
-(:mod:`timbre.embedding.onnx_backend`).
+(:mod:`timbre.embedding.clamp3_onnx`).
 """
 
 from __future__ import annotations
@@ -10,12 +11,8 @@ from pathlib import Path
 
 import torch
 
-from timbre.embedding.embedder import (
-    PROBE_TEXTS,
-    AudioEmbedder,
-    TextEmbedder,
-    probe_waveforms,
-)
+from timbre.embedding.clamp3_embedder import AudioEmbedder
+from timbre.embedding.common import PROBE_TEXTS, TextEmbedder, probe_waveforms
 from timbre.embedding.files import ModelFiles
 from timbre.embedding.info import ModelInfo
 from timbre.embedding.mert import MertEncoder

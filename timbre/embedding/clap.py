@@ -1,0 +1,210 @@
+"""The clap family: LAION-CLAP (``laion/larger_clap_general``) through transformers' ClapModel.
+
+Audio: mono at the checkpoint's rate (48 kHz) -> 10 s windows -> Slaney log-mel
+(:mod:`clap_audio`) -> the HTSAT encoder and its projection -> L2-normalised; a clip over
+10 s averages its windows' normalised vectors. Text: the checkpoint's RoBERTa tokenizer
+(:mod:`clap_text`) -> the RoBERTa encoder's pooled output and its projection. Both sides run
+on ONNX Runtime (:mod:`clap_onnx`, the CPU default once a graph passes the agreement gate)
+or in PyTorch (:mod:`clap_eager`); this module imports no torch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from timbre.audio.resample import Resampler
+from timbre.embedding import onnx_backend as onnx
+from timbre.embedding.clap_audio import ClapPolicy, FrontEnd, pipeline_version
+from timbre.embedding.common import TextEmbedder, l2_normalize
+from timbre.embedding.family import Side, Size
+from timbre.embedding.files import ModelFiles, Part
+from timbre.embedding.info import ModelInfo
+from timbre.embedding.onnx_backend import Spec
+from timbre.errors import ConfigError, ModelFilesError
+from timbre.settings import ModelsSettings
+
+
+class MelEncoder(Protocol):
+    """The CLAP audio tower on a runtime: log-mel windows -> projected vectors."""
+
+    dim: int
+
+    def encode(self, mels: Sequence[np.ndarray], max_batch: int) -> np.ndarray: ...
+
+
+@dataclass
+class ClapAudioEmbedder:
+    """Windows of every clip share the encoder's batches; one vector per clip."""
+
+    front: FrontEnd
+    tower: MelEncoder
+    info: ModelInfo
+    batch_windows: int
+    precision: dict[str, float] = field(default_factory=dict)
+    running: str = "fp32"
+    runtime: str = "torch"
+    resampler: Resampler = "soxr_vhq"
+    """The log-mel reads the bands above a low-rate file's Nyquist frequency in dB: only a
+    resampler whose stopband lies below the mel floor leaves them as empty as a high-quality
+    resampling before the reference leaves them (a short sinc moved 22.05 kHz files' vectors
+    to cosine 0.94 on random weights)."""
+
+    @property
+    def sample_rate(self) -> int:
+        return self.front.sample_rate
+
+    @property
+    def dim(self) -> int:
+        return self.tower.dim
+
+    def features(self, waveforms: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The normalised vectors ``[n_windows, dim]`` of each clip's windows."""
+        mels: list[np.ndarray] = []
+        counts: list[int] = []
+        for wave in waveforms:
+            windows = self.front.windows(wave)
+            mels.extend(self.front.log_mel(w) for w in windows)
+            counts.append(len(windows))
+        vectors = l2_normalize(self.tower.encode(mels, self.batch_windows)) if mels else None
+        out, start = [], 0
+        for count in counts:
+            assert vectors is not None
+            out.append(vectors[start : start + count])
+            start += count
+        return out
+
+    def embed_features(self, features: Sequence[np.ndarray]) -> np.ndarray:
+        """One L2-normalised vector per clip: the mean of its windows' vectors, renormalised
+        (a single window's vector is the reference's own)."""
+        if not features:
+            return np.zeros((0, self.dim), np.float32)
+        return l2_normalize(np.stack([f.mean(axis=0) for f in features]))
+
+    def embed(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
+        return self.embed_features(self.features(waveforms))
+
+
+def policy_of(settings: ModelsSettings) -> ClapPolicy:
+    c = settings.clap
+    return ClapPolicy(short_clip=c.short_clip, long_clip=c.long_clip, max_windows=c.max_windows)
+
+
+class ClapFamily:
+    """LAION-CLAP (see the module docstring)."""
+
+    name = "clap"
+    parts: tuple[Part, ...] = ("clap",)
+    audio_parts: tuple[Part, ...] = ("clap",)
+    text_parts: tuple[Part, ...] = ("clap",)
+    pipeline_version = pipeline_version(ClapPolicy())
+    sample_rate = 48_000  # the LAION checkpoints' rate; preprocessor_config.json is what counts
+
+    def describe(self, settings: ModelsSettings, files: ModelFiles) -> ModelInfo:
+        return ModelInfo.for_clap(
+            files, _projection_dim(files.require("clap")), pipeline_version(policy_of(settings))
+        )
+
+    def decoding(self, files: ModelFiles) -> tuple[int, Resampler]:
+        front = FrontEnd.load(files.require("clap"), ClapPolicy())
+        return front.sample_rate, ClapAudioEmbedder.resampler
+
+    def load_audio(
+        self, settings: ModelsSettings, files: ModelFiles, batches: bool
+    ) -> ClapAudioEmbedder:
+        """On ONNX Runtime when its graph passes the gate (the CPU default), else PyTorch.
+        ``batches`` changes nothing: every window is a full 10 s, so batches are uniform."""
+        folder = files.require("clap")
+        front = FrontEnd.load(folder, policy_of(settings))
+        info = self.describe(settings, files)
+        if onnx.choose_runtime(settings, "audio") == "onnxruntime":
+            (spec,) = self.export_specs(settings, files, "audio")
+            tower, runtime = onnx.load_component(
+                onnx.export_cache(settings), spec, settings.onnx_min_cosine
+            )
+            return ClapAudioEmbedder(
+                front, tower, info, settings.clap.batch_windows.cpu, runtime=runtime
+            )
+        from timbre.embedding.clap_eager import ClapAudioTower
+        from timbre.embedding.runtime import configure_threads, select_device
+
+        _fp32_only(settings, "audio")
+        configure_threads(settings.threads)
+        device = select_device(settings.device)
+        tower = ClapAudioTower.load(folder, device)
+        return ClapAudioEmbedder(front, tower, info, settings.clap.batch_windows.on(device.type))
+
+    def load_text(self, settings: ModelsSettings, files: ModelFiles) -> TextEmbedder:
+        info = self.describe(settings, files)
+        if onnx.choose_runtime(settings, "text") == "onnxruntime":
+            (spec,) = self.export_specs(settings, files, "text")
+            tower, runtime = onnx.load_component(
+                onnx.export_cache(settings), spec, settings.onnx_min_cosine
+            )
+            return TextEmbedder(tower, info, settings.clap.batch_texts.cpu, runtime=runtime)
+        from timbre.embedding.clap_eager import ClapTextTower
+        from timbre.embedding.runtime import configure_threads, select_device
+
+        _fp32_only(settings, "text")
+        configure_threads(settings.threads)
+        device = select_device(settings.device)
+        tower = ClapTextTower.load(files.require("clap"), device)
+        return TextEmbedder(tower, info, settings.clap.batch_texts.on(device.type))
+
+    def write_random(self, target: Path, size: Size, seed: int) -> None:
+        from timbre.embedding.clap_random import write_random_clap
+        from timbre.embedding.files import write_manifest
+
+        write_random_clap(target, size, seed=seed)
+        write_manifest(
+            target,
+            random_weights=True,
+            sources={"clap": {"repo": f"timbre/random-{size}-clap", "revision": f"seed-{seed}"}},
+        )
+
+    def export_specs(self, settings: ModelsSettings, files: ModelFiles, side: Side) -> list[Spec]:
+        from timbre.embedding import clap_onnx
+
+        if side == "text":
+            return [clap_onnx.text_spec(settings, files)]
+        return [clap_onnx.audio_spec(settings, files)]
+
+
+def _fp32_only(settings: ModelsSettings, side: Side) -> None:
+    """The clap family runs fp32 (``auto`` on a GPU too); asking for a reduced precision is
+    an error, not a silent no.
+
+    Raises:
+        ConfigError: int8, fp16 or bf16 was asked for.
+    """
+    precision = settings.text_precision if side == "text" else settings.audio_precision
+    if precision not in ("auto", "fp32"):
+        raise ConfigError(
+            f"models.{side}_precision is {precision}, but the clap family runs fp32 only so "
+            "far; set it to auto or fp32"
+        )
+
+
+def _projection_dim(folder: Path) -> int:
+    """The embedding size, from ``config.json`` (no torch)."""
+    path = folder / "config.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+        dim = int(config["projection_dim"])
+        fused = bool(config.get("audio_config", {}).get("enable_fusion", False))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelFilesError(f"{path} is unreadable or not a ClapConfig ({exc})") from exc
+    if fused:
+        raise ModelFilesError(
+            f"{folder} is a fused CLAP checkpoint; Timbre runs the unfused ones "
+            "(e.g. laion/larger_clap_general)"
+        )
+    return dim
+
+
+CLAP = ClapFamily()

@@ -1,0 +1,183 @@
+"""How well a family's vectors fit a library's own labels: the figures of ``timbre eval``.
+
+Labels are what the library already says: the instrument word ingest read from a file's
+folder and file names (``instrument`` with ``instrument_source: name``; never the one guessed
+from the sound, which would grade a family on its own answers), or a CSV of ``path,label``.
+
+For each family indexed in the data dir:
+
+* text -> audio, one plain query per category (the category word itself, e.g. ``kick``):
+  R@1 and R@10 = the share of category queries whose first 1 or 10 results hold a sound of
+  that category; mAP = the mean over those queries of the average precision of the full
+  ranking (every sound of the category is relevant);
+* audio -> audio: P@10 = for each labelled sound, the share of its 10 nearest other sounds
+  with its label, averaged over sounds;
+* near-duplicate groups: connected groups of sounds within the family's ``min_cosine`` whose
+  durations agree (the rules of ``timbre duplicates``).
+
+With random weights every figure is at chance level: :func:`chance` gives what chance scores.
+Numpy only; the callers embed the queries.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from timbre.errors import ConfigError
+
+TOP_K = 10
+
+
+@dataclass(frozen=True)
+class Scores:
+    """One family's figures on one labelled library."""
+
+    sounds: int
+    labelled: int
+    categories: int
+    text_r1: float
+    text_r10: float
+    text_map: float
+    audio_p10: float
+    duplicate_groups: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in vars(self).items()}
+
+
+def labels_from_names(payloads: Sequence[Mapping[str, Any]]) -> list[str | None]:
+    """The instrument read from each sound's names, or None."""
+    return [
+        str(p["instrument"])
+        if p.get("instrument") and p.get("instrument_source") == "name"
+        else None
+        for p in payloads
+    ]
+
+
+def labels_from_csv(path: Path, payloads: Sequence[Mapping[str, Any]]) -> list[str | None]:
+    """Labels from a ``path,label`` CSV (a header row is allowed); paths as indexed.
+
+    Raises:
+        ConfigError: the file is unreadable or names no indexed sound.
+    """
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = [r for r in csv.reader(handle) if len(r) >= 2 and r[0].strip()]
+    except OSError as exc:
+        raise ConfigError(f"cannot read the labels file {path}: {exc.strerror}") from exc
+    table = {r[0].strip(): r[1].strip().lower() for r in rows if r[1].strip()}
+    out: list[str | None] = []
+    for p in payloads:
+        paths = [p.get("path"), *(p.get("paths") or [])]
+        out.append(next((table[x] for x in paths if x in table), None))
+    if not any(out):
+        raise ConfigError(f"{path} labels none of the indexed sounds (first column: the path)")
+    return out
+
+
+def score(
+    vectors: np.ndarray,
+    labels: Sequence[str | None],
+    query_vectors: Mapping[str, np.ndarray],
+    durations: Sequence[float | None],
+    *,
+    min_cosine: float,
+    duration_tolerance_s: float,
+    duration_tolerance_ratio: float,
+) -> Scores:
+    """The figures of one family (``vectors`` L2-normalised, one row per sound)."""
+    known = [i for i, label in enumerate(labels) if label is not None]
+    lab = np.array([labels[i] for i in known], dtype=object)
+    names = sorted({str(x) for x in lab if x in query_vectors})
+    sub = vectors[known]
+    r1 = r10 = ap = 0.0
+    for name in names:
+        order = np.argsort(-(sub @ query_vectors[name]), kind="stable")
+        hits = lab[order] == name
+        r1 += float(hits[:1].any())
+        r10 += float(hits[:TOP_K].any())
+        ranks = np.flatnonzero(hits) + 1
+        ap += float(np.mean(np.arange(1, len(ranks) + 1) / ranks))
+    n = max(len(names), 1)
+    return Scores(
+        sounds=len(vectors),
+        labelled=len(known),
+        categories=len(names),
+        text_r1=r1 / n,
+        text_r10=r10 / n,
+        text_map=ap / n,
+        audio_p10=_precision_at(sub, lab),
+        duplicate_groups=duplicate_groups(
+            vectors, durations, min_cosine, duration_tolerance_s, duration_tolerance_ratio
+        ),
+    )
+
+
+def _precision_at(vectors: np.ndarray, labels: np.ndarray, k: int = TOP_K) -> float:
+    if len(vectors) < 2:
+        return 0.0
+    sims = vectors @ vectors.T
+    np.fill_diagonal(sims, -np.inf)
+    k = min(k, len(vectors) - 1)
+    nearest = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    return float(np.mean(labels[nearest] == labels[:, None]))
+
+
+def duplicate_groups(
+    vectors: np.ndarray,
+    durations: Sequence[float | None],
+    min_cosine: float,
+    tolerance_s: float,
+    tolerance_ratio: float,
+) -> int:
+    """How many groups of two or more sounds are near-duplicates of each other."""
+    n = len(vectors)
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for start in range(0, n, 1024):
+        block = vectors[start : start + 1024] @ vectors.T
+        for a, b in zip(*np.nonzero(block >= min_cosine), strict=True):
+            i, j = start + int(a), int(b)
+            if i >= j:
+                continue
+            if _durations_differ(durations[i], durations[j], tolerance_s, tolerance_ratio):
+                continue
+            parent[root(i)] = root(j)
+    sizes: dict[int, int] = {}
+    for i in range(n):
+        sizes[root(i)] = sizes.get(root(i), 0) + 1
+    return sum(1 for s in sizes.values() if s > 1)
+
+
+def _durations_differ(a: float | None, b: float | None, tol_s: float, ratio: float) -> bool:
+    if a is None or b is None:
+        return False  # unknown durations do not keep two sounds apart
+    return abs(a - b) > max(tol_s, ratio * max(a, b))
+
+
+def chance(labels: Sequence[str | None]) -> dict[str, float]:
+    """What a random ranking scores on these labels (R@1 and P@10 = a category's share)."""
+    known = [x for x in labels if x is not None]
+    if not known:
+        return {"text_r1": 0.0, "audio_p10": 0.0}
+    counts = {name: known.count(name) for name in set(known)}
+    total = len(known)
+    return {
+        "text_r1": round(float(np.mean([c / total for c in counts.values()])), 4),
+        "audio_p10": round(sum(c * (c - 1) / (total - 1) for c in counts.values()) / total, 4)
+        if total > 1
+        else 0.0,
+    }
