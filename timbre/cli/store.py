@@ -168,7 +168,10 @@ def _rebuild_from_files() -> tuple[dict[str, Any], int]:
     from timbre.errors import ConfigError
     from timbre.settings import load_settings
 
-    roots = tuple(p for p in service_roots(load_settings()) if p.exists())
+    known, problem = service_roots(load_settings())
+    if problem is not None:
+        raise ConfigError(f"library roots: {problem}; fix or remove it, then run again")
+    roots = tuple(p for p in known if p.exists())
     if not roots:
         raise ConfigError(
             "no library roots to read: this data dir records none (library_roots.json) and "
