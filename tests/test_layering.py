@@ -1,4 +1,5 @@
-"""The dependency rules of DESIGN.md, checked on the source: the flow stays one way."""
+"""The dependency rules, checked on the source: ``timbre`` imports neither ``app`` nor ``ingest``,
+``app`` and ``ingest`` never import each other, and no product module imports itself back."""
 
 from __future__ import annotations
 

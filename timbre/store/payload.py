@@ -3,7 +3,7 @@
 A point's id is the UUIDv5 of its file's content SHA-256, so re-ingesting, moving or copying a
 file never duplicates it; every path of identical content is kept in ``paths``.
 
-Besides the fields DESIGN.md lists, the store derives one: ``dirs``, every ancestor directory
+Besides the fields ingest writes, the store derives one: ``dirs``, every ancestor directory
 of every path (``a/b/c.wav`` gives ``a`` and ``a/b``), kept in an indexed keyword list. A
 path-prefix filter is then an exact keyword match on ``dirs``: indexed, and the same on the
 embedded shard and any Qdrant server (keyword prefix matching is not portable). Paths are
