@@ -76,10 +76,9 @@ DETAIL_LOGGERS = (
     "timbre.search.holders",
     "timbre.embedding.runtime",
     "timbre.embedding.onnx_fusion",
-    "timbre.store.lifecycle",
 )
-"""Timbre's own bookkeeping (snapshot served, model loaded, runtime agreement, collection
-created): worth a line in a service's log (``timbre serve`` shows them), not on every search."""
+"""Timbre's own bookkeeping (snapshot served, model loaded, runtime agreement): worth a line in
+a service's log (``timbre serve`` shows them), not on every search."""
 
 
 class _PlainFormatter(logging.Formatter):

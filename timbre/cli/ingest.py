@@ -124,8 +124,11 @@ def ingest(
 
 
 def _write_summary(summary: dict[str, Any]) -> Path | None:
+    """The summary in its file; none for a dry run, which writes nothing."""
     from timbre.settings import load_settings
 
+    if summary.get("dry_run"):
+        return None
     try:
         return write_summary(load_settings().data_dir, summary)
     except TimbreError:
