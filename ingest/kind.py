@@ -94,3 +94,9 @@ def _by_sound(tempo: TempoEstimate | None, envelope: Envelope | None) -> tuple[s
 def _by_folders(names: Sequence[str]) -> tuple[str, str] | None:
     said = stated_kind(names[1:])
     return (said, "name") if said is not None else None
+
+
+def guess_kind(name_parts: Sequence[str], duration_s: float, bpm: float | None) -> str:
+    """``loop`` or ``one_shot`` from the names, the duration and a stated tempo alone, for
+    callers without the audio."""
+    return decide_kind(list(name_parts), duration_s, bpm=(bpm, "name"))[0]

@@ -229,11 +229,3 @@ def stated_kind(name_parts: Iterable[str]) -> str | None:
     if says_shot and not says_loop:
         return "one_shot"
     return None
-
-
-def guess_kind(name_parts: Iterable[str], duration_s: float, bpm: float | None) -> str:
-    """``loop`` or ``one_shot`` from the names, the duration and a stated tempo alone, for
-    callers without the audio (:func:`ingest.kind.decide_kind` has the rules)."""
-    from ingest.kind import decide_kind  # the kind rules build on this module's parsers
-
-    return decide_kind(list(name_parts), duration_s, bpm=(bpm, "name"))[0]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from ingest.kind import guess_kind
 from ingest.metadata import MetadataRules
-from ingest.names import Vocabulary, guess_kind, parse_bpm, parse_key, tokens
+from ingest.names import Vocabulary, parse_bpm, parse_key, tokens
 from timbre.musickey import normalize_key
 from timbre.settings import load_settings
 

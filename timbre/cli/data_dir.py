@@ -22,6 +22,14 @@ LEGACY_DATA_DIR = Path("data")
 """The data dir of earlier versions: ``./data`` of the working directory."""
 
 
+DEMO_DIR = "demo"
+"""The demo's own data dir, inside the user's data dir (``timbre quickstart``)."""
+
+
+def demo_data_dir(data_dir: Path) -> Path:
+    return data_dir / DEMO_DIR
+
+
 def _live_file(data_dir: Path) -> Path:
     from timbre.store import embedded_dir
     from timbre.store.edge import LIVE_FILE
@@ -44,7 +52,6 @@ def require_index(settings: Settings) -> None:
     """
     if holds_index(settings):
         return
-    from timbre.cli.quickstart import demo_data_dir
 
     data = settings.data_dir
     text = (

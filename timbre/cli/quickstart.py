@@ -17,13 +17,6 @@ import typer
 from timbre.cli.app import EXIT_OK, EXIT_PARTIAL, app
 from timbre.errors import TimbreError
 
-DEMO_DIR = "demo"
-"""The demo's own data dir, inside the user's data dir."""
-
-
-def demo_data_dir(data_dir: Path) -> Path:
-    return data_dir / DEMO_DIR
-
 
 @app.command()
 def quickstart(
@@ -40,7 +33,7 @@ def quickstart(
     results meaningless.
     """
     from timbre.bundle_record import random_bundle_dir, record_bundle
-    from timbre.cli.data_dir import holds_index
+    from timbre.cli.data_dir import demo_data_dir, holds_index
     from timbre.embedding.files import RANDOM_WEIGHTS_WARNING, resolve_model_files
     from timbre.settings import load_settings
 
