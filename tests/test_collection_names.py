@@ -49,7 +49,9 @@ def test_names_that_only_look_like_devices_are_fine(tmp_path: Path) -> None:
 
 def test_a_collection_made_before_the_rules_stays_reachable(tmp_path: Path) -> None:
     path = tmp_path / "c.sqlite"
-    Collections(path).close()
+    first = Collections(path)
+    first.list_all()  # the file is made on first use
+    first.close()
     with sqlite3.connect(path) as raw:
         raw.execute("INSERT INTO collections VALUES ('CON', 'con', 'x', 'x')")
     db = Collections(path)

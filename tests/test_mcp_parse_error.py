@@ -13,11 +13,11 @@ from tests.conftest import keep_export_dir
 from tests.mcp_helpers import TIMBRE
 
 
-def test_an_unparseable_line_gets_a_parse_error(tmp_path: Path, tiny_bundle: Path) -> None:
+def test_an_unparseable_line_gets_a_parse_error(mcp_indexed_dir: Path, tiny_bundle: Path) -> None:
     env = keep_export_dir(
         {
             **{k: v for k, v in os.environ.items() if not k.startswith("TIMBRE_")},
-            "TIMBRE_DATA_DIR": str(tmp_path / "data"),
+            "TIMBRE_DATA_DIR": str(mcp_indexed_dir),  # a read command needs an index
             "TIMBRE_MODELS__BUNDLE": str(tiny_bundle),
             "TIMBRE_MODELS__THREADS": "1",
         }
