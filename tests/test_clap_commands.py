@@ -79,7 +79,7 @@ def test_switching_a_data_dir_to_clap_and_every_command(
     mert_cache = _files(data / "cache" / "mert")
     assert mert_cache  # clamp3 cached its MERT window vectors
 
-    switched = _run(["ingest", str(lib)], clap)
+    switched = _run(["ingest", str(lib), "--json"], clap)
     assert switched.exit_code == 0, switched.output
     summary = json.loads(switched.stdout[switched.stdout.index("{") :])
     published = summary["published"]
