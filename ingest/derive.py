@@ -27,7 +27,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ingest.metadata import AudioFacts, Listen, MetadataRules, describe, name_parts
+from ingest.metadata import (
+    AUDIO_FIELDS,
+    NAME_FIELDS,
+    AudioFacts,
+    Listen,
+    MetadataRules,
+    describe,
+    name_parts,
+)
 from ingest.names import parse_bpm, parse_key, tokens
 from ingest.options import Limits
 from ingest.prepare import audio_listener
@@ -44,23 +52,7 @@ from timbre.store.pathtext import path_from_text
 
 log = logging.getLogger("timbre.ingest")
 
-DERIVED_FROM_PATHS = (
-    "pack",
-    "genre",
-    "instrument",
-    "instrument_source",
-    "tags",
-    "bpm",
-    "bpm_source",
-    "bpm_confidence",
-    "key",
-    "key_source",
-    "key_confidence",
-    "kind",
-    "kind_source",
-    "analysis_version",
-    "peaks",
-)
+DERIVED_FROM_PATHS = (*NAME_FIELDS, *AUDIO_FIELDS)
 """Payload fields a change of paths may change (``dirs`` follows ``paths`` in the store)."""
 
 

@@ -57,6 +57,23 @@ class MetadataRules:
         )
 
 
+NAME_FIELDS = ("pack", "genre", "instrument", "instrument_source", "tags")
+"""The payload fields the names (and the file's own tags) alone give."""
+AUDIO_FIELDS = (
+    "bpm",
+    "bpm_source",
+    "bpm_confidence",
+    "key",
+    "key_source",
+    "key_confidence",
+    "kind",
+    "kind_source",
+    "analysis_version",
+    "peaks",
+)
+"""The payload fields :func:`hear` returns: stated facts, and what the audio says of the rest."""
+
+
 @dataclass(frozen=True)
 class AudioFacts:
     """What decoding told about a file."""
@@ -98,9 +115,7 @@ class NameFacts:
     tags: list[str]
 
 
-def name_facts(
-    path: Path, root: Path | None, tags: FileTags, rules: MetadataRules
-) -> NameFacts:
+def name_facts(path: Path, root: Path | None, tags: FileTags, rules: MetadataRules) -> NameFacts:
     """The facts the names and tags of ``path`` (found under library ``root``) state."""
     folders, stem = name_parts(path, root)
     nearest_first = [stem, *reversed(folders)]

@@ -34,7 +34,15 @@ from typing import Any
 
 from ingest.derive import primary
 from ingest.kind import pre_kind
-from ingest.metadata import MetadataRules, NameFacts, Stated, hear, name_facts
+from ingest.metadata import (
+    AUDIO_FIELDS,
+    NAME_FIELDS,
+    MetadataRules,
+    NameFacts,
+    Stated,
+    hear,
+    name_facts,
+)
 from ingest.names import stated_kind
 from ingest.options import Limits
 from ingest.prepare import audio_listener
@@ -47,23 +55,6 @@ from timbre.store.pathtext import path_from_text, path_text
 from timbre.store.rewrite import rewrite_payloads
 
 log = logging.getLogger("timbre.ingest")
-
-AUDIO_FIELDS = (
-    "bpm",
-    "bpm_source",
-    "bpm_confidence",
-    "key",
-    "key_source",
-    "key_confidence",
-    "kind",
-    "kind_source",
-    "analysis_version",
-    "peaks",
-)
-"""The payload fields a reanalysis of the audio may rewrite (what :func:`hear` returns)."""
-
-NAME_FIELDS = ("pack", "genre", "instrument", "instrument_source", "tags")
-"""The payload fields re-derived from the names alone."""
 
 _READ = ("path", "paths", "duration_s", *NAME_FIELDS, *AUDIO_FIELDS)
 MAX_REPORTED_FAILURES = 20
@@ -208,9 +199,7 @@ def reanalyse_payload(
     if rules is not None:
         # The names come from the point's primary path below its outermost root, as ingest
         # reads them (ingest.derive); without a root, every folder above the file is read.
-        first, root_text = primary(
-            payload.get("paths") or [text], [path_text(r) for r in roots]
-        )
+        first, root_text = primary(payload.get("paths") or [text], [path_text(r) for r in roots])
         root = Path(root_text) if root_text is not None else None
         facts = name_facts(Path(first), root or Path(path.anchor), tags(), rules)
         names, bpm, key, tagged_kind = facts.names, facts.bpm, facts.key, facts.kind
