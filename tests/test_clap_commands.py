@@ -127,8 +127,12 @@ def test_switching_a_data_dir_to_clap_and_every_command(
     for scores in families.values():
         assert scores["sounds"] == 5 and scores["labelled"] == 5 and scores["categories"] == 4
         assert 0.0 <= scores["text_map"] <= 1.0 and scores["random_weights"] is True
+        per_category = scores["per_category"]
+        assert len(per_category) == 4 and sum(c["sounds"] for c in per_category.values()) == 5
+        assert all(c["text_r10"] in (0.0, 1.0) for c in per_category.values())
     table = _run(["eval"], {**clap, "TIMBRE_MODELS__BUNDLE": str(both)})
     assert "text->audio R@1" in table.stdout and "CHANCE LEVEL" in table.stdout
+    assert "by category (sounds)" in table.stdout and "  kick (2)" in table.stdout
 
     from fastapi.testclient import TestClient
 

@@ -64,3 +64,57 @@ def test_labels_come_from_names_or_a_csv(tmp_path: Path) -> None:
     table.write_text("elsewhere.wav,kick\n")
     with pytest.raises(ConfigError, match="labels none"):
         labels_from_csv(table, payloads)
+
+
+def test_per_category_figures_show_the_category_a_family_misses() -> None:
+    from math import comb
+
+    vectors, labels, centre = _library(noise=0.05)
+    durations = [1.2**i for i in range(len(labels))]
+    # The hat query lands among the kicks: its category fails, the other two do not.
+    queries = {**centre, "hat": centre["kick"]}
+    scores = score(vectors, labels, queries, durations, **RULES)
+    cats = scores.per_category
+    assert set(cats) == {"kick", "snare", "hat"}
+    assert (cats["hat"].text_r1, cats["hat"].text_r10) == (0.0, 0.0)
+    assert cats["hat"].text_ap < 0.5
+    for name in ("kick", "snare"):
+        assert cats[name].text_r1 == cats[name].text_r10 == cats[name].text_ap == 1.0
+    assert all(c.sounds == 12 and c.audio_p10 == 1.0 for c in cats.values())
+    # the averages are the means of the categories
+    assert scores.text_r10 == pytest.approx(2 / 3)
+    assert scores.text_map == pytest.approx(np.mean([c.text_ap for c in cats.values()]))
+    assert cats["hat"].chance_r10 == pytest.approx(1 - comb(24, 10) / comb(36, 10))
+    assert cats["hat"].chance_p10 == pytest.approx(11 / 35)
+
+    # Scattered hats: only their own audio figure drops.
+    rng = np.random.default_rng(3)
+    scattered = vectors.copy()
+    scattered[24:36] = _unit(rng.standard_normal((12, 8)))
+    mixed = score(scattered, labels, centre, durations, **RULES).per_category
+    assert mixed["hat"].audio_p10 < 0.5
+    assert mixed["kick"].audio_p10 == mixed["snare"].audio_p10 == 1.0
+
+
+def test_the_eval_table_and_json_carry_the_categories() -> None:
+    from math import comb
+
+    from timbre.cli.evaluate import _table
+
+    vectors, labels, centre = _library(noise=0.05)
+    durations = [1.2**i for i in range(len(labels))]
+    good = score(vectors, labels, centre, durations, **RULES).as_dict()
+    poor = score(vectors, labels, {**centre, "hat": centre["kick"]}, durations, **RULES)
+    families = {
+        "clamp3": {"collection": "timbre-a-001", "live": False, **good},
+        "clap": {"collection": "timbre-clap-a-002", "live": True, **poor.as_dict()},
+    }
+    assert families["clap"]["per_category"]["hat"]["text_r10"] == 0.0  # JSON-ready
+    report = {"labels": "names", "chance": chance(labels), "chance_level": False}
+    lines = _table({**report, "families": families}).splitlines()
+    assert any(line.startswith("by category (sounds)") for line in lines)
+    hat = next(line for line in lines if line.strip().startswith("hat (12)")).split()
+    assert hat[2:5] == ["1", "/", "1.000"]  # clamp3: its query found hats, neighbours all hats
+    assert hat[5:8] == ["0", "/", "1.000"]  # clap: its query missed the hats
+    chance_r10 = 1 - comb(24, 10) / comb(36, 10)
+    assert hat[8:] == [f"{chance_r10:.3f}", "/", f"{11 / 35:.3f}"]

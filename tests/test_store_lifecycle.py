@@ -84,7 +84,7 @@ def test_other_vector_size_fails_at_open_with_a_clear_message(opener: Opener) ->
         SchemaMismatchError, match=r"holds 48-d Cosine vectors.*produce 64-d"
     ) as err:
         _reopen(opener, store, model_info(dim=64))
-    assert "Re-index" in str(err.value)
+    assert "Run `timbre ingest` on the library to re-index" in str(err.value)
 
 
 def test_other_distance_fails_at_open(opener: Opener) -> None:

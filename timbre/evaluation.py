@@ -15,6 +15,10 @@ For each family indexed in the data dir:
 * near-duplicate groups: connected groups of sounds within the family's ``min_cosine`` whose
   durations agree (the rules of ``timbre duplicates``).
 
+The text and audio figures are also given per category (:class:`CategoryScores`), beside what
+chance scores for a category of that size: a family can be good at kicks and blind to FX, and
+the averages hide it. The text figures above are the means of the per-category ones.
+
 With random weights every figure is at chance level: :func:`chance` gives what chance scores.
 Numpy only; the callers embed the queries.
 """
@@ -22,6 +26,7 @@ Numpy only; the callers embed the queries.
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +37,20 @@ import numpy as np
 from timbre.errors import ConfigError
 
 TOP_K = 10
+
+
+@dataclass(frozen=True)
+class CategoryScores:
+    """One category's figures: its own query's R@1, R@10 (0 or 1) and average precision, the
+    P@10 of its sounds, and what a random ranking scores on a category of its size."""
+
+    sounds: int
+    text_r1: float
+    text_r10: float
+    text_ap: float
+    audio_p10: float
+    chance_r10: float
+    chance_p10: float
 
 
 @dataclass(frozen=True)
@@ -46,9 +65,19 @@ class Scores:
     text_map: float
     audio_p10: float
     duplicate_groups: int
+    per_category: Mapping[str, CategoryScores]
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in vars(self).items()}
+        out = {k: _rounded(v) for k, v in vars(self).items() if k != "per_category"}
+        out["per_category"] = {
+            name: {k: _rounded(v) for k, v in vars(c).items()}
+            for name, c in self.per_category.items()
+        }
+        return out
+
+
+def _rounded(value: Any) -> Any:
+    return round(value, 4) if isinstance(value, float) else value
 
 
 def labels_from_names(payloads: Sequence[Mapping[str, Any]]) -> list[str | None]:
@@ -97,37 +126,52 @@ def score(
     lab = np.array([labels[i] for i in known], dtype=object)
     names = sorted({str(x) for x in lab if x in query_vectors})
     sub = vectors[known]
-    r1 = r10 = ap = 0.0
+    precision = _precision_at(sub, lab)
+    k = min(TOP_K, len(known))
+    per_category: dict[str, CategoryScores] = {}
     for name in names:
         order = np.argsort(-(sub @ query_vectors[name]), kind="stable")
         hits = lab[order] == name
-        r1 += float(hits[:1].any())
-        r10 += float(hits[:TOP_K].any())
         ranks = np.flatnonzero(hits) + 1
-        ap += float(np.mean(np.arange(1, len(ranks) + 1) / ranks))
+        size = len(ranks)
+        per_category[name] = CategoryScores(
+            sounds=size,
+            text_r1=float(hits[:1].any()),
+            text_r10=float(hits[:TOP_K].any()),
+            text_ap=float(np.mean(np.arange(1, size + 1) / ranks)),
+            audio_p10=float(precision[lab == name].mean()) if len(precision) else 0.0,
+            # a random ranking of the labelled sounds misses the category in its first k
+            # with probability C(N - size, k) / C(N, k); a random neighbour shares its label
+            # with probability (size - 1) / (N - 1)
+            chance_r10=1.0 - math.comb(len(known) - size, k) / math.comb(len(known), k),
+            chance_p10=(size - 1) / (len(known) - 1) if len(known) > 1 else 0.0,
+        )
     n = max(len(names), 1)
     return Scores(
         sounds=len(vectors),
         labelled=len(known),
         categories=len(names),
-        text_r1=r1 / n,
-        text_r10=r10 / n,
-        text_map=ap / n,
-        audio_p10=_precision_at(sub, lab),
+        text_r1=sum(c.text_r1 for c in per_category.values()) / n,
+        text_r10=sum(c.text_r10 for c in per_category.values()) / n,
+        text_map=sum(c.text_ap for c in per_category.values()) / n,
+        audio_p10=float(precision.mean()) if len(precision) else 0.0,
         duplicate_groups=duplicate_groups(
             vectors, durations, min_cosine, duration_tolerance_s, duration_tolerance_ratio
         ),
+        per_category=per_category,
     )
 
 
-def _precision_at(vectors: np.ndarray, labels: np.ndarray, k: int = TOP_K) -> float:
+def _precision_at(vectors: np.ndarray, labels: np.ndarray, k: int = TOP_K) -> np.ndarray:
+    """For each sound, the share of its ``k`` nearest other sounds with its label (none
+    when fewer than two sounds are labelled)."""
     if len(vectors) < 2:
-        return 0.0
+        return np.zeros(0)
     sims = vectors @ vectors.T
     np.fill_diagonal(sims, -np.inf)
     k = min(k, len(vectors) - 1)
     nearest = np.argsort(-sims, axis=1, kind="stable")[:, :k]
-    return float(np.mean(labels[nearest] == labels[:, None]))
+    return np.asarray(np.mean(labels[nearest] == labels[:, None], axis=1), dtype=np.float64)
 
 
 def duplicate_groups(

@@ -79,6 +79,7 @@ class StoreStatsOut(BaseModel):
 class StatsOut(BaseModel):
     model_config = ConfigDict(extra="allow")
     family: str = Field(description="the model family that answers (models.family)")
+    family_title: str = Field(description="that family's name for people, e.g. LAION-CLAP")
     models: dict[str, Any]
     pipeline_version: str
     random_weights: bool

@@ -489,7 +489,25 @@ function showLibraryCount(stats) {
   if (count != null) $("#library-count").textContent = fmt.number(count);
 }
 
+// Which model family answers: searches of two data dirs (or of one before and after a switch)
+// differ by it, and a producer comparing them must be able to tell.
+function showFamily(stats) {
+  const badge = $("#family");
+  const models = stats.models || {};
+  const parts = Object.entries(models)
+    .filter(([part, ref]) => typeof ref === "string" && ref && !["family", "pipeline_version"].includes(part))
+    .map(([part, ref]) => `${part}: ${ref}`);
+  $("#family-name").textContent = stats.family_title || stats.family;
+  badge.title = [
+    `Model family: ${stats.family}`,
+    ...parts,
+    `${models.dim}-d vectors, pipeline ${stats.pipeline_version}`,
+  ].join("\n");
+  badge.hidden = false;
+}
+
 get("/v1/stats").then((stats) => {
+  showFamily(stats);
   if (stats.random_weights) {
     const notice = $("#notice");
     notice.textContent = "This index was built with RANDOM-WEIGHT test models: results are meaningless.";

@@ -140,6 +140,34 @@ ROWS = (
 )
 
 
+def _category_lines(families: dict[str, Any], width: int) -> list[str]:
+    """One row per category: each family's R@10 (its query found one in the first 10: 1 or
+    0) and P@10, then what chance scores on a category of that size."""
+    categories: dict[str, dict[str, Any]] = {}  # name -> its figures in the first family
+    for entry in families.values():
+        for name, figures in entry.get("per_category", {}).items():
+            categories.setdefault(name, figures)
+    if not categories:
+        return []
+    heading = "text R@10 / audio P@10".ljust(width * len(families))
+    lines = ["by category (sounds)".ljust(24) + heading + "chance"]
+    for name in sorted(categories):
+        cells = []
+        for entry in families.values():
+            figures = entry.get("per_category", {}).get(name)
+            cell = "-" if figures is None else _pair(figures["text_r10"], figures["audio_p10"])
+            cells.append(cell.ljust(width))
+        first = categories[name]
+        title = f"  {name} ({first['sounds']})"
+        chance = _pair(first["chance_r10"], first["chance_p10"])
+        lines.append(title.ljust(24) + "".join(cells) + chance)
+    return lines
+
+
+def _pair(r10: float, p10: float) -> str:
+    return f"{r10:.0f} / {p10:.3f}" if r10 in (0.0, 1.0) else f"{r10:.3f} / {p10:.3f}"
+
+
 def _table(report: dict[str, Any]) -> str:
     families = report["families"]
     if not families:
@@ -153,6 +181,7 @@ def _table(report: dict[str, Any]) -> str:
             value = families[f].get(key, "-")
             cells.append((f"{value:.3f}" if isinstance(value, float) else str(value)).ljust(width))
         lines.append(title.ljust(24) + "".join(cells))
+    lines.extend(_category_lines(families, width))
     for f in names:
         if "skipped" in families[f]:
             lines.append(f"{f}: skipped: {families[f]['skipped']}")

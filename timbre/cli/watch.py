@@ -70,6 +70,7 @@ def _watch(settings: Any) -> None:
         )
         raise typer.Exit(2)
     service = build_service(settings)
+    _adopt_store(service)
     disk = service.disk
     jobs = IngestJobs(
         ingest_runner(settings, service),
@@ -105,6 +106,21 @@ def _watch(settings: Any) -> None:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         service.store.close()
+
+
+def _adopt_store(service: Any) -> None:
+    """Open the store before watching: a live collection the configured models cannot write
+    (another model family's, after ``models.family`` changed) is refused now, saying what to
+    do, instead of failing every batch while the watcher runs on. An unreachable Qdrant
+    server is no refusal: the jobs retry it."""
+    from timbre.errors import SchemaMismatchError, UnavailableError
+
+    try:
+        service.store.get()
+    except UnavailableError as exc:
+        if isinstance(exc.__cause__, SchemaMismatchError):
+            raise exc.__cause__ from None
+        typer.echo(f"warning: {exc}; each batch tries again", err=True)
 
 
 _LINE = ("roots", "pending", "last_event_at", "running_job", "last_job", "problems")

@@ -10,6 +10,9 @@ from timbre.embedding.files import ModelFiles
 
 DEFAULT_FAMILY = "clamp3"
 
+FAMILY_TITLES = {"clamp3": "MERT → CLaMP3", "clap": "LAION-CLAP"}
+"""How the page and the API name each family to a person (``models.family`` is the key)."""
+
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -67,6 +70,11 @@ class ModelInfo:
         if self.family == DEFAULT_FAMILY:
             return {"mert": self.mert, "clamp3": self.clamp3, "xlmr": self.xlmr}
         return {self.family: self.clap}
+
+    @property
+    def title(self) -> str:
+        """The family's name for people, e.g. ``LAION-CLAP``."""
+        return FAMILY_TITLES.get(self.family, self.family)
 
     @property
     def text_model(self) -> str:

@@ -73,6 +73,7 @@ def stats(service: SearchService) -> dict[str, Any]:
     text, audio = service.text.peek(), service.audio.peek()
     out: dict[str, Any] = {
         "family": service.info.family,  # which model family answers
+        "family_title": service.info.title,
         "models": service.info.as_dict(),
         "pipeline_version": service.info.pipeline_version,
         "random_weights": service.info.random_weights,

@@ -38,9 +38,10 @@ from timbre.store.schema import CollectionSchema, generation_name, parse_generat
 log = logging.getLogger(__name__)
 
 REINDEX_HINT = (
-    "Re-index to build a collection for the loaded models: ingest opens the store with "
-    "reindex=True, builds a new collection beside the live one and swaps it in when complete; "
-    "or load the models that built the live collection."
+    "Run `timbre ingest` on the library to re-index: it builds a collection for the "
+    "configured models beside the live one and publishes it when complete (searches keep "
+    "answering from the old one meanwhile); or configure the models that built the live "
+    "collection."
 )
 
 
