@@ -10,6 +10,8 @@ LFS files) and ``Content-Length``; unknown files get the hub's ``EntryNotFound``
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -98,3 +100,17 @@ class FakeHub:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def run_timbre(
+    args: list[str], env: dict[str, str], timeout_s: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """``timbre ARGS`` in a child process with ``env`` (a fresh interpreter, as a user runs it)."""
+    return subprocess.run(
+        [sys.executable, "-m", "timbre.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )

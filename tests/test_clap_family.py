@@ -11,8 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,7 @@ import soxr
 import torch
 
 from tests.conftest import keep_export_dir
-from tests.fake_hub import FakeHub
+from tests.fake_hub import FakeHub, run_timbre
 from timbre.audio.decode import decode_file
 from timbre.embedding.clap_audio import ClapPolicy, FrontEnd
 from timbre.embedding.embedder import describe_models, load_audio_embedder, load_text_embedder
@@ -307,17 +305,6 @@ def test_families_share_one_bundle_folder(tmp_path: Path, clap_bundle: Path) -> 
 # -- the hub, through real huggingface_hub against a loopback stand-in ----------------------
 
 
-def _timbre(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "timbre.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
 def _serve_clap(hub: FakeHub, clap_bundle: Path) -> None:
     hub.add_repo("laion/larger_clap_general", {p.name: p for p in (clap_bundle / "clap").iterdir()})
 
@@ -339,13 +326,13 @@ def test_download_fetches_verifies_and_writes_the_clap_files(
     with FakeHub() as hub:
         _serve_clap(hub, clap_bundle)
         env = _hub_env(hub, tmp_path / "hf")
-        done = _timbre(["models", "download", "--family", "clap", "--to", str(target)], env)
+        done = run_timbre(["models", "download", "--family", "clap", "--to", str(target)], env)
         assert done.returncode == 0, done.stderr
         assert "verified: clap" in done.stdout
         commit = hub.repos["laion/larger_clap_general"].commit
         # A corrupt file is refused: the hub announces another sha256 than the bytes have.
         hub.repos["laion/larger_clap_general"].announced_sha256["model.safetensors"] = "0" * 64
-        refused = _timbre(
+        refused = run_timbre(
             ["models", "download", "--family", "clap", "--to", str(tmp_path / "other")],
             _hub_env(hub, tmp_path / "hf2"),
         )

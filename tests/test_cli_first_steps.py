@@ -20,6 +20,7 @@ import pytest
 
 from tests.audio_factory import hat, kick, write
 from tests.conftest import keep_export_dir
+from tests.fake_hub import run_timbre
 from timbre.bundle_record import RECORD_FILE, record_bundle
 
 STALLED_S = 20.0
@@ -46,14 +47,7 @@ def _env(tmp_path: Path, data: Path) -> dict[str, str]:
 
 
 def _timbre(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "timbre.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    return run_timbre(args, env, timeout_s=600)  # quickstart builds a whole demo index
 
 
 def _library(root: Path) -> Path:
@@ -113,7 +107,7 @@ def test_quickstart_records_its_bundle_for_the_next_commands(tmp_path: Path) -> 
     assert (data / RECORD_FILE).is_file()
     assert "indexed 2 new of 2" in first.stdout, first.stdout
     _assert_for_people(first.stderr)
-    done = _timbre(["search", "kick", "--json"], env)
+    done = run_timbre(["search", "kick", "--json"], env, timeout_s=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(json.loads(done.stdout)["hits"]) == 2
     assert done.stderr.count("recorded for this data dir") == 1, done.stderr
@@ -132,7 +126,7 @@ def test_a_configured_bundle_wins_over_the_record(tmp_path: Path, tiny_bundle: P
 @pytest.mark.slow
 def test_the_demo_gets_a_data_dir_of_its_own(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    done = _timbre(["quickstart"], _env(tmp_path, data))
+    done = run_timbre(["quickstart"], _env(tmp_path, data), timeout_s=600)
     assert done.returncode == 0, done.stderr[-3000:]
     demo = data / "demo"
     assert (demo / "qdrant-edge" / "LIVE").is_file()

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import torch
 
 from tests.audio_factory import chord_loop, kick
 from tests.conftest import keep_export_dir
-from tests.fake_hub import FakeHub
+from tests.fake_hub import FakeHub, run_timbre
 from timbre.embedding.embedder import load_audio_embedder, load_text_embedder
 from timbre.embedding.files import (
     MANIFEST_NAME,
@@ -226,17 +224,6 @@ def _serve_bundle(hub: FakeHub, bundle: Path) -> None:
     hub.add_repo(REPOS["clamp3"], {CLAMP3_SAAS_FILENAME: bundle / "clamp3" / CLAMP3_SAAS_FILENAME})
 
 
-def _timbre(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "timbre.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
 def _hub_env(hub: FakeHub, home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TIMBRE_", "HF_"))}
     return {
@@ -252,7 +239,7 @@ def test_download_fetches_verifies_and_writes_a_bundle(tmp_path: Path, tiny_bund
     with FakeHub() as hub:
         _serve_bundle(hub, tiny_bundle)
         env = _hub_env(hub, tmp_path / "hf")
-        done = _timbre(["models", "download", "--to", str(tmp_path / "bundle")], env)
+        done = run_timbre(["models", "download", "--to", str(tmp_path / "bundle")], env)
         assert done.returncode == 0, done.stderr
         assert "verified" in done.stdout
         # The configured revisions were asked for: a commit for XLM-R, the branch elsewhere.
@@ -274,7 +261,7 @@ def test_download_refuses_a_file_that_does_not_match_the_hub_hash(
     with FakeHub() as hub:
         _serve_bundle(hub, tiny_bundle)
         hub.repos[REPOS["clamp3"]].announced_sha256[CLAMP3_SAAS_FILENAME] = "0" * 64
-        done = _timbre(
+        done = run_timbre(
             ["models", "download", "--to", str(tmp_path / "bundle")], _hub_env(hub, tmp_path / "hf")
         )
     assert done.returncode == 2
@@ -286,15 +273,15 @@ def test_offline_mode_uses_the_cache_and_explains_a_miss(tmp_path: Path, tiny_bu
     with FakeHub() as hub:
         _serve_bundle(hub, tiny_bundle)
         offline = _hub_env(hub, tmp_path / "hf", HF_HUB_OFFLINE="1")
-        missed = _timbre(text, offline)
+        missed = run_timbre(text, offline)
         assert missed.returncode == 2
         assert (
             "not in the local hub cache" in missed.stderr
             and "timbre models download" in missed.stderr
         )
-        assert _timbre(["models", "download"], _hub_env(hub, tmp_path / "hf")).returncode == 0
+        assert run_timbre(["models", "download"], _hub_env(hub, tmp_path / "hf")).returncode == 0
         before = len(hub.requests)
-        cached = _timbre(text, offline)
+        cached = run_timbre(text, offline)
         assert cached.returncode == 0, cached.stderr
         assert len(hub.requests) == before  # offline: the hub was not contacted
     record = json.loads(cached.stdout.splitlines()[0])
