@@ -49,3 +49,8 @@ def read_store(settings: Settings, embedder: Any) -> dict[str, tuple[dict[str, A
         return out
     finally:
         store.close()
+
+
+def stored_paths(settings: Settings, embedder: Any) -> set[str]:
+    """Every path of every stored point."""
+    return {p for payload, _ in read_store(settings, embedder).values() for p in payload["paths"]}

@@ -17,7 +17,7 @@ import soundfile as sf
 
 from ingest.prune import _Whereabouts, configured_mount_points
 from tests.audio_factory import kick
-from tests.ingest_helpers import ingest, job_settings, read_store
+from tests.ingest_helpers import ingest, job_settings, stored_paths
 
 pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
 
@@ -27,10 +27,6 @@ def _library(root: Path) -> Path:
         (root / folder).mkdir(parents=True, exist_ok=True)
         sf.write(root / folder / f"{name}.wav", kick(22050, 0.25, pitch_hz=pitch), 22050)
     return root
-
-
-def _paths(settings: Any, embedder: Any) -> set[str]:
-    return {p for payload, _ in read_store(settings, embedder).values() for p in payload["paths"]}
 
 
 def test_moving_the_only_file_out_of_a_folder_prunes_its_old_path(
@@ -46,7 +42,7 @@ def test_moving_the_only_file_out_of_a_folder_prunes_its_old_path(
     result = ingest(settings, audio_embedder, [lib], changed=(new,), gone=(old,), snapshot=False)
     counts = result.summary["counts"]
     assert (counts["pruned_paths"], counts["kept_unreadable_paths"]) == (1, 0)
-    assert _paths(settings, audio_embedder) == {str(new), str(snare)}
+    assert stored_paths(settings, audio_embedder) == {str(new), str(snare)}
     # --prune: the snare moves into a folder of its own and back out, leaving Solo/ empty.
     (lib / "Solo").mkdir()
     snare.rename(lib / "Solo" / "Snare_0.wav")
@@ -55,7 +51,7 @@ def test_moving_the_only_file_out_of_a_folder_prunes_its_old_path(
     result = ingest(settings, audio_embedder, [lib], prune=True, snapshot=False)
     counts = result.summary["counts"]
     assert (counts["pruned_paths"], counts["kept_unreadable_paths"]) == (1, 0)
-    assert _paths(settings, audio_embedder) == {str(new), str(snare)}
+    assert stored_paths(settings, audio_embedder) == {str(new), str(snare)}
 
 
 def test_a_missing_root_keeps_its_paths(
@@ -64,14 +60,14 @@ def test_a_missing_root_keeps_its_paths(
     lib = _library(tmp_path / "drive").resolve()
     settings = job_settings(tiny_bundle, tmp_path / "data", workers=0)
     ingest(settings, audio_embedder, [lib], snapshot=False)
-    before = _paths(settings, audio_embedder)
+    before = stored_paths(settings, audio_embedder)
     lib.rename(tmp_path / "elsewhere")  # unplugged: not even the mount point is left
     batch = ingest(settings, audio_embedder, [lib], changed=(), gone=(lib / "Kicks",))
     assert batch.summary["counts"]["kept_unreadable_paths"] == 1
     assert "missing" in batch.summary["pruned"]["kept"][0]["why"]
     with pytest.raises(FileNotFoundError, match="library root"):
         ingest(settings, audio_embedder, [lib], prune=True, snapshot=False)
-    assert _paths(settings, audio_embedder) == before
+    assert stored_paths(settings, audio_embedder) == before
 
 
 def test_an_empty_folder_keeps_its_paths_only_where_a_drive_is_mounted(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import soundfile as sf
 
 from app.schemas.admin import outside_paths
 from tests.audio_factory import kick
-from tests.ingest_helpers import ingest, job_settings, read_store
+from tests.ingest_helpers import ingest, job_settings, stored_paths
 
 pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
 
@@ -21,10 +21,6 @@ def _library(root: Path, n: int = 4) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         sf.write(path, kick(22050, 0.2 + 0.05 * i, pitch_hz=40.0 + 7 * i), 22050)
     return root
-
-
-def _paths(settings: Any, embedder: Any) -> set[str]:
-    return {p for payload, _ in read_store(settings, embedder).values() for p in payload["paths"]}
 
 
 def test_a_batch_reads_only_its_files_and_prunes_only_its_paths(
@@ -44,7 +40,7 @@ def test_a_batch_reads_only_its_files_and_prunes_only_its_paths(
     assert result.exit_code == 0
     assert counts["discovered"] == 1 and counts["indexed"] == 1
     assert counts["deleted_points"] == 1  # Kick_0 only: Kick_1 was not named
-    assert _paths(settings, audio_embedder) == {
+    assert stored_paths(settings, audio_embedder) == {
         str(lib / "Kicks" / f"Kick_{i}.wav") for i in (1, 2, 3)
     } | {str(new)}
     # A batch of only deletions finds no audio, and that is not a failure.
@@ -60,7 +56,7 @@ def test_gone_paths_under_an_empty_mount_point_are_kept(
     lib = _library(tmp_path / "drive").resolve()
     settings = job_settings(tiny_bundle, tmp_path / "data", workers=0)
     ingest(settings, audio_embedder, [lib], snapshot=False)
-    before = _paths(settings, audio_embedder)
+    before = stored_paths(settings, audio_embedder)
     # Unplugged: the mount point is there and empty.
     lib.rename(tmp_path / "elsewhere")
     lib.mkdir()
@@ -71,7 +67,7 @@ def test_gone_paths_under_an_empty_mount_point_are_kept(
     assert counts["deleted_points"] == 0 and counts["pruned_paths"] == 0
     assert counts["kept_unreadable_paths"] == 4
     assert "empty" in result.summary["pruned"]["kept"][0]["why"]
-    assert _paths(settings, audio_embedder) == before
+    assert stored_paths(settings, audio_embedder) == before
 
 
 def test_changed_and_gone_must_lie_below_the_paths() -> None:
