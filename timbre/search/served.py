@@ -15,6 +15,7 @@ identity and is hashed again.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import threading
 from collections import OrderedDict
@@ -26,7 +27,6 @@ from timbre.library_roots import LibraryRoots
 from timbre.store.pathtext import path_from_text
 
 _MEMO = 4096  # file identities -> sha256 remembered
-_CHUNK = 1 << 20
 
 
 def _identity(stat: os.stat_result) -> tuple[int, ...]:
@@ -102,7 +102,7 @@ class ServedFiles:
             )
         raise NotFoundError(f"item {item_id} has no readable file inside the library roots")
 
-    def holds(self, handle: BinaryIO, expected: str) -> bool:
+    def holds(self, handle: io.BufferedReader, expected: str) -> bool:
         """Whether the open file has the content hash ``expected`` (read from the handle that
         will be served: a file swapped for another after the check is not what gets sent)."""
         if not expected:
@@ -117,11 +117,8 @@ class ServedFiles:
                 self._memo.move_to_end(key)
         if known is None:
             position = handle.tell()
-            digest = hashlib.sha256()
-            while chunk := handle.read(_CHUNK):
-                digest.update(chunk)
+            known = hashlib.file_digest(handle, "sha256").hexdigest()
             handle.seek(position)
-            known = digest.hexdigest()
             with self._lock:
                 self._memo[key] = known
                 while len(self._memo) > _MEMO:
