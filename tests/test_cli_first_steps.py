@@ -192,7 +192,7 @@ def test_the_mcp_stdio_servers_stderr_is_for_people(
 
 def test_behind_a_proxy_the_probe_asks_the_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     """A machine that reaches the hub only through its proxy must not be taken for offline."""
-    from timbre.embedding import files
+    from timbre.embedding import hub
 
     with socket.socket() as proxy:
         proxy.bind(("127.0.0.1", 0))
@@ -201,8 +201,8 @@ def test_behind_a_proxy_the_probe_asks_the_proxy(monkeypatch: pytest.MonkeyPatch
         monkeypatch.setenv("HF_ENDPOINT", endpoint)
         monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.getsockname()[1]}")
         monkeypatch.setenv("NO_PROXY", "")
-        monkeypatch.setattr(files, "_probed", {})
-        assert files.hub_unreachable(3.0) is None
-    monkeypatch.setattr(files, "_probed", {})
+        monkeypatch.setattr(hub, "_probed", {})
+        assert hub.hub_unreachable(3.0) is None
+    monkeypatch.setattr(hub, "_probed", {})
     monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{_closed_port()}")
-    assert "through the proxy" in (files.hub_unreachable(3.0) or "")
+    assert "through the proxy" in (hub.hub_unreachable(3.0) or "")

@@ -61,6 +61,7 @@ TORCH_FREE = (
     "timbre/embedding/family.py",
     "timbre/embedding/export_cache.py",
     "timbre/embedding/files.py",
+    "timbre/embedding/hub.py",
     "timbre/embedding/info.py",
     "timbre/embedding/onnx_backend.py",
     "timbre/embedding/ort_runtime.py",

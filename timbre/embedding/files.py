@@ -20,17 +20,21 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
-import socket
-import urllib.request
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlparse
 
+from timbre.embedding.hub import (
+    cache_only,
+    commit_of,
+    hub_file,
+    hub_file_sha256,
+    hub_first,
+    hub_optional,
+)
 from timbre.errors import ModelFilesError
 from timbre.settings import HubModel, ModelsSettings
 
@@ -249,88 +253,48 @@ def _need(path: Path, what: str, bundle: Path, family: str = "clamp3") -> None:
 # -- hub ------------------------------------------------------------------------------------
 
 
-_HUB_DEFAULT = "https://huggingface.co"
-_cache_only_said: set[str] = set()
-_probed: dict[str, str | None] = {}
-"""Endpoint -> why it cannot be reached (None: reachable), probed once per process."""
-
-
-def hub_unreachable(timeout_s: float) -> str | None:
-    """Why the hub (``HF_ENDPOINT``) cannot be reached, or None when a TCP connection opens
-    (to the proxy, when one is configured: behind one, the hub itself is never reachable).
-
-    One attempt per process: huggingface_hub itself retries a failed request five times with
-    back-off (about 24 s per file) before giving up, which is how long a command without a
-    network used to stall.
-    """
-    endpoint = os.environ.get("HF_ENDPOINT") or _HUB_DEFAULT
-    if endpoint not in _probed:
-        url = urlparse(endpoint)
-        proxy = urllib.request.getproxies().get(url.scheme)
-        if proxy and urllib.request.proxy_bypass(url.hostname or ""):  # NO_PROXY
-            proxy = None
-        target = url if not proxy else urlparse(proxy if "://" in proxy else f"http://{proxy}")
-        port = target.port or (80 if target.scheme == "http" else 443)
-        try:
-            socket.create_connection((target.hostname or "", port), timeout=timeout_s).close()
-            _probed[endpoint] = None
-        except OSError as exc:
-            via = f" through the proxy {target.hostname}:{port}" if proxy else ""
-            _probed[endpoint] = f"{endpoint} cannot be reached{via} ({exc.strerror or exc})"
-    return _probed[endpoint]
-
-
-def _hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def _from_hub(settings: ModelsSettings, wanted: set[Part]) -> ModelFiles:
     sources: dict[str, ComponentSource] = {}
     mert_dir = xlmr_dir = ckpt = clap_dir = None
-    unreachable = "HF_HUB_OFFLINE is set" if _hub_offline() else None
-    unreachable = unreachable or hub_unreachable(settings.hub_connect_timeout_s)
-    if unreachable is not None and unreachable not in _cache_only_said:
-        _cache_only_said.add(unreachable)
-        log.warning("the Hugging Face hub: %s; looking in the local hub cache only", unreachable)
-    offline = unreachable is not None
+    offline = cache_only(settings.hub_connect_timeout_s)
     if "mert" in wanted:
-        config = _hub_file(settings.mert.repo, settings.mert.revision, "config.json", offline)
-        weights = _hub_first(settings.mert.repo, settings.mert.revision, MERT_WEIGHT_FILES, offline)
+        config = hub_file(settings.mert.repo, settings.mert.revision, "config.json", offline)
+        weights = hub_first(settings.mert.repo, settings.mert.revision, MERT_WEIGHT_FILES, offline)
         mert_dir = weights.parent
         if config.parent != mert_dir:
             raise ModelFilesError(
                 f"{settings.mert.repo}: config and weights resolved to two commits"
             )
         sources["mert"] = ComponentSource(
-            settings.mert.repo, _commit_of(weights, settings.mert.revision)
+            settings.mert.repo, commit_of(weights, settings.mert.revision)
         )
     if "xlmr" in wanted:
         paths = [
-            _hub_file(settings.xlmr.repo, settings.xlmr.revision, n, offline) for n in XLMR_FILES
+            hub_file(settings.xlmr.repo, settings.xlmr.revision, n, offline) for n in XLMR_FILES
         ]
         for name in XLMR_OPTIONAL_FILES:
-            _hub_optional(settings.xlmr.repo, settings.xlmr.revision, name, offline)
+            hub_optional(settings.xlmr.repo, settings.xlmr.revision, name, offline)
         xlmr_dir = paths[0].parent
         sources["xlmr"] = ComponentSource(
-            settings.xlmr.repo, _commit_of(paths[0], settings.xlmr.revision)
+            settings.xlmr.repo, commit_of(paths[0], settings.xlmr.revision)
         )
     if "clamp3" in wanted:
-        ckpt = _hub_file(
+        ckpt = hub_file(
             settings.clamp3.repo, settings.clamp3.revision, settings.clamp3.filename, offline
         )
         sources["clamp3"] = ComponentSource(
-            settings.clamp3.repo, _commit_of(ckpt, settings.clamp3.revision)
+            settings.clamp3.repo, commit_of(ckpt, settings.clamp3.revision)
         )
     if "clap" in wanted:
         clap = settings.clap
-        paths = [_hub_file(clap.repo, clap.revision, n, offline) for n in CLAP_FILES]
-        weights = _hub_first(clap.repo, clap.revision, CLAP_WEIGHT_FILES, offline)
+        paths = [hub_file(clap.repo, clap.revision, n, offline) for n in CLAP_FILES]
+        weights = hub_first(clap.repo, clap.revision, CLAP_WEIGHT_FILES, offline)
         for name in CLAP_OPTIONAL_FILES:
-            _hub_optional(clap.repo, clap.revision, name, offline)
+            hub_optional(clap.repo, clap.revision, name, offline)
         clap_dir = weights.parent
         if any(p.parent != clap_dir for p in paths):
             raise ModelFilesError(f"{clap.repo}: its files resolved to two commits")
-        sources["clap"] = ComponentSource(clap.repo, _commit_of(weights, clap.revision))
+        sources["clap"] = ComponentSource(clap.repo, commit_of(weights, clap.revision))
     for part, hub in hubs(settings).items():
         sources.setdefault(part, ComponentSource(hub.repo, hub.revision))
     return ModelFiles(
@@ -344,58 +308,6 @@ def _from_hub(settings: ModelsSettings, wanted: set[Part]) -> ModelFiles:
     )
 
 
-def _commit_of(path: Path, fallback: str) -> str:
-    # hub cache layout: .../snapshots/<commit>/<file>; the folder name is the resolved commit.
-    parent = path.parent
-    if parent.parent.name == "snapshots" and len(parent.name) == 40:
-        return parent.name
-    return fallback
-
-
-def _hub_file(repo: str, revision: str, filename: str, offline: bool = False) -> Path:
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import (
-        EntryNotFoundError,
-        HfHubHTTPError,
-        LocalEntryNotFoundError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
-
-    try:
-        return Path(hf_hub_download(repo, filename, revision=revision, local_files_only=offline))
-    except LocalEntryNotFoundError as exc:
-        raise ModelFilesError(
-            f"{repo}/{filename} at revision {revision} is not in the local hub cache and the hub "
-            "cannot be reached (or HF_HUB_OFFLINE=1). Point TIMBRE_MODELS__BUNDLE at a model "
-            "bundle folder (`timbre models download --to DIR` where the hub is reachable; "
-            "`timbre models random DIR` for a random-weight test bundle)"
-        ) from exc
-    except EntryNotFoundError as exc:
-        raise ModelFilesError(f"{repo} has no file {filename} at revision {revision}") from exc
-    except (RepositoryNotFoundError, RevisionNotFoundError) as exc:
-        raise ModelFilesError(f"hub repository {repo}@{revision} not found: {exc}") from exc
-    except (HfHubHTTPError, OSError) as exc:
-        raise ModelFilesError(f"could not fetch {repo}/{filename}@{revision}: {exc}") from exc
-
-
-def _hub_optional(repo: str, revision: str, filename: str, offline: bool) -> Path | None:
-    try:
-        return _hub_file(repo, revision, filename, offline)
-    except ModelFilesError:
-        return None
-
-
-def _hub_first(repo: str, revision: str, names: Iterable[str], offline: bool) -> Path:
-    errors = []
-    for name in names:
-        try:
-            return _hub_file(repo, revision, name, offline)
-        except ModelFilesError as exc:
-            errors.append(str(exc))
-    raise ModelFilesError("; ".join(errors))
-
-
 # -- download: hub -> bundle ----------------------------------------------------------------
 
 
@@ -405,15 +317,6 @@ def sha256_file(path: Path, chunk_bytes: int = 1 << 22) -> str:
         while block := handle.read(chunk_bytes):
             digest.update(block)
     return digest.hexdigest()
-
-
-def hub_file_sha256(repo: str, revision: str, filename: str) -> str | None:
-    """The sha256 the hub announces for an LFS file (its linked ETag), if it announces one."""
-    from huggingface_hub import get_hf_file_metadata, hf_hub_url
-
-    meta = get_hf_file_metadata(hf_hub_url(repo, filename, revision=revision))
-    etag = (meta.etag or "").strip('"')
-    return etag if len(etag) == 64 and all(c in "0123456789abcdef" for c in etag) else None
 
 
 def download_bundle(settings: ModelsSettings, target: Path, *, verify_remote: bool = True) -> Path:
