@@ -18,7 +18,7 @@ from timbre.embedding.files import RandomWeightsWarning
 from timbre.settings import Settings, load_settings
 
 # The HTTP API tests' fixtures (one indexed library per session, shared by their modules).
-pytest_plugins = ["tests.api_fixtures"]
+pytest_plugins = ["tests.support.api_fixtures"]
 EXPORT_DIR_ENV = "TIMBRE_MODELS__EXPORT_DIR"
 """Child processes that clear TIMBRE_* variables keep this one (see ``keep_export_dir``)."""
 
@@ -184,7 +184,7 @@ def mcp_indexed_dir(  # type: ignore[no-untyped-def]
     mcp_library, tiny_bundle: Path, audio_embedder, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     """A data dir with ``mcp_library`` indexed and its snapshot published."""
-    from tests.ingest_helpers import ingest, job_settings
+    from tests.support.ingest_helpers import ingest, job_settings
 
     data = tmp_path_factory.mktemp("mcp-data")
     ingest(job_settings(tiny_bundle, data), audio_embedder, [mcp_library.root])

@@ -11,8 +11,8 @@ import pytest
 
 from ingest.synthetic import make_library
 from tests.browser.helpers import CHROMIUM, FLAGS, Page, Served
-from tests.ingest_helpers import ingest, job_settings
-from tests.live import live_app
+from tests.support.ingest_helpers import ingest, job_settings
+from tests.support.live import live_app
 from timbre.cli.wiring import build_app
 from timbre.settings import load_settings
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.browser.helpers import BROWSER_MARKS, Page, Served
-from tests.live import live_app
+from tests.support.live import live_app
 from timbre.cli.wiring import build_app
 from timbre.settings import load_settings
 

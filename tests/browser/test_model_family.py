@@ -15,8 +15,8 @@ import pytest
 
 from ingest.synthetic import make_library
 from tests.browser.helpers import BROWSER_MARKS, Page, Served
-from tests.ingest_helpers import ingest
-from tests.live import live_app
+from tests.support.ingest_helpers import ingest
+from tests.support.live import live_app
 from timbre.cli.wiring import build_app
 from timbre.embedding.files import RandomWeightsWarning
 from timbre.settings import load_settings

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from ingest.synthetic import Library
-from tests.audio_factory import strum, write
 from tests.browser.helpers import BROWSER_MARKS, Page, Served
-from tests.ingest_helpers import ingest, job_settings
-from tests.live import live_app
+from tests.support.audio_factory import strum, write
+from tests.support.ingest_helpers import ingest, job_settings
+from tests.support.live import live_app
 from timbre.cli.wiring import build_app
 from timbre.settings import load_settings
 from timbre.store import open_store, snapshots_dir

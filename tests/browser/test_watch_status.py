@@ -16,9 +16,9 @@ import pytest
 import soundfile as sf
 
 from ingest.synthetic import Library
-from tests.audio_factory import kick
 from tests.browser.helpers import BROWSER_MARKS, Page, Served
-from tests.live import live_app
+from tests.support.audio_factory import kick
+from tests.support.live import live_app
 from timbre.cli.wiring import build_app
 from timbre.settings import load_settings
 

@@ -1,0 +1,1 @@
+"""Helpers the tests share: audio, stores, services, fake hubs."""
