@@ -127,7 +127,9 @@ def measure(  # noqa: PLR0917 (one call site, in bench_store.py)
         engines: set[str] = set()
 
         def routed(q: np.ndarray, f: SearchFilter = search_filter, seen: set[str] = engines) -> Any:
-            hits, engine = routed_search(service, handle, policy, q, top_k=10, offset=0, filter=f)
+            hits, engine, _ = routed_search(
+                service, handle, policy, q, top_k=10, offset=0, filter=f
+            )
             seen.add(engine)
             return hits
 
