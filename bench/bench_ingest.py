@@ -138,7 +138,7 @@ def run_job(bundle: Path, library: Path, data: Path, profile: str, runtime: str)
         data, bundle, TIMBRE_INGEST__PROGRESS_INTERVAL_S="30", TIMBRE_MODELS__RUNTIME=runtime
     )
     cmd = [sys.executable, "-m", "timbre.cli", "ingest", str(library), "--profile", profile]
-    cmd.append("--no-snapshot")
+    cmd += ["--no-snapshot", "--json"]
     start = time.perf_counter()
     proc = subprocess.Popen(
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
