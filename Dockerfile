@@ -26,15 +26,16 @@ ENV PATH=/opt/venv/bin:$PATH
 # Same pin as pyproject.toml; installed first from the variant's index so that resolving the
 # project's dependencies can never pull a different (multi-GB) build.
 RUN pip install --index-url "https://download.pytorch.org/whl/${TORCH_VARIANT}" torch==2.13.0
-COPY pyproject.toml README.md /opt/timbre/
+COPY pyproject.toml README.md constraints.txt /opt/timbre/
 COPY timbre /opt/timbre/timbre
 COPY ingest /opt/timbre/ingest
 COPY app /opt/timbre/app
 COPY config /opt/timbre/config
 COPY qdrant /opt/timbre/qdrant
 # Editable: the package runs from /opt/timbre, beside config/default.yaml and
-# qdrant/collection.yaml, which Timbre reads relative to its source tree.
-RUN pip install -e /opt/timbre
+# qdrant/collection.yaml, which Timbre reads relative to its source tree. The constraints hold
+# every dependency to the tested set.
+RUN pip install -c /opt/timbre/constraints.txt -e /opt/timbre
 
 # -- models baked into the image (MODELS=baked) -----------------------------------------------
 FROM builder AS models-baked

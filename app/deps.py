@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -17,19 +17,19 @@ from timbre.settings import ApiSettings
 
 
 def get_service(request: Request) -> SearchService:
-    return request.app.state.service
+    return cast(SearchService, request.app.state.service)
 
 
 def get_api(request: Request) -> ApiSettings:
-    return request.app.state.api
+    return cast(ApiSettings, request.app.state.api)
 
 
 def get_jobs(request: Request) -> IngestJobs:
-    return request.app.state.jobs
+    return cast(IngestJobs, request.app.state.jobs)
 
 
 def get_metrics(request: Request) -> Metrics:
-    return request.app.state.metrics
+    return cast(Metrics, request.app.state.metrics)
 
 
 ServiceDep = Annotated[SearchService, Depends(get_service)]

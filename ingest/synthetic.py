@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from numpy.typing import NDArray
 
 SR_CHOICES = (44100, 48000, 22050, 24000, 96000)
 FORMATS = (
@@ -44,11 +45,11 @@ class Library:
     broken: dict[Path, str]  # path -> the failure code expected
 
 
-def _t(seconds: float, sr: int) -> np.ndarray:
+def _t(seconds: float, sr: int) -> NDArray[np.float64]:
     return np.arange(max(1, round(seconds * sr))) / sr
 
 
-def _env(t: np.ndarray, decay: float) -> np.ndarray:
+def _env(t: NDArray[np.float64], decay: float) -> NDArray[np.float64]:
     return np.exp(-t * decay)
 
 
@@ -61,18 +62,18 @@ def kick(sr: int, s: float, rng: np.random.Generator) -> np.ndarray:
 def snare(sr: int, s: float, rng: np.random.Generator) -> np.ndarray:
     t = _t(s, sr)
     body = np.sin(2 * np.pi * rng.uniform(160, 240) * t) * _env(t, 25)
-    return 0.5 * body + 0.6 * rng.standard_normal(t.shape[0]) * _env(t, rng.uniform(12, 25))
+    return 0.5 * body + 0.6 * rng.standard_normal(len(t)) * _env(t, rng.uniform(12, 25))
 
 
 def hat(sr: int, s: float, rng: np.random.Generator) -> np.ndarray:
     t = _t(s, sr)
-    return 0.5 * np.diff(rng.standard_normal(t.shape[0] + 1)) * _env(t, rng.uniform(25, 70))
+    return 0.5 * np.diff(rng.standard_normal(len(t) + 1)) * _env(t, rng.uniform(25, 70))
 
 
 def clap(sr: int, s: float, rng: np.random.Generator) -> np.ndarray:
     t = _t(s, sr)
     bursts = sum(np.where((t >= d) & (t < d + 0.01), 1.0, 0.0) for d in (0.0, 0.012, 0.025))
-    return rng.standard_normal(t.shape[0]) * (0.6 * bursts + 0.4 * _env(t, 18))
+    return rng.standard_normal(len(t)) * (0.6 * bursts + 0.4 * _env(t, 18))
 
 
 def _note_hz(rng: np.random.Generator, low: int, high: int) -> float:
@@ -82,7 +83,8 @@ def _note_hz(rng: np.random.Generator, low: int, high: int) -> float:
 def bass(sr: int, s: float, rng: np.random.Generator) -> np.ndarray:
     t = _t(s, sr)
     f = _note_hz(rng, 33, 45)
-    return np.tanh(3 * np.sin(2 * np.pi * f * t)) * _env(t, rng.uniform(0.5, 3))
+    wave: NDArray[np.float64] = np.tanh(3 * np.sin(2 * np.pi * f * t))
+    return wave * _env(t, rng.uniform(0.5, 3))
 
 
 def pad(sr: int, s: float, rng: np.random.Generator) -> np.ndarray:
@@ -108,8 +110,9 @@ def pluck(sr: int, s: float, rng: np.random.Generator) -> np.ndarray:
 
 def riser(sr: int, s: float, rng: np.random.Generator) -> np.ndarray:
     t = _t(s, sr)
-    sweep = np.sin(2 * np.pi * np.cumsum(200 + 4000 * (t / t[-1]) ** 2) / sr)
-    return (0.4 * sweep + 0.3 * rng.standard_normal(t.shape[0])) * (t / t[-1])
+    ramp: NDArray[np.float64] = t / t[-1]
+    sweep = np.sin(2 * np.pi * np.cumsum(200 + 4000 * ramp**2) / sr)
+    return (0.4 * sweep + 0.3 * rng.standard_normal(len(t))) * ramp
 
 
 SOUNDS: dict[str, Callable[[int, float, np.random.Generator], np.ndarray]] = {

@@ -9,9 +9,11 @@ realistic sample rates. Everything is seeded: the same arguments give the same s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 _FLAT_OF = {"Db": "C#", "Eb": "D#", "Gb": "F#", "Ab": "G#", "Bb": "A#"}
@@ -55,7 +57,7 @@ _MINOR_TRIADS = {0: "min", 2: "dim", 3: "maj", 5: "min", 7: "maj", 8: "maj", 10:
 _INTERVALS = {"maj": (0, 4, 7), "min": (0, 3, 7), "dim": (0, 3, 6)}
 
 
-def _seconds(n: int, sr: int) -> np.ndarray:
+def _seconds(n: int, sr: int) -> NDArray[np.float64]:
     return np.arange(n) / sr
 
 
@@ -68,13 +70,13 @@ def _kick(sr: int, rng: np.random.Generator) -> np.ndarray:
 def _snare(sr: int, rng: np.random.Generator) -> np.ndarray:
     t = _seconds(round(0.25 * sr), sr)
     body = np.sin(2 * np.pi * rng.uniform(170, 230) * t) * np.exp(-t * 30)
-    noise = rng.standard_normal(t.shape[0]) * np.exp(-t * rng.uniform(14, 22))
+    noise = rng.standard_normal(len(t)) * np.exp(-t * rng.uniform(14, 22))
     return 0.45 * body + 0.5 * noise
 
 
 def _hat(sr: int, rng: np.random.Generator, decay: float) -> np.ndarray:
     t = _seconds(round(min(0.3, 4.0 / decay) * sr), sr)
-    noise = np.diff(rng.standard_normal(t.shape[0] + 1))  # a crude high-pass: bright noise
+    noise = np.diff(rng.standard_normal(len(t) + 1))  # a crude high-pass: bright noise
     return 0.25 * noise * np.exp(-t * decay)
 
 
@@ -103,7 +105,7 @@ def drum_loop(
     spec = PATTERNS[pattern]
     beat_s = 60.0 / bpm
     out = np.zeros(round(bars * 4 * beat_s * sr))
-    voices = (
+    voices: tuple[tuple[tuple[float, ...], Callable[[], np.ndarray], float], ...] = (
         (spec.kick, lambda: _kick(sr, rng), 1.0),
         (spec.snare, lambda: _snare(sr, rng), 0.8),
         (spec.hat, lambda: _hat(sr, rng, rng.uniform(35, 60)), 0.5),

@@ -8,13 +8,11 @@ from the cache milliseconds.
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from timbre.embedding.files import RandomWeightsWarning
 from timbre.settings import Settings, load_settings
 
 # The HTTP API tests' fixtures (one indexed library per session, shared by their modules).
@@ -112,18 +110,14 @@ def clap_settings(
 def audio_embedder(settings: Settings):  # type: ignore[no-untyped-def]
     from timbre.embedding.embedder import load_audio_embedder
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RandomWeightsWarning)
-        return load_audio_embedder(settings.models)
+    return load_audio_embedder(settings.models)
 
 
 @pytest.fixture(scope="session")
 def text_embedder(settings: Settings):  # type: ignore[no-untyped-def]
     from timbre.embedding.embedder import load_text_embedder
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RandomWeightsWarning)
-        return load_text_embedder(settings.models)
+    return load_text_embedder(settings.models)
 
 
 @pytest.fixture(scope="session")
@@ -131,18 +125,14 @@ def torch_audio_embedder(settings: Settings):  # type: ignore[no-untyped-def]
     """The same models on PyTorch eager, the reference runtime."""
     from timbre.embedding.embedder import load_audio_embedder
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RandomWeightsWarning)
-        return load_audio_embedder(settings.models.model_copy(update={"runtime": "torch"}))
+    return load_audio_embedder(settings.models.model_copy(update={"runtime": "torch"}))
 
 
 @pytest.fixture(scope="session")
 def torch_text_embedder(settings: Settings):  # type: ignore[no-untyped-def]
     from timbre.embedding.embedder import load_text_embedder
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RandomWeightsWarning)
-        return load_text_embedder(settings.models.model_copy(update={"runtime": "torch"}))
+    return load_text_embedder(settings.models.model_copy(update={"runtime": "torch"}))
 
 
 RUNTIMES = ("onnxruntime", "torch")

@@ -21,21 +21,21 @@ router = APIRouter(dependencies=[Depends(require_read)], responses=problems(401,
 
 
 def get_media(request: Request) -> MediaService:
-    media = getattr(request.app.state, "media", None)
+    media: MediaService | None = getattr(request.app.state, "media", None)
     if media is None:
         raise UnavailableError("waveforms and renditions are not configured in this service")
     return media
 
 
 def get_folders(request: Request) -> FolderService:
-    folders = getattr(request.app.state, "folders", None)
+    folders: FolderService | None = getattr(request.app.state, "folders", None)
     if folders is None:
         raise UnavailableError("folder listings are not configured in this service")
     return folders
 
 
 def get_browse(request: Request) -> BrowseService:
-    library = getattr(request.app.state, "browse", None)
+    library: BrowseService | None = getattr(request.app.state, "browse", None)
     if library is None:
         raise UnavailableError("browsing is not configured in this service")
     return library

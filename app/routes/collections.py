@@ -66,7 +66,7 @@ write = APIRouter(
 
 
 def get_collections(request: Request) -> CollectionsService:
-    service = getattr(request.app.state, "collections", None)
+    service: CollectionsService | None = getattr(request.app.state, "collections", None)
     if service is None:
         raise UnavailableError("collections are not configured in this service")
     return service

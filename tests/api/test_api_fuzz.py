@@ -29,8 +29,6 @@ from ingest.synthetic import Library
 from tests.support.api_fixtures import api_settings, copy_of, opened
 from timbre.collections_db import DEVICE_NAME
 
-pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
-
 KEY = "fuzz-key"
 MAX_EXAMPLES = 10
 """Generated requests per operation and phase: the work is fixed, so a loaded machine runs the

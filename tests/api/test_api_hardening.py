@@ -18,8 +18,6 @@ from fastapi.testclient import TestClient
 from ingest.synthetic import Library
 from tests.support.api_fixtures import ok, problem
 
-pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
-
 
 def an_id(client: TestClient) -> str:
     return ok(client.post("/v1/search/text", json={"query": "kick", "top_k": 1}))["hits"][0]["id"]

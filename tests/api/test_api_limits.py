@@ -20,8 +20,6 @@ from ingest.synthetic import Library
 from tests.support.api_fixtures import api_settings, copy_of, ok, opened, problem
 from timbre.cli.wiring import build_app
 
-pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
-
 UPLOAD_LIMIT = 2_000_000  # above Starlette's 1 MB in-memory spool, so uploads reach the disk
 BODY_LIMIT = 100_000
 FILTER_VALUES = 8

@@ -14,9 +14,6 @@ from ingest.synthetic import Library
 from tests.support.api_fixtures import api_settings, copy_of, ok, opened, problem
 from tests.support.audio_factory import tone, write
 
-pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
-
-
 # -- items and audio -------------------------------------------------------------------------
 
 

@@ -14,9 +14,6 @@ from ingest.synthetic import Library
 from tests.support.api_fixtures import ok
 from timbre.musickey import normalize_key
 
-pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
-
-
 # -- searches --------------------------------------------------------------------------------
 
 

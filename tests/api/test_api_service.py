@@ -9,16 +9,12 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 
 from ingest.synthetic import Library
 from tests.support.api_fixtures import api_settings, copy_of, ok, opened, problem
 from tests.support.audio_factory import tone, write
 from timbre.cli.wiring import build_app
-
-pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
-
 
 # -- security --------------------------------------------------------------------------------
 

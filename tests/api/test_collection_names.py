@@ -15,8 +15,6 @@ from timbre.collections_db import Collections
 from timbre.errors import InvalidRequestError
 from timbre.search.collections import safe_name
 
-pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
-
 REFUSED = {
     "kicks\u202egpj.exe": "U+202E (RIGHT-TO-LEFT OVERRIDE)",
     "\u2066isolated\u2069": "U+2066 (LEFT-TO-RIGHT ISOLATE)",

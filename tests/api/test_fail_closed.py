@@ -28,8 +28,6 @@ from timbre.cli.wiring import build_app
 from timbre.library_roots import ROOTS_FILE, RecordedRoots, read_recorded_roots, record_roots
 from timbre.settings import load_settings
 
-pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
-
 
 @pytest.fixture(scope="module")
 def own_library(tmp_path_factory: pytest.TempPathFactory) -> Library:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
 from fastapi.testclient import TestClient
 
 from tests.support.api_fixtures import ok
-
-pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
 
 STABLE = ["/healthz", "/", "/static/app.js", "/v1/items/{id}", "/v1/items/{id}/audio"]
 """Routes whose GET body is the same on every call: HEAD must announce its exact length."""

@@ -31,8 +31,6 @@ from timbre.errors import NotFoundError
 from timbre.search.media import MediaService
 from timbre.settings import load_settings
 
-pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
-
 KEY = "s3cret-key"
 
 

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from starlette.applications import Starlette
 from starlette.routing import Route
@@ -16,8 +15,6 @@ from starlette.routing import Route
 from ingest.synthetic import Library
 from tests.support.api_fixtures import ok, problem
 from timbre.settings import ApiSettings
-
-pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
 
 EVIL = {"Host": "evil.example", "Origin": "http://evil.example"}
 MCP_HEADERS = {"Accept": "application/json, text/event-stream"}

@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 import numpy as np
-import pytest
 import soundfile as sf
 
 from ingest.synthetic import Library
@@ -25,8 +24,6 @@ from tests.support.live import live_app
 from timbre.cli.wiring import build_app
 from timbre.search.media import MediaService
 from timbre.settings import load_settings
-
-pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
 
 
 class _Files:

@@ -19,7 +19,6 @@ from ingest.synthetic import Library
 
 BROWSER_MARKS = [
     pytest.mark.browser,
-    pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning"),
     pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is missing"),
 ]
 """Every browser test module's ``pytestmark``."""

@@ -6,7 +6,6 @@ clap data dir (the tiny random clap bundle), both looked at on a desktop and a p
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,6 @@ from tests.browser.helpers import BROWSER_MARKS, Page, Served
 from tests.support.ingest_helpers import ingest
 from tests.support.live import live_app
 from timbre.cli.wiring import build_app
-from timbre.embedding.files import RandomWeightsWarning
 from timbre.settings import load_settings
 
 pytestmark = BROWSER_MARKS
@@ -41,9 +39,7 @@ def clap_served(tmp_path_factory: pytest.TempPathFactory, clap_bundle: Path) -> 
         models={"family": "clap", "bundle": clap_bundle, "runtime": "torch", "threads": 2},
         api={"library_roots": [str(library.root)]},
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RandomWeightsWarning)
-        embedder = load_audio_embedder(settings.models)
+    embedder = load_audio_embedder(settings.models)
     ingest(settings, embedder, [library.root])
     app = build_app(settings)
     with live_app(app) as url:

@@ -13,13 +13,10 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile as sf
 from typer.testing import CliRunner, Result
 
 from timbre.cli import app
-
-pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
 
 
 def _library(root: Path) -> Path:

@@ -7,7 +7,6 @@ import json
 import os
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from tests.support.api_fixtures import copy_of
@@ -15,8 +14,6 @@ from tests.support.live import live_service
 from timbre.cli import app
 from timbre.cli.owner import write_service_file
 from timbre.settings import load_settings
-
-pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
 
 
 def test_duplicates_and_relabel_are_handed_to_the_service(

@@ -1,6 +1,6 @@
-"""The deployable parts: compose files validate, images and torch are pinned, every compose
-variable is documented in .env.example, the image is non-root with a health check, and the
-settings reference is exactly what the code generates."""
+"""The deployable parts: compose files validate, images and torch are pinned, constraints.txt
+pins a set inside pyproject's ranges, every compose variable is documented in .env.example, the
+image is non-root with a health check, and the settings reference is what the code generates."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from timbre.settings_doc import settings_markdown
 
@@ -68,11 +70,26 @@ def test_dockerfile_is_pinned_non_root_and_health_checked() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     torch_pin = next(d for d in pyproject["project"]["dependencies"] if d.startswith("torch=="))
     assert f"{torch_pin}\n" in text or f"{torch_pin} " in text
+    assert "pip install -c /opt/timbre/constraints.txt" in text
     base = re.search(r"ARG PYTHON_IMAGE=(\S+)", text)
     assert base and re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+", base.group(1))
     assert re.search(r"^USER timbre$", text, re.MULTILINE)
     assert "HEALTHCHECK" in text and "/healthz" in text
     assert ":latest" not in text
+
+
+def test_constraints_pin_a_set_the_ranges_admit() -> None:
+    """constraints.txt pins every dependency, dev tools included, inside pyproject's ranges."""
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[canonicalize_name(name)] = version
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for dep in project["dependencies"] + project["optional-dependencies"]["dev"]:
+        req = Requirement(dep)
+        pinned = pins[canonicalize_name(req.name)]
+        assert req.specifier.contains(pinned), f"{dep} does not admit the pinned {pinned}"
 
 
 def test_settings_reference_is_generated() -> None:

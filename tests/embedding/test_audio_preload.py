@@ -7,13 +7,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 
 from ingest.synthetic import Library
 from tests.support.api_fixtures import api_settings, copy_of, ok, opened
-
-pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
 
 
 def _upload(client: TestClient, library: Library) -> dict:  # type: ignore[type-arg]

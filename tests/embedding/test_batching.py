@@ -54,7 +54,6 @@ def _quantized(module: torch.nn.Module) -> bool:
     return any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in module.modules())
 
 
-@pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
 def test_int8_text_is_refused_when_it_disagrees(settings: Settings) -> None:
     strict = settings.models.model_copy(
         update={"text_precision": "int8", "precision_min_cosine": 1.0}
@@ -65,7 +64,6 @@ def test_int8_text_is_refused_when_it_disagrees(settings: Settings) -> None:
     assert not _quantized(embedder.tower.model)  # stayed on fp32
 
 
-@pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
 def test_int8_text_is_adopted_when_it_agrees(settings: Settings, text_embedder) -> None:
     lenient = settings.models.model_copy(
         update={"text_precision": "int8", "precision_min_cosine": 0.5}
@@ -76,7 +74,6 @@ def test_int8_text_is_adopted_when_it_agrees(settings: Settings, text_embedder) 
     assert cos >= embedder.precision["text_int8_min_cosine"] - 1e-6
 
 
-@pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
 def test_int8_audio_follows_the_same_gate(settings: Settings) -> None:
     strict = settings.models.model_copy(
         update={"audio_precision": "int8", "precision_min_cosine": 1.0}
@@ -86,7 +83,6 @@ def test_int8_audio_follows_the_same_gate(settings: Settings) -> None:
     assert not _quantized(embedder.mert.model) and not _quantized(embedder.tower.bert)
 
 
-@pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
 def test_bf16_audio_runs_in_bf16_when_it_agrees(settings: Settings, audio_embedder) -> None:
     lenient = settings.models.model_copy(
         update={"audio_precision": "bf16", "precision_min_cosine": 0.5}
@@ -100,7 +96,6 @@ def test_bf16_audio_runs_in_bf16_when_it_agrees(settings: Settings, audio_embedd
     assert np.abs(half - full).max() > 1e-6  # it really ran in 16 bits, not fp32
 
 
-@pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
 def test_bf16_text_is_refused_when_it_disagrees(settings: Settings) -> None:
     strict = settings.models.model_copy(
         update={"text_precision": "bf16", "precision_min_cosine": 1.0}

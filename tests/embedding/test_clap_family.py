@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +25,9 @@ from tests.support.fake_hub import FakeHub, run_timbre
 from timbre.audio.decode import decode_file
 from timbre.embedding.clap_audio import ClapPolicy, FrontEnd
 from timbre.embedding.embedder import describe_models, load_audio_embedder, load_text_embedder
-from timbre.embedding.files import MANIFEST_NAME, RandomWeightsWarning, resolve_model_files
+from timbre.embedding.files import MANIFEST_NAME, resolve_model_files
 from timbre.errors import ConfigError, ModelFilesError
 from timbre.settings import Settings
-
-pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
 
 SR = 48_000
 EXACT = 0.99999
@@ -55,34 +52,26 @@ def _models(settings: Settings, runtime: str) -> Any:
 @pytest.fixture(scope="module")
 def clap_audio(clap_settings: Settings) -> Any:
     """The default: ONNX Runtime on a CPU, once its export passed the agreement gate."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RandomWeightsWarning)
-        embedder = load_audio_embedder(clap_settings.models)
+    embedder = load_audio_embedder(clap_settings.models)
     assert embedder.runtime == "onnxruntime"
     return embedder
 
 
 @pytest.fixture(scope="module")
 def clap_text(clap_settings: Settings) -> Any:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RandomWeightsWarning)
-        embedder = load_text_embedder(clap_settings.models)
+    embedder = load_text_embedder(clap_settings.models)
     assert embedder.runtime == "onnxruntime"
     return embedder
 
 
 @pytest.fixture(scope="module")
 def torch_clap_audio(clap_settings: Settings) -> Any:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RandomWeightsWarning)
-        return load_audio_embedder(_models(clap_settings, "torch"))
+    return load_audio_embedder(_models(clap_settings, "torch"))
 
 
 @pytest.fixture(scope="module")
 def torch_clap_text(clap_settings: Settings) -> Any:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RandomWeightsWarning)
-        return load_text_embedder(_models(clap_settings, "torch"))
+    return load_text_embedder(_models(clap_settings, "torch"))
 
 
 @pytest.fixture(params=RUNTIMES)

@@ -5,7 +5,6 @@ the vectors are the same."""
 from __future__ import annotations
 
 import threading
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +15,8 @@ from typer.testing import CliRunner
 from tests.support.audio_factory import chord_loop, hat, kick, tone
 from timbre.cli.wiring import build_service
 from timbre.embedding.embedder import load_audio_embedder
-from timbre.embedding.files import RandomWeightsWarning
 from timbre.embedding.ort_runtime import OrtMertEncoder
 from timbre.settings import Settings
-
-pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
 
 SR = 24000
 CLIPS = [kick(SR), hat(SR), kick(SR, 0.4, 70.0), tone(SR, 2.2), chord_loop(SR, 16.0, seed=2)]
@@ -32,9 +28,7 @@ def _intra_threads(mert: OrtMertEncoder) -> int:
 
 
 def _load(settings: Settings, batches: bool = True, **update: Any) -> Any:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RandomWeightsWarning)
-        return load_audio_embedder(settings.models.model_copy(update=update), batches=batches)
+    return load_audio_embedder(settings.models.model_copy(update=update), batches=batches)
 
 
 def test_a_job_runs_one_pass_per_thread_with_the_same_vectors(
@@ -97,9 +91,7 @@ def test_an_error_in_one_pass_reaches_the_caller(audio_embedder: Any) -> None:
 
 def test_one_file_per_call_runs_one_pass_on_every_thread(settings: Settings) -> None:
     """The service (an audio query waits for its one upload) and the sequential profile."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RandomWeightsWarning)
-        service = build_service(settings).audio.get().mert
+    service = build_service(settings).audio.get().mert
     sequential = _load(settings, batches=False).mert
     for mert in (service, sequential):
         assert (mert.streams, _intra_threads(mert)) == (1, 2)

@@ -33,7 +33,6 @@ from timbre.errors import ModelFilesError
 from timbre.settings import Settings
 
 SR = 24000
-pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
 
 
 def _copy_bundle(src: Path, dst: Path) -> Path:

@@ -28,7 +28,6 @@ from timbre.errors import ConfigError
 from timbre.settings import Settings
 
 SR = 24000
-pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
 
 
 def _entries(root: Path, kind: str) -> list[Path]:

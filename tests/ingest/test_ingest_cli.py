@@ -10,8 +10,6 @@ from typer.testing import CliRunner
 
 from tests.support.ingest_helpers import ingest, job_settings
 
-pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
-
 
 def test_a_library_with_no_audio_says_so_and_exits_1(
     tmp_path: Path, tiny_bundle: Path, audio_embedder: Any, caplog: pytest.LogCaptureFixture

@@ -37,8 +37,6 @@ from tests.support.ingest_helpers import ingest, job_settings, read_store
 from timbre.store import point_id
 from timbre.store.pathtext import path_text
 
-pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
-
 NON_UTF8_NAME = b"Caf\xe9 Kick.wav"  # Latin-1, as copied from an old system
 MAX_DURATION_S = 600  # the limit the default-tier test runs with
 _NO_DAC = "-dac_override,-dac_read_search"

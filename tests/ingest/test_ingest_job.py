@@ -14,8 +14,6 @@ from ingest.synthetic import Library, make_library
 from tests.support.ingest_helpers import ingest, job_settings, read_store
 from timbre.store import point_id
 
-pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
-
 
 @pytest.fixture(scope="module")
 def library(tmp_path_factory: pytest.TempPathFactory) -> Library:

@@ -20,8 +20,6 @@ from ingest.synthetic import make_library
 from tests.conftest import keep_export_dir
 from tests.support.ingest_helpers import job_settings, read_store
 
-pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
-
 PROGRESS = re.compile(r"progress: (\d+)/(\d+) files embedded")
 INTERRUPTED_EXIT = 130
 INTERRUPT_WITHIN_S = 10.0  # "a few seconds", with room for a loaded CI machine

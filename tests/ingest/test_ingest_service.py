@@ -20,8 +20,6 @@ from tests.support.audio_factory import kick
 from tests.support.ingest_helpers import ingest, job_settings
 from timbre.cli.handoff import _BODY_FIELDS, _refusal, job_body
 
-pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
-
 
 def test_every_cli_option_travels_to_the_service() -> None:
     from typer.main import get_command

@@ -23,8 +23,6 @@ from timbre.settings import Settings
 from timbre.store import open_store
 from timbre.store.payload import DIRS_FIELD
 
-pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
-
 SR = 22050
 TIMESTAMPS = ("ingested_at",)
 

@@ -19,8 +19,6 @@ from ingest.prune import _Whereabouts, configured_mount_points
 from tests.support.audio_factory import kick
 from tests.support.ingest_helpers import ingest, job_settings, stored_paths
 
-pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
-
 
 def _library(root: Path) -> Path:
     for folder, name, pitch in (("Kicks", "Kick_0", 40.0), ("Other", "Snare_0", 90.0)):

@@ -27,8 +27,6 @@ from tests.support.mcp_helpers import (
 )
 from timbre.settings import Settings, load_settings
 
-pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
-
 KEY = "s3cret-key"
 
 

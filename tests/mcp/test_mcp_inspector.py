@@ -21,10 +21,7 @@ from tests.support.live import live_service
 from tests.support.mcp_helpers import TIMBRE
 from timbre.settings import load_settings
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning"),
-]
+pytestmark = pytest.mark.slow
 
 NPX = shutil.which("npx")
 INSPECTOR = "@modelcontextprotocol/inspector@0.22.0"

@@ -26,8 +26,6 @@ from tests.support.mcp_helpers import TIMBRE, http_problem, session, structured,
 from timbre.cli.wiring import SERVICE_FILE
 from timbre.settings import load_settings
 
-pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
-
 IDLE_S = 4.0
 FILTER = {"kind": "one_shot", "pack": "Techno Essentials Vol 1"}
 

@@ -21,8 +21,6 @@ from tests.support.live import live_service
 from tests.support.mcp_helpers import over_http, session, structured
 from timbre.settings import load_settings
 
-pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
-
 TEMPO = {"bpm": "120-130"}  # the techno (128) and house (122) loops
 
 

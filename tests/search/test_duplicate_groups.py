@@ -31,8 +31,6 @@ from timbre.settings import load_settings
 from timbre.store import Point, VectorStore, open_store
 from timbre.store.payload import build_payload
 
-pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
-
 RULES = DuplicateRules(
     min_cosine=0.998,
     duration_tolerance_s=0.1,

@@ -33,10 +33,6 @@ from timbre.search.duplicates import DuplicateRules, find_duplicates
 from timbre.settings import Settings, load_settings
 from timbre.store import open_store
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning"),
-]
-
 SR = 44100
 
 

@@ -22,10 +22,7 @@ from timbre.labels.vectors import embed_vocabulary
 from timbre.settings import Settings
 from timbre.store import Point, SearchFilter, build_payload
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning"),
-    pytest.mark.filterwarnings("ignore:Payload indexes have no effect"),
-]
+pytestmark = pytest.mark.filterwarnings("ignore:Payload indexes have no effect")
 
 VOCAB_A = """
 version: 1

@@ -20,8 +20,6 @@ from timbre.settings import Settings
 from timbre.store import SearchFilter, VectorStore, snapshots_dir
 from timbre.store.snapshot import ScanOptions, export_snapshot
 
-pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
-
 BROAD = SearchFilter(kind="one_shot")  # ~65 % of the points
 SELECTIVE = SearchFilter(pack="Trap Nation", instrument="kick")  # ~2 %
 MIN_POINTS = 100

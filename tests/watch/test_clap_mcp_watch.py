@@ -30,8 +30,6 @@ from tests.support.mcp_helpers import TIMBRE, session, structured
 from timbre.cli import app
 from timbre.settings import Settings, load_settings
 
-pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
-
 RATE_HZ = 22_050
 DEADLINE_S = 120.0
 

@@ -5,14 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
 import soundfile as sf
 
 from app.schemas.admin import outside_paths
 from tests.support.audio_factory import kick
 from tests.support.ingest_helpers import ingest, job_settings, stored_paths
-
-pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
 
 
 def _library(root: Path, n: int = 4) -> Path:

@@ -14,14 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 
 from tests.support.audio_factory import kick
 from timbre.settings import Settings, load_settings
-
-pytestmark = pytest.mark.filterwarnings("ignore::timbre.embedding.files.RandomWeightsWarning")
 
 RATE_HZ = 22050
 DEADLINE_S = 120.0

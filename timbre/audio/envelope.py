@@ -75,7 +75,8 @@ def frame_levels(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     peak = float(power.max())
     if peak <= 0.0:
         return np.full(n, FLOOR_DB)
-    return np.maximum(10.0 * np.log10(np.maximum(power / peak, 1e-30)), FLOOR_DB)
+    levels: np.ndarray = np.maximum(10.0 * np.log10(np.maximum(power / peak, 1e-30)), FLOOR_DB)
+    return levels
 
 
 def measure_envelope(samples: np.ndarray, sample_rate: int) -> Envelope | None:

@@ -161,7 +161,8 @@ def _salience(acf: np.ndarray, fps: float, bpms: np.ndarray) -> np.ndarray:
         i = np.minimum(np.floor(lag).astype(int), acf.shape[0] - 2)
         frac = lag - i
         out[use] += (1 - frac) * acf[i] + frac * acf[i + 1]
-    return out / teeth
+    salience: np.ndarray = out / teeth
+    return salience
 
 
 def whole_bar_tempi(duration_s: float) -> list[tuple[int, int]]:

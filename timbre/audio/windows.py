@@ -46,7 +46,8 @@ padded with silence to 0.1 s. Change it whenever any rule here changes the vecto
 def normalize(samples: np.ndarray) -> np.ndarray:
     """Zero-mean, unit-variance normalisation over the whole track (float32, as the reference)."""
     x = np.asarray(samples, dtype=np.float32)
-    return ((x - x.mean()) / np.sqrt(x.var() + NORM_EPS)).astype(np.float32, copy=False)
+    normalized: np.ndarray = (x - x.mean()) / np.sqrt(x.var() + NORM_EPS)
+    return normalized.astype(np.float32, copy=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ import logging
 import sys
 import warnings
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 
 import typer
 from typer._click import exceptions as click  # typer 0.29 carries its own copy of click
@@ -115,7 +115,7 @@ def _show_warning_once(
 _shown: set[str] = set()
 
 
-class _StderrHandler(logging.StreamHandler):
+class _StderrHandler(logging.StreamHandler[TextIO]):
     """Writes to whatever ``sys.stderr`` is when a record comes (a test runner swaps it)."""
 
     def __init__(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -145,7 +145,7 @@ def embed(
     raise typer.Exit(EXIT_PARTIAL if failed else EXIT_OK)
 
 
-def _emit(record: dict) -> None:
+def _emit(record: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
     sys.stdout.flush()
 
@@ -180,10 +180,10 @@ def _embed_files(settings: Settings, paths: list[Path], batch: int) -> int:
     embedder = load_audio_embedder(settings.models)
     failed = 0
     for start in range(0, len(paths), batch):
-        records: list[dict] = []
+        records: list[dict[str, Any]] = []
         waves, slots = [], []
         for path in paths[start : start + batch]:
-            record: dict = {"source": str(path), "kind": "audio"}
+            record: dict[str, Any] = {"source": str(path), "kind": "audio"}
             try:
                 decoded = decode_file(
                     path,

@@ -39,7 +39,7 @@ def search(
 ) -> None:
     """Search from the terminal: through a running service, or directly on the embedded store."""
     from timbre.cli.data_dir import require_index
-    from timbre.cli.wiring import read_service_file
+    from timbre.cli.owner import read_service_file
     from timbre.settings import load_settings
 
     if not text and not like:

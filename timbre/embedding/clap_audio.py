@@ -112,7 +112,8 @@ class FrontEnd:
         # The reference holds the spectrum in single precision before squaring.
         power = np.abs(spectrum.astype(np.complex64), dtype=np.float64) ** 2
         mel = np.maximum(MEL_FLOOR, power @ self.mel_filters)
-        return (10.0 * np.log10(mel)).astype(np.float32)
+        decibels: np.ndarray = 10.0 * np.log10(mel)
+        return decibels.astype(np.float32)
 
 
 def _hann(length: int) -> np.ndarray:
@@ -152,4 +153,5 @@ def slaney_mel_filters(
     rising = -offsets[:, :-2] / widths[:-1]
     falling = offsets[:, 2:] / widths[1:]
     filters = np.maximum(0.0, np.minimum(rising, falling))
-    return filters * (2.0 / (edges[2:] - edges[:-2]))[None, :]
+    areas: np.ndarray = filters * (2.0 / (edges[2:] - edges[:-2]))[None, :]
+    return areas

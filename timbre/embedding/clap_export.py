@@ -27,7 +27,8 @@ class _AudioGraph(nn.Module):
         self.model = model
 
     def forward(self, mels: torch.Tensor) -> torch.Tensor:
-        return self.model(input_features=mels).audio_embeds
+        vectors: torch.Tensor = self.model(input_features=mels).audio_embeds
+        return vectors
 
 
 class _TextGraph(nn.Module):
@@ -37,7 +38,8 @@ class _TextGraph(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         out = self.model(input_ids=input_ids, attention_mask=attention_mask)
-        return out.text_embeds
+        vectors: torch.Tensor = out.text_embeds
+        return vectors
 
 
 def export_audio(tower: ClapAudioTower, frames: int, bands: int, target: Path) -> Path:

@@ -27,13 +27,17 @@ PROBE_TEXTS = (
 
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+    unit: np.ndarray = vectors / np.maximum(norms, 1e-12)
+    return unit.astype(np.float32)
 
 
 def probe_waveforms(sample_rate: int) -> list[np.ndarray]:
     """Deterministic probe clips for precision checks: a kick, a hat, a chord loop, a quiet tail."""
     rng = np.random.default_rng(1234)
-    t = lambda s: np.arange(int(s * sample_rate)) / sample_rate  # noqa: E731
+
+    def t(s: float) -> np.ndarray:
+        return np.arange(int(s * sample_rate)) / sample_rate
+
     kick_t = t(0.4)
     kick = np.sin(2 * np.pi * (50 + 100 * np.exp(-kick_t * 30)) * kick_t) * np.exp(-kick_t * 8)
     hat = rng.standard_normal(int(0.12 * sample_rate)) * np.exp(-t(0.12) * 40)

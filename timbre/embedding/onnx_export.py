@@ -67,7 +67,8 @@ class TextGraph(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return self.proj(_masked_mean(hidden, attention_mask))
+        vectors: torch.Tensor = self.proj(_masked_mean(hidden, attention_mask))
+        return vectors
 
 
 class AudioTowerGraph(nn.Module):
@@ -81,7 +82,8 @@ class AudioTowerGraph(nn.Module):
         hidden = self.bert(
             inputs_embeds=inputs_embeds, attention_mask=attention_mask
         ).last_hidden_state
-        return self.proj(_masked_mean(hidden, attention_mask))
+        vectors: torch.Tensor = self.proj(_masked_mean(hidden, attention_mask))
+        return vectors
 
 
 class MertGraph(nn.Module):
@@ -129,7 +131,12 @@ def export_mert(mert: MertEncoder, target: Path) -> Path:
     return _export(MertGraph(mert), (windows,), {"windows": {0: batch, 1: samples}}, target)
 
 
-def _export(module: nn.Module, args: tuple[torch.Tensor, ...], shapes: dict, target: Path) -> Path:
+def _export(
+    module: nn.Module,
+    args: tuple[torch.Tensor, ...],
+    shapes: dict[str, dict[int, Dim]],
+    target: Path,
+) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     raw = target / RAW_FILE
     with _quiet_exporter(), torch.no_grad():

@@ -100,7 +100,7 @@ def write_random_bundle(
     return target
 
 
-def _write_json(path: Path, data: dict) -> None:
+def _write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
@@ -176,7 +176,7 @@ def _write_mert(folder: Path, d: Dims, safetensors: bool) -> None:
         torch.save(state, folder / "pytorch_model.bin")
 
 
-def _xlmr_config(d: Dims) -> dict:
+def _xlmr_config(d: Dims) -> dict[str, Any]:
     return {
         "architectures": ["XLMRobertaForMaskedLM"],
         "attention_probs_dropout_prob": 0.1,

@@ -159,7 +159,10 @@ def quantize_int8(module: nn.Module) -> nn.Module:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao's migration notice to torchao
-        return quantize_dynamic(module, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
+        quantized: nn.Module = quantize_dynamic(
+            module, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8
+        )
+        return quantized
 
 
 def agreement(

@@ -132,7 +132,8 @@ class AudioTower:
         mask = torch.from_numpy(mask_np).to(self.device)
         with autocast(self.device, self.half):
             hidden = self.bert(inputs_embeds=batch, attention_mask=mask).last_hidden_state
-        return self.proj(_masked_mean(hidden.float(), mask)).cpu().numpy()
+        vectors: np.ndarray = self.proj(_masked_mean(hidden.float(), mask)).cpu().numpy()
+        return vectors
 
 
 class TextTower:
@@ -182,4 +183,5 @@ class TextTower:
         mask = torch.from_numpy(mask_np).to(self.device)
         with autocast(self.device, self.half):
             hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
-        return self.proj(_masked_mean(hidden.float(), mask)).cpu().numpy()
+        vectors: np.ndarray = self.proj(_masked_mean(hidden.float(), mask)).cpu().numpy()
+        return vectors

@@ -67,9 +67,10 @@ class ServerBackend:
         )
 
     def _info(self) -> qm.CollectionInfo:
-        return self._call(
+        info: qm.CollectionInfo = self._call(
             f"describe {self._target}", partial(self._client.get_collection, self._target)
         )
+        return info
 
     def vector_params(self) -> tuple[int, str]:
         vectors = self._info().config.params.vectors

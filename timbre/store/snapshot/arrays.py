@@ -74,7 +74,8 @@ def npy_header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
 def load_array(path: Path, *, mmapped: bool) -> np.ndarray:
     """An ``.npy`` array, memory-mapped read-only or read into RAM (never pickled objects)."""
     mode: Literal["r"] | None = "r" if mmapped else None
-    return np.load(path, mmap_mode=mode, allow_pickle=False)
+    array: np.ndarray = np.load(path, mmap_mode=mode, allow_pickle=False)
+    return array
 
 
 class RowReader:

@@ -166,7 +166,8 @@ class Snapshot:
 
     def _payload_of(self, row: int) -> dict[str, Any]:
         start, end = int(self._offsets[row]), int(self._offsets[row + 1])
-        return json.loads(self._payloads[start:end])
+        payload: dict[str, Any] = json.loads(self._payloads[start:end])
+        return payload
 
     def close(self) -> None:
         """Let go of the mapped files (searching afterwards is an error)."""

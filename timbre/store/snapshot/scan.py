@@ -133,7 +133,8 @@ class FlatScan:
 
     def rows_of(self, rows: np.ndarray) -> np.ndarray:
         """The float32 vectors of ``rows`` (ascending), a copy."""
-        return self.vectors[rows]
+        vectors: np.ndarray = self.vectors[rows]
+        return vectors
 
 
 class QuantisedScan(FlatScan):
