@@ -20,27 +20,16 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import os
 import re
 import sqlite3
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from timbre.fsutil import atomic_write, sha256_file
 from timbre.store.pathtext import path_from_text
 
 log = logging.getLogger("timbre.ingest")
-
-_READ_CHUNK_BYTES = 1 << 20
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_READ_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class HashCache:
@@ -124,7 +113,7 @@ class HashCache:
             self.hits += 1
             return str(row[2])
         self.misses += 1
-        digest = sha256_of(real)
+        digest = sha256_file(real)
         if unchanged and digest != row[2]:
             self.changed_in_place += 1
         self._db.execute(
@@ -190,15 +179,7 @@ class FeatureCache:
 
     def put(self, sha256: str, features: np.ndarray) -> None:
         path = self._path(sha256)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(_encode_features(features))
-            Path(tmp).replace(path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, _encode_features(features))
         # An entry of the unchecked format this one replaces is never read again.
         path.with_suffix(".npy").unlink(missing_ok=True)
 

@@ -11,7 +11,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 from ingest.cache import FeatureCache, HashCache
@@ -22,6 +21,7 @@ from timbre.diskspace import DiskReserve, as_disk_full
 from timbre.embedding.info import ModelInfo
 from timbre.embedding.runtime import device_type
 from timbre.errors import DiskFullError, SnapshotError
+from timbre.fsutil import now_stamp
 from timbre.labels import Labeller
 from timbre.library_roots import record_roots, recorded_roots
 from timbre.settings import Settings
@@ -88,7 +88,7 @@ def run_ingest(
         DiskFullError: too little free space (before the job, or at a write).
     """
     data = settings.data_dir
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = now_stamp()
     reports = data / "reports"
     dry = options.dry_run
     generation = _generation(store, rebuild=rebuild, verify=verify) if not dry else None

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from ingest.cache import sha256_of
 from ingest.metadata import AudioFacts, MetadataRules, describe
 from ingest.options import Limits
 from ingest.report import Failure
@@ -23,6 +22,7 @@ from ingest.tags import read_tags
 from timbre.audio.analysis import Heard, analyse
 from timbre.audio.decode import decode_file
 from timbre.errors import AudioError
+from timbre.fsutil import sha256_file
 from timbre.store.pathtext import path_from_text
 
 log = logging.getLogger("timbre.ingest")
@@ -108,6 +108,6 @@ def audio_listener(
 def hash_file(path: str) -> tuple[str, str | None, str | None]:
     """``(path, content hash, None)``, or ``(path, None, why)`` when the file cannot be read."""
     try:
-        return path, sha256_of(path_from_text(path)), None
+        return path, sha256_file(path_from_text(path)), None
     except OSError as exc:
         return path, None, f"{type(exc).__name__}: {exc}"

@@ -24,11 +24,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from ingest.watch_batch import Batch, ChangeBatcher, hidden, real_root, under
+from timbre.fsutil import now_iso
 
 log = logging.getLogger("timbre.watch")
 
@@ -113,10 +113,6 @@ def inotify_problem(roots: Sequence[str], limit_file: Path = INOTIFY_WATCHES) ->
         f"{folders} folders to watch but fs.inotify.max_user_watches is {limit}: {INOTIFY_FIX}; "
         "polling instead meanwhile"
     )
-
-
-def _wall() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @dataclass
@@ -271,7 +267,7 @@ class Watcher:
                 self._first_unhandled_s = now
             with self._lock:
                 self._status.events += 1
-                self._status.last_event_at = _wall()
+                self._status.last_event_at = now_iso()
             if self._on_event is not None:
                 self._on_event(getattr(change, "name", str(change)))
         return restart
