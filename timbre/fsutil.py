@@ -58,6 +58,11 @@ def sha256_file(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
+def within(path: str, root: str) -> bool:
+    """Whether the path text ``path`` is ``root`` or lies below it (no file system access)."""
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
 def now_iso(timespec: str = "seconds") -> str:
     """The time now, ISO 8601 in UTC (``2026-01-31T12:00:00+00:00``)."""
     return datetime.now(UTC).isoformat(timespec=timespec)

@@ -19,8 +19,7 @@ import numpy as np
 from timbre.embedding.info import DEFAULT_FAMILY, ModelInfo
 from timbre.errors import ConfigError
 from timbre.fsutil import replacing
-from timbre.labels.labeller import Labeller, LabelRules
-from timbre.labels.vocabulary import Vocabulary, load_vocabulary
+from timbre.labels.labeller import Labeller, LabelRules, Vocabulary, load_vocabulary
 
 if TYPE_CHECKING:
     from timbre.settings import Settings
