@@ -21,14 +21,16 @@ def fsync_dir(directory: Path) -> None:
 
 
 @contextmanager
-def replacing(path: Path, *, durable: bool = False) -> Iterator[Path]:
+def replacing(path: Path, *, durable: bool = False, mkdir: bool = False) -> Iterator[Path]:
     """A temporary path beside ``path`` for the caller to write; it replaces ``path`` when the
     block ends without error (a reader sees the old file or the new one, never half of one).
 
     Each call has its own temporary name, so concurrent writers never mix their bytes.
     ``durable``: fsync the file and its folder, so the change survives a power cut.
+    ``mkdir``: create the missing folders above ``path`` first.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if mkdir:
+        path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
         yield tmp
@@ -42,9 +44,11 @@ def replacing(path: Path, *, durable: bool = False) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def atomic_write(path: Path, data: bytes | str, *, durable: bool = False) -> None:
+def atomic_write(
+    path: Path, data: bytes | str, *, durable: bool = False, mkdir: bool = False
+) -> None:
     """Replace ``path`` with ``data`` (text is written as UTF-8) through :func:`replacing`."""
-    with replacing(path, durable=durable) as tmp:
+    with replacing(path, durable=durable, mkdir=mkdir) as tmp:
         tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
 
 

@@ -75,7 +75,8 @@ def record_roots(data_dir: Path, roots: Iterable[Path]) -> None:
         text = path_text(os.path.realpath(Path(root).expanduser()))
         if text not in known:
             known.append(text)
-    atomic_write(data_dir / ROOTS_FILE, json.dumps({"roots": sorted(known)}, indent=1) + "\n")
+    content = json.dumps({"roots": sorted(known)}, indent=1) + "\n"
+    atomic_write(data_dir / ROOTS_FILE, content, mkdir=True)
 
 
 class LibraryRoots:

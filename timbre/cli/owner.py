@@ -41,7 +41,7 @@ def claim_data_dir(settings: Settings) -> OwnerLock:
 def write_service_file(settings: Settings, url: str) -> Path:
     """Announce this service (call only while holding :func:`claim_data_dir`'s lock)."""
     path = settings.data_dir / SERVICE_FILE
-    atomic_write(path, json.dumps({"url": url, "pid": os.getpid()}) + "\n")
+    atomic_write(path, json.dumps({"url": url, "pid": os.getpid()}) + "\n", mkdir=True)
     return path
 
 

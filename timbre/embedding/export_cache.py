@@ -100,7 +100,7 @@ class DigestMemo:
 
     def _write(self, memo: dict[str, Any]) -> None:
         with contextlib.suppress(OSError):  # a read-only cache only costs a re-hash next time
-            atomic_write(self.path, json.dumps(memo, indent=1) + "\n")
+            atomic_write(self.path, json.dumps(memo, indent=1) + "\n", mkdir=True)
 
 
 @dataclass(frozen=True)

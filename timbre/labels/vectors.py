@@ -83,7 +83,7 @@ def label_vectors(
     if vectors.shape[1] != info.dim:
         raise ConfigError(f"label vectors are {vectors.shape[1]}-d, the models {info.dim}-d")
     if path is not None:
-        with replacing(path) as tmp, tmp.open("wb") as out:
+        with replacing(path, mkdir=True) as tmp, tmp.open("wb") as out:
             np.savez(out, vectors=vectors, names=np.array(vocabulary.names))
     return vectors
 

@@ -160,7 +160,7 @@ class MediaService:
         )
         values = compute_peaks(decoded.samples)
         actual = hashlib.sha256(data).hexdigest()
-        with replacing(self._peaks_file(actual)) as tmp:
+        with replacing(self._peaks_file(actual), mkdir=True) as tmp:
             values.tofile(tmp)
         return ItemPeaks(item_id, values, duration or decoded.duration_s, "computed")
 
@@ -219,7 +219,7 @@ class MediaService:
             ) from exc
         # Keep the depth of PCM and float sources; compressed ones (MP3, Vorbis...) become 16-bit.
         wav_subtype = subtype if subtype in _WAV_SUBTYPES else "PCM_16"
-        with replacing(target) as tmp:
+        with replacing(target, mkdir=True) as tmp:
             sf.write(tmp, frames, rate, format="WAV", subtype=wav_subtype)
 
     def _hold(self, target: Path) -> None:
