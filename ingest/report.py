@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Any
 
 log = logging.getLogger("timbre.ingest")
@@ -200,14 +199,9 @@ class Progress:
             self._task = self._bar.add_task("embedding", total=self.total, rate="")
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: Any) -> None:
         if self._bar is not None:
-            self._bar.__exit__(exc_type, exc, tb)
+            self._bar.__exit__(*exc)
         else:
             self._line(final=True)
 

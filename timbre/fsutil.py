@@ -49,7 +49,10 @@ def atomic_write(
 ) -> None:
     """Replace ``path`` with ``data`` (text is written as UTF-8) through :func:`replacing`."""
     with replacing(path, durable=durable, mkdir=mkdir) as tmp:
-        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+        if isinstance(data, str):
+            tmp.write_text(data, encoding="utf-8")
+        else:
+            tmp.write_bytes(data)
 
 
 def sha256_file(path: Path) -> str:
