@@ -11,12 +11,12 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from app.schemas import IngestIn
 from timbre.diskspace import disk_full_cause
 from timbre.errors import ConflictError, NotFoundError, TimbreError
+from timbre.fsutil import now_iso
 
 log = logging.getLogger("timbre.api")
 
@@ -29,16 +29,12 @@ class IngestRunner(Protocol):
     ) -> tuple[dict[str, Any], int]: ...
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 @dataclass
 class Job:
     job_id: str
     paths: list[str]
     state: str = "running"
-    started_at: str = field(default_factory=_now)
+    started_at: str = field(default_factory=now_iso)
     finished_at: str | None = None
     progress: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, Any] | None = None
@@ -104,7 +100,7 @@ class IngestJobs:
             code = 2 if isinstance(exc, TimbreError) or disk_full_cause(exc) else 3
             job.state, job.error, job.exit_code = "failed", f"{type(exc).__name__}: {exc}", code
         finally:
-            job.finished_at = _now()
+            job.finished_at = now_iso()
             self._changed()
 
     def _changed(self) -> None:

@@ -14,7 +14,7 @@
 * **Refusals that should happen**: no tempo for noise, held chords and one-shots; no key for
   drum loops, noise, drum one-shots and single notes.
 * **Cost**: CPU ms per audio-second of tempo, key, peaks and the whole pass, next to decoding
-  itself; the decode stage (``ingest.prepare.prepare``) on the demo library
+  itself; the decode stage (``ingest.workers.prepare``) on the demo library
   (``ingest.synthetic.make_library``, what ``timbre quickstart`` builds) before (decode,
   tags and names only) and after (plus the analysis); and per decoding worker, the import
   time and resident memory of the analysis, and of librosa when ``--librosa-python`` names an
@@ -42,7 +42,7 @@ import soundfile as sf
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import machine, median, write_results
-from ingest.synthetic_music import (
+from tests.support.synthetic_music import (
     PATTERNS,
     chord_loop,
     drum_loop,
@@ -298,9 +298,9 @@ def bench_decode_stage(folder: Path) -> dict[str, Any]:
     """``prepare`` over the demo library, against the same work without the analysis."""
     from ingest.metadata import AudioFacts, MetadataRules, describe
     from ingest.options import Limits
-    from ingest.prepare import prepare
     from ingest.synthetic import make_library
     from ingest.tags import read_tags
+    from ingest.workers import prepare
     from timbre.settings import load_settings
 
     library = make_library(folder / "demo")

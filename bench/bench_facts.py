@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import write_results
 from timbre.embedding.info import ModelInfo
 from timbre.labels import Labeller, LabelRules, Vocabulary, relabel
-from timbre.labels.vocabulary import Label
+from timbre.labels.labeller import Label
 from timbre.search.duplicates import DuplicateRules, find_duplicates
 from timbre.settings import load_settings
 from timbre.store import Point, SearchFilter, build_payload, open_store

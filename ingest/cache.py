@@ -1,18 +1,11 @@
-"""On-disk caches that make re-runs cheap: content hashes and MERT features.
+"""On-disk caches that make re-runs cheap: content hashes and MERT features, both written
+atomically, so a job killed at any moment leaves no half-written entry.
 
-* :class:`HashCache` remembers each file's SHA-256 by (path, size, mtime), so a re-run does
-  not read an unchanged library again (SQLite; one row per path, keyed by the path's stored
-  text form). It trusts size and mtime: a file rewritten in place with the same size and
-  the same mtime (a tool that restores timestamps, a copy with ``cp -p`` or ``rsync -t`` of
-  other bytes) keeps its old hash, and so its old vector. ``timbre ingest --rehash`` reads
-  every file again and corrects such entries.
-* :class:`FeatureCache` keeps the MERT window vectors of each content, keyed by the content
-  hash, the MERT revision and the pipeline version. Changing the CLaMP3 checkpoint, or
-  re-ingesting, reuses them: MERT is most of the compute. Each entry carries a checksum and
-  one that fails it is computed again.
-
-Both write atomically (SQLite transactions; ``.npy`` written to a temporary name and
-renamed), so a job killed at any moment leaves no half-written entry.
+* :class:`HashCache` remembers each file's SHA-256 by (path, size, mtime) in SQLite. A file
+  rewritten in place with the same size and mtime keeps its old hash: ``--rehash`` reads every
+  file again.
+* :class:`FeatureCache` keeps the checksummed MERT window vectors of each content, by content
+  hash, MERT revision and pipeline version (MERT is most of the compute).
 """
 
 from __future__ import annotations
@@ -20,37 +13,21 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import os
 import re
 import sqlite3
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from timbre.fsutil import atomic_write, sha256_file
 from timbre.store.pathtext import path_from_text
 
 log = logging.getLogger("timbre.ingest")
 
-_READ_CHUNK_BYTES = 1 << 20
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_READ_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
-
 
 class HashCache:
-    """SHA-256 of files, recomputed only when a file's size or mtime changes.
-
-    Args:
-        db_path: the SQLite file.
-        rehash: read every file again, whatever its size and mtime say, and count the
-            files whose content changed behind an unchanged size and mtime.
-    """
+    """SHA-256 of files, recomputed only when a file's size or mtime changes (or always with
+    ``rehash``, counting the files changed behind an unchanged size and mtime)."""
 
     def __init__(self, db_path: Path, *, rehash: bool = False) -> None:
         db_path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,8 +39,8 @@ class HashCache:
         self.changed_in_place = 0
 
     def _open(self) -> sqlite3.Connection:
-        """The cache file, started afresh (with a warning) when it is damaged: it holds
-        nothing that cannot be computed again from the files."""
+        """The cache file, started afresh (with a warning) when damaged: it holds nothing that
+        cannot be computed again."""
         try:
             return self._connect()
         except sqlite3.DatabaseError as exc:
@@ -124,7 +101,7 @@ class HashCache:
             self.hits += 1
             return str(row[2])
         self.misses += 1
-        digest = sha256_of(real)
+        digest = sha256_file(real)
         if unchanged and digest != row[2]:
             self.changed_in_place += 1
         self._db.execute(
@@ -151,13 +128,9 @@ def _slug(text: str) -> str:
 
 
 class FeatureCache:
-    """MERT window vectors ``[n_windows, hidden]`` per content, checksummed.
-
-    Each entry is one file: a magic line, the sha256 of the rest, then the array as ``.npy``.
-    A file that fails the check (zero-filled by a power cut, truncated, overwritten) is a miss,
-    logged: its features are computed again and the entry rewritten. Trusting it would store a
-    wrong vector under the content's id, which no later run corrects.
-    """
+    """MERT window vectors ``[n_windows, hidden]`` per content: a magic line, the sha256 of
+    the rest, then the ``.npy``. An entry failing the check is a logged miss, computed again:
+    trusting it would store a wrong vector under the content's id for good."""
 
     def __init__(self, root: Path, mert_ref: str, pipeline_version: str) -> None:
         self.folder = root / _slug(mert_ref) / _slug(pipeline_version)
@@ -190,15 +163,7 @@ class FeatureCache:
 
     def put(self, sha256: str, features: np.ndarray) -> None:
         path = self._path(sha256)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(_encode_features(features))
-            Path(tmp).replace(path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, _encode_features(features), mkdir=True)
         # An entry of the unchecked format this one replaces is never read again.
         path.with_suffix(".npy").unlink(missing_ok=True)
 

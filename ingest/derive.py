@@ -1,21 +1,13 @@
 """The facts a point's paths give, derived again whenever its paths or its roots change.
 
-``pack``, ``genre``, ``instrument``, ``tags``, a BPM or key a name states, and the ``kind`` the
-names say all come from the names of one path: the point's primary ``path`` (the first of its
-sorted ``paths``), read relative to the *outermost* library root that holds it (the job's
-roots and every root this data dir has indexed). A first ingest describes a file that way
-(:func:`primary`), and so does every later change of its paths or roots (a move, a rename, a
-second copy, ``--prune``, a watcher batch, a parent folder indexed after its subfolder):
-:class:`Rederiver` runs the same :func:`ingest.metadata.describe` on the point's current paths
-and writes back what differs, without embedding anything again. What the file's own tags say
-is read from the file; what the audio said is recalled from the payload when the payload
-holds the answer or when no answer could change the facts (a short drum hit is asked for a
-tempo that can never make it a loop), and heard again (the file decoded) otherwise, so the
-result equals a clean ingest of the same tree.
-
-Points whose paths did not change in a job are checked too, cheaply, so that an index built
-before this rule existed is corrected by the next ingest of its roots: the check assumes the
-audio would answer as it did before, and a point it finds inconsistent is derived in full.
+The name facts (pack, genre, instrument, tags, a stated BPM or key, the kind) come from the
+point's primary ``path`` (the first of its sorted ``paths``) below the *outermost* library
+root holding it. After a move, rename, copy, prune or a parent root indexed later,
+:class:`Rederiver` runs the same :func:`~ingest.metadata.describe` on the current paths and
+writes back what differs, without embedding. What the audio said is recalled from the payload
+where that settles the facts, else the file is heard again, so the result equals a clean
+ingest of the same tree. Points whose paths did not change get a cheap check, so an older
+index is corrected by the next ingest of its roots.
 """
 
 from __future__ import annotations
@@ -34,19 +26,19 @@ from ingest.metadata import (
     Listen,
     MetadataRules,
     describe,
-    name_parts,
+    name_facts,
 )
-from ingest.names import parse_bpm, parse_key, tokens
 from ingest.options import Limits
-from ingest.prepare import audio_listener
 from ingest.tags import FileTags, read_tags
-from timbre.audio.analysis import Heard
+from ingest.workers import audio_listener
+from timbre.audio.analysis import Envelope, Heard
 from timbre.audio.decode import decode_file
-from timbre.audio.envelope import Envelope
 from timbre.audio.key import KeyEstimate
 from timbre.audio.tempo import TempoEstimate
 from timbre.errors import AudioError
+from timbre.fsutil import within
 from timbre.labels import Labeller
+from timbre.labels.labeller import named_instrument
 from timbre.store import Collection, Point
 from timbre.store.pathtext import path_from_text
 
@@ -57,17 +49,9 @@ DERIVED_FROM_PATHS = (*NAME_FIELDS, *AUDIO_FIELDS)
 
 
 def root_of(path: str, roots: Iterable[str]) -> str | None:
-    """The outermost of ``roots`` that holds ``path`` (stored text forms), None when none does.
-
-    The outermost, so that indexing a subfolder first and its parent later gives what
-    indexing the parent alone gives.
-    """
-    best: str | None = None
-    for root in roots:
-        prefix = root.rstrip("/") + "/"
-        if (path == root or path.startswith(prefix)) and (best is None or len(root) < len(best)):
-            best = root
-    return best
+    """The outermost of ``roots`` that holds ``path`` (stored text forms), None when none does
+    (the outermost, so a subfolder indexed before its parent gives what the parent gives)."""
+    return min((r for r in roots if within(path, r)), key=len, default=None)
 
 
 def primary(paths: Iterable[str], roots: Iterable[str]) -> tuple[str, str | None]:
@@ -84,12 +68,10 @@ _PROBE_KEY = KeyEstimate("C", 1.0, 1.0, 1.0, 1.0)
 def _recall(payload: Mapping[str, Any], unpitched: frozenset[str], *, probe: bool) -> Listen:
     """A listener that answers what the audio said at ingest, as stored in ``payload``.
 
-    Known answers: a BPM or key with source ``audio``; no tempo for a loop stored without a
-    BPM (it was asked, and heard none); no key where ingest asked for one and stored none.
-    Any other question gets nothing, or with ``probe`` a made-up confident answer: when the
-    facts come out the same both ways the answer does not matter, else the file must be
-    heard again. Likewise a recalled tempo has no bar count without ``probe`` and four bars
-    with it. Only the fields :func:`~ingest.metadata.hear` reads are real.
+    Known answers: a BPM or key with source ``audio``, and none where ingest asked and heard
+    none. Anything else gets nothing, or with ``probe`` a made-up confident answer: when the
+    facts come out the same both ways the answer does not matter, else the file is heard
+    again. Only the fields :func:`~ingest.metadata.hear` reads are real.
     """
 
     def listen(tempo: bool, key: bool) -> Heard | None:
@@ -123,14 +105,8 @@ _NEUTRAL = Envelope(reattacks=0, end_db=0.0, fall_db=0.0)
 
 
 def _recalled_envelope(payload: Mapping[str, Any], *, probe: bool) -> Envelope | None:
-    """An envelope that gives the kind verdict the sound gave at ingest, as far as the payload
-    tells it (the envelope itself is not stored).
-
-    A kind the sound decided (``kind_source: audio``) tells its envelope's verdict; a kind
-    left to the duration means the sound had none. A kind the tags or names decided hides
-    what the sound said: unknown, so the probe answers "decays" and a verdict that depends on
-    it sends the file to be heard again.
-    """
+    """An envelope giving the kind verdict the sound gave at ingest, as far as the payload
+    tells (a kind the tags or names decided hides it: unknown, or "decays" for the probe)."""
     kind, source = payload.get("kind"), payload.get("kind_source")
     if source == "audio":
         return _DECAYING if kind == "one_shot" else _REPEATING
@@ -144,21 +120,15 @@ def _asked_key(payload: Mapping[str, Any], unpitched: frozenset[str]) -> bool:
     unless a name or a tag stated one, or the names called the sound a drum."""
     if payload.get("key_source") in ("tags", "name"):
         return False
-    source, instrument = payload.get("instrument_source"), payload.get("instrument")
-    named = source == "name" or (source is None and instrument)
-    return not (named and instrument in unpitched)
+    return not (named_instrument(payload) and payload.get("instrument") in unpitched)
 
 
 @dataclass
 class Rederiver:
     """Derives a stored point's path facts anew, as a clean ingest of its current paths would.
 
-    Args:
-        rules: the vocabularies (as the job's).
-        roots: every library root known (stored text forms): the job's and those recorded.
-        limits: decoding limits, for the points whose audio must be heard again.
-        labeller: the job's labeller: an instrument the names no longer give comes from the
-            stored category, as at ingest.
+    ``roots``: every library root known (stored text forms). ``labeller``: an instrument the
+    names no longer give comes from the stored category, as at ingest.
     """
 
     rules: MetadataRules
@@ -167,18 +137,10 @@ class Rederiver:
     labeller: Labeller | None = None
 
     def changes(self, payload: Mapping[str, Any], *, full: bool) -> dict[str, Any]:
-        """The fields of :data:`DERIVED_FROM_PATHS` that differ from ``payload`` (a stored
-        payload with its paths already current).
+        """The fields of :data:`DERIVED_FROM_PATHS` that differ from a stored ``payload`` whose
+        paths are current; nothing when it cannot be derived (this never stops a job).
 
-        Args:
-            payload: the stored payload.
-            full: the paths changed: derive in full (the file's tags read, the audio decoded
-                when the payload cannot answer). Otherwise a cheap check runs first and the
-                full derivation only when it finds the payload inconsistent.
-
-        Returns:
-            Nothing when the primary path cannot be read now, or the payload lacks what a
-            derivation needs (the point keeps its facts: this never stops a job).
+        ``full``: the paths changed, derive in full; otherwise a cheap check runs first.
         """
         try:
             return self._changes(payload, full=full)
@@ -208,11 +170,9 @@ class Rederiver:
         return _differing(payload, facts)
 
     def _current(self, payload: Mapping[str, Any], path: str, root: str | None, real: Path) -> bool:
-        """The cheap check: is a point whose paths did not change consistent with them?
-
-        Screened first without the vocabularies or the file; then derived assuming the audio
-        answers as before, with the tags the payload implies and, failing that, the file's.
-        """
+        """The cheap check of a point whose paths did not change: screened without the
+        vocabularies or the file, then derived assuming the audio answers as before, with the
+        tags the payload implies and, failing that, the file's."""
         if self._looks_current(payload, path, root):
             return True  # what a re-run of a library mostly is
         guessed = FileTags(
@@ -225,19 +185,15 @@ class Rederiver:
 
     @staticmethod
     def _looks_current(payload: Mapping[str, Any], path: str, root: str | None) -> bool:
-        """A quick screen of a point whose paths did not change: do the pack, the folder
-        tags and a BPM or key the names state match its path? (The full check matches the
-        vocabularies too, ~1 ms a point: too slow for every point of every re-run.)"""
-        folders, stem = name_parts(Path(path), Path(root) if root is not None else None)
-        if payload.get("path") != path or payload.get("pack") != (folders[0] if folders else None):
+        """Do the pack, the folder tags and a BPM or key the names state match the path?
+        (Not the vocabularies: ~1 ms a point, too slow for every point of every re-run.)"""
+        named = name_facts(Path(path), Path(root) if root is not None else None, FileTags(), None)
+        if payload.get("path") != path or payload.get("pack") != named.pack:
             return False
-        words = {" ".join(tokens(f)) for f in folders[1:]} - {""}
-        if not words <= set(payload.get("tags") or ()):
+        if not set(named.tags) <= set(payload.get("tags") or ()):
             return False
-        names = [stem, *reversed(folders)]
-        bpm = parse_bpm(*names)
-        stated_bpm = round(bpm, 3) if bpm is not None else None
-        for field, stated in (("bpm", stated_bpm), ("key", parse_key(*names))):
+        bpm = round(named.bpm[0], 3) if named.bpm[0] is not None else None
+        for field, stated in (("bpm", bpm), ("key", named.key[0])):
             source = payload.get(f"{field}_source")
             if source == "name" and stated != payload.get(field):
                 return False
@@ -268,8 +224,7 @@ class Rederiver:
         tags: FileTags,
         listen: Listen,
     ) -> dict[str, Any]:
-        """What ingest would store for the point at ``path`` under ``root``: the fields of
-        :data:`DERIVED_FROM_PATHS`."""
+        """The :data:`DERIVED_FROM_PATHS` ingest would store for the point at ``path``."""
         audio = AudioFacts(
             float(payload["duration_s"]),
             int(payload["sample_rate"]),
@@ -313,11 +268,7 @@ def rederive(store: Collection, rederiver: Rederiver, ids: Iterable[str], batch:
 
 def rewrite(store: Collection, updates: Mapping[str, Mapping[str, Any]]) -> int:
     """Merge ``updates`` (id -> fields) into the stored points; returns how many were written.
-
-    The points are written whole again, vectors and all: a partial payload update drops a
-    field set to None (on Qdrant Edge and the client alike) where a clean ingest stores
-    None, and the payloads must come out the same.
-    """
+    Whole points, vectors and all: a partial payload update drops a field set to None."""
     records = store.retrieve(list(updates), with_vectors=True)
     return store.upsert(
         [

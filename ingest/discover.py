@@ -1,16 +1,11 @@
 """Find the audio files under the library roots, and account for every entry passed over.
 
-Recursive, deterministic (sorted), and careful: hidden and system files are skipped, symlinks
-are followed only while they stay inside a root and never twice to the same directory (no
-loops), and a file is taken when its extension is an audio one *or* its first bytes say it is
-audio (a WAV saved without extension, an AIFF named ``.snd``).
-
-Nothing found on disk can stop a scan: a symlink loop (to itself, in a cycle, or to a folder
-above it), a dangling link, an unreadable folder or file, a FIFO, socket or device, or a file
-with an audio-like extension no decoder here reads (a GUS ``.pat``, a SoundFont) is passed
-over with one of the :data:`SKIP_REASONS`, handed to the caller's ``on_skip``. Special files
-are never opened (opening a FIFO would block the scan for good). Paths are reported in their
-stored text form (:mod:`timbre.store.pathtext`), so names that are not UTF-8 are reported too.
+Recursive and sorted; hidden and system files are skipped; symlinks are followed only inside
+a root and never twice to one folder; a file is taken when its extension is an audio one *or*
+its first bytes say it is audio. Nothing on disk can stop a scan: loops, dangling links,
+unreadable entries, special files (never opened: a FIFO would block) and unsupported formats
+are passed over with one of the :data:`SKIP_REASONS`, handed to ``on_skip``, by stored path
+text (:mod:`timbre.store.pathtext`).
 """
 
 from __future__ import annotations
@@ -24,91 +19,28 @@ from pathlib import Path
 
 from timbre.store.pathtext import path_text
 
-AUDIO_EXTENSIONS = frozenset(
-    {
-        ".wav",
-        ".wave",
-        ".flac",
-        ".aif",
-        ".aiff",
-        ".aifc",
-        ".ogg",
-        ".oga",
-        ".opus",
-        ".mp3",
-        ".caf",
-        ".w64",
-        ".rf64",
-        ".au",
-        ".snd",
-    }
-)
+# fmt: off
+AUDIO_EXTENSIONS = frozenset((
+    ".wav", ".wave", ".flac", ".aif", ".aiff", ".aifc", ".ogg", ".oga", ".opus", ".mp3", ".caf",
+    ".w64", ".rf64", ".au", ".snd",
+))
 # Files that are never samples, whatever they contain.
 _SKIP_NAMES = frozenset({"thumbs.db", "desktop.ini", ".ds_store", "icon\r"})
-_SKIP_EXTENSIONS = frozenset(
-    {
-        ".asd",
-        ".reapeaks",
-        ".pk",
-        ".txt",
-        ".pdf",
-        ".jpg",
-        ".jpeg",
-        ".png",
-        ".nfo",
-        ".json",
-        ".xml",
-        ".zip",
-        ".rar",
-        ".7z",
-    }
-)
-# Magic numbers of containers libsndfile reads.
-_MAGIC = (
-    (0, b"RIFF"),
-    (0, b"RIFX"),
-    (0, b"RF64"),
-    (0, b"FORM"),
-    (0, b"fLaC"),
-    (0, b"OggS"),
-    (0, b"ID3"),
-    (0, b"caff"),
-    (0, b".snd"),
-    (0, b"riff"),
-)
-
-
-# Extensions of sound-related files that no decoder here reads: reported, never silently
-# dropped, so a library of patches or SoundFonts says why nothing in it was indexed.
-UNSUPPORTED_EXTENSIONS = frozenset(
-    {
-        ".pat",  # Gravis UltraSound patch
-        ".sf2",
-        ".sf3",
-        ".sfz",  # SoundFont 2/3 banks and SFZ instrument definitions
-        ".rex",
-        ".rx2",
-        ".rcy",  # ReCycle slices
-        ".wma",
-        ".aac",
-        ".m4a",
-        ".alac",
-        ".ape",
-        ".wv",
-        ".dsf",
-        ".dff",
-        ".mid",
-        ".midi",  # MIDI holds notes, not sound
-        ".nki",
-        ".nkx",
-        ".ncw",
-        ".exs",  # sampler instruments
-        ".mod",
-        ".xm",
-        ".it",
-        ".s3m",  # tracker modules
-    }
-)
+_SKIP_EXTENSIONS = frozenset((
+    ".asd", ".reapeaks", ".pk", ".txt", ".pdf", ".jpg", ".jpeg", ".png", ".nfo", ".json", ".xml",
+    ".zip", ".rar", ".7z",
+))
+# Magic numbers (at offset 0) of containers libsndfile reads.
+_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"FORM", b"fLaC", b"OggS", b"ID3", b"caff", b".snd", b"riff")
+# Sound-related formats no decoder here reads, reported so that a library of them says why
+# nothing in it was indexed: GUS patches, SoundFonts and SFZ, ReCycle slices, codecs libsndfile
+# lacks, MIDI (notes, not sound), sampler instruments, tracker modules.
+UNSUPPORTED_EXTENSIONS = frozenset((
+    ".pat", ".sf2", ".sf3", ".sfz", ".rex", ".rx2", ".rcy", ".wma", ".aac", ".m4a", ".alac",
+    ".ape", ".wv", ".dsf", ".dff", ".mid", ".midi", ".nki", ".nkx", ".ncw", ".exs", ".mod", ".xm",
+    ".it", ".s3m",
+))
+# fmt: on
 
 SKIP_REASONS = {
     "hidden": "a hidden or system file or folder",
@@ -160,7 +92,7 @@ def looks_like_audio(path: Path) -> bool:
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     with os.fdopen(fd, "rb") as handle:
         head = handle.read(12)
-    if any(head[at : at + len(magic)] == magic for at, magic in _MAGIC):
+    if head.startswith(_MAGIC):
         return True
     return len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0  # MPEG frame sync
 
@@ -173,20 +105,20 @@ def _ignore(_: Skipped) -> None:
     pass
 
 
-def discover(roots: Sequence[Path], on_skip: SkipHandler | None = None) -> Iterator[Found]:
-    """Yield audio files under ``roots`` in a stable order, each real file once.
+def _real(path: Path) -> Path:
+    return Path(os.path.realpath(Path(path).expanduser()))
 
-    Args:
-        roots: library folders (or single files) to scan.
-        on_skip: called with every entry passed over, and why (see :data:`SKIP_REASONS`).
+
+def discover(roots: Sequence[Path], on_skip: SkipHandler | None = None) -> Iterator[Found]:
+    """Yield audio files under ``roots`` (folders or single files) in a stable order, each
+    real file once; every entry passed over goes to ``on_skip`` (see :data:`SKIP_REASONS`).
 
     Raises:
         FileNotFoundError: a root does not exist (or cannot be reached).
     """
-    skip = on_skip or _ignore
     resolved = []
     for root in roots:
-        real = Path(os.path.realpath(Path(root).expanduser()))
+        real = _real(root)
         try:
             real.stat()
         except OSError as exc:
@@ -194,31 +126,21 @@ def discover(roots: Sequence[Path], on_skip: SkipHandler | None = None) -> Itera
                 f"library root {root} cannot be used: {exc.strerror or exc}"
             ) from exc
         resolved.append(real)
-    scan = _Scan(resolved, skip)
+    scan = _Scan(resolved, on_skip or _ignore)
     for root in resolved:
-        st = root.stat()
-        if stat.S_ISDIR(st.st_mode):
-            yield from scan.walk(root)
-        elif not stat.S_ISREG(st.st_mode):
-            scan.skip(Skipped(path_text(root), "special_file", SKIP_REASONS["special_file"]))
-        elif scan.accept(root, st):
-            yield Found(root, root.parent)
+        yield from scan.visit(root, root, root.stat(), file_root=root.parent)
 
 
 def discover_changed(
     roots: Sequence[Path], targets: Sequence[Path], on_skip: SkipHandler | None = None
 ) -> Iterator[Found]:
-    """Yield the audio files at or below ``targets`` (files or folders inside ``roots``), each
-    with the root it lies under, by the same rules as :func:`discover`.
-
-    A target that is gone, or lies outside every root, yields nothing (a watcher's event may
-    be older than the disk's state); the roots themselves must exist.
-    """
-    skip = on_skip or _ignore
-    resolved = [Path(os.path.realpath(Path(r).expanduser())) for r in roots]
-    scan = _Scan(resolved, skip)
+    """Yield the audio files at or below ``targets`` (inside ``roots``), each with the root it
+    lies under, by the rules of :func:`discover`. A target that is gone or outside every root
+    yields nothing (a watcher's event may be older than the disk's state)."""
+    resolved = [_real(r) for r in roots]
+    scan = _Scan(resolved, on_skip or _ignore)
     for target in targets:
-        real = Path(os.path.realpath(Path(target).expanduser()))
+        real = _real(target)
         root = next((r for r in resolved if real == r or real.is_relative_to(r)), None)
         if root is None:
             continue
@@ -226,12 +148,7 @@ def discover_changed(
             st = real.stat()
         except OSError:
             continue  # gone since the event: the prune decides what that means
-        if stat.S_ISDIR(st.st_mode):
-            yield from scan.walk(root, start=real)
-        elif not stat.S_ISREG(st.st_mode):
-            scan.skip(Skipped(path_text(real), "special_file", SKIP_REASONS["special_file"]))
-        elif scan.accept(real, st):
-            yield Found(real, root)
+        yield from scan.visit(root, real, st, file_root=root)
 
 
 def _skip_link(path: Path, exc: OSError) -> tuple[str, str]:
@@ -260,6 +177,17 @@ class _Scan:
 
     def _inside(self, path: Path) -> bool:
         return any(path == r or path.is_relative_to(r) for r in self.roots)
+
+    def visit(
+        self, root: Path, path: Path, st: os.stat_result, *, file_root: Path
+    ) -> Iterator[Found]:
+        """The files at or below ``path`` (a single file is found under ``file_root``)."""
+        if stat.S_ISDIR(st.st_mode):
+            yield from self.walk(root, start=path)
+        elif not stat.S_ISREG(st.st_mode):
+            self._skipped(path, "special_file", SKIP_REASONS["special_file"])
+        elif self.accept(path, st):
+            yield Found(path, file_root)
 
     def walk(self, root: Path, start: Path | None = None) -> Iterator[Found]:
         """The files below ``start`` (default: the root), found under ``root``."""

@@ -11,17 +11,18 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 from ingest.cache import FeatureCache, HashCache
 from ingest.metadata import MetadataRules
-from ingest.pipeline import Embedder, IngestJob, JobOptions, JobResult, Limits
+from ingest.options import Embedder, JobOptions, JobResult, Limits
+from ingest.pipeline import IngestJob
 from ingest.report import Counts, FailureLog, SkipLog
 from timbre.diskspace import DiskReserve, as_disk_full
 from timbre.embedding.info import ModelInfo
 from timbre.embedding.runtime import device_type
 from timbre.errors import DiskFullError, SnapshotError
+from timbre.fsutil import now_stamp
 from timbre.labels import Labeller
 from timbre.library_roots import record_roots, recorded_roots
 from timbre.settings import Settings
@@ -70,25 +71,19 @@ def run_ingest(
 ) -> JobResult:
     """Run one job: index the roots, publish a re-index if one was built, export a snapshot.
 
-    When the live collection was built by other models (or another schema), the job builds a
-    new versioned collection and publishes it when complete, so searches never see a half-built
-    index. A sharded job (one of several workers) leaves publishing to ``timbre store publish``.
-    With a ``labeller``, every new point gets its zero-shot labels before it is written.
-    A run that wrote nothing keeps the current snapshot instead of exporting an identical one.
-    ``embedder`` may be None for a dry run. ``optimize``: compact the store after writing
-    (:meth:`~timbre.store.interface.VectorStore.optimize`, before publishing, so a re-index goes
-    live compacted); a service passes False, since Qdrant Edge holds the process meanwhile
-    (~40 s per 100k new points) and its searches would stall.
-    ``verify``: read the live collection back whole first and refuse a damaged one (the
-    service checks its store once at start instead). ``rebuild``: build a new collection from
-    the files whatever the live one holds (``timbre store rebuild --from-files``).
+    When the live collection was built by other models or schema, the job builds a new
+    collection and publishes it complete (a sharded job leaves that to ``timbre store
+    publish``). A run that wrote nothing keeps the current snapshot. ``embedder`` is None for
+    a dry run. ``optimize``: compact the store after writing (a service passes False: its
+    searches would stall meanwhile). ``verify``: refuse a live collection that cannot be read
+    back. ``rebuild``: build a new collection from the files whatever the live one holds.
 
     Raises:
         StoreDamagedError: ``verify``, and the live collection cannot be read back.
         DiskFullError: too little free space (before the job, or at a write).
     """
     data = settings.data_dir
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = now_stamp()
     reports = data / "reports"
     dry = options.dry_run
     generation = _generation(store, rebuild=rebuild, verify=verify) if not dry else None
@@ -200,8 +195,8 @@ def _optimize(store: VectorStore, result: JobResult) -> None:
 
 
 def current_manifest(snapshots: Path, live: Collection) -> SnapshotManifest | None:
-    """The published snapshot's manifest when it holds exactly what ``live`` holds now (same
-    collection, same write marker), else None (a snapshot is due)."""
+    """The published snapshot's manifest when it holds exactly what ``live`` holds now, else
+    None (a snapshot is due)."""
     try:
         name = current_snapshot_name(snapshots)
         if name is None:

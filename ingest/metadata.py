@@ -1,21 +1,23 @@
 """Payload metadata for one file: what its names, its own tags and its audio say.
 
 Priority per field, most explicit first: the file's own tags, then its file name, then its
-folders from the nearest up (genre reads folders from the top: packs and genre folders sit
-there), then, for BPM and key, the audio itself (:mod:`timbre.audio.analysis`). Every field
-may stay None; no guess ever blocks indexing.
+folders from the nearest up (genre reads folders from the top, where packs and genre folders
+sit), then, for BPM and key, the audio (:mod:`timbre.audio.analysis`). Every field may stay
+None; no guess ever blocks indexing. ``bpm_source`` / ``key_source`` say where a value came
+from (``tags``, ``name``, ``audio``); a confidence rates only an estimate from the audio
+(a stated value was not measured). Audio BPM goes to loops only; an audio key to anything
+clearly pitched, and never to what the names call a drum. docs/facts.md describes every fact.
 
-How BPM and key were obtained travels with them: ``bpm_source`` / ``key_source`` are
-``tags``, ``name`` (the file or folder names) or ``audio``, None when unknown.
-``bpm_confidence`` / ``key_confidence`` (0..1) rate an estimate from the audio and are None
-for a stated value: a value a producer wrote is not estimated, and rating it 1.0 would
-claim a certainty nobody measured (names can be wrong); filter on the source to trust only
-stated values. Whether a clip is a loop or a one-shot is decided from evidence (tags, names,
-the envelope and pulse of the sound, then its length; :mod:`ingest.kind`), and
-``kind_source`` says which decided. Audio BPM goes to loops only (a one-shot never gets a
-BPM). An audio key goes to anything clearly pitched, which leaves drums and noise without
-one; what the names call a drum (a kick, a ride, a tom, a conga) is not asked for one at all.
-docs/facts.md describes every fact for users.
+Loop or one-shot (``kind_source``) is decided from evidence, most explicit first, since
+length alone misleads (a crash rings for 12 s, a strum for 6, both one-shots):
+
+1. ``tags``: the file's ACID chunk says it.
+2. ``name``: the file's own name says it, or states a tempo the clip lasts whole bars of.
+3. ``audio``: one gesture decaying to silence is a one-shot; whole bars of a steady pulse, or
+   attacks that keep coming back, a loop (:mod:`timbre.audio.analysis`).
+4. ``duration``: under :data:`SHORT_S`, a one-shot.
+5. ``name``: a folder says it (``Loops/``; kits' folder names are looser, so the sound wins).
+6. ``duration``: what is left is a loop from :data:`LONG_S` up, else a one-shot.
 """
 
 from __future__ import annotations
@@ -25,24 +27,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ingest.kind import decide_kind, pre_kind
-from ingest.names import Vocabulary, parse_bpm, parse_key, tokens
+from ingest.names import Vocabulary, parse_bpm, parse_key, stated_kind, tokens
 from ingest.tags import FileTags
-from timbre.audio.analysis import Heard
+from timbre.audio.analysis import Envelope, Heard
+from timbre.audio.tempo import TempoEstimate
 from timbre.settings import IngestSettings
 
 Stated = tuple[Any, str | None]
 """A value with its source (``tags`` or ``name``), or ``(None, None)`` when nothing states it."""
 
 Listen = Callable[[bool, bool], Heard | None]
-"""``listen(tempo, key)``: what the file's audio says, estimating only what is asked
-(None when the analysis failed)."""
+"""``listen(tempo, key)``: what the audio says, estimating only what is asked (None: failed)."""
+
+SHORT_S = 1.5
+"""Shorter clips are one-shots when nothing else tells (seconds)."""
+LONG_S = 4.0
+"""Clips this long are loops when nothing else tells (seconds): held pads and beds."""
+PROMOTE_MIN = 0.3
+"""Least tempo confidence for a clip to become a loop by its pulse (in whole bars)."""
 
 
 @dataclass(frozen=True)
 class MetadataRules:
-    """The configurable vocabularies (``ingest.genres``, ``ingest.instruments``) and the
-    instruments the audio is never asked a key of (``ingest.unpitched_instruments``)."""
+    """The vocabularies (``ingest.genres``, ``ingest.instruments``) and the instruments never
+    asked for a key (``ingest.unpitched_instruments``)."""
 
     genres: Vocabulary
     instruments: Vocabulary
@@ -59,18 +67,12 @@ class MetadataRules:
 
 NAME_FIELDS = ("pack", "genre", "instrument", "instrument_source", "tags")
 """The payload fields the names (and the file's own tags) alone give."""
+# fmt: off
 AUDIO_FIELDS = (
-    "bpm",
-    "bpm_source",
-    "bpm_confidence",
-    "key",
-    "key_source",
-    "key_confidence",
-    "kind",
-    "kind_source",
-    "analysis_version",
-    "peaks",
+    "bpm", "bpm_source", "bpm_confidence", "key", "key_source", "key_confidence",
+    "kind", "kind_source", "analysis_version", "peaks",
 )
+# fmt: on
 """The payload fields :func:`hear` returns: stated facts, and what the audio says of the rest."""
 
 
@@ -84,26 +86,11 @@ class AudioFacts:
     format: str
 
 
-def name_parts(path: Path, root: Path | None) -> tuple[list[str], str]:
-    """The folders from ``root`` down to ``path`` (the first is the pack), and its stem."""
-    relative = Path(path.name)
-    if root is not None and path.is_relative_to(root):
-        relative = path.relative_to(root)
-    return list(relative.parts[:-1]), path.stem
-
-
 @dataclass(frozen=True)
 class NameFacts:
-    """What a file's names and own tags state, before any audio is heard.
-
-    Attributes:
-        names: the file's stem, then its folders from the nearest up (to the library root).
-        pack: the first folder under the library root.
-        genre, instrument: from the vocabularies (None when nothing states one).
-        bpm, key: the stated value and its source (``tags`` or ``name``), or ``(None, None)``.
-        kind: what the file's tags say (an ACID chunk), else None.
-        tags: the folder words below the pack and the file's own tag words.
-    """
+    """What a file's names and own tags state, before any audio is heard: ``names`` are the
+    stem, then the folders from the nearest up; ``pack`` the first folder under the root;
+    ``kind`` what the tags say; ``tags`` the folder words below the pack and the tag words."""
 
     names: list[str]
     pack: str | None
@@ -115,18 +102,25 @@ class NameFacts:
     tags: list[str]
 
 
-def name_facts(path: Path, root: Path | None, tags: FileTags, rules: MetadataRules) -> NameFacts:
-    """The facts the names and tags of ``path`` (found under library ``root``) state."""
-    folders, stem = name_parts(path, root)
+def name_facts(
+    path: Path, root: Path | None, tags: FileTags, rules: MetadataRules | None
+) -> NameFacts:
+    """The facts the names and tags of ``path`` (found under library ``root``) state; without
+    ``rules`` the vocabularies are not read (genre and instrument None)."""
+    relative = Path(path.name)
+    if root is not None and path.is_relative_to(root):
+        relative = path.relative_to(root)
+    folders, stem = list(relative.parts[:-1]), path.stem
     nearest_first = [stem, *reversed(folders)]
     name_bpm = parse_bpm(*nearest_first)
     name_key = parse_key(*nearest_first)
     tag_words = {" ".join(tokens(f)) for f in folders[1:]} | {w for w in tags.words if w}
+    genre_names = (*(t for t in (tags.genre,) if t), *folders, stem)
     return NameFacts(
         names=nearest_first,
         pack=folders[0] if folders else None,
-        genre=rules.genres.find(*(t for t in (tags.genre,) if t), *folders, stem),
-        instrument=rules.instruments.find(*nearest_first),
+        genre=rules.genres.find(*genre_names) if rules else None,
+        instrument=rules.instruments.find(*nearest_first) if rules else None,
         bpm=(tags.bpm, "tags") if tags.bpm else (name_bpm, "name" if name_bpm else None),
         key=(tags.key, "tags") if tags.key else (name_key, "name" if name_key else None),
         kind=tags.kind,
@@ -143,17 +137,10 @@ def describe(
     *,
     listen: Listen | None = None,
 ) -> dict[str, Any]:
-    """The descriptive payload fields of one file (identity and model fields are added later).
+    """The descriptive payload fields of one file (identity and model fields come later).
 
-    Args:
-        path: the file.
-        root: the outermost library root that holds it (its first folder is the pack; see
-            :mod:`ingest.derive`), None when no root does (only the file name is read).
-        audio: what decoding said.
-        tags: the file's own tags.
-        rules: the vocabularies.
-        listen: the audio analysis, asked for the tempo of a loop and the key of anything
-            whose names and tags state none; None when the audio is not at hand.
+    ``root``: the outermost library root holding it (its first folder is the pack), None to
+    read the file name only. ``listen``: the audio analysis, None when the audio is not at hand.
     """
     facts = name_facts(path, root, tags, rules)
     heard = hear(
@@ -188,29 +175,16 @@ def hear(
     tagged_kind: str | None = None,
     ask_key: bool = True,
 ) -> dict[str, Any]:
-    """The facts the audio may fill: BPM, key and kind, with sources and confidences.
+    """The :data:`AUDIO_FIELDS`: BPM, key and kind, with sources and confidences.
 
-    Shared by ingest (:func:`describe`) and by ``timbre reanalyse`` (:mod:`ingest.reanalyse`),
-    so a backfilled point carries what a fresh ingest would have given it.
-
-    Args:
-        names: the file's stem, then its folders from the nearest up.
-        duration_s: the file's duration.
-        bpm: the stated BPM and its source.
-        key: the stated key and its source.
-        listen: the audio analysis, or None when the audio is not at hand.
-        tagged_kind: the kind the file's own tags state (an ACID chunk), if any.
-        ask_key: False for what the names call a drum (``ingest.unpitched_instruments``):
-            a ringing cymbal or tom is as "tonal" to the key detector as a chord.
-
-    Returns:
-        ``bpm``, ``bpm_source``, ``bpm_confidence``, ``key``, ``key_source``,
-        ``key_confidence``, ``kind``, ``kind_source``, ``analysis_version`` and ``peaks``.
+    Shared by ingest and ``timbre reanalyse``, so a backfilled point carries what a fresh
+    ingest would give it. ``names``: the stem, then the folders from the nearest up.
+    ``ask_key``: False for what the names call a drum (a ringing cymbal is as "tonal" to the
+    key detector as a chord).
     """
     (bpm_value, bpm_source), (key_value, key_source) = bpm, key
     bpm_confidence = key_confidence = None
-    # A one-shot never gets a tempo; anything else may prove a loop by its pulse, and a loop
-    # the names call so gets its BPM from it.
+    # A one-shot never gets a tempo; anything else may prove a loop by its pulse.
     stated = pre_kind(names, tagged_kind)
     wants_tempo = bpm_value is None and (stated is None or stated[0] == "loop")
     heard = listen(wants_tempo, ask_key and key_value is None) if listen else None
@@ -239,3 +213,50 @@ def hear(
         "analysis_version": heard.version if heard else None,
         "peaks": heard.peaks if heard else None,
     }
+
+
+def whole_bars(duration_s: float, bpm: float) -> bool:
+    """The clip lasts a whole number of beats, at least most of a bar, at ``bpm``."""
+    beats = duration_s * bpm / 60.0
+    return beats >= 3.5 and abs(beats - round(beats)) < 0.05 * max(1.0, round(beats) / 4)
+
+
+def pre_kind(names: Sequence[str], tagged: str | None) -> tuple[str, str] | None:
+    """What the tags or the file's own name say, before any audio: ``(kind, source)``."""
+    if tagged is not None:
+        return tagged, "tags"
+    own = stated_kind(names[:1])
+    return (own, "name") if own is not None else None
+
+
+def decide_kind(
+    names: Sequence[str],
+    duration_s: float,
+    *,
+    tagged: str | None = None,
+    bpm: tuple[float | None, str | None] = (None, None),
+    tempo: TempoEstimate | None = None,
+    envelope: Envelope | None = None,
+) -> tuple[str, str]:
+    """``(kind, kind_source)`` from the evidence, in the order of the module's list."""
+    bpm_value, bpm_source = bpm
+    said_by_folders = stated_kind(names[1:])
+    evidence = (
+        pre_kind(names, tagged),
+        ("loop", bpm_source or "name") if bpm_value and whole_bars(duration_s, bpm_value) else None,
+        _by_sound(tempo, envelope),
+        ("one_shot", "duration") if duration_s < SHORT_S else None,
+        (said_by_folders, "name") if said_by_folders is not None else None,
+    )
+    fallback = ("loop" if duration_s >= LONG_S else "one_shot"), "duration"
+    return next((found for found in evidence if found is not None), fallback)
+
+
+def _by_sound(tempo: TempoEstimate | None, envelope: Envelope | None) -> tuple[str, str] | None:
+    if envelope is not None and envelope.decays:
+        return "one_shot", "audio"
+    if tempo is not None:
+        bars = tempo.bars is not None and tempo.confidence >= PROMOTE_MIN
+        if bars or (envelope is not None and envelope.repeats):
+            return "loop", "audio"
+    return None

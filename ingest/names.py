@@ -1,9 +1,5 @@
-"""What a sample library's names already say: BPM, key, instrument, genre, loop or one-shot.
-
-Producers name files and folders in a handful of conventions (``Kick_Punchy_01.wav``,
-``124bpm_Am_Bass_Loop.wav``, ``Deep House/Drums/Hats``). These parsers read them. Every field
-is optional: a name that says nothing gives None, never an error.
-"""
+"""What a sample library's names already say (``124bpm_Am_Bass_Loop.wav``, ``Deep House/Drums``):
+BPM, key, instrument, genre, loop or one-shot. A name that says nothing gives None."""
 
 from __future__ import annotations
 
@@ -56,12 +52,9 @@ def parse_bpm(*names: str) -> float | None:
 
 
 def parse_key(*names: str) -> str | None:
-    """The musical key stated in the first name that states one, spelled as the name spells it
-    (``Bbm`` stays ``Bbm``; the store folds enharmonics for filters and facets).
-
-    A bare letter ("Kick A.wav") is too often a variation label, so a key needs a quality
-    (``Am``, ``C major``), an accidental (``F#``) or the word "key" before it.
-    """
+    """The key stated in the first name that states one, spelled as written (``Bbm``). A bare
+    letter ("Kick A") is too often a variation label: a key needs a quality (``Am``), an
+    accidental (``F#``) or the word "key" before it."""
     for name in names:
         match = _KEY_WORD.search(name)
         if match:
@@ -81,12 +74,11 @@ _CASE_SPLIT = re.compile(
 _GEAR = re.compile(r"(?<![A-Za-z])(?:TB|SH|CR|RS)[-_ ]?(?:303|101|09|78|8000)(?!\d)", re.I)
 
 SHORT_WORD = 2
-"""Vocabulary words this short (``bd``, ``sn``, ``cl``) match whole tokens only, never a piece
-of a compound token; away from the start of a name, a full word the name states wins over them."""
-
+"""Vocabulary words this short (``bd``, ``sn``) match whole tokens only, and lose to a full word
+away from the start of a name."""
 EVERYDAY_ABBREVIATIONS = frozenset(("oh", "sh"))
-"""Kit abbreviations that are also everyday words ("Oh Yeah", "sh_whisper"): they name an
-instrument only written in capitals (``OH_01``) or right before a number (``oh 2``)."""
+"""Kit abbreviations that are everyday words too ("Oh Yeah"): instruments only in capitals
+(``OH_01``) or right before a number (``oh 2``)."""
 
 # fmt: off
 COMPOUND_MODIFIERS = frozenset((
@@ -94,9 +86,8 @@ COMPOUND_MODIFIERS = frozenset((
     "mid", "side", "semi", "half", "rack", "cross", "ghost", "choke", "mute", "muted",
 ))
 # fmt: on
-"""Words that may sit glued to a vocabulary word inside one token ("openhat", "floortom",
-"closehihat"). A token is read as a compound only when it splits wholly into vocabulary words
-and these; "belofilms" does not, so the "lofi" inside it means nothing."""
+"""Words glued to a vocabulary word in one token ("openhat", "floortom"); a token is a compound
+only when it splits wholly into vocabulary words and these ("belofilms" does not)."""
 
 
 def tokens(name: str) -> list[str]:
@@ -117,11 +108,9 @@ class _Match:
 class Vocabulary:
     """Canonical names and the words that mean them, e.g. ``hat: [hat, hihat, hh, ...]``.
 
-    Words match whole tokens of a name (:func:`tokens`) and phrases consecutive tokens, never a
-    piece of a longer word; a phrase may also be written joined as one token ("deephouse").
-    Within one name, a match at the name's first token wins (kit makers' prefixes: ``SN_06``,
-    ``CB_01``), then the longest phrase, then a full word over a short abbreviation, then the
-    vocabulary's own order.
+    Words match whole tokens of a name (:func:`tokens`), phrases consecutive tokens or one
+    joined token ("deephouse"). In one name, a match at the first token wins (``SN_06``), then
+    the longest phrase, then a full word over a short abbreviation, then vocabulary order.
     """
 
     words: Mapping[str, tuple[str, ...]]
@@ -184,8 +173,8 @@ class Vocabulary:
         return found
 
     def _compound(self, token: str) -> tuple[str, int] | None:
-        """The vocabulary word a compound token is made of, if it splits wholly into words
-        (longer than :data:`SHORT_WORD`) and :data:`COMPOUND_MODIFIERS`, with one word."""
+        """The one vocabulary word (longer than :data:`SHORT_WORD`) a compound token is made of
+        with :data:`COMPOUND_MODIFIERS`, if any."""
         best: tuple[str, int] | None = None
 
         def split(rest: str, word: tuple[str, int] | None) -> bool:

@@ -1,24 +1,15 @@
 """The ingest job: library folders in, indexed and filterable points out.
 
-Stages, each timed::
+Stages, each timed: discover -> hash -> lookup -> decode + analyse (worker processes) -> mert
+(or the feature cache) -> tower -> upsert -> [prune] -> rederive.
 
-    discover -> hash -> lookup -> decode + analyse (worker processes)
-             -> mert (or the feature cache) -> tower -> upsert -> [prune] -> rederive
-             -> [snapshot]
-
-Safe to re-run and to kill at any moment: a point's id is its content hash, so upserts are
-idempotent; content already in the store is never embedded again (a new path for it is added
-to its payload); MERT features computed before a crash come back from the feature cache.
-Decoding runs in worker processes that feed one model loop through a bounded window of
-in-flight files, and batches are flushed by audio duration, so memory stays bounded on a
-library of any size. A point whose paths changed (or whose root did: a parent folder indexed
-after its subfolder) gets its path facts derived again (:mod:`ingest.derive`).
-
-Paths travel through the job in their stored text form (:mod:`timbre.store.pathtext`: UTF-8
-even when a name is not) and become real paths only where a file is read. Every entry
-discovery passes over, and why, goes to the skipped report; a first Ctrl-C ends the job and
-its workers at once (see :mod:`ingest.workers`), and the next run finishes the rest. What
-the decoding processes do to one file is :mod:`ingest.prepare`.
+Safe to re-run and to kill at any moment: a point's id is its content hash, content already
+stored is never embedded again (a new path is added to its payload), and MERT features come
+back from the feature cache. Workers feed one model loop through a bounded window of files
+and batches are flushed by audio duration, so memory stays bounded. Paths travel in their
+stored text form (:mod:`timbre.store.pathtext`) and become real paths only where a file is
+read. A point whose paths or root changed gets its path facts derived again
+(:mod:`ingest.derive`).
 """
 
 from __future__ import annotations
@@ -39,38 +30,29 @@ from ingest.derive import Rederiver, rederive, rewrite, root_of
 from ingest.discover import Found, Skipped, discover, discover_changed
 from ingest.metadata import MetadataRules
 from ingest.options import Embedder, JobOptions, JobResult, Limits, in_shard
-from ingest.prepare import Prepared, audio_listener, hash_file, prepare
-from ingest.progress import Progress
 from ingest.prune import prune
-from ingest.report import Counts, Failure, FailureLog, SkipLog, StageClock, exit_code, summary
-from ingest.workers import decoding_pool, stop_pool
-from timbre.audio.decode import decode_file
+from ingest.report import (
+    Counts,
+    Failure,
+    FailureLog,
+    Progress,
+    SkipLog,
+    StageClock,
+    exit_code,
+    summary,
+)
+from ingest.workers import Prepared, decode, decoding_pool, hash_file, prepare, stop_pool
 from timbre.embedding.info import ModelInfo
 from timbre.labels import Labeller
 from timbre.store import Collection, Point, build_payload, point_id
 from timbre.store.pathtext import path_from_text, path_text
-
-# Imported from here by the job's wiring, the reanalysis, tests and benchmarks.
-__all__ = [
-    "Embedder",
-    "IngestJob",
-    "JobOptions",
-    "JobResult",
-    "Limits",
-    "Prepared",
-    "audio_listener",
-    "prepare",
-]
 
 log = logging.getLogger("timbre.ingest")
 
 
 class IngestJob:
     """One run over the library roots; build it with everything it needs, then :meth:`run`.
-
-    ``embedder`` may be None for a dry run, which embeds nothing. ``library_roots``: the other
-    roots the data dir indexes (a path's facts are read below the outermost root holding it).
-    """
+    ``embedder`` is None for a dry run; ``library_roots``: the other roots the data dir indexes."""
 
     def __init__(
         self,
@@ -227,12 +209,9 @@ class IngestJob:
     def _lookup(
         self, by_sha: dict[str, list[tuple[str, str]]]
     ) -> list[tuple[str, list[tuple[str, str]]]]:
-        """Split contents into already indexed (maybe at new paths) and to embed.
-
-        An indexed point whose paths stay is checked for stale path facts on the spot (an
-        index built before they followed the paths); one with new paths is derived after
-        the prune, which may drop some of its paths too.
-        """
+        """Split contents into already indexed (maybe at new paths) and to embed. An indexed
+        point whose paths stay is checked for stale path facts now; one with new paths after
+        the prune."""
         todo = []
         shas = sorted(by_sha)
         for start in range(0, len(shas), 256):
@@ -323,7 +302,7 @@ class IngestJob:
         missing = [i for i, f in enumerate(features) if f is None]
         for i in missing:
             if batch[i].samples is None:  # the cache entry vanished since lookup: decode now
-                batch[i].samples = self._decode(batch[i].paths[0])
+                batch[i].samples = decode(path_from_text(batch[i].paths[0]), self.limits).samples
         if missing:
             assert self.embedder is not None
             with self.clock.stage("mert"):
@@ -364,15 +343,6 @@ class IngestJob:
     def _notify(self) -> None:
         if self.listener is not None:
             self.listener(self.counts)
-
-    def _decode(self, path: str) -> np.ndarray:
-        return decode_file(
-            path_from_text(path),
-            sample_rate=self.limits.sample_rate,
-            max_duration_s=self.limits.max_duration_s,
-            max_file_bytes=self.limits.max_file_bytes,
-            resampler=self.limits.resampler,
-        ).samples
 
     def _prune(self, by_sha: dict[str, list[tuple[str, str]]]) -> dict[str, Any]:
         """Drop the paths under the roots known to be gone or to hold other content now."""

@@ -1,22 +1,13 @@
 """``--prune``: forget the paths under the roots that are known to be gone, and nothing else.
 
-A stored path that this run did not find again is dropped only when the file system says
-it is gone: its ``lstat`` answers "no such file" and the nearest folder above it that still
-exists can be listed and is no drive that is away. Anything else keeps the path and is
-reported:
+A stored path this run did not find again is dropped only when its ``lstat`` says "no such
+file" and the nearest existing folder above it can be listed and is no drive that is away.
+Anything else keeps the path and is reported: unreadable paths or folders; a missing library
+root, or an empty library root or mount point (what an unmounted drive looks like; any other
+empty folder just lost its files, see docs/paths.md); a path on disk the scan skipped.
 
-* the path could not be read, or a folder on the way to it could not be listed (permission
-  denied, an I/O error, a symlink loop): unreadable is not deleted;
-* its library root is missing, or the nearest existing folder above it is an empty library
-  root or an empty mount point (one mounted now, or one ``/etc/fstab`` names): that is what
-  an unmounted drive or share looks like, and a scan cannot tell "deleted" from "not there
-  right now". Any other empty folder is just a folder whose files were moved or deleted, and
-  its paths go (see docs/paths.md);
-* the path is still on disk but this scan did not take it (it was skipped).
-
-A path found again with other content is dropped from the old content's point (the file was
-overwritten). A point left with no path is deleted. Paths outside the job's roots belong to
-other libraries and are never touched.
+A path found again with other content leaves the old content's point; a point left with no
+path is deleted. Paths outside the job's roots are never touched.
 """
 
 from __future__ import annotations
@@ -29,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from timbre.fsutil import within
 from timbre.store import Collection
 from timbre.store.pathtext import path_from_text, path_text
 
@@ -56,10 +48,6 @@ class PruneOutcome:
         return out
 
 
-def _under(path: str, roots: Iterable[str]) -> bool:
-    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
-
-
 def configured_mount_points(table: Path = MOUNT_TABLE) -> frozenset[Path]:
     """The mount points ``table`` (fstab format) names; none when it cannot be read."""
     try:
@@ -77,12 +65,7 @@ def configured_mount_points(table: Path = MOUNT_TABLE) -> frozenset[Path]:
 
 
 class _Whereabouts:
-    """Is a path that the scan did not find known to be gone? (Folders looked at once.)
-
-    Args:
-        library_roots: the job's roots, resolved.
-        mount_points: the mount points configured on this machine.
-    """
+    """Is a path that the scan did not find known to be gone? (Folders looked at once.)"""
 
     def __init__(self, library_roots: Iterable[Path], mount_points: frozenset[Path]) -> None:
         self._roots = frozenset(library_roots)
@@ -152,15 +135,12 @@ def prune(
     """Drop stored paths under ``roots`` that are gone or hold other content now.
 
     Args:
-        store: the collection.
-        roots: what the prune may touch, resolved, as stored path texts: the job's roots,
-            or a watcher batch's paths.
+        roots: what may be touched (stored path texts): the job's roots or a batch's paths.
         library_roots: the job's roots (``roots`` when None): an empty or missing one
             keeps its paths.
         here_now: content hash -> the paths where this run found it.
         hashed: every path this run read -> its content hash (None: could not be read).
         shard: whether a content hash belongs to this job's shard.
-        dry_run: count and list, change nothing.
     """
     roots = list(roots)
     outcome = PruneOutcome()
@@ -174,7 +154,7 @@ def prune(
         found = here_now.get(sha, set())
         keep = []
         for path in paths:
-            if not _under(path, roots) or path in found:
+            if not any(within(path, r) for r in roots) or path in found:
                 keep.append(path)
                 continue
             if path in hashed:

@@ -1,25 +1,16 @@
 """Give already indexed samples the current facts, without re-embedding.
 
-Ingest never revisits content it has indexed, so ``timbre reanalyse`` scrolls the collection
-and, for each point, reads its file (the first of its ``paths`` still readable):
+``timbre reanalyse`` scrolls the collection and reads each point's first readable path:
 
-- **Name facts** (genre, instrument, pack, tags, and the BPM, key and kind the names or the
-  file's own tags state) are derived again by the current rules (:func:`ingest.metadata.name_facts`)
-  whenever the vocabularies are given. A fix to the vocabularies or the parsers thus reaches an
-  existing index: a genre read from inside a word goes, a kit abbreviation gains its instrument.
-  An instrument the names no longer state is cleared (``timbre relabel`` fills it from the
-  sound again); one the sound gave (``instrument_source: audio``) gives way to the names.
-- **Audio facts** (BPM and key from the sound, the kind, waveform peaks) are heard again when
-  the point's ``analysis_version`` is older than the current analysis, when asked for every
-  point (``--all``), or when what the names state changed; the rules are ingest's
-  (:func:`ingest.metadata.hear`: stated values win, loops get a BPM, the clearly pitched a key).
+- **Name facts** are derived again by the current rules (:func:`~ingest.metadata.name_facts`)
+  when the vocabularies are given, so a fix to them reaches an existing index. An instrument
+  the names no longer state is cleared (``timbre relabel`` fills it from the sound).
+- **Audio facts** are heard again (:func:`~ingest.metadata.hear`) when the point's
+  ``analysis_version`` is older, with ``--all``, or when what the names state changed.
 
-Only the fields that changed are written, one batched payload update per page. Vectors and
-labels stay as they are. A point whose file cannot be read is counted and left unchanged.
-
-A stored BPM or key without a source predates the analysis, so a name or the file's tags
-stated it; without the vocabularies, it is kept and its source re-derived (``tags`` when the
-file's own tags carry it, else ``name``).
+Only changed fields are written; vectors and labels stay. An unreadable file is counted and
+its point left as it was. Without the vocabularies, a stored BPM or key without a source
+(older than the analysis) is kept, its source re-derived (``tags`` or ``name``).
 """
 
 from __future__ import annotations
@@ -33,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from ingest.derive import primary
-from ingest.kind import pre_kind
 from ingest.metadata import (
     AUDIO_FIELDS,
     NAME_FIELDS,
@@ -42,14 +32,15 @@ from ingest.metadata import (
     Stated,
     hear,
     name_facts,
+    pre_kind,
 )
 from ingest.names import stated_kind
 from ingest.options import Limits
-from ingest.prepare import audio_listener
 from ingest.tags import FileTags, is_tool_stamp, read_tags
+from ingest.workers import audio_listener, decode
 from timbre.audio.analysis import ANALYSIS_VERSION
-from timbre.audio.decode import decode_file
 from timbre.errors import AudioError
+from timbre.labels.labeller import named_instrument
 from timbre.store import Record, VectorStore
 from timbre.store.pathtext import path_from_text, path_text
 from timbre.store.rewrite import rewrite_payloads
@@ -63,26 +54,10 @@ MAX_REPORTED_FAILURES = 20
 
 @dataclass
 class ReanalyseReport:
-    """What a reanalysis did.
-
-    Attributes:
-        points: points in the collection.
-        current: points already analysed by this ``analysis_version`` whose audio was not
-            heard again (their name facts may still have changed).
-        analysed: points whose audio was analysed.
-        changed: points whose payload was rewritten.
-        gained_bpm: points that had no BPM and got one from the audio.
-        gained_key: points that had no key and got one from the audio.
-        renamed: name facts that changed, by field (``genre``, ``instrument``, ``kind``...).
-        instruments_cleared: points whose names no longer state their stored instrument
-            (``timbre relabel`` fills it from the sound).
-        failed: points whose file could not be read or decoded (left unchanged).
-        failures: the first :data:`MAX_REPORTED_FAILURES` of them, ``{id, path, reason}``.
-        sources: per fact (``bpm``, ``key``, ``kind``), how many analysed points got it how.
-        analysis_version: the version written.
-        seconds: wall time.
-        dry_run: nothing was written.
-    """
+    """What a reanalysis did: ``current`` points were not heard again (at this version),
+    ``analysed`` were; ``renamed`` counts changed name facts by field; ``failures`` lists the
+    first :data:`MAX_REPORTED_FAILURES` unreadable points; ``sources`` counts, per fact, how
+    the analysed points got it."""
 
     points: int = 0
     current: int = 0
@@ -135,11 +110,9 @@ def _name_fields(payload: Mapping[str, Any], facts: NameFacts, rooted: bool) -> 
         out.update(pack=facts.pack, tags=facts.tags)
     else:
         out["tags"] = [t for t in payload.get("tags") or [] if not is_tool_stamp(t)]
-    source = payload.get("instrument_source")
-    named_before = source == "name" or (source is None and payload.get("instrument"))
     if facts.instrument is not None:
         out.update(instrument=facts.instrument, instrument_source="name")
-    elif named_before:  # the names no longer state it; relabel fills it from the sound
+    elif named_instrument(payload):  # the names no longer state it; relabel fills it from the sound
         out.update(instrument=None, instrument_source=None)
     return out
 
@@ -168,23 +141,14 @@ def reanalyse_payload(
     roots: Sequence[Path] = (),
     hear_audio: bool = True,
 ) -> dict[str, Any]:
-    """The fields of one stored payload as the current rules give them.
+    """The :data:`NAME_FIELDS` (with ``rules``; None keeps the stored ones) and, when the
+    audio was heard, the :data:`AUDIO_FIELDS` of one stored payload by the current rules.
 
-    Args:
-        payload: the stored payload (at least ``paths``, ``duration_s`` and the audio fields).
-        limits: decoding limits and the analysis rate (the model rate, as at ingest).
-        unpitched: instruments never asked a key of (``ingest.unpitched_instruments``), when
-            the names gave the instrument (as at ingest, before any label could).
-        rules: the vocabularies; None keeps the stored name facts (audio fields only).
-        roots: the library roots the data dir indexes (the pack is the first folder below).
-        hear_audio: analyse the audio even if no stated fact changed.
-
-    Returns:
-        The changed and unchanged values of :data:`NAME_FIELDS` (with ``rules``) and, when
-        the audio was heard, of :data:`AUDIO_FIELDS`.
+    ``unpitched``: instruments never asked a key of, without ``rules``. ``roots``: the library
+    roots (the pack is the first folder below). ``hear_audio``: even if no stated fact changed.
 
     Raises:
-        AudioError: no path of the point can be decoded (the cause of the last one tried).
+        AudioError: no path of the point can be decoded.
     """
     text, readable = _readable(payload)
     path = Path(text)
@@ -219,13 +183,7 @@ def reanalyse_payload(
         named = payload.get("instrument") if payload.get("instrument_source") != "audio" else None
     if not hear_audio:
         return out
-    audio = decode_file(
-        readable,
-        sample_rate=limits.sample_rate,
-        max_duration_s=limits.max_duration_s,
-        max_file_bytes=limits.max_file_bytes,
-        resampler=limits.resampler,
-    )
+    audio = decode(readable, limits)
     listen = audio_listener(text, audio.samples, audio.sample_rate, audio.duration_s)
     heard = hear(
         names,
@@ -251,23 +209,9 @@ def reanalyse(
     dry_run: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> ReanalyseReport:
-    """Give every point the current name facts and, where due, the current audio facts.
-
-    Args:
-        store: the live collection.
-        limits: decoding limits and the analysis rate.
-        batch_size: points per scroll page and per payload update.
-        unpitched: instruments never asked a key of (``ingest.unpitched_instruments``);
-            ``rules`` carries its own.
-        rules: the vocabularies, to re-derive the name facts; None leaves them as stored.
-        roots: the library roots the data dir indexes (``library_roots.json``).
-        everything: analyse the audio of points already at the current version too.
-        dry_run: analyse and report, write nothing.
-        progress: called with the number of points seen after each page.
-
-    A file that cannot be read or decoded is counted, logged and left as it was; the run
-    goes on.
-    """
+    """Give every point the current name facts and, where due (or for ``everything``), the
+    current audio facts (arguments as :func:`reanalyse_payload`); ``progress`` gets the points
+    seen after each page. An unreadable file is counted, logged and left as it was."""
     started = time.perf_counter()
     report = ReanalyseReport(dry_run=dry_run)
     sources: dict[str, Counter[str]] = {"bpm": Counter(), "key": Counter(), "kind": Counter()}

@@ -1,4 +1,4 @@
-"""What a job tells when it ends: failures and skips reports, counts, stage times, an exit code.
+"""What a job tells: live progress, failures and skips reports, counts, stage times, exit code.
 
 Exit codes (also in the README and ``timbre ingest --help``):
     0    every file found is indexed;
@@ -12,6 +12,8 @@ Exit codes (also in the README and ``timbre ingest --help``):
 from __future__ import annotations
 
 import json
+import logging
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -19,6 +21,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
+
+log = logging.getLogger("timbre.ingest")
 
 EXIT_OK, EXIT_PARTIAL, EXIT_FAILED, EXIT_CRASHED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -32,11 +36,8 @@ class Failure:
 
 
 class JsonLinesLog:
-    """Rows as JSON lines, flushed one by one so a killed job keeps what it wrote.
-
-    With no file (a dry run writes nothing) the rows are kept in memory instead, for the
-    summary to list.
-    """
+    """Rows as JSON lines, flushed one by one so a killed job keeps what it wrote; with no
+    file (a dry run) they are kept in memory for the summary to list."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
@@ -157,9 +158,86 @@ def _log_summary(log: JsonLinesLog, key: str, by: dict[str, int]) -> dict[str, A
 
 
 def exit_code(counts: Counts, targeted: bool = False) -> int:
-    """1 when a file failed or could not be read, or no audio was found; else 0.
-
-    A ``targeted`` job (a watcher's batch) may find no audio: a batch of deletions reads none.
-    """
+    """1 when a file failed or could not be read, or no audio was found (unless ``targeted``:
+    a watcher's batch of deletions reads none); else 0."""
     found_none = not counts.discovered and not targeted
     return EXIT_PARTIAL if counts.failed or counts.unreadable or found_none else EXIT_OK
+
+
+class Progress:
+    """Counts files and audio-seconds embedded, and shows rate and ETA: a bar when
+    ``interactive`` (default: stderr is a terminal), else a log line every ``interval_s``."""
+
+    def __init__(
+        self, total_files: int, *, interactive: bool | None = None, interval_s: float = 10.0
+    ) -> None:
+        self.total = total_files
+        self.done = 0
+        self.failed = 0
+        self.audio_s = 0.0
+        self.interval_s = interval_s
+        self.interactive = sys.stderr.isatty() if interactive is None else interactive
+        self._start = time.monotonic()
+        self._last_line = self._start
+        self._bar: Any = None  # rich.progress.Progress, imported only on a terminal
+        self._task: Any = None
+
+    def __enter__(self) -> Progress:
+        if self.interactive:
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+            from rich.progress import Progress as Bar
+
+            self._bar = Bar(
+                TextColumn("embedding"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeRemainingColumn(),
+                transient=False,
+            )
+            self._bar.__enter__()
+            self._task = self._bar.add_task("embedding", total=self.total, rate="")
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+        else:
+            self._line(final=True)
+
+    def rates(self) -> tuple[float, float, float | None]:
+        """Files/s, audio-seconds/s and the estimated seconds left (None until known)."""
+        elapsed = max(1e-9, time.monotonic() - self._start)
+        fps = self.done / elapsed
+        eta = max(0.0, self.total - self.done - self.failed) / fps if fps > 0 else None
+        return fps, self.audio_s / elapsed, eta
+
+    def advance(self, files: int = 0, audio_s: float = 0.0, failed: int = 0) -> None:
+        """Count ``files`` embedded (with ``audio_s`` seconds of audio) and ``failed`` files."""
+        self.done += files
+        self.failed += failed
+        self.audio_s += audio_s
+        fps, aps, _ = self.rates()
+        if self._bar is not None and self._task is not None:
+            self._bar.update(
+                self._task,
+                completed=self.done + self.failed,
+                rate=f"{fps:.1f} files/s, {aps:.0f} audio-s/s",
+            )
+        elif time.monotonic() - self._last_line >= self.interval_s:
+            self._line()
+
+    def _line(self, final: bool = False) -> None:
+        self._last_line = time.monotonic()
+        fps, aps, eta = self.rates()
+        eta_text = f"{eta:.0f} s" if eta is not None else "?"
+        log.info(
+            "%s %d/%d files embedded, %d failed, %.2f files/s, %.1f audio-s/s, ETA %s",
+            "done:" if final else "progress:",
+            self.done,
+            self.total,
+            self.failed,
+            fps,
+            aps,
+            "0 s" if final else eta_text,
+        )

@@ -116,28 +116,9 @@ def riser(sr: int, s: float, rng: np.random.Generator) -> np.ndarray:
 
 
 SOUNDS: dict[str, Callable[[int, float, np.random.Generator], np.ndarray]] = {
-    "kick": kick,
-    "snare": snare,
-    "hat": hat,
-    "clap": clap,
-    "bass": bass,
-    "pad": pad,
-    "lead": lead,
-    "pluck": pluck,
-    "riser": riser,
+    f.__name__: f for f in (kick, snare, hat, clap, bass, pad, lead, pluck, riser)
 }
-
-ONE_SHOT_LABELS = {
-    "kick": "Kick",
-    "snare": "Snare",
-    "hat": "ClosedHat",
-    "clap": "Clap",
-    "bass": "Bass",
-    "pad": "Pad",
-    "lead": "Lead",
-    "pluck": "Pluck",
-    "riser": "Riser",
-}
+ONE_SHOT_LABELS = {name: name.capitalize() for name in SOUNDS} | {"hat": "ClosedHat"}
 
 PACKS = (
     ("Techno Essentials Vol 1", "techno", 128.0),

@@ -1,7 +1,5 @@
-"""Tags a file carries itself: ID3 (MP3, and WAV/AIFF with an ID3 chunk), Vorbis comments
-(FLAC, Ogg) and RIFF (the INFO list and the ACID chunk many loop packs write their tempo in).
-
-Reading tags never fails a file: whatever cannot be read is simply absent.
+"""Tags a file carries itself: ID3, Vorbis comments and RIFF (the INFO list and the ACID chunk
+loop packs write their tempo in). Reading tags never fails a file: what cannot be read is absent.
 """
 
 from __future__ import annotations
@@ -19,9 +17,7 @@ from timbre.musickey import spell_key
 _RIFF_SCAN_BYTES = 1 << 20  # INFO and acid chunks sit before or just after the audio data
 _ACID_ONE_SHOT = 0x01  # the first flag of an ACID chunk: the file is a one-shot, not a loop
 
-# What tools write into comments about themselves: "Processed by SoX", "Created with Audacity",
-# "Made with FruityLoops 3", encoder ids ("LAME3.100", "Lavf58.76.100", "reference libFLAC").
-# They describe the software, not the sound, so they are no tags.
+# What tools write into comments about themselves ("Processed by SoX", "LAME3.100"): no tags.
 _TOOL_STAMP = re.compile(
     r"^(?:(?:processed|created|made|edited|encoded|exported|rendered|converted|generated|"
     r"recorded|produced|saved|written)\s+(?:by|with|in|using|on)\b"

@@ -1,18 +1,19 @@
 """Watched folders: file events under the library roots become ordinary ingest jobs.
 
-One thread watches the roots with ``watchfiles`` (inotify on Linux, FSEvents on macOS),
-feeds every event to a :class:`~ingest.watch_batch.ChangeBatcher`, and hands each batch that
-is due to a :class:`JobSink`: the composition root's bridge to the job runner the API uses
-(one job at a time; the watcher waits for its job before it starts the next).
+One thread watches the roots with ``watchfiles``, feeds events to a :class:`ChangeBatcher`
+and hands each batch that is due to a :class:`JobSink` (the API's job runner, one job at a
+time). On start, and when a root comes back, a *reconciliation* job walks it with prune,
+catching what changed unwatched. A root that cannot be listed or is empty (an unplugged drive)
+is reported and left alone. When the OS refuses more inotify watches, the watcher says which
+setting to raise and polls.
 
-On start, and whenever a root comes back, a *reconciliation* job walks the root with prune:
-it catches what changed while nothing was watching (cheap: the hash cache trusts size and
-mtime, so only new or changed files are read). A root that cannot be listed, or is empty
-(what an unplugged drive's mount point looks like), is reported and left alone: no job runs
-for it and nothing of it is deleted. When the OS refuses more inotify watches, the watcher
-says which setting to raise and falls back to polling.
-
-This module does not import ``app``: the sink is handed in.
+Events are hints, the disk is the truth: a path is looked at once no event has touched it
+for ``debounce_s``. A path not there is *gone* (the job's prune confirms it); a folder (a
+moved-in folder gets one event, its files none) is listed and its files looked at; a file is
+*changed* once its size and mtime held for ``settle_s`` (not read half-copied). Changed files
+leave in batches of at most ``max_batch_files``; gone paths only with the batch that takes the
+last changed file, so a renamed folder's new paths are recorded before the old ones go (else
+its points would be deleted and embedded again).
 """
 
 from __future__ import annotations
@@ -20,15 +21,15 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import stat
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from ingest.watch_batch import Batch, ChangeBatcher, hidden, real_root, under
+from timbre.fsutil import now_iso, within
 
 log = logging.getLogger("timbre.watch")
 
@@ -56,17 +57,13 @@ class JobSink(Protocol):
     """Runs the watcher's jobs (wired by the composition root to the API's job runner)."""
 
     def submit(self, roots: Sequence[str], batch: Batch | None) -> str | None:
-        """Start a job over ``roots`` for ``batch`` (None: reconcile the whole roots).
-
-        Returns the job id, or None when another job is running (the watcher retries).
-        """
+        """Start a job over ``roots`` for ``batch`` (None: reconcile the whole roots); the job
+        id, or None while another job runs (the watcher retries)."""
         ...
 
     def outcome(self, job_id: str) -> dict[str, Any] | None:
-        """The finished job's status (``state``, ``summary``, ...), or None while it runs.
-
-        ``summary["changed"]`` true marks a job that changed the index (``last_change``).
-        """
+        """The finished job's status, or None while it runs (``summary["changed"]`` marks a
+        job that changed the index)."""
         ...
 
 
@@ -115,10 +112,6 @@ def inotify_problem(roots: Sequence[str], limit_file: Path = INOTIFY_WATCHES) ->
     )
 
 
-def _wall() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 @dataclass
 class _Status:
     """What the watcher reports (``/v1/stats``), guarded by the watcher's lock."""
@@ -134,14 +127,10 @@ class _Status:
 
 
 class Watcher:
-    """Watches the roots in one thread; :meth:`stop` ends it (and nothing is left behind).
+    """Watches the roots in one thread; :meth:`stop` ends it.
 
-    Args:
-        options: roots and timings.
-        sink: starts the jobs and reports how they ended.
-        on_event: called with each event's kind (``added``, ``modified``, ``deleted``).
-        on_batch: called with each batch started: (changed files, gone paths, lag in seconds
-            from its oldest unhandled event to its start).
+    ``on_event`` gets each event's kind (``added``, ``modified``, ``deleted``); ``on_batch``
+    each batch started: (changed files, gone paths, lag from its oldest event to its start).
     """
 
     def __init__(
@@ -271,7 +260,7 @@ class Watcher:
                 self._first_unhandled_s = now
             with self._lock:
                 self._status.events += 1
-                self._status.last_event_at = _wall()
+                self._status.last_event_at = now_iso()
             if self._on_event is not None:
                 self._on_event(getattr(change, "name", str(change)))
         return restart
@@ -369,3 +358,157 @@ class Watcher:
         with self._lock:
             if text not in self._status.problems:
                 self._status.problems.append(text)
+
+
+# the batcher: file events in, bounded ingest batches out
+
+Signature = tuple[int, int, bool]
+"""What a look at a path sees: (size in bytes, mtime in ns, is a folder)."""
+
+Look = Callable[[str], Signature | None]
+"""Looks at a path: its signature, or None when it is not there."""
+
+
+def look(path: str) -> Signature | None:
+    """The file system's answer for ``path`` (None: not there, or cannot be seen)."""
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns, stat.S_ISDIR(st.st_mode)
+
+
+def hidden(path: str, roots: Iterable[str]) -> bool:
+    """True when a component below its root is hidden (discovery would skip it anyway)."""
+    root = under(path, roots)
+    below = path[len(root) :] if root is not None else ""
+    return any(part.startswith(".") for part in below.split("/"))
+
+
+def list_files(folder: str) -> list[str]:
+    """Every non-hidden file below ``folder``, sorted (unreadable folders are skipped: the
+    job's discovery reports them)."""
+    out: list[str] = []
+    for top, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        out.extend(str(Path(top) / f) for f in files if not f.startswith("."))
+    return sorted(out)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One ingest job's worth of changes."""
+
+    changed: tuple[str, ...] = ()
+    gone: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.changed or self.gone)
+
+
+@dataclass
+class _Entry:
+    last_event_s: float
+    signature: Signature | None = None
+    stable_since_s: float | None = None
+
+
+@dataclass
+class ChangeBatcher:
+    """Collects events and hands out batches that are due (pure logic, no threads);
+    ``look`` and ``lister`` see the file system (the real one by default)."""
+
+    debounce_s: float
+    settle_s: float
+    max_batch_files: int
+    look: Look = look
+    lister: Callable[[str], list[str]] = list_files
+    _pending: dict[str, _Entry] = field(default_factory=dict)
+    _ready: dict[str, None] = field(default_factory=dict)  # settled changed files, in order
+    _gone: dict[str, None] = field(default_factory=dict)
+    last_event_s: float | None = None
+
+    def saw(self, path: str, now_s: float) -> None:
+        """Record an event on ``path`` (any kind: the disk decides what it means)."""
+        self.last_event_s = now_s
+        entry = self._pending.get(path)
+        if entry is None:
+            self._pending[path] = _Entry(now_s)
+        else:
+            entry.last_event_s = now_s
+            entry.stable_since_s = None  # touched again: settle afresh
+
+    @property
+    def pending(self) -> int:
+        """Paths waiting: seen but not yet settled, settled but not yet handed out, or gone."""
+        return len(self._pending) + len(self._ready) + len(self._gone)
+
+    def take(self, now_s: float) -> Batch | None:
+        """The next batch that is due, or None when nothing is."""
+        self._settle(now_s)
+        if not self._ready and not self._gone:
+            return None
+        changed = list(self._ready)[: self.max_batch_files]
+        for path in changed:
+            del self._ready[path]
+        gone: list[str] = []
+        if not self._ready and not self._pending:
+            gone = _outermost(self._gone)
+            self._gone.clear()
+        if not changed and not gone:
+            return None
+        return Batch(tuple(changed), tuple(gone))
+
+    def give_back(self, batch: Batch) -> None:
+        """Put a batch that could not be started back, ahead of what came since."""
+        self._ready = {**dict.fromkeys(batch.changed), **self._ready}
+        self._gone = {**dict.fromkeys(batch.gone), **self._gone}
+
+    def _settle(self, now_s: float) -> None:
+        for path, entry in list(self._pending.items()):
+            if now_s - entry.last_event_s < self.debounce_s:
+                continue
+            seen = self.look(path)
+            if seen is None:
+                del self._pending[path]
+                self._ready.pop(path, None)
+                self._gone[path] = None
+                continue
+            if seen[2]:  # a folder: what it holds was never announced one by one
+                if self._busy_below(path):
+                    continue
+                del self._pending[path]
+                for child in self.lister(path):
+                    # Due for a look now, and still settling: a copy may be writing it.
+                    self._pending.setdefault(child, _Entry(now_s - self.debounce_s))
+                continue
+            if seen != entry.signature or entry.stable_since_s is None:
+                entry.signature, entry.stable_since_s = seen, now_s
+            if now_s - entry.stable_since_s >= self.settle_s:
+                del self._pending[path]
+                self._gone.pop(path, None)  # deleted and then written again: changed
+                self._ready[path] = None
+
+    def _busy_below(self, folder: str) -> bool:
+        """True while a path below ``folder`` is still waiting for its own quiet time."""
+        prefix = folder.rstrip("/") + "/"
+        return any(p.startswith(prefix) for p in self._pending)
+
+
+def _outermost(paths: Iterable[str]) -> list[str]:
+    """The paths, without those below another one (a gone folder covers its files)."""
+    out: list[str] = []
+    for path in sorted(paths):
+        if not any(within(path, kept) for kept in out):
+            out.append(path)
+    return out
+
+
+def under(path: str, roots: Iterable[str]) -> str | None:
+    """The root ``path`` lies in (or is), else None."""
+    return next((root for root in roots if within(path, root)), None)
+
+
+def real_root(root: Path) -> str:
+    """A root as the watcher and the store see it: absolute, links resolved."""
+    return os.path.realpath(root.expanduser())

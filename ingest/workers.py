@@ -1,13 +1,13 @@
-"""The decoding worker processes of a parallel job, built so that none outlives its job.
+"""The decoding worker processes of a parallel job, and what they do to one file.
 
-* Workers ignore SIGINT. A Ctrl-C in a terminal reaches the whole process group; a worker
-  interrupted inside the pool's queue code can leave the parent waiting on a pipe for good,
-  so only the parent reacts, and it ends the workers itself (:func:`stop_pool`).
-* Workers die with their parent. The pool's queues are pipes whose write ends every worker
-  holds too, so a worker whose parent was killed (``kill -9``) would wait on them forever,
-  and keep multiprocessing's resource tracker alive with it. Each worker asks the kernel
-  for SIGKILL when its parent dies (``PR_SET_PDEATHSIG``, Linux) and also runs a watchdog
-  thread that exits as soon as its parent process changes (portable).
+:func:`prepare` decodes, analyses and describes one content and :func:`hash_file` hashes one
+file (module-level, so they pickle). The pool is built so that no worker outlives its job:
+
+* workers ignore SIGINT: a Ctrl-C reaches the whole process group, and a worker interrupted
+  inside the pool's queue code can leave the parent waiting on a pipe for good, so only the
+  parent reacts and ends them (:func:`stop_pool`);
+* workers die with their parent (``PR_SET_PDEATHSIG`` on Linux, and a watchdog thread that
+  exits when the parent changes), else a ``kill -9``'d job's workers wait on its pipes forever.
 """
 
 from __future__ import annotations
@@ -22,13 +22,109 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ingest.metadata import AudioFacts, MetadataRules, describe
+from ingest.options import Limits
+from ingest.report import Failure
+from ingest.tags import read_tags
+from timbre.audio.analysis import Heard, analyse
+from timbre.audio.decode import DecodedAudio, decode_file
+from timbre.errors import AudioError
+from timbre.fsutil import sha256_file
+from timbre.store.pathtext import path_from_text
 
 log = logging.getLogger("timbre.ingest")
 
+
+@dataclass
+class Prepared:
+    """One file, ready for the model loop (or failed)."""
+
+    sha256: str
+    paths: list[str]
+    payload: dict[str, Any] = field(default_factory=dict)
+    samples: np.ndarray | None = None
+    audio_s: float = 0.0
+    failure: Failure | None = None
+
+
+def prepare(
+    sha256: str,
+    found: Sequence[tuple[str, str]],
+    limits: Limits,
+    rules: MetadataRules,
+    keep_samples: bool,
+) -> Prepared:
+    """Decode, analyse and describe one content found at ``(path, outermost root)`` pairs
+    (stored text forms); the first path sorted is described, as after any move.
+
+    The audio is decoded even when its MERT features are cached (``keep_samples`` False: the
+    samples are not sent back), so such a point gets the same audio facts as a fresh one.
+    """
+    first, root_text = min(found)
+    path, root = Path(first), Path(root_text)  # text forms, for names and reports
+    real = path_from_text(first)
+    paths = sorted(p for p, _ in found)
+    stage = "decode"
+    try:
+        audio = decode(real, limits)
+        facts = AudioFacts(audio.duration_s, audio.source_sample_rate, audio.channels, audio.format)
+        stage = "metadata"
+        listen = audio_listener(str(path), audio.samples, audio.sample_rate, audio.duration_s)
+        payload = describe(path, root, facts, read_tags(real), rules, listen=listen)
+    except AudioError as exc:
+        return Prepared(sha256, paths, failure=Failure(str(path), stage, exc.code, exc.reason))
+    except Exception as exc:  # a bad file must never stop the job
+        return Prepared(
+            sha256, paths, failure=Failure(str(path), stage, type(exc).__name__, str(exc))
+        )
+    samples = audio.samples if keep_samples else None
+    return Prepared(sha256, paths, payload=payload, samples=samples, audio_s=facts.duration_s)
+
+
+def decode(path: Path, limits: Limits) -> DecodedAudio:
+    """Decode ``path`` as the job does, by ``limits``."""
+    return decode_file(
+        path,
+        sample_rate=limits.sample_rate,
+        max_duration_s=limits.max_duration_s,
+        max_file_bytes=limits.max_file_bytes,
+        resampler=limits.resampler,
+    )
+
+
+def audio_listener(
+    path: str, samples: np.ndarray, sample_rate: int, duration_s: float
+) -> Callable[[bool, bool], Heard | None]:
+    """The audio analysis of decoded samples, for :func:`describe`; never fails the file."""
+
+    def listen(tempo: bool, key: bool) -> Heard | None:
+        try:
+            return analyse(samples, sample_rate, duration_s, tempo=tempo, key=key)
+        except Exception:  # an analysis fault leaves the facts unknown, never loses the file
+            log.exception("audio analysis failed: %s", path)
+            return None
+
+    return listen
+
+
+def hash_file(path: str) -> tuple[str, str | None, str | None]:
+    """``(path, content hash, None)``, or ``(path, None, why)`` when it cannot be read."""
+    try:
+        return path, sha256_file(path_from_text(path)), None
+    except OSError as exc:
+        return path, None, f"{type(exc).__name__}: {exc}"
+
+
 PARENT_POLL_S = 0.2
 """How often a worker's watchdog checks that its parent is alive (seconds)."""
-
 STOP_GRACE_S = 2.0
 """How long a stopped worker gets to end after SIGTERM before SIGKILL (seconds)."""
 

@@ -1,21 +1,16 @@
-"""The model bundle a data dir was built with, when ``timbre quickstart`` had to choose one.
+"""The random-weight bundle ``timbre quickstart`` indexed a data dir with, when the hub was out.
 
-Without a hub connection ``timbre quickstart`` writes a random-weight test bundle and indexes
-with it. It records that choice in ``<data_dir>/models-bundle.json``, so that every later
-command on the same data dir (``ingest``, ``search``, ``serve``, ``mcp``...) uses the same
-models instead of trying the hub again and failing: vectors from two sets of models cannot
-share an index. A configured bundle (``models.bundle``, ``TIMBRE_MODELS__BUNDLE``) always
-wins over the record; deleting the file forgets it.
+Recorded in ``<data_dir>/models-bundle.json`` so every later command there uses the same
+models (two sets of models cannot share an index); a configured ``models.bundle`` wins.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
+
+from timbre.fsutil import atomic_write
 
 RECORD_FILE = "models-bundle.json"
 
@@ -24,11 +19,8 @@ _announced: set[Path] = set()
 
 
 def record_bundle(data_dir: Path, bundle: Path, *, reason: str) -> Path:
-    """Record ``bundle`` as the models of ``data_dir``; returns the record file.
-
-    The path is stored relative to the data dir when it lies inside it, so a data dir that
-    is moved or mounted elsewhere (a container volume) keeps finding its bundle.
-    """
+    """Record ``bundle`` as the models of ``data_dir`` (relative to it when inside, so a moved
+    data dir keeps finding it); returns the record file."""
     data_dir.mkdir(parents=True, exist_ok=True)
     bundle = bundle.resolve()
     try:
@@ -36,16 +28,7 @@ def record_bundle(data_dir: Path, bundle: Path, *, reason: str) -> Path:
     except ValueError:
         shown = str(bundle)
     record = {"bundle": shown, "random_weights": True, "reason": reason}
-    fd, tmp = tempfile.mkstemp(dir=data_dir, prefix=f".{RECORD_FILE}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(record, out, indent=1)
-            out.write("\n")
-        Path(tmp).replace(data_dir / RECORD_FILE)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            Path(tmp).unlink()
-        raise
+    atomic_write(data_dir / RECORD_FILE, json.dumps(record, indent=1) + "\n")
     return data_dir / RECORD_FILE
 
 

@@ -21,7 +21,6 @@ import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from timbre.diskspace import disk_full_cause
@@ -32,6 +31,7 @@ from timbre.errors import (
     NotFoundError,
     UnavailableError,
 )
+from timbre.fsutil import now_iso
 
 FAVOURITES = "favourites"
 """The built-in collection a star adds to."""
@@ -116,10 +116,6 @@ class CollectionsUnavailableError(UnavailableError):
     code = "collections_unavailable"
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 def check_name(name: str, *, new: bool = True) -> str:
     """A collection name as given, trimmed, if it is usable.
 
@@ -202,7 +198,7 @@ class Collections:
             db.executescript(_SCHEMA)  # idempotent; executescript commits by itself
             db.execute(
                 "INSERT OR IGNORE INTO collections VALUES (?, ?, ?, ?)",
-                (FAVOURITES, FAVOURITES, _now(), _now()),
+                (FAVOURITES, FAVOURITES, now_iso(), now_iso()),
             )
         except BaseException:
             db.close()
@@ -322,7 +318,7 @@ class Collections:
                 raise ConflictError(f"a collection named {text!r} already exists")
             db.execute(
                 "INSERT INTO collections VALUES (?, ?, ?, ?)",
-                (text, text.casefold(), _now(), _now()),
+                (text, text.casefold(), now_iso(), now_iso()),
             )
             return self._info(db, text)
 
@@ -353,13 +349,13 @@ class Collections:
                 check_name(text)  # a new collection: every rule applies
                 db.execute(
                     "INSERT INTO collections VALUES (?, ?, ?, ?)",
-                    (text, text.casefold(), _now(), _now()),
+                    (text, text.casefold(), now_iso(), now_iso()),
                 )
                 stored = text
             (seq,) = db.execute(
                 "SELECT COALESCE(MAX(seq), 0) FROM items WHERE collection = ?", (stored,)
             ).fetchone()
-            now = _now()
+            now = now_iso()
             for offset, point in enumerate(wanted, 1):
                 db.execute(
                     "INSERT OR IGNORE INTO items VALUES (?, ?, ?, ?, ?)",
@@ -377,7 +373,7 @@ class Collections:
                 "DELETE FROM items WHERE collection = ? AND point_id = ?",
                 [(stored, p) for p in wanted],
             )
-            db.execute("UPDATE collections SET updated_at = ? WHERE name = ?", (_now(), stored))
+            db.execute("UPDATE collections SET updated_at = ? WHERE name = ?", (now_iso(), stored))
             return self._info(db, stored)
 
     def delete(self, name: str) -> None:

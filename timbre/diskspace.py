@@ -1,21 +1,10 @@
 """Free space on the data dir's file system, checked before the store writes.
 
-Qdrant Edge keeps its write-ahead log, vectors, payloads and payload indexes in files it
-creates at full size but sparse (32 MiB log segments and vector chunks, 4 MiB index pages) and
-writes through memory maps. When the file system cannot back a page the engine touches, the
-kernel sends SIGBUS and the whole process dies: no exception, no log line, no cleanup. So the
-check has to come first, and it has to count what those files may still claim:
-
-* the *sparse debt*: the bytes of the store's files not backed by the disk yet (size minus
-  allocated blocks). Writes fill them; on tmpfs merely opening the shard does (a 20-point
-  shard grew from 48 MB to 166 MB used on open);
-* the batch itself (its vectors and payloads, written to the log and the segment);
-* the reserve, ``disk.min_free_bytes``: new log segments and chunks a batch may start, and
-  what the other writers (snapshots, reports, caches, collections) need meanwhile.
-
-A write is refused with :class:`~timbre.errors.DiskFullError` when free space is below their
-sum. Another process filling the disk between the check and the write can still win the race;
-the reserve is what makes that window harmless in practice.
+Qdrant Edge writes sparse files through memory maps: when the disk cannot back a page, the
+kernel kills the process with SIGBUS, no exception. So a write is refused first
+(:class:`~timbre.errors.DiskFullError`) unless free space covers the store's *sparse debt*
+(file size beyond allocated blocks, which writes, or on tmpfs opening, will claim), the batch,
+and the reserve ``disk.min_free_bytes`` (new segments, and the other writers meanwhile).
 """
 
 from __future__ import annotations

@@ -1,15 +1,8 @@
 """The library roots: the only folders whose files a service reads, and the one check of them.
 
-``timbre ingest`` records each root it indexed (not in a dry run) in
-``<data_dir>/library_roots.json``. ``timbre serve`` on that data dir accepts these roots
-beside the configured ``api.library_roots``, so a service started on an indexed data dir
-takes ingest jobs for (and streams files of) the libraries it already holds with no extra
-setting. A new library still has to be named in ``api.library_roots``: the service never
-widens what it accepts on its own.
-
-The check fails closed: with no usable root nothing is read from disk, and a roots file that
-cannot be read or parsed is a problem reported as such (``/readyz``, the log), never taken
-for an empty list.
+``timbre ingest`` records each root it indexed in ``<data_dir>/library_roots.json``; a service
+accepts these beside ``api.library_roots``, never more. The check fails closed: no usable root
+reads nothing, and an unreadable roots file is a reported problem, never an empty list.
 """
 
 from __future__ import annotations
@@ -18,13 +11,13 @@ import contextlib
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from timbre.errors import ForbiddenPathError
+from timbre.fsutil import atomic_write
 from timbre.store.pathtext import path_from_text, path_text
 
 log = logging.getLogger(__name__)
@@ -69,11 +62,8 @@ def recorded_roots(data_dir: Path) -> list[Path]:
 
 
 def record_roots(data_dir: Path, roots: Iterable[Path]) -> None:
-    """Add ``roots`` (resolved) to the recorded ones; written atomically.
-
-    An unusable roots file is moved aside (``library_roots.json.corrupt-<time>``) before the
-    new one is written, so the roots it may still show are not lost.
-    """
+    """Add ``roots`` (resolved) to the recorded ones; an unusable roots file is moved aside
+    (``library_roots.json.corrupt-<time>``) first."""
     recorded = read_recorded_roots(data_dir)
     if recorded.problem is not None:
         aside = data_dir / f"{ROOTS_FILE}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}"
@@ -85,27 +75,13 @@ def record_roots(data_dir: Path, roots: Iterable[Path]) -> None:
         text = path_text(os.path.realpath(Path(root).expanduser()))
         if text not in known:
             known.append(text)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=data_dir, prefix=f".{ROOTS_FILE}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump({"roots": sorted(known)}, out, indent=1)
-            out.write("\n")
-        Path(tmp).replace(data_dir / ROOTS_FILE)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            Path(tmp).unlink()
-        raise
+    content = json.dumps({"roots": sorted(known)}, indent=1) + "\n"
+    atomic_write(data_dir / ROOTS_FILE, content, mkdir=True)
 
 
 class LibraryRoots:
-    """The folders a service may read files from, and the check every reading route uses.
-
-    Args:
-        roots: the configured and recorded roots (resolved here: symlinks, ``..``).
-        problem: what went wrong while collecting them (an unreadable roots file), reported
-            beside the roots that could be read; it never widens what is accepted.
-    """
+    """The folders a service may read files from (resolved here), and the check every reading
+    route uses; ``problem``: what went wrong collecting them, reported beside them."""
 
     def __init__(self, roots: Iterable[Path], problem: str | None = None) -> None:
         self.paths = tuple(dict.fromkeys(Path(r).expanduser().resolve() for r in roots))

@@ -1,12 +1,6 @@
-"""Musical keys in two spellings, shared by ingest (which writes them) and the store and API
-(which filter and count them).
-
-- The *display* spelling keeps the accidental the library used (``Bbm`` stays ``Bbm``, ``F#``
-  stays ``F#``): root, ``#`` or ``b``, ``m`` for minor, nothing for major. It is what the
-  ``key`` payload field holds and what people see.
-- The *canonical* spelling folds enharmonics onto sharps (``Bbm`` -> ``A#m``, ``E#`` -> ``F``):
-  the store derives it into the indexed ``key_norm`` field, filters and facets use it, so
-  ``A#m`` and ``Bbm`` find each other.
+"""Musical keys in two spellings: the *display* one keeps the library's accidental (``Bbm``;
+the ``key`` payload field), the *canonical* one folds enharmonics onto sharps (``A#m``; the
+indexed ``key_norm`` that filters and facets use, so ``A#m`` and ``Bbm`` find each other).
 """
 
 from __future__ import annotations

@@ -11,8 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ingest.synthetic_music import chord_loop, drum_loop, noise_loop, one_shot, parse_test_key
 from tests.support.audio_factory import write
+from tests.support.synthetic_music import (
+    chord_loop,
+    drum_loop,
+    noise_loop,
+    one_shot,
+    parse_test_key,
+)
 from timbre.audio.analysis import ANALYSIS_VERSION, analyse
 from timbre.audio.decode import decode_file
 from timbre.audio.key import MAJOR_SPELLING, MINOR_SPELLING, estimate_key, key_name

@@ -12,9 +12,10 @@ import pytest
 
 from app.schemas import HitOut
 from ingest.metadata import MetadataRules
-from ingest.pipeline import Limits, prepare
-from ingest.synthetic_music import chord_loop, drum_loop, noise_loop, one_shot
+from ingest.options import Limits
+from ingest.workers import prepare
 from tests.support.audio_factory import write
+from tests.support.synthetic_music import chord_loop, drum_loop, noise_loop, one_shot
 from timbre.audio.analysis import ANALYSIS_VERSION
 from timbre.audio.peaks import PEAK_BUCKETS, decode_peaks
 from timbre.settings import Settings
@@ -151,12 +152,12 @@ def test_cached_features_still_get_the_facts_from_the_decoded_audio(
 def test_an_analysis_fault_loses_the_facts_not_the_file(
     tmp_path: Path, rules: MetadataRules, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import ingest.prepare
+    import ingest.workers
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("injected fault")
 
-    monkeypatch.setattr(ingest.prepare, "analyse", broken)
+    monkeypatch.setattr(ingest.workers, "analyse", broken)
     path = write(tmp_path / "take_9.wav", drum_loop(124, 4, 44100), 44100)
     payload = _prepare(path, rules)
     assert payload["duration_s"] > 0 and payload["kind"] == "loop"

@@ -23,8 +23,9 @@ from timbre.audio.windows import normalize
 from timbre.embedding import clamp3_onnx, onnx_backend
 from timbre.embedding.embedder import load_text_embedder
 from timbre.embedding.export_cache import DigestMemo, ExportCache
-from timbre.embedding.files import resolve_model_files, sha256_file
+from timbre.embedding.files import resolve_model_files
 from timbre.errors import ConfigError
+from timbre.fsutil import sha256_file
 from timbre.settings import Settings
 
 SR = 24000

@@ -17,8 +17,8 @@ import pytest
 from ingest.cache import FeatureCache
 from ingest.synthetic import make_library
 from tests.support.ingest_helpers import ingest, job_settings, read_store
+from timbre.labels.labeller import load_vocabulary
 from timbre.labels.vectors import CACHE_DIR, label_vectors
-from timbre.labels.vocabulary import load_vocabulary
 
 _NPY_MAGIC = b"\x93NUMPY"
 

@@ -11,12 +11,11 @@ import soundfile as sf
 from ingest.derive import Rederiver, primary, root_of
 from ingest.metadata import MetadataRules
 from ingest.options import Limits
-from ingest.prepare import prepare
+from ingest.workers import prepare
 from tests.support.audio_factory import hat
 from tests.support.store_factory import model_info
 from timbre.labels import Labeller
-from timbre.labels.labeller import LabelRules
-from timbre.labels.vocabulary import Label, Vocabulary
+from timbre.labels.labeller import Label, LabelRules, Vocabulary
 from timbre.settings import load_settings
 from timbre.store.payload import build_payload
 

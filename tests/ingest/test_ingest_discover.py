@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ingest.discover import Skipped, discover
-from ingest.progress import Progress
+from ingest.report import Progress
 from timbre.store.pathtext import path_bytes, path_from_text, path_text
 
 

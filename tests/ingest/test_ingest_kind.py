@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from ingest.metadata import MetadataRules
-from ingest.pipeline import Limits, prepare
-from ingest.synthetic_music import chord_loop, drum_loop, noise_loop, one_shot
+from ingest.options import Limits
+from ingest.workers import prepare
 from tests.support.audio_factory import crash, strum, write
-from timbre.audio.envelope import measure_envelope
+from tests.support.synthetic_music import chord_loop, drum_loop, noise_loop, one_shot
+from timbre.audio.analysis import measure_envelope
 from timbre.settings import load_settings
 
 SR = 44100

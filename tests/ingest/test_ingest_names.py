@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.kind import guess_kind
-from ingest.metadata import MetadataRules
+from ingest.metadata import MetadataRules, decide_kind
 from ingest.names import Vocabulary, parse_bpm, parse_key, tokens
 from timbre.musickey import normalize_key
 from timbre.settings import load_settings
@@ -228,4 +227,4 @@ def test_drums_named_by_abbreviation_are_unpitched(rules: MetadataRules) -> None
     ],
 )
 def test_kind(names: tuple[str, ...], duration: float, bpm: float | None, kind: str) -> None:
-    assert guess_kind(names, duration, bpm) == kind
+    assert decide_kind(names, duration, bpm=(bpm, "name"))[0] == kind

@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 
 from ingest.metadata import AudioFacts, MetadataRules, describe
-from ingest.pipeline import Limits, prepare
+from ingest.options import Limits
 from ingest.reanalyse import AUDIO_FIELDS, reanalyse
-from ingest.synthetic_music import chord_loop, drum_loop, one_shot
 from ingest.tags import read_tags
+from ingest.workers import prepare
 from tests.support.audio_factory import strum, write
 from tests.support.store_factory import model_info, new_client, open_test_store, unit_vectors
+from tests.support.synthetic_music import chord_loop, drum_loop, one_shot
 from timbre.audio.analysis import ANALYSIS_VERSION
 from timbre.audio.decode import decode_file
 from timbre.settings import Settings

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ingest.job import options_from_settings, run_ingest
-from ingest.pipeline import JobResult
+from ingest.options import JobResult
 from timbre.settings import Settings, load_settings
 from timbre.store import open_store
 

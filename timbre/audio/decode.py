@@ -1,10 +1,7 @@
 """Decode any audio file libsndfile reads into mono float32 at the model's sample rate.
 
-Mirrors the reference loader (``torchaudio.load`` -> mean of channels -> ``Resample``) without
-torch: libsndfile (through soundfile) decodes WAV, FLAC, AIFF, OGG/Vorbis, Opus, MP3 and more
-into float32 scaled to [-1, 1]; channels are averaged; :func:`timbre.audio.resample.resample`
-converts the rate. Every way an input can be unusable raises one :class:`AudioError` with a
-stable ``code`` and a reason a person understands.
+Mirrors the reference loader (load, mean of channels, resample) without torch. Every way an
+input can be unusable raises one :class:`AudioError` with a stable ``code`` and a reason.
 """
 
 from __future__ import annotations
@@ -36,17 +33,8 @@ _READ_BLOCK_FRAMES = 1 << 18
 
 @dataclass(frozen=True, slots=True)
 class DecodedAudio:
-    """A decoded input.
-
-    Attributes:
-        samples: mono float32 at ``sample_rate``.
-        sample_rate: the rate of ``samples`` (the model's rate).
-        source_sample_rate: the file's own rate.
-        channels: the file's channel count.
-        format: libsndfile's container name (``WAV``, ``FLAC``, ``MP3``...).
-        subtype: libsndfile's sample encoding (``PCM_16``, ``FLOAT``, ``VORBIS``...).
-        duration_s: the file's duration in seconds.
-    """
+    """Mono float32 ``samples`` at ``sample_rate`` (the model's), and what the file was:
+    its own rate, channels, libsndfile format (``WAV``, ``MP3``) and subtype, duration."""
 
     samples: np.ndarray
     sample_rate: int
@@ -65,14 +53,7 @@ def decode_file(
     max_file_bytes: int,
     resampler: Resampler = "sinc",
 ) -> DecodedAudio:
-    """Decode a file on disk.
-
-    Args:
-        path: the audio file.
-        sample_rate: rate of the returned samples (Hz), normally the model's.
-        max_duration_s: longer inputs are refused before they are decoded.
-        max_file_bytes: larger files are refused before they are read.
-        resampler: how to reach ``sample_rate`` (the model family's choice).
+    """Decode a file on disk; longer or larger inputs are refused before they are read.
 
     Raises:
         AudioError: the file is missing, empty, too large or long, not audio, truncated,

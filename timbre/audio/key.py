@@ -1,19 +1,13 @@
 """Musical key (tonic and mode) of tonal material from its audio, numpy only.
 
-1. **Tonal peaks**: a 0.34 s-window spectrogram; in each frame, the local maxima between
-   ~50 Hz and 2.5 kHz that stand well above the spectrum around them (a smoothed log
-   spectrum). Noise and drums have few such peaks; notes have many.
-2. **Chroma**: each peak's frequency (parabolic interpolation) becomes a pitch, corrected by
-   the clip's tuning (the magnitude-weighted circular mean of the peaks' offsets from the
-   equal-tempered grid), and its magnitude is added to its pitch class.
-3. **Key**: the correlation of that 12-bin chroma with the 24 rotations of a major and a
-   minor key profile (Krumhansl-Kessler's probe-tone ratings, the classic
-   Krumhansl-Schmuckler method); the best is the key.
+1. **Tonal peaks**: spectral local maxima (~50 Hz to 2.5 kHz) well above a smoothed log
+   spectrum; noise and drums have few, notes many.
+2. **Chroma**: each peak's pitch, corrected by the clip's tuning, adds its magnitude to its
+   pitch class.
+3. **Key**: the best correlation with the 24 rotations of the Krumhansl-Kessler profiles.
 
-A key is reported only when the material is clearly pitched and its mode is told:
-enough of the energy sits in tonal peaks, the best profile fits well and beats the
-runner-up by a margin, and the tonic's third (the note that decides major or minor) is
-sounding. A single note, a power chord, a drum loop or noise gets None.
+Only clearly pitched material with a told mode gets a key (tonal enough, a clear best fit,
+the tonic's third sounding): a single note, a power chord, drums or noise get None.
 """
 
 from __future__ import annotations
@@ -46,13 +40,13 @@ MIN_THIRD = 0.18
 """Least weight of the tonic's third in the chroma (peak = 1): chords measure 0.22 or more;
 a single harmonic note puts ~0.12 on its major third through its 5th partial."""
 THIRD_RATIO = 2.0
+"""The mode's third must outweigh the other third this many times over."""
 OPENING_S = 0.5
 """The opening whose lowest strong note names the tonic between relative keys (seconds)."""
 OPENING_STRONG = 0.3
 """A note of the opening counts when its peak is at least this fraction of the loudest."""
 RELATIVE_BAND = 0.2
 """The relative key may score this much below the best and still be chosen by the opening."""
-"""The mode's third must outweigh the other third this many times over."""
 
 # Krumhansl & Kessler (1982) probe-tone profiles, tonic first.
 MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
@@ -60,23 +54,15 @@ MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 
 
 MAJOR_SPELLING = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 MINOR_SPELLING = ("Cm", "C#m", "Dm", "Ebm", "Em", "Fm", "F#m", "Gm", "G#m", "Am", "Bbm", "Bm")
-"""How a detected key is written: the spelling with the fewer accidentals in its key
-signature (Db major has 5 flats, C# major 7 sharps; G#m 5 sharps, Abm 7 flats), as producers
-and their tools write them. The two ties (6 each) follow common use: F# major and Ebm."""
+"""How a detected key is written: the spelling with fewer accidentals (Db, not C#; G#m, not
+Abm), ties as commonly written (F#, Ebm)."""
 
 
 @dataclass(frozen=True)
 class KeyEstimate:
-    """A key and the evidence for it.
-
-    Attributes:
-        key: e.g. ``"Am"``, ``"Eb"`` (see :data:`MAJOR_SPELLING`, :data:`MINOR_SPELLING`).
-        confidence: 0..1: the key profile's correlation, scaled down when its lead over the
-            best key on another tonic is small (``correlation * min(1, margin / 0.1)``).
-        correlation: Pearson correlation of the chroma with the key's profile.
-        margin: that correlation minus the best one of a key on another tonic.
-        tonality: share of the band's energy in tonal peaks.
-    """
+    """A key (``"Am"``, ``"Eb"``) and the evidence for it: ``confidence`` is the profile
+    correlation times ``min(1, margin / FULL_MARGIN)``, ``margin`` its lead over the best key
+    on another tonic, ``tonality`` the share of energy in tonal peaks."""
 
     key: str
     confidence: float
@@ -92,14 +78,8 @@ def key_name(tonic: int, minor: bool) -> str:
 
 @dataclass(frozen=True)
 class Chroma:
-    """What the tonal peaks of a clip say.
-
-    Attributes:
-        profile: 12 pitch-class weights, C first, peak 1 (zeros when there are no peaks).
-        tonality: share of the band's energy in tonal peaks (0..1).
-        opening_bass: pitch class of the lowest strong note in the clip's first
-            ``OPENING_S`` seconds, or None.
-    """
+    """12 pitch-class weights (C first, peak 1), the share of energy in tonal peaks, and the
+    pitch class of the lowest strong note of the opening (None if none)."""
 
     profile: np.ndarray
     tonality: float

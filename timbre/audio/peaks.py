@@ -1,14 +1,7 @@
-"""Waveform peaks for display: a few hundred bytes per sample, computed once from decoded audio.
+"""Waveform peaks for display, computed at ingest and stored in the payload (``peaks``).
 
-A sample browser draws a waveform on every row before anything is played, so the peaks are
-computed at ingest from the mono samples the decoder already produced, stored in the point's
-payload (field ``peaks``) and drawn by the page without fetching the audio.
-
-Format (version 1): ``PEAK_BUCKETS`` unsigned bytes, bucket ``i`` holding the largest absolute
-sample value in the ``i``-th of ``PEAK_BUCKETS`` equal slices of the clip, on a linear scale
-where 255 is full scale (1.0; louder samples clip to 255). Not normalised per clip: a quiet
-sample looks quiet, and a display may normalise if it wants. In JSON the bytes travel as one
-base64 string (:func:`encode_peaks`), ~270 characters.
+Format 1: ``PEAK_BUCKETS`` bytes, each the largest absolute sample of one equal slice of the
+clip, 255 = full scale, not normalised per clip (a quiet sample looks quiet); base64 in JSON.
 """
 
 from __future__ import annotations
@@ -26,15 +19,8 @@ PEAKS_FORMAT = 1
 
 
 def compute_peaks(samples: np.ndarray, buckets: int = PEAK_BUCKETS) -> np.ndarray:
-    """The largest absolute value in each of ``buckets`` equal slices of a mono clip.
-
-    Args:
-        samples: mono float samples in [-1, 1] (louder values clip), any length >= 1.
-        buckets: how many slices.
-
-    Returns:
-        uint8 ``[buckets]``, 255 = full scale. A clip shorter than ``buckets`` samples repeats
-        its samples across the buckets they cover.
+    """uint8 ``[buckets]``: the largest absolute value in each equal slice of a mono clip
+    (a clip shorter than ``buckets`` repeats its samples).
 
     Raises:
         ValueError: no samples, a non-positive bucket count, or non-finite samples.

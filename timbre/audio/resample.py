@@ -1,15 +1,8 @@
 """Band-limited sinc resampling, numerically equivalent to torchaudio's default ``Resample``.
 
-The reference pipeline resamples with ``torchaudio.transforms.Resample(orig, new)`` at its
-defaults: windowed-sinc interpolation with a Hann window, ``lowpass_filter_width=6`` zero
-crossings and ``rolloff=0.99`` of the lower Nyquist frequency. This module computes the same
-polyphase filter bank and applies it with numpy, so that embeddings of resampled files match
-the reference (a generic high-quality resampler moved them by ~1e-6 in cosine).
-
-The filter bank has ``new/g`` phases of ``2*width + orig/g`` taps, ``g = gcd(orig, new)``. For
-the usual rates that is small (44.1 kHz -> 24 kHz: 80 phases x 171 taps). Pairs of rates whose
-reduced ratio is huge (e.g. 44101 Hz) would need gigabytes of taps; those fall back to libsoxr
-at very-high quality, the only path that differs from the reference.
+The same polyphase filter bank as the reference (Hann-windowed sinc, 6 zero crossings,
+rolloff 0.99), applied with numpy, so embeddings of resampled files match it. Rate pairs whose
+reduced ratio is huge (e.g. 44101 Hz) would need gigabytes of taps and fall back to libsoxr.
 """
 
 from __future__ import annotations
@@ -22,10 +15,8 @@ import numpy as np
 import soxr
 
 Resampler = Literal["sinc", "soxr_vhq"]
-"""How audio reaches a model's rate: ``sinc`` (this module's torchaudio-equivalent filter,
-what the clamp3 reference does) or ``soxr_vhq`` (libsoxr at very-high quality, a filter whose
-stopband lies below the log-mel floor: what the clap family's front end needs, since it reads
-the empty bands above a low-rate file's Nyquist frequency in dB)."""
+"""How audio reaches a model's rate: ``sinc`` (the clamp3 reference's filter) or ``soxr_vhq``
+(libsoxr, whose stopband lies below the log-mel floor the clap front end reads)."""
 
 LOWPASS_FILTER_WIDTH = 6
 """Zero crossings of the sinc kept on each side (torchaudio default)."""
@@ -68,17 +59,7 @@ def _kernel(orig_hz: int, new_hz: int) -> tuple[np.ndarray, int]:
 def resample(
     samples: np.ndarray, orig_hz: int, new_hz: int, method: Resampler = "sinc"
 ) -> np.ndarray:
-    """Resample a mono float32 signal.
-
-    Args:
-        samples: 1-D float32 array.
-        orig_hz: its sample rate.
-        new_hz: the rate wanted.
-        method: see :data:`Resampler`.
-
-    Returns:
-        1-D float32 array of ``ceil(len * new / orig)`` samples (same as torchaudio).
-    """
+    """Resample a mono float32 signal to ``ceil(len * new / orig)`` samples (as torchaudio)."""
     if orig_hz <= 0 or new_hz <= 0:
         raise ValueError(f"sample rates must be positive, got {orig_hz} -> {new_hz}")
     x = np.ascontiguousarray(samples, dtype=np.float32)

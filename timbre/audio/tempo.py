@@ -1,28 +1,16 @@
 """Tempo of a loop from its audio, refined to the producer's BPM by the loop's exact length.
 
-Four steps, numpy only:
+1. **Onset strength**: the rectified rise of log-compressed energy in log-spaced bands
+   (three per octave), averaged over bands so a kick counts as much as a hat.
+2. **Periodicity**: a comb over the circular autocorrelation of that envelope (mean
+   autocorrelation at 1, 2, 3... beat periods) on a 0.1 BPM grid, under a prior around 120.
+3. **Octave**: periodicity cannot tell 87 from 174, so half, once or twice the best tempo is
+   chosen by the median interval between strong low-band onsets (kick and snare bodies).
+4. **Whole bars**: loops are cut to whole bars at an integer BPM, so the integer BPM near the
+   estimate at which the duration is whole bars (within milliseconds) wins.
 
-1. **Onset strength**: a 10 ms-hop spectrogram grouped into log-spaced bands (three per
-   octave), log-compressed; the rectified rise of each band, averaged over bands, so a kick
-   counts as much as a hat (summing raw bins would let the many high bins of the hats set it).
-2. **Periodicity**: the unbiased autocorrelation of that envelope, read by a comb at every
-   candidate tempo (the mean autocorrelation at 1, 2, 3... beat periods, at fractional lags)
-   on a 0.1 BPM grid, under a broad log-normal prior around 120 BPM.
-3. **Octave**: periodicity alone cannot tell 87 from 174 or 90 from 180 (a loop repeats at
-   every level above its beat), so the level is chosen among half, once and twice the best
-   tempo by the accents: the median interval between the strong onsets of the low bands
-   (kick and snare bodies, below ~330 Hz). A backbeat sits two beats apart and a kick on or
-   between beats, so that interval is close to the beat on the patterns producers use:
-   four-on-the-floor, boom bap, two-step drum and bass, half-time trap, breakbeats.
-4. **Whole bars**: loops are cut to whole bars at an integer BPM, so the duration says the
-   tempo exactly: ``duration = bars * 4 * 60 / bpm``. The integer BPM near the estimate
-   whose bar count comes out whole (within a few milliseconds) wins. A plain autocorrelation
-   peak, quantised by the 10 ms hop, lands up to ~2 BPM off at 140; this lands on 140.
-
-:func:`estimate_tempo` returns None for audio with no steady pulse (noise, pads, one hit).
-Accuracy and cost are measured by ``bench/bench_analysis.py``; any change to the constants
-below changes results, so it must come with a new ``ANALYSIS_VERSION``
-(:mod:`timbre.audio.analysis`).
+None for audio with no steady pulse (noise, pads, one hit). Measured by
+``bench/bench_analysis.py``; a change to the constants needs a new ``ANALYSIS_VERSION``.
 """
 
 from __future__ import annotations
@@ -80,15 +68,13 @@ class TempoEstimate:
     """A tempo and how it was found.
 
     Attributes:
-        bpm: beats per minute (an integer when ``bars`` is set, else to 0.1 BPM).
-        confidence: 0..1: ``pulse_clarity``, times 0.6 when the clip is not whole bars.
-        pulse_clarity: comb salience at the chosen tempo's best octave: the mean normalised
-            autocorrelation of the onset envelope at whole beat periods (1 = the clip
-            repeats exactly at every beat period, ~0 = no pulse).
-        bars: the whole number of 4/4 bars the clip lasts at ``bpm``, or None when the
-            duration is not whole bars (then ``bpm`` is the comb's estimate).
+        bpm: an integer when ``bars`` is set, else the comb's estimate to 0.1 BPM.
+        confidence: 0..1: ``pulse_clarity``, scaled down when the length did not confirm it.
+        pulse_clarity: mean normalised autocorrelation at whole beat periods (1 = exact
+            repetition, ~0 = no pulse).
+        bars: whole 4/4 bars the clip lasts at ``bpm``, or None.
         accent_bpm: the tempo the accents suggested for the octave, None when too few.
-        comb_bpm: the comb's own estimate at that octave, before the length refined it.
+        comb_bpm: the comb's own estimate, before the length refined it.
     """
 
     bpm: float
@@ -100,12 +86,7 @@ class TempoEstimate:
 
 
 def band_onsets(samples: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """Per-band onset strength of a mono clip.
-
-    Returns:
-        ``(rise [frames, bands], band upper edges in Hz, frames per second)``: the rectified
-        frame-to-frame rise of each band's log-compressed energy.
-    """
+    """Per-band onset strength: ``(rise [frames, bands], band upper edges in Hz, fps)``."""
     # float64: numpy's float32 FFT measured ~3x slower than its float64 one here.
     x = np.asarray(samples, dtype=np.float64).ravel()
     hop = max(1, round(sample_rate * HOP_S))
@@ -217,13 +198,7 @@ def estimate_tempo(
     samples: np.ndarray, sample_rate: int, duration_s: float | None = None
 ) -> TempoEstimate | None:
     """The tempo of a loop, or None when the clip is too short or has no steady pulse.
-
-    Args:
-        samples: mono float samples.
-        sample_rate: their rate (Hz).
-        duration_s: the file's exact duration, if known (the decoder's, before resampling);
-            defaults to ``len(samples) / sample_rate``.
-    """
+    ``duration_s``: the file's exact duration before resampling, if known."""
     n = int(np.asarray(samples).size)
     duration = float(duration_s) if duration_s else n / sample_rate
     if n == 0 or duration < MIN_DURATION_S:

@@ -1,19 +1,10 @@
 """Whole-track normalisation and the 5 s window plan of the reference MERT pipeline.
 
-Reference behaviour (``clamp3:preprocessing/audio/extract_mert.py``; see docs/model-spec.md):
-
-1. the resampled track is normalised once, over its whole length, to zero mean and unit
-   (population) variance with ``1e-7`` inside the square root (``Wav2Vec2FeatureExtractor``);
-2. it is cut into non-overlapping 5 s windows;
-3. a last window shorter than 1 s is dropped.
-
-Timbre's one deliberate departure, recorded in ``PIPELINE_VERSION``: the reference produces no
-window at all for a track shorter than 1 s, and most drum one-shots are that short. Such a
-track is embedded whole, as a single window at its own length -- not padded to 1 s, because
-zero padding would fill most frames of a 200 ms hi-hat with silence and pull every short hit
-towards the same "silence" vector. Tracks shorter than :data:`MIN_CLIP_S` (clicks) are padded
-with digital silence *before* normalisation to that length, so every window spans at least
-seven MERT frames (75 Hz).
+The reference (docs/model-spec.md) normalises the whole track to zero mean and unit variance,
+cuts it into 5 s windows and drops a last window under 1 s. Timbre's one departure, recorded
+in ``PIPELINE_VERSION``: a track under 1 s (most drum hits), for which the reference makes no
+window, is one window at its own length; zero padding to 1 s would pull every short hit
+towards one "silence" vector. Clicks under :data:`MIN_CLIP_S` are padded to it first.
 """
 
 from __future__ import annotations
@@ -35,12 +26,8 @@ NORM_EPS = 1e-7
 """Added to the variance inside the square root (``Wav2Vec2FeatureExtractor``)."""
 
 PIPELINE_VERSION = "clamp3-ref9016d2b/short-whole-v1"
-"""Identifies how vectors are computed. Travels with every vector, snapshot and cache entry.
-
-``clamp3-ref9016d2b``: the reference audio and text paths of ``sanderwood/clamp3`` @ 9016d2b.
-``short-whole-v1``: tracks under 1 s are one window at their own length, clips under 0.1 s are
-padded with silence to 0.1 s. Change it whenever any rule here changes the vectors.
-"""
+"""How vectors are computed (``sanderwood/clamp3`` @ 9016d2b, plus the short-clip policy);
+travels with every vector, snapshot and cache entry. Change it with any rule here."""
 
 
 def normalize(samples: np.ndarray) -> np.ndarray:
@@ -83,12 +70,8 @@ def plan_windows(n_samples: int, sample_rate: int) -> WindowPlan:
 
 
 def prepare_windows(samples: np.ndarray, sample_rate: int) -> list[np.ndarray]:
-    """Pad (short-clip policy), normalise over the whole track, and cut into windows.
-
-    Returns:
-        The windows as views into one normalised float32 array; all but possibly the last
-        have exactly ``WINDOW_S * sample_rate`` samples.
-    """
+    """Pad (short-clip policy), normalise over the whole track, and cut into windows (views
+    into one normalised float32 array)."""
     plan = plan_windows(samples.shape[0], sample_rate)
     x = np.asarray(samples, dtype=np.float32)
     if plan.padded_length > x.shape[0]:

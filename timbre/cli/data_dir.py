@@ -1,11 +1,8 @@
-"""Which data dir a command works on, and the rule that read commands never create a store.
+"""The rule that read commands never create a store.
 
-``data_dir`` defaults to the per-user data folder (``timbre.settings.user_data_dir``), so a
-producer finds the same index from any folder; ``TIMBRE_DATA_DIR`` points elsewhere. Only
-commands that write an index (``ingest``, ``watch``, ``serve``, ``quickstart``) may create
-one. A read command (``search``, ``duplicates``, ``relabel``, ``reanalyse``, ``store ...``,
-``mcp``) on a data dir without an index stops with exit code 2 and says where it looked,
-instead of answering "0 results" from an empty store it has just made.
+Only commands that write an index (``ingest``, ``watch``, ``serve``, ``quickstart``) may
+create one; a read command on a data dir without an index stops with exit code 2 and says
+where it looked, instead of answering "0 results" from an empty store it has just made.
 """
 
 from __future__ import annotations

@@ -126,11 +126,7 @@ def _report(settings: Settings, store: VectorStore, labels_csv: Path | None) -> 
 
 
 ROWS = (
-    ("collection", "collection"),
-    ("live", "live"),
-    ("sounds", "sounds"),
-    ("labelled", "labelled"),
-    ("categories", "categories"),
+    *((name, name) for name in ("collection", "live", "sounds", "labelled", "categories")),
     ("text_r1", "text->audio R@1"),
     ("text_r10", "text->audio R@10"),
     ("text_map", "text->audio mAP"),

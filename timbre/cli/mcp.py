@@ -1,19 +1,11 @@
 """``timbre mcp``: the MCP tools over stdio, for desktop assistants that start Timbre themselves.
 
-Which backend answers is decided per call: while a ``timbre serve`` has announced itself in the
-data dir (``service.json``, as ``timbre ingest`` finds it), the tools go through its HTTP API,
-since it owns the embedded store; otherwise this process opens the library itself.
-
-It never fights over the embedded store: it holds it on a lease (:class:`timbre.store.lock.
-Lease`), only for what the FAISS snapshot cannot answer (filtered queries, items, facets), and
-lets it go between calls as soon as another process asks for it (a ``timbre ingest``, ``serve``
-or ``search`` started meanwhile waits at most ``mcp.store_yield_s`` instead of being refused),
-as soon as a service announces itself, or once idle for ``mcp.store_idle_s``. While another
-process holds the store, filtered calls are tool errors naming it, and the rest still answer.
-
-Without a service there is no HTTP server to stream audio from, so the playable URL of a
-result is a ``file://`` URL of the sample where it was indexed (the assistant runs on the same
-machine); beside a service it is the service's own ``/v1/items/{id}/audio`` URL.
+Per call: while a ``timbre serve`` has announced itself (``service.json``) the tools go
+through its HTTP API; otherwise this process opens the library itself. It holds the embedded
+store on a :class:`~timbre.store.lock.Lease`, only for what the snapshot cannot answer, and
+lets it go between calls when another process asks (which waits at most
+``mcp.store_yield_s``), when a service appears, or after ``mcp.store_idle_s`` idle. Without a
+service, a result's playable URL is a ``file://`` URL.
 """
 
 from __future__ import annotations
@@ -41,11 +33,7 @@ log = logging.getLogger("timbre.mcp")
 
 
 class StdioBackends:
-    """The backend of each stdio call: a running service over HTTP, else this process.
-
-    Args:
-        settings: the process's settings (data dir, models, API limits, ``mcp`` section).
-    """
+    """The backend of each stdio call: a running service over HTTP, else this process."""
 
     def __init__(self, settings: Settings) -> None:
         from timbre.store import embedded_dir
@@ -181,13 +169,8 @@ class StdioBackends:
 
 
 class _AnswerUnparseable:
-    """The stdio read stream, answering each line that is no JSON-RPC message itself.
-
-    The SDK passes such a line on as an exception, which its server only logs: the client
-    then waits out its timeout. Here it gets the JSON-RPC error at once, with id null as the
-    spec asks when the id cannot be read: -32700 for text that is not JSON, -32600 for JSON
-    that is no request.
-    """
+    """The stdio read stream, answering each line that is no JSON-RPC message itself (the SDK
+    only logs it, leaving the client to time out) with -32700 or -32600 and id null."""
 
     def __init__(self, inner: Any, write: Any) -> None:
         self._inner = inner

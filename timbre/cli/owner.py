@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from timbre.fsutil import atomic_write
 from timbre.settings import Settings
 from timbre.store.lock import OwnerLock
 
@@ -40,10 +41,7 @@ def claim_data_dir(settings: Settings) -> OwnerLock:
 def write_service_file(settings: Settings, url: str) -> Path:
     """Announce this service (call only while holding :func:`claim_data_dir`'s lock)."""
     path = settings.data_dir / SERVICE_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{SERVICE_FILE}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"url": url, "pid": os.getpid()}) + "\n")
-    tmp.replace(path)
+    atomic_write(path, json.dumps({"url": url, "pid": os.getpid()}) + "\n", mkdir=True)
     return path
 
 

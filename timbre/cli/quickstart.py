@@ -1,10 +1,4 @@
-"""``timbre quickstart``: a library indexed and searched in one go (README command 1).
-
-The generated demo library gets a data dir of its own (``<data_dir>/demo``), so it never
-mixes into the index of the user's own samples. Where the models cannot be had, the
-random-weight test bundle it falls back to is recorded in the data dir it indexes (see
-:mod:`timbre.bundle_record`), so later commands there use it too.
-"""
+"""``timbre quickstart``: a library indexed and searched in one go (README command 1)."""
 
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ def reanalyse(
     from the sound.
     """
     from ingest.metadata import MetadataRules
-    from ingest.pipeline import Limits
+    from ingest.options import Limits
     from ingest.reanalyse import reanalyse as run
     from timbre.cli.data_dir import require_index
     from timbre.cli.store import _rewrite

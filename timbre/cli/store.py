@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import typer
@@ -23,15 +24,24 @@ class _Report(Protocol):
     def as_dict(self) -> dict[str, Any]: ...
 
 
-def _open_live(reindex: bool = False) -> tuple[Settings, VectorStore]:
+@contextmanager
+def _live(reindex: bool = False) -> Iterator[tuple[Settings, VectorStore]]:
+    """The settings and the live store, closed afterwards; a Timbre error ends the command."""
     from timbre.cli.data_dir import require_index
     from timbre.embedding.embedder import describe_models
     from timbre.settings import load_settings
     from timbre.store import open_store
 
-    settings = load_settings()
-    require_index(settings)
-    return settings, open_store(settings, describe_models(settings.models), reindex=reindex)
+    try:
+        settings = load_settings()
+        require_index(settings)
+        store = open_store(settings, describe_models(settings.models), reindex=reindex)
+        try:
+            yield settings, store
+        finally:
+            store.close()
+    except TimbreError as exc:
+        raise fail(exc) from exc
 
 
 def _export(settings: Settings, store: VectorStore) -> dict[str, Any]:
@@ -76,55 +86,34 @@ def _rewrite(
 @store_app.command("snapshot")
 def store_snapshot() -> None:
     """Export a FAISS snapshot of the live collection and publish it (the API picks it up)."""
-    try:
-        settings, store = _open_live()
-        try:
-            typer.echo(json.dumps(_export(settings, store)))
-        finally:
-            store.close()
-    except TimbreError as exc:
-        raise fail(exc) from exc
+    with _live() as (settings, store):
+        typer.echo(json.dumps(_export(settings, store)))
 
 
 @store_app.command("optimize")
 def store_optimize() -> None:
-    """Compact the live collection: the embedded shard's large appendable segments become
-    immutable ones with memory-mapped payload indexes (command-line ingest jobs do this when
-    they finish; jobs the service runs leave it to this command). Blocks for ~40 s per 100k
-    points not compacted yet; stop the service first (the store has one owner)."""
+    """Compact the live collection (ingest jobs the service runs leave this to you): ~40 s per
+    100k points not compacted yet; stop the service first (the store has one owner)."""
     import time
 
-    try:
-        _, store = _open_live()
-        try:
-            started = time.perf_counter()
-            changed = store.optimize()
-            seconds = round(time.perf_counter() - started, 3)
-            report = {"collection": store.name, "changed": changed, "seconds": seconds}
-            typer.echo(json.dumps(report))
-        finally:
-            store.close()
-    except TimbreError as exc:
-        raise fail(exc) from exc
+    with _live() as (_, store):
+        started = time.perf_counter()
+        changed = store.optimize()
+        seconds = round(time.perf_counter() - started, 3)
+        typer.echo(json.dumps({"collection": store.name, "changed": changed, "seconds": seconds}))
 
 
 @store_app.command("publish")
 def store_publish() -> None:
     """Publish the collection a sharded re-index built for the loaded models, once every
     shard's job has finished, and export its snapshot."""
-    try:
-        settings, store = _open_live(reindex=True)
-        try:
-            if not store.needs_reindex:
-                typer.echo(f"the live collection {store.name} already matches the loaded models")
-                return
-            generation = store.begin_generation()
-            generation.publish()
-            typer.echo(json.dumps({"published": generation.name, **_export(settings, store)}))
-        finally:
-            store.close()
-    except TimbreError as exc:
-        raise fail(exc) from exc
+    with _live(reindex=True) as (settings, store):
+        if not store.needs_reindex:
+            typer.echo(f"the live collection {store.name} already matches the loaded models")
+            return
+        generation = store.begin_generation()
+        generation.publish()
+        typer.echo(json.dumps({"published": generation.name, **_export(settings, store)}))
 
 
 @store_app.command("rebuild")
@@ -143,21 +132,18 @@ def store_rebuild(
     or from the files. The damaged collection is kept as the previous generation until the next
     rebuild or re-index deletes it. Stop the service first (the store has one owner)."""
     code = 0
-    try:
-        if from_files:
+    if from_files:
+        try:
             out, code = _rebuild_from_files()
-        else:
-            settings, store = _open_live(reindex=True)
-            try:
-                from timbre.store import snapshots_dir
-                from timbre.store.integrity import rebuild_from_snapshot
+        except TimbreError as exc:
+            raise fail(exc) from exc
+    else:
+        from timbre.store import snapshots_dir
+        from timbre.store.integrity import rebuild_from_snapshot
 
-                out = rebuild_from_snapshot(store, snapshots_dir(settings.data_dir), store.info)
-                out["snapshot"] = _export(settings, store)
-            finally:
-                store.close()
-    except TimbreError as exc:
-        raise fail(exc) from exc
+        with _live(reindex=True) as (settings, store):
+            out = rebuild_from_snapshot(store, snapshots_dir(settings.data_dir), store.info)
+            out["snapshot"] = _export(settings, store)
     typer.echo(json.dumps(out, indent=2))
     raise typer.Exit(code)  # from the files: the exit codes of `timbre ingest`
 

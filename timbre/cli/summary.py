@@ -1,16 +1,12 @@
-"""The end of ``timbre ingest``: a few lines for people, the full JSON summary in a file.
-
-The summary (counts, failures and skips by reason, stage timings, throughput, the snapshot)
-is written to ``<data_dir>/reports/ingest-<time>-summary.json`` and printed whole with
-``--json``; the terminal otherwise gets what a producer acts on.
-"""
+"""The end of ``timbre ingest``: a few lines for people, the full JSON summary in a file."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from timbre.fsutil import now_stamp
 
 DRY_RUN_SHOWN = 20
 """Paths a dry run lists per kind of change before it says "and N more"."""
@@ -18,8 +14,7 @@ DRY_RUN_SHOWN = 20
 
 def write_summary(data_dir: Path, summary: dict[str, Any]) -> Path | None:
     """Write ``summary`` beside the job's other reports; None if the folder is not writable."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = data_dir / "reports" / f"ingest-{stamp}-summary.json"
+    path = data_dir / "reports" / f"ingest-{now_stamp()}-summary.json"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")

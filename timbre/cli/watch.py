@@ -1,9 +1,5 @@
-"""``timbre watch``: keep the index current from file events, without the HTTP service.
-
-For headless machines: the same watcher and the same jobs as ``timbre serve`` with
-``watch.enabled``, owning the data dir like ``timbre ingest`` does. Beside a running service
-it refuses and says how to let the service watch instead.
-"""
+"""``timbre watch``: the watcher and jobs of ``timbre serve`` with ``watch.enabled``, without
+the HTTP service (it refuses beside a running one)."""
 
 from __future__ import annotations
 
@@ -109,10 +105,8 @@ def _watch(settings: Any) -> None:
 
 
 def _adopt_store(service: Any) -> None:
-    """Open the store before watching: a live collection the configured models cannot write
-    (another model family's, after ``models.family`` changed) is refused now, saying what to
-    do, instead of failing every batch while the watcher runs on. An unreachable Qdrant
-    server is no refusal: the jobs retry it."""
+    """Open the store first: a live collection the configured models cannot write is refused
+    now, not on every batch; an unreachable server is only a warning (the jobs retry)."""
     from timbre.errors import SchemaMismatchError, UnavailableError
 
     try:

@@ -1,9 +1,5 @@
-"""Wires the watcher (:mod:`ingest.watch`) to the API's job runner (:class:`app.jobs.IngestJobs`).
-
-Used by ``timbre serve`` (with ``watch.enabled``) and ``timbre watch``: both run the
-watcher's batches as ordinary ingest jobs, one at a time, each visible in
-``GET /v1/ingest/{job}`` with the usual failure report.
-"""
+"""Wires the watcher (:mod:`ingest.watch`) to the API's job runner, for ``timbre serve`` and
+``timbre watch``: batches run as ordinary ingest jobs, one at a time, visible in the job list."""
 
 from __future__ import annotations
 
@@ -15,26 +11,19 @@ from typing import Any
 from app.jobs import IngestJobs
 from app.metrics import Metrics
 from app.schemas import IngestIn
-from ingest.watch import Watcher, WatchOptions
-from ingest.watch_batch import Batch
+from ingest.watch import Batch, Watcher, WatchOptions
 from timbre.errors import ConflictError, DiskFullError
 from timbre.library_roots import recorded_roots
 from timbre.settings import Settings
 
 log = logging.getLogger("timbre.watch")
 
+# fmt: off
 _SHOWN_COUNTS = (
-    "discovered",
-    "indexed",
-    "already_indexed",
-    "paths_added",
-    "pruned_paths",
-    "deleted_points",
-    "rederived",
-    "kept_unreadable_paths",
-    "failed",
-    "unreadable",
+    "discovered", "indexed", "already_indexed", "paths_added", "pruned_paths", "deleted_points",
+    "rederived", "kept_unreadable_paths", "failed", "unreadable",
 )
+# fmt: on
 
 _CHANGE_COUNTS = ("embedded", "paths_added", "pruned_paths", "deleted_points", "rederived")
 

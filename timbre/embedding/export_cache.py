@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 from filelock import FileLock
 
-from timbre.embedding.files import sha256_file
 from timbre.errors import ModelFilesError
+from timbre.fsutil import atomic_write, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +100,7 @@ class DigestMemo:
 
     def _write(self, memo: dict[str, Any]) -> None:
         with contextlib.suppress(OSError):  # a read-only cache only costs a re-hash next time
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(memo, indent=1) + "\n", encoding="utf-8")
-            tmp.replace(self.path)
+            atomic_write(self.path, json.dumps(memo, indent=1) + "\n", mkdir=True)
 
 
 @dataclass(frozen=True)

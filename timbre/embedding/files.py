@@ -17,7 +17,6 @@ files are fetched by ``huggingface_hub`` into its cache at the pinned revisions
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -36,6 +35,7 @@ from timbre.embedding.hub import (
     hub_optional,
 )
 from timbre.errors import ModelFilesError
+from timbre.fsutil import sha256_file
 from timbre.settings import HubModel, ModelsSettings
 
 log = logging.getLogger(__name__)
@@ -309,14 +309,6 @@ def _from_hub(settings: ModelsSettings, wanted: set[Part]) -> ModelFiles:
 
 
 # -- download: hub -> bundle ----------------------------------------------------------------
-
-
-def sha256_file(path: Path, chunk_bytes: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(chunk_bytes):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def download_bundle(settings: ModelsSettings, target: Path, *, verify_remote: bool = True) -> Path:

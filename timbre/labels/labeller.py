@@ -1,31 +1,127 @@
-"""Labels of samples from their vectors: cosine with each label, then the rules.
+"""Labels of samples from their vectors: the vocabulary file (``config/labels.yaml``), cosine
+with each label, then the ``labels`` rules; :func:`relabel` re-labels a whole collection from
+its stored vectors, writing only the payloads whose labels changed.
 
-Rules (the ``labels`` settings):
-
-- ``category``: the best-scoring category, kept only if its cosine reaches
-  ``category_min_cosine`` *and* beats the runner-up category by ``category_min_margin``.
-  Zero-shot scores are an argmax over prompts; a near-tie between two categories ("kick" vs
-  "tom" at 0.31 and 0.30) is the model saying it does not know, and a wrong category is worse
-  than none for a filter, so a tie gives no category.
-- ``auto_tags``: every label (category or character word) whose cosine reaches
-  ``tag_min_cosine``, best first, at most ``max_auto_tags``; their cosines go to
-  ``auto_tag_scores``.
-- ``instrument``: names win. When the file's names said no instrument, the category's
-  instrument (from the vocabulary) fills it, with ``instrument_source: audio``; a relabel
-  replaces only instruments that came from the audio.
+- ``category``: the best category, only if its cosine reaches ``category_min_cosine`` and
+  beats the runner-up by ``category_min_margin`` (a near-tie is the model not knowing, and a
+  wrong category is worse than none for a filter).
+- ``auto_tags``: labels reaching ``tag_min_cosine``, best first, at most ``max_auto_tags``.
+- ``instrument``: names win; without one, the category's instrument fills it
+  (``instrument_source: audio``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
-from typing import Any
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from timbre.labels.vocabulary import Vocabulary
+from timbre.errors import ConfigError
+from timbre.store import Record, VectorStore
+from timbre.store.rewrite import rewrite_payloads
+
+VOCABULARY_FILE = Path(__file__).resolve().parents[2] / "config" / "labels.yaml"
+"""The vocabulary shipped with the source tree (``labels.vocabulary: null`` uses it)."""
+
+LabelKind = Literal["category", "character"]
+
+
+@dataclass(frozen=True)
+class Label:
+    """One label: its payload name (``kick``, ``warm``), ``category`` (at most one per sample)
+    or ``character`` (auto tags only), the prompts averaged for it, and for a category the
+    ``instrument`` it stands for."""
+
+    name: str
+    kind: LabelKind
+    prompts: tuple[str, ...]
+    instrument: str | None = None
+
+
+class _Category(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prompts: list[str] = Field(min_length=1)
+    instrument: str | None = None
+
+
+class _File(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: int = Field(ge=1)
+    categories: dict[str, _Category] = Field(min_length=2)
+    character: dict[str, list[str]] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Every label, categories first, in file order."""
+
+    labels: tuple[Label, ...]
+    source: str
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(label.name for label in self.labels)
+
+    def prompt_hash(self) -> str:
+        """SHA-256 of the labels and their prompts (what the label vectors depend on)."""
+        material = [[lb.name, lb.kind, list(lb.prompts)] for lb in self.labels]
+        return hashlib.sha256(json.dumps(material, ensure_ascii=False).encode()).hexdigest()
+
+    def content_hash(self) -> str:
+        """SHA-256 of everything in the vocabulary, instrument mapping included."""
+        material = [[lb.name, lb.kind, list(lb.prompts), lb.instrument] for lb in self.labels]
+        return hashlib.sha256(json.dumps(material, ensure_ascii=False).encode()).hexdigest()
+
+
+def load_vocabulary(path: Path | None = None) -> Vocabulary:
+    """Read and check a vocabulary file (the shipped one if ``path`` is None).
+
+    Raises:
+        ConfigError: the file is missing or not YAML, a field is wrong, a prompt is empty, or
+            a name is used twice (names are what payloads say, so they must be unique).
+    """
+    path = path or VOCABULARY_FILE
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read the label vocabulary {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    try:
+        parsed = _File.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid label vocabulary {path}: {problems}") from exc
+    labels = [
+        Label(name.strip(), "category", tuple(c.prompts), c.instrument)
+        for name, c in parsed.categories.items()
+    ]
+    labels += [
+        Label(name.strip(), "character", tuple(prompts))
+        for name, prompts in parsed.character.items()
+    ]
+    seen: set[str] = set()
+    for label in labels:
+        if not label.name:
+            raise ConfigError(f"{path}: a label has an empty name")
+        if label.name.casefold() in seen:
+            raise ConfigError(f"{path}: the label {label.name!r} is defined twice")
+        seen.add(label.name.casefold())
+        if not label.prompts or any(not p.strip() for p in label.prompts):
+            raise ConfigError(f"{path}: the label {label.name!r} has an empty prompt")
+    return Vocabulary(tuple(labels), str(path))
+
 
 SCORE_DECIMALS = 4
 """Cosines are stored to 4 decimals: thresholds are set to 2, and payloads stay small."""
@@ -55,15 +151,9 @@ class Labels:
 
 
 class Labeller:
-    """Scores vectors against the label vectors of a vocabulary and applies :class:`LabelRules`.
-
-    Args:
-        vocabulary: the labels.
-        vectors: ``[n_labels, dim]`` L2-normalised label vectors, in vocabulary order.
-        rules: the thresholds.
-        text_model: identity of the text tower that embedded the labels (``ModelInfo.clamp3``),
-            recorded in ``labels_version``.
-    """
+    """Scores vectors against a vocabulary's label vectors (``[n_labels, dim]``, unit rows,
+    in vocabulary order) and applies :class:`LabelRules`. ``text_model``: the tower that
+    embedded them, recorded in ``labels_version``."""
 
     def __init__(
         self, vocabulary: Vocabulary, vectors: np.ndarray, rules: LabelRules, text_model: str
@@ -129,12 +219,8 @@ class Labeller:
         return self._instrument.get(category) if category else None
 
     def fields(self, labels: Labels, stored: Mapping[str, Any]) -> dict[str, Any]:
-        """The payload fields for ``labels`` on a point whose payload is ``stored``.
-
-        ``stored`` needs ``instrument`` and ``instrument_source``: an instrument the names gave
-        (source ``name``, or any instrument of a point labelled before sources were recorded)
-        is never replaced.
-        """
+        """The payload fields for ``labels``; an instrument the names gave in ``stored``
+        (source ``name``, or any instrument without a source) is never replaced."""
         out: dict[str, Any] = {
             "category": labels.category,
             "category_score": labels.category_score,
@@ -142,10 +228,101 @@ class Labeller:
             "auto_tag_scores": dict(labels.auto_tag_scores),
             "labels_version": self.version,
         }
-        source = stored.get("instrument_source")
-        named = source == "name" or (source is None and stored.get("instrument"))
-        if not named:
+        if not named_instrument(stored):
             instrument = self.instrument_of(labels.category)
             out["instrument"] = instrument
             out["instrument_source"] = "audio" if instrument else None
         return out
+
+
+def named_instrument(payload: Mapping[str, Any]) -> bool:
+    """Whether the payload's instrument came from the names (source ``name``, or any instrument
+    of a point stored before sources were recorded): labels never replace it."""
+    source = payload.get("instrument_source")
+    return source == "name" or (source is None and bool(payload.get("instrument")))
+
+
+# fmt: off
+_READ = (
+    "instrument", "instrument_source", "category", "category_score", "auto_tags",
+    "auto_tag_scores", "labels_version",
+)
+# fmt: on
+
+
+@dataclass
+class RelabelReport:
+    """What a relabel did. ``best_scores`` and ``margins``: quantiles of each point's best
+    category cosine and its lead over the runner-up, to calibrate the thresholds."""
+
+    points: int = 0
+    changed: int = 0
+    with_category: int = 0
+    with_auto_tags: int = 0
+    categories: dict[str, int] = field(default_factory=dict)
+    best_scores: dict[str, float] = field(default_factory=dict)
+    margins: dict[str, float] = field(default_factory=dict)
+    labels_version: str = ""
+    seconds: float = 0.0
+    dry_run: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def relabel(
+    store: VectorStore,
+    labeller: Labeller,
+    *,
+    batch_size: int,
+    dry_run: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> RelabelReport:
+    """Label every point of the live collection anew from its stored vector; ``progress`` is
+    called with the points done after each page of ``batch_size``."""
+    started = time.perf_counter()
+    report = RelabelReport(labels_version=labeller.version, dry_run=dry_run)
+    categories: Counter[str] = Counter()
+    best: list[float] = []
+    margins: list[float] = []
+
+    def revise(page: list[Record]) -> dict[str, dict[str, Any]]:
+        vectors = np.stack([np.asarray(r.vector, dtype=np.float32) for r in page])
+        updates: dict[str, dict[str, Any]] = {}
+        for record, labels in zip(page, labeller.label(vectors), strict=True):
+            fields = labeller.fields(labels, record.payload)
+            if any(record.payload.get(k) != v for k, v in fields.items()):
+                updates[record.id] = fields
+            best.append(labels.best_score)
+            margins.append(labels.margin)
+            if labels.category:
+                categories[labels.category] += 1
+            report.with_auto_tags += bool(labels.auto_tags)
+        return updates
+
+    done = rewrite_payloads(
+        store,
+        revise,
+        fields=_READ,
+        batch_size=batch_size,
+        with_vectors=True,
+        dry_run=dry_run,
+        progress=progress,
+    )
+    report.points, report.changed = done.points, done.changed
+    if not dry_run:
+        store.write_labels_version(labeller.version)
+    report.with_category = sum(categories.values())
+    report.categories = dict(categories.most_common())
+    report.best_scores = _quantiles(best)
+    report.margins = _quantiles(margins)
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report
+
+
+def _quantiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    q = np.quantile(np.asarray(values), [0.0, 0.1, 0.5, 0.9, 1.0])
+    names = ("min", "p10", "p50", "p90", "max")
+    return {k: round(float(v), 4) for k, v in zip(names, q, strict=True)}

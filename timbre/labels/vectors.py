@@ -1,11 +1,6 @@
-"""Label vectors: the vocabulary embedded once with the text tower, cached on disk.
-
-The cache key is the text model's identity (CLaMP3 checkpoint and tokenizer revisions, the
-dimension) and the hash of the prompts, so a new vocabulary or model embeds again and
-anything else is read back in milliseconds. The text tower is only loaded on a cache miss,
-and the caller decides whether it is freed afterwards: the ingest command frees it before it
-loads the audio models (the ~1 GB tower never sits beside MERT), the service passes its own
-loaded tower and keeps it.
+"""Label vectors: the vocabulary embedded once with the text tower, cached on disk by the text
+model and the prompts. The tower loads only on a cache miss; ingest frees it before loading
+the audio models, the service keeps its own.
 """
 
 from __future__ import annotations
@@ -14,7 +9,6 @@ import gc
 import hashlib
 import json
 import logging
-import os
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,8 +18,8 @@ import numpy as np
 
 from timbre.embedding.info import DEFAULT_FAMILY, ModelInfo
 from timbre.errors import ConfigError
-from timbre.labels.labeller import Labeller, LabelRules
-from timbre.labels.vocabulary import Vocabulary, load_vocabulary
+from timbre.fsutil import replacing
+from timbre.labels.labeller import Labeller, LabelRules, Vocabulary, load_vocabulary
 
 if TYPE_CHECKING:
     from timbre.settings import Settings
@@ -71,16 +65,8 @@ def label_vectors(
     *,
     free_text: bool,
 ) -> np.ndarray:
-    """The vocabulary's vectors, from the cache or from the text tower ``text()`` returns.
-
-    Args:
-        vocabulary: the labels.
-        info: the models (the cache key).
-        cache_dir: where vectors are cached (None = no cache).
-        text: returns a text embedder; called only on a cache miss.
-        free_text: drop the embedder and collect garbage after use, so the tower's memory is
-            returned before the caller loads other models.
-    """
+    """The vocabulary's vectors, from ``cache_dir`` (None: no cache) or from the embedder
+    ``text()`` returns on a miss; ``free_text`` frees that embedder's memory afterwards."""
     path = cache_dir / f"{cache_key(vocabulary, info)}.npz" if cache_dir else None
     if path is not None and path.exists():
         cached = _cached_vectors(path, vocabulary, info)
@@ -97,11 +83,8 @@ def label_vectors(
     if vectors.shape[1] != info.dim:
         raise ConfigError(f"label vectors are {vectors.shape[1]}-d, the models {info.dim}-d")
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with tmp.open("wb") as out:
+        with replacing(path, mkdir=True) as tmp, tmp.open("wb") as out:
             np.savez(out, vectors=vectors, names=np.array(vocabulary.names))
-        tmp.replace(path)
     return vectors
 
 
@@ -172,15 +155,8 @@ def make_labeller(
     free_text: bool,
     vocabulary: Vocabulary | None = None,
 ) -> Labeller:
-    """A labeller for ``vocabulary`` (the configured one if None) and the ``labels`` rules.
-
-    Args:
-        settings: the ``labels`` rules and the data dir (label vector cache).
-        info: the models (the cache key and ``labels_version``).
-        text: returns a text embedder; called only if the vectors are not cached.
-        free_text: release the embedder after use (see :func:`label_vectors`).
-        vocabulary: the labels (read from ``labels.vocabulary`` if None).
-    """
+    """A labeller for ``vocabulary`` (``labels.vocabulary`` if None) and the ``labels`` rules
+    (``text`` and ``free_text`` as :func:`label_vectors`)."""
     vocabulary = vocabulary or load_vocabulary(settings.labels.vocabulary)
     vectors = label_vectors(
         vocabulary, info, settings.data_dir / CACHE_DIR, text, free_text=free_text

@@ -18,7 +18,6 @@ import io
 import logging
 import os
 import threading
-import uuid
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ import soundfile as sf
 from timbre.audio.decode import decode_bytes
 from timbre.audio.peaks import PEAK_BUCKETS, PEAKS_FORMAT, compute_peaks, decode_peaks
 from timbre.errors import AudioError
+from timbre.fsutil import replacing, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -87,18 +87,6 @@ class ItemSource(Protocol):
     def item(self, item_id: str) -> dict[str, Any]: ...
 
     def item_file(self, item_id: str) -> Path: ...
-
-
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    # Concurrent requests for one file each write their own temporary and rename it: the
-    # last rename wins with identical bytes, and no reader ever sees half a file.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        write(tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 class MediaService:
@@ -172,7 +160,8 @@ class MediaService:
         )
         values = compute_peaks(decoded.samples)
         actual = hashlib.sha256(data).hexdigest()
-        _atomic_write(self._peaks_file(actual), values.tofile)
+        with replacing(self._peaks_file(actual), mkdir=True) as tmp:
+            values.tofile(tmp)
         return ItemPeaks(item_id, values, duration or decoded.duration_s, "computed")
 
     def _peaks_file(self, sha: str) -> Path:
@@ -230,11 +219,8 @@ class MediaService:
             ) from exc
         # Keep the depth of PCM and float sources; compressed ones (MP3, Vorbis...) become 16-bit.
         wav_subtype = subtype if subtype in _WAV_SUBTYPES else "PCM_16"
-
-        def write(tmp: Path) -> None:
+        with replacing(target, mkdir=True) as tmp:
             sf.write(tmp, frames, rate, format="WAV", subtype=wav_subtype)
-
-        _atomic_write(target, write)
 
     def _hold(self, target: Path) -> None:
         with self._lock:
@@ -256,11 +242,7 @@ class MediaService:
                 return known
         if stat.st_size > self.max_file_bytes:
             raise AudioError(path, f"{stat.st_size} bytes, over the limit", code="too_large")
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-        sha = digest.hexdigest()
+        sha = sha256_file(path)
         with self._lock:
             self._memo[key] = sha
             while len(self._memo) > _HASH_MEMO:

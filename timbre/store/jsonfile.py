@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from timbre.errors import StoreError
+from timbre.fsutil import atomic_write
 
 
 def write_json(path: Path, data: Mapping[str, Any], *, durable: bool) -> None:
@@ -19,23 +19,7 @@ def write_json(path: Path, data: Mapping[str, Any], *, durable: bool) -> None:
         data: its new content.
         durable: fsync the file and its directory, so that the change survives a power cut.
     """
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as out:
-        json.dump(data, out, indent=1)
-        if durable:
-            out.flush()
-            os.fsync(out.fileno())
-    tmp.replace(path)
-    if durable:
-        _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    atomic_write(path, json.dumps(data, indent=1), durable=durable)
 
 
 def read_json(path: Path) -> dict[str, Any]:

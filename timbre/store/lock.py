@@ -22,13 +22,13 @@ import shlex
 import socket
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 import psutil
 
 from timbre.errors import StoreLockedError
+from timbre.fsutil import now_iso
 
 log = logging.getLogger("timbre.store")
 
@@ -147,7 +147,7 @@ def _me() -> dict[str, Any]:
         "pid": os.getpid(),
         "command": _command_line(),
         "host": socket.gethostname(),
-        "since": datetime.now(UTC).isoformat(timespec="seconds"),
+        "since": now_iso(),
     }
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
+from timbre.fsutil import now_iso
 from timbre.store.interface import WriteMarker
 from timbre.store.payload import DERIVED_VERSION
 
@@ -25,7 +25,7 @@ META_KEYS = (
 
 def utc_now() -> str:
     """The time now, ISO 8601 UTC (how every time in the metadata is written)."""
-    return datetime.now(UTC).isoformat()
+    return now_iso("auto")
 
 
 def new_meta(

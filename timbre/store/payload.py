@@ -46,7 +46,7 @@ AUDIO_FACT_FIELDS = (
     "peaks",
 )
 """How ``bpm``, ``key`` and ``kind`` were obtained and what the audio analysis stored
-(``ingest.metadata`` and ``ingest.kind`` document the rules): ``bpm_source`` / ``key_source``
+(``ingest.metadata`` documents the rules): ``bpm_source`` / ``key_source``
 are ``tags``, ``name`` or ``audio`` (None when unknown); ``kind_source`` is one of those or
 ``duration`` (only the length told); ``bpm_confidence`` / ``key_confidence`` rate an
 audio estimate (0..1; None for a stated value); ``analysis_version`` names the analysis that

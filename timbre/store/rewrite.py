@@ -1,6 +1,6 @@
 """Rewrite stored payloads across a whole collection, one page at a time.
 
-``timbre relabel`` (:mod:`timbre.labels.relabel`) and ``timbre reanalyse``
+``timbre relabel`` (:mod:`timbre.labels.labeller`) and ``timbre reanalyse``
 (:mod:`ingest.reanalyse`) both scroll every point, work out new values for a few fields and
 write back only what changed, one batched payload update per page; the loop is here once.
 """

@@ -23,6 +23,7 @@ import numpy as np
 
 from timbre.diskspace import as_disk_full
 from timbre.errors import SnapshotError, StoreLockedError, TimbreError
+from timbre.fsutil import atomic_write, sha256_file
 from timbre.store.collection import utc_now
 from timbre.store.interface import Collection, Record
 from timbre.store.lock import OwnerLock
@@ -51,7 +52,6 @@ from timbre.store.snapshot.layout import (
     fsync_path,
     id_keys,
     published_names,
-    sha256_file,
 )
 from timbre.store.snapshot.quantiser import ENCODE_CHUNK_ROWS, Sq8, code_radius
 
@@ -63,13 +63,7 @@ _DISPLAY = frozenset(DISPLAY_FIELDS)
 
 def _point_current(snapshots: Path, name: str) -> None:
     """Make ``name`` the published snapshot: one atomic rename of a small file."""
-    tmp = snapshots / f".{CURRENT_FILE}.tmp"
-    with tmp.open("w", encoding="utf-8") as out:
-        out.write(name + "\n")
-        out.flush()
-        os.fsync(out.fileno())
-    tmp.replace(snapshots / CURRENT_FILE)
-    fsync_path(snapshots)
+    atomic_write(snapshots / CURRENT_FILE, name + "\n", durable=True)
 
 
 def _prune(snapshots: Path, keep: int) -> None:

@@ -6,7 +6,6 @@ Shared by the writer (:mod:`timbre.store.snapshot.export`) and the reader
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -49,7 +48,6 @@ QUANTISER = "sq8"
 NAME_PATTERN = re.compile(r"\d{6,}")
 FILE_NAME_PATTERN = re.compile(r"(columns/)?[A-Za-z0-9_][A-Za-z0-9_.-]*")
 """Names a manifest may list: inside the snapshot directory, never outside it."""
-_HASH_CHUNK_BYTES = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -198,14 +196,6 @@ def fsync_path(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as src:
-        while chunk := src.read(_HASH_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def id_keys(ids: np.ndarray) -> np.ndarray:

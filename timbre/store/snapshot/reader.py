@@ -22,6 +22,7 @@ import numpy as np
 
 from timbre.embedding.info import ModelInfo, family_of_key
 from timbre.errors import ModelMismatchError, SnapshotError, SnapshotNotFoundError
+from timbre.fsutil import sha256_file
 from timbre.store.collection import check_vector
 from timbre.store.filters import SearchFilter
 from timbre.store.interface import Hit
@@ -44,7 +45,6 @@ from timbre.store.snapshot.layout import (
     SnapshotManifest,
     current_snapshot_name,
     id_keys,
-    sha256_file,
 )
 from timbre.store.snapshot.quantiser import Sq8, code_radius
 from timbre.store.snapshot.scan import FlatScan, QuantisedScan, ScanOptions, Selection

@@ -17,12 +17,12 @@ read-only data folder), costs one full verification and nothing else.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
+
+from timbre.fsutil import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +62,10 @@ class VerifiedFiles:
         """Write the record if it changed (atomically; a failure only costs the next load)."""
         if not self._changed:
             return
-        tmp = self.path.with_name(f".{VERIFIED_FILE}.{os.getpid()}.tmp")
         try:
-            tmp.write_text(json.dumps(self._entries, sort_keys=True), encoding="utf-8")
-            tmp.replace(self.path)
+            atomic_write(self.path, json.dumps(self._entries, sort_keys=True))
         except OSError as exc:
             log.info("cannot record verified snapshot files in %s: %s", self.path, exc)
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
         self._changed = False
 
     def _read(self) -> dict[str, Any]:
