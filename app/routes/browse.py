@@ -13,8 +13,7 @@ from app.routes.common import audio_url, filter_of, hit_out
 from app.schemas.browse import BrowseIn, FoldersOut, ItemDuplicatesOut, PayloadOut, PeaksOut
 from app.schemas.search import SearchOut
 from timbre.errors import UnavailableError
-from timbre.search.browse import BrowseService
-from timbre.search.folders import FolderService
+from timbre.search.browse import BrowseService, FolderService
 from timbre.search.media import MediaService
 
 router = APIRouter(dependencies=[Depends(require_read)], responses=problems(401, 404, 503))
@@ -80,7 +79,7 @@ async def item_duplicates(item_id: str, request: Request, browser: BrowseDep) ->
     return ItemDuplicatesOut(
         id=item_id,
         keep=found.keep,
-        min_cosine=browser.search.limits.duplicate_rules.min_cosine,
+        min_cosine=browser.library.limits.duplicate_rules.min_cosine,
         hits=[hit_out(url, h, h.id, h.payload) for h in found.hits],
         layers=[hit_out(url, h, h.id, h.payload) for h in found.layers],
     )
