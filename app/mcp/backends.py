@@ -151,7 +151,7 @@ class LocalBackend:
 
     def facets(self, fields: Sequence[str], filter: FilterIn | None) -> FacetsOut:
         found = self.service.library.facets(fields, filter=filter_of(self.api, filter))
-        return FacetsOut.model_validate(found.as_dict())
+        return FacetsOut.model_validate(found)
 
     def collections(self) -> CollectionsOut:
         return CollectionsOut(collections=[_collection(c) for c in self._collections.list_all()])

@@ -60,10 +60,7 @@ async def facets(
 ) -> dict[str, Any]:
     """Values of library fields with their counts, most frequent first, under an optional filter."""
     search_filter = _filter(api, filter)
-    result = await run_in_threadpool(
-        service.library.facets, field, filter=search_filter, limit=limit
-    )
-    return result.as_dict()
+    return await run_in_threadpool(service.library.facets, field, filter=search_filter, limit=limit)
 
 
 @router.get("/v1/duplicates", response_model=DuplicatesOut, tags=["library"])

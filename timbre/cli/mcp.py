@@ -73,7 +73,7 @@ class StdioBackends:
     @contextmanager
     def backend_for(self, ctx: ServerRequestContext[Any] | None = None) -> Iterator[Backend]:
         """The backend of one call, held until the call is answered."""
-        from timbre.cli.wiring import read_service_file
+        from timbre.cli.owner import read_service_file
 
         announced = read_service_file(self.settings)
         if announced is not None:
@@ -97,7 +97,7 @@ class StdioBackends:
 
     def start(self) -> None:
         """Watch the lease, and load the text model when this process will answer."""
-        from timbre.cli.wiring import read_service_file
+        from timbre.cli.owner import read_service_file
 
         self._watcher.start()
         if read_service_file(self.settings) is not None:
@@ -111,7 +111,7 @@ class StdioBackends:
 
     def _watch(self) -> None:
         """Let the store go between calls when asked, when a service appears, or when idle."""
-        from timbre.cli.wiring import read_service_file
+        from timbre.cli.owner import read_service_file
 
         mcp = self.settings.mcp
         while not self._stop.wait(mcp.store_poll_s):
@@ -250,7 +250,7 @@ def mcp_command() -> None:
 
     from app.mcp.server import build_server
     from timbre.cli.data_dir import require_index
-    from timbre.cli.wiring import read_service_file
+    from timbre.cli.owner import read_service_file
     from timbre.settings import load_settings
 
     try:

@@ -39,7 +39,7 @@ def search(
 ) -> None:
     """Search from the terminal: through a running service, or directly on the embedded store."""
     from timbre.cli.data_dir import require_index
-    from timbre.cli.wiring import read_service_file
+    from timbre.cli.owner import read_service_file
     from timbre.settings import load_settings
 
     if not text and not like:
@@ -212,7 +212,7 @@ def _facet_values(settings: Settings, url: str | None, fields: list[str]) -> dic
         found = library.facets(fields, limit=settings.facets.max_limit)
     finally:
         library.store.close()
-    return {f: [str(v.value) for v in found.facets.get(f, [])] for f in fields}
+    return {f: [str(v["value"]) for v in found["facets"].get(f, [])] for f in fields}
 
 
 def _search_http(settings: Settings, url: str, route: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -14,13 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from timbre.cli.owner import (  # noqa: F401 (re-exported: where commands look for them)
-    SERVICE_FILE,
-    claim_data_dir,
-    read_service_file,
-    remove_service_file,
-    write_service_file,
-)
 from timbre.collections_db import Collections
 from timbre.diskspace import DiskReserve
 from timbre.embedding.embedder import describe_models, load_audio_embedder, load_text_embedder
@@ -28,7 +21,7 @@ from timbre.embedding.files import resolve_model_files
 from timbre.errors import StoreDamagedError, UnavailableError
 from timbre.library_roots import LibraryRoots, read_recorded_roots
 from timbre.search import Lazy, Library, SearchService, ServiceLimits, SnapshotHolder, StoreHandle
-from timbre.search.browse import BrowseService, FolderService
+from timbre.search.browse import BrowseService
 from timbre.search.collections import CollectionsService
 from timbre.search.duplicates import DuplicateRules
 from timbre.search.media import MediaService
@@ -49,9 +42,8 @@ log = logging.getLogger("timbre")
 
 
 def service_roots(settings: Settings) -> tuple[tuple[Path, ...], str | None]:
-    """The roots the service accepts: ``api.library_roots`` and those this data dir indexes
-    (recorded by ``timbre ingest``, see :mod:`timbre.library_roots`), and what is wrong with
-    the data dir's roots file (None: nothing)."""
+    """The roots the service accepts (``api.library_roots``, those this data dir indexes, the
+    watched ones) and what is wrong with the data dir's roots file (None: nothing)."""
     recorded = read_recorded_roots(settings.data_dir)
     roots = [*settings.api.library_roots, *recorded.roots]
     if settings.watch.enabled and settings.watch.roots:
@@ -64,48 +56,45 @@ def build_library(settings: Settings, *, store_opener: Callable[[], Any] | None 
     so ``/healthz`` answers at once and ``/readyz`` tells when all is ready."""
     files = resolve_model_files(settings.models)
     info = describe_models(settings.models, files)
-    text = Lazy("text model", lambda: load_text_embedder(settings.models, files))
-    audio = Lazy("audio model", lambda: load_audio_embedder(settings.models, files, batches=False))
-    store = StoreHandle(
-        store_opener or (lambda: open_store(settings, info)), retry_s=settings.api.store_retry_s
-    )
-    snapshots = SnapshotHolder(
-        snapshots_dir(settings.data_dir),
-        info,
-        mmap_min_bytes=settings.snapshot.mmap_min_bytes,
-        verify_checksums=settings.snapshot.verify_checksums,
-        reverify_unchanged=settings.snapshot.reverify_unchanged,
-        scan=ScanOptions(
-            quantised_min_vectors=settings.snapshot.quantised_min_vectors,
-            threads=settings.snapshot.scan_threads,
-        ),
-    )
+    snap = settings.snapshot
     roots, roots_problem = service_roots(settings)
     if roots_problem is not None:
         log.error("library roots: %s; files are served from api.library_roots only", roots_problem)
     if not roots:
         log.warning("%s: no file is served from disk", LibraryRoots([], roots_problem).why_none())
-    limits = ServiceLimits(
-        library_roots=roots,
-        roots_problem=roots_problem,
-        max_upload_bytes=settings.api.max_upload_bytes,
-        max_upload_duration_s=settings.api.max_upload_duration_s,
-        max_duration_s=settings.audio.max_duration_s,
-        max_file_bytes=settings.audio.max_file_bytes,
-        text_cache_size=settings.api.text_cache_size,
-        snapshot_keep=settings.snapshot.keep,
-        facet_default_limit=settings.facets.default_limit,
-        facet_max_limit=settings.facets.max_limit,
-        duplicate_rules=duplicate_rules(settings),
-        text_batch_max=settings.api.text_batch_max,
-    )
     return Library(
         info=info,
-        text=text,
-        audio=audio,
-        store=store,
-        snapshots=snapshots,
-        limits=limits,
+        text=Lazy("text model", lambda: load_text_embedder(settings.models, files)),
+        audio=Lazy(
+            "audio model", lambda: load_audio_embedder(settings.models, files, batches=False)
+        ),
+        store=StoreHandle(
+            store_opener or (lambda: open_store(settings, info)), retry_s=settings.api.store_retry_s
+        ),
+        snapshots=SnapshotHolder(
+            snapshots_dir(settings.data_dir),
+            info,
+            mmap_min_bytes=snap.mmap_min_bytes,
+            verify_checksums=snap.verify_checksums,
+            reverify_unchanged=snap.reverify_unchanged,
+            scan=ScanOptions(
+                quantised_min_vectors=snap.quantised_min_vectors, threads=snap.scan_threads
+            ),
+        ),
+        limits=ServiceLimits(
+            library_roots=roots,
+            roots_problem=roots_problem,
+            max_upload_bytes=settings.api.max_upload_bytes,
+            max_upload_duration_s=settings.api.max_upload_duration_s,
+            max_duration_s=settings.audio.max_duration_s,
+            max_file_bytes=settings.audio.max_file_bytes,
+            text_cache_size=settings.api.text_cache_size,
+            snapshot_keep=snap.keep,
+            facet_default_limit=settings.facets.default_limit,
+            facet_max_limit=settings.facets.max_limit,
+            duplicate_rules=duplicate_rules(settings),
+            text_batch_max=settings.api.text_batch_max,
+        ),
         disk=DiskReserve(settings.data_dir, settings.disk.min_free_bytes),
     )
 
@@ -219,17 +208,6 @@ def relabel_runner(settings: Settings, library: Library) -> Callable[[bool, bool
     return run
 
 
-def build_media(settings: Settings, library: Library) -> MediaService:
-    """Waveform peaks and browser renditions, cached under ``<data_dir>/cache``."""
-    return MediaService(
-        library,
-        settings.data_dir / "cache",
-        max_file_bytes=settings.audio.max_file_bytes,
-        max_duration_s=settings.audio.max_duration_s,
-        rendition_cache_bytes=settings.media.rendition_cache_bytes,
-    )
-
-
 def preload_audio(library: Library) -> threading.Thread:
     """Load the audio side in the background once the text side is loaded: text queries are
     what readiness promises, so the two loads do not share the cores."""
@@ -296,8 +274,13 @@ def build_app(settings: Settings, service: SearchService | None = None) -> FastA
     )
     # The page's services beside search; routes read them from app.state.
     app.state.collections = CollectionsService(collections, library)
-    app.state.media = build_media(settings, library)
+    app.state.media = MediaService(
+        library,
+        settings.data_dir / "cache",
+        max_file_bytes=settings.audio.max_file_bytes,
+        max_duration_s=settings.audio.max_duration_s,
+        rendition_cache_bytes=settings.media.rendition_cache_bytes,
+    )
     app.state.relabel = relabel_runner(settings, library)
     app.state.browse = BrowseService(library)
-    app.state.folders = FolderService(library)
     return app

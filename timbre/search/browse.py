@@ -13,10 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from timbre.errors import NotFoundError, StoreError, UnavailableError
-from timbre.search.duplicates import keep_key
+from timbre.search.duplicates import keep_key, neighbours
 from timbre.search.layers import layer_name
 from timbre.search.library import Library
 from timbre.store import Hit, SearchFilter
@@ -49,7 +47,7 @@ class ItemDuplicates:
 
 
 class BrowseService:
-    """Listing and details of a :class:`Library`."""
+    """Listings, details and the folder tree of a :class:`Library`."""
 
     def __init__(self, library: Library) -> None:
         self.library = library
@@ -96,77 +94,17 @@ class BrowseService:
             if not records or records[0].vector is None:
                 raise NotFoundError(f"no indexed item {item_id}")
             item = records[0]
-            duration = item.payload.get("duration_s")
-            if not isinstance(duration, int | float):
+            if not isinstance(item.payload.get("duration_s"), int | float):
                 return ItemDuplicates([], item_id)  # durations must agree: none without one
-            low, high = rules.window(float(duration))
-            [found] = store.search_batch(
-                np.asarray(item.vector, dtype=np.float32)[None, :],
-                top_k=rules.neighbours,
-                filters=[SearchFilter(duration_min_s=low, duration_max_s=high)],
-                score_threshold=rules.min_cosine,
-            )
+            [close] = neighbours(store, [item], rules)
         except StoreError as exc:
             raise UnavailableError(f"near-duplicates need Qdrant, which failed: {exc}") from exc
-        close = [
-            h
-            for h in found
-            if h.id != item_id
-            and isinstance(h.payload.get("duration_s"), int | float)
-            and rules.durations_agree(float(duration), float(h.payload["duration_s"]))
-        ]
         name = layer_name(str(item.payload.get("path") or ""))
         layers = [h for h in close if name.is_layer_of(layer_name(str(h.payload.get("path"))))]
         hits = [h for h in close if all(h.id != other.id for other in layers)]
         everyone = [(item_id, item.payload), *((h.id, h.payload) for h in hits)]
         keep = min(everyone, key=lambda pair: keep_key(pair[1]))[0]
         return ItemDuplicates(hits, keep, layers)
-
-
-@dataclass(frozen=True)
-class Folder:
-    path: str
-    name: str
-    count: int
-
-
-@dataclass(frozen=True)
-class FolderListing:
-    """The sub-folders holding samples directly under ``under`` (None: the top), by name,
-    the folder one level up (None: the top), and the samples under ``under``."""
-
-    under: str | None
-    parent: str | None
-    folders: list[Folder]
-    total: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "under": self.under,
-            "name": _name(self.under) if self.under else None,
-            "parent": self.parent,
-            "parent_name": _name(self.parent) if self.parent else None,
-            "folders": [{"path": f.path, "name": f.name, "count": f.count} for f in self.folders],
-            "total": self.total,
-        }
-
-
-def _name(path: str) -> str:
-    return path.rstrip("/").rsplit("/", 1)[-1] or path
-
-
-def _parent(path: str) -> str | None:
-    head = path.rstrip("/").rsplit("/", 1)[0]
-    if head == path.rstrip("/"):
-        return None
-    return head or "/"
-
-
-class FolderService:
-    """Lists folders of a :class:`Library`'s live collection."""
-
-    def __init__(self, library: Library) -> None:
-        self.library = library
 
     def _counts(self, under: str | None) -> tuple[dict[str, int], int]:
         store = self.library.store.get()
@@ -190,30 +128,45 @@ class FolderService:
         common = [d for d, c in counts.items() if c == total]
         return (max(common, key=len) if common else None), []
 
-    def list(self, under: str | None = None) -> FolderListing:
-        """The folders directly under ``under`` (the top of the tree when None)."""
+    def folders(self, under: str | None = None) -> dict[str, Any]:
+        """The folders holding samples directly under ``under`` (the top of the tree when None)
+        with their counts, the folder one level up (None: the top) and the samples under it."""
         everything, library_total = self._counts(None)
         top, top_folders = self._top(everything, library_total)
         target = normalize_dir(under) if under else top
         if target is None:
-            folders = [Folder(p, _name(p), everything[p]) for p in top_folders]
-            return FolderListing(None, None, sorted(folders, key=_order), library_total)
+            return _listing(None, None, {p: everything[p] for p in top_folders}, library_total)
         counts, total = (everything, library_total) if under is None else self._counts(target)
-        children = [
-            Folder(path, _name(path), count)
-            for path, count in counts.items()
-            if path != target and _parent(path) == target
-        ]
+        children = {p: c for p, c in counts.items() if p != target and _parent(p) == target}
         at_top = target == top or target in top_folders or under is None
         parent = None if at_top else _parent(target)
         if parent is not None and top is not None and not parent.startswith(top):
             parent = None  # never lead "up" out of the library
         if parent == top:
             parent = None
-        return FolderListing(
-            None if under is None else target, parent, sorted(children, key=_order), total
-        )
+        return _listing(None if under is None else target, parent, children, total)
 
 
-def _order(folder: Folder) -> tuple[str, str]:
-    return (folder.name.casefold(), folder.path)
+def _listing(
+    under: str | None, parent: str | None, folders: dict[str, int], total: int
+) -> dict[str, Any]:
+    rows = [{"path": p, "name": _name(p), "count": c} for p, c in folders.items()]
+    return {
+        "under": under,
+        "name": _name(under) if under else None,
+        "parent": parent,
+        "parent_name": _name(parent) if parent else None,
+        "folders": sorted(rows, key=lambda f: (str(f["name"]).casefold(), f["path"])),
+        "total": total,
+    }
+
+
+def _name(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1] or path
+
+
+def _parent(path: str) -> str | None:
+    head = path.rstrip("/").rsplit("/", 1)[0]
+    if head == path.rstrip("/"):
+        return None
+    return head or "/"

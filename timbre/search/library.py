@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Generic, TypeVar
@@ -35,7 +35,7 @@ from timbre.library_roots import LibraryRoots
 from timbre.search.duplicates import DuplicateRules
 from timbre.search.served import ServedFiles
 from timbre.store import SearchFilter, VectorStore
-from timbre.store.facets import FACET_FIELDS, FacetValue
+from timbre.store.facets import FACET_FIELDS
 from timbre.store.snapshot import (
     ScanOptions,
     Snapshot,
@@ -117,6 +117,7 @@ class Lazy(Generic[T]):
         return "failed" if self.error is not None else "not_loaded"
 
 
+@dataclass(eq=False)
 class SnapshotHolder:
     """The FAISS snapshot in use, swapped when a new one is published.
 
@@ -124,27 +125,18 @@ class SnapshotHolder:
     ``scan`` says when loaded snapshots use the quantised first pass (None: never).
     """
 
-    def __init__(
-        self,
-        directory: Path,
-        info: ModelInfo,
-        *,
-        mmap_min_bytes: int,
-        verify_checksums: bool,
-        reverify_unchanged: bool = False,
-        scan: ScanOptions | None = None,
-    ) -> None:
-        self.directory = directory
-        self.info = info
-        self.mmap_min_bytes = mmap_min_bytes
-        self.verify_checksums = verify_checksums
-        self.reverify_unchanged = reverify_unchanged
-        self.scan = scan
-        self._current: Snapshot | None = None
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self.error: str | None = None
-        self.swaps = 0
+    directory: Path
+    info: ModelInfo
+    _: KW_ONLY
+    mmap_min_bytes: int
+    verify_checksums: bool
+    reverify_unchanged: bool = False
+    scan: ScanOptions | None = None
+    error: str | None = field(default=None, init=False)
+    swaps: int = field(default=0, init=False)
+    _current: Snapshot | None = field(default=None, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
 
     @property
     def current(self) -> Snapshot | None:
@@ -274,27 +266,8 @@ class ServiceLimits:
     facet_default_limit: int
     facet_max_limit: int
     duplicate_rules: DuplicateRules
-    text_batch_max: int = 1
-    """Concurrent uncached text queries per text-tower call (see ``search.batcher``)."""
-    roots_problem: str | None = None
-    """What went wrong collecting ``library_roots`` (an unreadable roots file), for readiness."""
-
-
-@dataclass(frozen=True)
-class LibraryFacets:
-    """Values with counts per field, and how many points match the filter."""
-
-    facets: dict[str, list[FacetValue]]
-    total: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "facets": {
-                f: [{"value": v.value, "count": v.count} for v in values]
-                for f, values in self.facets.items()
-            },
-            "total": self.total,
-        }
+    text_batch_max: int = 1  # concurrent uncached text queries per text-tower call
+    roots_problem: str | None = None  # what went wrong reading the data dir's roots file
 
 
 def check_id(item_id: str) -> None:
@@ -305,40 +278,28 @@ def check_id(item_id: str) -> None:
         raise NotFoundError(f"no indexed item {item_id!r} (ids are UUIDs)") from None
 
 
+@dataclass(kw_only=True, eq=False)
 class Library:
-    """The resources of one indexed library, shared by search and every service beside it.
+    """The resources of one indexed library, shared by search and every service beside it:
+    the loaded models' ``info`` (vectors and snapshots must match it), the ``text`` model
+    (loaded at start) and ``audio`` one (on first need), the live ``store``, the
+    ``snapshots`` in use, input ``limits`` and roots, and the data dir's ``disk`` reserve
+    that readiness reports (None: not reported)."""
 
-    Args:
-        info: the loaded models (vectors and snapshots must match them).
-        text: the text embedder, loaded at start.
-        audio: the audio embedder, loaded when first needed.
-        store: the live Qdrant collection.
-        snapshots: the FAISS snapshot in use.
-        limits: input limits and the allowed library roots.
-        disk: the data dir's free-space reserve, reported by readiness; None = not reported.
-    """
+    info: ModelInfo
+    text: Lazy[Any]
+    audio: Lazy[Any]
+    store: StoreHandle
+    snapshots: SnapshotHolder
+    limits: ServiceLimits
+    disk: DiskReserve | None = None
+    roots: LibraryRoots = field(init=False)
+    files: ServedFiles = field(init=False)
 
-    def __init__(
-        self,
-        *,
-        info: ModelInfo,
-        text: Lazy[Any],
-        audio: Lazy[Any],
-        store: StoreHandle,
-        snapshots: SnapshotHolder,
-        limits: ServiceLimits,
-        disk: DiskReserve | None = None,
-    ) -> None:
-        self.info = info
-        self.text = text
-        self.audio = audio
-        self.store = store
-        self.snapshots = snapshots
-        self.limits = limits
-        self.disk = disk
+    def __post_init__(self) -> None:
         # The one roots check of every route that reads a file (fails closed: no roots, no file).
-        self.roots = LibraryRoots(limits.library_roots, problem=limits.roots_problem)
-        self.files = ServedFiles(self.roots, limits.max_file_bytes)
+        self.roots = LibraryRoots(self.limits.library_roots, problem=self.limits.roots_problem)
+        self.files = ServedFiles(self.roots, self.limits.max_file_bytes)
 
     # -- items: the snapshot first, then Qdrant ---------------------------------------------
 
@@ -392,13 +353,16 @@ class Library:
                 raise
             return None
 
-    def item_file(self, item_id: str) -> Path:
-        """The item's file, inside the library roots and still holding the indexed content."""
-        return self.files.file_of(item_id, self.item(item_id))
-
     def open_item_file(self, item_id: str) -> tuple[Path, BinaryIO]:
-        """:meth:`item_file`, opened: send these checked bytes, then close the handle."""
+        """The item's file, inside the library roots and still holding the indexed content,
+        opened: send these checked bytes, then close the handle."""
         return self.files.open_of(item_id, self.item(item_id))
+
+    def item_file(self, item_id: str) -> Path:
+        """:meth:`open_item_file`'s path, for a caller that reads it later."""
+        path, handle = self.open_item_file(item_id)
+        handle.close()
+        return path
 
     def allowed_path(self, path: str) -> Path:
         """Resolve ``path`` (``..``, symlinks) and accept a file only inside the library roots."""
@@ -431,14 +395,10 @@ class Library:
         *,
         filter: SearchFilter | None = None,
         limit: int | None = None,
-    ) -> LibraryFacets:
-        """The most frequent values of ``fields`` (every facet field if empty) under ``filter``,
-        from Qdrant's payload indexes; ``limit`` values per field (the configured default).
-
-        Raises:
-            InvalidRequestError: an unknown field, or a limit outside ``[1, facet_max_limit]``.
-            UnavailableError: the store cannot be reached.
-        """
+    ) -> dict[str, Any]:
+        """``{"facets": {field: [{"value", "count"}]}, "total": n}``: the most frequent values
+        of ``fields`` (every facet field if empty) under ``filter``, from Qdrant's payload
+        indexes; ``limit`` values per field (the configured default if None)."""
         wanted = list(dict.fromkeys(fields)) or list(FACET_FIELDS)
         unknown = [f for f in wanted if f not in FACET_FIELDS]
         if unknown:
@@ -455,7 +415,13 @@ class Library:
             total = store.count(filter)
         except StoreError as exc:
             raise UnavailableError(f"facet counts need Qdrant, which failed: {exc}") from exc
-        return LibraryFacets(facets, total)
+        return {
+            "facets": {
+                f: [{"value": v.value, "count": v.count} for v in values]
+                for f, values in facets.items()
+            },
+            "total": total,
+        }
 
     def export_snapshot(self) -> dict[str, Any]:
         """Export the live collection into a new snapshot, publish it and serve it now."""
@@ -518,29 +484,18 @@ class Library:
 
     def stats(self) -> dict[str, Any]:
         """``/v1/stats``: models, the snapshot in use and its lag behind the live collection."""
-        snapshot = self.snapshots.current
-        text, audio = self.text.peek(), self.audio.peek()
+        snapshot, audio = self.snapshots.current, self.audio
+        loaded = {"text": self.text.peek(), "audio": audio.peek()}  # None: not loaded yet
         out: dict[str, Any] = {
             "family": self.info.family,
             "family_title": self.info.title,
             "models": self.info.as_dict(),
             "pipeline_version": self.info.pipeline_version,
             "random_weights": self.info.random_weights,
-            "audio_model_loaded": self.audio.ready,
-            "audio_model": {
-                "state": self.audio.state,
-                "load_s": self.audio.load_s,
-                "error": self.audio.error,
-            },
-            # None = not loaded yet
-            "precision": {
-                "text": getattr(text, "running", None),
-                "audio": getattr(audio, "running", None),
-            },
-            "runtime": {
-                "text": getattr(text, "runtime", None),
-                "audio": getattr(audio, "runtime", None),
-            },
+            "audio_model_loaded": audio.ready,
+            "audio_model": {"state": audio.state, "load_s": audio.load_s, "error": audio.error},
+            "precision": {k: getattr(m, "running", None) for k, m in loaded.items()},
+            "runtime": {k: getattr(m, "runtime", None) for k, m in loaded.items()},
             "snapshot": None,
             "store": None,
         }

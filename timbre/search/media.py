@@ -11,17 +11,18 @@ the source's content hash, within a size budget. Downloads and exports deliver t
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import logging
 import os
 import threading
 import uuid
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -32,12 +33,7 @@ from timbre.errors import AudioError
 from timbre.search.library import Library
 
 log = logging.getLogger(__name__)
-
-BROWSER_FORMATS = frozenset({"wav", "flac", "mp3", "ogg", "oga", "opus"})
-"""File formats (the payload's ``format``, lower case) every current browser plays as they are."""
-
 _WAV_SUBTYPES = frozenset({"PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"})
-_HASH_MEMO = 4096  # (path, size, mtime) -> sha256 entries: seeks re-request the same file
 
 
 @dataclass(frozen=True)
@@ -67,6 +63,13 @@ class Rendition:
             self._closed = True
             self.handle.close()
             self._release()
+
+
+@functools.lru_cache(maxsize=4096)  # a player's seeks re-request the same file
+def _sha256(path: Path, size: int, mtime_ns: int) -> str:
+    """The content hash of ``path`` as it was at this size and modification time."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -101,7 +104,6 @@ class MediaService:
         self.max_file_bytes = max_file_bytes
         self.max_duration_s = max_duration_s
         self.rendition_cache_bytes = rendition_cache_bytes
-        self._memo: OrderedDict[tuple[str, int, int], str] = OrderedDict()
         self._lock = threading.Lock()
         self._serving: Counter[str] = Counter()  # rendition file name -> requests serving it
 
@@ -147,10 +149,6 @@ class MediaService:
         return self.peaks_dir / f"{sha}.v{PEAKS_FORMAT}.u8"
 
     # -- renditions -------------------------------------------------------------------------
-
-    def needs_rendition(self, payload: dict[str, Any]) -> bool:
-        """Whether browsers cannot play the item's file as it is."""
-        return str(payload.get("format") or "").lower() not in BROWSER_FORMATS
 
     def wav_rendition(self, item_id: str) -> Rendition:
         """A WAV file with the item's audio (any format may ask for one), opened.
@@ -210,21 +208,9 @@ class MediaService:
 
     def _content_hash(self, path: Path) -> str:
         stat = path.stat()
-        key = (str(path), stat.st_size, stat.st_mtime_ns)
-        with self._lock:
-            known = self._memo.get(key)
-            if known is not None:
-                self._memo.move_to_end(key)
-                return known
         if stat.st_size > self.max_file_bytes:
             raise AudioError(path, f"{stat.st_size} bytes, over the limit", code="too_large")
-        with path.open("rb") as handle:
-            sha = hashlib.file_digest(handle, "sha256").hexdigest()
-        with self._lock:
-            self._memo[key] = sha
-            while len(self._memo) > _HASH_MEMO:
-                self._memo.popitem(last=False)
-        return sha
+        return _sha256(path, stat.st_size, stat.st_mtime_ns)
 
     def _read(self, path: Path) -> bytes:
         size = path.stat().st_size

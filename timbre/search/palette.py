@@ -2,17 +2,15 @@
 
 Three rules make a shared context safe for every slot:
 
-- **A tempo never empties a one-shot slot.** One-shots have no tempo, so a context's BPM range
-  (``bpm: "120-128"``) applies to loops and to whatever has a BPM, and one-shots pass it: a
-  slot is searched once with the whole context and once for one-shots with the context minus
-  its BPM range, and the two ranked lists are merged by score (the same query vector, so the
-  scores compare). A slot's *own* BPM range is the slot's wish and applies to everything.
-- **A slot named after an instrument looks for that instrument.** When neither the slot nor
-  the context filters on ``instrument`` and the slot's label (``kick``, ``hats``) is an
-  instrument the library holds, the slot is filtered on it, and says so in its notes.
-- **An empty slot says why.** Each condition is dropped in turn and the matches counted, so
-  the answer names the filter that emptied it and how many samples match without it (or
-  that the earlier slots took every match, with ``distinct``).
+- **A tempo never empties a one-shot slot.** A context's BPM range applies to loops and to
+  whatever has a BPM; one-shots pass it. Such a slot is searched with the whole context and,
+  for one-shots, without its BPM range, and the two lists are merged by score (one query
+  vector, so scores compare). A slot's *own* BPM range applies to everything.
+- **A slot named after an instrument looks for it.** With no instrument filter on the slot or
+  the context, a label (``kick``, ``hats``) the library holds as an instrument filters the
+  slot, and its notes say so.
+- **An empty slot says why.** Each condition is dropped in turn and the matches counted, naming
+  the filter that emptied it (or, with ``distinct``, that earlier slots took every match).
 """
 
 from __future__ import annotations
@@ -38,11 +36,8 @@ _DURATION = {
 
 @dataclass(frozen=True)
 class BatchQuery:
-    """One slot of a batch search (e.g. "kick" in a techno context at 124 BPM).
-
-    ``filter`` is the slot's own, ``context`` the one shared by every slot; ``slot`` is the
-    slot's label (``kick``), which may name the instrument wanted.
-    """
+    """One slot of a batch search: ``filter`` is its own, ``context`` shared by every slot,
+    ``slot`` its label (``kick``), which may name the instrument wanted."""
 
     query: str
     top_k: int

@@ -100,14 +100,9 @@ class TextCache:
 
 
 class SearchService:
-    """Answers every kind of query over a :class:`Library`.
-
-    Args:
-        library: the models, store, snapshot and limits.
-        routing: when filtered queries go to the snapshot; None = always to Qdrant.
-        model_lock: serialises torch work, so two requests never fight over the cores.
-        on_embed: called with (kind, seconds) after each embedding, for metrics.
-    """
+    """Answers every kind of query over a :class:`Library`. ``routing`` says when filtered
+    queries go to the snapshot (None: always to Qdrant); ``model_lock`` serialises model work,
+    so two requests never fight over the cores; ``on_embed(kind, seconds)`` feeds metrics."""
 
     def __init__(
         self,
@@ -188,25 +183,26 @@ class SearchService:
             known = library.stored_vector(point_id(digest))
             if known is not None:
                 return known
+            embedder = library.audio.get()
             samples = decode_file(
                 path,
-                sample_rate=int(library.audio.get().sample_rate),
+                sample_rate=int(embedder.sample_rate),
                 max_duration_s=limits.max_duration_s,
                 max_file_bytes=limits.max_file_bytes,
-                resampler=library.audio.get().resampler,
+                resampler=embedder.resampler,
             ).samples
         else:
             assert ref.upload is not None
             if len(ref.upload) > limits.max_upload_bytes:
                 raise InvalidRequestError("upload too large")  # the API checks this first (413)
+            embedder = library.audio.get()
             samples = decode_bytes(
                 ref.upload,
                 ref.upload_name,
-                sample_rate=int(library.audio.get().sample_rate),
+                sample_rate=int(embedder.sample_rate),
                 max_duration_s=limits.max_upload_duration_s,
-                resampler=library.audio.get().resampler,
+                resampler=embedder.resampler,
             ).samples
-        embedder = library.audio.get()
         return self._embed("audio", lambda: embedder.embed([samples])[0])
 
     # -- queries ----------------------------------------------------------------------------
@@ -240,11 +236,10 @@ class SearchService:
     def _timed(
         self,
         make_vector: Callable[[], np.ndarray],
-        *,
+        query: dict[str, Any],
         top_k: int,
         offset: int,
         filter: SearchFilter | None,
-        query: dict[str, Any],
     ) -> SearchResult:
         """Compute the query vector, route it, and time both."""
         started = time.perf_counter()
@@ -256,24 +251,12 @@ class SearchService:
     def search_text(
         self, query: str, *, top_k: int, offset: int = 0, filter: SearchFilter | None = None
     ) -> SearchResult:
-        return self._timed(
-            lambda: self.text_vector(query),
-            top_k=top_k,
-            offset=offset,
-            filter=filter,
-            query={"text": query},
-        )
+        return self._timed(lambda: self.text_vector(query), {"text": query}, top_k, offset, filter)
 
     def search_audio(
         self, ref: AudioRef, *, top_k: int, offset: int = 0, filter: SearchFilter | None = None
     ) -> SearchResult:
-        return self._timed(
-            lambda: self.audio_vector(ref),
-            top_k=top_k,
-            offset=offset,
-            filter=filter,
-            query=ref.describe(),
-        )
+        return self._timed(lambda: self.audio_vector(ref), ref.describe(), top_k, offset, filter)
 
     def search_hybrid(
         self,
@@ -297,7 +280,7 @@ class SearchService:
             return (vector / norm).astype(np.float32)
 
         info = {"text": query, "alpha": alpha, **ref.describe()}
-        return self._timed(mixed, top_k=top_k, offset=offset, filter=filter, query=info)
+        return self._timed(mixed, info, top_k, offset, filter)
 
     def search_batch(
         self, queries: Sequence[BatchQuery], *, distinct: bool = False
