@@ -9,7 +9,6 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from app.jobs import IngestJobs
-from app.metrics import Metrics
 from app.problems import AuthError
 from timbre.errors import InvalidRequestError
 from timbre.search import SearchService
@@ -28,16 +27,11 @@ def get_jobs(request: Request) -> IngestJobs:
     return cast(IngestJobs, request.app.state.jobs)
 
 
-def get_metrics(request: Request) -> Metrics:
-    return cast(Metrics, request.app.state.metrics)
-
-
 ServiceDep = Annotated[SearchService, Depends(get_service)]
 ApiDep = Annotated[ApiSettings, Depends(get_api)]
 JobsDep = Annotated[IngestJobs, Depends(get_jobs)]
 
-# Declared as security schemes, so the OpenAPI document (and /docs) knows how to send the key;
-# auto_error=False because the decision, and its problem body, are ours.
+# Security schemes, so OpenAPI knows how to send the key; the decision and its problem are ours.
 _KEY_HEADER = APIKeyHeader(
     name="X-API-Key", auto_error=False, description="The API key (setting api.api_key)."
 )

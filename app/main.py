@@ -107,13 +107,13 @@ def create_app(
         redoc_url=None,
     )
     # Built on first use, once every route is in: the schema of this configuration.
-    maxima = {("/v1/facets", "limit"): service.limits.facet_max_limit}
+    maxima = {("/v1/facets", "limit"): service.library.limits.facet_max_limit}
     app.openapi = lambda: build_openapi(app, api, ROUTERS, maxima)  # type: ignore[method-assign]
     app.state.service = service
     app.state.api = api
     app.state.metrics = metrics
     app.state.watch_state = watch_state or (lambda: None)
-    disk = service.disk
+    disk = service.library.disk
     app.state.jobs = IngestJobs(
         ingest_runner,
         on_change=metrics.ingest_running.set,

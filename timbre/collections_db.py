@@ -1,15 +1,10 @@
 """Favourites and named collections of samples, kept with the data dir and shared by every door.
 
-The page, the HTTP API and the MCP server all read and write the same collections, so an
-assistant and a person see the same "Favourites". They live in one SQLite file beside the
-store (``<data_dir>/collections.sqlite``), not in Qdrant: they are the user's own data and must
-survive a re-index, a model change or a deleted collection. Items are point ids; a point's id
-derives from its content, so a re-index of the same files keeps every item. The path the item
-had when it was added is kept as a hint, for a person reading a collection whose sample has
-since left the index.
-
-``favourites`` always exists and cannot be deleted. SQLite in WAL mode with a busy timeout lets
-a service and a command (``timbre mcp`` on its own) share the file safely.
+The page, the HTTP API and the MCP server share one SQLite file beside the store
+(``<data_dir>/collections.sqlite``), not Qdrant: the user's own data survives a re-index or a
+model change. Items are point ids, which derive from content, so a re-index keeps them; the
+path an item had is kept as a hint for a person. ``favourites`` always exists. WAL mode and a
+busy timeout let a service and a command share the file.
 """
 
 from __future__ import annotations
@@ -33,11 +28,8 @@ from timbre.errors import (
 )
 from timbre.fsutil import now_iso
 
-FAVOURITES = "favourites"
-"""The built-in collection a star adds to."""
-
+FAVOURITES = "favourites"  # the built-in collection a star adds to
 COLLECTIONS_FILE = "collections.sqlite"
-"""File name under the data dir."""
 
 MAX_NAME_CHARS = 64
 MAX_ITEMS_PER_CALL = 500
@@ -52,10 +44,8 @@ _HIDDEN_RANGES = (
     (0x13430, 0x13438), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0001, 0xE0001),
     (0xE0020, 0xE007F), (0xF0000, 0xFFFFD), (0x100000, 0x10FFFD),
 )  # fmt: skip
-"""Code points no new name may hold: controls (Cc), formats such as bidi overrides and
-isolates, zero widths and the BOM (Cf), private use (Co), line and paragraph separators
-(Zl, Zp), as Unicode 14 assigns them, and U+FFFD. Spelled out rather than read from
-``unicodedata`` so that every Python, and the API's schema, draws the same line."""
+"""Code points no new name may hold: Unicode 14's Cc, Cf (bidi controls, zero widths, BOM),
+Co, Zl, Zp, and U+FFFD; spelled out so every Python, and the API's schema, agree."""
 
 
 def _escape(code: int) -> str:
@@ -111,24 +101,17 @@ class CollectionItem:
 
 
 class CollectionsUnavailableError(UnavailableError):
-    """The collections file cannot be used (damaged, unreadable); the message says what to do."""
+    """The collections file cannot be used; the message says what to do."""
 
     code = "collections_unavailable"
 
 
 def check_name(name: str, *, new: bool = True) -> str:
-    """A collection name as given, trimmed, if it is usable.
+    """A collection name as given, trimmed, if usable (else InvalidRequestError saying why).
 
-    Every name must have 1 to 64 characters, none of them a control character or a slash
-    (names become folder and zip names on export). A ``new`` one must also be one every file
-    system and every reader takes as it looks: no invisible or direction-changing characters
-    (a right-to-left override makes ``kicks\u202egpj.exe`` read as ``kicksexe.jpg``), no
-    replacement character (the mark of bytes that were not UTF-8), and no Windows device name
-    (``CON``, ``NUL.txt``...), which Windows cannot create as a folder. Looking up an existing
-    collection only needs the first rule, so one made before these rules stays reachable.
-
-    Raises:
-        InvalidRequestError: the name breaks a rule; the message says which.
+    Every name has 1 to 64 characters, no control character or slash (names become folder
+    names on export). A ``new`` one must also read as it looks (:func:`name_problem`); lookups
+    skip that rule, so a collection made before it stays reachable.
     """
     text = name.strip()
     if not text or len(text) > MAX_NAME_CHARS or not _NAME.fullmatch(text):
@@ -144,7 +127,9 @@ def check_name(name: str, *, new: bool = True) -> str:
 
 
 def name_problem(text: str) -> str | None:
-    """Why ``text`` cannot be a file or folder name shown as it is (None: it can)."""
+    """Why ``text`` cannot be a file or folder name shown as it is (None: it can): invisible or
+    direction-changing characters (``kicks\u202egpj.exe`` reads ``kicksexe.jpg``), U+FFFD, or
+    a Windows device name."""
     hidden = HIDDEN.search(text)
     if hidden is not None:
         char = hidden.group(0)
@@ -166,6 +151,14 @@ def name_problem(text: str) -> str | None:
     return None
 
 
+def _insert(db: sqlite3.Connection, name: str, verb: str = "INSERT") -> str:
+    db.execute(
+        f"{verb} INTO collections VALUES (?, ?, ?, ?)",
+        (name, name.casefold(), now_iso(), now_iso()),
+    )
+    return name
+
+
 def _check_ids(ids: Sequence[str]) -> list[str]:
     if len(ids) > MAX_ITEMS_PER_CALL:
         raise InvalidRequestError(f"at most {MAX_ITEMS_PER_CALL} ids per call")
@@ -176,17 +169,13 @@ def _check_ids(ids: Sequence[str]) -> list[str]:
 
 
 class Collections:
-    """The collections file of one data dir (thread-safe; several processes may share it).
-
-    Names are unique regardless of case (``Kicks`` and ``kicks`` are one collection, shown as
-    first written).
-    """
+    """The collections file of one data dir (thread-safe; processes may share it). Names are
+    unique regardless of case, shown as first written."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        # Opened on first use, and again after a failure: a damaged file must not stop the
-        # service (search needs none of it), and once it is moved aside the next call works.
+        # Opened on first use and again after a failure: a damaged file must not stop search.
         self._db: sqlite3.Connection | None = None
 
     def _connect(self) -> sqlite3.Connection:
@@ -196,10 +185,7 @@ class Collections:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA foreign_keys=ON")
             db.executescript(_SCHEMA)  # idempotent; executescript commits by itself
-            db.execute(
-                "INSERT OR IGNORE INTO collections VALUES (?, ?, ?, ?)",
-                (FAVOURITES, FAVOURITES, now_iso(), now_iso()),
-            )
+            _insert(db, FAVOURITES, "INSERT OR IGNORE")
         except BaseException:
             db.close()
             raise
@@ -277,12 +263,11 @@ class Collections:
         return sorted(infos, key=lambda c: (c.name != FAVOURITES, c.name.casefold()))
 
     def get(self, name: str) -> CollectionInfo:
-        """Raises: NotFoundError: no such collection."""
         with self._tx() as db:
             return self._info(db, self._existing(db, name))
 
     def items(self, name: str) -> list[CollectionItem]:
-        """The samples of a collection, oldest first. Raises: NotFoundError."""
+        """The samples of a collection, oldest first."""
         with self._tx() as db:
             stored = self._existing(db, name)
             rows = db.execute(
@@ -311,15 +296,12 @@ class Collections:
     # -- writing ---------------------------------------------------------------------------
 
     def create(self, name: str) -> CollectionInfo:
-        """A new, empty collection. Raises: ConflictError: the name is taken (any case)."""
+        """A new, empty collection (ConflictError: the name is taken, in any case)."""
         text = check_name(name)
         with self._tx() as db:
             if self._name_of(db, text) is not None:
                 raise ConflictError(f"a collection named {text!r} already exists")
-            db.execute(
-                "INSERT INTO collections VALUES (?, ?, ?, ?)",
-                (text, text.casefold(), now_iso(), now_iso()),
-            )
+            _insert(db, text)
             return self._info(db, text)
 
     def add(
@@ -330,12 +312,8 @@ class Collections:
         path_hints: Sequence[str | None] | None = None,
         create: bool = True,
     ) -> CollectionInfo:
-        """Add samples (already there: kept where they were), creating the collection if asked.
-
-        Raises:
-            NotFoundError: no such collection and ``create`` is False.
-            InvalidRequestError: a bad name or id, or too many ids.
-        """
+        """Add samples (ones already there stay where they were), creating the collection
+        if missing and ``create``."""
         wanted = _check_ids(ids)
         if path_hints is not None and len(path_hints) != len(ids):
             raise InvalidRequestError("give one path hint per id, or none")
@@ -346,12 +324,7 @@ class Collections:
             if stored is None:
                 if not create:
                     raise NotFoundError(f"no collection named {text!r}")
-                check_name(text)  # a new collection: every rule applies
-                db.execute(
-                    "INSERT INTO collections VALUES (?, ?, ?, ?)",
-                    (text, text.casefold(), now_iso(), now_iso()),
-                )
-                stored = text
+                stored = _insert(db, check_name(text))  # a new collection: every rule applies
             (seq,) = db.execute(
                 "SELECT COALESCE(MAX(seq), 0) FROM items WHERE collection = ?", (stored,)
             ).fetchone()
@@ -365,7 +338,7 @@ class Collections:
             return self._info(db, stored)
 
     def remove(self, name: str, ids: Sequence[str]) -> CollectionInfo:
-        """Remove samples (absent ones are ignored). Raises: NotFoundError."""
+        """Remove samples (absent ones are ignored)."""
         wanted = _check_ids(ids)
         with self._tx() as db:
             stored = self._existing(db, name)
@@ -377,12 +350,7 @@ class Collections:
             return self._info(db, stored)
 
     def delete(self, name: str) -> None:
-        """Delete a collection and its items.
-
-        Raises:
-            NotFoundError: no such collection.
-            ConflictError: it is the favourites, which always exist.
-        """
+        """Delete a collection and its items (never the favourites: ConflictError)."""
         with self._tx() as db:
             stored = self._existing(db, name)
             if stored == FAVOURITES:

@@ -1,26 +1,16 @@
 """How well a family's vectors fit a library's own labels: the figures of ``timbre eval``.
 
-Labels are what the library already says: the instrument word ingest read from a file's
-folder and file names (``instrument`` with ``instrument_source: name``; never the one guessed
-from the sound, which would grade a family on its own answers), or a CSV of ``path,label``.
+Labels are what the library already says: the instrument ingest read from a file's names
+(never the one guessed from the sound, which would grade a family on its own answers), or a
+CSV of ``path,label``. Per family indexed in the data dir:
 
-For each family indexed in the data dir:
+* text -> audio, one query per category (the category word): R@1 and R@10 (the share of
+  queries whose first 1 or 10 results hold a sound of that category) and mAP;
+* audio -> audio: P@10, the share of a sound's 10 nearest others with its label, averaged;
+* near-duplicate groups by the rules of ``timbre duplicates``.
 
-* text -> audio, one plain query per category (the category word itself, e.g. ``kick``):
-  R@1 and R@10 = the share of category queries whose first 1 or 10 results hold a sound of
-  that category; mAP = the mean over those queries of the average precision of the full
-  ranking (every sound of the category is relevant);
-* audio -> audio: P@10 = for each labelled sound, the share of its 10 nearest other sounds
-  with its label, averaged over sounds;
-* near-duplicate groups: connected groups of sounds within the family's ``min_cosine`` whose
-  durations agree (the rules of ``timbre duplicates``).
-
-The text and audio figures are also given per category (:class:`CategoryScores`), beside what
-chance scores for a category of that size: a family can be good at kicks and blind to FX, and
-the averages hide it. The text figures above are the means of the per-category ones.
-
-With random weights every figure is at chance level: :func:`chance` gives what chance scores.
-Numpy only; the callers embed the queries.
+Figures are also given per category beside what chance scores for a category of that size
+(averages hide a family blind to FX). Numpy only; the callers embed the queries.
 """
 
 from __future__ import annotations
@@ -35,14 +25,15 @@ from typing import Any
 import numpy as np
 
 from timbre.errors import ConfigError
+from timbre.search.duplicates import UnionFind
 
 TOP_K = 10
 
 
 @dataclass(frozen=True)
 class CategoryScores:
-    """One category's figures: its own query's R@1, R@10 (0 or 1) and average precision, the
-    P@10 of its sounds, and what a random ranking scores on a category of its size."""
+    """One category's figures (its query's R@1, R@10 and average precision, its sounds' P@10)
+    and what a random ranking scores on a category of its size."""
 
     sounds: int
     text_r1: float
@@ -91,11 +82,7 @@ def labels_from_names(payloads: Sequence[Mapping[str, Any]]) -> list[str | None]
 
 
 def labels_from_csv(path: Path, payloads: Sequence[Mapping[str, Any]]) -> list[str | None]:
-    """Labels from a ``path,label`` CSV (a header row is allowed); paths as indexed.
-
-    Raises:
-        ConfigError: the file is unreadable or names no indexed sound.
-    """
+    """Labels from a ``path,label`` CSV (a header row is allowed); paths as indexed."""
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             rows = [r for r in csv.reader(handle) if len(r) >= 2 and r[0].strip()]
@@ -182,16 +169,8 @@ def duplicate_groups(
     tolerance_ratio: float,
 ) -> int:
     """How many groups of two or more sounds are near-duplicates of each other."""
-    n = len(vectors)
-    parent = list(range(n))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for start in range(0, n, 1024):
+    groups = UnionFind()
+    for start in range(0, len(vectors), 1024):
         block = vectors[start : start + 1024] @ vectors.T
         for a, b in zip(*np.nonzero(block >= min_cosine), strict=True):
             i, j = start + int(a), int(b)
@@ -199,11 +178,8 @@ def duplicate_groups(
                 continue
             if _durations_differ(durations[i], durations[j], tolerance_s, tolerance_ratio):
                 continue
-            parent[root(i)] = root(j)
-    sizes: dict[int, int] = {}
-    for i in range(n):
-        sizes[root(i)] = sizes.get(root(i), 0) + 1
-    return sum(1 for s in sizes.values() if s > 1)
+            groups.union(i, j)
+    return len(groups.components())
 
 
 def _durations_differ(a: float | None, b: float | None, tol_s: float, ratio: float) -> bool:

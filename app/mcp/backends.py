@@ -40,7 +40,6 @@ from app.schemas.mcp import (
 from timbre.collections_db import CollectionInfo, Collections
 from timbre.errors import NotFoundError
 from timbre.search import AudioRef, SearchResult, SearchService
-from timbre.search.facets import library_facets
 from timbre.settings import ApiSettings
 from timbre.store import Hit
 
@@ -148,11 +147,11 @@ class LocalBackend:
         )
 
     def item(self, item_id: str) -> HitOut:
-        return self._hit(None, item_id, self.service.item(item_id))
+        return self._hit(None, item_id, self.service.library.item(item_id))
 
     def facets(self, fields: Sequence[str], filter: FilterIn | None) -> FacetsOut:
-        found = library_facets(self.service, fields, filter=filter_of(self.api, filter))
-        return FacetsOut.model_validate(found.as_dict())
+        found = self.service.library.facets(fields, filter=filter_of(self.api, filter))
+        return FacetsOut.model_validate(found)
 
     def collections(self) -> CollectionsOut:
         return CollectionsOut(collections=[_collection(c) for c in self._collections.list_all()])
@@ -168,7 +167,7 @@ class LocalBackend:
         return CollectionItemsOut(**_collection(info).model_dump(), items=items)
 
     def add_to_collection(self, name: str, ids: Sequence[str]) -> CollectionOut:
-        hints = [self.service.item(i).get("path") for i in ids]
+        hints = [self.service.library.item(i).get("path") for i in ids]
         return _collection(self._collections.add(name, ids, path_hints=hints))
 
 

@@ -27,7 +27,7 @@ write = APIRouter(dependencies=[Depends(require_write)], tags=["admin"], respons
 async def start_ingest(body: IngestIn, service: ServiceDep, jobs: JobsDep) -> IngestJobOut:
     """Start an ingest job inside the service (it reuses the loaded models)."""
     for path in body.paths:
-        await run_in_threadpool(service.allowed_folder, path)
+        await run_in_threadpool(service.library.allowed_folder, path)
     for path in [*(body.changed or []), *body.gone]:
         if "\x00" in path:
             raise InvalidRequestError(f"path {path!r} contains a NUL byte")
@@ -46,7 +46,7 @@ async def ingest_status(job_id: str, jobs: JobsDep) -> IngestJobOut:
 @write.post("/v1/snapshot", responses=problems(409, 503))
 async def snapshot(service: ServiceDep) -> dict[str, Any]:
     """Export a FAISS snapshot of the live collection now, and serve it."""
-    return await run_in_threadpool(service.export_snapshot)
+    return await run_in_threadpool(service.library.export_snapshot)
 
 
 @write.post("/v1/relabel", responses={**BODY_PROBLEMS, **problems(409, 503)})

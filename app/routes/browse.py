@@ -14,7 +14,6 @@ from app.schemas.browse import BrowseIn, FoldersOut, ItemDuplicatesOut, PayloadO
 from app.schemas.search import SearchOut
 from timbre.errors import UnavailableError
 from timbre.search.browse import BrowseService
-from timbre.search.folders import FolderService
 from timbre.search.media import MediaService
 
 router = APIRouter(dependencies=[Depends(require_read)], responses=problems(401, 404, 503))
@@ -27,13 +26,6 @@ def get_media(request: Request) -> MediaService:
     return media
 
 
-def get_folders(request: Request) -> FolderService:
-    folders: FolderService | None = getattr(request.app.state, "folders", None)
-    if folders is None:
-        raise UnavailableError("folder listings are not configured in this service")
-    return folders
-
-
 def get_browse(request: Request) -> BrowseService:
     library: BrowseService | None = getattr(request.app.state, "browse", None)
     if library is None:
@@ -43,7 +35,6 @@ def get_browse(request: Request) -> BrowseService:
 
 MediaDep = Annotated[MediaService, Depends(get_media)]
 BrowseDep = Annotated[BrowseService, Depends(get_browse)]
-FoldersDep = Annotated[FolderService, Depends(get_folders)]
 
 
 @router.get(
@@ -80,7 +71,7 @@ async def item_duplicates(item_id: str, request: Request, browser: BrowseDep) ->
     return ItemDuplicatesOut(
         id=item_id,
         keep=found.keep,
-        min_cosine=browser.search.limits.duplicate_rules.min_cosine,
+        min_cosine=browser.library.limits.duplicate_rules.min_cosine,
         hits=[hit_out(url, h, h.id, h.payload) for h in found.hits],
         layers=[hit_out(url, h, h.id, h.payload) for h in found.layers],
     )
@@ -106,11 +97,10 @@ async def browse(body: BrowseIn, request: Request, browser: BrowseDep, api: ApiD
 
 @router.get("/v1/folders", response_model=FoldersOut, tags=["library"])
 async def folders(
-    folders: FoldersDep,
+    browser: BrowseDep,
     under: Annotated[
         str | None, Query(description="a folder of the library (its top when omitted)")
     ] = None,
 ) -> dict[str, Any]:
     """The folders directly under a folder of the library, with their sample counts."""
-    listing = await run_in_threadpool(folders.list, under)
-    return listing.as_dict()
+    return await run_in_threadpool(browser.folders, under)

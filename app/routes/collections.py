@@ -100,14 +100,14 @@ def _detail(request: Request, view: CollectionView) -> CollectionDetailOut:
 @read.get("/v1/collections", response_model=CollectionsOut)
 async def list_collections(collections: CollectionsDep) -> CollectionsOut:
     """Every collection with its size, favourites first."""
-    infos = await run_in_threadpool(collections.list_all)
+    infos = await run_in_threadpool(collections.db.list_all)
     return CollectionsOut(collections=[_info(i) for i in infos])
 
 
 @write.post("/v1/collections", response_model=CollectionOut, status_code=201)
 async def create_collection(body: CollectionIn, collections: CollectionsDep) -> CollectionOut:
     """Create an empty collection (409 if the name is taken, in any case)."""
-    return _info(await run_in_threadpool(collections.create, body.name))
+    return _info(await run_in_threadpool(collections.db.create, body.name))
 
 
 @read.get("/v1/collections/{name}", response_model=CollectionDetailOut)
@@ -137,7 +137,7 @@ async def remove_item(
 @write.delete("/v1/collections/{name}", status_code=204)
 async def delete_collection(name: CollectionName, collections: CollectionsDep) -> Response:
     """Delete a collection (the favourites always stay)."""
-    await run_in_threadpool(collections.delete, name)
+    await run_in_threadpool(collections.db.delete, name)
     return Response(status_code=204)
 
 

@@ -25,7 +25,7 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz", response_model=ReadyOut, responses=problems(503))
 async def readyz(service: ServiceDep) -> Any:
     """503 until the models, the store and a snapshot are ready."""
-    state = service.readiness()
+    state = service.library.readiness()
     if not state["ready"]:
         raise UnavailableError("not ready: " + "; ".join(state["reasons"]))
     return state

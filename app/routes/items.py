@@ -43,7 +43,7 @@ HEAD_DOC = {
 @router.get("/v1/items/{item_id}", response_model=HitOut)
 async def item(item_id: str, request: Request, service: ServiceDep) -> HitOut:
     """One indexed sample and its metadata."""
-    payload = await run_in_threadpool(service.item, item_id)
+    payload = await run_in_threadpool(service.library.item, item_id)
     return hit_out(audio_url(request), None, item_id, payload)
 
 
@@ -80,7 +80,7 @@ async def item_audio(
             opened=wav.handle,
             on_close=wav.close,
         )
-    path, handle = await run_in_threadpool(service.open_item_file, item_id)
+    path, handle = await run_in_threadpool(service.library.open_item_file, item_id)
     # The header needs text: a name that is not UTF-8 goes as its stored form (pathtext).
     return AudioFileResponse(
         path,

@@ -15,7 +15,6 @@ from app.routes.common import as_request_error, filter_of
 from app.schemas import DuplicatesOut, FacetsOut, FilterIn
 from timbre.errors import InvalidRequestError
 from timbre.search.duplicates import library_duplicates
-from timbre.search.facets import library_facets
 from timbre.settings import ApiSettings
 from timbre.store.facets import FACET_FIELDS
 
@@ -61,10 +60,7 @@ async def facets(
 ) -> dict[str, Any]:
     """Values of library fields with their counts, most frequent first, under an optional filter."""
     search_filter = _filter(api, filter)
-    result = await run_in_threadpool(
-        library_facets, service, field, filter=search_filter, limit=limit
-    )
-    return result.as_dict()
+    return await run_in_threadpool(service.library.facets, field, filter=search_filter, limit=limit)
 
 
 @router.get("/v1/duplicates", response_model=DuplicatesOut, tags=["library"])
@@ -78,11 +74,11 @@ async def duplicates(
 ) -> dict[str, Any]:
     """Groups of near-duplicate samples and which one to keep (a report: nothing is deleted)."""
     search_filter = _filter(api, filter)
-    store = await run_in_threadpool(service.store.get)
+    store = await run_in_threadpool(service.library.store.get)
     report = await run_in_threadpool(
         lambda: library_duplicates(
             store,
-            service.limits.duplicate_rules,
+            service.library.limits.duplicate_rules,
             min_cosine=min_cosine,
             filter=search_filter,
         )

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.support.audio_factory import chord_loop, hat, kick, tone
-from timbre.cli.wiring import build_service
+from timbre.cli.wiring import build_library
 from timbre.embedding.embedder import load_audio_embedder
 from timbre.embedding.ort_runtime import OrtMertEncoder
 from timbre.settings import Settings
@@ -91,7 +91,7 @@ def test_an_error_in_one_pass_reaches_the_caller(audio_embedder: Any) -> None:
 
 def test_one_file_per_call_runs_one_pass_on_every_thread(settings: Settings) -> None:
     """The service (an audio query waits for its one upload) and the sequential profile."""
-    service = build_service(settings).audio.get().mert
+    service = build_library(settings).audio.get().mert
     sequential = _load(settings, batches=False).mert
     for mert in (service, sequential):
         assert (mert.streams, _intra_threads(mert)) == (1, 2)

@@ -195,10 +195,10 @@ settings = load_settings(
 )
 service = build_service(settings)
 text = service.text_vector("warm pad")
-summary, code = ingest_runner(settings, service)(
+summary, code = ingest_runner(settings, service.library)(
     IngestIn(paths=[library], profile="sequential"), lambda counts: None
 )
-audio = service.audio.get().embed([np.sin(np.arange(9000, dtype=np.float32) / 9)])
+audio = service.library.audio.get().embed([np.sin(np.arange(9000, dtype=np.float32) / 9)])
 print(json.dumps({
     "modules": sorted(m for m in ("torch", "transformers", "onnxscript") if m in sys.modules),
     "runtime": service.stats()["runtime"],

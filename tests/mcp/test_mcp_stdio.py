@@ -23,7 +23,7 @@ from mcp import Client, StdioServerParameters
 from ingest.synthetic import Library
 from tests.support.live import live_service
 from tests.support.mcp_helpers import TIMBRE, http_problem, session, structured, tool_problem
-from timbre.cli.wiring import SERVICE_FILE
+from timbre.cli.owner import SERVICE_FILE
 from timbre.settings import load_settings
 
 IDLE_S = 4.0

@@ -13,7 +13,15 @@ import pytest
 
 from tests.support.store_factory import make_dataset, model_info, open_test_store, unit_vectors
 from timbre.errors import UnavailableError
-from timbre.search import AudioRef, Lazy, SearchService, ServiceLimits, SnapshotHolder, StoreHandle
+from timbre.search import (
+    AudioRef,
+    Lazy,
+    Library,
+    SearchService,
+    ServiceLimits,
+    SnapshotHolder,
+    StoreHandle,
+)
 from timbre.search.duplicates import DuplicateRules
 from timbre.search.routing import RoutingPolicy, is_current
 from timbre.settings import Settings
@@ -56,15 +64,15 @@ def _service(store: VectorStore, data_dir: Path, policy: RoutingPolicy | None) -
             batch=256,
         ),
     )
-    return SearchService(
+    library = Library(
         info=model_info(),
         text=Lazy("text", _no_model),
         audio=Lazy("audio", _no_model),
         store=StoreHandle(lambda: store),
         snapshots=holder,
         limits=limits,
-        routing=policy,
     )
+    return SearchService(library, routing=policy)
 
 
 def _open(data_dir: Path) -> VectorStore:
@@ -104,8 +112,8 @@ def test_broad_filters_go_to_the_snapshot_selective_ones_to_qdrant(
     assert store.count(BROAD) >= MIN_POINTS > store.count(SELECTIVE) > 0
     for query in unit_vectors(np.random.default_rng(1), 10):
         for search_filter, engine in ((BROAD, "faiss"), (SELECTIVE, "qdrant"), (None, "faiss")):
-            hits, used = routed.route(query, top_k=10, filter=search_filter)
-            want, by = qdrant_only.route(query, top_k=10, filter=search_filter)
+            hits, used, _ = routed.route(query, top_k=10, filter=search_filter)
+            want, by, _ = qdrant_only.route(query, top_k=10, filter=search_filter)
             assert used == engine
             assert by == ("faiss" if search_filter is None else "qdrant")
             assert _pairs(hits) == _pairs(want)
@@ -134,7 +142,7 @@ def test_the_total_is_the_snapshots_count_when_it_may_decide(
     policy = RoutingPolicy(filtered_min_points=MIN_POINTS)
     service = _service(counting, tmp_path, policy)  # type: ignore[arg-type]
     qdrant_only = _service(counting_qdrant, tmp_path, None)  # type: ignore[arg-type]
-    snapshot = service.snapshots.current
+    snapshot = service.library.snapshots.current
     assert snapshot is not None
     ref = AudioRef(id=next(iter(snapshot.ids())))
     for search_filter, engine in ((BROAD, "faiss"), (SELECTIVE, "qdrant"), (None, "faiss")):
@@ -154,15 +162,17 @@ def test_offsets_and_excludes_give_the_same_hits_on_every_path(
     routed = _service(store, tmp_path, RoutingPolicy(filtered_min_points=0))
     qdrant_only = _service(store, tmp_path, None)
     query = unit_vectors(np.random.default_rng(2), 1)[0]
-    first, _ = routed.route(query, top_k=30, filter=BROAD)
+    first = routed.route(query, top_k=30, filter=BROAD).hits
     exclude = frozenset(h.id for h in first[::3])
     for offset in (0, 4, 25):
-        hits, engine = routed.route(query, top_k=8, offset=offset, filter=BROAD, exclude=exclude)
-        want, by = qdrant_only.route(query, top_k=8, offset=offset, filter=BROAD, exclude=exclude)
+        hits, engine, _ = routed.route(query, top_k=8, offset=offset, filter=BROAD, exclude=exclude)
+        want, by, _ = qdrant_only.route(
+            query, top_k=8, offset=offset, filter=BROAD, exclude=exclude
+        )
         assert (engine, by) == ("faiss", "qdrant")
         assert _pairs(hits) == _pairs(want)
         assert not exclude & {h.id for h in hits}
-        unfiltered, engine = routed.route(query, top_k=8, offset=offset, exclude=exclude)
+        unfiltered, engine, _ = routed.route(query, top_k=8, offset=offset, exclude=exclude)
         direct = store.search(query, top_k=8 + len(exclude), offset=offset, exact=True)
         assert engine == "faiss"
         assert _pairs(unfiltered) == _pairs([h for h in direct if h.id not in exclude][:8])
@@ -174,18 +184,18 @@ def test_a_stale_snapshot_leaves_filtered_queries_to_qdrant(
     store = own
     service = _service(store, tmp_path, RoutingPolicy(filtered_min_points=0))
     query = unit_vectors(np.random.default_rng(3), 1)[0]
-    assert service.route(query, top_k=5, filter=BROAD)[1] == "faiss"
+    assert service.route(query, top_k=5, filter=BROAD).engine == "faiss"
 
     store.upsert(make_dataset(20, seed=77).points)  # the snapshot now lags the store
-    snapshot = service.snapshots.current
+    snapshot = service.library.snapshots.current
     assert snapshot is not None and not is_current(snapshot, store)
-    hits, engine = service.route(query, top_k=5, filter=BROAD)
+    hits, engine, _ = service.route(query, top_k=5, filter=BROAD)
     assert engine == "qdrant"
     assert _pairs(hits) == _pairs(store.search(query, top_k=5, filter=BROAD, exact=True))
-    assert service.route(query, top_k=5)[1] == "faiss"  # unfiltered queries stay on it
+    assert service.route(query, top_k=5).engine == "faiss"  # unfiltered queries stay on it
 
-    service.export_snapshot()  # a fresh snapshot answers filtered queries again
-    assert service.route(query, top_k=5, filter=BROAD)[1] == "faiss"
+    service.library.export_snapshot()  # a fresh snapshot answers filtered queries again
+    assert service.route(query, top_k=5, filter=BROAD).engine == "faiss"
 
 
 def test_filtered_queries_need_qdrant_to_be_reachable(shared: tuple[VectorStore, Path]) -> None:
@@ -197,9 +207,9 @@ def test_filtered_queries_need_qdrant_to_be_reachable(shared: tuple[VectorStore,
 
         raise StoreError("connection refused")
 
-    service.store = StoreHandle(unreachable)
+    service.library.store = StoreHandle(unreachable)
     query = unit_vectors(np.random.default_rng(4), 1)[0]
-    assert service.route(query, top_k=3)[1] == "faiss"
+    assert service.route(query, top_k=3).engine == "faiss"
     with pytest.raises(UnavailableError):
         service.route(query, top_k=3, filter=BROAD)
 
@@ -209,6 +219,6 @@ def test_settings_reach_the_router_and_the_snapshot(settings: Settings) -> None:
 
     service = build_service(settings, store_opener=lambda: None)
     assert service.routing == RoutingPolicy(settings.snapshot.filtered_min_points)
-    assert service.snapshots.scan == ScanOptions(
+    assert service.library.snapshots.scan == ScanOptions(
         settings.snapshot.quantised_min_vectors, settings.snapshot.scan_threads
     )

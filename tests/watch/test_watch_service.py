@@ -98,12 +98,12 @@ class Service:
         return jobs
 
     def points(self) -> dict[str, list[str]]:
-        store = self.client.app.state.service.store.get()  # type: ignore[attr-defined]
+        store = self.client.app.state.service.library.store.get()  # type: ignore[attr-defined]
         return {r.id: sorted(r.payload["paths"]) for r in store.scroll(fields=["paths"])}
 
     def packs(self, folder: str) -> set[str | None]:
         """The ``pack`` of every point with a path in ``folder``."""
-        store = self.client.app.state.service.store.get()  # type: ignore[attr-defined]
+        store = self.client.app.state.service.library.store.get()  # type: ignore[attr-defined]
         return {
             r.payload["pack"]
             for r in store.scroll(fields=["pack", "paths"])
@@ -202,7 +202,7 @@ def test_the_service_keeps_the_index_current(tmp_path: Path, tiny_bundle: Path) 
                 time.sleep(0.15)  # faster than the debounce: one copy in progress
         jobs = svc.until_jobs()
         assert _total(jobs, "indexed") == 1 and _total(jobs, "failed") == 0
-        store = client.app.state.service.store.get()  # type: ignore[attr-defined]
+        store = client.app.state.service.library.store.get()  # type: ignore[attr-defined]
         slow_points = [
             r.payload
             for r in store.scroll(fields=["paths", "duration_s"])

@@ -73,7 +73,7 @@ kernel it could not load, which reads like a failure)."""
 
 
 DETAIL_LOGGERS = (
-    "timbre.search.holders",
+    "timbre.search.library",
     "timbre.embedding.runtime",
     "timbre.embedding.onnx_fusion",
 )

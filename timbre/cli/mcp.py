@@ -74,7 +74,7 @@ class StdioBackends:
             local = self._open_local()
             self._busy += 1
         try:
-            local.service.snapshots.refresh()  # one published since the last call
+            local.service.library.snapshots.refresh()  # one published since the last call
             yield local
         finally:
             with self._lock:
@@ -93,7 +93,7 @@ class StdioBackends:
         try:
             with self._lock:
                 local = self._open_local()
-            local.service.text.get()
+            local.service.library.text.get()
         except TimbreError as exc:  # the first tool call reports it to the client
             log.error("%s", exc)
 
@@ -104,7 +104,11 @@ class StdioBackends:
         mcp = self.settings.mcp
         while not self._stop.wait(mcp.store_poll_s):
             with self._lock:
-                if self._busy or self._local is None or not self._local.service.store.connected:
+                if (
+                    self._busy
+                    or self._local is None
+                    or not self._local.service.library.store.connected
+                ):
                     continue
                 if (
                     time.monotonic() - self._last_call_s >= mcp.store_idle_s
@@ -149,19 +153,23 @@ class StdioBackends:
                     "another process is waiting for the embedded store, and goes first"
                 )
             self._lease.announce()  # before the lock: a process refused meanwhile waits
-        return open_store(self.settings, self._local.service.info)
+        return open_store(self.settings, self._local.service.library.info)
 
     def _release_store(self) -> None:
         # Only between calls: the store is let go while no local call is using it.
-        if self._local is not None and self._busy == 0 and self._local.service.store.connected:
+        if (
+            self._local is not None
+            and self._busy == 0
+            and self._local.service.library.store.connected
+        ):
             log.info("letting the embedded store go (asked for, idle, or a service owns it)")
-            self._local.service.store.close()
+            self._local.service.library.store.close()
 
     def close(self) -> None:
         self._stop.set()
         with self._lock:
             if self._local is not None:
-                self._local.service.store.close()
+                self._local.service.library.store.close()
             if self._remote is not None:
                 self._remote.close()
             if self._lease is not None:

@@ -205,15 +205,14 @@ def _facet_values(settings: Settings, url: str | None, fields: list[str]) -> dic
         except (httpx.HTTPError, ValueError, KeyError) as exc:
             raise TimbreError(f"facets unavailable: {exc}") from exc
         return {f: [str(v["value"]) for v in facets.get(f, [])] for f in fields}
-    from timbre.cli.wiring import build_service
-    from timbre.search.facets import library_facets
+    from timbre.cli.wiring import build_library
 
-    service = build_service(settings)
+    library = build_library(settings)
     try:
-        found = library_facets(service, fields, limit=settings.facets.max_limit)
+        found = library.facets(fields, limit=settings.facets.max_limit)
     finally:
-        service.store.close()
-    return {f: [str(v.value) for v in found.facets.get(f, [])] for f in fields}
+        library.store.close()
+    return {f: [str(v["value"]) for v in found["facets"].get(f, [])] for f in fields}
 
 
 def _search_http(settings: Settings, url: str, route: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -250,7 +249,7 @@ def _search_local(settings: Settings, route: str, body: dict[str, Any]) -> dict[
     from timbre.search import AudioRef
 
     service = build_service(settings)
-    service.snapshots.refresh()
+    service.library.snapshots.refresh()
     search_filter = FilterIn.model_validate(body["filter"] or {}).to_filter()
     ref = None
     if "path" in body:
@@ -269,6 +268,6 @@ def _search_local(settings: Settings, route: str, body: dict[str, Any]) -> dict[
         else:
             result = service.search_text(body["query"], top_k=top_k, filter=search_filter)
     finally:
-        service.store.close()
+        service.library.store.close()
     hits = [{"id": h.id, "score": h.score, **h.payload} for h in result.hits]
     return {"engine": result.engine, "took_ms": result.took_ms, "query": result.query, "hits": hits}

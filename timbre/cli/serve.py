@@ -42,7 +42,7 @@ def serve(
         service = build_service(settings)
         # The text tower loads in the background (ONNX Runtime's session build runs off the
         # GIL) while the web stack imports; readiness waits for it.
-        service.text.start()
+        service.library.text.start()
         application = build_app(settings, service)
     except TimbreError as exc:
         raise fail(exc) from exc

@@ -56,7 +56,7 @@ def watch(
 def _watch(settings: Any) -> None:
     from app.jobs import IngestJobs
     from timbre.cli.watching import build_watcher, watch_roots
-    from timbre.cli.wiring import build_service, ingest_runner
+    from timbre.cli.wiring import build_library, ingest_runner
 
     if not watch_roots(settings):
         typer.echo(
@@ -65,11 +65,11 @@ def _watch(settings: Any) -> None:
             err=True,
         )
         raise typer.Exit(2)
-    service = build_service(settings)
-    _adopt_store(service)
-    disk = service.disk
+    library = build_library(settings)
+    _adopt_store(library)
+    disk = library.disk
     jobs = IngestJobs(
-        ingest_runner(settings, service),
+        ingest_runner(settings, library),
         precheck=None if disk is None else lambda: disk.check(0, "an ingest job"),
     )
     watcher = build_watcher(settings, jobs)
@@ -101,16 +101,18 @@ def _watch(settings: Any) -> None:
         watcher.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        service.store.close()
+        library.store.close()
 
 
-def _adopt_store(service: Any) -> None:
-    """Open the store first: a live collection the configured models cannot write is refused
-    now, not on every batch; an unreachable server is only a warning (the jobs retry)."""
+def _adopt_store(library: Any) -> None:
+    """Open the store before watching: a live collection the configured models cannot write
+    (another model family's, after ``models.family`` changed) is refused now, saying what to
+    do, instead of failing every batch while the watcher runs on. An unreachable Qdrant
+    server is no refusal: the jobs retry it."""
     from timbre.errors import SchemaMismatchError, UnavailableError
 
     try:
-        service.store.get()
+        library.store.get()
     except UnavailableError as exc:
         if isinstance(exc.__cause__, SchemaMismatchError):
             raise exc.__cause__ from None

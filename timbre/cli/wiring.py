@@ -1,7 +1,8 @@
-"""Builds the objects of a process once, from settings: the composition root's workshop.
+"""The composition root: builds a process's objects once, from settings.
 
-This is the one module (with the commands beside it) allowed to import ``timbre``, ``ingest``
-and ``app`` together.
+The one module (with the commands beside it) allowed to import ``timbre``, ``ingest`` and
+``app`` together. One :class:`~timbre.search.Library` is built per process and handed to
+search and every service beside it.
 """
 
 from __future__ import annotations
@@ -13,24 +14,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from timbre.cli.owner import (  # noqa: F401 (re-exported: where commands look for them)
-    SERVICE_FILE,
-    claim_data_dir,
-    read_service_file,
-    remove_service_file,
-    write_service_file,
-)
 from timbre.collections_db import Collections
 from timbre.diskspace import DiskReserve
 from timbre.embedding.embedder import describe_models, load_audio_embedder, load_text_embedder
 from timbre.embedding.files import resolve_model_files
 from timbre.errors import StoreDamagedError, UnavailableError
 from timbre.library_roots import LibraryRoots, read_recorded_roots
-from timbre.search import Lazy, SearchService, ServiceLimits, SnapshotHolder, StoreHandle
+from timbre.search import Lazy, Library, SearchService, ServiceLimits, SnapshotHolder, StoreHandle
 from timbre.search.browse import BrowseService
 from timbre.search.collections import CollectionsService
 from timbre.search.duplicates import DuplicateRules
-from timbre.search.folders import FolderService
 from timbre.search.media import MediaService
 from timbre.search.routing import RoutingPolicy
 from timbre.settings import Settings
@@ -49,9 +42,8 @@ log = logging.getLogger("timbre")
 
 
 def service_roots(settings: Settings) -> tuple[tuple[Path, ...], str | None]:
-    """The roots the service accepts: ``api.library_roots`` and those this data dir indexes
-    (recorded by ``timbre ingest``, see :mod:`timbre.library_roots`), and what is wrong with
-    the data dir's roots file (None: nothing)."""
+    """The roots the service accepts (``api.library_roots``, those this data dir indexes, the
+    watched ones) and what is wrong with the data dir's roots file (None: nothing)."""
     recorded = read_recorded_roots(settings.data_dir)
     roots = [*settings.api.library_roots, *recorded.roots]
     if settings.watch.enabled and settings.watch.roots:
@@ -59,60 +51,61 @@ def service_roots(settings: Settings) -> tuple[tuple[Path, ...], str | None]:
     return tuple(dict.fromkeys(roots)), recorded.problem
 
 
-def build_service(
-    settings: Settings, *, store_opener: Callable[[], Any] | None = None
-) -> SearchService:
-    """The search service with lazily loaded models, the store and the snapshot holder.
-
-    Nothing heavy happens here: models load in the background (text) or on first need
-    (audio), so ``/healthz`` answers at once and ``/readyz`` tells when all is ready.
-    """
+def build_library(settings: Settings, *, store_opener: Callable[[], Any] | None = None) -> Library:
+    """The process's one :class:`Library`. Nothing heavy happens here: the models load later,
+    so ``/healthz`` answers at once and ``/readyz`` tells when all is ready."""
     files = resolve_model_files(settings.models)
     info = describe_models(settings.models, files)
-    text = Lazy("text model", lambda: load_text_embedder(settings.models, files))
-    audio = Lazy("audio model", lambda: load_audio_embedder(settings.models, files, batches=False))
-    store = StoreHandle(
-        store_opener or (lambda: open_store(settings, info)), retry_s=settings.api.store_retry_s
-    )
-    snapshots = SnapshotHolder(
-        snapshots_dir(settings.data_dir),
-        info,
-        mmap_min_bytes=settings.snapshot.mmap_min_bytes,
-        verify_checksums=settings.snapshot.verify_checksums,
-        reverify_unchanged=settings.snapshot.reverify_unchanged,
-        scan=ScanOptions(
-            quantised_min_vectors=settings.snapshot.quantised_min_vectors,
-            threads=settings.snapshot.scan_threads,
-        ),
-    )
+    snap = settings.snapshot
     roots, roots_problem = service_roots(settings)
     if roots_problem is not None:
         log.error("library roots: %s; files are served from api.library_roots only", roots_problem)
     if not roots:
         log.warning("%s: no file is served from disk", LibraryRoots([], roots_problem).why_none())
-    limits = ServiceLimits(
-        library_roots=roots,
-        roots_problem=roots_problem,
-        max_upload_bytes=settings.api.max_upload_bytes,
-        max_upload_duration_s=settings.api.max_upload_duration_s,
-        max_duration_s=settings.audio.max_duration_s,
-        max_file_bytes=settings.audio.max_file_bytes,
-        text_cache_size=settings.api.text_cache_size,
-        snapshot_keep=settings.snapshot.keep,
-        facet_default_limit=settings.facets.default_limit,
-        facet_max_limit=settings.facets.max_limit,
-        duplicate_rules=duplicate_rules(settings),
-        text_batch_max=settings.api.text_batch_max,
-    )
-    return SearchService(
+    return Library(
         info=info,
-        text=text,
-        audio=audio,
-        store=store,
-        snapshots=snapshots,
-        limits=limits,
-        routing=RoutingPolicy(filtered_min_points=settings.snapshot.filtered_min_points),
+        text=Lazy("text model", lambda: load_text_embedder(settings.models, files)),
+        audio=Lazy(
+            "audio model", lambda: load_audio_embedder(settings.models, files, batches=False)
+        ),
+        store=StoreHandle(
+            store_opener or (lambda: open_store(settings, info)), retry_s=settings.api.store_retry_s
+        ),
+        snapshots=SnapshotHolder(
+            snapshots_dir(settings.data_dir),
+            info,
+            mmap_min_bytes=snap.mmap_min_bytes,
+            verify_checksums=snap.verify_checksums,
+            reverify_unchanged=snap.reverify_unchanged,
+            scan=ScanOptions(
+                quantised_min_vectors=snap.quantised_min_vectors, threads=snap.scan_threads
+            ),
+        ),
+        limits=ServiceLimits(
+            library_roots=roots,
+            roots_problem=roots_problem,
+            max_upload_bytes=settings.api.max_upload_bytes,
+            max_upload_duration_s=settings.api.max_upload_duration_s,
+            max_duration_s=settings.audio.max_duration_s,
+            max_file_bytes=settings.audio.max_file_bytes,
+            text_cache_size=settings.api.text_cache_size,
+            snapshot_keep=snap.keep,
+            facet_default_limit=settings.facets.default_limit,
+            facet_max_limit=settings.facets.max_limit,
+            duplicate_rules=duplicate_rules(settings),
+            text_batch_max=settings.api.text_batch_max,
+        ),
         disk=DiskReserve(settings.data_dir, settings.disk.min_free_bytes),
+    )
+
+
+def build_service(
+    settings: Settings, *, store_opener: Callable[[], Any] | None = None
+) -> SearchService:
+    """The search service over a new :func:`build_library`."""
+    return SearchService(
+        build_library(settings, store_opener=store_opener),
+        routing=RoutingPolicy(filtered_min_points=settings.snapshot.filtered_min_points),
     )
 
 
@@ -128,7 +121,7 @@ def duplicate_rules(settings: Settings, min_cosine: float | None = None) -> Dupl
     )
 
 
-def ingest_runner(settings: Settings, service: SearchService) -> IngestRunner:
+def ingest_runner(settings: Settings, library: Library) -> IngestRunner:
     """Runs ingest jobs inside the service, with its loaded audio model and its store."""
 
     def run(
@@ -159,38 +152,36 @@ def ingest_runner(settings: Settings, service: SearchService) -> IngestRunner:
         labeller = (
             None
             if request.dry_run
-            else build_labeller(settings, service.info, service.text.get, free_text=False)
+            else build_labeller(settings, library.info, library.text.get, free_text=False)
         )
-        if service.store.damage is not None:
-            raise StoreDamagedError(service.store.damage)
+        if library.store.damage is not None:
+            raise StoreDamagedError(library.store.damage)
         result = run_ingest(
             settings,
             options,
             verify=False,  # read back once at start (readiness shows it), not per job
-            embedder=None if request.dry_run else service.audio.get(),
-            model=service.info,
-            store=service.store.get(),
+            embedder=None if request.dry_run else library.audio.get(),
+            model=library.info,
+            store=library.store.get(),
             snapshot=request.snapshot,
             listener=lambda counts: on_progress(asdict(counts)),
             labeller=labeller,
             optimize=False,  # the next command-line job compacts: this one must not stall searches
         )
-        service.snapshots.refresh()
+        library.snapshots.refresh()
         return result.summary, result.exit_code
 
     return run
 
 
-def _verify_store(service: SearchService) -> None:
+def _verify_store(library: Library) -> None:
     try:
-        service.store.verify()
+        library.store.verify()
     except Exception:  # the store closed meanwhile (shutdown): nothing to report
         log.debug("store verification did not finish", exc_info=True)
 
 
-def relabel_runner(
-    settings: Settings, service: SearchService
-) -> Callable[[bool, bool], dict[str, Any]]:
+def relabel_runner(settings: Settings, library: Library) -> Callable[[bool, bool], dict[str, Any]]:
     """Relabels the library inside the service, with its text tower and its store."""
 
     def run(dry_run: bool, snapshot: bool) -> dict[str, Any]:
@@ -198,44 +189,33 @@ def relabel_runner(
 
         labeller = make_labeller(
             settings,
-            service.info,
-            service.text.get,
+            library.info,
+            library.text.get,
             free_text=True,
             vocabulary=load_vocabulary(settings.labels.vocabulary),
         )
         report = relabel(
-            service.store.get(),
+            library.store.get(),
             labeller,
             batch_size=settings.labels.relabel_batch,
             dry_run=dry_run,
         )
         out = report.as_dict()
         if not dry_run and snapshot and report.changed:
-            out["snapshot"] = service.export_snapshot()
+            out["snapshot"] = library.export_snapshot()
         return out
 
     return run
 
 
-def build_media(settings: Settings, service: SearchService) -> MediaService:
-    """Waveform peaks and browser renditions, cached under ``<data_dir>/cache``."""
-    return MediaService(
-        service,
-        settings.data_dir / "cache",
-        max_file_bytes=settings.audio.max_file_bytes,
-        max_duration_s=settings.audio.max_duration_s,
-        rendition_cache_bytes=settings.media.rendition_cache_bytes,
-    )
-
-
-def preload_audio(service: SearchService) -> threading.Thread:
+def preload_audio(library: Library) -> threading.Thread:
     """Load the audio side in the background once the text side is loaded: text queries are
     what readiness promises, so the two loads do not share the cores."""
 
     def run() -> None:
         with contextlib.suppress(UnavailableError):  # the text side reports its own failure
-            service.text.get()
-        service.audio.start()
+            library.text.get()
+        library.audio.start()
 
     thread = threading.Thread(target=run, name="preload-audio", daemon=True)
     thread.start()
@@ -247,26 +227,27 @@ def build_app(settings: Settings, service: SearchService | None = None) -> FastA
     from app.main import create_app
 
     service = service or build_service(settings)
+    library = service.library
     stop: list[Callable[[], None]] = []
     watching: list[Any] = []  # the watcher, once started
 
     def startup() -> None:
         # An export killed mid-way (kill -9, power cut) left its folder; no export runs yet.
         remove_stale_partials(snapshots_dir(settings.data_dir))
-        service.text.start()
+        library.text.start()
         try:
-            service.store.get()
+            library.store.get()
         except Exception as exc:  # keep serving unfiltered queries from the snapshot
             log.error("vector store not available at start: %s", exc)
         else:
-            # Read back whole once (~1 s per 100k points), beside the model load: a truncated
-            # file shows only when read, and readiness must say so before queries find out.
-            threading.Thread(target=_verify_store, args=(service,), daemon=True).start()
-        service.snapshots.refresh()
+            # Read back whole once, beside the model load: a truncated file shows only when
+            # read, and readiness must say so before queries find out.
+            threading.Thread(target=_verify_store, args=(library,), daemon=True).start()
+        library.snapshots.refresh()
         if settings.api.preload_audio:
-            preload_audio(service)
-        service.snapshots.watch(settings.api.snapshot_poll_s)
-        stop.append(service.snapshots.stop)
+            preload_audio(library)
+        library.snapshots.watch(settings.api.snapshot_poll_s)
+        stop.append(library.snapshots.stop)
         if settings.watch.enabled:
             from timbre.cli.watching import build_watcher
 
@@ -278,23 +259,28 @@ def build_app(settings: Settings, service: SearchService | None = None) -> FastA
     def shutdown() -> None:
         for fn in stop:
             fn()
-        service.store.close()
+        library.store.close()
 
     collections = Collections.in_data_dir(settings.data_dir)
     stop.append(collections.close)
     app = create_app(
         service,
         settings.api,
-        ingest_runner=ingest_runner(settings, service),
+        ingest_runner=ingest_runner(settings, library),
         on_startup=startup,
         on_shutdown=shutdown,
         collections=collections,
         watch_state=lambda: watching[0].state() if watching else None,
     )
     # The page's services beside search; routes read them from app.state.
-    app.state.collections = CollectionsService(collections, service)
-    app.state.media = build_media(settings, service)
-    app.state.relabel = relabel_runner(settings, service)
-    app.state.browse = BrowseService(service)
-    app.state.folders = FolderService(service)
+    app.state.collections = CollectionsService(collections, library)
+    app.state.media = MediaService(
+        library,
+        settings.data_dir / "cache",
+        max_file_bytes=settings.audio.max_file_bytes,
+        max_duration_s=settings.audio.max_duration_s,
+        rendition_cache_bytes=settings.media.rendition_cache_bytes,
+    )
+    app.state.relabel = relabel_runner(settings, library)
+    app.state.browse = BrowseService(library)
     return app

@@ -1,14 +1,10 @@
 """Concurrent uncached text queries share one text-tower call.
 
-The service runs model work one call at a time (``SearchService.model_lock``), so under load
-queries queue. One call on 8 queries costs about 4.3 times one query on ONNX Runtime (the
-segments share the matrix products; padding is masked, so each vector is the one it would be
-alone), so the queue drains faster when the queries waiting for the tower go in together.
-
-The first caller to find the tower idle becomes the leader: it takes every waiting query (up
-to ``max_batch``, oldest first), runs them in one call on its own thread and hands each caller
-its vector. Callers that arrive meanwhile wait and the next of them leads the next batch. A
-query alone on an idle service runs at once: nothing ever waits for company.
+Model work runs one call at a time (``SearchService.model_lock``), and one call on 8 queries
+costs far less than 8 calls (``bench/results/``), so queries waiting for the tower go in
+together. The first caller to find the tower idle leads: it takes every waiting query (up to
+``max_batch``, oldest first), runs them in one call and hands each caller its vector; the next
+waiter leads the next batch. A query alone on an idle service runs at once.
 """
 
 from __future__ import annotations
@@ -29,12 +25,8 @@ class _Waiting:
 
 
 class TextBatcher:
-    """Combines concurrent text queries into batches for ``run``.
-
-    Args:
-        run: embeds a list of distinct texts, ``[n, dim]`` in order.
-        max_batch: most texts per call (1 = no batching).
-    """
+    """Combines concurrent text queries into batches for ``run`` (distinct texts -> ``[n,
+    dim]`` in order), at most ``max_batch`` per call (1 = no batching)."""
 
     def __init__(self, run: Callable[[list[str]], np.ndarray], max_batch: int) -> None:
         if max_batch < 1:
@@ -44,16 +36,11 @@ class TextBatcher:
         self._cv = threading.Condition()
         self._queue: list[_Waiting] = []
         self._running = False
-        self.calls = 0
-        """Calls made to ``run`` (a metric: queries / calls is the mean batch)."""
+        self.calls = 0  # queries / calls is the mean batch
         self.queries = 0
 
     def embed(self, text: str) -> np.ndarray:
-        """The vector of ``text``, possibly computed in one call with concurrent queries.
-
-        Raises:
-            Whatever ``run`` raised for the batch this query was in.
-        """
+        """The vector of ``text`` (raises what ``run`` raised for its batch)."""
         me = _Waiting(text)
         with self._cv:
             self._queue.append(me)

@@ -1,5 +1,11 @@
 """Browsing the library without a query: a folder's samples in path order, an item's full
-payload and its near-duplicates for a details view."""
+payload and its near-duplicates for a details view, and the folder tree with its counts.
+
+Folder counts are facets of the indexed ``dirs`` payload field (every ancestor directory of
+every path) under a ``path_prefix`` filter: exact, from the payload index, on both adapters.
+The top of the tree is the library roots (when one root, its sub-folders), or else the
+deepest folder every sample lies under.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +13,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from timbre.errors import NotFoundError, StoreError, UnavailableError
-from timbre.search.duplicates import keep_key
+from timbre.search.duplicates import keep_key, neighbours
 from timbre.search.layers import layer_name
-from timbre.search.service import SearchService
+from timbre.search.library import Library
 from timbre.store import Hit, SearchFilter
-from timbre.store.payload import DERIVED_FIELDS, DISPLAY_FIELDS
+from timbre.store.payload import DERIVED_FIELDS, DIRS_FIELD, DISPLAY_FIELDS, normalize_dir
 
 HIDDEN_FIELDS = frozenset(DERIVED_FIELDS)
-"""Payload fields the store derives for its own indexes (``dirs``, the ``*_norm`` companions
-of filterable fields); a person gains nothing seeing them."""
+"""Fields the store derives for its own indexes (``dirs``, ``*_norm``): not shown to people."""
+MAX_FOLDERS = 10_000
+"""Distinct folders counted per listing: a sub-tree, not the whole of a huge library's."""
 
 
 @dataclass(frozen=True)
@@ -32,16 +37,9 @@ class BrowsePage:
 
 @dataclass(frozen=True)
 class ItemDuplicates:
-    """The near-duplicates of one item, best first, and which of them all to keep.
-
-    Attributes:
-        hits: other samples whose vector and duration agree with the item's
-            (``duplicates`` settings), with their cosine to it.
-        keep: id of the one :data:`~timbre.search.duplicates.KEEP_RULE` keeps, among the item
-            and its near-duplicates (the item itself when it has none).
-        layers: its velocity layers or round robins (same folder, names differing only by
-            Soft/Hard, v1, rr2, _01...) that are as close: not duplicates, so not in ``hits``.
-    """
+    """The near-duplicates of one item, best first (``hits``, with their cosine to it), the
+    id :data:`~timbre.search.duplicates.KEEP_RULE` keeps among them and the item, and its
+    velocity layers or round robins that are as close (not duplicates, so not in ``hits``)."""
 
     hits: list[Hit]
     keep: str
@@ -49,27 +47,20 @@ class ItemDuplicates:
 
 
 class BrowseService:
-    """Listing and details, beside the search service (same store and snapshot).
+    """Listings, details and the folder tree of a :class:`Library`."""
 
-    Args:
-        search: the search service whose store is read.
-    """
-
-    def __init__(self, search: SearchService) -> None:
-        self.search = search
+    def __init__(self, library: Library) -> None:
+        self.library = library
 
     def browse(self, filter: SearchFilter | None, *, limit: int, offset: int = 0) -> BrowsePage:
         """The samples matching ``filter`` (all without one) sorted by path, from ``offset``.
 
         Qdrant has no order by string, so the matching payloads are scrolled and sorted here:
-        fine for a folder or a pack; the whole of a 100k library takes a few seconds.
-
-        Raises:
-            UnavailableError: the store is unreachable.
+        fine for a folder or a pack; a whole 100k library takes a few seconds.
         """
         started = time.perf_counter()
         try:
-            store = self.search.store.get()
+            store = self.library.store.get()
             records = list(store.scroll(filter=filter, fields=DISPLAY_FIELDS))
         except StoreError as exc:
             raise UnavailableError(f"browsing needs Qdrant, which failed: {exc}") from exc
@@ -80,14 +71,10 @@ class BrowseService:
 
     def payload(self, item_id: str) -> dict[str, Any]:
         """Every stored field of an item (Qdrant's full payload; the snapshot's display
-        fields when Qdrant is unreachable).
-
-        Raises:
-            NotFoundError: not indexed.
-        """
-        display = self.search.item(item_id)  # checks the id, and raises NotFoundError
+        fields when Qdrant is unreachable)."""
+        display = self.library.item(item_id)  # checks the id, and raises NotFoundError
         try:
-            records = self.search.store.get().retrieve([item_id])
+            records = self.library.store.get().retrieve([item_id])
         except (UnavailableError, StoreError):
             records = []
         if not records:
@@ -97,45 +84,89 @@ class BrowseService:
         return {k: v for k, v in records[0].payload.items() if k not in HIDDEN_FIELDS}
 
     def duplicates(self, item_id: str) -> ItemDuplicates:
-        """The near-duplicates of one item: the duplicate report's rules
-        (:class:`~timbre.search.duplicates.DuplicateRules`) applied to its vector alone, one
-        store query with a duration window and a score threshold, so a details view need not
-        run the library-wide report.
-
-        Raises:
-            NotFoundError: not indexed.
-            UnavailableError: the store is unreachable.
-        """
-        rules = self.search.limits.duplicate_rules
-        self.search.item(item_id)  # checks the id, and raises NotFoundError
+        """The duplicate report's rules applied to one item's vector alone: one store query
+        with a duration window and a score threshold, not the library-wide report."""
+        rules = self.library.limits.duplicate_rules
+        self.library.item(item_id)  # checks the id, and raises NotFoundError
         try:
-            store = self.search.store.get()
+            store = self.library.store.get()
             records = store.retrieve([item_id], with_vectors=True)
             if not records or records[0].vector is None:
                 raise NotFoundError(f"no indexed item {item_id}")
             item = records[0]
-            duration = item.payload.get("duration_s")
-            if not isinstance(duration, int | float):
+            if not isinstance(item.payload.get("duration_s"), int | float):
                 return ItemDuplicates([], item_id)  # durations must agree: none without one
-            low, high = rules.window(float(duration))
-            [found] = store.search_batch(
-                np.asarray(item.vector, dtype=np.float32)[None, :],
-                top_k=rules.neighbours,
-                filters=[SearchFilter(duration_min_s=low, duration_max_s=high)],
-                score_threshold=rules.min_cosine,
-            )
+            [close] = neighbours(store, [item], rules)
         except StoreError as exc:
             raise UnavailableError(f"near-duplicates need Qdrant, which failed: {exc}") from exc
-        close = [
-            h
-            for h in found
-            if h.id != item_id
-            and isinstance(h.payload.get("duration_s"), int | float)
-            and rules.durations_agree(float(duration), float(h.payload["duration_s"]))
-        ]
         name = layer_name(str(item.payload.get("path") or ""))
         layers = [h for h in close if name.is_layer_of(layer_name(str(h.payload.get("path"))))]
         hits = [h for h in close if all(h.id != other.id for other in layers)]
         everyone = [(item_id, item.payload), *((h.id, h.payload) for h in hits)]
         keep = min(everyone, key=lambda pair: keep_key(pair[1]))[0]
         return ItemDuplicates(hits, keep, layers)
+
+    def _counts(self, under: str | None) -> tuple[dict[str, int], int]:
+        store = self.library.store.get()
+        within = SearchFilter(path_prefix=(under,)) if under else None
+        try:
+            values = store.facets([DIRS_FIELD], filter=within, limit=MAX_FOLDERS)[DIRS_FIELD]
+            total = store.count(within)
+        except StoreError as exc:
+            raise UnavailableError(f"folder counts need Qdrant, which failed: {exc}") from exc
+        return {v.value: v.count for v in values}, int(total)
+
+    def _top(self, counts: dict[str, int], total: int) -> tuple[str | None, list[str]]:
+        """The folder the top listing shows the inside of (or None), and the top folders."""
+        roots = [normalize_dir(str(r)) for r in self.library.limits.library_roots]
+        present = [r for r in roots if counts.get(r)]
+        if len(present) > 1:
+            return None, present
+        if present:
+            return present[0], []
+        # No roots configured: the deepest folder that holds every sample.
+        common = [d for d, c in counts.items() if c == total]
+        return (max(common, key=len) if common else None), []
+
+    def folders(self, under: str | None = None) -> dict[str, Any]:
+        """The folders holding samples directly under ``under`` (the top of the tree when None)
+        with their counts, the folder one level up (None: the top) and the samples under it."""
+        everything, library_total = self._counts(None)
+        top, top_folders = self._top(everything, library_total)
+        target = normalize_dir(under) if under else top
+        if target is None:
+            return _listing(None, None, {p: everything[p] for p in top_folders}, library_total)
+        counts, total = (everything, library_total) if under is None else self._counts(target)
+        children = {p: c for p, c in counts.items() if p != target and _parent(p) == target}
+        at_top = target == top or target in top_folders or under is None
+        parent = None if at_top else _parent(target)
+        if parent is not None and top is not None and not parent.startswith(top):
+            parent = None  # never lead "up" out of the library
+        if parent == top:
+            parent = None
+        return _listing(None if under is None else target, parent, children, total)
+
+
+def _listing(
+    under: str | None, parent: str | None, folders: dict[str, int], total: int
+) -> dict[str, Any]:
+    rows = [{"path": p, "name": _name(p), "count": c} for p, c in folders.items()]
+    return {
+        "under": under,
+        "name": _name(under) if under else None,
+        "parent": parent,
+        "parent_name": _name(parent) if parent else None,
+        "folders": sorted(rows, key=lambda f: (str(f["name"]).casefold(), f["path"])),
+        "total": total,
+    }
+
+
+def _name(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1] or path
+
+
+def _parent(path: str) -> str | None:
+    head = path.rstrip("/").rsplit("/", 1)[0]
+    if head == path.rstrip("/"):
+        return None
+    return head or "/"

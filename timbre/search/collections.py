@@ -1,18 +1,15 @@
 """Favourites and named collections as the page, the HTTP API and the MCP server use them.
 
 :class:`timbre.collections_db.Collections` stores names and point ids; this service resolves
-them to the samples' payloads (an item no longer indexed is reported as missing, never dropped
-silently) and exports a collection as a folder of the original files, or as a zip of that
-folder streamed while it is written, for dragging into a DAW.
+them to payloads (an item no longer indexed is reported as missing, never dropped) and exports
+a collection as a zip of its original files, streamed while it is written, for a DAW.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
 import unicodedata
-import uuid
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -31,9 +28,8 @@ from timbre.errors import (
     ForbiddenPathError,
     InvalidRequestError,
     NotFoundError,
-    UnavailableError,
 )
-from timbre.search.service import SearchService
+from timbre.search.library import Library, is_uuid
 
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
 _COPY_CHUNK_BYTES = 1 << 20
@@ -43,14 +39,8 @@ MISSING_NOTE = "MISSING.txt"
 
 @dataclass(frozen=True)
 class ResolvedItem:
-    """One item of a collection with what the index knows about it.
-
-    Attributes:
-        id: the point id.
-        added_at: when it joined the collection (ISO 8601 UTC).
-        path_hint: its path when it was added (for a person, once it is no longer indexed).
-        payload: its display payload, or None if it is no longer indexed.
-    """
+    """One item of a collection: when it joined (ISO 8601 UTC), its path then (for a person,
+    once it is no longer indexed) and its display payload (None: no longer indexed)."""
 
     id: str
     added_at: str
@@ -98,8 +88,7 @@ class ExportPlan:
 
 def safe_name(text: str, fallback: str = "untitled") -> str:
     """A file or folder name every desktop file system takes and every reader sees as it is:
-    no ``<>:"/\\|?*``, no control, invisible or direction-changing characters (dropped), and
-    no Windows device name (``CON.wav`` becomes ``_CON.wav``)."""
+    unsafe characters become ``_``, hidden ones are dropped, ``CON.wav`` becomes ``_CON.wav``."""
     visible = HIDDEN.sub("", unicodedata.normalize("NFC", text))
     name = _UNSAFE.sub("_", visible).strip().rstrip(".")
     if DEVICE_NAME.fullmatch(name):
@@ -147,28 +136,18 @@ class _Sink:
 
 
 class CollectionsService:
-    """Collections of indexed samples, shared by every front door.
+    """Collections of indexed samples: ``db`` holds them (list, create and delete there),
+    ``library`` resolves their ids."""
 
-    Args:
-        db: the collections file of the data dir.
-        search: resolves ids to payloads and files.
-    """
-
-    def __init__(self, db: Collections, search: SearchService) -> None:
+    def __init__(self, db: Collections, library: Library) -> None:
         self.db = db
-        self.search = search
-
-    # -- reading ---------------------------------------------------------------------------
-
-    def list_all(self) -> list[CollectionInfo]:
-        """Every collection, favourites first."""
-        return self.db.list_all()
+        self.library = library
 
     def get(self, name: str) -> CollectionView:
         """A collection with its items resolved. Raises: NotFoundError."""
         info = self.db.get(name)
         items = self.db.items(info.name)
-        payloads = self.payloads([i.id for i in items])
+        payloads = self.library.payloads([i.id for i in items])
         return CollectionView(
             info,
             [ResolvedItem(i.id, i.added_at, i.path_hint, payloads.get(i.id)) for i in items],
@@ -177,49 +156,14 @@ class CollectionsService:
     def memberships(self, ids: Sequence[str]) -> dict[str, list[str]]:
         """For each of ``ids`` in some collection, the names of those collections (an id that
         is no sample id is in none)."""
-        return self.db.memberships([i for i in ids if _is_uuid(i)])
-
-    def payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Display payloads of the indexed ones among ``ids`` (snapshot first, then Qdrant).
-
-        An id that is no UUID cannot be indexed: it is left out, like any unknown id.
-        """
-        out: dict[str, dict[str, Any]] = {}
-        snapshot = self.search.snapshots.current
-        rest = []
-        for item_id in ids:
-            if not _is_uuid(item_id):
-                continue
-            payload = snapshot.payload(item_id) if snapshot is not None else None
-            if payload is None:
-                rest.append(item_id)
-            else:
-                out[item_id] = payload
-        if rest:
-            try:
-                for record in self.search.store.get().retrieve(rest):
-                    out[record.id] = record.payload
-            except UnavailableError:
-                if snapshot is None:
-                    raise
-        return out
-
-    # -- writing ---------------------------------------------------------------------------
-
-    def create(self, name: str) -> CollectionInfo:
-        """Raises: ConflictError: the name is taken. InvalidRequestError: a bad name."""
-        return self.db.create(name)
+        return self.db.memberships([i for i in ids if is_uuid(i)])
 
     def add(self, name: str, ids: Sequence[str]) -> CollectionView:
-        """Add indexed samples (the collection is created if missing).
-
-        Raises:
-            NotFoundError: some id is not indexed (nothing is added then).
-            InvalidRequestError: a bad name or id, or too many ids.
-        """
+        """Add indexed samples, creating the collection if missing (NotFoundError, and nothing
+        added, when some id is not indexed)."""
         if not ids:
             raise InvalidRequestError("ids: give at least one sample id")
-        payloads = self.payloads(list(dict.fromkeys(ids)))
+        payloads = self.library.payloads(list(dict.fromkeys(ids)))
         unknown = [i for i in ids if i not in payloads]
         if unknown:
             raise NotFoundError(f"not indexed: {', '.join(unknown[:5])}")
@@ -227,27 +171,13 @@ class CollectionsService:
         return self.get(info.name)
 
     def remove(self, name: str, ids: Sequence[str]) -> CollectionView:
-        """Remove samples (ones not in it, or no sample ids at all, are ignored).
-
-        Raises:
-            NotFoundError: no such collection.
-        """
-        info = self.db.remove(name, [i for i in ids if _is_uuid(i)])
+        """Remove samples (ones not in it, or no sample ids at all, are ignored)."""
+        info = self.db.remove(name, [i for i in ids if is_uuid(i)])
         return self.get(info.name)
-
-    def delete(self, name: str) -> None:
-        """Raises: NotFoundError. ConflictError: the favourites cannot be deleted."""
-        self.db.delete(name)
-
-    # -- export ----------------------------------------------------------------------------
 
     def plan_export(self, name: str) -> ExportPlan:
         """The files an export of ``name`` holds, under their original names (clashes get
-        ``name (2).wav``), and the items left out with the reason.
-
-        Raises:
-            NotFoundError: no such collection.
-        """
+        ``name (2).wav``), and the items left out with the reason."""
         view = self.get(name)
         taken: set[str] = {MISSING_NOTE.casefold()}
         entries, missing = [], []
@@ -256,7 +186,7 @@ class CollectionsService:
                 missing.append((item.id, f"no longer indexed (was {item.path_hint or '?'})"))
                 continue
             try:
-                source = self.search.item_file(item.id)  # in the roots, content as indexed
+                source = self.library.item_file(item.id)  # in the roots, content as indexed
             except (NotFoundError, ForbiddenPathError, ContentChangedError) as exc:
                 missing.append((item.id, str(exc)))
                 continue
@@ -302,7 +232,7 @@ class CollectionsService:
             plan.missing.append((entry.id, f"{entry.source} cannot be read ({exc.strerror})"))
             return None
         try:
-            if self.search.files.holds(handle, entry.sha256):
+            if self.library.files.holds(handle, entry.sha256):
                 return handle
         except OSError:
             pass
@@ -311,36 +241,3 @@ class CollectionsService:
             (entry.id, f"{entry.source} no longer holds the indexed sample (content changed)")
         )
         return None
-
-    def export_folder(self, name: str, parent: Path) -> tuple[Path, ExportPlan]:
-        """Copy a collection's files into a new folder ``parent/<collection name>``.
-
-        Raises:
-            NotFoundError: no such collection.
-            InvalidRequestError: that folder already exists (nothing is overwritten).
-        """
-        plan = self.plan_export(name)
-        target = parent / plan.folder
-        try:
-            target.mkdir(parents=True)
-        except FileExistsError as exc:
-            raise InvalidRequestError(f"{target} already exists; choose another folder") from exc
-        for entry in plan.entries:
-            handle = self._open_checked(entry, plan)
-            if handle is None:
-                continue
-            with handle, (target / entry.name).open("wb") as out:
-                shutil.copyfileobj(handle, out, _COPY_CHUNK_BYTES)
-            shutil.copystat(entry.source, target / entry.name)
-        note = plan.note()
-        if note is not None:
-            (target / MISSING_NOTE).write_text(note, encoding="utf-8")
-        return target, plan
-
-
-def _is_uuid(text: str) -> bool:
-    """Whether ``text`` is a point id as the store spells them (a lowercase canonical UUID)."""
-    try:
-        return str(uuid.UUID(text)) == text
-    except ValueError:
-        return False

@@ -1,29 +1,20 @@
 """Near-duplicates: the same sound stored more than once under different bytes.
 
-Exact copies already share one point (ids are content hashes). Near-duplicates are the same
-sound re-encoded, resampled, made quieter or trimmed: their vectors are almost equal and
-their durations agree. The store finds the candidates itself: every sample's vector is a
-query, in batches (Qdrant Edge ``query_batch`` / server ``query_batch_points``), each
-restricted by a range filter on ``duration_s`` to the durations that can agree and by
-``score_threshold`` to ``min_cosine``, so the engine scores only plausible pairs and no Python
-loop compares all of them.
+Exact copies already share one point (ids are content hashes). Near-duplicates (re-encoded,
+resampled, quieter, trimmed) have almost equal vectors and agreeing durations. The store finds
+the candidates: every sample's vector is a query, in batches, restricted by a ``duration_s``
+range to the durations that can agree and by ``score_threshold`` to ``min_cosine``.
 
-Pairs never chain into a group: a-b and b-c within ``min_cosine`` do not put a and c together
-when a-c is below it (a run of similar chords would otherwise become one group whose ends
-differ audibly). Candidates that touch are split around the sample the :data:`KEEP_RULE`
-keeps, so every member of a group is within ``min_cosine`` of that one (:func:`_split`).
-
-Velocity layers and round robins (``Cowbell-Soft``/``Cowbell-Hard``, ``Snare_rr1``/``_rr2``
-in one folder, :mod:`timbre.search.layers`) are often as close as a copy, but are parts of
-one instrument: they are listed apart as :class:`LayerSet`, never as duplicates.
-
-A report only: nothing is deleted.
+Pairs never chain into a group: candidates that touch are split around the sample
+:data:`KEEP_RULE` keeps, so every member is within ``min_cosine`` of that one. Velocity layers
+and round robins (:mod:`timbre.search.layers`) are listed apart as :class:`LayerSet`. A report
+only: nothing is deleted.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -31,11 +22,11 @@ import numpy as np
 
 from timbre.errors import InvalidRequestError, StoreError, UnavailableError
 from timbre.search.layers import LayerName, layer_name
-from timbre.store import Collection, Record, SearchFilter
+from timbre.store import Collection, Hit, Record, SearchFilter
+from timbre.store.payload import DISPLAY_FIELDS
 
 LOSSLESS_FORMATS = frozenset({"wav", "wavex", "aiff", "aifc", "flac", "caf", "w64", "rf64"})
-"""libsndfile container names that hold lossless audio (everything else, MP3, Ogg..., is
-treated as lossy)."""
+"""libsndfile container names that hold lossless audio (anything else counts as lossy)."""
 
 KEEP_RULE = (
     "keep the lossless file (WAV, AIFF, FLAC...) over a lossy one (MP3, Ogg), then the higher "
@@ -64,8 +55,8 @@ class DuplicateRules:
         return abs(a - b) <= allowed
 
     def window(self, d: float) -> tuple[float, float]:
-        """Every duration that can agree with ``d`` (solving :meth:`durations_agree` for it),
-        widened by a nanosecond against float rounding (matches are checked exactly after)."""
+        """Every duration that can agree with ``d``, widened by a nanosecond against float
+        rounding (matches are checked exactly after)."""
         tol, ratio = self.duration_tolerance_s, self.duration_tolerance_ratio
         low = max(0.0, min(d - tol, d * (1.0 - ratio)) - 1e-9)
         return low, max(d + tol, d / (1.0 - ratio)) + 1e-9
@@ -100,10 +91,8 @@ class Group:
 
 @dataclass(frozen=True)
 class LayerSet:
-    """Velocity layers or round robins of one sound in one folder, as close as duplicates.
-
-    ``members`` are in path order; each ``score`` is the cosine with the first.
-    """
+    """Layers or round robins of one sound in one folder, as close as duplicates; ``members``
+    in path order, each ``score`` the cosine with the first."""
 
     folder: str
     sound: str
@@ -145,25 +134,27 @@ class DuplicateReport:
         }
 
 
-class _UnionFind:
-    def __init__(self) -> None:
-        self.parent: dict[str, str] = {}
+class UnionFind:
+    """Connected sets of ids (any ordered, hashable ids)."""
 
-    def find(self, x: str) -> str:
+    def __init__(self) -> None:
+        self.parent: dict[Any, Any] = {}
+
+    def find(self, x: Any) -> Any:
         self.parent.setdefault(x, x)
         while self.parent[x] != x:
             self.parent[x] = self.parent[self.parent[x]]
             x = self.parent[x]
         return x
 
-    def union(self, a: str, b: str) -> None:
+    def union(self, a: Any, b: Any) -> None:
         ra, rb = self.find(a), self.find(b)
         if ra != rb:
             self.parent[max(ra, rb)] = min(ra, rb)
 
-    def components(self) -> list[list[str]]:
+    def components(self) -> list[list[Any]]:
         """The sets of two or more, each in id order."""
-        out: dict[str, list[str]] = {}
+        out: dict[Any, list[Any]] = {}
         for point in sorted(self.parent):
             out.setdefault(self.find(point), []).append(point)
         return [ids for ids in out.values() if len(ids) > 1]
@@ -188,6 +179,36 @@ def _query_filter(base: SearchFilter | None, low: float, high: float) -> SearchF
     return base.model_copy(update={"duration_min_s": lo, "duration_max_s": max(lo, hi)})
 
 
+def neighbours(
+    store: Collection,
+    records: Sequence[Record],
+    rules: DuplicateRules,
+    *,
+    base: SearchFilter | None = None,
+    fields: Sequence[str] = DISPLAY_FIELDS,
+) -> list[list[Hit]]:
+    """For each record (with its vector and a duration), the other points under ``base``
+    within ``min_cosine`` whose durations agree with its own, best first: one store batch."""
+    durations = [float(r.payload["duration_s"]) for r in records]
+    found = store.search_batch(
+        np.stack([np.asarray(r.vector, dtype=np.float32) for r in records]),
+        top_k=rules.neighbours,
+        filters=[_query_filter(base, *rules.window(d)) for d in durations],
+        score_threshold=rules.min_cosine,
+        fields=list(fields),
+    )
+    return [
+        [
+            h
+            for h in hits
+            if h.id != record.id
+            and isinstance(h.payload.get("duration_s"), int | float)
+            and rules.durations_agree(duration, float(h.payload["duration_s"]))
+        ]
+        for record, duration, hits in zip(records, durations, found, strict=True)
+    ]
+
+
 def find_duplicates(
     store: Collection,
     rules: DuplicateRules,
@@ -196,10 +217,7 @@ def find_duplicates(
     progress: Callable[[int], None] | None = None,
 ) -> DuplicateReport:
     """Group the near-duplicates among the points matching ``filter`` (all if None), and set
-    apart the velocity layers and round robins among them.
-
-    Points without a duration are never grouped (durations must agree).
-    """
+    apart the layers among them. Points without a duration are never grouped."""
     started = time.perf_counter()
     report = DuplicateReport(rules=asdict(rules))
     names: dict[str, LayerName] = {}
@@ -207,29 +225,17 @@ def find_duplicates(
     for page in _pages(store, rules.batch, filter):
         report.points += len(page)
         timed = [r for r in page if isinstance(r.payload.get("duration_s"), int | float)]
-        if timed:
-            durations = {r.id: float(r.payload["duration_s"]) for r in timed}
-            found = store.search_batch(
-                np.stack([np.asarray(r.vector, dtype=np.float32) for r in timed]),
-                top_k=rules.neighbours,
-                filters=[_query_filter(filter, *rules.window(durations[r.id])) for r in timed],
-                score_threshold=rules.min_cosine,
-                fields=list(_SCAN_FIELDS),
-            )
-            for record, hits in zip(timed, found, strict=True):
-                for hit in hits:
-                    other = hit.payload.get("duration_s")
-                    if hit.id == record.id or not isinstance(other, int | float):
-                        continue
-                    if rules.durations_agree(durations[record.id], float(other)):
-                        # names only of the few that pair: a library has many more points
-                        for paired in (record, hit):
-                            if paired.id not in names:
-                                names[paired.id] = layer_name(str(paired.payload.get("path") or ""))
-                        pairs.add((min(record.id, hit.id), max(record.id, hit.id)))
+        found = neighbours(store, timed, rules, base=filter, fields=_SCAN_FIELDS) if timed else []
+        for record, hits in zip(timed, found, strict=True):
+            for hit in hits:
+                # names only of the few that pair: a library has many more points
+                for paired in (record, hit):
+                    if paired.id not in names:
+                        names[paired.id] = layer_name(str(paired.payload.get("path") or ""))
+                pairs.add((min(record.id, hit.id), max(record.id, hit.id)))
         if progress is not None:
             progress(report.points)
-    candidates, layered = _UnionFind(), _UnionFind()
+    candidates, layered = UnionFind(), UnionFind()
     for a, b in sorted(pairs):
         (layered if names[a].is_layer_of(names[b]) else candidates).union(a, b)
     report.groups = [
@@ -266,9 +272,9 @@ def _member(record: Record, score: float) -> Member:
 def _split(
     store: Collection, ids: list[str], rules: DuplicateRules, names: dict[str, LayerName]
 ) -> list[Group]:
-    """Groups out of candidates that touch: the best sample by :data:`KEEP_RULE` takes every
-    other within ``min_cosine`` of it whose duration agrees with its own (the closest first,
-    and never two layers of one sound), and the rest start again, so no group chains."""
+    """Groups out of candidates that touch: the best by :data:`KEEP_RULE` takes every other
+    within ``min_cosine`` whose duration agrees (closest first, never two layers of one
+    sound), and the rest start again, so no group chains."""
     records = sorted(store.retrieve(ids, with_vectors=True), key=lambda r: keep_key(r.payload))
     vectors = np.stack([np.asarray(r.vector, dtype=np.float32) for r in records])
     left = list(range(len(records)))
@@ -323,12 +329,7 @@ def library_duplicates(
     min_cosine: float | None = None,
     filter: SearchFilter | None = None,
 ) -> DuplicateReport:
-    """:func:`find_duplicates` with an optional ``min_cosine`` override, for the front doors.
-
-    Raises:
-        InvalidRequestError: ``min_cosine`` outside ``(0, 1]``.
-        UnavailableError: the store failed.
-    """
+    """:func:`find_duplicates` with an optional ``min_cosine`` override, for the front doors."""
     if min_cosine is not None:
         if not 0.0 < min_cosine <= 1.0:
             raise InvalidRequestError("min_cosine: a cosine in (0, 1]")

@@ -1,28 +1,27 @@
 """What a sample browser needs besides search: waveform peaks and browser-playable renditions.
 
-Peaks come from the point's payload when ingest stored them (field ``peaks``, see
-:mod:`timbre.audio.peaks`); otherwise they are computed once from the item's file and kept
-under ``<data_dir>/cache/peaks``, so a page draws every row's waveform without fetching audio.
+Peaks come from the payload when ingest stored them; otherwise they are computed once from the
+item's file and kept under ``<data_dir>/cache/peaks``.
 
-Chromium plays WAV, FLAC, MP3, Ogg and Opus but not AIFF or CAF. For those an item has a WAV
-rendition: the same frames, rate and channels, transcoded on first request and kept under
-``<data_dir>/cache/renditions`` by the source's content hash (a changed file gets a new
-rendition), within a size budget. The original file stays what downloads and exports deliver.
+Chromium does not play AIFF or CAF. For those an item has a WAV rendition (same frames, rate
+and channels), transcoded on first request and kept under ``<data_dir>/cache/renditions`` by
+the source's content hash, within a size budget. Downloads and exports deliver the original.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import logging
 import os
 import threading
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -31,26 +30,16 @@ from timbre.audio.decode import decode_bytes
 from timbre.audio.peaks import PEAK_BUCKETS, PEAKS_FORMAT, compute_peaks, decode_peaks
 from timbre.errors import AudioError
 from timbre.fsutil import replacing, sha256_file
+from timbre.search.library import Library
 
 log = logging.getLogger(__name__)
-
-BROWSER_FORMATS = frozenset({"wav", "flac", "mp3", "ogg", "oga", "opus"})
-"""File formats (the payload's ``format``, lower case) every current browser plays as they are."""
-
 _WAV_SUBTYPES = frozenset({"PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"})
-_HASH_MEMO = 4096  # (path, size, mtime) -> sha256 entries: seeks re-request the same file
 
 
 @dataclass(frozen=True)
 class ItemPeaks:
-    """The waveform of one item.
-
-    Attributes:
-        id: the point id.
-        peaks: uint8 ``[PEAK_BUCKETS]``, 255 = full scale (:mod:`timbre.audio.peaks`).
-        duration_s: the clip's length, for a playhead; None if unknown.
-        source: ``payload`` (stored at ingest), ``cache`` or ``computed`` (just now).
-    """
+    """The waveform of one item: uint8 ``[PEAK_BUCKETS]`` peaks (255 = full scale), its length
+    (None: unknown) and where the peaks came from: ``payload``, ``cache`` or ``computed``."""
 
     id: str
     peaks: np.ndarray
@@ -60,13 +49,8 @@ class ItemPeaks:
 
 @dataclass
 class Rendition:
-    """An opened rendition: serve ``handle``, then :meth:`close` (which lets eviction have it).
-
-    Attributes:
-        path: the cached file.
-        name: the name to offer it under.
-        handle: the file, open since before anything could evict it.
-    """
+    """An opened rendition (``handle``, open since before anything could evict it) and the
+    name to offer it under: serve it, then :meth:`close` (which lets eviction have it)."""
 
     path: Path
     name: str
@@ -81,29 +65,20 @@ class Rendition:
             self._release()
 
 
-class ItemSource(Protocol):
-    """What the media service needs of the search service."""
-
-    def item(self, item_id: str) -> dict[str, Any]: ...
-
-    def item_file(self, item_id: str) -> Path: ...
+@functools.lru_cache(maxsize=4096)  # a player's seeks re-request the same file
+def _sha256(path: Path, size: int, mtime_ns: int) -> str:
+    """The content hash of ``path`` as it was at this size and modification time."""
+    return sha256_file(path)
 
 
 class MediaService:
-    """Peaks and renditions of indexed items, cached under the data dir.
-
-    Args:
-        items: the search service (``item`` and ``item_file``).
-        cache_dir: ``<data_dir>/cache``.
-        max_file_bytes: larger files are refused before they are read (``audio`` settings).
-        max_duration_s: longer files are refused (``audio`` settings).
-        rendition_cache_bytes: the renditions kept on disk at most; the least recently used
-            go first.
-    """
+    """Peaks and renditions of a library's items, cached under ``cache_dir``; larger or longer
+    files than the ``audio`` settings allow are refused, and renditions beyond
+    ``rendition_cache_bytes`` evicted, the least recently used first."""
 
     def __init__(
         self,
-        items: ItemSource,
+        items: Library,
         cache_dir: Path,
         *,
         max_file_bytes: int,
@@ -116,19 +91,13 @@ class MediaService:
         self.max_file_bytes = max_file_bytes
         self.max_duration_s = max_duration_s
         self.rendition_cache_bytes = rendition_cache_bytes
-        self._memo: OrderedDict[tuple[str, int, int], str] = OrderedDict()
         self._lock = threading.Lock()
         self._serving: Counter[str] = Counter()  # rendition file name -> requests serving it
 
     # -- peaks ------------------------------------------------------------------------------
 
     def peaks(self, item_id: str) -> ItemPeaks:
-        """The item's waveform: stored, cached, or computed from its file now (then cached).
-
-        Raises:
-            NotFoundError: unknown item, or no readable file for it.
-            AudioError: the file cannot be decoded.
-        """
+        """The item's waveform: stored, cached, or computed from its file now (then cached)."""
         payload = self._items.item(item_id)
         duration = payload.get("duration_s")
         stored = payload.get("peaks")
@@ -169,21 +138,11 @@ class MediaService:
 
     # -- renditions -------------------------------------------------------------------------
 
-    def needs_rendition(self, payload: dict[str, Any]) -> bool:
-        """Whether browsers cannot play the item's file as it is."""
-        return str(payload.get("format") or "").lower() not in BROWSER_FORMATS
-
     def wav_rendition(self, item_id: str) -> Rendition:
-        """A WAV file with the item's audio, opened, and the name to offer it under.
+        """A WAV file with the item's audio (any format may ask for one), opened.
 
-        WAV, FLAC, MP3 and Ogg items get one too (a caller may want WAV), transcoded the same
-        way. Cached by the source's content hash. The file is marked as being served before
-        it is looked up, so no eviction deletes it until the caller closes the rendition; it
-        is served even when it alone is larger than the cache budget.
-
-        Raises:
-            NotFoundError: unknown item, or no readable file for it.
-            AudioError: the file is too large or cannot be decoded.
+        The file is marked as being served before it is looked up, so no eviction deletes it
+        until the caller closes the rendition, even when it alone is over the budget.
         """
         path = self._items.item_file(item_id)
         name = f"{path.stem}.wav"
@@ -234,20 +193,9 @@ class MediaService:
 
     def _content_hash(self, path: Path) -> str:
         stat = path.stat()
-        key = (str(path), stat.st_size, stat.st_mtime_ns)
-        with self._lock:
-            known = self._memo.get(key)
-            if known is not None:
-                self._memo.move_to_end(key)
-                return known
         if stat.st_size > self.max_file_bytes:
             raise AudioError(path, f"{stat.st_size} bytes, over the limit", code="too_large")
-        sha = sha256_file(path)
-        with self._lock:
-            self._memo[key] = sha
-            while len(self._memo) > _HASH_MEMO:
-                self._memo.popitem(last=False)
-        return sha
+        return _sha256(path, stat.st_size, stat.st_mtime_ns)
 
     def _read(self, path: Path) -> bytes:
         size = path.stat().st_size

@@ -2,32 +2,26 @@
 
 Three rules make a shared context safe for every slot:
 
-- **A tempo never empties a one-shot slot.** One-shots have no tempo, so a context's BPM range
-  (``bpm: "120-128"``) applies to loops and to whatever has a BPM, and one-shots pass it: a
-  slot is searched once with the whole context and once for one-shots with the context minus
-  its BPM range, and the two ranked lists are merged by score (the same query vector, so the
-  scores compare). A slot's *own* BPM range is the slot's wish and applies to everything.
-- **A slot named after an instrument looks for that instrument.** When neither the slot nor
-  the context filters on ``instrument`` and the slot's label (``kick``, ``hats``) is an
-  instrument the library holds, the slot is filtered on it, and says so in its notes.
-- **An empty slot says why.** Each condition is dropped in turn and the matches counted, so
-  the answer names the filter that emptied it and how many samples match without it (or
-  that the earlier slots took every match, with ``distinct``).
+- **A tempo never empties a one-shot slot.** A context's BPM range applies to loops and to
+  whatever has a BPM; one-shots pass it. Such a slot is searched with the whole context and,
+  for one-shots, without its BPM range, and the two lists are merged by score (one query
+  vector, so scores compare). A slot's *own* BPM range applies to everything.
+- **A slot named after an instrument looks for it.** With no instrument filter on the slot or
+  the context, a label (``kick``, ``hats``) the library holds as an instrument filters the
+  slot, and its notes say so.
+- **An empty slot says why.** Each condition is dropped in turn and the matches counted, naming
+  the filter that emptied it (or, with ``distinct``, that earlier slots took every match).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from timbre.search.types import BatchQuery, SearchResult
+from timbre.search.library import Library
 from timbre.store import Hit, SearchFilter
 from timbre.store.filters import KEYWORD_FIELDS, conjoin
-
-if TYPE_CHECKING:
-    from timbre.search.service import SearchService
 
 ONE_SHOT = "one_shot"
 _ONE_SHOTS = SearchFilter(kind=(ONE_SHOT,))
@@ -41,7 +35,20 @@ _DURATION = {
 
 
 @dataclass(frozen=True)
-class _Plan:
+class BatchQuery:
+    """One slot of a batch search: ``filter`` is its own, ``context`` shared by every slot,
+    ``slot`` its label (``kick``), which may name the instrument wanted."""
+
+    query: str
+    top_k: int
+    filter: SearchFilter | None = None
+    offset: int = 0
+    context: SearchFilter | None = None
+    slot: str | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
     """How one slot is searched: ``filters`` are searched and their hits merged by score;
     ``parts`` name each filter's source for the empty-slot explanation."""
 
@@ -85,7 +92,7 @@ def conditions(f: SearchFilter | None) -> list[tuple[str, str, SearchFilter | No
     return out
 
 
-def _slot_instrument(service: SearchService, q: BatchQuery) -> SearchFilter | None:
+def _slot_instrument(library: Library, q: BatchQuery) -> SearchFilter | None:
     """The instrument filter the slot's label names, when the library holds that instrument
     and nothing else filters on instrument."""
     if not q.slot or any(f is not None and f.instrument for f in (q.filter, q.context)):
@@ -95,7 +102,7 @@ def _slot_instrument(service: SearchService, q: BatchQuery) -> SearchFilter | No
         if not name:
             continue
         wanted = SearchFilter(instrument=(name,))
-        if service.matching(wanted):  # None (nobody can count) or 0: do not guess
+        if library.matching(wanted):  # None (nobody can count) or 0: do not guess
             return wanted
     return None
 
@@ -114,10 +121,10 @@ def _searches(
     return (spared,) if kinds == {ONE_SHOT} else (whole, spared)
 
 
-def plan(service: SearchService, q: BatchQuery) -> _Plan:
+def plan(library: Library, q: BatchQuery) -> Plan:
     """The searches of one slot (see the module's rules)."""
     notes: list[str] = []
-    derived = _slot_instrument(service, q)
+    derived = _slot_instrument(library, q)
     if derived is not None and derived.instrument:
         notes.append(f"instrument {derived.instrument[0]} (from the slot name {q.slot!r})")
     filters = _searches(q.context, q.filter, derived)
@@ -128,18 +135,18 @@ def plan(service: SearchService, q: BatchQuery) -> _Plan:
         if len(filters) == 1:  # one-shots only: the range never applied, so never blame it
             context = context.model_copy(update=_TEMPO)
     parts = (("context", context), ("filter", q.filter), ("slot", derived))
-    return _Plan(filters, parts, tuple(notes))
+    return Plan(filters, parts, tuple(notes))
 
 
-def _count(service: SearchService, filters: tuple[SearchFilter | None, ...]) -> int | None:
+def _count(library: Library, filters: tuple[SearchFilter | None, ...]) -> int | None:
     """Samples passing any of a slot's searches (the two overlap in one-shots with a BPM)."""
-    counts = [service.matching(f) for f in filters]
+    counts = [library.matching(f) for f in filters]
     if len(filters) == 2:
-        counts.append(-(service.matching(conjoin(filters[0], _ONE_SHOTS)) or 0))
+        counts.append(-(library.matching(conjoin(filters[0], _ONE_SHOTS)) or 0))
     return None if any(c is None for c in counts) else sum(c or 0 for c in counts)
 
 
-def _merge(lists: Sequence[list[Hit]], offset: int, top_k: int) -> list[Hit]:
+def merge(lists: Sequence[list[Hit]], offset: int, top_k: int) -> list[Hit]:
     best: dict[str, Hit] = {}
     for hits in lists:
         for hit in hits:
@@ -149,17 +156,17 @@ def _merge(lists: Sequence[list[Hit]], offset: int, top_k: int) -> list[Hit]:
     return ranked[offset : offset + top_k]
 
 
-def why_empty(service: SearchService, chosen: _Plan) -> dict[str, Any]:
+def why_empty(library: Library, chosen: Plan) -> dict[str, Any]:
     """Why a slot has no hits: how many samples pass its filters, whether earlier slots took
     them, and for each condition how many would pass without it."""
-    matches = _count(service, chosen.filters)
+    matches = _count(library, chosen.filters)
     without = []
     for name, part in chosen.parts:
         for field, value, rest in conditions(part):
             # the slot searched again without this one condition, by the same rules
             loosened = {**dict(chosen.parts), name: rest}
             found = _count(
-                service, _searches(loosened["context"], loosened["filter"], loosened["slot"])
+                library, _searches(loosened["context"], loosened["filter"], loosened["slot"])
             )
             without.append({"filter": f"{name}.{field}", "value": value, "matches": found})
     if matches is None:
@@ -175,33 +182,3 @@ def why_empty(service: SearchService, chosen: _Plan) -> dict[str, Any]:
             else ""
         )
     return {"matches": matches, "without": without, "reason": reason}
-
-
-def search_batch(
-    service: SearchService, queries: Sequence[BatchQuery], *, distinct: bool
-) -> list[SearchResult]:
-    """Every slot, embedded together; with ``distinct`` no sample fills two slots."""
-    started = time.perf_counter()
-    vectors = service.text_vectors([q.query for q in queries])
-    taken: set[str] = set()
-    results = []
-    for q, vector in zip(queries, vectors, strict=True):
-        chosen = plan(service, q)
-        exclude = frozenset(taken) if distinct else frozenset()
-        found = [
-            service.route(vector, top_k=q.offset + q.top_k, filter=f, exclude=exclude)
-            for f in chosen.filters
-        ]
-        hits = _merge([h for h, _ in found], q.offset, q.top_k)
-        taken.update(h.id for h in hits)
-        result = SearchResult(
-            found[0][1],
-            (time.perf_counter() - started) * 1e3,
-            hits,
-            {"text": q.query},
-            notes=list(chosen.notes),
-        )
-        if not hits and q.offset == 0:
-            result.empty = why_empty(service, chosen)
-        results.append(result)
-    return results

@@ -1,15 +1,11 @@
 """Which file an indexed item may be served from: inside the library roots, and still the
 sample that was indexed.
 
-A path stored at ingest is only a hint of where the bytes were. Before the service streams,
-renders or exports a file it checks, every time, that the path resolves (symlinks
-followed) into a library root and that the file there still has the indexed content hash.
-A symlink leading out of the roots is refused; a file replaced in place (rewritten, or
-swapped for a hard link to something else) is reported as changed, not served as the sample.
-
-Hashes are remembered per file identity (device, inode, size, mtime, ctime): a file that did
-not change is hashed once, so seeking in a player costs nothing; any replacement changes the
-identity and is hashed again.
+A stored path is only a hint. Before a file is streamed, rendered or exported, every time, its
+path must resolve (symlinks followed) into a library root and the file there must still have
+the indexed content hash; otherwise it is refused or reported as changed. Hashes are
+remembered per file identity (device, inode, size, mtime, ctime), so an unchanged file is
+hashed once and any replacement is hashed again.
 """
 
 from __future__ import annotations
@@ -34,12 +30,8 @@ def _identity(stat: os.stat_result) -> tuple[int, ...]:
 
 
 class ServedFiles:
-    """Finds and checks the file of an indexed item.
-
-    Args:
-        roots: the one roots check (:class:`timbre.library_roots.LibraryRoots`).
-        max_file_bytes: a file larger than this cannot be one that was indexed.
-    """
+    """Finds and checks the file of an indexed item (one larger than ``max_file_bytes``
+    cannot be one that was indexed)."""
 
     def __init__(self, roots: LibraryRoots, max_file_bytes: int) -> None:
         self.roots = roots
@@ -47,22 +39,9 @@ class ServedFiles:
         self._memo: OrderedDict[tuple[int, ...], str] = OrderedDict()
         self._lock = threading.Lock()
 
-    def file_of(self, item_id: str, payload: dict[str, Any]) -> Path:
-        """The first of the item's paths that lies in a root and holds the indexed content
-        (see :meth:`open_of` for the errors)."""
-        path, handle = self.open_of(item_id, payload)
-        handle.close()
-        return path
-
     def open_of(self, item_id: str, payload: dict[str, Any]) -> tuple[Path, BinaryIO]:
-        """Like :meth:`file_of`, with the file left open: the handle whose content was checked
-        is the one to send, so a file swapped in after the check is not served.
-
-        Raises:
-            ForbiddenPathError: there are no library roots, or the item's files lie outside.
-            ContentChangedError: a file is where it was, but with other content.
-            NotFoundError: none of its files exists any more.
-        """
+        """The first of the item's paths in a root holding the indexed content, opened: that
+        checked handle is the one to send, so a file swapped in after the check is not served."""
         if not self.roots.paths:
             raise ForbiddenPathError(f"{self.roots.why_none()}, so no file is served")
         expected = str(payload.get("content_sha256") or "").lower()
@@ -103,8 +82,7 @@ class ServedFiles:
         raise NotFoundError(f"item {item_id} has no readable file inside the library roots")
 
     def holds(self, handle: io.BufferedReader, expected: str) -> bool:
-        """Whether the open file has the content hash ``expected`` (read from the handle that
-        will be served: a file swapped for another after the check is not what gets sent)."""
+        """Whether the open file (the handle that will be served) has the hash ``expected``."""
         if not expected:
             return False
         stat = os.fstat(handle.fileno())

@@ -1,99 +1,123 @@
 """The SearchService: a query becomes a vector, the vector goes to the right engine, hits come back.
 
-Routing (:mod:`timbre.search.routing`): a query without a filter is answered by the exact
-snapshot (same ids and scores as Qdrant, without a round trip); a filtered query by the
-snapshot's filtered scan when it is current and the filter broad, else by Qdrant with its
-payload indexes. When Qdrant is unreachable, unfiltered queries keep answering from the
-snapshot and filtered ones fail with :class:`UnavailableError`.
+Query vectors: text through the text tower (recent ones cached, concurrent ones batched), audio
+through the audio tower (loaded on first need), an indexed item's stored vector by id, and
+hybrids ``normalise(alpha * text + (1 - alpha) * audio)``. Which engine answers is
+:mod:`timbre.search.routing`'s rule.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any, BinaryIO
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from timbre.audio.decode import decode_bytes, decode_file
-from timbre.diskspace import DiskReserve
-from timbre.embedding.info import ModelInfo
-from timbre.errors import (
-    InvalidRequestError,
-    NotFoundError,
-    StoreError,
-    UnavailableError,
-)
-from timbre.library_roots import LibraryRoots
-from timbre.search import palette, routing, status
+from timbre.errors import InvalidRequestError, NotFoundError
+from timbre.search import palette, routing
 from timbre.search.batcher import TextBatcher
-from timbre.search.holders import Lazy, SnapshotHolder, StoreHandle
-from timbre.search.routing import RoutingPolicy
-from timbre.search.served import ServedFiles
-from timbre.search.types import (
-    AudioRef,
-    BatchQuery,
-    SearchResult,
-    ServiceLimits,
-    TextCache,
-    check_id,
-    normalize,
-)
+from timbre.search.library import Library
+from timbre.search.palette import BatchQuery
+from timbre.search.routing import Routed, RoutingPolicy
 from timbre.store import Hit, SearchFilter, point_id
-from timbre.store.snapshot import export_snapshot
 
-log = logging.getLogger(__name__)
+
+@dataclass(frozen=True)
+class AudioRef:
+    """A reference sound: an indexed item, a file on the server, or uploaded bytes."""
+
+    id: str | None = None
+    path: str | None = None
+    upload: bytes | None = None
+    upload_name: str = "upload"
+
+    def __post_init__(self) -> None:
+        given = sum(x is not None for x in (self.id, self.path, self.upload))
+        if given != 1:
+            raise InvalidRequestError("give exactly one reference: an id, a path or an upload")
+
+    def describe(self) -> dict[str, Any]:
+        """The reference as a result's ``query`` shows it (never the uploaded bytes)."""
+        if self.id is not None:
+            return {"id": self.id}
+        if self.path is not None:
+            return {"path": self.path}
+        return {"upload": self.upload_name}
+
+
+@dataclass
+class SearchResult:
+    """Hits of one query, which engine answered, and how long it took.
+
+    ``total``: how many indexed samples the query could return (None: not counted). A palette
+    slot also carries ``notes`` on how its filters were applied and, when it came back empty,
+    ``empty``: why.
+    """
+
+    engine: str
+    took_ms: float
+    hits: list[Hit]
+    query: dict[str, Any] = field(default_factory=dict)
+    total: int | None = None
+    notes: list[str] = field(default_factory=list)
+    empty: dict[str, Any] | None = None
+
+
+class TextCache:
+    """A small thread-safe LRU of query text -> vector."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._data: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: str) -> np.ndarray | None:
+        with self._lock:
+            value = self._data.get(key)
+            if value is None:
+                self.misses += 1
+                return None
+            self._data.move_to_end(key)
+            self.hits += 1
+            return value
+
+    def put(self, key: str, value: np.ndarray) -> None:
+        if self.size <= 0:
+            return
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
 
 
 class SearchService:
-    """Answers every kind of query; the API and the CLI call this, nothing else.
-
-    Args:
-        info: the loaded models (vectors and snapshots must match them).
-        text: the text embedder, loaded at start.
-        audio: the audio embedder, loaded when first needed.
-        store: the live Qdrant collection.
-        snapshots: the FAISS snapshot in use.
-        limits: input limits and the allowed library roots.
-        model_lock: serialises torch work, so two requests never fight over the cores.
-        on_embed: called with (kind, seconds) after each embedding, for metrics.
-        routing: when filtered queries go to the snapshot; None = always to Qdrant.
-        disk: the data dir's free-space reserve, reported by readiness; None = not reported.
-    """
+    """Answers every kind of query over a :class:`Library`. ``routing`` says when filtered
+    queries go to the snapshot (None: always to Qdrant); ``model_lock`` serialises model work,
+    so two requests never fight over the cores; ``on_embed(kind, seconds)`` feeds metrics."""
 
     def __init__(
         self,
+        library: Library,
         *,
-        info: ModelInfo,
-        text: Lazy[Any],
-        audio: Lazy[Any],
-        store: StoreHandle,
-        snapshots: SnapshotHolder,
-        limits: ServiceLimits,
+        routing: RoutingPolicy | None = None,
         model_lock: threading.Lock | None = None,
         on_embed: Callable[[str, float], None] | None = None,
-        routing: RoutingPolicy | None = None,
-        disk: DiskReserve | None = None,
     ) -> None:
-        self.info = info
-        self.disk = disk
-        self.text = text
-        self.audio = audio
-        self.store = store
-        self.snapshots = snapshots
-        self.limits = limits
+        self.library = library
+        self.routing = routing
         self.model_lock = model_lock or threading.Lock()
         self.on_embed = on_embed
-        self.routing = routing
-        self.text_cache = TextCache(limits.text_cache_size)
-        self.text_batcher = TextBatcher(self._embed_texts, limits.text_batch_max)
-        # The one roots check of every route that reads a file (fails closed: no roots, no file).
-        self.roots = LibraryRoots(limits.library_roots, problem=limits.roots_problem)
-        self.files = ServedFiles(self.roots, limits.max_file_bytes)
+        self.text_cache = TextCache(library.limits.text_cache_size)
+        self.text_batcher = TextBatcher(self._embed_texts, library.limits.text_batch_max)
         self.waiting = 0  # requests queued for the models (a metrics gauge)
         self._waiting_lock = threading.Lock()
 
@@ -127,7 +151,7 @@ class SearchService:
         return vector
 
     def _embed_texts(self, texts: list[str]) -> np.ndarray:
-        embedder = self.text.get()
+        embedder = self.library.text.get()
         return self._embed("text", lambda: embedder.embed(texts))
 
     def text_vectors(self, queries: Sequence[str]) -> list[np.ndarray]:
@@ -137,8 +161,7 @@ class SearchService:
         if missing:
             if any(not q.strip() for q in missing):
                 raise InvalidRequestError("a query text is empty")
-            embedder = self.text.get()
-            vectors = self._embed("text", lambda: embedder.embed(missing))
+            vectors = self._embed_texts(missing)
             fresh = dict(zip(missing, vectors, strict=True))
             for q, v in fresh.items():
                 self.text_cache.put(q, v)
@@ -146,70 +169,43 @@ class SearchService:
         return [v for v in out if v is not None]
 
     def audio_vector(self, ref: AudioRef) -> np.ndarray:
+        library, limits = self.library, self.library.limits
         if ref.id is not None:
-            vector = self.stored_vector(ref.id)
+            vector = library.stored_vector(ref.id)
             if vector is None:
                 raise NotFoundError(f"no indexed item {ref.id}")
             return vector
         if ref.path is not None:
-            path = self.allowed_path(ref.path)
+            path = library.allowed_path(ref.path)
             # A file already in the index needs no model run: use its stored vector.
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            known = self.stored_vector(point_id(digest))
+            with path.open("rb") as handle:
+                digest = hashlib.file_digest(handle, "sha256").hexdigest()
+            known = library.stored_vector(point_id(digest))
             if known is not None:
                 return known
+            embedder = library.audio.get()
             samples = decode_file(
                 path,
-                sample_rate=self._audio_rate(),
-                max_duration_s=self.limits.max_duration_s,
-                max_file_bytes=self.limits.max_file_bytes,
-                resampler=self.audio.get().resampler,
+                sample_rate=int(embedder.sample_rate),
+                max_duration_s=limits.max_duration_s,
+                max_file_bytes=limits.max_file_bytes,
+                resampler=embedder.resampler,
             ).samples
         else:
             assert ref.upload is not None
-            if len(ref.upload) > self.limits.max_upload_bytes:
+            if len(ref.upload) > limits.max_upload_bytes:
                 raise InvalidRequestError("upload too large")  # the API checks this first (413)
+            embedder = library.audio.get()
             samples = decode_bytes(
                 ref.upload,
                 ref.upload_name,
-                sample_rate=self._audio_rate(),
-                max_duration_s=self.limits.max_upload_duration_s,
-                resampler=self.audio.get().resampler,
+                sample_rate=int(embedder.sample_rate),
+                max_duration_s=limits.max_upload_duration_s,
+                resampler=embedder.resampler,
             ).samples
-        embedder = self.audio.get()
         return self._embed("audio", lambda: embedder.embed([samples])[0])
 
-    def _audio_rate(self) -> int:
-        return int(self.audio.get().sample_rate)
-
-    def stored_vector(self, item_id: str) -> np.ndarray | None:
-        check_id(item_id)
-        snapshot = self.snapshots.current
-        if snapshot is not None:
-            vector = snapshot.vector(item_id)
-            if vector is not None:
-                return vector
-        try:
-            return self.store.get().vector(item_id)
-        except UnavailableError:
-            if snapshot is None:
-                raise
-            return None
-
-    def allowed_path(self, path: str) -> Path:
-        """Resolve ``path`` (``..``, symlinks) and accept a file only inside the library roots."""
-        real = self.allowed_folder(path)
-        if not real.is_file():
-            raise NotFoundError(f"{path!r} is not a file")
-        return real
-
-    def allowed_folder(self, path: str) -> Path:
-        """A library folder (or file) inside the roots, for ingest requests."""
-        if "\x00" in path:  # no file name can hold one; the OS calls would raise ValueError
-            raise InvalidRequestError(f"path {path!r} contains a NUL byte")
-        return self.roots.check(path)
-
-    # -- routing ----------------------------------------------------------------------------
+    # -- queries ----------------------------------------------------------------------------
 
     def route(
         self,
@@ -219,27 +215,15 @@ class SearchService:
         offset: int = 0,
         filter: SearchFilter | None = None,
         exclude: frozenset[str] = frozenset(),
-    ) -> tuple[list[Hit], str]:
-        """Hits for a query vector and the engine that found them (see :mod:`routing`).
+    ) -> Routed:
+        """Hits for a query vector, the engine that found them and the filter's count.
 
         ``exclude`` drops those ids from the hits; as many more are asked for, the same way on
         every engine, so the results do not depend on which one answers.
         """
-        routed = self._route(vector, top_k=top_k, offset=offset, filter=filter, exclude=exclude)
-        return routed.hits, routed.engine
-
-    def _route(
-        self,
-        vector: np.ndarray,
-        *,
-        top_k: int,
-        offset: int,
-        filter: SearchFilter | None,
-        exclude: frozenset[str] = frozenset(),
-    ) -> routing.Routed:
         routed = routing.search(
-            self.snapshots.current,
-            self.store,
+            self.library.snapshots.current,
+            self.library.store,
             self.routing,
             vector,
             top_k=top_k + len(exclude),
@@ -252,55 +236,27 @@ class SearchService:
     def _timed(
         self,
         make_vector: Callable[[], np.ndarray],
-        *,
+        query: dict[str, Any],
         top_k: int,
         offset: int,
         filter: SearchFilter | None,
-        query: dict[str, Any],
     ) -> SearchResult:
         """Compute the query vector, route it, and time both."""
         started = time.perf_counter()
-        routed = self._route(make_vector(), top_k=top_k, offset=offset, filter=filter)
+        routed = self.route(make_vector(), top_k=top_k, offset=offset, filter=filter)
         took_ms = (time.perf_counter() - started) * 1e3
-        total = routed.matching if routed.matching is not None else self.matching(filter)
+        total = routed.matching if routed.matching is not None else self.library.matching(filter)
         return SearchResult(routed.engine, took_ms, routed.hits, query, total=total)
-
-    def matching(self, filter: SearchFilter | None) -> int | None:
-        """How many indexed samples pass ``filter`` (all without one); None if nobody can say.
-
-        Unfiltered, the snapshot's size (what FAISS searched); filtered, Qdrant's exact count.
-        """
-        snapshot = self.snapshots.current
-        if (filter is None or filter.is_empty) and snapshot is not None:
-            return len(snapshot)
-        try:
-            return self.store.get().count(filter)
-        except (UnavailableError, StoreError):
-            return None
-
-    # -- queries ----------------------------------------------------------------------------
 
     def search_text(
         self, query: str, *, top_k: int, offset: int = 0, filter: SearchFilter | None = None
     ) -> SearchResult:
-        return self._timed(
-            lambda: self.text_vector(query),
-            top_k=top_k,
-            offset=offset,
-            filter=filter,
-            query={"text": query},
-        )
+        return self._timed(lambda: self.text_vector(query), {"text": query}, top_k, offset, filter)
 
     def search_audio(
         self, ref: AudioRef, *, top_k: int, offset: int = 0, filter: SearchFilter | None = None
     ) -> SearchResult:
-        return self._timed(
-            lambda: self.audio_vector(ref),
-            top_k=top_k,
-            offset=offset,
-            filter=filter,
-            query=ref.describe(),
-        )
+        return self._timed(lambda: self.audio_vector(ref), ref.describe(), top_k, offset, filter)
 
     def search_hybrid(
         self,
@@ -317,60 +273,54 @@ class SearchService:
             raise InvalidRequestError("alpha must lie in [0, 1]")
 
         def mixed() -> np.ndarray:
-            return normalize(
-                alpha * self.text_vector(query) + (1.0 - alpha) * self.audio_vector(ref)
-            )
+            vector = alpha * self.text_vector(query) + (1.0 - alpha) * self.audio_vector(ref)
+            norm = float(np.linalg.norm(vector))
+            if norm < 1e-12:
+                raise InvalidRequestError("the text and audio references cancel out (zero vector)")
+            return (vector / norm).astype(np.float32)
 
         info = {"text": query, "alpha": alpha, **ref.describe()}
-        return self._timed(mixed, top_k=top_k, offset=offset, filter=filter, query=info)
+        return self._timed(mixed, info, top_k, offset, filter)
 
     def search_batch(
         self, queries: Sequence[BatchQuery], *, distinct: bool = False
     ) -> list[SearchResult]:
-        """Several text queries, embedded together; with ``distinct`` no sample fills two slots.
-        The palette rules (a context's tempo, slot names, empty slots) are in :mod:`palette`."""
-        return palette.search_batch(self, queries, distinct=distinct)
-
-    # -- items ------------------------------------------------------------------------------
-
-    def item(self, item_id: str) -> dict[str, Any]:
-        check_id(item_id)
-        snapshot = self.snapshots.current
-        payload = snapshot.payload(item_id) if snapshot is not None else None
-        if payload is None:
-            try:
-                records = self.store.get().retrieve([item_id])
-            except UnavailableError:
-                records = []
-            if not records:
-                raise NotFoundError(f"no indexed item {item_id}")
-            payload = records[0].payload
-        return payload
-
-    def item_file(self, item_id: str) -> Path:
-        """The file of an indexed item that may be read: inside the library roots and still
-        holding the indexed content (see :mod:`timbre.search.served`)."""
-        return self.files.file_of(item_id, self.item(item_id))
-
-    def open_item_file(self, item_id: str) -> tuple[Path, BinaryIO]:
-        """:meth:`item_file`, opened: send these checked bytes, then close the handle."""
-        return self.files.open_of(item_id, self.item(item_id))
-
-    def export_snapshot(self) -> dict[str, Any]:
-        """Export the live collection into a new snapshot, publish it and serve it now."""
-        store = self.store.get()
-        manifest = export_snapshot(
-            store, self.snapshots.directory, source_mode=store.mode, keep=self.limits.snapshot_keep
-        )
-        self.snapshots.refresh()
-        return {"name": manifest.name, "count": manifest.count, "created_at": manifest.created_at}
-
-    # -- state ------------------------------------------------------------------------------
-
-    def readiness(self) -> dict[str, Any]:
-        """What ``/readyz`` reports (see :mod:`timbre.search.status`)."""
-        return status.readiness(self)
+        """Several text queries, embedded together, each slot by :mod:`palette`'s rules; with
+        ``distinct`` no sample fills two slots."""
+        started = time.perf_counter()
+        vectors = self.text_vectors([q.query for q in queries])
+        taken: set[str] = set()
+        results = []
+        for q, vector in zip(queries, vectors, strict=True):
+            plan = palette.plan(self.library, q)
+            exclude = frozenset(taken) if distinct else frozenset()
+            found = [
+                self.route(vector, top_k=q.offset + q.top_k, filter=f, exclude=exclude)
+                for f in plan.filters
+            ]
+            hits = palette.merge([r.hits for r in found], q.offset, q.top_k)
+            taken.update(h.id for h in hits)
+            took_ms = (time.perf_counter() - started) * 1e3
+            result = SearchResult(
+                found[0].engine, took_ms, hits, {"text": q.query}, notes=list(plan.notes)
+            )
+            if not hits and q.offset == 0:
+                result.empty = palette.why_empty(self.library, plan)
+            results.append(result)
+        return results
 
     def stats(self) -> dict[str, Any]:
-        """What ``/v1/stats`` reports (see :mod:`timbre.search.status`)."""
-        return status.stats(self)
+        """``/v1/stats``: the library's figures and the query side's caches."""
+        return {
+            **self.library.stats(),
+            "text_cache": {
+                "size": self.library.limits.text_cache_size,
+                "hits": self.text_cache.hits,
+                "misses": self.text_cache.misses,
+            },
+            "text_batches": {
+                "max": self.text_batcher.max_batch,
+                "calls": self.text_batcher.calls,
+                "queries": self.text_batcher.queries,
+            },
+        }
