@@ -97,14 +97,10 @@ def test_runtime_choice(settings: Settings) -> None:
     models = settings.models
     auto = onnx_backend.choose_runtime
     assert auto(models, "text") == auto(models, "audio") == "onnxruntime"  # no GPU here
-    int8 = models.model_copy(update={"text_precision": "int8"})
-    assert auto(int8, "text") == "torch" and auto(int8, "audio") == "onnxruntime"
     assert auto(models.model_copy(update={"runtime": "torch"}), "audio") == "torch"
     forced = models.model_copy(update={"runtime": "onnxruntime"})
     with pytest.raises(ConfigError, match="runs on the CPU only"):
         auto(forced.model_copy(update={"device": "cuda"}), "text")
-    with pytest.raises(ConfigError, match="runs fp32 only"):
-        auto(forced.model_copy(update={"audio_precision": "bf16"}), "audio")
 
 
 def test_a_refused_export_runs_torch_and_is_not_retried(

@@ -7,7 +7,7 @@ Runs on either runtime: PyTorch (:mod:`timbre.embedding.clamp3_eager`) or ONNX R
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -50,10 +50,6 @@ class AudioEmbedder:
     info: ModelInfo
     mert_batch_windows: int
     tower_batch_segments: int
-    precision: dict[str, float] = field(default_factory=dict)
-    """Measured agreement of each reduced precision tried: ``{"<side>_<precision>_min_cosine"}``."""
-    running: str = "fp32"
-    """The precision in use (fp32 unless a reduced one passed the agreement check)."""
     runtime: str = "torch"
     """What runs MERT and the tower: ``torch``, ``onnxruntime``, or ``mert=..., tower=...``."""
     resampler: Resampler = "sinc"

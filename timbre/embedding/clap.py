@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -26,7 +26,7 @@ from timbre.embedding.family import Side, Size
 from timbre.embedding.files import ModelFiles, Part
 from timbre.embedding.info import ModelInfo
 from timbre.embedding.onnx_backend import Spec
-from timbre.errors import ConfigError, ModelFilesError
+from timbre.errors import ModelFilesError
 from timbre.settings import ModelsSettings
 
 
@@ -46,8 +46,6 @@ class ClapAudioEmbedder:
     tower: MelEncoder
     info: ModelInfo
     batch_windows: int
-    precision: dict[str, float] = field(default_factory=dict)
-    running: str = "fp32"
     runtime: str = "torch"
     resampler: Resampler = "soxr_vhq"
     """The log-mel reads the bands above a low-rate file's Nyquist frequency in dB: only a
@@ -133,7 +131,6 @@ class ClapFamily:
         from timbre.embedding.clap_eager import ClapAudioTower
         from timbre.embedding.runtime import configure_threads, select_device
 
-        _fp32_only(settings, "audio")
         configure_threads(settings.threads)
         device = select_device(settings.device)
         tower = ClapAudioTower.load(folder, device)
@@ -150,7 +147,6 @@ class ClapFamily:
         from timbre.embedding.clap_eager import ClapTextTower
         from timbre.embedding.runtime import configure_threads, select_device
 
-        _fp32_only(settings, "text")
         configure_threads(settings.threads)
         device = select_device(settings.device)
         tower = ClapTextTower.load(files.require("clap"), device)
@@ -173,21 +169,6 @@ class ClapFamily:
         if side == "text":
             return [clap_onnx.text_spec(settings, files)]
         return [clap_onnx.audio_spec(settings, files)]
-
-
-def _fp32_only(settings: ModelsSettings, side: Side) -> None:
-    """The clap family runs fp32 (``auto`` on a GPU too); asking for a reduced precision is
-    an error, not a silent no.
-
-    Raises:
-        ConfigError: int8, fp16 or bf16 was asked for.
-    """
-    precision = settings.text_precision if side == "text" else settings.audio_precision
-    if precision not in ("auto", "fp32"):
-        raise ConfigError(
-            f"models.{side}_precision is {precision}, but the clap family runs fp32 only so "
-            "far; set it to auto or fp32"
-        )
 
 
 def _projection_dim(folder: Path) -> int:

@@ -6,7 +6,7 @@ Torch-free, and imports no family: the families import it, never the other way r
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -22,7 +22,7 @@ PROBE_TEXTS = (
     "シンセのリード",
     "x",
 )
-"""Fixed inputs on which reduced precision (and the ONNX export) must agree with fp32."""
+"""Fixed inputs on which an ONNX export must agree with PyTorch."""
 
 
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:
@@ -31,7 +31,7 @@ def l2_normalize(vectors: np.ndarray) -> np.ndarray:
 
 
 def probe_waveforms(sample_rate: int) -> list[np.ndarray]:
-    """Deterministic probe clips for precision checks: a kick, a hat, a chord loop, a quiet tail."""
+    """Deterministic probe clips for the ONNX gate: a kick, a hat, a chord loop, a quiet tail."""
     rng = np.random.default_rng(1234)
     t = lambda s: np.arange(int(s * sample_rate)) / sample_rate  # noqa: E731
     kick_t = t(0.4)
@@ -58,8 +58,6 @@ class TextEmbedder:
     tower: TextEncoder
     info: ModelInfo
     batch_segments: int
-    precision: dict[str, float] = field(default_factory=dict)
-    running: str = "fp32"
     runtime: str = "torch"
     """What runs the text tower: ``torch`` or ``onnxruntime``."""
 

@@ -38,7 +38,7 @@ def load_audio_embedder(
 
     Raises:
         ModelFilesError: a model file is missing, malformed or inconsistent.
-        ConfigError: the configured precision or runtime cannot run on the device.
+        ConfigError: the configured runtime cannot run on the device.
     """
     family = get_family(settings.family)
     files = files or resolve_model_files(settings, family.audio_parts)
@@ -50,7 +50,7 @@ def load_text_embedder(settings: ModelsSettings, files: ModelFiles | None = None
 
     Raises:
         ModelFilesError: a model file is missing, malformed or inconsistent.
-        ConfigError: the configured precision or runtime cannot run on the device.
+        ConfigError: the configured runtime cannot run on the device.
     """
     family = get_family(settings.family)
     return family.load_text(settings, files or resolve_model_files(settings, family.text_parts))

@@ -37,8 +37,6 @@ class AudioSide(Protocol):
     """
 
     info: ModelInfo
-    precision: dict[str, float]
-    running: str
     runtime: str
     resampler: Resampler
     """How decoded files reach :attr:`sample_rate` (:data:`timbre.audio.resample.Resampler`)."""

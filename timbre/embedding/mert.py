@@ -20,7 +20,7 @@ import torch
 from transformers import HubertConfig, HubertModel
 
 from timbre.embedding.files import MERT_WEIGHT_FILES
-from timbre.embedding.runtime import autocast, place
+from timbre.embedding.runtime import place
 from timbre.embedding.segments import batches_by_length
 from timbre.embedding.weights import build_loaded, load_tensor_file
 from timbre.errors import ModelFilesError
@@ -79,7 +79,6 @@ class MertEncoder:
         self.hidden_size = int(model.config.hidden_size)
         self.num_layers = int(model.config.num_hidden_layers)
         self.device = device
-        self.half: torch.dtype | None = None  # fp16/bf16 autocast once adopted; None = fp32
 
     @classmethod
     def load(cls, mert_dir: Path, device: torch.device) -> MertEncoder:
@@ -125,12 +124,10 @@ class MertEncoder:
         return out
 
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
-        with autocast(self.device, self.half):
-            hidden = self.model(batch, output_hidden_states=True).hidden_states
-        return layer_mean(hidden)
+        return layer_mean(self.model(batch, output_hidden_states=True).hidden_states)
 
 
 def layer_mean(hidden: Sequence[torch.Tensor]) -> torch.Tensor:
     """Reference: ``torch.stack(hidden).mean(-2)`` -> ``[layers, B, H]``, then the mean over
-    layers (in fp32 whatever the precision of the forward pass)."""
+    layers."""
     return torch.stack([h.float().mean(dim=-2) for h in hidden]).mean(dim=0)

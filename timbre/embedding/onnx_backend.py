@@ -34,32 +34,19 @@ Runtime = Literal["torch", "onnxruntime"]
 
 
 def choose_runtime(settings: ModelsSettings, side: Literal["text", "audio"]) -> Runtime:
-    """Which runtime serves one side (text, or MERT + audio tower).
-
-    ``auto`` is onnxruntime on a CPU in fp32, torch on a GPU and for a reduced precision (int8,
-    bf16 and fp16 are PyTorch features here). Asking for onnxruntime where it cannot serve is
-    an error, not a silent fallback.
+    """Which runtime serves one side (text, or MERT + audio tower): ``auto`` is onnxruntime
+    on a CPU, torch on a GPU.
 
     Raises:
-        ConfigError: ``onnxruntime`` was asked for on CUDA or with a reduced precision.
+        ConfigError: ``onnxruntime`` was asked for on CUDA.
     """
-    precision = settings.text_precision if side == "text" else settings.audio_precision
-    if settings.runtime == "torch":
-        return "torch"
-    if settings.runtime == "onnxruntime":
-        if settings.device == "cuda":
-            raise ConfigError(
-                "models.runtime is onnxruntime, which Timbre runs on the CPU only; set "
-                "models.device to cpu (or auto), or models.runtime to torch or auto"
-            )
-        if precision not in ("auto", "fp32"):
-            raise ConfigError(
-                f"models.{side}_precision is {precision}, but the onnxruntime path runs fp32 "
-                "only; set it to auto or fp32, or models.runtime to torch"
-            )
-        return "onnxruntime"
-    if precision not in ("auto", "fp32"):
-        return "torch"
+    if settings.runtime == "onnxruntime" and settings.device == "cuda":
+        raise ConfigError(
+            "models.runtime is onnxruntime, which Timbre runs on the CPU only; set "
+            "models.device to cpu (or auto), or models.runtime to torch or auto"
+        )
+    if settings.runtime in ("torch", "onnxruntime"):
+        return "torch" if settings.runtime == "torch" else "onnxruntime"
     return "onnxruntime" if device_type(settings.device) == "cpu" else "torch"
 
 

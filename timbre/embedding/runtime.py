@@ -1,4 +1,4 @@
-"""Device, threads and reduced precision: how the models run, decided once per process.
+"""Device and threads: how the models run, decided once per process.
 
 Importing this module does not import torch: the ONNX Runtime path decides its device, threads
 and agreement here too, and must start without it. The functions that need torch import it.
@@ -6,35 +6,22 @@ and agreement here too, and must start without it. The functions that need torch
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import functools
 import logging
 import os
 import sys
-import warnings
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-
-from timbre.errors import ConfigError
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
 log = logging.getLogger(__name__)
-
-
-def half_dtype(precision: str) -> torch.dtype:
-    """The autocast dtype of ``fp16``/``bf16``: matrix products in 16 bits, norms and
-    reductions in fp32."""
-    import torch
-
-    return {"fp16": torch.float16, "bf16": torch.bfloat16}[precision]
 
 
 def cuda_may_be_visible() -> bool:
@@ -69,33 +56,6 @@ def select_device(preference: str) -> torch.device:
             raise RuntimeError("models.device is 'cuda' but torch sees no CUDA device")
         return torch.device("cuda")
     return torch.device("cpu")
-
-
-def resolve_precision(requested: str, device: torch.device, setting: str) -> str:
-    """The precision to try on ``device``: ``auto`` is fp32 on a CPU and fp16 on a GPU.
-
-    Raises:
-        ConfigError: the precision has no kernels on that device (int8 dynamic quantisation is
-            CPU-only; fp16 has no fast CPU kernels).
-    """
-    if requested == "auto":
-        return "fp16" if device.type == "cuda" else "fp32"
-    if requested == "int8" and device.type != "cpu":
-        raise ConfigError(
-            f"{setting} is int8, which runs on the CPU only; use fp16 or bf16 on {device.type}"
-        )
-    if requested == "fp16" and device.type == "cpu":
-        raise ConfigError(f"{setting} is fp16, which has no fast CPU kernels; use int8 or bf16")
-    return requested
-
-
-def autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager[object]:
-    """Mixed precision for a forward pass, or nothing when ``dtype`` is None (fp32)."""
-    if dtype is None:
-        return contextlib.nullcontext()
-    import torch
-
-    return torch.autocast(device.type, dtype=dtype)
 
 
 def place(module: nn.Module, device: torch.device) -> None:
@@ -148,18 +108,6 @@ def release_memory() -> None:
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
-
-
-def quantize_int8(module: nn.Module) -> nn.Module:
-    """Dynamic int8 quantisation of the Linear layers: weights int8 per output channel (closer
-    to fp32 than per-tensor at the same speed), activations quantised per batch."""
-    import torch
-    from torch import nn
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.ao's migration notice to torchao
-        return quantize_dynamic(module, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
 
 
 def agreement(

@@ -23,7 +23,7 @@ from tokenizers import Tokenizer
 from torch import nn
 from transformers import BertConfig, BertModel, XLMRobertaConfig, XLMRobertaModel
 
-from timbre.embedding.runtime import autocast, place
+from timbre.embedding.runtime import place
 from timbre.embedding.segments import encode_segmented, pad_rows, plan_segments
 from timbre.embedding.text_input import TEXT_SEGMENT_TOKENS, TextTokens
 from timbre.embedding.weights import (
@@ -87,7 +87,6 @@ class AudioTower:
         self.bert = bert.eval().requires_grad_(False)
         self.proj = proj.eval().requires_grad_(False)
         self.device = device
-        self.half: torch.dtype | None = None  # fp16/bf16 autocast once adopted; None = fp32
         self.input_dim = int(bert.config.hidden_size)
         self.segment_rows = int(bert.config.max_position_embeddings)
         self.dim = int(proj.out_features)
@@ -130,8 +129,7 @@ class AudioTower:
         rows, mask_np = pad_rows(segments, 0.0, np.float32)
         batch = torch.from_numpy(rows).to(self.device)
         mask = torch.from_numpy(mask_np).to(self.device)
-        with autocast(self.device, self.half):
-            hidden = self.bert(inputs_embeds=batch, attention_mask=mask).last_hidden_state
+        hidden = self.bert(inputs_embeds=batch, attention_mask=mask).last_hidden_state
         return self.proj(_masked_mean(hidden.float(), mask)).cpu().numpy()
 
 
@@ -145,7 +143,6 @@ class TextTower:
         self.proj = proj.eval().requires_grad_(False)
         self.tokens = tokens
         self.device = device
-        self.half: torch.dtype | None = None  # fp16/bf16 autocast once adopted; None = fp32
         self.dim = int(proj.out_features)
 
     @classmethod
@@ -180,6 +177,5 @@ class TextTower:
         ids_np, mask_np = pad_rows(segments, self.tokens.pad_id, np.int64)
         ids = torch.from_numpy(ids_np).to(self.device)
         mask = torch.from_numpy(mask_np).to(self.device)
-        with autocast(self.device, self.half):
-            hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
+        hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
         return self.proj(_masked_mean(hidden.float(), mask)).cpu().numpy()

@@ -85,12 +85,6 @@ def stats(service: SearchService) -> dict[str, Any]:
             "load_s": service.audio.load_s,
             "error": service.audio.error,
         },
-        # The precision each loaded side runs in (fp32 unless a reduced one passed its
-        # agreement check at load); None = not loaded yet.
-        "precision": {
-            "text": getattr(text, "running", None),
-            "audio": getattr(audio, "running", None),
-        },
         # What runs each side: onnxruntime (the CPU default once its export passed the
         # agreement gate) or torch; None = not loaded yet.
         "runtime": {
