@@ -224,11 +224,12 @@ def load_breakdown(bundle: Path, repeats: int, legacy: bool) -> dict[str, Any]:
 
 def legacy_embedders(bundle: Path, models: Any) -> tuple[Any, Any] | None:
     """ONNX Runtime embedders on the previous graph format's cached entries (unfused graphs,
-    from before :mod:`timbre.embedding.onnx_fusion`), if the bench's cache still holds them:
-    the before/after comparison in one run. None when there are none."""
+    from before :func:`timbre.embedding.onnx_export.fuse_graph`), if the bench's cache still
+    holds them: the before/after comparison in one run. None when there are none."""
     from bench.common import EXPORT_DIR
     from timbre.embedding import clamp3_onnx as onnx
-    from timbre.embedding.embedder import AudioEmbedder, TextEmbedder
+    from timbre.embedding.clamp3 import AudioEmbedder
+    from timbre.embedding.family import TextEmbedder
     from timbre.embedding.files import resolve_model_files
     from timbre.embedding.info import ModelInfo
 
@@ -291,9 +292,9 @@ def main() -> None:
     bundle = full_bundle(args.bundle)
     runtimes = args.runtimes.split(",")
 
+    from timbre.embedding.clamp3_onnx import OrtMertEncoder
     from timbre.embedding.embedder import load_audio_embedder, load_text_embedder
     from timbre.embedding.onnx_backend import ort_threads
-    from timbre.embedding.ort_runtime import OrtMertEncoder
     from timbre.settings import load_settings
 
     models = {rt: load_settings(models=bench_models(bundle, runtime=rt)).models for rt in runtimes}

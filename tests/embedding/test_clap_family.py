@@ -24,7 +24,7 @@ import torch
 from tests.conftest import keep_export_dir
 from tests.support.fake_hub import FakeHub, run_timbre
 from timbre.audio.decode import decode_file
-from timbre.embedding.clap_audio import ClapPolicy, FrontEnd
+from timbre.embedding.clap_inputs import ClapPolicy, FrontEnd
 from timbre.embedding.embedder import describe_models, load_audio_embedder, load_text_embedder
 from timbre.embedding.files import MANIFEST_NAME, RandomWeightsWarning, resolve_model_files
 from timbre.errors import ModelFilesError
@@ -248,7 +248,7 @@ def test_the_onnx_exports_passed_the_gate(
     clap_settings: Settings, clap_audio: Any, clap_text: Any
 ) -> None:
     from timbre.embedding import clap_onnx
-    from timbre.embedding.export_cache import ExportCache
+    from timbre.embedding.onnx_backend import ExportCache
 
     files = resolve_model_files(clap_settings.models)
     cache = ExportCache(Path(clap_settings.models.export_dir))  # type: ignore[arg-type]

@@ -22,8 +22,8 @@ from ingest.synthetic import make_library
 from timbre.audio.windows import normalize
 from timbre.embedding import clamp3_onnx, onnx_backend
 from timbre.embedding.embedder import load_text_embedder
-from timbre.embedding.export_cache import DigestMemo, ExportCache
 from timbre.embedding.files import resolve_model_files, sha256_file
+from timbre.embedding.onnx_backend import DigestMemo, ExportCache
 from timbre.errors import ConfigError
 from timbre.settings import Settings
 
@@ -86,7 +86,7 @@ def test_any_length_runs_on_one_graph(
         audio_embedder.embed_features(feats), torch_audio_embedder.embed_features(feats), atol=1e-6
     )
     texts = [" ".join(["a"] * n) for n in (1, 10, 60, 126, 127, 300)]  # n + 2 tokens
-    lengths = [len(text_embedder.tower.token_ids(t)) for t in texts]
+    lengths = [len(text_embedder.tower.tokens.token_ids(t)) for t in texts]
     assert lengths == [3, 12, 62, 128, 129, 302]
     np.testing.assert_allclose(
         text_embedder.embed(texts), torch_text_embedder.embed(texts), atol=1e-6
@@ -132,9 +132,9 @@ def test_an_interpreter_error_in_the_export_is_retried_once(
 ) -> None:
     """A SystemError is CPython failing (seen once: its AST counter raced another thread), not
     the model: one more try, rather than a refusal cached for good."""
-    from timbre.embedding import onnx_export
+    from timbre.embedding import clamp3_torch
 
-    real, calls = onnx_export.export_text, []
+    real, calls = clamp3_torch.export_text, []
 
     def flaky(tower: object, target: Path) -> Path:
         calls.append(target)
@@ -142,7 +142,7 @@ def test_an_interpreter_error_in_the_export_is_retried_once(
             raise SystemError("AST constructor recursion depth mismatch (before=60, after=178)")
         return real(tower, target)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(onnx_export, "export_text", flaky)
+    monkeypatch.setattr(clamp3_torch, "export_text", flaky)
     fresh = settings.models.model_copy(update={"export_dir": tmp_path / "onnx"})
     assert load_text_embedder(fresh).runtime == "onnxruntime"
     assert len(calls) == 2
@@ -237,7 +237,7 @@ def test_warm_service_and_ingest_never_import_torch(
 def test_probe_clips_cover_each_window_rule() -> None:
     """The MERT gate's probes span a one-shot, a click-length hit, full and partial windows."""
     from timbre.audio.windows import prepare_windows
-    from timbre.embedding.embedder import probe_waveforms
+    from timbre.embedding.family import probe_waveforms
 
     lengths = [w.shape[0] for x in probe_waveforms(SR) for w in prepare_windows(x, SR)]
     assert 5 * SR in lengths and any(n < SR for n in lengths)

@@ -1,27 +1,99 @@
-"""The clamp3 family: MERT-v1-95M features, then the CLaMP3 (SAAS) audio and text towers.
+"""The clamp3 family: MERT-v1-95M window features, then the CLaMP3 (SAAS) audio and text
+towers, reproducing the reference to the letter (docs/model-spec.md).
 
-The original pipeline, reproducing the reference to the letter (``docs/model-spec.md``). Its
-parts: :mod:`clamp3_embedder` (the audio path), :mod:`clamp3_eager` (PyTorch),
-:mod:`clamp3_onnx` (ONNX Runtime graphs), :mod:`mert` and :mod:`towers` (the models),
-:mod:`random_bundle` (random weights). Importing this module imports no torch.
+This module holds the family and its audio path and imports no torch; the models are in
+:mod:`clamp3_torch` (PyTorch) and :mod:`clamp3_onnx` (ONNX Runtime), the input rules both
+share in :mod:`clamp3_inputs`.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
+
+import numpy as np
 
 from timbre.audio.resample import Resampler
-from timbre.audio.windows import PIPELINE_VERSION
+from timbre.audio.windows import PIPELINE_VERSION, prepare_windows
+from timbre.embedding import clamp3_onnx
 from timbre.embedding import onnx_backend as onnx
-from timbre.embedding.clamp3_embedder import AudioEmbedder
-from timbre.embedding.common import TextEmbedder
-from timbre.embedding.family import Side, Size
+from timbre.embedding.family import Side, Size, TextEmbedder, l2_normalize, split_rows
 from timbre.embedding.files import ALL_PARTS, ModelFiles, Part
 from timbre.embedding.info import ModelInfo
 from timbre.embedding.onnx_backend import Spec
+from timbre.embedding.runtime import configure_threads, release_memory, select_device
 from timbre.errors import ModelFilesError
 from timbre.settings import ModelsSettings
+
+
+class WindowEncoder(Protocol):
+    """MERT on either runtime."""
+
+    sample_rate: int
+    hidden_size: int
+
+    def window_vectors(self, windows: Sequence[np.ndarray], max_batch: int) -> np.ndarray: ...
+
+
+class FeatureEncoder(Protocol):
+    """The CLaMP3 audio tower on either runtime."""
+
+    dim: int
+    input_dim: int
+
+    def encode(self, features: Sequence[np.ndarray], max_batch: int) -> np.ndarray: ...
+
+
+@dataclass
+class AudioEmbedder:
+    """MERT + CLaMP3 audio tower: mono waveforms at ``sample_rate`` -> vectors. Equal-length
+    MERT windows share a forward pass and the segments of many tracks share tower batches."""
+
+    mert: WindowEncoder
+    tower: FeatureEncoder
+    info: ModelInfo
+    mert_batch_windows: int
+    tower_batch_segments: int
+    runtime: str = "torch"
+    """What runs MERT and the tower: ``torch``, ``onnxruntime``, or ``mert=..., tower=...``."""
+    resampler: Resampler = "sinc"
+    """The reference resamples with torchaudio's sinc filter, which ``sinc`` reproduces."""
+
+    def __post_init__(self) -> None:
+        if self.mert.hidden_size != self.tower.input_dim:
+            raise ModelFilesError(
+                f"MERT gives {self.mert.hidden_size}-d vectors but the CLaMP3 audio tower takes "
+                f"{self.tower.input_dim}-d input: the MERT and CLaMP3 files do not belong together"
+            )
+
+    @property
+    def sample_rate(self) -> int:
+        return self.mert.sample_rate
+
+    @property
+    def dim(self) -> int:
+        return self.tower.dim
+
+    def features(self, waveforms: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """MERT window vectors ``[n_windows, hidden]`` per mono track at :attr:`sample_rate`
+        (not normalised): what the feature cache holds."""
+        per_track = [prepare_windows(wave, self.sample_rate) for wave in waveforms]
+        windows = [w for track in per_track for w in track]
+        vectors = self.mert.window_vectors(windows, self.mert_batch_windows)
+        release_memory()
+        return split_rows(vectors, [len(track) for track in per_track])
+
+    def embed_features(self, features: Sequence[np.ndarray]) -> np.ndarray:
+        """L2-normalised vectors ``[n, dim]`` from MERT window vectors."""
+        if not features:
+            return np.zeros((0, self.dim), np.float32)
+        return l2_normalize(self.tower.encode(features, self.tower_batch_segments))
+
+    def embed(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
+        return self.embed_features(self.features(waveforms))
 
 
 class Clamp3Family:
@@ -37,16 +109,14 @@ class Clamp3Family:
     def describe(self, settings: ModelsSettings, files: ModelFiles) -> ModelInfo:
         """The dimension comes from a cached export's manifest when there is one (no torch),
         else from the checkpoint, memory-mapped through torch."""
-        from timbre.embedding.clamp3_onnx import cached_dim
-
         dim = None
         if "onnxruntime" in (
             onnx.choose_runtime(settings, "text"),
             onnx.choose_runtime(settings, "audio"),
         ):
-            dim = cached_dim(settings, files)
+            dim = clamp3_onnx.cached_dim(settings, files)
         if dim is None:
-            from timbre.embedding.towers import Clamp3Checkpoint
+            from timbre.embedding.clamp3_torch import Clamp3Checkpoint
 
             dim = Clamp3Checkpoint(files.require("clamp3")).embedding_dim()
         return ModelInfo.from_files(files, settings.clamp3.filename, dim)
@@ -64,44 +134,24 @@ class Clamp3Family:
         self, settings: ModelsSettings, files: ModelFiles, batches: bool
     ) -> AudioEmbedder:
         if onnx.choose_runtime(settings, "audio") == "torch":
-            from timbre.embedding import clamp3_eager
-
-            return clamp3_eager.load_audio(settings, files)
-        cache = onnx.export_cache(settings)
-        min_cos = settings.onnx_min_cosine
-        mert_spec, tower_spec = self._audio_specs(settings, files, batches)
-        mert, mert_rt = onnx.load_component(cache, mert_spec, min_cos)
-        tower, tower_rt = onnx.load_component(cache, tower_spec, min_cos)
-        if mert.hidden_size != tower.input_dim:
-            raise ModelFilesError(
-                f"MERT gives {mert.hidden_size}-d vectors but the CLaMP3 audio tower takes "
-                f"{tower.input_dim}-d input: the MERT and CLaMP3 files do not belong together"
-            )
-        runtime = mert_rt if mert_rt == tower_rt else f"mert={mert_rt}, tower={tower_rt}"
+            return _torch_audio(settings, files)
+        mert, mert_rt = onnx.load(settings, clamp3_onnx.mert_spec(settings, files, batches))
+        tower, tower_rt = onnx.load(settings, clamp3_onnx.audio_tower_spec(settings, files))
         return AudioEmbedder(
             mert,
             tower,
             ModelInfo.from_files(files, settings.clamp3.filename, tower.dim),
             settings.mert_batch_windows.cpu,
             settings.tower_batch_segments.cpu,
-            runtime=runtime,
+            runtime=mert_rt if mert_rt == tower_rt else f"mert={mert_rt}, tower={tower_rt}",
         )
 
     def load_text(self, settings: ModelsSettings, files: ModelFiles) -> TextEmbedder:
         if onnx.choose_runtime(settings, "text") == "torch":
-            from timbre.embedding import clamp3_eager
-
-            return clamp3_eager.load_text(settings, files)
-        (spec,) = self.export_specs(settings, files, "text")
-        tower, runtime = onnx.load_component(
-            onnx.export_cache(settings), spec, settings.onnx_min_cosine
-        )
-        return TextEmbedder(
-            tower,
-            ModelInfo.from_files(files, settings.clamp3.filename, tower.dim),
-            settings.tower_batch_segments.cpu,
-            runtime=runtime,
-        )
+            return _torch_text(settings, files)
+        tower, runtime = onnx.load(settings, clamp3_onnx.text_spec(settings, files))
+        info = ModelInfo.from_files(files, settings.clamp3.filename, tower.dim)
+        return TextEmbedder(tower, info, settings.tower_batch_segments.cpu, runtime=runtime)
 
     def write_random(self, target: Path, size: Size, seed: int) -> None:
         from timbre.embedding.random_bundle import write_random_bundle
@@ -109,21 +159,42 @@ class Clamp3Family:
         write_random_bundle(target, size, seed=seed)
 
     def export_specs(self, settings: ModelsSettings, files: ModelFiles, side: Side) -> list[Spec]:
-        from timbre.embedding import clamp3_onnx
-
         if side == "text":
             return [clamp3_onnx.text_spec(settings, files)]
-        return list(self._audio_specs(settings, files, True))
-
-    def _audio_specs(
-        self, settings: ModelsSettings, files: ModelFiles, batches: bool
-    ) -> tuple[Spec, Spec]:
-        from timbre.embedding import clamp3_onnx
-
-        return (
-            clamp3_onnx.mert_spec(settings, files, batches),
+        return [
+            clamp3_onnx.mert_spec(settings, files),
             clamp3_onnx.audio_tower_spec(settings, files),
-        )
+        ]
+
+
+def _torch_audio(settings: ModelsSettings, files: ModelFiles) -> AudioEmbedder:
+    """MERT and the audio tower in PyTorch (the reference implementation, and the GPU path)."""
+    from timbre.embedding.clamp3_torch import AudioTower, Clamp3Checkpoint, MertEncoder
+
+    configure_threads(settings.threads)
+    device = select_device(settings.device)
+    ckpt = Clamp3Checkpoint(files.require("clamp3"))
+    info = ModelInfo.from_files(files, settings.clamp3.filename, ckpt.embedding_dim())
+    mert = MertEncoder.load(files.require("mert"), device)
+    tower = AudioTower.load(ckpt, device)
+    return AudioEmbedder(
+        mert,
+        tower,
+        info,
+        settings.mert_batch_windows.on(device.type),
+        settings.tower_batch_segments.on(device.type),
+    )
+
+
+def _torch_text(settings: ModelsSettings, files: ModelFiles) -> TextEmbedder:
+    from timbre.embedding.clamp3_torch import Clamp3Checkpoint, TextTower
+
+    configure_threads(settings.threads)
+    device = select_device(settings.device)
+    ckpt = Clamp3Checkpoint(files.require("clamp3"))
+    info = ModelInfo.from_files(files, settings.clamp3.filename, ckpt.embedding_dim())
+    tower = TextTower.load(ckpt, files.require("xlmr"), device)
+    return TextEmbedder(tower, info, settings.tower_batch_segments.on(device.type))
 
 
 CLAMP3 = Clamp3Family()

@@ -1,44 +1,149 @@
-"""The clamp3 family's ONNX graphs: the text tower, the audio tower and MERT.
+"""The clamp3 family on ONNX Runtime: MERT, the audio tower and the text tower as gated
+exports (:class:`~timbre.embedding.onnx_backend.Spec`) and their runtime classes.
 
-Each is a :class:`~timbre.embedding.onnx_backend.Spec`: how to load it in PyTorch, export it,
-probe it and load the graph. The gate itself is family-neutral (:mod:`onnx_backend`).
+No torch here: a warm start runs on onnxruntime, numpy and ``tokenizers`` alone. Inputs are
+batched by the rules of :mod:`timbre.embedding.clamp3_inputs`, exactly as in PyTorch.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from timbre.audio.windows import prepare_windows
-from timbre.embedding.common import PROBE_TEXTS, probe_waveforms
-from timbre.embedding.files import MERT_WEIGHT_FILES, ModelFiles
-from timbre.embedding.onnx_backend import Spec, export_cache, ort_threads
-from timbre.errors import ModelFilesError
+from timbre.embedding.clamp3_inputs import (
+    TEXT_SEGMENT_TOKENS,
+    TextTokens,
+    batches_by_length,
+    encode_segmented,
+    pad_rows,
+    with_zero_ends,
+)
+from timbre.embedding.family import PROBE_TEXTS, probe_waveforms
+from timbre.embedding.files import MERT_WEIGHT_FILES, ModelFiles, first_file
+from timbre.embedding.onnx_backend import Graph, Spec, export_cache, ort_threads
+from timbre.embedding.runtime import configure_threads
 from timbre.settings import ModelsSettings
 
 LONG_PROBE_TEXT = "a long description of a drum loop with many words " * 30
 """A text of several 128-token segments: the overlapping last segment and its weight."""
 
 RELOAD_MAX_WINDOW_S = 0.5
-"""MERT probe windows up to this long (s) are re-run at every warm load (the kick and the hat,
-~0.1 s at full size); the longer ones only at export."""
+"""MERT probe windows up to this long (s) are re-run at every warm load; the rest at export."""
 
 RELOAD_TOWER_ROWS = (1, 4, 40)
-"""Audio-tower probes re-run at every warm load (short segments, ~0.05 s at full size); the
-export gate adds 126 and 300 rows (a full segment, three overlapping ones). (Before graph
-format 2 the warm load ran all of them: ~1.5-4 s of every audio-side start.)"""
+"""Audio-tower probes re-run at every warm load; the export gate adds 126 and 300 rows (a
+full segment with its zero vectors, three overlapping ones)."""
+
+
+class OrtMertEncoder:
+    """MERT window vectors from the exported graph, as ``MertEncoder.window_vectors``.
+
+    ``streams`` passes run at once (onnxruntime releases the GIL), each on the session's
+    threads: on a CPU two windows on one thread each finish sooner than one after the other
+    on two (``models.mert_streams``). Each window is computed alone either way: bitwise the
+    same vectors.
+    """
+
+    def __init__(
+        self, graph: Graph, *, sample_rate: int, hidden_size: int, num_layers: int, streams: int = 1
+    ) -> None:
+        self.graph = graph
+        self.sample_rate = sample_rate
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.streams = streams
+
+    @classmethod
+    def load(
+        cls, path: Path, dims: dict[str, int], threads: int, *, streams: int = 1
+    ) -> OrtMertEncoder:
+        return cls(
+            Graph(path, threads, ("windows",)),
+            sample_rate=int(dims["sample_rate"]),
+            hidden_size=int(dims["hidden_size"]),
+            num_layers=int(dims["num_layers"]),
+            streams=streams,
+        )
+
+    def window_vectors(self, windows: Sequence[np.ndarray], max_batch: int) -> np.ndarray:
+        out = np.empty((len(windows), self.hidden_size), dtype=np.float32)
+
+        def run(chunk: list[int]) -> None:
+            batch = np.stack([np.asarray(windows[i], np.float32) for i in chunk])
+            out[chunk] = self.graph(windows=batch)
+
+        chunks = list(batches_by_length(windows, max_batch))
+        if self.streams > 1 and len(chunks) > 1:
+            with ThreadPoolExecutor(min(self.streams, len(chunks))) as pool:
+                list(pool.map(run, chunks))  # re-raises a pass's error here
+        else:
+            for chunk in chunks:
+                run(chunk)
+        return out
+
+
+class OrtAudioTower:
+    """The CLaMP3 audio tower from its graph (pool and projection inside), as ``AudioTower``."""
+
+    def __init__(self, graph: Graph, *, input_dim: int, segment_rows: int, dim: int) -> None:
+        self.graph = graph
+        self.input_dim = input_dim
+        self.segment_rows = segment_rows
+        self.dim = dim
+
+    @classmethod
+    def load(cls, path: Path, dims: dict[str, int], threads: int) -> OrtAudioTower:
+        return cls(
+            Graph(path, threads, ("inputs_embeds", "attention_mask")),
+            input_dim=int(dims["input_dim"]),
+            segment_rows=int(dims["segment_rows"]),
+            dim=int(dims["dim"]),
+        )
+
+    def encode(self, features: Sequence[np.ndarray], max_batch: int) -> np.ndarray:
+        items = with_zero_ends(features, self.input_dim)
+        return encode_segmented(items, self.segment_rows, self._run, max_batch)
+
+    def _run(self, segments: list[np.ndarray]) -> np.ndarray:
+        rows, mask = pad_rows(segments, 0.0, np.float32)
+        return self.graph(inputs_embeds=rows, attention_mask=mask)
+
+
+class OrtTextTower:
+    """The CLaMP3 text tower from its graph, with the reference's tokenisation."""
+
+    def __init__(self, graph: Graph, tokens: TextTokens, *, dim: int) -> None:
+        self.graph = graph
+        self.tokens = tokens
+        self.dim = dim
+
+    @classmethod
+    def load(cls, path: Path, dims: dict[str, int], xlmr_dir: Path, threads: int) -> OrtTextTower:
+        # onnxruntime builds the session without the GIL: parse the tokenizer (~0.5 s for
+        # XLM-R's 250k pieces) meanwhile, on another core.
+        with ThreadPoolExecutor(1) as pool:
+            tokens = pool.submit(TextTokens.load, xlmr_dir, int(dims["pad_id"]))
+            graph = Graph(path, threads, ("input_ids", "attention_mask"))
+            return cls(graph, tokens.result(), dim=int(dims["dim"]))
+
+    def encode(self, texts: Sequence[str], max_batch: int) -> np.ndarray:
+        items = self.tokens.encode_ids(texts)
+        return encode_segmented(items, TEXT_SEGMENT_TOKENS, self._run, max_batch)
+
+    def _run(self, segments: list[np.ndarray]) -> np.ndarray:
+        ids, mask = pad_rows(segments, self.tokens.pad_id, np.int64)
+        return self.graph(input_ids=ids, attention_mask=mask)
 
 
 def mert_streams(settings: ModelsSettings, batches: bool) -> int:
-    """MERT passes in flight at once (``models.mert_streams``).
-
-    ``auto``: one pass per thread when calls carry many windows (``batches``: a parallel-
-    profile job embeds batches of files), else one pass on every thread (the service, where
-    an audio query waits for its one upload; a sequential job, one file at a time), since a
-    lone pass on one thread takes 1.6-1.9x as long.
-    """
+    """MERT passes in flight at once (``models.mert_streams``). ``auto``: one per thread when
+    calls carry many files (``batches``), else one pass on every thread (a lone pass on one
+    thread takes 1.6-1.9x as long)."""
     if settings.mert_streams == "auto":
         return ort_threads(settings) if batches else 1
     return settings.mert_streams
@@ -50,19 +155,15 @@ def text_spec(settings: ModelsSettings, files: ModelFiles) -> Spec:
     threads = ort_threads(settings)
 
     def load_eager() -> Any:
-        from timbre.embedding.clamp3_eager import cpu_text_tower
+        from timbre.embedding.clamp3_torch import CPU, Clamp3Checkpoint, TextTower
 
-        return cpu_text_tower(settings, ckpt, xlmr)
+        configure_threads(settings.threads)
+        return TextTower.load(Clamp3Checkpoint(ckpt), xlmr, CPU)
 
     def export(tower: Any, target: Path) -> Path:
-        from timbre.embedding.onnx_export import export_text
+        from timbre.embedding.clamp3_torch import export_text
 
         return export_text(tower, target)
-
-    def load_ort(path: Path, dims: dict[str, int]) -> Any:
-        from timbre.embedding.ort_runtime import OrtTextTower
-
-        return OrtTextTower.load(path, dims, xlmr, threads)
 
     return Spec(
         kind="text",
@@ -71,9 +172,8 @@ def text_spec(settings: ModelsSettings, files: ModelFiles) -> Spec:
         load_eager=load_eager,
         export=export,
         dims=lambda t: {"dim": int(t.dim), "pad_id": int(t.tokens.pad_id)},
-        load_ort=load_ort,
-        # A warm load re-runs the short texts (one small batch); the export gate adds the long
-        # one (three full segments, seconds of compute at full size).
+        load_ort=lambda path, dims: OrtTextTower.load(path, dims, xlmr, threads),
+        # A warm load re-runs the short texts; the export gate adds the long one.
         probes=lambda dims, reload: [*PROBE_TEXTS] if reload else [*PROBE_TEXTS, LONG_PROBE_TEXT],
         run=lambda tower, texts: tower.encode(texts, batch),
     )
@@ -85,24 +185,17 @@ def audio_tower_spec(settings: ModelsSettings, files: ModelFiles) -> Spec:
     threads = ort_threads(settings)
 
     def load_eager() -> Any:
-        from timbre.embedding.clamp3_eager import cpu_audio_tower
+        from timbre.embedding.clamp3_torch import CPU, AudioTower, Clamp3Checkpoint
 
-        return cpu_audio_tower(settings, ckpt)
+        configure_threads(settings.threads)
+        return AudioTower.load(Clamp3Checkpoint(ckpt), CPU)
 
     def export(tower: Any, target: Path) -> Path:
-        from timbre.embedding.onnx_export import export_audio_tower
+        from timbre.embedding.clamp3_torch import export_audio_tower
 
         return export_audio_tower(tower, target)
 
-    def load_ort(path: Path, dims: dict[str, int]) -> Any:
-        from timbre.embedding.ort_runtime import OrtAudioTower
-
-        return OrtAudioTower.load(path, dims, threads)
-
     def probes(dims: dict[str, int], reload: bool) -> list[np.ndarray]:
-        # 1 and 4 windows (one short segment), 126 (exactly 128 rows with the zero vectors)
-        # and 300 (three segments, the last overlapping). A warm load runs only the short
-        # ones: the long two cost ~1.5 s quiet and up to 4 s on a busy machine, every start.
         rng = np.random.default_rng(1234)
         rows = RELOAD_TOWER_ROWS if reload else (*RELOAD_TOWER_ROWS, 126, 300)
         return [rng.standard_normal((n, dims["input_dim"])).astype(np.float32) for n in rows]
@@ -118,7 +211,7 @@ def audio_tower_spec(settings: ModelsSettings, files: ModelFiles) -> Spec:
             "input_dim": int(t.input_dim),
             "segment_rows": int(t.segment_rows),
         },
-        load_ort=load_ort,
+        load_ort=lambda path, dims: OrtAudioTower.load(path, dims, threads),
         probes=probes,
         run=lambda tower, feats: tower.encode(feats, batch),
     )
@@ -126,27 +219,21 @@ def audio_tower_spec(settings: ModelsSettings, files: ModelFiles) -> Spec:
 
 def mert_spec(settings: ModelsSettings, files: ModelFiles, batches: bool = True) -> Spec:
     mert_dir = files.require("mert")
-    weights = next((mert_dir / n for n in MERT_WEIGHT_FILES if (mert_dir / n).is_file()), None)
-    if weights is None:
-        raise ModelFilesError(f"{mert_dir} holds none of {', '.join(MERT_WEIGHT_FILES)}")
+    weights = first_file(mert_dir, MERT_WEIGHT_FILES)
     batch = settings.mert_batch_windows.cpu
     streams = mert_streams(settings, batches)
     threads = max(1, ort_threads(settings) // streams)
 
     def load_eager() -> Any:
-        from timbre.embedding.clamp3_eager import cpu_mert
+        from timbre.embedding.clamp3_torch import CPU, MertEncoder
 
-        return cpu_mert(settings, mert_dir)
+        configure_threads(settings.threads)
+        return MertEncoder.load(mert_dir, CPU)
 
     def export(mert: Any, target: Path) -> Path:
-        from timbre.embedding.onnx_export import export_mert
+        from timbre.embedding.clamp3_torch import export_mert
 
         return export_mert(mert, target)
-
-    def load_ort(path: Path, dims: dict[str, int]) -> Any:
-        from timbre.embedding.ort_runtime import OrtMertEncoder
-
-        return OrtMertEncoder.load(path, dims, threads, streams=streams)
 
     def probes(dims: dict[str, int], reload: bool) -> list[np.ndarray]:
         sr = dims["sample_rate"]
@@ -166,7 +253,7 @@ def mert_spec(settings: ModelsSettings, files: ModelFiles, batches: bool = True)
             "hidden_size": int(m.hidden_size),
             "num_layers": int(m.num_layers),
         },
-        load_ort=load_ort,
+        load_ort=lambda path, dims: OrtMertEncoder.load(path, dims, threads, streams=streams),
         probes=probes,
         run=lambda mert, windows: mert.window_vectors(windows, batch),
     )

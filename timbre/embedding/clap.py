@@ -1,11 +1,10 @@
 """The clap family: LAION-CLAP (``laion/larger_clap_general``) through transformers' ClapModel.
 
 Audio: mono at the checkpoint's rate (48 kHz) -> 10 s windows -> Slaney log-mel
-(:mod:`clap_audio`) -> the HTSAT encoder and its projection -> L2-normalised; a clip over
-10 s averages its windows' normalised vectors. Text: the checkpoint's RoBERTa tokenizer
-(:mod:`clap_text`) -> the RoBERTa encoder's pooled output and its projection. Both sides run
-on ONNX Runtime (:mod:`clap_onnx`, the CPU default once a graph passes the agreement gate)
-or in PyTorch (:mod:`clap_eager`); this module imports no torch.
+(:mod:`clap_inputs`) -> the HTSAT encoder and its projection -> L2-normalised; a clip over
+10 s averages its windows' normalised vectors. Text: the checkpoint's RoBERTa tokenizer ->
+the RoBERTa encoder's pooled output and its projection. Both sides run on ONNX Runtime
+(:mod:`clap_onnx`, the CPU default) or in PyTorch (:mod:`clap_torch`). Imports no torch.
 """
 
 from __future__ import annotations
@@ -19,13 +18,14 @@ from typing import Protocol
 import numpy as np
 
 from timbre.audio.resample import Resampler
+from timbre.embedding import clap_onnx
 from timbre.embedding import onnx_backend as onnx
-from timbre.embedding.clap_audio import ClapPolicy, FrontEnd, pipeline_version
-from timbre.embedding.common import TextEmbedder, l2_normalize
-from timbre.embedding.family import Side, Size
+from timbre.embedding.clap_inputs import ClapPolicy, FrontEnd, pipeline_version
+from timbre.embedding.family import Side, Size, TextEmbedder, l2_normalize, split_rows
 from timbre.embedding.files import ModelFiles, Part
 from timbre.embedding.info import ModelInfo
 from timbre.embedding.onnx_backend import Spec
+from timbre.embedding.runtime import configure_threads, select_device
 from timbre.errors import ModelFilesError
 from timbre.settings import ModelsSettings
 
@@ -49,9 +49,8 @@ class ClapAudioEmbedder:
     runtime: str = "torch"
     resampler: Resampler = "soxr_vhq"
     """The log-mel reads the bands above a low-rate file's Nyquist frequency in dB: only a
-    resampler whose stopband lies below the mel floor leaves them as empty as a high-quality
-    resampling before the reference leaves them (a short sinc moved 22.05 kHz files' vectors
-    to cosine 0.94 on random weights)."""
+    resampler whose stopband lies below the mel floor leaves them as empty as the reference
+    does (a short sinc moved 22.05 kHz files to cosine 0.94)."""
 
     @property
     def sample_rate(self) -> int:
@@ -63,19 +62,12 @@ class ClapAudioEmbedder:
 
     def features(self, waveforms: Sequence[np.ndarray]) -> list[np.ndarray]:
         """The normalised vectors ``[n_windows, dim]`` of each clip's windows."""
-        mels: list[np.ndarray] = []
-        counts: list[int] = []
-        for wave in waveforms:
-            windows = self.front.windows(wave)
-            mels.extend(self.front.log_mel(w) for w in windows)
-            counts.append(len(windows))
-        vectors = l2_normalize(self.tower.encode(mels, self.batch_windows)) if mels else None
-        out, start = [], 0
-        for count in counts:
-            assert vectors is not None
-            out.append(vectors[start : start + count])
-            start += count
-        return out
+        per_clip = [self.front.windows(wave) for wave in waveforms]
+        mels = [self.front.log_mel(w) for windows in per_clip for w in windows]
+        if not mels:
+            return []
+        vectors = l2_normalize(self.tower.encode(mels, self.batch_windows))
+        return split_rows(vectors, [len(windows) for windows in per_clip])
 
     def embed_features(self, features: Sequence[np.ndarray]) -> np.ndarray:
         """One L2-normalised vector per clip: the mean of its windows' vectors, renormalised
@@ -115,21 +107,15 @@ class ClapFamily:
     def load_audio(
         self, settings: ModelsSettings, files: ModelFiles, batches: bool
     ) -> ClapAudioEmbedder:
-        """On ONNX Runtime when its graph passes the gate (the CPU default), else PyTorch.
-        ``batches`` changes nothing: every window is a full 10 s, so batches are uniform."""
+        """``batches`` changes nothing: every window is a full 10 s, so batches are uniform."""
         folder = files.require("clap")
         front = FrontEnd.load(folder, policy_of(settings))
         info = self.describe(settings, files)
         if onnx.choose_runtime(settings, "audio") == "onnxruntime":
-            (spec,) = self.export_specs(settings, files, "audio")
-            tower, runtime = onnx.load_component(
-                onnx.export_cache(settings), spec, settings.onnx_min_cosine
-            )
-            return ClapAudioEmbedder(
-                front, tower, info, settings.clap.batch_windows.cpu, runtime=runtime
-            )
-        from timbre.embedding.clap_eager import ClapAudioTower
-        from timbre.embedding.runtime import configure_threads, select_device
+            tower, runtime = onnx.load(settings, clap_onnx.audio_spec(settings, files))
+            batch = settings.clap.batch_windows.cpu
+            return ClapAudioEmbedder(front, tower, info, batch, runtime=runtime)
+        from timbre.embedding.clap_torch import ClapAudioTower
 
         configure_threads(settings.threads)
         device = select_device(settings.device)
@@ -139,13 +125,9 @@ class ClapFamily:
     def load_text(self, settings: ModelsSettings, files: ModelFiles) -> TextEmbedder:
         info = self.describe(settings, files)
         if onnx.choose_runtime(settings, "text") == "onnxruntime":
-            (spec,) = self.export_specs(settings, files, "text")
-            tower, runtime = onnx.load_component(
-                onnx.export_cache(settings), spec, settings.onnx_min_cosine
-            )
+            tower, runtime = onnx.load(settings, clap_onnx.text_spec(settings, files))
             return TextEmbedder(tower, info, settings.clap.batch_texts.cpu, runtime=runtime)
-        from timbre.embedding.clap_eager import ClapTextTower
-        from timbre.embedding.runtime import configure_threads, select_device
+        from timbre.embedding.clap_torch import ClapTextTower
 
         configure_threads(settings.threads)
         device = select_device(settings.device)
@@ -153,8 +135,8 @@ class ClapFamily:
         return TextEmbedder(tower, info, settings.clap.batch_texts.on(device.type))
 
     def write_random(self, target: Path, size: Size, seed: int) -> None:
-        from timbre.embedding.clap_random import write_random_clap
         from timbre.embedding.files import write_manifest
+        from timbre.embedding.random_bundle import write_random_clap
 
         write_random_clap(target, size, seed=seed)
         write_manifest(
@@ -164,8 +146,6 @@ class ClapFamily:
         )
 
     def export_specs(self, settings: ModelsSettings, files: ModelFiles, side: Side) -> list[Spec]:
-        from timbre.embedding import clap_onnx
-
         if side == "text":
             return [clap_onnx.text_spec(settings, files)]
         return [clap_onnx.audio_spec(settings, files)]

@@ -1,10 +1,8 @@
-"""The clap family on ONNX Runtime: its two graphs as export specs, and their runtime classes.
+"""The clap family on ONNX Runtime: its two towers as gated exports and their runtime classes.
 
-The gate is the family-neutral one (:mod:`timbre.embedding.onnx_backend`): each graph is
-adopted only if it agrees with PyTorch on probe inputs to ``models.onnx_min_cosine``. Probes:
-the log-mels of the probe clips' windows (one window again at every warm load, since a 10 s
-window is the unit of cost), and the probe texts plus one past the position limit. No torch at
-module level: a warm start runs on onnxruntime, numpy and ``tokenizers`` alone.
+Probes: the log-mels of the probe clips' windows (one window again at every warm load: a
+10 s window is the unit of cost), and the probe texts plus one past the position limit. No
+torch here.
 """
 
 from __future__ import annotations
@@ -15,12 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from timbre.embedding.clap_audio import ClapPolicy, FrontEnd
-from timbre.embedding.clap_text import ClapTokens
-from timbre.embedding.common import PROBE_TEXTS, probe_waveforms
-from timbre.embedding.files import CLAP_WEIGHT_FILES, ModelFiles
-from timbre.embedding.onnx_backend import Spec, ort_threads
-from timbre.errors import ModelFilesError
+from timbre.embedding.clap_inputs import ClapPolicy, ClapTokens, FrontEnd
+from timbre.embedding.family import PROBE_TEXTS, probe_waveforms
+from timbre.embedding.files import CLAP_WEIGHT_FILES, ModelFiles, first_file
+from timbre.embedding.onnx_backend import Graph, Spec, ort_threads
+from timbre.embedding.runtime import configure_threads
 from timbre.settings import ModelsSettings
 
 LONG_PROBE_TEXT = "a long description of a drum loop with many words " * 60
@@ -28,17 +25,11 @@ LONG_PROBE_TEXT = "a long description of a drum loop with many words " * 60
 
 
 class OrtClapAudioTower:
-    """Log-mel windows -> projected vectors, as :class:`~.clap_eager.ClapAudioTower`."""
+    """Log-mel windows -> projected vectors, as ``ClapAudioTower``."""
 
-    def __init__(self, graph: Any, dim: int) -> None:
+    def __init__(self, graph: Graph, dim: int) -> None:
         self.graph = graph
         self.dim = dim
-
-    @classmethod
-    def load(cls, path: Path, dims: dict[str, int], threads: int) -> OrtClapAudioTower:
-        from timbre.embedding.ort_runtime import Graph
-
-        return cls(Graph(path, threads, ("mels",)), int(dims["dim"]))
 
     def encode(self, mels: Sequence[np.ndarray], max_batch: int) -> np.ndarray:
         out = [
@@ -49,19 +40,12 @@ class OrtClapAudioTower:
 
 
 class OrtClapTextTower:
-    """Texts -> projected vectors, as :class:`~.clap_eager.ClapTextTower`."""
+    """Texts -> projected vectors, as ``ClapTextTower``."""
 
-    def __init__(self, graph: Any, tokens: ClapTokens, dim: int) -> None:
+    def __init__(self, graph: Graph, tokens: ClapTokens, dim: int) -> None:
         self.graph = graph
         self.tokens = tokens
         self.dim = dim
-
-    @classmethod
-    def load(cls, path: Path, dims: dict[str, int], folder: Path, threads: int) -> OrtClapTextTower:
-        from timbre.embedding.ort_runtime import Graph
-
-        graph = Graph(path, threads, ("input_ids", "attention_mask"))
-        return cls(graph, ClapTokens.load(folder), int(dims["dim"]))
 
     def encode(self, texts: Sequence[str], max_batch: int) -> np.ndarray:
         out = []
@@ -71,13 +55,6 @@ class OrtClapTextTower:
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 
 
-def _weights(folder: Path) -> Path:
-    found = next((folder / n for n in CLAP_WEIGHT_FILES if (folder / n).is_file()), None)
-    if found is None:
-        raise ModelFilesError(f"{folder} holds none of {', '.join(CLAP_WEIGHT_FILES)}")
-    return found
-
-
 def audio_spec(settings: ModelsSettings, files: ModelFiles) -> Spec:
     folder = files.require("clap")
     front = FrontEnd.load(folder, ClapPolicy())
@@ -85,12 +62,13 @@ def audio_spec(settings: ModelsSettings, files: ModelFiles) -> Spec:
     threads = ort_threads(settings)
 
     def load_eager() -> Any:
-        from timbre.embedding.clap_eager import cpu_audio_tower
+        from timbre.embedding.clap_torch import CPU, ClapAudioTower
 
-        return cpu_audio_tower(settings, folder)
+        configure_threads(settings.threads)
+        return ClapAudioTower.load(folder, CPU)
 
     def export(tower: Any, target: Path) -> Path:
-        from timbre.embedding.clap_export import export_audio
+        from timbre.embedding.clap_torch import export_audio
 
         frames = front.window_samples // front.hop + 1
         return export_audio(tower, frames, front.mel_filters.shape[1], target)
@@ -103,11 +81,13 @@ def audio_spec(settings: ModelsSettings, files: ModelFiles) -> Spec:
     return Spec(
         kind="clap_audio",
         name="CLAP audio tower",
-        sources=[_weights(folder), folder / "config.json"],
+        sources=[first_file(folder, CLAP_WEIGHT_FILES), folder / "config.json"],
         load_eager=load_eager,
         export=export,
         dims=lambda t: {"dim": int(t.dim)},
-        load_ort=lambda path, dims: OrtClapAudioTower.load(path, dims, threads),
+        load_ort=lambda path, dims: OrtClapAudioTower(
+            Graph(path, threads, ("mels",)), int(dims["dim"])
+        ),
         probes=probes,
         run=lambda tower, mels: tower.encode(mels, batch),
     )
@@ -119,23 +99,32 @@ def text_spec(settings: ModelsSettings, files: ModelFiles) -> Spec:
     threads = ort_threads(settings)
 
     def load_eager() -> Any:
-        from timbre.embedding.clap_eager import cpu_text_tower
+        from timbre.embedding.clap_torch import CPU, ClapTextTower
 
-        return cpu_text_tower(settings, folder)
+        configure_threads(settings.threads)
+        return ClapTextTower.load(folder, CPU)
 
     def export(tower: Any, target: Path) -> Path:
-        from timbre.embedding.clap_export import export_text
+        from timbre.embedding.clap_torch import export_text
 
         return export_text(tower, target)
+
+    def load_ort(path: Path, dims: dict[str, int]) -> OrtClapTextTower:
+        graph = Graph(path, threads, ("input_ids", "attention_mask"))
+        return OrtClapTextTower(graph, ClapTokens.load(folder), int(dims["dim"]))
 
     return Spec(
         kind="clap_text",
         name="CLAP text tower",
-        sources=[_weights(folder), folder / "config.json", folder / "tokenizer.json"],
+        sources=[
+            first_file(folder, CLAP_WEIGHT_FILES),
+            folder / "config.json",
+            folder / "tokenizer.json",
+        ],
         load_eager=load_eager,
         export=export,
         dims=lambda t: {"dim": int(t.dim)},
-        load_ort=lambda path, dims: OrtClapTextTower.load(path, dims, folder, threads),
+        load_ort=load_ort,
         probes=lambda dims, reload: [*PROBE_TEXTS] if reload else [*PROBE_TEXTS, LONG_PROBE_TEXT],
         run=lambda tower, texts: tower.encode(texts, batch),
     )

@@ -117,6 +117,19 @@ class ModelFiles:
         return path
 
 
+def first_file(folder: Path, names: Iterable[str]) -> Path:
+    """The first of ``names`` that exists in ``folder`` (weight files in order of preference).
+
+    Raises:
+        ModelFilesError: none does.
+    """
+    names = tuple(names)
+    found = next((folder / n for n in names if (folder / n).is_file()), None)
+    if found is None:
+        raise ModelFilesError(f"{folder} holds none of {', '.join(names)}")
+    return found
+
+
 def hubs(settings: ModelsSettings) -> dict[str, HubModel]:
     """Hub repository and revision of every part."""
     return {
@@ -311,12 +324,9 @@ def _from_hub(settings: ModelsSettings, wanted: set[Part]) -> ModelFiles:
 # -- download: hub -> bundle ----------------------------------------------------------------
 
 
-def sha256_file(path: Path, chunk_bytes: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
+def sha256_file(path: Path) -> str:
     with path.open("rb") as handle:
-        while block := handle.read(chunk_bytes):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def download_bundle(settings: ModelsSettings, target: Path, *, verify_remote: bool = True) -> Path:
