@@ -247,12 +247,12 @@ def test_identity_names_the_family_and_its_policies(clap_settings: Settings) -> 
 def test_the_onnx_exports_passed_the_gate(
     clap_settings: Settings, clap_audio: Any, clap_text: Any
 ) -> None:
-    from timbre.embedding import clap_onnx
+    from timbre.embedding import clap
     from timbre.embedding.onnx_backend import ExportCache
 
     files = resolve_model_files(clap_settings.models)
     cache = ExportCache(Path(clap_settings.models.export_dir))  # type: ignore[arg-type]
-    for make in (clap_onnx.audio_spec, clap_onnx.text_spec):
+    for make in (clap.audio_spec, clap.text_spec):
         spec = make(clap_settings.models, files)
         manifest = json.loads(
             (cache.entry(spec.kind, spec.sources).directory / "manifest.json").read_text()

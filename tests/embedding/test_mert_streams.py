@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from tests.support.audio_factory import chord_loop, hat, kick, tone
 from timbre.cli.wiring import build_service
-from timbre.embedding.clamp3_onnx import OrtMertEncoder
+from timbre.embedding.clamp3 import OrtMertEncoder
 from timbre.embedding.embedder import load_audio_embedder
 from timbre.embedding.files import RandomWeightsWarning
 from timbre.settings import Settings

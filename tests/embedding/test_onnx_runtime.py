@@ -20,7 +20,7 @@ import pytest
 
 from ingest.synthetic import make_library
 from timbre.audio.windows import normalize
-from timbre.embedding import clamp3_onnx, onnx_backend
+from timbre.embedding import clamp3, onnx_backend
 from timbre.embedding.embedder import load_text_embedder
 from timbre.embedding.files import resolve_model_files, sha256_file
 from timbre.embedding.onnx_backend import DigestMemo, ExportCache
@@ -43,7 +43,7 @@ def test_cpu_default_is_onnxruntime_exported_from_the_loaded_checkpoint(
     ckpt_sha = sha256_file(next(ckpt.glob("*.pth")))
     files = resolve_model_files(settings.models)
     cache = ExportCache(export_dir)  # shared by the session: other bundles have entries too
-    for make in (clamp3_onnx.text_spec, clamp3_onnx.audio_tower_spec, clamp3_onnx.mert_spec):
+    for make in (clamp3.text_spec, clamp3.audio_tower_spec, clamp3.mert_spec):
         spec = make(settings.models, files)
         entry = cache.entry(spec.kind, spec.sources).directory
         manifest = json.loads((entry / "manifest.json").read_text())
@@ -134,7 +134,7 @@ def test_an_interpreter_error_in_the_export_is_retried_once(
     the model: one more try, rather than a refusal cached for good."""
     from timbre.embedding import clamp3_torch
 
-    real, calls = clamp3_torch.export_text, []
+    real, calls = clamp3_torch.TextTower.export, []
 
     def flaky(tower: object, target: Path) -> Path:
         calls.append(target)
@@ -142,7 +142,7 @@ def test_an_interpreter_error_in_the_export_is_retried_once(
             raise SystemError("AST constructor recursion depth mismatch (before=60, after=178)")
         return real(tower, target)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(clamp3_torch, "export_text", flaky)
+    monkeypatch.setattr(clamp3_torch.TextTower, "export", flaky)
     fresh = settings.models.model_copy(update={"export_dir": tmp_path / "onnx"})
     assert load_text_embedder(fresh).runtime == "onnxruntime"
     assert len(calls) == 2
@@ -157,12 +157,12 @@ def test_a_cached_graph_is_checked_against_its_recorded_eager_outputs(
     shutil.copytree(export_dir, copy)
     models = settings.models.model_copy(update={"export_dir": copy})
     files = resolve_model_files(models, ("xlmr", "clamp3"))
-    spec = clamp3_onnx.text_spec(models, files)
+    spec = clamp3.text_spec(models, files)
     entry = ExportCache(copy).entry(spec.kind, spec.sources)
     assert onnx_backend._warm(entry, spec, 0.99999) is not None
     probes = entry.probes()
     np.savez(entry.directory / "probes.npz", reload_expected=-probes["reload_expected"])
-    assert onnx_backend._warm(entry, spec, 0.99999) is None  # load_component makes it again
+    assert onnx_backend._warm(entry, spec, 0.99999) is None  # load() makes it again
 
 
 def test_digests_are_memoised_until_the_file_changes(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 ``embedder`` is the entry point (describe, load audio, load text of ``models.family``);
 ``family`` the seam a family implements; ``files`` and ``hub`` where weights come from;
 ``runtime`` device and threads; ``onnx_backend`` and ``onnx_export`` the family-neutral ONNX
-Runtime gate. Each family has ``<family>.py`` (torch-free), ``_inputs``, ``_onnx`` and
-``_torch`` modules; ``random_bundle`` writes random-weight bundles of both. This package
-imports nothing itself, so reading settings or files never pays for torch.
+Runtime gate. Each family has ``<family>.py`` (torch-free: the family, its audio path, its
+ONNX graphs), ``<family>_inputs.py`` (what both runtimes share) and ``<family>_torch.py``;
+``random_bundle`` writes random-weight bundles of both. This package imports nothing itself.
 """

@@ -6,7 +6,8 @@ group-norm features: its ``config.json`` (model_type ``mert_model``) and weights
 ``HubertModel``, with no remote code. The CLaMP3 checkpoint ``{'model': state_dict, ...}``
 holds four sub-models; Timbre loads the ``audio_*`` and ``text_*`` ones strictly, reads every
 dimension from the tensors, and never touches the symbolic branch. docs/model-spec.md holds
-the computation; the segment rules are in :mod:`timbre.embedding.clamp3_inputs`.
+the computation; the segment rules are in :mod:`timbre.embedding.clamp3_inputs`. Each
+model's ``forward`` is also the ONNX graph it exports.
 """
 
 from __future__ import annotations
@@ -169,11 +170,13 @@ def hubert_config_from_mert(config: dict[str, Any], source: str) -> tuple[Hubert
     return hub, int(config["sample_rate"])
 
 
-class MertEncoder:
+class MertEncoder(nn.Module):
     """MERT over 5 s windows, each reduced to one vector: the mean over time of every hidden
-    state, then the mean over layers. Windows of identical length share a batch (exact)."""
+    state, then the mean over layers. Windows of identical length share a batch (exact).
+    ``forward`` (``windows [B, N] -> [B, H]``) is also the exported graph."""
 
     def __init__(self, model: HubertModel, sample_rate: int, device: torch.device) -> None:
+        super().__init__()
         self.model = model
         self.sample_rate = sample_rate
         self.hidden_size = int(model.config.hidden_size)
@@ -206,9 +209,20 @@ class MertEncoder:
         out = np.empty((len(windows), self.hidden_size), dtype=np.float32)
         for chunk in batches_by_length(windows, max_batch):
             batch = torch.from_numpy(np.stack([windows[i] for i in chunk])).to(self.device)
-            hidden = self.model(batch, output_hidden_states=True).hidden_states
-            out[chunk] = layer_mean(hidden).cpu().numpy()
+            out[chunk] = self(batch).cpu().numpy()
         return out
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        return layer_mean(self.model(windows, output_hidden_states=True).hidden_states)
+
+    def export(self, target: Path) -> Path:
+        """The length axis spans every window :mod:`timbre.audio.windows` makes: from a click
+        padded to ``MIN_CLIP_S`` to a full ``WINDOW_S`` window."""
+        rate = self.sample_rate
+        batch = Dim("batch", min=1, max=MAX_BATCH)
+        samples = Dim("samples", min=round(MIN_CLIP_S * rate), max=round(WINDOW_S * rate))
+        windows = torch.zeros(2, rate) + 0.01
+        return export_module(self, (windows,), {"windows": {0: batch, 1: samples}}, target)
 
 
 # -- the CLaMP3 towers ------------------------------------------------------------------------
@@ -250,10 +264,13 @@ class Clamp3Checkpoint:
         return layer.eval().requires_grad_(False)
 
 
-class AudioTower:
-    """CLaMP3 audio encoder: MERT window vectors -> one (un-normalised) vector per track."""
+class AudioTower(nn.Module):
+    """CLaMP3 audio encoder: MERT window vectors -> one (un-normalised) vector per track.
+    ``forward`` (``inputs_embeds [B, L, H], attention_mask [B, L] -> [B, dim]``: BERT, masked
+    mean pool, projection) is also the exported graph."""
 
     def __init__(self, bert: BertModel, proj: nn.Linear, device: torch.device) -> None:
+        super().__init__()
         self.bert = bert
         self.proj = proj
         self.device = device
@@ -290,19 +307,34 @@ class AudioTower:
         return encode_segmented(items, self.segment_rows, self._run, max_batch)
 
     def _run(self, segments: list[np.ndarray]) -> np.ndarray:
-        rows, mask_np = pad_rows(segments, 0.0, np.float32)
-        batch = torch.from_numpy(rows).to(self.device)
-        mask = torch.from_numpy(mask_np).to(self.device)
-        hidden = self.bert(inputs_embeds=batch, attention_mask=mask).last_hidden_state
-        return self.proj(_masked_mean(hidden, mask)).cpu().numpy()
+        rows, mask = pad_rows(segments, 0.0, np.float32)
+        out = self(torch.from_numpy(rows).to(self.device), torch.from_numpy(mask).to(self.device))
+        return out.cpu().numpy()
+
+    def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.bert(
+            inputs_embeds=inputs_embeds, attention_mask=attention_mask
+        ).last_hidden_state
+        return self.proj(_masked_mean(hidden, attention_mask))
+
+    def export(self, target: Path) -> Path:
+        batch = Dim("batch", min=1, max=MAX_BATCH)
+        length = Dim("rows", min=1, max=self.segment_rows)
+        rows = torch.zeros(2, 7, self.input_dim)
+        mask = torch.ones(2, 7, dtype=torch.long)
+        shapes = {"inputs_embeds": {0: batch, 1: length}, "attention_mask": {0: batch, 1: length}}
+        return export_module(self, (rows, mask), shapes, target)
 
 
-class TextTower:
-    """CLaMP3 text encoder: text -> one (un-normalised) vector."""
+class TextTower(nn.Module):
+    """CLaMP3 text encoder: text -> one (un-normalised) vector. ``forward`` (``input_ids,
+    attention_mask [B, L] -> [B, dim]``: XLM-R, masked mean pool, projection) is also the
+    exported graph."""
 
     def __init__(
         self, model: XLMRobertaModel, proj: nn.Linear, tokens: TextTokens, device: torch.device
     ) -> None:
+        super().__init__()
         self.model = model
         self.proj = proj
         self.tokens = tokens
@@ -328,78 +360,19 @@ class TextTower:
         return encode_segmented(items, TEXT_SEGMENT_TOKENS, self._run, max_batch)
 
     def _run(self, segments: list[np.ndarray]) -> np.ndarray:
-        ids_np, mask_np = pad_rows(segments, self.tokens.pad_id, np.int64)
-        ids = torch.from_numpy(ids_np).to(self.device)
-        mask = torch.from_numpy(mask_np).to(self.device)
-        hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
-        return self.proj(_masked_mean(hidden, mask)).cpu().numpy()
-
-
-# -- ONNX export: each graph holds the whole per-model computation ----------------------------
-
-
-class _TextGraph(nn.Module):
-    """``input_ids, attention_mask [B, L] -> [B, dim]``, as :meth:`TextTower._run`."""
-
-    def __init__(self, tower: TextTower) -> None:
-        super().__init__()
-        self.model, self.proj = tower.model, tower.proj
+        ids, mask = pad_rows(segments, self.tokens.pad_id, np.int64)
+        out = self(torch.from_numpy(ids).to(self.device), torch.from_numpy(mask).to(self.device))
+        return out.cpu().numpy()
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         return self.proj(_masked_mean(hidden, attention_mask))
 
-
-class _AudioTowerGraph(nn.Module):
-    """``inputs_embeds [B, L, H], attention_mask [B, L] -> [B, dim]``, as ``AudioTower._run``."""
-
-    def __init__(self, tower: AudioTower) -> None:
-        super().__init__()
-        self.bert, self.proj = tower.bert, tower.proj
-
-    def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.bert(
-            inputs_embeds=inputs_embeds, attention_mask=attention_mask
-        ).last_hidden_state
-        return self.proj(_masked_mean(hidden, attention_mask))
-
-
-class _MertGraph(nn.Module):
-    """``windows [B, N] -> [B, H]``, as :meth:`MertEncoder.window_vectors`."""
-
-    def __init__(self, mert: MertEncoder) -> None:
-        super().__init__()
-        self.model = mert.model
-
-    def forward(self, windows: torch.Tensor) -> torch.Tensor:
-        return layer_mean(self.model(windows, output_hidden_states=True).hidden_states)
-
-
-def export_text(tower: TextTower, target: Path) -> Path:
-    """Export the text tower into the folder ``target``; returns the model file."""
-    batch = Dim("batch", min=1, max=MAX_BATCH)
-    length = Dim("tokens", min=1, max=TEXT_SEGMENT_TOKENS)
-    ids = torch.full((2, 7), 5, dtype=torch.long)  # any ids below the vocabulary size
-    mask = torch.ones(2, 7, dtype=torch.long)
-    shapes = {"input_ids": {0: batch, 1: length}, "attention_mask": {0: batch, 1: length}}
-    return export_module(_TextGraph(tower), (ids, mask), shapes, target)
-
-
-def export_audio_tower(tower: AudioTower, target: Path) -> Path:
-    batch = Dim("batch", min=1, max=MAX_BATCH)
-    length = Dim("rows", min=1, max=tower.segment_rows)
-    rows = torch.zeros(2, 7, tower.input_dim)
-    mask = torch.ones(2, 7, dtype=torch.long)
-    shapes = {"inputs_embeds": {0: batch, 1: length}, "attention_mask": {0: batch, 1: length}}
-    return export_module(_AudioTowerGraph(tower), (rows, mask), shapes, target)
-
-
-def export_mert(mert: MertEncoder, target: Path) -> Path:
-    """The length axis spans every window :mod:`timbre.audio.windows` makes: from a click
-    padded to ``MIN_CLIP_S`` to a full ``WINDOW_S`` window."""
-    batch = Dim("batch", min=1, max=MAX_BATCH)
-    samples = Dim(
-        "samples", min=round(MIN_CLIP_S * mert.sample_rate), max=round(WINDOW_S * mert.sample_rate)
-    )
-    windows = torch.zeros(2, mert.sample_rate) + 0.01
-    return export_module(_MertGraph(mert), (windows,), {"windows": {0: batch, 1: samples}}, target)
+    def export(self, target: Path) -> Path:
+        """Export :meth:`forward` into the folder ``target``; returns the model file."""
+        batch = Dim("batch", min=1, max=MAX_BATCH)
+        length = Dim("tokens", min=1, max=TEXT_SEGMENT_TOKENS)
+        ids = torch.full((2, 7), 5, dtype=torch.long)  # any ids below the vocabulary size
+        mask = torch.ones(2, 7, dtype=torch.long)
+        shapes = {"input_ids": {0: batch, 1: length}, "attention_mask": {0: batch, 1: length}}
+        return export_module(self, (ids, mask), shapes, target)

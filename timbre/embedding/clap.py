@@ -3,8 +3,9 @@
 Audio: mono at the checkpoint's rate (48 kHz) -> 10 s windows -> Slaney log-mel
 (:mod:`clap_inputs`) -> the HTSAT encoder and its projection -> L2-normalised; a clip over
 10 s averages its windows' normalised vectors. Text: the checkpoint's RoBERTa tokenizer ->
-the RoBERTa encoder's pooled output and its projection. Both sides run on ONNX Runtime
-(:mod:`clap_onnx`, the CPU default) or in PyTorch (:mod:`clap_torch`). Imports no torch.
+the RoBERTa encoder's pooled output and its projection. Both sides run on ONNX Runtime (the
+CPU default, gated by :mod:`onnx_backend`) or in PyTorch (:mod:`clap_torch`). Imports no
+torch: a warm start runs on onnxruntime, numpy and ``tokenizers`` alone.
 """
 
 from __future__ import annotations
@@ -13,18 +14,25 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from timbre.audio.resample import Resampler
-from timbre.embedding import clap_onnx
 from timbre.embedding import onnx_backend as onnx
-from timbre.embedding.clap_inputs import ClapPolicy, FrontEnd, pipeline_version
-from timbre.embedding.family import Side, Size, TextEmbedder, l2_normalize, split_rows
-from timbre.embedding.files import ModelFiles, Part
+from timbre.embedding.clap_inputs import ClapPolicy, ClapTokens, FrontEnd, pipeline_version
+from timbre.embedding.family import (
+    PROBE_TEXTS,
+    Side,
+    Size,
+    TextEmbedder,
+    l2_normalize,
+    probe_waveforms,
+    split_rows,
+)
+from timbre.embedding.files import CLAP_WEIGHT_FILES, ModelFiles, Part, first_file
 from timbre.embedding.info import ModelInfo
-from timbre.embedding.onnx_backend import Spec
+from timbre.embedding.onnx_backend import Graph, Spec, ort_threads
 from timbre.embedding.runtime import configure_threads, select_device
 from timbre.errors import ModelFilesError
 from timbre.settings import ModelsSettings
@@ -112,7 +120,7 @@ class ClapFamily:
         front = FrontEnd.load(folder, policy_of(settings))
         info = self.describe(settings, files)
         if onnx.choose_runtime(settings, "audio") == "onnxruntime":
-            tower, runtime = onnx.load(settings, clap_onnx.audio_spec(settings, files))
+            tower, runtime = onnx.load(settings, audio_spec(settings, files))
             batch = settings.clap.batch_windows.cpu
             return ClapAudioEmbedder(front, tower, info, batch, runtime=runtime)
         from timbre.embedding.clap_torch import ClapAudioTower
@@ -125,7 +133,7 @@ class ClapFamily:
     def load_text(self, settings: ModelsSettings, files: ModelFiles) -> TextEmbedder:
         info = self.describe(settings, files)
         if onnx.choose_runtime(settings, "text") == "onnxruntime":
-            tower, runtime = onnx.load(settings, clap_onnx.text_spec(settings, files))
+            tower, runtime = onnx.load(settings, text_spec(settings, files))
             return TextEmbedder(tower, info, settings.clap.batch_texts.cpu, runtime=runtime)
         from timbre.embedding.clap_torch import ClapTextTower
 
@@ -147,8 +155,8 @@ class ClapFamily:
 
     def export_specs(self, settings: ModelsSettings, files: ModelFiles, side: Side) -> list[Spec]:
         if side == "text":
-            return [clap_onnx.text_spec(settings, files)]
-        return [clap_onnx.audio_spec(settings, files)]
+            return [text_spec(settings, files)]
+        return [audio_spec(settings, files)]
 
 
 def _projection_dim(folder: Path) -> int:
@@ -166,6 +174,105 @@ def _projection_dim(folder: Path) -> int:
             "(e.g. laion/larger_clap_general)"
         )
     return dim
+
+
+# -- ONNX Runtime ---------------------------------------------------------------------------
+
+LONG_PROBE_TEXT = "a long description of a drum loop with many words " * 60
+"""Past the 512-token position limit: the truncation path."""
+
+
+class OrtClapAudioTower:
+    """Log-mel windows -> projected vectors, as ``ClapAudioTower``."""
+
+    def __init__(self, graph: Graph, dim: int) -> None:
+        self.graph = graph
+        self.dim = dim
+
+    def encode(self, mels: Sequence[np.ndarray], max_batch: int) -> np.ndarray:
+        out = [
+            self.graph(mels=np.stack(mels[i : i + max_batch])[:, None].astype(np.float32))
+            for i in range(0, len(mels), max_batch)
+        ]
+        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+
+class OrtClapTextTower:
+    """Texts -> projected vectors, as ``ClapTextTower``."""
+
+    def __init__(self, graph: Graph, tokens: ClapTokens, dim: int) -> None:
+        self.graph = graph
+        self.tokens = tokens
+        self.dim = dim
+
+    def encode(self, texts: Sequence[str], max_batch: int) -> np.ndarray:
+        out = []
+        for start in range(0, len(texts), max_batch):
+            ids, mask = self.tokens.batch(list(texts[start : start + max_batch]))
+            out.append(self.graph(input_ids=ids, attention_mask=mask))
+        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+
+def audio_spec(settings: ModelsSettings, files: ModelFiles) -> Spec:
+    folder = files.require("clap")
+    front = FrontEnd.load(folder, ClapPolicy())
+    batch = settings.clap.batch_windows.cpu
+    threads = ort_threads(settings)
+
+    def load_eager() -> Any:
+        from timbre.embedding.clap_torch import CPU, ClapAudioTower
+
+        configure_threads(settings.threads)
+        return ClapAudioTower.load(folder, CPU)
+
+    def probes(dims: dict[str, int], reload: bool) -> list[np.ndarray]:
+        waves = probe_waveforms(front.sample_rate)
+        mels = [front.log_mel(w) for wave in waves for w in front.windows(wave)]
+        return mels[:1] if reload else mels  # a warm load: one window, the unit of cost
+
+    return Spec(
+        kind="clap_audio",
+        name="CLAP audio tower",
+        sources=[first_file(folder, CLAP_WEIGHT_FILES), folder / "config.json"],
+        load_eager=load_eager,
+        dims=lambda t: {"dim": int(t.dim)},
+        load_ort=lambda path, dims: OrtClapAudioTower(
+            Graph(path, threads, ("mels",)), int(dims["dim"])
+        ),
+        probes=probes,
+        run=lambda tower, mels: tower.encode(mels, batch),
+    )
+
+
+def text_spec(settings: ModelsSettings, files: ModelFiles) -> Spec:
+    folder = files.require("clap")
+    batch = settings.clap.batch_texts.cpu
+    threads = ort_threads(settings)
+
+    def load_eager() -> Any:
+        from timbre.embedding.clap_torch import CPU, ClapTextTower
+
+        configure_threads(settings.threads)
+        return ClapTextTower.load(folder, CPU)
+
+    def load_ort(path: Path, dims: dict[str, int]) -> OrtClapTextTower:
+        graph = Graph(path, threads, ("input_ids", "attention_mask"))
+        return OrtClapTextTower(graph, ClapTokens.load(folder), int(dims["dim"]))
+
+    return Spec(
+        kind="clap_text",
+        name="CLAP text tower",
+        sources=[
+            first_file(folder, CLAP_WEIGHT_FILES),
+            folder / "config.json",
+            folder / "tokenizer.json",
+        ],
+        load_eager=load_eager,
+        dims=lambda t: {"dim": int(t.dim)},
+        load_ort=load_ort,
+        probes=lambda dims, reload: [*PROBE_TEXTS] if reload else [*PROBE_TEXTS, LONG_PROBE_TEXT],
+        run=lambda tower, texts: tower.encode(texts, batch),
+    )
 
 
 CLAP = ClapFamily()

@@ -3,7 +3,7 @@
 Each side loads only its half of the ``ClapModel`` file (``ClapAudioModelWithProjection`` /
 ``ClapTextModelWithProjection``), so ingest never holds the text encoder nor the service's
 text side the audio one. Both return the projections that ``ClapModel.get_audio_features`` /
-``get_text_features`` compute before normalising.
+``get_text_features`` compute before normalising; each ``forward`` is also its ONNX graph.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.export import Dim
 
-from timbre.embedding.clap_inputs import ClapTokens
+from timbre.embedding.clap_inputs import ClapPolicy, ClapTokens, FrontEnd
 from timbre.embedding.onnx_export import MAX_BATCH, export_module
 from timbre.errors import ModelFilesError
 
@@ -39,11 +39,14 @@ def _quiet_load(cls: Any, folder: Path) -> Any:
     return model.eval()
 
 
-class ClapAudioTower:
-    """Log-mel windows ``[n, frames, bands]`` -> projected (not normalised) vectors ``[n, dim]``."""
+class ClapAudioTower(nn.Module):
+    """Log-mel windows ``[n, frames, bands]`` -> projected (not normalised) vectors ``[n, dim]``.
+    ``forward`` (``mels [B, 1, frames, bands] -> [B, dim]``) is also the exported graph."""
 
-    def __init__(self, model: Any, device: torch.device) -> None:
+    def __init__(self, model: Any, front: FrontEnd, device: torch.device) -> None:
+        super().__init__()
         self.model = model.to(device)
+        self.front = front
         self.device = device
         self.dim = int(model.config.projection_dim)
 
@@ -57,22 +60,33 @@ class ClapAudioTower:
                 f"{folder} is a fused CLAP checkpoint; Timbre runs the unfused ones "
                 "(e.g. laion/larger_clap_general)"
             )
-        return cls(model, device)
+        return cls(model, FrontEnd.load(folder, ClapPolicy()), device)
 
     @torch.inference_mode()
     def encode(self, mels: Sequence[np.ndarray], max_batch: int) -> np.ndarray:
         out = []
         for start in range(0, len(mels), max_batch):
             batch = torch.from_numpy(np.stack(mels[start : start + max_batch]))[:, None]
-            result = self.model(input_features=batch.to(self.device))
-            out.append(result.audio_embeds.float().cpu().numpy())
+            out.append(self(batch.to(self.device)).float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 
+    def forward(self, mels: torch.Tensor) -> torch.Tensor:
+        return self.model(input_features=mels).audio_embeds
 
-class ClapTextTower:
-    """Texts -> projected (not normalised) vectors ``[n, dim]``."""
+    def export(self, target: Path) -> Path:
+        """Export :meth:`forward` into the folder ``target``; returns the model file."""
+        frames = self.front.window_samples // self.front.hop + 1
+        mels = torch.randn(2, 1, frames, self.front.mel_filters.shape[1]) * 10.0 - 40.0
+        shapes = {"mels": {0: Dim("batch", min=1, max=MAX_BATCH)}}
+        return export_module(self, (mels,), shapes, target)
+
+
+class ClapTextTower(nn.Module):
+    """Texts -> projected (not normalised) vectors ``[n, dim]``. ``forward`` (``input_ids,
+    attention_mask [B, L] -> [B, dim]``) is also the exported graph."""
 
     def __init__(self, model: Any, tokens: ClapTokens, device: torch.device) -> None:
+        super().__init__()
         self.model = model.to(device)
         self.tokens = tokens
         self.device = device
@@ -91,48 +105,20 @@ class ClapTextTower:
         out = []
         for start in range(0, len(texts), max_batch):
             ids, mask = self.tokens.batch(list(texts[start : start + max_batch]))
-            result = self.model(
-                input_ids=torch.from_numpy(ids).to(self.device),
-                attention_mask=torch.from_numpy(mask).to(self.device),
+            result = self(
+                torch.from_numpy(ids).to(self.device), torch.from_numpy(mask).to(self.device)
             )
-            out.append(result.text_embeds.float().cpu().numpy())
+            out.append(result.float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
-
-
-class _AudioGraph(nn.Module):
-    """``mels [B, 1, frames, bands] -> [B, dim]`` (HTSAT, pooling, audio_projection)."""
-
-    def __init__(self, model: Any) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, mels: torch.Tensor) -> torch.Tensor:
-        return self.model(input_features=mels).audio_embeds
-
-
-class _TextGraph(nn.Module):
-    """``input_ids, attention_mask [B, L] -> [B, dim]`` (RoBERTa, pooler, text_projection)."""
-
-    def __init__(self, model: Any) -> None:
-        super().__init__()
-        self.model = model
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.model(input_ids=input_ids, attention_mask=attention_mask).text_embeds
 
-
-def export_audio(tower: ClapAudioTower, frames: int, bands: int, target: Path) -> Path:
-    """Export the audio tower into the folder ``target``; returns the model file."""
-    mels = torch.randn(2, 1, frames, bands) * 10.0 - 40.0
-    shapes = {"mels": {0: Dim("batch", min=1, max=MAX_BATCH)}}
-    return export_module(_AudioGraph(tower.model), (mels,), shapes, target)
-
-
-def export_text(tower: ClapTextTower, target: Path) -> Path:
-    """Export the text tower (lengths up to the position limit) into ``target``."""
-    batch = Dim("batch", min=1, max=MAX_BATCH)
-    length = Dim("tokens", min=1, max=tower.tokens.limit)
-    ids = torch.full((2, 7), 5, dtype=torch.long)
-    mask = torch.ones(2, 7, dtype=torch.long)
-    shapes = {"input_ids": {0: batch, 1: length}, "attention_mask": {0: batch, 1: length}}
-    return export_module(_TextGraph(tower.model), (ids, mask), shapes, target)
+    def export(self, target: Path) -> Path:
+        """Export :meth:`forward` (lengths up to the position limit) into ``target``."""
+        batch = Dim("batch", min=1, max=MAX_BATCH)
+        length = Dim("tokens", min=1, max=self.tokens.limit)
+        ids = torch.full((2, 7), 5, dtype=torch.long)
+        mask = torch.ones(2, 7, dtype=torch.long)
+        shapes = {"input_ids": {0: batch, 1: length}, "attention_mask": {0: batch, 1: length}}
+        return export_module(self, (ids, mask), shapes, target)

@@ -131,22 +131,17 @@ class Family(Protocol):
 
     def describe(self, settings: ModelsSettings, files: ModelFiles) -> ModelInfo:
         """Identity and dimension of the configured models, without loading them."""
-        ...
 
     def decoding(self, files: ModelFiles) -> tuple[int, Resampler]:
         """The rate files are decoded at and how they get there, without loading models."""
-        ...
 
     def load_audio(self, settings: ModelsSettings, files: ModelFiles, batches: bool) -> AudioSide:
         """The audio path. ``batches``: calls carry many files (a parallel ingest job)."""
-        ...
 
     def load_text(self, settings: ModelsSettings, files: ModelFiles) -> TextEmbedder: ...
 
     def write_random(self, target: Path, size: Size, seed: int) -> None:
         """Random weights in exactly the hub layout, under ``target/<part>/``."""
-        ...
 
     def export_specs(self, settings: ModelsSettings, files: ModelFiles, side: Side) -> list[Spec]:
         """How to export, gate and load each ONNX graph of one side."""
-        ...

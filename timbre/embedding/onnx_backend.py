@@ -280,8 +280,8 @@ class Spec:
         kind: the cache entry's name prefix.
         name: for the log.
         sources: the files the graph is made from (their sha256 is in the key).
-        load_eager: loads the PyTorch module (imports torch).
-        export: writes the eager module's graph into a folder, returns the model file.
+        load_eager: loads the PyTorch module (imports torch); its ``export(folder)`` writes
+            its graph there and returns the model file.
         dims: what the runtime side needs to know, read from the eager module.
         load_ort: loads a graph file with those dims.
         probes: probe inputs for given dims; ``reload`` = the cheap subset.
@@ -292,7 +292,6 @@ class Spec:
     name: str
     sources: list[Path]
     load_eager: Callable[[], Any]
-    export: Callable[[Any, Path], Path]
     dims: Callable[[Any], dict[str, int]]
     load_ort: Callable[[Path, dict[str, int]], Any]
     probes: Callable[[dict[str, int], bool], Sequence[Any]]
@@ -300,13 +299,9 @@ class Spec:
 
 
 def load(settings: ModelsSettings, spec: Spec) -> tuple[Any, Runtime]:
-    """:func:`load_component` with the configured cache and threshold."""
-    return load_component(export_cache(settings), spec, settings.onnx_min_cosine)
-
-
-def load_component(cache: ExportCache, spec: Spec, min_cosine: float) -> tuple[Any, Runtime]:
     """The model on onnxruntime when its graph passes the gate, else the eager module."""
-    entry = cache.entry(spec.kind, spec.sources)
+    min_cosine = settings.onnx_min_cosine
+    entry = export_cache(settings).entry(spec.kind, spec.sources)
     warm = _warm(entry, spec, min_cosine)
     if warm is not None:
         return warm, "onnxruntime"
@@ -370,7 +365,7 @@ def _export_and_gate(entry: CacheEntry, spec: Spec, min_cosine: float) -> tuple[
         candidate = spec.load_ort(_export_retrying(spec, eager, staged), dims)
         probes = spec.probes(dims, False)
         measured = agreement(spec.run(eager, probes), spec.run(candidate, probes))
-        adopted = judge(spec.name, "onnxruntime", "PyTorch eager", measured, min_cosine)
+        adopted = judge(spec.name, measured, min_cosine)
         reason = None if adopted else f"agreement {measured:.9f} < {min_cosine}"
     except Exception as exc:  # an exporter or runtime failure must not stop Timbre: eager runs
         measured, reason = float("nan"), f"export failed: {type(exc).__name__}: {exc}"
@@ -405,13 +400,13 @@ def _export_and_gate(entry: CacheEntry, spec: Spec, min_cosine: float) -> tuple[
 
 
 def _export_retrying(spec: Spec, eager: Any, staged: Path) -> Path:
-    """``spec.export``, once more after a ``SystemError``: that is the interpreter failing,
+    """``eager.export``, once more after a ``SystemError``: that is the interpreter failing,
     not the model (CPython 3.11's AST recursion counter is shared by threads), and a refusal
     is cached for good."""
     try:
-        return spec.export(eager, staged)
+        return eager.export(staged)
     except SystemError as exc:
         log.warning(
             "%s: export failed inside the interpreter (%s); trying once more", spec.name, exc
         )
-        return spec.export(eager, staged)
+        return eager.export(staged)

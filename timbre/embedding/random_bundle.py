@@ -269,29 +269,24 @@ def _write_xlmr(folder: Path, d: Dims) -> None:
     )
 
 
+def _bert(hidden: int, layers: int, positions: int) -> BertModel:
+    """A BERT as CLaMP3 builds its audio and symbolic encoders (``hidden // 64`` heads)."""
+    config = BertConfig(
+        vocab_size=1,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=max(1, hidden // 64),
+        intermediate_size=hidden * 4,
+        max_position_embeddings=positions,
+    )
+    return BertModel(config)
+
+
 def _write_clamp3(folder: Path, d: Dims) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     text = XLMRobertaModel(XLMRobertaConfig(**_xlmr_config(d)), add_pooling_layer=True)
-    audio = BertModel(
-        BertConfig(
-            vocab_size=1,
-            hidden_size=d.mert_hidden,
-            num_hidden_layers=d.audio_layers,
-            num_attention_heads=max(1, d.mert_hidden // 64),
-            intermediate_size=d.mert_hidden * 4,
-            max_position_embeddings=128,
-        )
-    )
-    symbolic = BertModel(
-        BertConfig(
-            vocab_size=1,
-            hidden_size=d.symbolic_hidden,
-            num_hidden_layers=d.symbolic_layers,
-            num_attention_heads=max(1, d.symbolic_hidden // 64),
-            intermediate_size=d.symbolic_hidden * 4,
-            max_position_embeddings=512,
-        )
-    )
+    audio = _bert(d.mert_hidden, d.audio_layers, positions=128)
+    symbolic = _bert(d.symbolic_hidden, d.symbolic_layers, positions=512)
     parts: list[tuple[str, nn.Module]] = [
         ("text_model.", text),
         ("text_proj.", nn.Linear(d.text_hidden, d.joint)),
