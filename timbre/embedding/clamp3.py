@@ -226,12 +226,8 @@ full segment with its zero vectors, three overlapping ones)."""
 
 class OrtMertEncoder:
     """MERT window vectors from the exported graph, as ``MertEncoder.window_vectors``.
-
     ``streams`` passes run at once (onnxruntime releases the GIL), each on the session's
-    threads: on a CPU two windows on one thread each finish sooner than one after the other
-    on two (``models.mert_streams``). Each window is computed alone either way: bitwise the
-    same vectors.
-    """
+    threads (``models.mert_streams``); each window is computed alone either way."""
 
     def __init__(
         self, graph: Graph, *, sample_rate: int, hidden_size: int, num_layers: int, streams: int = 1

@@ -1,10 +1,8 @@
 """The clamp3 family's input rules that both runtimes share (numpy and ``tokenizers`` only).
 
-* Segments (docs/model-spec.md, clamp3): an input longer than a segment is cut into segments
-  of ``seg`` rows, the last one being the *last* ``seg`` rows (overlapping its neighbour);
-  the segment vectors are averaged with weights ``[seg] * (n // seg) + [n % seg]``. Segments
-  of many inputs share one padded, masked batch at the longest member's length: attention is
-  masked and the pool ignores padding, so the result is the same.
+* Segments (docs/model-spec.md, clamp3): segments of many inputs share one padded, masked
+  batch at the longest member's length: attention is masked and the pool ignores padding,
+  so the result is the same.
 * MERT windows: only windows of identical length share a forward pass (the feature encoder
   has no mask and GroupNorm normalises over time, so padding would change a short window).
 * Text: XLM-R token ids as the reference prepares them.

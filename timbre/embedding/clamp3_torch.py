@@ -1,13 +1,10 @@
 """MERT-v1-95M and the CLaMP3 (SAAS) towers in PyTorch, and their ONNX export graphs.
 
-Loaded from the official files unchanged. MERT-v1-95M is architecturally HuBERT-base with
-group-norm features: its ``config.json`` (model_type ``mert_model``) and weights (legacy
-``weight_g``/``weight_v`` names) load strictly and bit-identically into transformers'
-``HubertModel``, with no remote code. The CLaMP3 checkpoint ``{'model': state_dict, ...}``
-holds four sub-models; Timbre loads the ``audio_*`` and ``text_*`` ones strictly, reads every
-dimension from the tensors, and never touches the symbolic branch. docs/model-spec.md holds
-the computation; the segment rules are in :mod:`timbre.embedding.clamp3_inputs`. Each
-model's ``forward`` is also the ONNX graph it exports.
+Loaded strictly from the official files unchanged: MERT-v1-95M into transformers'
+``HubertModel`` (it is HuBERT-base with group-norm features; no remote code), and the
+``audio_*`` and ``text_*`` sub-models of the CLaMP3 checkpoint, every dimension read from the
+tensors (the symbolic branch is never touched). docs/model-spec.md holds the computation.
+Each model's ``forward`` is also the ONNX graph it exports.
 """
 
 from __future__ import annotations

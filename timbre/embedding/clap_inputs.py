@@ -1,17 +1,9 @@
-"""The clap family's inputs, numpy and ``tokenizers`` only: 10 s windows and their log-mels,
-and RoBERTa token ids.
-
-The log-mel is what transformers' ``ClapFeatureExtractor`` computes for an unfused
-checkpoint, from its ``preprocessor_config.json``: frames of ``fft_window_size`` every
-``hop_length`` (reflect-padded by half a frame), a periodic Hann window, the one-sided power
-spectrum, ``feature_size`` Slaney mel bands (Slaney-normalised) from ``frequency_min`` to
-``frequency_max``, then ``10 log10(max(mel, 1e-10))`` with no top-dB clipping. Where the
-reference is random or silent Timbre fixes a rule (:class:`ClapPolicy`), recorded in
-:func:`pipeline_version`. The decoder has already downmixed and resampled.
-
-Text: the checkpoint's ``tokenizer.json`` gives ``<s> ... </s>`` as ``ClapProcessor`` does.
-The reference does not truncate and fails past its position table; Timbre keeps the first
-``limit - 1`` tokens and ``</s>`` (``limit`` = positions less RoBERTa's padding offset).
+"""The clap family's inputs, numpy and ``tokenizers`` only: 10 s windows and their log-mels
+(what transformers' ``ClapFeatureExtractor`` computes for an unfused checkpoint, from its
+``preprocessor_config.json``), and RoBERTa token ids truncated at the position limit, which
+the reference does not do. docs/model-spec.md (clap) holds the computation; where the
+reference is random or silent Timbre fixes a rule (:class:`ClapPolicy`, recorded in
+:func:`pipeline_version`).
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@ from timbre.errors import ModelFilesError
 
 log = logging.getLogger(__name__)
 
-
 _HUB_DEFAULT = "https://huggingface.co"
 _cache_only_said: set[str] = set()
 _probed: dict[str, str | None] = {}

@@ -1,17 +1,12 @@
 """Complete model bundles with random weights, in exactly the official file formats.
 
-No model hub is reachable on the development machines, so tests and benchmarks run on these:
-``tiny`` (small widths and depths, for the test suite) or ``full`` (the official dimensions,
-for benchmarks: random weights cost exactly the compute of real ones). The bundle's
-``timbre-models.json`` says ``random_weights: true`` and every process that loads it warns.
-
-* clamp3: MERT's ``config.json`` (model_type ``mert_model``) and ``pytorch_model.bin`` with the
-  legacy ``weight_g``/``weight_v`` names (or ``model.safetensors``); XLM-R's ``config.json``,
-  ``tokenizer.json`` (a Unigram tokenizer with XLM-R's special ids) and
-  ``tokenizer_config.json``; the CLaMP3 ``.pth`` with all four sub-models.
-* clap: ``config.json`` (unfused ``ClapConfig``), ``model.safetensors``,
-  ``preprocessor_config.json`` and RoBERTa's tokenizer files, as transformers' own
-  ``ClapProcessor`` and ``ClapModel`` load them (what the fidelity tests compare against).
+Tests and benchmarks run on these (no model hub is reachable on the development machines):
+``tiny`` for the test suite, ``full`` (the official dimensions, so the same compute as real
+weights) for benchmarks. The layouts are the hub's (see :mod:`timbre.embedding.files`): MERT
+with the legacy ``weight_g``/``weight_v`` names, the CLaMP3 ``.pth`` with all four sub-models,
+tokenizers with the real special ids; transformers' own ``ClapProcessor`` and ``ClapModel``
+load the clap folder. ``timbre-models.json`` says ``random_weights: true``, and every process
+that loads the bundle warns.
 """
 
 from __future__ import annotations
