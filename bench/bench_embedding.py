@@ -1,7 +1,7 @@
 """Embedding speed, memory and agreement on a full-size random bundle, on both runtimes.
 
     python bench/bench_embedding.py [--bundle DIR] [--repeats 3] [--queries 200]
-        [--runtimes onnxruntime,torch] [--no-int8] [--no-legacy] [--results NAME]
+        [--runtimes onnxruntime,torch] [--no-legacy] [--results NAME]
 
 For each runtime (ONNX Runtime, the CPU default, and PyTorch eager), measured interleaved in one run
 so both see the same machine: MERT and CLaMP3-tower time per audio-second and per file for one-shots
@@ -10,8 +10,8 @@ and 0.5 s clips as a share of the sgemm rate measured in the same run; text-quer
 (p50/p99, one query at a time as the API does) for 4- and 11-token queries and a mixed set; 8
 concurrent uncached queries through the service's micro-batcher against one at a time; peak memory
 of the ingest model set (MERT + audio tower) and of the API model set (text tower, then the audio
-side), each in a fresh process; the agreement of the two runtimes on every benchmark clip and query;
-and int8's agreement and speed against fp32 (PyTorch). Beside the default ONNX Runtime graphs it
+side), each in a fresh process; and the agreement of the two runtimes on every benchmark clip and
+query. Beside the default ONNX Runtime graphs it
 measures, interleaved, the previous unfused graph format (``ort-unfused``, when the export cache
 still holds it) and the text tower on one intra-op thread (``ort-1thread``), and MERT one pass at a
 time on every thread as the service runs it (``ort-1stream``; a job runs one pass per thread); it
@@ -144,7 +144,7 @@ import json, resource, sys, time, warnings
 warnings.simplefilter("ignore")
 import numpy as np
 from timbre.settings import load_settings
-from timbre.embedding import clamp3_onnx as onnx
+from timbre.embedding import clamp3 as onnx
 from timbre.embedding.files import resolve_model_files
 
 def cpu():
@@ -224,11 +224,12 @@ def load_breakdown(bundle: Path, repeats: int, legacy: bool) -> dict[str, Any]:
 
 def legacy_embedders(bundle: Path, models: Any) -> tuple[Any, Any] | None:
     """ONNX Runtime embedders on the previous graph format's cached entries (unfused graphs,
-    from before :mod:`timbre.embedding.onnx_fusion`), if the bench's cache still holds them:
-    the before/after comparison in one run. None when there are none."""
+    from before :func:`timbre.embedding.onnx_export.fuse_graph`), if the bench's cache still
+    holds them: the before/after comparison in one run. None when there are none."""
     from bench.common import EXPORT_DIR
-    from timbre.embedding import clamp3_onnx as onnx
-    from timbre.embedding.embedder import AudioEmbedder, TextEmbedder
+    from timbre.embedding import clamp3 as onnx
+    from timbre.embedding.clamp3 import AudioEmbedder
+    from timbre.embedding.family import TextEmbedder
     from timbre.embedding.files import resolve_model_files
     from timbre.embedding.info import ModelInfo
 
@@ -280,7 +281,6 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--runtimes", default="onnxruntime,torch")
-    parser.add_argument("--no-int8", action="store_true", help="skip the int8 comparison")
     add_results_argument(parser, "embedding")
     parser.add_argument(
         "--no-legacy",
@@ -292,9 +292,9 @@ def main() -> None:
     bundle = full_bundle(args.bundle)
     runtimes = args.runtimes.split(",")
 
+    from timbre.embedding.clamp3 import OrtMertEncoder
     from timbre.embedding.embedder import load_audio_embedder, load_text_embedder
     from timbre.embedding.onnx_backend import ort_threads
-    from timbre.embedding.ort_runtime import OrtMertEncoder
     from timbre.settings import load_settings
 
     models = {rt: load_settings(models=bench_models(bundle, runtime=rt)).models for rt in runtimes}
@@ -380,26 +380,6 @@ def main() -> None:
         for rt in runtimes
     }
     print(f"agreement with PyTorch: {results['agreement_with_torch']}", flush=True)
-
-    if not args.no_int8:
-        print("int8 (agreement with fp32 on every benchmark clip and query):", flush=True)
-        int8 = fp32.model_copy(
-            update={"audio_precision": "int8", "text_precision": "int8", "precision_min_cosine": 0}
-        )
-        del audio, text
-        audio8, text8 = load_audio_embedder(int8), load_text_embedder(int8)
-        results["int8"] = {
-            "audio_min_cosine": min_cosine(ref_audio, audio8.embed(every_clip)),
-            "text_min_cosine": min_cosine(ref_text, text8.embed(texts)),
-            "required": fp32.precision_min_cosine,
-            "audio": bench_audio({"int8": audio8}, args.repeats)["int8"],
-            "text": bench_text(text8, texts),
-        }
-        print(
-            f"  audio min cosine {results['int8']['audio_min_cosine']:.6f}, "
-            f"text min cosine {results['int8']['text_min_cosine']:.6f}",
-            flush=True,
-        )
 
     results["targets"] = targets(results, [*runtimes, *extra_text, *extra_audio])
     print(json.dumps(results["targets"], indent=2))

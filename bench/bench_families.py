@@ -146,7 +146,7 @@ def sgemm_gflops(threads: int) -> float:
 
 
 def ensure_bundle(bundle: Path, family: str, size: str) -> None:
-    from timbre.embedding.families import get_family
+    from timbre.embedding.embedder import get_family
     from timbre.embedding.files import FAMILY_PARTS
 
     if all((bundle / part).is_dir() for part in FAMILY_PARTS[family]):

@@ -163,7 +163,7 @@ def mert_op_profile(
     """
     import onnxruntime as ort
 
-    from timbre.embedding.ort_runtime import PROVIDERS, session_options
+    from timbre.embedding.onnx_backend import PROVIDERS, session_options
 
     out: dict[str, Any] = {}
     for case in SHARE_CASES:

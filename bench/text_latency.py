@@ -63,7 +63,7 @@ def bench_text(embedder: Any, texts: list[str]) -> dict[str, Any]:
         start = time.perf_counter()
         embedder.embed([t])
         latencies.append(time.perf_counter() - start)
-    tokens = [len(embedder.tower.token_ids(t)) for t in texts]
+    tokens = [len(embedder.tower.tokens.token_ids(t)) for t in texts]
     return {
         "queries": len(texts),
         "median_tokens": float(np.median(tokens)),
@@ -81,10 +81,10 @@ def queries_of_length(tower: Any, tokens: int, count: int, seed: int = 0) -> lis
     out: list[str] = []
     for _ in range(200 * count):
         words: list[str] = []
-        while len(tower.token_ids(" ".join(words))) < tokens:
+        while len(tower.tokens.token_ids(" ".join(words))) < tokens:
             words.append(str(rng.choice(vocabulary)))
         text = " ".join(words)
-        if len(tower.token_ids(text)) == tokens and text not in out:
+        if len(tower.tokens.token_ids(text)) == tokens and text not in out:
             out.append(text)
             if len(out) == count:
                 return out

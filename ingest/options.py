@@ -15,7 +15,7 @@ Profile = Literal["sequential", "parallel"]
 
 
 class Embedder(Protocol):
-    """The audio side of the models (``timbre.embedding.embedder.AudioEmbedder``)."""
+    """The audio side of the models (``timbre.embedding.family.AudioSide``)."""
 
     sample_rate: int
     resampler: Resampler

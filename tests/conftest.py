@@ -89,7 +89,7 @@ def settings(
 @pytest.fixture(scope="session")
 def clap_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random clap-family bundle (``DIR/clap/`` in the hub's layout)."""
-    from timbre.embedding.families import get_family
+    from timbre.embedding.embedder import get_family
 
     target = tmp_path_factory.mktemp("clap-bundle") / "tiny"
     get_family("clap").write_random(target, "tiny", 0)

@@ -86,9 +86,6 @@ class ClapHub(HubModel):
     batch_texts: PerDevice
 
 
-Precision = Literal["auto", "fp32", "int8", "fp16", "bf16"]
-
-
 class ModelsSettings(_Section):
     """Where the weights come from and how they run."""
 
@@ -101,9 +98,6 @@ class ModelsSettings(_Section):
     clap: ClapHub
     device: Literal["auto", "cpu", "cuda"]
     threads: int = Field(ge=0)
-    text_precision: Precision
-    audio_precision: Precision
-    precision_min_cosine: float = Field(gt=0.0, le=1.0)
     mert_batch_windows: PerDevice
     mert_streams: Literal["auto"] | Annotated[int, Field(ge=1)]
     """MERT passes in flight at once on ONNX Runtime (see config/default.yaml)."""

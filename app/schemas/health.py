@@ -43,13 +43,6 @@ class ReadyOut(BaseModel):
     warnings: list[str] = []
 
 
-class PrecisionOut(BaseModel):
-    """The precision each loaded side runs in; None = not loaded yet."""
-
-    text: str | None = None
-    audio: str | None = None
-
-
 class TextCacheOut(BaseModel):
     size: int
     hits: int
@@ -84,7 +77,6 @@ class StatsOut(BaseModel):
     pipeline_version: str
     random_weights: bool
     audio_model_loaded: bool
-    precision: PrecisionOut
     text_cache: TextCacheOut
     snapshot: SnapshotStatsOut | None = None
     store: StoreStatsOut | None = None

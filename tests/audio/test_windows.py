@@ -8,7 +8,7 @@ import torch
 from transformers import Wav2Vec2FeatureExtractor
 
 from timbre.audio.windows import normalize, plan_windows, prepare_windows
-from timbre.embedding.towers import plan_segments
+from timbre.embedding.clamp3_inputs import plan_segments
 
 SR = 24000
 

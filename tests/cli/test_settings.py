@@ -71,7 +71,6 @@ def test_overlay_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     s = load_settings()
     assert s.models.device == "cpu" and s.models.mert_batch_windows.cpu == 2
     assert s.models.mert_batch_windows.cuda == 32  # the rest of the section is kept
-    assert s.models.text_precision == "auto"
 
 
 def test_invalid_values_name_the_field(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -23,10 +23,10 @@ import torch
 from tests.conftest import keep_export_dir
 from tests.support.fake_hub import FakeHub, run_timbre
 from timbre.audio.decode import decode_file
-from timbre.embedding.clap_audio import ClapPolicy, FrontEnd
+from timbre.embedding.clap_inputs import ClapPolicy, FrontEnd
 from timbre.embedding.embedder import describe_models, load_audio_embedder, load_text_embedder
 from timbre.embedding.files import MANIFEST_NAME, resolve_model_files
-from timbre.errors import ConfigError, ModelFilesError
+from timbre.errors import ModelFilesError
 from timbre.settings import Settings
 
 SR = 48_000
@@ -236,12 +236,12 @@ def test_identity_names_the_family_and_its_policies(clap_settings: Settings) -> 
 def test_the_onnx_exports_passed_the_gate(
     clap_settings: Settings, clap_audio: Any, clap_text: Any
 ) -> None:
-    from timbre.embedding import clap_onnx
-    from timbre.embedding.export_cache import ExportCache
+    from timbre.embedding import clap
+    from timbre.embedding.onnx_backend import ExportCache
 
     files = resolve_model_files(clap_settings.models)
     cache = ExportCache(Path(clap_settings.models.export_dir))  # type: ignore[arg-type]
-    for make in (clap_onnx.audio_spec, clap_onnx.text_spec):
+    for make in (clap.audio_spec, clap.text_spec):
         spec = make(clap_settings.models, files)
         manifest = json.loads(
             (cache.entry(spec.kind, spec.sources).directory / "manifest.json").read_text()
@@ -252,8 +252,6 @@ def test_the_onnx_exports_passed_the_gate(
 
 
 def test_clap_refuses_what_it_cannot_run(clap_settings: Settings, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="fp32 only"):
-        load_text_embedder(clap_settings.models.model_copy(update={"text_precision": "int8"}))
     with pytest.raises(ModelFilesError, match="clap"):
         resolve_model_files(clap_settings.models.model_copy(update={"bundle": tmp_path}))
 

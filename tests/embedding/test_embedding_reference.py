@@ -16,7 +16,7 @@ import torch
 
 from tests.support.audio_factory import chord_loop, hat, kick, tone
 from tests.support.reference_clamp3 import Reference, cosine
-from timbre.embedding.embedder import l2_normalize
+from timbre.embedding.family import l2_normalize
 from timbre.embedding.random_bundle import CLAMP3_SAAS_FILENAME
 
 SR = 24000
@@ -123,7 +123,7 @@ def test_text_matches_reference(text: str, any_text_embedder, reference: Referen
 
 
 def test_long_text_really_spans_segments(any_text_embedder) -> None:
-    ids = any_text_embedder.tower.token_ids(TEXTS[-1])
+    ids = any_text_embedder.tower.tokens.token_ids(TEXTS[-1])
     assert len(ids) > 2 * 128
     assert ids[0] == 0 and ids[-1] == 2  # <s> ... </s>
 
@@ -136,8 +136,8 @@ def test_text_batch_equals_one_at_a_time(any_text_embedder) -> None:
 
 def test_multiline_dedupe_keeps_first_order_and_joins_with_separator(any_text_embedder) -> None:
     tower = any_text_embedder.tower
-    joined = tower.token_ids("b\na\nb\n\na")
-    assert joined == tower.tokenizer.encode("b</s>a").ids
+    joined = tower.tokens.token_ids("b\na\nb\n\na")
+    assert joined == tower.tokens.tokenizer.encode("b</s>a").ids
     assert joined.count(2) == 2  # the literal separator became the </s> token, plus the end
 
 

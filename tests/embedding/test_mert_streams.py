@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from tests.support.audio_factory import chord_loop, hat, kick, tone
 from timbre.cli.wiring import build_library
+from timbre.embedding.clamp3 import OrtMertEncoder
 from timbre.embedding.embedder import load_audio_embedder
-from timbre.embedding.ort_runtime import OrtMertEncoder
 from timbre.settings import Settings
 
 SR = 24000

@@ -15,6 +15,7 @@ import torch
 from tests.conftest import keep_export_dir
 from tests.support.audio_factory import chord_loop, kick
 from tests.support.fake_hub import FakeHub, run_timbre
+from timbre.embedding.clamp3_torch import MertEncoder
 from timbre.embedding.embedder import load_audio_embedder, load_text_embedder
 from timbre.embedding.files import (
     MANIFEST_NAME,
@@ -22,7 +23,6 @@ from timbre.embedding.files import (
     read_manifest,
     resolve_model_files,
 )
-from timbre.embedding.mert import MertEncoder
 from timbre.embedding.random_bundle import (
     CLAMP3_SAAS_FILENAME,
     DIMS,

@@ -20,10 +20,10 @@ import pytest
 
 from ingest.synthetic import make_library
 from timbre.audio.windows import normalize
-from timbre.embedding import clamp3_onnx, onnx_backend
+from timbre.embedding import clamp3, onnx_backend
 from timbre.embedding.embedder import load_text_embedder
-from timbre.embedding.export_cache import DigestMemo, ExportCache
 from timbre.embedding.files import resolve_model_files
+from timbre.embedding.onnx_backend import DigestMemo, ExportCache
 from timbre.errors import ConfigError
 from timbre.fsutil import sha256_file
 from timbre.settings import Settings
@@ -43,7 +43,7 @@ def test_cpu_default_is_onnxruntime_exported_from_the_loaded_checkpoint(
     ckpt_sha = sha256_file(next(ckpt.glob("*.pth")))
     files = resolve_model_files(settings.models)
     cache = ExportCache(export_dir)  # shared by the session: other bundles have entries too
-    for make in (clamp3_onnx.text_spec, clamp3_onnx.audio_tower_spec, clamp3_onnx.mert_spec):
+    for make in (clamp3.text_spec, clamp3.audio_tower_spec, clamp3.mert_spec):
         spec = make(settings.models, files)
         entry = cache.entry(spec.kind, spec.sources).directory
         manifest = json.loads((entry / "manifest.json").read_text())
@@ -86,7 +86,7 @@ def test_any_length_runs_on_one_graph(
         audio_embedder.embed_features(feats), torch_audio_embedder.embed_features(feats), atol=1e-6
     )
     texts = [" ".join(["a"] * n) for n in (1, 10, 60, 126, 127, 300)]  # n + 2 tokens
-    lengths = [len(text_embedder.tower.token_ids(t)) for t in texts]
+    lengths = [len(text_embedder.tower.tokens.token_ids(t)) for t in texts]
     assert lengths == [3, 12, 62, 128, 129, 302]
     np.testing.assert_allclose(
         text_embedder.embed(texts), torch_text_embedder.embed(texts), atol=1e-6
@@ -97,14 +97,10 @@ def test_runtime_choice(settings: Settings) -> None:
     models = settings.models
     auto = onnx_backend.choose_runtime
     assert auto(models, "text") == auto(models, "audio") == "onnxruntime"  # no GPU here
-    int8 = models.model_copy(update={"text_precision": "int8"})
-    assert auto(int8, "text") == "torch" and auto(int8, "audio") == "onnxruntime"
     assert auto(models.model_copy(update={"runtime": "torch"}), "audio") == "torch"
     forced = models.model_copy(update={"runtime": "onnxruntime"})
     with pytest.raises(ConfigError, match="runs on the CPU only"):
         auto(forced.model_copy(update={"device": "cuda"}), "text")
-    with pytest.raises(ConfigError, match="runs fp32 only"):
-        auto(forced.model_copy(update={"audio_precision": "bf16"}), "audio")
 
 
 def test_a_refused_export_runs_torch_and_is_not_retried(
@@ -136,9 +132,9 @@ def test_an_interpreter_error_in_the_export_is_retried_once(
 ) -> None:
     """A SystemError is CPython failing (seen once: its AST counter raced another thread), not
     the model: one more try, rather than a refusal cached for good."""
-    from timbre.embedding import onnx_export
+    from timbre.embedding import clamp3_torch
 
-    real, calls = onnx_export.export_text, []
+    real, calls = clamp3_torch.TextTower.export, []
 
     def flaky(tower: object, target: Path) -> Path:
         calls.append(target)
@@ -146,7 +142,7 @@ def test_an_interpreter_error_in_the_export_is_retried_once(
             raise SystemError("AST constructor recursion depth mismatch (before=60, after=178)")
         return real(tower, target)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(onnx_export, "export_text", flaky)
+    monkeypatch.setattr(clamp3_torch.TextTower, "export", flaky)
     fresh = settings.models.model_copy(update={"export_dir": tmp_path / "onnx"})
     assert load_text_embedder(fresh).runtime == "onnxruntime"
     assert len(calls) == 2
@@ -161,12 +157,12 @@ def test_a_cached_graph_is_checked_against_its_recorded_eager_outputs(
     shutil.copytree(export_dir, copy)
     models = settings.models.model_copy(update={"export_dir": copy})
     files = resolve_model_files(models, ("xlmr", "clamp3"))
-    spec = clamp3_onnx.text_spec(models, files)
+    spec = clamp3.text_spec(models, files)
     entry = ExportCache(copy).entry(spec.kind, spec.sources)
     assert onnx_backend._warm(entry, spec, 0.99999) is not None
     probes = entry.probes()
     np.savez(entry.directory / "probes.npz", reload_expected=-probes["reload_expected"])
-    assert onnx_backend._warm(entry, spec, 0.99999) is None  # load_component makes it again
+    assert onnx_backend._warm(entry, spec, 0.99999) is None  # load() makes it again
 
 
 def test_digests_are_memoised_until_the_file_changes(tmp_path: Path) -> None:
@@ -241,7 +237,7 @@ def test_warm_service_and_ingest_never_import_torch(
 def test_probe_clips_cover_each_window_rule() -> None:
     """The MERT gate's probes span a one-shot, a click-length hit, full and partial windows."""
     from timbre.audio.windows import prepare_windows
-    from timbre.embedding.embedder import probe_waveforms
+    from timbre.embedding.family import probe_waveforms
 
     lengths = [w.shape[0] for x in probe_waveforms(SR) for w in prepare_windows(x, SR)]
     assert 5 * SR in lengths and any(n < SR for n in lengths)

@@ -75,7 +75,7 @@ kernel it could not load, which reads like a failure)."""
 DETAIL_LOGGERS = (
     "timbre.search.library",
     "timbre.embedding.runtime",
-    "timbre.embedding.onnx_fusion",
+    "timbre.embedding.onnx_export",
 )
 """Timbre's own bookkeeping (snapshot served, model loaded, runtime agreement): worth a line in
 a service's log (``timbre serve`` shows them), not on every search."""

@@ -20,7 +20,7 @@ FAMILY_HELP = "Model family: clamp3 or clap (default: models.family)."
 
 
 def _with_family(settings: Settings, family: str | None) -> Settings:
-    from timbre.embedding.families import FAMILY_NAMES
+    from timbre.embedding.embedder import FAMILY_NAMES
 
     if family is None:
         return settings
@@ -102,7 +102,7 @@ def models_random(
 ) -> None:
     """Write a family's random-weight files in the hub's layout under TARGET/<part>/ (beside
     other families' files already there). Results are meaningless."""
-    from timbre.embedding.families import FAMILY_NAMES, get_family
+    from timbre.embedding.embedder import FAMILY_NAMES, get_family
     from timbre.embedding.files import RANDOM_WEIGHTS_WARNING
     from timbre.embedding.random_bundle import write_random_bundle
 

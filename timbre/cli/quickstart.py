@@ -40,7 +40,7 @@ def quickstart(
     try:
         resolve_model_files(load_settings().models)
     except TimbreError as exc:
-        from timbre.embedding.families import get_family
+        from timbre.embedding.embedder import get_family
         from timbre.embedding.files import FAMILY_PARTS
 
         bundle = random_bundle_dir(home)

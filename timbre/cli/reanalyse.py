@@ -37,8 +37,7 @@ def reanalyse(
     from ingest.reanalyse import reanalyse as run
     from timbre.cli.data_dir import require_index
     from timbre.cli.store import _rewrite
-    from timbre.embedding.embedder import describe_models
-    from timbre.embedding.families import get_family
+    from timbre.embedding.embedder import describe_models, get_family
     from timbre.embedding.files import resolve_model_files
     from timbre.library_roots import recorded_roots
     from timbre.settings import load_settings

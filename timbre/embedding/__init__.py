@@ -1,10 +1,9 @@
 """Embeddings of audio and text, in one of several model families.
 
-Modules: ``family`` (the seam a family implements) and ``families`` (``models.family`` -> it),
-``embedder`` (the entry points: describe, load audio, load text), ``files`` (where weights come
-from: bundle or hub), ``runtime`` (device, threads, precision gates), ``onnx_backend`` (the
-family-neutral ONNX Runtime export gate). The clamp3 family: ``clamp3`` and its ``clamp3_*``,
-``mert``, ``towers``, ``random_bundle`` modules; the clap family: ``clap`` and ``clap_*``.
-Import the submodule you need: this package imports nothing itself, so reading settings or
-files never pays for torch.
+``embedder`` is the entry point (describe, load audio, load text of ``models.family``);
+``family`` the seam a family implements; ``files`` and ``hub`` where weights come from;
+``runtime`` device and threads; ``onnx_backend`` and ``onnx_export`` the family-neutral ONNX
+Runtime gate. Each family has ``<family>.py`` (torch-free: the family, its audio path, its
+ONNX graphs), ``<family>_inputs.py`` (what both runtimes share) and ``<family>_torch.py``;
+``random_bundle`` writes random-weight bundles of both. This package imports nothing itself.
 """

@@ -1,32 +1,40 @@
 """The clap family: LAION-CLAP (``laion/larger_clap_general``) through transformers' ClapModel.
 
 Audio: mono at the checkpoint's rate (48 kHz) -> 10 s windows -> Slaney log-mel
-(:mod:`clap_audio`) -> the HTSAT encoder and its projection -> L2-normalised; a clip over
-10 s averages its windows' normalised vectors. Text: the checkpoint's RoBERTa tokenizer
-(:mod:`clap_text`) -> the RoBERTa encoder's pooled output and its projection. Both sides run
-on ONNX Runtime (:mod:`clap_onnx`, the CPU default once a graph passes the agreement gate)
-or in PyTorch (:mod:`clap_eager`); this module imports no torch.
+(:mod:`clap_inputs`) -> the HTSAT encoder and its projection -> L2-normalised; a clip over
+10 s averages its windows' normalised vectors. Text: the checkpoint's RoBERTa tokenizer ->
+the RoBERTa encoder's pooled output and its projection. Both sides run on ONNX Runtime (the
+CPU default, gated by :mod:`onnx_backend`) or in PyTorch (:mod:`clap_torch`). Imports no
+torch: a warm start runs on onnxruntime, numpy and ``tokenizers`` alone.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from timbre.audio.resample import Resampler
 from timbre.embedding import onnx_backend as onnx
-from timbre.embedding.clap_audio import ClapPolicy, FrontEnd, pipeline_version
-from timbre.embedding.common import TextEmbedder, l2_normalize
-from timbre.embedding.family import Side, Size
-from timbre.embedding.files import ModelFiles, Part
+from timbre.embedding.clap_inputs import ClapPolicy, ClapTokens, FrontEnd, pipeline_version
+from timbre.embedding.family import (
+    PROBE_TEXTS,
+    Side,
+    Size,
+    TextEmbedder,
+    l2_normalize,
+    probe_waveforms,
+    split_rows,
+)
+from timbre.embedding.files import CLAP_WEIGHT_FILES, ModelFiles, Part, first_file
 from timbre.embedding.info import ModelInfo
-from timbre.embedding.onnx_backend import Spec
-from timbre.errors import ConfigError, ModelFilesError
+from timbre.embedding.onnx_backend import Graph, Spec, ort_threads
+from timbre.embedding.runtime import configure_threads, select_device
+from timbre.errors import ModelFilesError
 from timbre.settings import ModelsSettings
 
 
@@ -46,14 +54,11 @@ class ClapAudioEmbedder:
     tower: MelEncoder
     info: ModelInfo
     batch_windows: int
-    precision: dict[str, float] = field(default_factory=dict)
-    running: str = "fp32"
     runtime: str = "torch"
     resampler: Resampler = "soxr_vhq"
     """The log-mel reads the bands above a low-rate file's Nyquist frequency in dB: only a
-    resampler whose stopband lies below the mel floor leaves them as empty as a high-quality
-    resampling before the reference leaves them (a short sinc moved 22.05 kHz files' vectors
-    to cosine 0.94 on random weights)."""
+    resampler whose stopband lies below the mel floor leaves them as empty as the reference
+    does (a short sinc moved 22.05 kHz files to cosine 0.94)."""
 
     @property
     def sample_rate(self) -> int:
@@ -65,19 +70,12 @@ class ClapAudioEmbedder:
 
     def features(self, waveforms: Sequence[np.ndarray]) -> list[np.ndarray]:
         """The normalised vectors ``[n_windows, dim]`` of each clip's windows."""
-        mels: list[np.ndarray] = []
-        counts: list[int] = []
-        for wave in waveforms:
-            windows = self.front.windows(wave)
-            mels.extend(self.front.log_mel(w) for w in windows)
-            counts.append(len(windows))
-        vectors = l2_normalize(self.tower.encode(mels, self.batch_windows)) if mels else None
-        out, start = [], 0
-        for count in counts:
-            assert vectors is not None
-            out.append(vectors[start : start + count])
-            start += count
-        return out
+        per_clip = [self.front.windows(wave) for wave in waveforms]
+        mels = [self.front.log_mel(w) for windows in per_clip for w in windows]
+        if not mels:
+            return []
+        vectors = l2_normalize(self.tower.encode(mels, self.batch_windows))
+        return split_rows(vectors, [len(windows) for windows in per_clip])
 
     def embed_features(self, features: Sequence[np.ndarray]) -> np.ndarray:
         """One L2-normalised vector per clip: the mean of its windows' vectors, renormalised
@@ -117,23 +115,16 @@ class ClapFamily:
     def load_audio(
         self, settings: ModelsSettings, files: ModelFiles, batches: bool
     ) -> ClapAudioEmbedder:
-        """On ONNX Runtime when its graph passes the gate (the CPU default), else PyTorch.
-        ``batches`` changes nothing: every window is a full 10 s, so batches are uniform."""
+        """``batches`` changes nothing: every window is a full 10 s, so batches are uniform."""
         folder = files.require("clap")
         front = FrontEnd.load(folder, policy_of(settings))
         info = self.describe(settings, files)
         if onnx.choose_runtime(settings, "audio") == "onnxruntime":
-            (spec,) = self.export_specs(settings, files, "audio")
-            tower, runtime = onnx.load_component(
-                onnx.export_cache(settings), spec, settings.onnx_min_cosine
-            )
-            return ClapAudioEmbedder(
-                front, tower, info, settings.clap.batch_windows.cpu, runtime=runtime
-            )
-        from timbre.embedding.clap_eager import ClapAudioTower
-        from timbre.embedding.runtime import configure_threads, select_device
+            tower, runtime = onnx.load(settings, audio_spec(settings, files))
+            batch = settings.clap.batch_windows.cpu
+            return ClapAudioEmbedder(front, tower, info, batch, runtime=runtime)
+        from timbre.embedding.clap_torch import ClapAudioTower
 
-        _fp32_only(settings, "audio")
         configure_threads(settings.threads)
         device = select_device(settings.device)
         tower = ClapAudioTower.load(folder, device)
@@ -142,23 +133,18 @@ class ClapFamily:
     def load_text(self, settings: ModelsSettings, files: ModelFiles) -> TextEmbedder:
         info = self.describe(settings, files)
         if onnx.choose_runtime(settings, "text") == "onnxruntime":
-            (spec,) = self.export_specs(settings, files, "text")
-            tower, runtime = onnx.load_component(
-                onnx.export_cache(settings), spec, settings.onnx_min_cosine
-            )
+            tower, runtime = onnx.load(settings, text_spec(settings, files))
             return TextEmbedder(tower, info, settings.clap.batch_texts.cpu, runtime=runtime)
-        from timbre.embedding.clap_eager import ClapTextTower
-        from timbre.embedding.runtime import configure_threads, select_device
+        from timbre.embedding.clap_torch import ClapTextTower
 
-        _fp32_only(settings, "text")
         configure_threads(settings.threads)
         device = select_device(settings.device)
         tower = ClapTextTower.load(files.require("clap"), device)
         return TextEmbedder(tower, info, settings.clap.batch_texts.on(device.type))
 
     def write_random(self, target: Path, size: Size, seed: int) -> None:
-        from timbre.embedding.clap_random import write_random_clap
         from timbre.embedding.files import write_manifest
+        from timbre.embedding.random_bundle import write_random_clap
 
         write_random_clap(target, size, seed=seed)
         write_manifest(
@@ -168,26 +154,9 @@ class ClapFamily:
         )
 
     def export_specs(self, settings: ModelsSettings, files: ModelFiles, side: Side) -> list[Spec]:
-        from timbre.embedding import clap_onnx
-
         if side == "text":
-            return [clap_onnx.text_spec(settings, files)]
-        return [clap_onnx.audio_spec(settings, files)]
-
-
-def _fp32_only(settings: ModelsSettings, side: Side) -> None:
-    """The clap family runs fp32 (``auto`` on a GPU too); asking for a reduced precision is
-    an error, not a silent no.
-
-    Raises:
-        ConfigError: int8, fp16 or bf16 was asked for.
-    """
-    precision = settings.text_precision if side == "text" else settings.audio_precision
-    if precision not in ("auto", "fp32"):
-        raise ConfigError(
-            f"models.{side}_precision is {precision}, but the clap family runs fp32 only so "
-            "far; set it to auto or fp32"
-        )
+            return [text_spec(settings, files)]
+        return [audio_spec(settings, files)]
 
 
 def _projection_dim(folder: Path) -> int:
@@ -205,6 +174,105 @@ def _projection_dim(folder: Path) -> int:
             "(e.g. laion/larger_clap_general)"
         )
     return dim
+
+
+# -- ONNX Runtime ---------------------------------------------------------------------------
+
+LONG_PROBE_TEXT = "a long description of a drum loop with many words " * 60
+"""Past the 512-token position limit: the truncation path."""
+
+
+class OrtClapAudioTower:
+    """Log-mel windows -> projected vectors, as ``ClapAudioTower``."""
+
+    def __init__(self, graph: Graph, dim: int) -> None:
+        self.graph = graph
+        self.dim = dim
+
+    def encode(self, mels: Sequence[np.ndarray], max_batch: int) -> np.ndarray:
+        out = [
+            self.graph(mels=np.stack(mels[i : i + max_batch])[:, None].astype(np.float32))
+            for i in range(0, len(mels), max_batch)
+        ]
+        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+
+class OrtClapTextTower:
+    """Texts -> projected vectors, as ``ClapTextTower``."""
+
+    def __init__(self, graph: Graph, tokens: ClapTokens, dim: int) -> None:
+        self.graph = graph
+        self.tokens = tokens
+        self.dim = dim
+
+    def encode(self, texts: Sequence[str], max_batch: int) -> np.ndarray:
+        out = []
+        for start in range(0, len(texts), max_batch):
+            ids, mask = self.tokens.batch(list(texts[start : start + max_batch]))
+            out.append(self.graph(input_ids=ids, attention_mask=mask))
+        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+
+def audio_spec(settings: ModelsSettings, files: ModelFiles) -> Spec:
+    folder = files.require("clap")
+    front = FrontEnd.load(folder, ClapPolicy())
+    batch = settings.clap.batch_windows.cpu
+    threads = ort_threads(settings)
+
+    def load_eager() -> Any:
+        from timbre.embedding.clap_torch import CPU, ClapAudioTower
+
+        configure_threads(settings.threads)
+        return ClapAudioTower.load(folder, CPU)
+
+    def probes(dims: dict[str, int], reload: bool) -> list[np.ndarray]:
+        waves = probe_waveforms(front.sample_rate)
+        mels = [front.log_mel(w) for wave in waves for w in front.windows(wave)]
+        return mels[:1] if reload else mels  # a warm load: one window, the unit of cost
+
+    return Spec(
+        kind="clap_audio",
+        name="CLAP audio tower",
+        sources=[first_file(folder, CLAP_WEIGHT_FILES), folder / "config.json"],
+        load_eager=load_eager,
+        dims=lambda t: {"dim": int(t.dim)},
+        load_ort=lambda path, dims: OrtClapAudioTower(
+            Graph(path, threads, ("mels",)), int(dims["dim"])
+        ),
+        probes=probes,
+        run=lambda tower, mels: tower.encode(mels, batch),
+    )
+
+
+def text_spec(settings: ModelsSettings, files: ModelFiles) -> Spec:
+    folder = files.require("clap")
+    batch = settings.clap.batch_texts.cpu
+    threads = ort_threads(settings)
+
+    def load_eager() -> Any:
+        from timbre.embedding.clap_torch import CPU, ClapTextTower
+
+        configure_threads(settings.threads)
+        return ClapTextTower.load(folder, CPU)
+
+    def load_ort(path: Path, dims: dict[str, int]) -> OrtClapTextTower:
+        graph = Graph(path, threads, ("input_ids", "attention_mask"))
+        return OrtClapTextTower(graph, ClapTokens.load(folder), int(dims["dim"]))
+
+    return Spec(
+        kind="clap_text",
+        name="CLAP text tower",
+        sources=[
+            first_file(folder, CLAP_WEIGHT_FILES),
+            folder / "config.json",
+            folder / "tokenizer.json",
+        ],
+        load_eager=load_eager,
+        dims=lambda t: {"dim": int(t.dim)},
+        load_ort=load_ort,
+        probes=lambda dims, reload: [*PROBE_TEXTS] if reload else [*PROBE_TEXTS, LONG_PROBE_TEXT],
+        run=lambda tower, texts: tower.encode(texts, batch),
+    )
 
 
 CLAP = ClapFamily()

@@ -8,17 +8,15 @@ A *bundle* is a folder holding the official files unchanged::
     clap/    config.json, model.safetensors, preprocessor_config.json, RoBERTa tokenizer files
     timbre-models.json   provenance: repos, resolved commits, sha256 of every file, random or not
 
-A bundle may hold several families side by side: clamp3 reads ``mert/``, ``xlmr/`` and
-``clamp3/``, clap reads ``clap/``. ``timbre models download --to DIR`` writes one from the
-hub and ``timbre models random DIR`` writes one with random weights. Without a bundle the
-files are fetched by ``huggingface_hub`` into its cache at the pinned revisions
-(``HF_HUB_OFFLINE=1`` forbids the network).
+Families may share one bundle: clamp3 reads ``mert/``, ``xlmr/`` and ``clamp3/``, clap reads
+``clap/``. ``timbre models download --to DIR`` writes one from the hub, ``timbre models random
+DIR`` one with random weights. Without a bundle the files are fetched by ``huggingface_hub``
+into its cache at the pinned revisions (``HF_HUB_OFFLINE=1`` forbids the network).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 import warnings
 from collections.abc import Iterable
@@ -38,31 +36,52 @@ from timbre.errors import ModelFilesError
 from timbre.fsutil import sha256_file
 from timbre.settings import HubModel, ModelsSettings
 
-log = logging.getLogger(__name__)
-
 MANIFEST_NAME = "timbre-models.json"
 MERT_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-"""MERT weight files in order of preference (safetensors loads without pickle)."""
-XLMR_FILES = ("config.json", "tokenizer.json")
-XLMR_OPTIONAL_FILES = ("tokenizer_config.json",)
-
-CLAP_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-CLAP_FILES = ("config.json", "preprocessor_config.json", "tokenizer.json")
-"""What the clap family reads besides its weights (the tokenizer from tokenizer.json)."""
-CLAP_OPTIONAL_FILES = (
-    "vocab.json",
-    "merges.txt",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "processor_config.json",
-)
-"""The rest of the hub snapshot, kept so that transformers' own ``ClapProcessor`` loads it."""
+"""Weight files in order of preference (safetensors loads without pickle)."""
+CLAP_WEIGHT_FILES = MERT_WEIGHT_FILES
 
 Part = Literal["mert", "xlmr", "clamp3", "clap"]
 ALL_PARTS: tuple[Part, ...] = ("mert", "xlmr", "clamp3")
 """The clamp3 family's parts (the original bundle)."""
 FAMILY_PARTS: dict[str, tuple[Part, ...]] = {"clamp3": ALL_PARTS, "clap": ("clap",)}
 """Which bundle sub-folders each family (``models.family``) reads."""
+FOLDER_ORDER: tuple[Part, ...] = (*ALL_PARTS, "clap")
+
+
+@dataclass(frozen=True)
+class FolderLayout:
+    """What a part's folder holds: ``title`` names it in errors; ``required`` files, one of
+    ``weights`` (if any), and ``optional`` files kept so transformers' own classes load it."""
+
+    title: str
+    required: tuple[str, ...]
+    weights: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+
+    def files(self) -> tuple[str, ...]:
+        return (*self.required, *self.weights, *self.optional)
+
+
+FOLDERS: dict[Part, FolderLayout] = {
+    "mert": FolderLayout("MERT-v1-95M", ("config.json",), MERT_WEIGHT_FILES),
+    "xlmr": FolderLayout(
+        "XLM-RoBERTa", ("config.json", "tokenizer.json"), optional=("tokenizer_config.json",)
+    ),
+    "clap": FolderLayout(
+        "CLAP",
+        ("config.json", "preprocessor_config.json", "tokenizer.json"),
+        CLAP_WEIGHT_FILES,
+        (
+            "vocab.json",
+            "merges.txt",
+            "tokenizer_config.json",
+            "special_tokens_map.json",
+            "processor_config.json",
+        ),
+    ),
+}
+"""The folder parts; ``clamp3`` is a single checkpoint file (``models.clamp3.filename``)."""
 
 
 class RandomWeightsWarning(UserWarning):
@@ -77,13 +96,8 @@ RANDOM_WEIGHTS_WARNING = (
 
 @dataclass(frozen=True)
 class ComponentSource:
-    """Provenance of one model component.
-
-    Attributes:
-        repo: hub repository id (or ``timbre/random-<size>`` for random bundles).
-        revision: the commit the files came from, or the configured revision if unknown.
-        files: file name -> sha256 (hex), when known.
-    """
+    """Provenance of one model component: hub ``repo`` (``timbre/random-<size>`` for random
+    bundles), the ``revision`` the files came from, and their sha256 (``files``) when known."""
 
     repo: str
     revision: str
@@ -95,53 +109,50 @@ class ComponentSource:
 
 @dataclass(frozen=True)
 class ModelFiles:
-    """Local paths of the model files and where they came from."""
+    """Local paths of the resolved parts (a folder, or clamp3's checkpoint file) and where
+    they came from."""
 
-    mert_dir: Path | None
-    xlmr_dir: Path | None
-    clamp3_checkpoint: Path | None
+    paths: dict[Part, Path]
     sources: dict[str, ComponentSource]
     random_weights: bool
     origin: str
-    clap_dir: Path | None = None
 
     def require(self, part: Part) -> Path:
-        path = {
-            "mert": self.mert_dir,
-            "xlmr": self.xlmr_dir,
-            "clamp3": self.clamp3_checkpoint,
-            "clap": self.clap_dir,
-        }[part]
-        if path is None:
+        if part not in self.paths:
             raise ModelFilesError(f"the {part} files were not resolved for this process")
-        return path
+        return self.paths[part]
+
+
+def first_file(folder: Path, names: Iterable[str]) -> Path:
+    """The first of ``names`` that exists in ``folder`` (weight files in order of preference).
+
+    Raises:
+        ModelFilesError: none does.
+    """
+    names = tuple(names)
+    found = next((folder / n for n in names if (folder / n).is_file()), None)
+    if found is None:
+        raise ModelFilesError(f"{folder} holds none of {', '.join(names)}")
+    return found
 
 
 def hubs(settings: ModelsSettings) -> dict[str, HubModel]:
-    """Hub repository and revision of every part."""
-    return {
-        "mert": settings.mert,
-        "xlmr": settings.xlmr,
-        "clamp3": settings.clamp3,
-        "clap": settings.clap,
-    }
+    """Hub repository and revision of every part (``models.<part>``)."""
+    return {part: getattr(settings, part) for part in FOLDER_ORDER}
 
 
 def resolve_model_files(
     settings: ModelsSettings, parts: Iterable[Part] | None = None
 ) -> ModelFiles:
-    """Find (or fetch into the hub cache) the files of the requested parts.
-
-    Args:
-        settings: the ``models`` settings section.
-        parts: which components are needed (None: every part of ``models.family``); a
-            clamp3 ingest needs ``mert`` and ``clamp3`` only.
+    """Find (or fetch into the hub cache) the files of ``parts`` (None: every part of
+    ``models.family``; a clamp3 ingest needs ``mert`` and ``clamp3`` only).
 
     Raises:
         ModelFilesError: a file is missing or cannot be fetched; the message names the file
             and how to fix it.
     """
-    wanted = set(FAMILY_PARTS[settings.family] if parts is None else parts)
+    chosen = set(FAMILY_PARTS[settings.family] if parts is None else parts)
+    wanted = [p for p in FOLDER_ORDER if p in chosen]
     if settings.bundle is not None:
         files = _from_bundle(Path(settings.bundle).expanduser(), settings, wanted)
     else:
@@ -151,7 +162,7 @@ def resolve_model_files(
     return files
 
 
-# -- bundle ---------------------------------------------------------------------------------
+# -- bundle -----------------------------------------------------------------------------------
 
 
 def read_manifest(bundle: Path) -> dict[str, Any] | None:
@@ -167,7 +178,7 @@ def read_manifest(bundle: Path) -> dict[str, Any] | None:
     return data
 
 
-def _from_bundle(bundle: Path, settings: ModelsSettings, wanted: set[Part]) -> ModelFiles:
+def _from_bundle(bundle: Path, settings: ModelsSettings, wanted: list[Part]) -> ModelFiles:
     if not bundle.is_dir():
         raise ModelFilesError(
             f"model bundle folder {bundle} does not exist; create it with "
@@ -175,59 +186,40 @@ def _from_bundle(bundle: Path, settings: ModelsSettings, wanted: set[Part]) -> M
             "or unset TIMBRE_MODELS__BUNDLE to use the Hugging Face hub"
         )
     manifest = read_manifest(bundle) or {}
-    mert_dir = xlmr_dir = ckpt = clap_dir = None
-    if "mert" in wanted:
-        mert_dir = bundle / "mert"
-        _need(mert_dir / "config.json", "the MERT-v1-95M config.json", bundle)
-        if not any((mert_dir / name).is_file() for name in MERT_WEIGHT_FILES):
+    paths: dict[Part, Path] = {}
+    for part in wanted:
+        download = f"`timbre models download {'--family clap ' if part == 'clap' else ''}--to "
+        fix = f"Run {download}{bundle}` on a machine that can reach the hub"
+        if part == "clamp3":
+            paths[part] = bundle / "clamp3" / settings.clamp3.filename
+            _need(paths[part], "the CLaMP3 SAAS checkpoint (official file name)", fix)
+            continue
+        layout, folder = FOLDERS[part], bundle / part
+        paths[part] = folder
+        for name in layout.required:
+            _need(folder / name, f"the {layout.title} {name}", fix)
+        if layout.weights and not any((folder / n).is_file() for n in layout.weights):
             raise ModelFilesError(
-                f"{mert_dir} holds neither {' nor '.join(MERT_WEIGHT_FILES)}; copy the "
-                f"MERT-v1-95M weights there from {settings.mert.repo}, or run "
-                f"`timbre models download --to {bundle}`"
+                f"{folder} holds neither {' nor '.join(layout.weights)}; copy the "
+                f"{layout.title} weights there from {hubs(settings)[part].repo}, or run "
+                f"{download}{bundle}`"
             )
-    if "xlmr" in wanted:
-        xlmr_dir = bundle / "xlmr"
-        for name in XLMR_FILES:
-            _need(xlmr_dir / name, f"the XLM-RoBERTa {name}", bundle)
-    if "clamp3" in wanted:
-        ckpt = bundle / "clamp3" / settings.clamp3.filename
-        _need(ckpt, "the CLaMP3 SAAS checkpoint (official file name)", bundle)
-    if "clap" in wanted:
-        clap_dir = bundle / "clap"
-        for name in CLAP_FILES:
-            _need(clap_dir / name, f"the CLAP {name}", bundle, "clap")
-        if not any((clap_dir / name).is_file() for name in CLAP_WEIGHT_FILES):
-            raise ModelFilesError(
-                f"{clap_dir} holds neither {' nor '.join(CLAP_WEIGHT_FILES)}; copy the weights "
-                f"there from {settings.clap.repo}, or run "
-                f"`timbre models download --family clap --to {bundle}`"
-            )
-
     recorded = manifest.get("sources", {})
-    sources = {}
-    for part, hub in hubs(settings).items():
-        entry = recorded.get(part)
+    sources: dict[str, ComponentSource] = {}
+    for name, hub in hubs(settings).items():
+        entry = recorded.get(name)
         if isinstance(entry, dict) and "repo" in entry and "revision" in entry:
-            sources[part] = ComponentSource(
+            sources[name] = ComponentSource(
                 repo=str(entry["repo"]),
                 revision=str(entry["revision"]),
                 files=dict(entry.get("files", {})),
             )
-        else:
-            # A hand-assembled bundle: trust the configured ids, say where the files are.
-            sources[part] = ComponentSource(repo=hub.repo, revision=f"local:{bundle}")
-    return ModelFiles(
-        mert_dir=mert_dir,
-        xlmr_dir=xlmr_dir,
-        clamp3_checkpoint=ckpt,
-        clap_dir=clap_dir,
-        sources=sources,
-        random_weights=_random(manifest, wanted),
-        origin=f"bundle {bundle}",
-    )
+        else:  # a hand-assembled bundle: trust the configured ids, say where the files are
+            sources[name] = ComponentSource(repo=hub.repo, revision=f"local:{bundle}")
+    return ModelFiles(paths, sources, _random(manifest, wanted), f"bundle {bundle}")
 
 
-def _random(manifest: dict[str, Any], wanted: set[Part]) -> bool:
+def _random(manifest: dict[str, Any], wanted: list[Part]) -> bool:
     """Whether any wanted part has random weights (recorded per part, or for the bundle)."""
     recorded = manifest.get("sources", {})
     flags = [
@@ -240,79 +232,47 @@ def _random(manifest: dict[str, Any], wanted: set[Part]) -> bool:
     return bool(manifest.get("random_weights", False))
 
 
-def _need(path: Path, what: str, bundle: Path, family: str = "clamp3") -> None:
+def _need(path: Path, what: str, fix: str) -> None:
     if not path.is_file():
-        flag = "" if family == "clamp3" else f"--family {family} "
         raise ModelFilesError(
-            f"missing {what}: {path} does not exist. Run `timbre models download {flag}--to "
-            f"{bundle}` on a machine that can reach the hub, or copy the official file there "
+            f"missing {what}: {path} does not exist. {fix}, or copy the official file there "
             "unchanged"
         )
 
 
-# -- hub ------------------------------------------------------------------------------------
+# -- hub --------------------------------------------------------------------------------------
 
 
-def _from_hub(settings: ModelsSettings, wanted: set[Part]) -> ModelFiles:
-    sources: dict[str, ComponentSource] = {}
-    mert_dir = xlmr_dir = ckpt = clap_dir = None
+def _from_hub(settings: ModelsSettings, wanted: list[Part]) -> ModelFiles:
+    paths: dict[Part, Path] = {}
+    sources = {
+        part: ComponentSource(hub.repo, hub.revision) for part, hub in hubs(settings).items()
+    }
     offline = cache_only(settings.hub_connect_timeout_s)
-    if "mert" in wanted:
-        config = hub_file(settings.mert.repo, settings.mert.revision, "config.json", offline)
-        weights = hub_first(settings.mert.repo, settings.mert.revision, MERT_WEIGHT_FILES, offline)
-        mert_dir = weights.parent
-        if config.parent != mert_dir:
-            raise ModelFilesError(
-                f"{settings.mert.repo}: config and weights resolved to two commits"
-            )
-        sources["mert"] = ComponentSource(
-            settings.mert.repo, commit_of(weights, settings.mert.revision)
-        )
-    if "xlmr" in wanted:
-        paths = [
-            hub_file(settings.xlmr.repo, settings.xlmr.revision, n, offline) for n in XLMR_FILES
-        ]
-        for name in XLMR_OPTIONAL_FILES:
-            hub_optional(settings.xlmr.repo, settings.xlmr.revision, name, offline)
-        xlmr_dir = paths[0].parent
-        sources["xlmr"] = ComponentSource(
-            settings.xlmr.repo, commit_of(paths[0], settings.xlmr.revision)
-        )
-    if "clamp3" in wanted:
-        ckpt = hub_file(
-            settings.clamp3.repo, settings.clamp3.revision, settings.clamp3.filename, offline
-        )
-        sources["clamp3"] = ComponentSource(
-            settings.clamp3.repo, commit_of(ckpt, settings.clamp3.revision)
-        )
-    if "clap" in wanted:
-        clap = settings.clap
-        paths = [hub_file(clap.repo, clap.revision, n, offline) for n in CLAP_FILES]
-        weights = hub_first(clap.repo, clap.revision, CLAP_WEIGHT_FILES, offline)
-        for name in CLAP_OPTIONAL_FILES:
-            hub_optional(clap.repo, clap.revision, name, offline)
-        clap_dir = weights.parent
-        if any(p.parent != clap_dir for p in paths):
-            raise ModelFilesError(f"{clap.repo}: its files resolved to two commits")
-        sources["clap"] = ComponentSource(clap.repo, commit_of(weights, clap.revision))
-    for part, hub in hubs(settings).items():
-        sources.setdefault(part, ComponentSource(hub.repo, hub.revision))
-    return ModelFiles(
-        mert_dir=mert_dir,
-        xlmr_dir=xlmr_dir,
-        clamp3_checkpoint=ckpt,
-        clap_dir=clap_dir,
-        sources=sources,
-        random_weights=False,
-        origin="huggingface hub cache",
-    )
+    for part in wanted:
+        hub = hubs(settings)[part]
+        if part == "clamp3":
+            fetched = [hub_file(hub.repo, hub.revision, settings.clamp3.filename, offline)]
+            paths[part] = fetched[0]
+        else:
+            layout = FOLDERS[part]
+            fetched = [hub_file(hub.repo, hub.revision, n, offline) for n in layout.required]
+            if layout.weights:
+                fetched.append(hub_first(hub.repo, hub.revision, layout.weights, offline))
+            for name in layout.optional:
+                hub_optional(hub.repo, hub.revision, name, offline)
+            paths[part] = fetched[-1].parent
+            if any(p.parent != paths[part] for p in fetched):
+                raise ModelFilesError(f"{hub.repo}: its files resolved to two commits")
+        sources[part] = ComponentSource(hub.repo, commit_of(fetched[-1], hub.revision))
+    return ModelFiles(paths, sources, False, "huggingface hub cache")
 
 
-# -- download: hub -> bundle ----------------------------------------------------------------
+# -- download: hub -> bundle ------------------------------------------------------------------
 
 
 def download_bundle(settings: ModelsSettings, target: Path, *, verify_remote: bool = True) -> Path:
-    """Fetch every file at the pinned revisions, verify it, and write a bundle folder.
+    """Fetch every file of ``models.family`` at the pinned revisions into a bundle folder.
 
     Each file's sha256 is computed and, where the hub announces one (LFS files), compared with
     it; the resolved commits and hashes go into ``timbre-models.json``.
@@ -321,26 +281,17 @@ def download_bundle(settings: ModelsSettings, target: Path, *, verify_remote: bo
         ModelFilesError: a file cannot be fetched or does not match the hub's hash.
     """
     parts = FAMILY_PARTS[settings.family]
-    files = _from_hub(settings, set(parts))
+    files = _from_hub(settings, list(parts))
     target.mkdir(parents=True, exist_ok=True)
-    layout: dict[Part, list[tuple[Path, str]]] = {part: [] for part in parts}
-    folder_files = {
-        "mert": ("config.json", *MERT_WEIGHT_FILES),
-        "xlmr": (*XLMR_FILES, *XLMR_OPTIONAL_FILES),
-        "clap": (*CLAP_FILES, *CLAP_WEIGHT_FILES, *CLAP_OPTIONAL_FILES),
-    }
-    for part in parts:
-        if part == "clamp3":
-            layout[part].append((files.require("clamp3"), settings.clamp3.filename))
-            continue
-        folder = files.require(part)
-        for name in folder_files[part]:
-            if (folder / name).is_file():
-                layout[part].append((folder / name, name))
-
     repos = hubs(settings)
     sources: dict[str, Any] = {}
-    for part, entries in layout.items():
+    for part in parts:
+        if part == "clamp3":
+            entries = [(files.require("clamp3"), settings.clamp3.filename)]
+        else:
+            folder = files.require(part)
+            names = FOLDERS[part].files()
+            entries = [(folder / n, n) for n in names if (folder / n).is_file()]
         hashes = {}
         source = files.sources[part]
         for src, filename in entries:
@@ -369,11 +320,9 @@ def download_bundle(settings: ModelsSettings, target: Path, *, verify_remote: bo
 def write_manifest(
     bundle: Path, *, sources: dict[str, Any], random_weights: bool, **extra: Any
 ) -> None:
-    """Record ``sources`` in the bundle's manifest, keeping the other families' entries.
-
-    Each part records whether its weights are random; the bundle-level flag is true when
-    any part's is (older readers look only at that one).
-    """
+    """Record ``sources`` in the bundle's manifest, keeping the other families' entries. Each
+    part records whether its weights are random; the bundle-level flag is true when any
+    part's is (older readers look only at that one)."""
     old = read_manifest(bundle) or {}
     merged = {
         **{k: v for k, v in old.get("sources", {}).items() if k not in sources},

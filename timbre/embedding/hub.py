@@ -15,7 +15,6 @@ from timbre.errors import ModelFilesError
 
 log = logging.getLogger(__name__)
 
-
 _HUB_DEFAULT = "https://huggingface.co"
 _cache_only_said: set[str] = set()
 _probed: dict[str, str | None] = {}
@@ -24,12 +23,8 @@ _probed: dict[str, str | None] = {}
 
 def hub_unreachable(timeout_s: float) -> str | None:
     """Why the hub (``HF_ENDPOINT``) cannot be reached, or None when a TCP connection opens
-    (to the proxy, when one is configured: behind one, the hub itself is never reachable).
-
-    One attempt per process: huggingface_hub itself retries a failed request five times with
-    back-off (about 24 s per file) before giving up, which is how long a command without a
-    network used to stall.
-    """
+    (to the proxy, when one is configured). One attempt per process: huggingface_hub retries
+    a failed request with back-off for ~24 s per file."""
     endpoint = os.environ.get("HF_ENDPOINT") or _HUB_DEFAULT
     if endpoint not in _probed:
         url = urlparse(endpoint)

@@ -18,16 +18,8 @@ FAMILY_TITLES = {"clamp3": "MERT → CLaMP3", "clap": "LAION-CLAP"}
 class ModelInfo:
     """Which family, models and pipeline produced a vector; travels into payloads and manifests.
 
-    Attributes:
-        mert: ``repo@revision`` of MERT (clamp3 family; empty for others).
-        clamp3: ``repo@revision/filename`` of the CLaMP3 checkpoint (clamp3 family).
-        xlmr: ``repo@revision`` of the tokenizer and text config (clamp3 family).
-        dim: embedding dimension.
-        pipeline_version: how the family computes vectors (e.g.
-            :data:`timbre.audio.windows.PIPELINE_VERSION` for clamp3).
-        random_weights: True for bundles made by ``timbre models random``.
-        family: ``models.family`` of the models (``clamp3``, ``clap``).
-        clap: ``repo@revision`` of the CLAP checkpoint (clap family).
+    ``mert``, ``clamp3`` (with the checkpoint's file name) and ``xlmr`` are the clamp3
+    family's ``repo@revision``, ``clap`` the clap family's; the others' are empty.
     """
 
     mert: str

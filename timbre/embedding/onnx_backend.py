@@ -1,66 +1,78 @@
-"""ONNX Runtime as the CPU backend: choose it, find or make each export, gate it, load it.
+"""ONNX Runtime as the CPU backend: choose it, find or make each graph, gate it, load it.
 
-Family-neutral: each family describes its graphs as :class:`Spec` (for clamp3, see
-:mod:`timbre.embedding.clamp3_onnx`). For each model the first start exports the loaded PyTorch
-module (:mod:`timbre.embedding.onnx_export`), runs both on fixed probe inputs and adopts the
-graph only if it agrees with eager to ``models.onnx_min_cosine`` (the agreement gate of
-:mod:`timbre.embedding.runtime`, in float64); otherwise it logs why, records the refusal and
-runs eager. Later starts load the cached graph without torch and check it against the eager
-outputs the entry recorded, on the cheap half of the probes. An entry that fails that check is
-made again. Importing this module does not import torch; only a cold start does.
+Family-neutral: a family describes each graph as a :class:`Spec`. The first start exports
+the loaded PyTorch module (:mod:`timbre.embedding.onnx_export`), runs both on fixed probe
+inputs and adopts the graph only if it agrees with eager to ``models.onnx_min_cosine``;
+otherwise it logs why, records the refusal and runs eager. Later starts load the cached graph
+without torch and check it against the eager outputs recorded on the cheap half of the
+probes; an entry that fails is made again.
+
+The cache: a folder ``<kind>-<key digest>/`` per graph under ``models.export_dir`` holding
+``model.onnx`` (+ ``.data``), ``probes.npz`` (the eager outputs) and ``manifest.json`` (key,
+dims, agreement, status ok | refused). The key holds the sha256 of every source file, the
+exporter's and runtime's versions and :data:`GRAPH_FORMAT`, so a stale graph is never used.
+Entries are staged and renamed into place under a file lock. Imports neither torch nor
+onnxruntime at module level.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
+import os
+import shutil
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from filelock import FileLock
 
-from timbre.embedding.export_cache import CacheEntry, ExportCache
-from timbre.embedding.runtime import adopt_if_faithful, agreement, device_type, usable_cores
+from timbre.embedding.runtime import agreement, device_type, judge, usable_cores
 from timbre.errors import ConfigError, ModelFilesError
+from timbre.fsutil import sha256_file
 from timbre.settings import ModelsSettings
 
 log = logging.getLogger(__name__)
 
 Runtime = Literal["torch", "onnxruntime"]
 
+GRAPH_FORMAT = 2
+"""Bump when the exported graphs or the probes change (2: fused graphs, short warm probes)."""
+MANIFEST = "manifest.json"
+PROBES = "probes.npz"
+DIGEST_MEMO = "sha256-memo.json"
+LOCK_TIMEOUT_S = 3600.0
+"""How long a process waits for another one's export (s): minutes on a small machine."""
+PROVIDERS = ["CPUExecutionProvider"]
+
 
 def choose_runtime(settings: ModelsSettings, side: Literal["text", "audio"]) -> Runtime:
-    """Which runtime serves one side (text, or MERT + audio tower).
-
-    ``auto`` is onnxruntime on a CPU in fp32, torch on a GPU and for a reduced precision (int8,
-    bf16 and fp16 are PyTorch features here). Asking for onnxruntime where it cannot serve is
-    an error, not a silent fallback.
+    """Which runtime serves one side (text, or MERT + audio tower): ``auto`` is onnxruntime
+    on a CPU, torch on a GPU.
 
     Raises:
-        ConfigError: ``onnxruntime`` was asked for on CUDA or with a reduced precision.
+        ConfigError: ``onnxruntime`` was asked for on CUDA.
     """
-    precision = settings.text_precision if side == "text" else settings.audio_precision
-    if settings.runtime == "torch":
-        return "torch"
-    if settings.runtime == "onnxruntime":
-        if settings.device == "cuda":
-            raise ConfigError(
-                "models.runtime is onnxruntime, which Timbre runs on the CPU only; set "
-                "models.device to cpu (or auto), or models.runtime to torch or auto"
-            )
-        if precision not in ("auto", "fp32"):
-            raise ConfigError(
-                f"models.{side}_precision is {precision}, but the onnxruntime path runs fp32 "
-                "only; set it to auto or fp32, or models.runtime to torch"
-            )
-        return "onnxruntime"
-    if precision not in ("auto", "fp32"):
-        return "torch"
+    if settings.runtime == "onnxruntime" and settings.device == "cuda":
+        raise ConfigError(
+            "models.runtime is onnxruntime, which Timbre runs on the CPU only; set "
+            "models.device to cpu (or auto), or models.runtime to torch or auto"
+        )
+    if settings.runtime in ("torch", "onnxruntime"):
+        return "torch" if settings.runtime == "torch" else "onnxruntime"
     return "onnxruntime" if device_type(settings.device) == "cpu" else "torch"
+
+
+def ort_threads(settings: ModelsSettings) -> int:
+    return settings.threads or usable_cores()
 
 
 def export_cache(settings: ModelsSettings) -> ExportCache:
@@ -69,8 +81,195 @@ def export_cache(settings: ModelsSettings) -> ExportCache:
     return ExportCache(Path(settings.export_dir).expanduser())
 
 
-def ort_threads(settings: ModelsSettings) -> int:
-    return settings.threads or usable_cores()
+# -- running a graph --------------------------------------------------------------------------
+
+
+def session_options(threads: int) -> Any:
+    """Options that hold under the service's concurrency: idle intra-op threads sleep rather
+    than spin (spinning lost badly beside any other busy thread: the text p99 passed a
+    second), and one inter-op thread (the graphs are sequential chains)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    options.log_severity_level = 3  # errors only: its warnings about unused initialisers are noise
+    return options
+
+
+class Graph:
+    """One exported model file in an ONNX Runtime session (input names checked)."""
+
+    def __init__(self, path: Path, threads: int, inputs: tuple[str, ...]) -> None:
+        import onnxruntime as ort
+
+        try:
+            self.session = ort.InferenceSession(str(path), session_options(threads), PROVIDERS)
+        except Exception as exc:  # onnxruntime raises its own non-exported exception types
+            raise ModelFilesError(f"onnxruntime cannot load {path}: {exc}") from exc
+        names = tuple(i.name for i in self.session.get_inputs())
+        if names != inputs:
+            raise ModelFilesError(f"{path} takes inputs {names}, expected {inputs}")
+        self.path = path
+        self._output = self.session.get_outputs()[0].name
+
+    def __call__(self, **feeds: np.ndarray) -> np.ndarray:
+        out: Any = self.session.run([self._output], feeds)[0]
+        return np.asarray(out, dtype=np.float32)
+
+
+# -- the export cache -------------------------------------------------------------------------
+
+
+def tool_versions() -> dict[str, str]:
+    """The exporter and runtime versions, read from package metadata (imports neither)."""
+
+    def of(package: str) -> str:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return "absent"
+
+    return {
+        "exporter": f"torch {of('torch')}, onnxscript {of('onnxscript')}",
+        "runtime": f"onnxruntime {of('onnxruntime')}",
+        "graph_format": str(GRAPH_FORMAT),
+    }
+
+
+class DigestMemo:
+    """sha256 of files, remembered by file identity (device, inode, size, mtime) in one small
+    JSON file: a start with warm caches reads no weights."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def sha256(self, file: Path) -> str:
+        real = file.resolve()
+        try:
+            st = real.stat()
+        except OSError as exc:
+            raise ModelFilesError(f"cannot read {file}: {exc.strerror}") from exc
+        identity = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
+        try:
+            memo = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            memo = {}
+        memo = memo if isinstance(memo, dict) else {}
+        known = memo.get(str(real))
+        if isinstance(known, dict) and known.get("identity") == identity:
+            return str(known["sha256"])
+        digest = sha256_file(real)
+        memo[str(real)] = {"identity": identity, "sha256": digest}
+        with contextlib.suppress(OSError):  # a read-only cache only costs a re-hash next time
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(memo, indent=1) + "\n", encoding="utf-8")
+            tmp.replace(self.path)
+        return digest
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One exported graph's folder and the key it was made under."""
+
+    kind: str
+    directory: Path
+    key: dict[str, Any]
+
+    @property
+    def model_path(self) -> Path:
+        return self.directory / "model.onnx"
+
+    def manifest(self) -> dict[str, Any] | None:
+        """The entry's manifest, or None when there is no complete entry."""
+        path = self.directory / MANIFEST
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, json.JSONDecodeError) as exc:
+            log.warning("export cache: unreadable %s (%s); it will be made again", path, exc)
+            return None
+        if not isinstance(data, dict) or data.get("key") != self.key:
+            return None
+        return data
+
+    def probes(self) -> dict[str, np.ndarray]:
+        with np.load(self.directory / PROBES, allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Held while exporting: a second process waits, then finds the entry made. A cache
+        folder that cannot be written gets no lock (nothing will be published there)."""
+        locks = self.directory.parent / ".locks"
+        try:
+            locks.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(str(locks / f"{self.directory.name}.lock"), timeout=LOCK_TIMEOUT_S)
+            lock.acquire()
+        except OSError as exc:
+            log.warning("export cache %s is not writable (%s)", self.directory.parent, exc)
+            yield
+            return
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def staging(self) -> Path:
+        """A fresh folder beside the entry (or in the system's temporary folder if the cache
+        cannot be written) to export into."""
+        tmp = self.directory.with_name(f"{self.directory.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            tmp.mkdir(parents=True)
+        except OSError:
+            return Path(tempfile.mkdtemp(prefix=f"timbre-{self.directory.name}-"))
+        return tmp
+
+    def publish(
+        self, staged: Path, manifest: dict[str, Any], probes: dict[str, np.ndarray]
+    ) -> None:
+        """Write the manifest and probes into ``staged`` and move it into place."""
+        np.savez(staged / PROBES, **probes)  # type: ignore[arg-type]
+        record = {
+            "key": self.key,
+            "kind": self.kind,
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            **manifest,
+        }
+        (staged / MANIFEST).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        self.discard()
+        staged.replace(self.directory)
+
+    def discard(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class ExportCache:
+    """The export folder: entries by kind and source files, and the digest memo."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.memo = DigestMemo(root / DIGEST_MEMO)
+
+    def entry(self, kind: str, sources: Sequence[Path]) -> CacheEntry:
+        """The entry for a graph of ``kind`` made from ``sources`` (checkpoint, config)."""
+        key: dict[str, Any] = {
+            "kind": kind,
+            "sources": {p.name: self.memo.sha256(p) for p in sources},
+            **tool_versions(),
+        }
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+        return CacheEntry(kind, self.root / f"{kind}-{digest}", key)
+
+
+# -- the gate ---------------------------------------------------------------------------------
 
 
 @dataclass
@@ -81,8 +280,8 @@ class Spec:
         kind: the cache entry's name prefix.
         name: for the log.
         sources: the files the graph is made from (their sha256 is in the key).
-        load_eager: loads the PyTorch module (imports torch).
-        export: writes the eager module's graph into a folder, returns the model file.
+        load_eager: loads the PyTorch module (imports torch); its ``export(folder)`` writes
+            its graph there and returns the model file.
         dims: what the runtime side needs to know, read from the eager module.
         load_ort: loads a graph file with those dims.
         probes: probe inputs for given dims; ``reload`` = the cheap subset.
@@ -93,16 +292,16 @@ class Spec:
     name: str
     sources: list[Path]
     load_eager: Callable[[], Any]
-    export: Callable[[Any, Path], Path]
     dims: Callable[[Any], dict[str, int]]
     load_ort: Callable[[Path, dict[str, int]], Any]
     probes: Callable[[dict[str, int], bool], Sequence[Any]]
     run: Callable[[Any, Sequence[Any]], np.ndarray]
 
 
-def load_component(cache: ExportCache, spec: Spec, min_cosine: float) -> tuple[Any, Runtime]:
+def load(settings: ModelsSettings, spec: Spec) -> tuple[Any, Runtime]:
     """The model on onnxruntime when its graph passes the gate, else the eager module."""
-    entry = cache.entry(spec.kind, spec.sources)
+    min_cosine = settings.onnx_min_cosine
+    entry = export_cache(settings).entry(spec.kind, spec.sources)
     warm = _warm(entry, spec, min_cosine)
     if warm is not None:
         return warm, "onnxruntime"
@@ -121,7 +320,8 @@ def load_component(cache: ExportCache, spec: Spec, min_cosine: float) -> tuple[A
                 entry.directory,
             )
             return spec.load_eager(), "torch"
-        return _export_and_gate(entry, spec, min_cosine)
+        with _EXPORTING:
+            return _export_and_gate(entry, spec, min_cosine)
 
 
 def _warm(entry: CacheEntry, spec: Spec, min_cosine: float) -> Any | None:
@@ -152,38 +352,28 @@ def _warm(entry: CacheEntry, spec: Spec, min_cosine: float) -> Any | None:
 
 _EXPORTING = threading.Lock()
 """torch.export traces through global state: one export at a time per process (the service
-loads its text side in the background while an early audio query may load the audio side)."""
+may load its text side in the background while a query loads the audio side)."""
 
 
 def _export_and_gate(entry: CacheEntry, spec: Spec, min_cosine: float) -> tuple[Any, Runtime]:
-    with _EXPORTING:
-        return _export_and_gate_locked(entry, spec, min_cosine)
-
-
-def _export_and_gate_locked(
-    entry: CacheEntry, spec: Spec, min_cosine: float
-) -> tuple[Any, Runtime]:
     eager = spec.load_eager()
     dims = spec.dims(eager)
     staged = entry.staging()
     log.info("%s: exporting to ONNX (once per checkpoint and versions) into %s", spec.name, staged)
     started = time.perf_counter()
-    current = {"model": eager}
     try:
         candidate = spec.load_ort(_export_retrying(spec, eager, staged), dims)
-        measured = adopt_if_faithful(
-            spec.name,
-            "onnxruntime",
-            probe=lambda: spec.run(current["model"], spec.probes(dims, False)),
-            swap_in=lambda: current.update(model=candidate),
-            swap_out=lambda: current.update(model=eager),
-            min_cosine=min_cosine,
-            reference="PyTorch eager",
-        )
-        reason = f"agreement {measured:.9f} < {min_cosine}" if measured < min_cosine else None
+        probes = spec.probes(dims, False)
+        measured = agreement(spec.run(eager, probes), spec.run(candidate, probes))
+        adopted = judge(spec.name, measured, min_cosine)
+        reason = None if adopted else f"agreement {measured:.9f} < {min_cosine}"
     except Exception as exc:  # an exporter or runtime failure must not stop Timbre: eager runs
         measured, reason = float("nan"), f"export failed: {type(exc).__name__}: {exc}"
         log.warning("%s: %s; running PyTorch", spec.name, reason)
+    try:
+        fusions = json.loads((staged / "fusions.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        fusions = None  # the export failed before its fusions
     manifest = {
         "status": "refused" if reason else "ok",
         "reason": reason,
@@ -191,7 +381,7 @@ def _export_and_gate_locked(
         "agreement_min_cosine": measured,
         "required_min_cosine": min_cosine,
         "export_s": round(time.perf_counter() - started, 1),
-        "fusions": _fusions(staged),
+        "fusions": fusions,
     }
     if reason:
         for path in [*staged.glob("model.onnx*"), *staged.glob("raw.onnx*")]:
@@ -205,28 +395,19 @@ def _export_and_gate_locked(
         log.warning("%s: cannot write the export cache (%s)", spec.name, exc)
     if reason:
         return eager, "torch"
-    # The session keeps its (memory-mapped) weights across the folder's rename; the eager
-    # module and its share of the checkpoint go with this frame.
+    # The session keeps its memory-mapped weights across the folder's rename.
     return candidate, "onnxruntime"
 
 
 def _export_retrying(spec: Spec, eager: Any, staged: Path) -> Path:
-    """``spec.export``, once more after a ``SystemError``: that is the interpreter failing, not
-    the model (CPython 3.11's AST recursion counter is shared by threads, and torch.export
-    parses source while another thread may too: "AST constructor recursion depth mismatch"
-    was seen once in a CI run), and a refusal is cached for good."""
+    """``eager.export``, once more after a ``SystemError``: that is the interpreter failing,
+    not the model (CPython 3.11's AST recursion counter is shared by threads), and a refusal
+    is cached for good."""
     try:
-        return spec.export(eager, staged)
+        path: Path = eager.export(staged)
     except SystemError as exc:
         log.warning(
             "%s: export failed inside the interpreter (%s); trying once more", spec.name, exc
         )
-        return spec.export(eager, staged)
-
-
-def _fusions(staged: Path) -> dict[str, int] | None:
-    try:
-        data = json.loads((staged / "fusions.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None  # the export failed before its fusions
-    return {str(k): int(v) for k, v in data.items()}
+        path = eager.export(staged)
+    return path

@@ -1,18 +1,12 @@
-"""Write a complete model bundle with random weights, in exactly the official file formats.
+"""Complete model bundles with random weights, in exactly the official file formats.
 
-No model hub is reachable on the development machines, so tests and benchmarks run on these:
-
-* ``tiny``: small widths and depths, for the test suite (seconds to build and run);
-* ``full``: the official dimensions (MERT-v1-95M, XLM-R base, CLaMP3 SAAS), for benchmarks --
-  random weights cost exactly as much compute as the real ones.
-
-File formats match the originals: MERT's ``config.json`` (model_type ``mert_model``) and a
-pickled ``pytorch_model.bin`` with the legacy ``weight_g``/``weight_v`` names (or
-``model.safetensors``); XLM-R's ``config.json``, ``tokenizer.json`` (a Unigram tokenizer with
-the XLM-R special tokens and ids) and ``tokenizer_config.json``; the CLaMP3 ``.pth`` holding
-``{'model': state_dict, 'epoch', 'min_eval_loss', ...}`` with all four sub-models, symbolic
-branch included. The bundle's ``timbre-models.json`` says ``random_weights: true`` and every
-process that loads it warns that its results are meaningless.
+Tests and benchmarks run on these (no model hub is reachable on the development machines):
+``tiny`` for the test suite, ``full`` (the official dimensions, so the same compute as real
+weights) for benchmarks. The layouts are the hub's (see :mod:`timbre.embedding.files`): MERT
+with the legacy ``weight_g``/``weight_v`` names, the CLaMP3 ``.pth`` with all four sub-models,
+tokenizers with the real special ids; transformers' own ``ClapProcessor`` and ``ClapModel``
+load the clap folder. ``timbre-models.json`` says ``random_weights: true``, and every process
+that loads the bundle warns.
 """
 
 from __future__ import annotations
@@ -23,23 +17,33 @@ import string
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+from tokenizers import (
+    Regex,
+    Tokenizer,
+    decoders,
+    models,
+    normalizers,
+    pre_tokenizers,
+    processors,
+    trainers,
+)
 from torch import nn
 from transformers import (
     BertConfig,
     BertModel,
+    ClapConfig,
+    ClapModel,
     HubertConfig,
     HubertModel,
     XLMRobertaConfig,
     XLMRobertaModel,
 )
 
+from timbre.embedding.family import Size
 from timbre.embedding.files import write_manifest
-
-Size = Literal["tiny", "full"]
 
 CLAMP3_SAAS_FILENAME = (
     "weights_clamp3_saas_h_size_768_t_model_FacebookAI_xlm-roberta-base_t_length_128_a_size_768_"
@@ -72,7 +76,17 @@ DIMS: dict[str, Dims] = {
 }
 
 PATCH_SIZE = 64  # CLaMP3 symbolic patch: 64 characters, one-hot over 128
-SPECIAL_TOKENS = ("<s>", "<pad>", "</s>", "<unk>")  # XLM-R ids 0..3; <mask> is the last id
+SPECIAL_TOKENS = ("<s>", "<pad>", "</s>", "<unk>")
+"""XLM-R's and RoBERTa's ids 0..3 (XLM-R's <mask> is its last id, RoBERTa's is 4)."""
+SPECIAL_TOKEN_MAP = {
+    "bos_token": "<s>",
+    "cls_token": "<s>",
+    "eos_token": "</s>",
+    "mask_token": "<mask>",
+    "pad_token": "<pad>",
+    "sep_token": "</s>",
+    "unk_token": "<unk>",
+}
 
 
 def write_random_bundle(
@@ -220,7 +234,7 @@ def _pieces(count: int) -> list[tuple[str, float]]:
     return [(p, -12.0 + len(p)) for p in out[:count]]
 
 
-def build_tokenizer(vocab_size: int) -> Tokenizer:
+def xlmr_tokenizer(vocab_size: int) -> Tokenizer:
     """A Unigram tokenizer laid out like XLM-R's: <s>=0, <pad>=1, </s>=2, <unk>=3, <mask>=last."""
     vocab = [(t, 0.0) for t in SPECIAL_TOKENS]
     vocab += _pieces(vocab_size - len(SPECIAL_TOKENS) - 1)
@@ -243,46 +257,31 @@ def build_tokenizer(vocab_size: int) -> Tokenizer:
 def _write_xlmr(folder: Path, d: Dims) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     _write_json(folder / "config.json", _xlmr_config(d))
-    build_tokenizer(d.vocab).save(str(folder / "tokenizer.json"))
+    xlmr_tokenizer(d.vocab).save(str(folder / "tokenizer.json"))
     _write_json(
         folder / "tokenizer_config.json",
-        {
-            "bos_token": "<s>",
-            "cls_token": "<s>",
-            "eos_token": "</s>",
-            "mask_token": "<mask>",
-            "model_max_length": 512,
-            "pad_token": "<pad>",
-            "sep_token": "</s>",
-            "tokenizer_class": "XLMRobertaTokenizer",
-            "unk_token": "<unk>",
-        },
+        {**SPECIAL_TOKEN_MAP, "model_max_length": 512, "tokenizer_class": "XLMRobertaTokenizer"},
     )
+
+
+def _bert(hidden: int, layers: int, positions: int) -> BertModel:
+    """A BERT as CLaMP3 builds its audio and symbolic encoders (``hidden // 64`` heads)."""
+    config = BertConfig(
+        vocab_size=1,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=max(1, hidden // 64),
+        intermediate_size=hidden * 4,
+        max_position_embeddings=positions,
+    )
+    return BertModel(config)
 
 
 def _write_clamp3(folder: Path, d: Dims) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     text = XLMRobertaModel(XLMRobertaConfig(**_xlmr_config(d)), add_pooling_layer=True)
-    audio = BertModel(
-        BertConfig(
-            vocab_size=1,
-            hidden_size=d.mert_hidden,
-            num_hidden_layers=d.audio_layers,
-            num_attention_heads=max(1, d.mert_hidden // 64),
-            intermediate_size=d.mert_hidden * 4,
-            max_position_embeddings=128,
-        )
-    )
-    symbolic = BertModel(
-        BertConfig(
-            vocab_size=1,
-            hidden_size=d.symbolic_hidden,
-            num_hidden_layers=d.symbolic_layers,
-            num_attention_heads=max(1, d.symbolic_hidden // 64),
-            intermediate_size=d.symbolic_hidden * 4,
-            max_position_embeddings=512,
-        )
-    )
+    audio = _bert(d.mert_hidden, d.audio_layers, positions=128)
+    symbolic = _bert(d.symbolic_hidden, d.symbolic_layers, positions=512)
     parts: list[tuple[str, nn.Module]] = [
         ("text_model.", text),
         ("text_proj.", nn.Linear(d.text_hidden, d.joint)),
@@ -304,3 +303,143 @@ def _write_clamp3(folder: Path, d: Dims) -> None:
         "modality": "audio",
     }
     torch.save(checkpoint, folder / CLAMP3_SAAS_FILENAME)
+
+
+# -- clap -----------------------------------------------------------------------------------
+
+CLAP_CONFIGS: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "text_config": {
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "intermediate_size": 64,
+        },
+        "audio_config": {
+            "patch_embeds_hidden_size": 16,
+            "hidden_size": 128,  # patch_embeds_hidden_size x 2^(stages - 1)
+            "depths": [1, 1, 1, 1],
+            "num_attention_heads": [1, 2, 2, 4],
+        },
+        "projection_dim": 48,
+    },
+    "full": {
+        "text_config": {
+            "vocab_size": 50265,
+            "hidden_size": 768,
+            "num_hidden_layers": 12,
+            "num_attention_heads": 12,
+            "intermediate_size": 3072,
+        },
+        "audio_config": {
+            "patch_embeds_hidden_size": 128,
+            "hidden_size": 1024,
+            "depths": [2, 2, 12, 2],
+            "num_attention_heads": [4, 8, 16, 32],
+        },
+        "projection_dim": 512,
+    },
+}
+
+CLAP_PREPROCESSOR = {
+    "chunk_length_s": 10,
+    "feature_extractor_type": "ClapFeatureExtractor",
+    "feature_size": 64,
+    "fft_window_size": 1024,
+    "frequency_max": 14000,
+    "frequency_min": 50,
+    "hop_length": 480,
+    "max_length_s": 10,
+    "n_fft": 1024,
+    "nb_frequency_bins": 513,
+    "nb_max_frames": 1000,
+    "nb_max_samples": 480000,
+    "padding": "repeatpad",
+    "padding_side": "right",
+    "padding_value": 0.0,
+    "processor_class": "ClapProcessor",
+    "return_attention_mask": False,
+    "sampling_rate": 48000,
+    "top_db": None,
+    "truncation": "rand_trunc",
+}
+"""``preprocessor_config.json`` as the unfused LAION checkpoints publish it."""
+
+
+def write_random_clap(target: Path, size: Size = "tiny", *, seed: int = 0) -> Path:
+    """Write ``target/clap/`` (replaced file by file) and return it: ``tiny`` narrow towers,
+    ``full`` the ``larger_clap_*`` dimensions (HTSAT-base, RoBERTa-base, 512-d)."""
+    folder = target / "clap"
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer = roberta_tokenizer()
+    spec = CLAP_CONFIGS[size]
+    text = {
+        "vocab_size": tokenizer.get_vocab_size(),
+        "max_position_embeddings": 514,  # RoBERTa: 512 tokens after its padding offset of 2
+        "type_vocab_size": 1,
+        "pad_token_id": 1,
+        "bos_token_id": 0,
+        "eos_token_id": 2,
+        **spec["text_config"],
+    }
+    config = ClapConfig(
+        text_config=text,
+        audio_config={"enable_fusion": False, **spec["audio_config"]},
+        projection_dim=spec["projection_dim"],
+    )
+    torch.manual_seed(seed)
+    model = ClapModel(config).eval()
+    with torch.no_grad():  # non-trivial batch-norm statistics, as a trained checkpoint has
+        bn = model.audio_model.audio_encoder.batch_norm
+        bn.running_mean.uniform_(-60.0, -20.0)
+        bn.running_var.uniform_(50.0, 400.0)
+    model.save_pretrained(folder, safe_serialization=True)
+    _write_json(folder / "preprocessor_config.json", CLAP_PREPROCESSOR)
+    _write_tokenizer(folder, tokenizer)
+    return folder
+
+
+def roberta_tokenizer() -> Tokenizer:
+    """A byte-level BPE tokenizer laid out like RoBERTa's (<s>=0, <pad>=1, </s>=2, <unk>=3),
+    trained on a fixed word list so that it is the same on every machine."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=2000,
+        special_tokens=[*SPECIAL_TOKENS, "<mask>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(_corpus(), trainer)
+    tok.post_processor = processors.RobertaProcessing(
+        ("</s>", 2), ("<s>", 0), trim_offsets=True, add_prefix_space=False
+    )
+    return tok
+
+
+def _corpus() -> list[str]:
+    words = (
+        "kick snare hat hi-hat clap tom cymbal crash ride perc percussion bass sub pad lead "
+        "pluck chord stab vocal vox fx riser impact sweep foley loop one shot drum synth "
+        "piano guitar string brass noise warm dark bright punchy crispy dry wet reverb"
+    )
+    pairs = ["".join(p) for p in itertools.product(string.ascii_lowercase, repeat=2)]
+    return [words] * 4 + [" ".join(pairs[i : i + 26]) for i in range(0, 676, 26)]
+
+
+def _write_tokenizer(folder: Path, tok: Tokenizer) -> None:
+    tok.save(str(folder / "tokenizer.json"))
+    tok.model.save(str(folder))  # vocab.json and merges.txt, as the slow tokenizer reads them
+    _write_json(folder / "special_tokens_map.json", SPECIAL_TOKEN_MAP)
+    _write_json(
+        folder / "tokenizer_config.json",
+        {
+            **SPECIAL_TOKEN_MAP,
+            "add_prefix_space": False,
+            "errors": "replace",
+            "model_max_length": 512,
+            "tokenizer_class": "RobertaTokenizer",
+            "trim_offsets": True,
+        },
+    )

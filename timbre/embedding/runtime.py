@@ -1,48 +1,32 @@
-"""Device, threads and reduced precision: how the models run, decided once per process.
-
-Importing this module does not import torch: the ONNX Runtime path decides its device, threads
-and agreement here too, and must start without it. The functions that need torch import it.
-"""
+"""Device, threads, memory and the agreement measure: how the models run, decided once per
+process. Importing this module does not import torch; the functions that need it do."""
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import functools
 import logging
 import os
 import sys
-import warnings
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from timbre.errors import ConfigError
-
 if TYPE_CHECKING:
     import torch
-    from torch import nn
 
 log = logging.getLogger(__name__)
 
-
-def half_dtype(precision: str) -> torch.dtype:
-    """The autocast dtype of ``fp16``/``bf16``: matrix products in 16 bits, norms and
-    reductions in fp32."""
-    import torch
-
-    return {"fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+ONEDNN_CACHE_ENTRIES = "64"
+"""oneDNN caches one kernel per input shape and one-shots all differ in length: its default
+1024 entries grew a job by ~600 MB over 60 clips; 64 keep the shapes that repeat."""
 
 
 def cuda_may_be_visible() -> bool:
-    """False when no CUDA device can exist, decided without importing torch.
-
-    On Linux the NVIDIA driver exposes ``/dev/nvidia<N>`` for every GPU a process (or
-    container) may use; without one torch cannot see a GPU either. Elsewhere only torch knows.
-    """
+    """False when no CUDA device can exist, decided without importing torch (on Linux the
+    driver exposes ``/dev/nvidia<N>`` for every GPU a process may use)."""
     if sys.platform == "darwin":
         return False
     if sys.platform.startswith("linux"):
@@ -71,38 +55,6 @@ def select_device(preference: str) -> torch.device:
     return torch.device("cpu")
 
 
-def resolve_precision(requested: str, device: torch.device, setting: str) -> str:
-    """The precision to try on ``device``: ``auto`` is fp32 on a CPU and fp16 on a GPU.
-
-    Raises:
-        ConfigError: the precision has no kernels on that device (int8 dynamic quantisation is
-            CPU-only; fp16 has no fast CPU kernels).
-    """
-    if requested == "auto":
-        return "fp16" if device.type == "cuda" else "fp32"
-    if requested == "int8" and device.type != "cpu":
-        raise ConfigError(
-            f"{setting} is int8, which runs on the CPU only; use fp16 or bf16 on {device.type}"
-        )
-    if requested == "fp16" and device.type == "cpu":
-        raise ConfigError(f"{setting} is fp16, which has no fast CPU kernels; use int8 or bf16")
-    return requested
-
-
-def autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager[object]:
-    """Mixed precision for a forward pass, or nothing when ``dtype`` is None (fp32)."""
-    if dtype is None:
-        return contextlib.nullcontext()
-    import torch
-
-    return torch.autocast(device.type, dtype=dtype)
-
-
-def place(module: nn.Module, device: torch.device) -> None:
-    """Move a model to ``device`` in place (typed as nn.Module: transformers' own ``to`` is not)."""
-    module.to(device)
-
-
 def usable_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -110,17 +62,9 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-ONEDNN_CACHE_ENTRIES = "64"
-"""oneDNN compiles and caches one kernel per input shape. One-shots all have different
-lengths, so its default 1024-entry cache grew a job by ~600 MB over 60 clips; 64 entries keep
-the shapes that repeat (full 5 s windows) and bound the rest."""
-
-
 def configure_threads(threads: int) -> int:
-    """Set torch's intra-op threads (0 = every usable core) and return the count used.
-
-    Also bounds oneDNN's kernel cache, unless the environment already chose a size.
-    """
+    """Set torch's intra-op threads (0 = every usable core) and bound oneDNN's kernel cache
+    (unless the environment chose a size); returns the thread count."""
     import torch
 
     os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_CACHE_ENTRIES)
@@ -139,41 +83,18 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 
 def release_memory() -> None:
-    """Hand freed heap pages back to the OS.
-
-    Activations of every clip length leave glibc's heap fragmented, and it keeps freed pages;
-    trimming after each batch holds a one-shot job's heap flat (~300 MB instead of growing by
-    several MB per clip). Costs about a millisecond.
-    """
+    """Hand freed heap pages back to the OS (~1 ms): activations of every clip length leave
+    glibc's heap fragmented, and trimming after each batch holds a job's heap flat."""
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
 
 
-def quantize_int8(module: nn.Module) -> nn.Module:
-    """Dynamic int8 quantisation of the Linear layers: weights int8 per output channel (closer
-    to fp32 than per-tensor at the same speed), activations quantised per batch."""
-    import torch
-    from torch import nn
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.ao's migration notice to torchao
-        quantized: nn.Module = quantize_dynamic(
-            module, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8
-        )
-        return quantized
-
-
 def agreement(
     reference: np.ndarray | Sequence[np.ndarray], candidate: np.ndarray | Sequence[np.ndarray]
 ) -> float:
-    """Smallest row-wise cosine similarity between two sets of vectors, in float64: float32
-    rounds a cosine of 1 - 1e-8 to exactly 1 and would hide a small disagreement.
-
-    Either argument may be one ``[n, d]`` array or several (e.g. MERT features and the final
-    embeddings): the result is the smallest cosine over all of them.
-    """
+    """Smallest row-wise cosine between two ``[n, d]`` arrays (or lists of them), in float64:
+    float32 rounds 1 - 1e-8 to exactly 1 and would hide a small disagreement."""
     if not isinstance(reference, np.ndarray):
         pairs = list(zip(reference, candidate, strict=True))
         return min(agreement(r, c) for r, c in pairs)
@@ -185,56 +106,18 @@ def agreement(
     return float((a * b).sum(axis=1).min())
 
 
-def adopt_if_faithful(
-    name: str,
-    precision: str,
-    *,
-    probe: Callable[[], np.ndarray | Sequence[np.ndarray]],
-    swap_in: Callable[[], None],
-    swap_out: Callable[[], None],
-    min_cosine: float,
-    reference: str = "fp32",
-) -> float:
-    """Switch to a faster variant only if it agrees with the reference on the probes.
-
-    Args:
-        name: what runs in the variant, for the log.
-        precision: which variant (``int8``, ``fp16``, ``bf16``, ``onnxruntime``), for the log.
-        probe: computes embeddings of fixed probe inputs with the current variant (one array,
-            or several that must all agree).
-        swap_in: installs the variant.
-        swap_out: restores the reference.
-        min_cosine: the smallest acceptable row-wise cosine with the reference.
-        reference: what the variant is compared with, for the log.
-
-    Returns:
-        The measured agreement (smallest cosine). The reference stays in place when it is
-        below ``min_cosine``.
-    """
-    expected = probe()
-    swap_in()
-    try:
-        measured = agreement(expected, probe())
-    except Exception:
-        swap_out()
-        raise
+def judge(name: str, measured: float, min_cosine: float) -> bool:
+    """Log whether an ONNX graph agrees with PyTorch eager to ``min_cosine``, and return it."""
     if measured < min_cosine:
-        swap_out()
         log.warning(
-            "%s: %s agrees with %s only to cosine %.9f (< %.9f required); staying on %s",
+            "%s: onnxruntime agrees with PyTorch eager only to cosine %.9f (< %.9f required); "
+            "staying on PyTorch eager",
             name,
-            precision,
-            reference,
             measured,
             min_cosine,
-            reference,
         )
-    else:
-        log.info(
-            "%s: %s adopted, agreement with %s: cosine 1 - %.1e",
-            name,
-            precision,
-            reference,
-            1.0 - measured,
-        )
-    return measured
+        return False
+    log.info(
+        "%s: onnxruntime adopted, agreement with PyTorch eager: cosine 1 - %.1e", name, 1 - measured
+    )
+    return True

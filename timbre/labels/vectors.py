@@ -31,7 +31,7 @@ CACHE_DIR = Path("cache") / "labels"
 
 
 class TextSide(Protocol):
-    """What labelling needs from the text embedder (:class:`~timbre.embedding.TextEmbedder`)."""
+    """What labelling needs from the text embedder (``embedding.family.TextEmbedder``)."""
 
     def embed(self, texts: Sequence[str]) -> np.ndarray: ...
 

@@ -494,7 +494,6 @@ class Library:
             "random_weights": self.info.random_weights,
             "audio_model_loaded": audio.ready,
             "audio_model": {"state": audio.state, "load_s": audio.load_s, "error": audio.error},
-            "precision": {k: getattr(m, "running", None) for k, m in loaded.items()},
             "runtime": {k: getattr(m, "runtime", None) for k, m in loaded.items()},
             "snapshot": None,
             "store": None,

@@ -1,17 +1,9 @@
-"""The clap family's audio front end: 10 s windows and their log-mel spectrograms (numpy only).
-
-It computes what transformers' ``ClapFeatureExtractor`` computes for an unfused checkpoint,
-from the values in the checkpoint's ``preprocessor_config.json``:
-
-* a power spectrogram: frames of ``fft_window_size`` samples every ``hop_length``, the signal
-  reflect-padded by half a frame at both ends, a periodic Hann window, the one-sided FFT;
-* ``feature_size`` mel bands from ``frequency_min`` to ``frequency_max`` with the Slaney mel
-  scale and Slaney (area) normalisation -- the filters the unfused checkpoints were trained on;
-* ``10 log10(max(mel, 1e-10))`` in dB, no top-dB clipping; ``[frames, bands]`` per window.
-
-Where the reference is random or silent, Timbre fixes a rule (see :class:`ClapPolicy`), and
-the rules travel in :func:`pipeline_version`. Stereo never reaches here: the decoder averages
-the channels (:mod:`timbre.audio.decode`), and resamples to the checkpoint's rate.
+"""The clap family's inputs, numpy and ``tokenizers`` only: 10 s windows and their log-mels
+(what transformers' ``ClapFeatureExtractor`` computes for an unfused checkpoint, from its
+``preprocessor_config.json``), and RoBERTa token ids truncated at the position limit, which
+the reference does not do. docs/model-spec.md (clap) holds the computation; where the
+reference is random or silent Timbre fixes a rule (:class:`ClapPolicy`, recorded in
+:func:`pipeline_version`).
 """
 
 from __future__ import annotations
@@ -23,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from tokenizers import Tokenizer
 
 from timbre.errors import ModelFilesError
 
@@ -30,8 +23,7 @@ MEL_FLOOR = 1e-10
 """Power below which a mel band is clamped before the logarithm (the reference's floor)."""
 
 PIPELINE_BASE = "clap-hf5"
-"""The reference the clap family reproduces: transformers' ``ClapFeatureExtractor`` +
-``ClapModel`` (unfused), as of transformers 5."""
+"""The reference: transformers' ``ClapFeatureExtractor`` + ``ClapModel`` (unfused), v5."""
 
 
 @dataclass(frozen=True)
@@ -39,8 +31,8 @@ class ClapPolicy:
     """Timbre's fixed choices where the reference leaves one open.
 
     Attributes:
-        short_clip: ``repeatpad`` (the clip tiled ``int(window / n)`` times, then zero-padded:
-            the reference and the training default) or ``pad`` (zero-padded once).
+        short_clip: ``repeatpad`` (tiled ``int(window / n)`` times, then zero-padded: the
+            reference and the training default) or ``pad`` (zero-padded once).
         long_clip: ``mean`` (evenly spaced full windows, their normalised embeddings
             averaged) or ``first`` (the first window). The reference crops at random.
         max_windows: most windows under ``mean``.
@@ -155,3 +147,43 @@ def slaney_mel_filters(
     filters = np.maximum(0.0, np.minimum(rising, falling))
     areas: np.ndarray = filters * (2.0 / (edges[2:] - edges[:-2]))[None, :]
     return areas
+
+
+@dataclass(frozen=True)
+class ClapTokens:
+    tokenizer: Tokenizer
+    limit: int
+    pad_id: int
+    eos_id: int
+
+    @classmethod
+    def load(cls, folder: Path) -> ClapTokens:
+        """Raises: ModelFilesError: a file is missing or malformed."""
+        try:
+            tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+            text = json.loads((folder / "config.json").read_text(encoding="utf-8"))["text_config"]
+            pad_id = int(text.get("pad_token_id", 1))
+            limit = int(text["max_position_embeddings"]) - pad_id - 1
+        except Exception as exc:  # tokenizers raises a bare Exception on a malformed file
+            raise ModelFilesError(f"the CLAP tokenizer or config in {folder}: {exc}") from exc
+        eos = tokenizer.token_to_id("</s>")
+        if eos is None:
+            raise ModelFilesError(f"{folder / 'tokenizer.json'} has no </s> token")
+        return cls(tokenizer, limit, pad_id, eos)
+
+    def token_ids(self, text: str) -> list[int]:
+        ids = self.tokenizer.encode(text).ids
+        if len(ids) > self.limit:
+            ids = [*ids[: self.limit - 1], self.eos_id]
+        return ids
+
+    def batch(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """``input_ids`` and ``attention_mask`` ``[n, longest]`` (int64), right-padded."""
+        rows = [self.token_ids(t) for t in texts]
+        width = max(len(r) for r in rows)
+        ids = np.full((len(rows), width), self.pad_id, np.int64)
+        mask = np.zeros((len(rows), width), np.int64)
+        for i, row in enumerate(rows):
+            ids[i, : len(row)] = row
+            mask[i, : len(row)] = 1
+        return ids, mask
