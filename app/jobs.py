@@ -1,7 +1,7 @@
 """Ingest jobs run inside the service, one at a time, reusing its loaded models and store.
 
-The job itself is wired by the composition root (the app never imports ``ingest``): it hands
-the app a runner ``(request, on_progress) -> (summary, exit_code)``.
+The composition root wires the job (the app never imports ``ingest``) and hands the app a
+runner ``(request, on_progress) -> (summary, exit_code)``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from app.schemas import IngestIn
 from timbre.diskspace import disk_full_cause
-from timbre.errors import ConflictError, NotFoundError, TimbreError
+from timbre.errors import ConflictError, ExitCode, NotFoundError, TimbreError
 
 log = logging.getLogger("timbre.api")
 
@@ -100,8 +100,8 @@ class IngestJobs:
                 job.failures = _read_failures(report)
         except Exception as exc:  # the job's error is its result; the service stays up
             log.exception("ingest job %s failed", job.job_id)
-            # The exit codes of `timbre ingest`: 2 could not run, 3 crashed (a bug).
-            code = 2 if isinstance(exc, TimbreError) or disk_full_cause(exc) else 3
+            could_not_run = isinstance(exc, TimbreError) or disk_full_cause(exc)
+            code = ExitCode.FAILED if could_not_run else ExitCode.CRASHED
             job.state, job.error, job.exit_code = "failed", f"{type(exc).__name__}: {exc}", code
         finally:
             job.finished_at = _now()

@@ -1,10 +1,4 @@
-"""The ``timbre`` command's Typer apps, logging set-up and exit codes.
-
-Exit codes: 0 = everything succeeded; 1 = finished, but some inputs failed (each is reported);
-2 = could not run (a bad option, bad settings, missing model files, no index, an unusable store);
-3 = crashed on an unexpected error (``timbre ingest``); 130 = interrupted (Ctrl-C). See
-docs/cli.md.
-"""
+"""The ``timbre`` command's Typer apps and logging set-up (exit codes: :class:`ExitCode`)."""
 
 from __future__ import annotations
 
@@ -20,7 +14,7 @@ import typer
 from typer._click import exceptions as click  # typer 0.29 carries its own copy of click
 from typer.core import TyperGroup
 
-EXIT_OK, EXIT_PARTIAL, EXIT_FAILED = 0, 1, 2
+from timbre.errors import ExitCode
 
 
 class _PlainErrors(TyperGroup):
@@ -49,8 +43,8 @@ class _PlainErrors(TyperGroup):
             sys.exit(exc.exit_code)
         except typer.Abort:
             typer.echo("aborted", err=True)
-            sys.exit(1)
-        sys.exit(code if isinstance(code, int) else EXIT_OK)
+            sys.exit(1)  # click's code for an abort (a refused confirmation)
+        sys.exit(code if isinstance(code, int) else ExitCode.OK)
 
 
 app = typer.Typer(
@@ -169,4 +163,4 @@ def _root(
 
 def fail(exc: BaseException) -> typer.Exit:
     typer.echo(f"error: {exc}", err=True)
-    return typer.Exit(EXIT_FAILED)
+    return typer.Exit(ExitCode.FAILED)
