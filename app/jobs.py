@@ -6,12 +6,15 @@ runner ``(request, on_progress) -> (summary, exit_code)``.
 
 from __future__ import annotations
 
+import itertools
+import json
 import logging
 import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from app.schemas import IngestIn
@@ -113,16 +116,8 @@ class IngestJobs:
 
 
 def _read_failures(report: str) -> list[dict[str, Any]]:
-    import json
-    from pathlib import Path
-
-    rows = []
     try:
         with Path(report).open(encoding="utf-8") as handle:
-            for line in handle:
-                rows.append(json.loads(line))
-                if len(rows) >= MAX_FAILURES_SHOWN:
-                    break
+            return [json.loads(line) for line in itertools.islice(handle, MAX_FAILURES_SHOWN)]
     except OSError:
-        pass
-    return rows
+        return []

@@ -121,8 +121,7 @@ class ModelsSettings(_Section):
     precision_min_cosine: float = Field(gt=0.0, le=1.0)
     """Least cosine between reduced-precision and fp32 embeddings."""
     mert_batch_windows: PerDevice
-    """MERT windows per forward pass (only equal-length windows share one, so no result
-    changes): batching buys nothing on a CPU and costs ~100 MB a window; a GPU wants it wide."""
+    """MERT windows per pass (equal lengths only): no gain on a CPU, ~100 MB each; a GPU: wide."""
     mert_streams: Literal["auto"] | Annotated[int, Field(ge=1)]
     """MERT passes in flight at once on ONNX Runtime, each on threads/streams threads (results
     are bitwise the same). auto = one pass per thread in parallel-profile jobs (faster on short
@@ -134,8 +133,7 @@ class ModelsSettings(_Section):
     PyTorch eager), PyTorch on a GPU or at a reduced precision. The ONNX graphs are exported
     from the loaded models and used only if they agree with PyTorch to onnx_min_cosine."""
     export_dir: Path | None
-    """Folder of the exported ONNX graphs (~1.9 GB at full size), keyed by checkpoint and
-    versions. null = <data_dir>/cache/onnx; share one folder to export once."""
+    """Folder of the exported ONNX graphs (~1.9 GB), shareable. null = <data_dir>/cache/onnx."""
     onnx_min_cosine: float = Field(gt=0.0, le=1.0)
     """Least cosine between ONNX Runtime and PyTorch outputs on the probes."""
 
@@ -190,11 +188,9 @@ class SnapshotSettings(_Section):
     keep: int = Field(ge=1)
     """Published snapshots kept, the live one included: one an API may hold, one for rollback."""
     mmap_min_bytes: int = Field(ge=0)
-    """Memory-map the snapshot's arrays from this size of vectors.npy (bytes): past the SQ8
-    threshold a query reads few float32 rows, so the others never become resident."""
+    """Memory-map the snapshot from this size of vectors.npy (bytes): its rows stay on disk."""
     verify_checksums: bool
-    """Verify every snapshot file's sha256 on load, so a corrupt snapshot never serves; a file
-    that passed is hashed again only once it changes (VERIFIED.json)."""
+    """Verify snapshot files' sha256 on load (again only once a file changed: VERIFIED.json)."""
     reverify_unchanged: bool
     """Hash every file at every load, even unchanged ones (for storage that may decay)."""
     quantised_min_vectors: int = Field(ge=0)
@@ -203,8 +199,7 @@ class SnapshotSettings(_Section):
     scan_threads: int = Field(ge=0)
     """Threads of the SQ8 first pass. 0 = every core this process may run on."""
     filtered_min_points: int = Field(ge=0)
-    """A filtered query matching at least this many points is answered by the current
-    snapshot's filtered scan; a narrower one by Qdrant, which scores each match."""
+    """Filtered queries matching this many points use the snapshot's scan; fewer go to Qdrant."""
 
 
 class IngestSettings(_Section):
@@ -288,42 +283,35 @@ class ApiSettings(_Section):
 
 
 class LabelThresholds(_Section):
-    """The cosines at which one family's label vectors count (as in :class:`LabelsSettings`)."""
+    """The cosines at which one family's label vectors count."""
 
     category_min_cosine: float = Field(ge=-1.0, le=1.0)
+    """A sample gets its best category only at this cosine and category_min_margin above the
+    runner-up (uncalibrated: `timbre relabel --dry-run` shows a library's quantiles)."""
     category_min_margin: float = Field(ge=0.0, le=2.0)
+    """Best minus runner-up category cosine: a near-tie is the model not knowing."""
     tag_min_cosine: float = Field(ge=-1.0, le=1.0)
+    """A label becomes an auto tag at this cosine or above."""
 
 
-class LabelsSettings(_Section):
-    """Zero-shot ``category`` and ``auto_tags`` from the shared text–audio space."""
+class LabelsSettings(LabelThresholds):
+    """Zero-shot ``category`` and ``auto_tags`` from the shared text–audio space; the
+    thresholds are the clamp3 family's."""
 
     enabled: bool
     """Label every sample at ingest from its vector and the text vectors of a vocabulary."""
     vocabulary: Path | None
     """The vocabulary file (null = config/labels.yaml); apply a change with `timbre relabel`."""
-    category_min_cosine: float = Field(ge=-1.0, le=1.0)
-    """A sample gets its best category only at this cosine and category_min_margin above the
-    runner-up (clamp3; uncalibrated: `timbre relabel --dry-run` shows a library's quantiles)."""
-    category_min_margin: float = Field(ge=0.0, le=2.0)
-    """Best minus runner-up category cosine: a near-tie is the model not knowing."""
-    tag_min_cosine: float = Field(ge=-1.0, le=1.0)
-    """A label becomes an auto tag at this cosine or above."""
     max_auto_tags: int = Field(ge=0)
     """Most auto tags per sample."""
     relabel_batch: int = Field(ge=1)
     """Points per page and payload update of `timbre relabel`."""
     families: dict[str, LabelThresholds]
-    """The thresholds of each family other than clamp3: cosines spread differently in each
-    space (CLAP scores unrelated captions ~0.1, hence its higher tag_min_cosine)."""
+    """Thresholds of families other than clamp3 (above): each space spreads cosines differently."""
 
     def thresholds(self, family: str) -> LabelThresholds:
-        """The thresholds of ``family``: its own entry, else the clamp3 values above."""
-        return self.families.get(family) or LabelThresholds(
-            category_min_cosine=self.category_min_cosine,
-            category_min_margin=self.category_min_margin,
-            tag_min_cosine=self.tag_min_cosine,
-        )
+        """The thresholds of ``family``: its own entry, else the clamp3 ones."""
+        return self.families.get(family) or self
 
 
 class DuplicatesSettings(_Section):
@@ -380,8 +368,7 @@ class WatchSettings(_Section):
     """Watched folders (``timbre serve``, ``timbre watch``)."""
 
     enabled: bool
-    """`timbre serve` turns every change under the roots into an ingest job (`timbre watch`
-    does the same without HTTP). Off: watching is the machine owner's choice."""
+    """Turn every change under the roots into an ingest job (`timbre serve`, `timbre watch`)."""
     roots: list[Path] | None
     """Folders to watch. null = api.library_roots and the roots this data dir indexes."""
     debounce_s: float = Field(ge=0.0)

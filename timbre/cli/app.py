@@ -62,17 +62,14 @@ app.add_typer(store_app, name="store")
 
 
 QUIET_LOGGERS = ("httpx", "httpx2", "httpcore", "huggingface_hub", "filelock", "faiss", "mcp")
-"""Libraries whose INFO lines mean nothing to a producer (FAISS's loader reports each CPU
-kernel it could not load, which reads like a failure)."""
-
+"""Libraries whose INFO lines mean nothing to a producer (FAISS's reads like a failure)."""
 
 DETAIL_LOGGERS = (
     "timbre.search.holders",
     "timbre.embedding.runtime",
     "timbre.embedding.onnx_fusion",
 )
-"""Timbre's own bookkeeping (snapshot served, model loaded, runtime agreement): worth a line in
-a service's log (``timbre serve`` shows them), not on every search."""
+"""Timbre's own bookkeeping (snapshot served, model loaded): for a service's log only."""
 
 
 class _PlainFormatter(logging.Formatter):
@@ -89,14 +86,7 @@ class _PlainFormatter(logging.Formatter):
         return text
 
 
-def _show_warning_once(
-    message: Warning | str,
-    category: type[Warning],
-    filename: str,
-    lineno: int,
-    file: object = None,
-    line: str | None = None,
-) -> None:
+def _show_warning_once(message: Warning | str, *_: Any, **__: Any) -> None:
     """Python warnings as one plain line each, each text once per process (not the source
     line that raised it, and not again from every place that loads the same models)."""
     text = str(message)
@@ -112,16 +102,9 @@ _shown: set[str] = set()
 class _StderrHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is when a record comes (a test runner swaps it)."""
 
-    def __init__(self) -> None:
-        super().__init__(sys.stderr)
-
-    @property
-    def stream(self) -> Any:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _: Any) -> None:
-        pass
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
 
 
 def setup_logging(verbose: bool) -> None:
