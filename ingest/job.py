@@ -10,6 +10,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,17 +44,15 @@ def options_from_settings(
 ) -> JobOptions:
     """A job's options: the ``ingest`` settings under the request's options (None = not given)."""
     s = settings.ingest
-    return JobOptions(
-        **{
-            "roots": roots,
-            "profile": s.profile,
-            "workers": s.workers,
-            "batch_files": s.batch_files.on(device_type(settings.models.device)),
-            "batch_audio_s": s.batch_audio_s,
-            "progress_interval_s": s.progress_interval_s,
-            **{k: v for k, v in request.items() if v is not None},
-        }
+    base = JobOptions(
+        roots=roots,
+        profile=s.profile,
+        workers=s.workers,
+        batch_files=s.batch_files.on(device_type(settings.models.device)),
+        batch_audio_s=s.batch_audio_s,
+        progress_interval_s=s.progress_interval_s,
     )
+    return replace(base, **{k: v for k, v in request.items() if v is not None})
 
 
 def run_ingest(

@@ -7,7 +7,6 @@ The command's options are an :class:`app.schemas.IngestIn`, the one request of a
 from __future__ import annotations
 
 import json
-import logging
 import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -25,7 +24,6 @@ if TYPE_CHECKING:
     from ingest.options import JobOptions
     from timbre.settings import Settings
 
-log = logging.getLogger("timbre.ingest")
 
 _FLAGS = {"batch_files": "--batch-size"}
 """Request fields whose option is not named after them."""
