@@ -1,21 +1,24 @@
 """Ingest jobs run inside the service, one at a time, reusing its loaded models and store.
 
-The job itself is wired by the composition root (the app never imports ``ingest``): it hands
-the app a runner ``(request, on_progress) -> (summary, exit_code)``.
+The composition root wires the job (the app never imports ``ingest``) and hands the app a
+runner ``(request, on_progress) -> (summary, exit_code)``.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 import logging
 import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from app.schemas import IngestIn
 from timbre.diskspace import disk_full_cause
-from timbre.errors import ConflictError, NotFoundError, TimbreError
+from timbre.errors import ConflictError, ExitCode, NotFoundError, TimbreError
 from timbre.fsutil import now_iso
 
 log = logging.getLogger("timbre.api")
@@ -96,8 +99,8 @@ class IngestJobs:
                 job.failures = _read_failures(report)
         except Exception as exc:  # the job's error is its result; the service stays up
             log.exception("ingest job %s failed", job.job_id)
-            # The exit codes of `timbre ingest`: 2 could not run, 3 crashed (a bug).
-            code = 2 if isinstance(exc, TimbreError) or disk_full_cause(exc) else 3
+            could_not_run = isinstance(exc, TimbreError) or disk_full_cause(exc)
+            code = ExitCode.FAILED if could_not_run else ExitCode.CRASHED
             job.state, job.error, job.exit_code = "failed", f"{type(exc).__name__}: {exc}", code
         finally:
             job.finished_at = now_iso()
@@ -109,16 +112,8 @@ class IngestJobs:
 
 
 def _read_failures(report: str) -> list[dict[str, Any]]:
-    import json
-    from pathlib import Path
-
-    rows = []
     try:
         with Path(report).open(encoding="utf-8") as handle:
-            for line in handle:
-                rows.append(json.loads(line))
-                if len(rows) >= MAX_FAILURES_SHOWN:
-                    break
+            return [json.loads(line) for line in itertools.islice(handle, MAX_FAILURES_SHOWN)]
     except OSError:
-        pass
-    return rows
+        return []

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from ingest.cache import FeatureCache, HashCache
 from ingest.metadata import MetadataRules
@@ -40,19 +41,19 @@ log = logging.getLogger("timbre.ingest")
 
 
 def options_from_settings(
-    settings: Settings, roots: tuple[Path, ...], **overrides: object
+    settings: Settings, roots: tuple[Path, ...], **request: Any
 ) -> JobOptions:
-    """Job options: the ``ingest`` settings, then explicit overrides (None = keep)."""
-    device = device_type(settings.models.device)
+    """A job's options: the ``ingest`` settings under the request's options (None = not given)."""
+    s = settings.ingest
     base = JobOptions(
         roots=roots,
-        profile=settings.ingest.profile,
-        workers=settings.ingest.workers,
-        batch_files=settings.ingest.batch_files.on(device),
-        batch_audio_s=settings.ingest.batch_audio_s,
-        progress_interval_s=settings.ingest.progress_interval_s,
+        profile=s.profile,
+        workers=s.workers,
+        batch_files=s.batch_files.on(device_type(settings.models.device)),
+        batch_audio_s=s.batch_audio_s,
+        progress_interval_s=s.progress_interval_s,
     )
-    return replace(base, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    return replace(base, **{k: v for k, v in request.items() if v is not None})
 
 
 def run_ingest(

@@ -10,6 +10,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from timbre.audio.resample import Resampler
+from timbre.errors import ExitCode
 
 Profile = Literal["sequential", "parallel"]
 
@@ -26,19 +27,20 @@ class Embedder(Protocol):
 
 @dataclass(frozen=True)
 class JobOptions:
-    """How to run one job (see ``timbre ingest --help``)."""
+    """How to run one job: a request's options over the ``ingest`` settings
+    (:func:`ingest.job.options_from_settings`; ``timbre ingest --help`` says what each does)."""
 
     roots: tuple[Path, ...]
-    profile: Profile = "parallel"
-    workers: int = 1
-    batch_files: int = 16
-    batch_audio_s: float = 240.0
+    profile: Profile
+    workers: int
+    batch_files: int
+    batch_audio_s: float
+    progress_interval_s: float
     shard: tuple[int, int] | None = None
     prune: bool = False
     dry_run: bool = False
     rehash: bool = False
     interactive: bool | None = None
-    progress_interval_s: float = 10.0
     # A watcher's batch: read only these files or folders under the roots (None: walk the
     # roots), and drop the stored paths at or below ``gone`` that the disk confirms are gone.
     # Either one limits the prune to these paths, whatever ``prune`` says.
@@ -65,7 +67,7 @@ class Limits:
 @dataclass
 class JobResult:
     summary: dict[str, Any]
-    exit_code: int
+    exit_code: ExitCode
 
 
 def in_shard(sha256: str, shard: tuple[int, int] | None) -> bool:

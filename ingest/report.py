@@ -22,9 +22,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-log = logging.getLogger("timbre.ingest")
+from timbre.errors import ExitCode
 
-EXIT_OK, EXIT_PARTIAL, EXIT_FAILED, EXIT_CRASHED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+log = logging.getLogger("timbre.ingest")
 
 
 @dataclass(frozen=True)
@@ -157,11 +157,13 @@ def _log_summary(log: JsonLinesLog, key: str, by: dict[str, int]) -> dict[str, A
     return out
 
 
-def exit_code(counts: Counts, targeted: bool = False) -> int:
-    """1 when a file failed or could not be read, or no audio was found (unless ``targeted``:
-    a watcher's batch of deletions reads none); else 0."""
+def exit_code(counts: Counts, targeted: bool = False) -> ExitCode:
+    """1 when a file failed or could not be read, or no audio was found; else 0.
+
+    A ``targeted`` job (a watcher's batch) may find no audio: a batch of deletions reads none.
+    """
     found_none = not counts.discovered and not targeted
-    return EXIT_PARTIAL if counts.failed or counts.unreadable or found_none else EXIT_OK
+    return ExitCode.PARTIAL if counts.failed or counts.unreadable or found_none else ExitCode.OK
 
 
 class Progress:

@@ -6,7 +6,18 @@ message a person can act on. Causes are chained with ``raise ... from exc``.
 
 from __future__ import annotations
 
+from enum import IntEnum
 from pathlib import Path
+
+
+class ExitCode(IntEnum):
+    """Exit codes of every ``timbre`` command, and of the ingest jobs a service runs."""
+
+    OK = 0  # everything succeeded
+    PARTIAL = 1  # finished, but some inputs failed (each is reported), or found no audio
+    FAILED = 2  # could not run: options, settings, models, store, roots, a full disk
+    CRASHED = 3  # an unexpected error: a bug
+    INTERRUPTED = 130  # Ctrl-C
 
 
 class TimbreError(Exception):
@@ -22,13 +33,8 @@ class ConfigError(TimbreError):
 
 
 class AudioError(TimbreError):
-    """An input could not be turned into audio Timbre can embed.
-
-    Attributes:
-        source: the file path (or an upload's name) that failed.
-        reason: what is wrong with it, in words a person understands.
-        code: a stable short identifier of the kind of failure, e.g. ``not_audio``.
-    """
+    """An input (``source``: a path or an upload's name) could not be turned into audio:
+    ``reason`` in words a person understands, ``code`` the kind of failure (``not_audio``)."""
 
     code = "audio_error"
 
@@ -64,11 +70,8 @@ class StoreLockedError(StoreError):
 
 
 class DiskFullError(StoreError):
-    """The data dir's file system is full, or too full to write safely (``disk.min_free_bytes``).
-
-    A store error, since the store is what it mostly stops; raised for any write the disk
-    refused (collections, renditions, snapshots, caches) as well.
-    """
+    """The data dir's file system is too full to write safely (``disk.min_free_bytes``): for
+    any write the disk refused (collections, renditions, snapshots, caches)."""
 
     code = "disk_full"
 

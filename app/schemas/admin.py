@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from app.schemas.filters import NOT_A_BOOL, ServerPath
 
@@ -12,7 +12,9 @@ ShardNumber = Annotated[int, Field(ge=0), NOT_A_BOOL]
 
 
 class IngestIn(BaseModel):
-    """The options of ``timbre ingest``, every one of them (null = the service's setting)."""
+    """One ingest job's request: ``timbre ingest``'s options (handed as they are to a running
+    service), the body of ``POST /v1/ingest`` and a watcher's batch. Fields are named as the
+    job's options and ``ingest`` settings; null = the service's setting."""
 
     model_config = ConfigDict(extra="forbid")
     paths: list[ServerPath] = Field(
@@ -23,15 +25,17 @@ class IngestIn(BaseModel):
     prune: bool = Field(default=False, strict=True)
     dry_run: bool = Field(default=False, strict=True)
     profile: Literal["parallel", "sequential"] | None = None
-    snapshot: bool = Field(default=True, strict=True)
+    snapshot: bool | None = Field(default=None, strict=True)
     rehash: bool = Field(
         default=False, strict=True, description="read every file again, whatever size+mtime say"
     )
     workers: Annotated[int, Field(ge=0, le=64), NOT_A_BOOL] | None = Field(
         default=None, description="decoding worker processes"
     )
-    batch_size: Annotated[int, Field(ge=1, le=4096), NOT_A_BOOL] | None = Field(
-        default=None, description="files embedded per batch"
+    batch_files: Annotated[int, Field(ge=1, le=4096), NOT_A_BOOL] | None = Field(
+        default=None,
+        validation_alias=AliasChoices("batch_files", "batch_size"),
+        description="files embedded per batch (batch_size, its old name, is accepted)",
     )
     shard: tuple[ShardNumber, ShardNumber] | None = Field(
         default=None, description="[I, N]: index only shard I of N of the library (by content hash)"

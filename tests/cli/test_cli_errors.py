@@ -20,6 +20,9 @@ BAD_OPTIONS = [
     (["serve", "--port", "99999"], "--port", "65535"),
     (["duplicates", "--min-cosine", "2"], "--min-cosine", "at most 1"),
     (["ingest", ".", "--shard", "3"], "--shard", "I/N"),
+    (["ingest", ".", "--workers", "-1"], "--workers", "greater than or equal to 0"),
+    (["ingest", ".", "--batch-size", "0"], "--batch-size", "greater than or equal to 1"),
+    (["ingest", ".", "--profile", "fast"], "--profile", "'parallel' or 'sequential'"),
     (["search", "kick", "--nope"], "--nope", "No such option"),
 ]
 

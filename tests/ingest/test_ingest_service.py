@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
+import httpx
 import soundfile as sf
 from fastapi.testclient import TestClient
 
@@ -18,7 +18,7 @@ from app.schemas import IngestIn
 from tests.ingest.test_ingest_kill import _env
 from tests.support.audio_factory import kick
 from tests.support.ingest_helpers import ingest, job_settings
-from timbre.cli.handoff import _BODY_FIELDS, _refusal, job_body
+from timbre.cli.handoff import _refusal, job_body
 
 
 def test_every_cli_option_travels_to_the_service() -> None:
@@ -30,31 +30,34 @@ def test_every_cli_option_travels_to_the_service() -> None:
     # --json only shapes what the command prints, whoever ran the job
     options = {p.name for p in command.params if p.name not in ("paths", "as_json")}
     to_body = {"no_snapshot": "snapshot"}
-    assert {to_body.get(o, o) for o in options} == set(_BODY_FIELDS)
-    assert set(_BODY_FIELDS) <= set(IngestIn.model_fields)
+    # changed/gone are a watcher's batch (timbre watch, watch.enabled), not ingest options.
+    batch_only = {"paths", "changed", "gone"}
+    assert {to_body.get(o, o) for o in options} == set(IngestIn.model_fields) - batch_only
     given = {
         "profile": "sequential",
         "workers": 0,
-        "batch_size": 3,
+        "batch_files": 3,
         "shard": (1, 2),
         "prune": True,
         "dry_run": True,
         "rehash": True,
         "snapshot": False,
     }
-    body = job_body([Path("/lib")], given)
-    # changed/gone are a watcher's batch (timbre watch, watch.enabled), not ingest options.
-    batch_only = {"paths", "changed", "gone"}
-    assert IngestIn.model_validate(body).model_dump(exclude=batch_only) == {
-        **given,
-        "shard": (1, 2),
-    }
-    with pytest.raises(Exception, match="cannot take the options"):
-        job_body([Path("/lib")], {"gpu": True})
+    body = job_body(IngestIn(paths=["lib"], **given))
+    assert body["paths"] == [str(Path("lib").resolve())]
+    assert IngestIn.model_validate(body).model_dump(exclude=batch_only) == given
+    # Options not given are left to the service's settings.
+    assert job_body(IngestIn(paths=["/no/lib"])) == {"paths": ["/no/lib"], **NOT_ASKED}
+    # The body's old name of batch_files is still accepted.
+    assert IngestIn.model_validate({"paths": ["/lib"], "batch_size": 7}).batch_files == 7
+
+
+NOT_ASKED = {"prune": False, "dry_run": False, "rehash": False, "gone": []}
 
 
 def test_a_refusal_says_exactly_what_to_set() -> None:
-    text = _refusal("http://x", 403, "path '/new' is not inside a library root", [Path("/new")])
+    refused = httpx.Response(403, json={"detail": "path '/new' is not inside a library root"})
+    text = str(_refusal("http://x", refused, ["/new"]))
     assert "TIMBRE_API__LIBRARY_ROOTS='[\"/new\"]'" in text and "restart" in text
 
 
@@ -81,7 +84,7 @@ def test_the_service_takes_jobs_for_its_data_dirs_roots_with_every_option(
         "shard": [0, 2],
         "snapshot": False,
         "workers": 0,
-        "batch_size": 2,
+        "batch_size": 2,  # batch_files' old name
         "profile": "sequential",
         "rehash": True,
     }

@@ -1,10 +1,6 @@
 """The ``timbre`` command: the composition root that builds models, stores and services once
 and hands them to the library (`timbre`), the ingest jobs (`ingest`) and the API (`app`).
-
-Exit codes: 0 = everything succeeded; 1 = finished, but some inputs failed (each is reported);
-2 = could not run (bad settings, missing or broken model files, unusable store); 3 = crashed
-on an unexpected error (``timbre ingest``); 130 = interrupted (Ctrl-C).
-"""
+Exit codes: :class:`timbre.errors.ExitCode`."""
 
 import logging
 import os
@@ -24,24 +20,21 @@ from timbre.cli import (  # noqa: F401 (registers)
     store,
     watch,
 )
-from timbre.cli.app import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, app
+from timbre.cli.app import app
+from timbre.errors import ExitCode
 
-__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_PARTIAL", "app", "main"]
-
-
-EXIT_INTERRUPTED = 130
+__all__ = ["app", "main"]
 
 
 def main() -> None:
     try:
         app()
     except SystemExit as exc:
-        if exc.code == EXIT_INTERRUPTED:
-            # Interrupted: the command has closed its store and stopped its workers. Tearing
-            # the interpreter down (torch, OpenBLAS, every module's garbage) can take seconds
-            # on a busy machine, and Ctrl-C must end the job now.
+        if exc.code == ExitCode.INTERRUPTED:
+            # The command has closed its store and stopped its workers; tearing the interpreter
+            # down can take seconds, and Ctrl-C must end the job now.
             logging.shutdown()
             sys.stdout.flush()
             sys.stderr.flush()
-            os._exit(EXIT_INTERRUPTED)
+            os._exit(ExitCode.INTERRUPTED)
         raise

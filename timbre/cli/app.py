@@ -1,10 +1,4 @@
-"""The ``timbre`` command's Typer apps, logging set-up and exit codes.
-
-Exit codes: 0 = everything succeeded; 1 = finished, but some inputs failed (each is reported);
-2 = could not run (a bad option, bad settings, missing model files, no index, an unusable store);
-3 = crashed on an unexpected error (``timbre ingest``); 130 = interrupted (Ctrl-C). See
-docs/cli.md.
-"""
+"""The ``timbre`` command's Typer apps and logging set-up (exit codes: :class:`ExitCode`)."""
 
 from __future__ import annotations
 
@@ -20,7 +14,7 @@ import typer
 from typer._click import exceptions as click  # typer 0.29 carries its own copy of click
 from typer.core import TyperGroup
 
-EXIT_OK, EXIT_PARTIAL, EXIT_FAILED = 0, 1, 2
+from timbre.errors import ExitCode
 
 
 class _PlainErrors(TyperGroup):
@@ -49,8 +43,8 @@ class _PlainErrors(TyperGroup):
             sys.exit(exc.exit_code)
         except typer.Abort:
             typer.echo("aborted", err=True)
-            sys.exit(1)
-        sys.exit(code if isinstance(code, int) else EXIT_OK)
+            sys.exit(1)  # click's code for an abort (a refused confirmation)
+        sys.exit(code if isinstance(code, int) else ExitCode.OK)
 
 
 app = typer.Typer(
@@ -68,17 +62,14 @@ app.add_typer(store_app, name="store")
 
 
 QUIET_LOGGERS = ("httpx", "httpx2", "httpcore", "huggingface_hub", "filelock", "faiss", "mcp")
-"""Libraries whose INFO lines mean nothing to a producer (FAISS's loader reports each CPU
-kernel it could not load, which reads like a failure)."""
-
+"""Libraries whose INFO lines mean nothing to a producer (FAISS's reads like a failure)."""
 
 DETAIL_LOGGERS = (
     "timbre.search.library",
     "timbre.embedding.runtime",
     "timbre.embedding.onnx_export",
 )
-"""Timbre's own bookkeeping (snapshot served, model loaded, runtime agreement): worth a line in
-a service's log (``timbre serve`` shows them), not on every search."""
+"""Timbre's own bookkeeping (snapshot served, model loaded): for a service's log only."""
 
 
 class _PlainFormatter(logging.Formatter):
@@ -95,14 +86,7 @@ class _PlainFormatter(logging.Formatter):
         return text
 
 
-def _show_warning_once(
-    message: Warning | str,
-    category: type[Warning],
-    filename: str,
-    lineno: int,
-    file: object = None,
-    line: str | None = None,
-) -> None:
+def _show_warning_once(message: Warning | str, *_: Any, **__: Any) -> None:
     """Python warnings as one plain line each, each text once per process (not the source
     line that raised it, and not again from every place that loads the same models)."""
     text = str(message)
@@ -118,16 +102,9 @@ _shown: set[str] = set()
 class _StderrHandler(logging.StreamHandler[TextIO]):
     """Writes to whatever ``sys.stderr`` is when a record comes (a test runner swaps it)."""
 
-    def __init__(self) -> None:
-        super().__init__(sys.stderr)
-
-    @property
-    def stream(self) -> Any:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _: Any) -> None:
-        pass
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
 
 
 def setup_logging(verbose: bool) -> None:
@@ -169,4 +146,4 @@ def _root(
 
 def fail(exc: BaseException) -> typer.Exit:
     typer.echo(f"error: {exc}", err=True)
-    return typer.Exit(EXIT_FAILED)
+    return typer.Exit(ExitCode.FAILED)

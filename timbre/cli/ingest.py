@@ -1,28 +1,32 @@
 """``timbre ingest``: run a job on the embedded store or a server, or hand it to the service.
 
-Exit codes: 0 all indexed; 1 finished, but files failed or could not be read, or no audio was
-found; 2 could not run (a full disk among the reasons); 3 crashed on an unexpected error (a
-bug); 130 interrupted (Ctrl-C).
+The command's options are an :class:`app.schemas.IngestIn`, the one request of an ingest job
+(also the body of ``POST /v1/ingest`` and of the hand-off to a running service).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import traceback
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from timbre.cli.app import app, fail
 from timbre.cli.summary import human_summary, write_summary
 from timbre.diskspace import as_disk_full
-from timbre.errors import StoreLockedError, TimbreError
+from timbre.errors import ExitCode, StoreLockedError, TimbreError
+from timbre.store.pathtext import path_from_text, path_text
 
-log = logging.getLogger("timbre.ingest")
+if TYPE_CHECKING:
+    from app.schemas import IngestIn
+    from ingest.options import JobOptions
+    from timbre.settings import Settings
 
-EXIT_CRASHED, EXIT_INTERRUPTED = 3, 130  # as ingest.report (which the CLI loads lazily)
+
+_FLAGS = {"batch_files": "--batch-size"}
+"""Request fields whose option is not named after them."""
 
 
 def _parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -35,6 +39,23 @@ def _parse_shard(text: str | None) -> tuple[int, int] | None:
     if total < 1 or not 0 <= index < total:
         raise typer.BadParameter(f"need 0 <= I < N, got {text}", param_hint="--shard")
     return index, total
+
+
+def job_options(settings: Settings, request: IngestIn, **extra: Any) -> JobOptions:
+    """The job ``request`` asks for: its options over the ``ingest`` settings."""
+    from ingest.job import options_from_settings
+
+    def paths(texts: list[str]) -> tuple[Path, ...]:
+        return tuple(path_from_text(t) for t in texts)
+
+    return options_from_settings(
+        settings,
+        paths(request.paths),
+        **request.model_dump(exclude={"paths", "changed", "gone", "snapshot"}),
+        changed=None if request.changed is None else paths(request.changed),
+        gone=paths(request.gone),
+        **extra,
+    )
 
 
 @app.command(
@@ -53,7 +74,9 @@ def ingest(
         str | None, typer.Option(help="parallel (fast, default) or sequential (least memory).")
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Decoding worker processes.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Files embedded per batch.")] = None,
+    batch_files: Annotated[
+        int | None, typer.Option("--batch-size", help="Files embedded per batch.")
+    ] = None,
     shard: Annotated[
         str | None, typer.Option(help="I/N: index only this worker's share of the library.")
     ] = None,
@@ -82,29 +105,36 @@ def ingest(
 
     Beside a running `timbre serve` that owns the embedded store, the job is handed to it.
     """
-    if profile not in (None, "parallel", "sequential"):
-        raise typer.BadParameter("parallel or sequential", param_hint="--profile")
-    if workers is not None and workers < 0:
-        raise typer.BadParameter("0 or more", param_hint="--workers")
-    if batch_size is not None and batch_size < 1:
-        raise typer.BadParameter("1 or more", param_hint="--batch-size")
-    given = {
-        "profile": profile,
-        "workers": workers,
-        "batch_size": batch_size,
-        "shard": _parse_shard(shard),
-        "prune": prune,
-        "dry_run": dry_run,
-        "rehash": rehash,
-        "snapshot": False if no_snapshot else None,
-    }
+    from pydantic import ValidationError
+
+    from app.schemas import IngestIn
+
     try:
-        summary, code = _run(tuple(paths), given)
+        request = IngestIn.model_validate(
+            {
+                "paths": [path_text(p) for p in paths],
+                "profile": profile,
+                "workers": workers,
+                "batch_files": batch_files,
+                "shard": _parse_shard(shard),
+                "prune": prune,
+                "dry_run": dry_run,
+                "rehash": rehash,
+                "snapshot": False if no_snapshot else None,
+            }
+        )
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = str(error["loc"][0])
+        hint = _FLAGS.get(name, "--" + name.replace("_", "-"))
+        raise typer.BadParameter(error["msg"], param_hint=hint) from None
+    try:
+        summary, code = _run(request)
     except (typer.Exit, typer.BadParameter, typer.Abort):
         raise  # click's own exceptions: usage errors and exits, not crashes
     except KeyboardInterrupt:
         typer.echo("interrupted: nothing is lost; run the same command again to finish", err=True)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        raise typer.Exit(ExitCode.INTERRUPTED) from None
     except TimbreError as exc:
         raise fail(exc) from exc
     except Exception as exc:
@@ -117,7 +147,7 @@ def ingest(
             "bug: please report it with the traceback above. Re-running is safe.",
             err=True,
         )
-        raise typer.Exit(EXIT_CRASHED) from exc
+        raise typer.Exit(ExitCode.CRASHED) from exc
     written = _write_summary(summary)
     typer.echo(json.dumps(summary, indent=2) if as_json else human_summary(summary, written))
     raise typer.Exit(code)
@@ -135,9 +165,10 @@ def _write_summary(summary: dict[str, Any]) -> Path | None:
         return None
 
 
-def _run(roots: tuple[Path, ...], given: dict[str, Any]) -> tuple[dict[str, Any], int]:
-    """Run the job here, or inside the service that owns the embedded store."""
-    from ingest.job import options_from_settings, run_ingest
+def _run(request: IngestIn, *, rebuild: bool = False) -> tuple[dict[str, Any], int]:
+    """Run the job here, or inside the service that owns the embedded store (unless it is a
+    ``rebuild``, which replaces the live collection: not a job for a running service)."""
+    from ingest.job import run_ingest
     from timbre.cli.handoff import ingest_through_service
     from timbre.embedding.embedder import (
         describe_models,
@@ -149,28 +180,17 @@ def _run(roots: tuple[Path, ...], given: dict[str, Any]) -> tuple[dict[str, Any]
     from timbre.store import open_store
 
     settings = load_settings()
-    missing = [str(p) for p in roots if not p.exists()]
+    options = job_options(settings, request)
+    missing = [str(p) for p in options.roots if not p.exists()]
     if missing:
         raise typer.BadParameter(f"no such library root: {', '.join(missing)}")
-    options = options_from_settings(
-        settings,
-        roots,
-        profile=given["profile"],
-        workers=given["workers"],
-        batch_files=given["batch_size"],
-        shard=given["shard"],
-        prune=given["prune"],
-        dry_run=given["dry_run"],
-        rehash=given["rehash"],
-    )
     info = describe_models(settings.models)
     try:
         store = open_store(settings, info, reindex=True)
     except StoreLockedError as exc:
-        if given.get("rebuild"):
-            raise  # a rebuild replaces the live collection: not a job for a running service
-        # A running service owns the embedded store: hand the job, every option, to it.
-        return ingest_through_service(settings, exc, roots, given)
+        if rebuild:
+            raise
+        return ingest_through_service(settings, exc, request)
     try:
         # Label vectors first (cache, or the text tower, freed before MERT loads), so the
         # ~1 GB text tower never sits in memory beside the audio models.
@@ -193,9 +213,9 @@ def _run(roots: tuple[Path, ...], given: dict[str, Any]) -> tuple[dict[str, Any]
             embedder=embedder,  # type: ignore[arg-type]  # unused by a dry run
             model=info,
             store=store,
-            snapshot=given["snapshot"],
+            snapshot=request.snapshot,
             labeller=labeller,
-            rebuild=bool(given.get("rebuild")),
+            rebuild=rebuild,
         )
     finally:
         store.close()

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from timbre.cli.app import EXIT_OK, EXIT_PARTIAL, app, fail, models_app
-from timbre.errors import AudioError, TimbreError
+from timbre.cli.app import app, fail, models_app
+from timbre.errors import AudioError, ExitCode, TimbreError
 
 if TYPE_CHECKING:
     from timbre.settings import Settings
@@ -142,7 +142,7 @@ def embed(
             failed += _embed_files(settings, paths, batch)
     except TimbreError as exc:
         raise fail(exc) from exc
-    raise typer.Exit(EXIT_PARTIAL if failed else EXIT_OK)
+    raise typer.Exit(ExitCode.PARTIAL if failed else ExitCode.OK)
 
 
 def _emit(record: dict[str, Any]) -> None:

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from timbre.cli.app import EXIT_OK, EXIT_PARTIAL, app
-from timbre.errors import TimbreError
+from timbre.cli.app import app
+from timbre.errors import ExitCode, TimbreError
 
 
 @app.command()
@@ -78,7 +78,7 @@ def quickstart(
         try:
             app(argv, standalone_mode=False)
         except typer.Exit as done:
-            if done.exit_code not in (EXIT_OK, EXIT_PARTIAL):
+            if done.exit_code not in (ExitCode.OK, ExitCode.PARTIAL):
                 raise
     url = f"http://127.0.0.1:{settings.api.port}/"
     if data == home:

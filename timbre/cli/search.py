@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from timbre.cli.app import EXIT_FAILED, app, fail
-from timbre.errors import TimbreError
+from timbre.cli.app import app, fail
+from timbre.errors import ExitCode, TimbreError
 
 if TYPE_CHECKING:
     from timbre.settings import Settings
@@ -186,7 +186,7 @@ def _no_such_values(settings: Settings, url: str | None, filter_json: dict[str, 
             typer.echo(
                 f"error: {_OPTIONS[field]}: no sample has {field} {given!r}; {hint}", err=True
             )
-            raise typer.Exit(EXIT_FAILED)
+            raise typer.Exit(ExitCode.FAILED)
 
 
 def _facet_values(settings: Settings, url: str | None, fields: list[str]) -> dict[str, list[str]]:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol
 import typer
 
 from timbre.cli.app import fail, store_app
-from timbre.errors import TimbreError
+from timbre.errors import ExitCode, TimbreError
 
 if TYPE_CHECKING:
     from timbre.embedding.info import ModelInfo
@@ -131,7 +131,7 @@ def store_rebuild(
     published snapshot (every payload field and the exact vectors; its checksums are verified),
     or from the files. The damaged collection is kept as the previous generation until the next
     rebuild or re-index deletes it. Stop the service first (the store has one owner)."""
-    code = 0
+    code: int = ExitCode.OK
     if from_files:
         try:
             out, code = _rebuild_from_files()
@@ -149,10 +149,12 @@ def store_rebuild(
 
 
 def _rebuild_from_files() -> tuple[dict[str, Any], int]:
+    from app.schemas import IngestIn
     from timbre.cli.ingest import _run
     from timbre.cli.wiring import service_roots
     from timbre.errors import ConfigError
     from timbre.settings import load_settings
+    from timbre.store.pathtext import path_text
 
     known, problem = service_roots(load_settings())
     if problem is not None:
@@ -163,15 +165,4 @@ def _rebuild_from_files() -> tuple[dict[str, Any], int]:
             "no library roots to read: this data dir records none (library_roots.json) and "
             "api.library_roots is empty; run `timbre ingest FOLDER` into a fresh data dir"
         )
-    given = {
-        "profile": None,
-        "workers": None,
-        "batch_size": None,
-        "shard": None,
-        "prune": False,
-        "dry_run": False,
-        "rehash": False,
-        "snapshot": None,
-        "rebuild": True,
-    }
-    return _run(roots, given)
+    return _run(IngestIn(paths=[path_text(r) for r in roots]), rebuild=True)

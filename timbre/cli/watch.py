@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from timbre.cli.app import app, fail
-from timbre.errors import StoreLockedError, TimbreError
+from timbre.errors import ExitCode, StoreLockedError, TimbreError
 
 STATUS_EVERY_S = 60.0
 """Seconds between two status lines while nothing happens."""
@@ -64,7 +64,7 @@ def _watch(settings: Any) -> None:
             "first (`timbre ingest FOLDER`)",
             err=True,
         )
-        raise typer.Exit(2)
+        raise typer.Exit(ExitCode.FAILED)
     library = build_library(settings)
     _adopt_store(library)
     disk = library.disk
@@ -96,7 +96,7 @@ def _watch(settings: Any) -> None:
         while jobs.running:
             time.sleep(0.2)
     except KeyboardInterrupt:
-        raise typer.Exit(130) from None
+        raise typer.Exit(ExitCode.INTERRUPTED) from None
     finally:
         watcher.stop()
         for sig, handler in previous.items():

@@ -28,7 +28,6 @@ from timbre.search.media import MediaService
 from timbre.search.routing import RoutingPolicy
 from timbre.settings import Settings
 from timbre.store import open_store, snapshots_dir
-from timbre.store.pathtext import path_from_text
 from timbre.store.snapshot import ScanOptions
 from timbre.store.snapshot.export import remove_stale_partials
 
@@ -129,25 +128,11 @@ def ingest_runner(settings: Settings, library: Library) -> IngestRunner:
     ) -> tuple[dict[str, Any], int]:
         from dataclasses import asdict
 
-        from ingest.job import options_from_settings, run_ingest  # on first job, not at start
+        from ingest.job import run_ingest  # on first job, not at start
+        from timbre.cli.ingest import job_options
         from timbre.labels import build_labeller
 
-        options = options_from_settings(
-            settings,
-            tuple(path_from_text(p) for p in request.paths),
-            prune=request.prune,
-            dry_run=request.dry_run,
-            rehash=request.rehash,
-            profile=request.profile,
-            workers=request.workers,
-            batch_files=request.batch_size,
-            shard=request.shard,
-            interactive=False,
-            changed=None
-            if request.changed is None
-            else tuple(path_from_text(p) for p in request.changed),
-            gone=tuple(path_from_text(p) for p in request.gone),
-        )
+        options = job_options(settings, request, interactive=False)
         # The service's own text tower embeds the label vocabulary on a cache miss (kept loaded).
         labeller = (
             None
