@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.params import Form
 from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.routing import Match, Mount
 
 from timbre.collections_db import name_problem
 from timbre.diskspace import as_disk_full
@@ -31,6 +33,8 @@ from timbre.errors import (
 log = logging.getLogger("timbre.api")
 
 PROBLEM_JSON = "application/problem+json"
+JSON = "application/json"
+MULTIPART = "multipart/form-data"
 
 _STATUS: list[tuple[type[TimbreError], int, str]] = [
     (InvalidRequestError, 422, "Invalid request"),
@@ -38,8 +42,7 @@ _STATUS: list[tuple[type[TimbreError], int, str]] = [
     (ForbiddenPathError, 403, "Forbidden path"),
     (ConflictError, 409, "Conflict"),
     (UnavailableError, 503, "Service unavailable"),
-    # RFC 4918's "Insufficient Storage": the request was fine, the server's disk is not.
-    (DiskFullError, 507, "Insufficient storage"),
+    (DiskFullError, 507, "Insufficient storage"),  # RFC 4918: the request was fine, the disk not
     (StoreError, 503, "Vector store unavailable"),
     (ModelMismatchError, 409, "Model mismatch"),
 ]
@@ -49,22 +52,11 @@ class AuthError(Exception):
     """Missing or wrong API key."""
 
 
-class PayloadTooLargeError(StarletteHTTPException):
-    """A request body over its size limit.
-
-    An HTTPException, so that FastAPI's own body reader passes it on unchanged (it turns every
-    other exception raised while reading a body into a bare 400).
-    """
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(413, detail)
-
-
 class MalformedBodyError(Exception):
     """A body that is not UTF-8 JSON at all (as opposed to JSON that fails validation)."""
 
 
-# Statuses the framework raises itself, and the stable code each problem carries.
+# Statuses the framework raises itself, and the stable code and title of each problem.
 _HTTP_CODES = {
     400: "malformed_body",
     404: "not_found",
@@ -126,17 +118,6 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def unsupported_media(detail: str, accepted: list[str]) -> JSONResponse:
-    """415, with the media types the route takes in ``Accept`` (RFC 9110, section 15.5.16)."""
-    return problem(
-        415,
-        "Unsupported media type",
-        detail,
-        "unsupported_media_type",
-        headers={"Accept": ", ".join(accepted)},
-    )
-
-
 def status_of(exc: TimbreError) -> tuple[int, str]:
     if isinstance(exc, AudioError):
         return (413, "Payload too large") if exc.code == "too_large" else (422, "Unusable audio")
@@ -144,23 +125,6 @@ def status_of(exc: TimbreError) -> tuple[int, str]:
         if isinstance(exc, kind):
             return status, title
     return 500, "Internal error"
-
-
-def allowed_methods(request: Request) -> list[str]:
-    """The methods the OpenAPI document lists for the request's path (empty if none).
-
-    Starlette's 405 names only the methods of the first route matching the path, while one
-    path may have a route per method (a read and a write router); the document has them all.
-    """
-    paths = request.app.openapi().get("paths", {})
-    for template, operations in paths.items():
-        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
-        if re.fullmatch(pattern, request.url.path):
-            return sorted(m.upper() for m in operations if m in _METHODS)
-    return []
-
-
-_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 
 
 def detail_of(exc: TimbreError) -> str:
@@ -189,7 +153,53 @@ def field_errors(errors: Sequence[Any]) -> tuple[str, list[dict[str, Any]]]:
     return "; ".join(f"{e['field'] or 'body'}: {e['reason']}" for e in fields), fields
 
 
-def install(app: FastAPI, on_error: Any = None) -> None:
+def media_type(headers: Headers) -> str | None:
+    value = headers.get("content-type")
+    return value.split(";", 1)[0].strip().lower() if value else None
+
+
+LEGACY_UPLOADS = frozenset({"/v1/search/audio", "/v1/search/hybrid"})
+"""Paths that took JSON or an upload before the ``/upload`` routes; a multipart body sent to
+them is answered by those routes (app.middleware.Reroute), for one more release."""
+
+
+async def body_media(request: Request) -> None:
+    """415 for a body in a media type its route does not read, with those it does in Accept."""
+    field = getattr(request.scope.get("route"), "body_field", None)
+    headers = request.headers
+    has_body = headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
+    if field is None or not has_body:
+        return
+    if isinstance(field.field_info, Form):
+        accepted = [MULTIPART]
+    else:
+        accepted = [JSON, *([MULTIPART] if request.url.path in LEGACY_UPLOADS else [])]
+    media = media_type(headers)
+    if media is not None and media.startswith("application/") and media.endswith("+json"):
+        media = JSON
+    if media not in accepted:
+        raise HTTPException(
+            415,
+            f"send the body as {' or '.join(accepted)}, not {media or 'no Content-Type'}",
+            headers={"Accept": ", ".join(accepted)},
+        )
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods some route takes at the request's path: Starlette's 405 names only those of
+    the first route it matched, while a path has a route per method."""
+    routes = [r for r in request.app.router.routes if not isinstance(r, Mount)]
+    return [
+        method
+        for method in _METHODS
+        if any(r.matches({**request.scope, "method": method})[0] is Match.FULL for r in routes)
+    ]
+
+
+def install(app: FastAPI, on_error: Callable[[str], None] | None = None) -> None:
     """Register the handlers; ``on_error(code)`` is called for every problem (metrics)."""
 
     def count(code: str) -> None:
@@ -200,12 +210,9 @@ def install(app: FastAPI, on_error: Any = None) -> None:
     async def _domain(request: Request, exc: TimbreError) -> JSONResponse:
         status, title = status_of(exc)
         count(exc.code)
-        if status == 507:
-            log.warning("%s %s: %s", request.method, request.url.path, exc)
-        elif status == 500:
-            log.error("%s %s: %s", request.method, request.url.path, exc)
-        elif status == 503:
-            log.info("%s %s: %s", request.method, request.url.path, exc)
+        if status in (500, 503, 507):
+            level = {500: logging.ERROR, 503: logging.INFO, 507: logging.WARNING}[status]
+            log.log(level, "%s %s: %s", request.method, request.url.path, exc)
         return problem(status, title, detail_of(exc), exc.code)
 
     @app.exception_handler(RequestValidationError)
@@ -234,36 +241,28 @@ def install(app: FastAPI, on_error: Any = None) -> None:
         count("malformed_body")
         return problem(400, "Malformed body", str(exc), "malformed_body")
 
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         status = exc.status_code
         code = _HTTP_CODES.get(status, "http_error")
         detail = str(exc.detail)
-        # FastAPI turns a body it cannot decode into a bare 400; name what was wrong with it.
-        if status == 400 and exc.__cause__ is not None:
+        headers = dict(exc.headers or {})
+        if status == 400 and exc.__cause__ is not None:  # FastAPI's bare 400 for a bad body
             detail = malformed_detail(exc.__cause__) or detail
+        elif status == 405 and (allowed := _allowed_methods(request)):
+            headers["Allow"] = ", ".join(allowed)
         count(code)
-        headers = getattr(exc, "headers", None)
-        allowed = allowed_methods(request) if status == 405 else []
-        if allowed:
-            headers = {**(headers or {}), "Allow": ", ".join(allowed)}
         return problem(status, _HTTP_TITLES.get(status, detail), detail, code, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # A write the disk refused is no bug (a rendition, a cache file): say so, with the
-        # cause, instead of a bare 500.
+        # A write the disk refused (a rendition, a cache file) is no bug: say so, with its cause.
         full = as_disk_full(exc, f"{request.method} {request.url.path}")
         if full is not None:
             log.warning("%s %s: %s", request.method, request.url.path, full)
             count(full.code)
             return problem(507, "Insufficient storage", str(full), full.code)
-        # The trace goes to the log, never to the client.
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         count("internal_error")
-        return problem(
-            500,
-            "Internal error",
-            "an unexpected error occurred; it has been logged",
-            "internal_error",
-        )
+        detail = "an unexpected error occurred; it has been logged"
+        return problem(500, "Internal error", detail, "internal_error")

@@ -5,7 +5,7 @@ whole endpoint then answers 401 without it, as the routes do. A tool that writes
 whenever one is set; without it the call is a tool error with the API's 401 message.
 
 Against DNS rebinding (the MCP spec's warning), three checks stand in line: the app's
-:class:`app.hosts.HostGuard` (the ``Host`` allow-list, on every route), an ``Origin`` header
+:class:`app.middleware.HostGuard` (the ``Host`` allow-list, on every route), an ``Origin`` header
 (sent by browsers only) that must be this server's own or one of ``api.cors_origins``, and
 the SDK's own transport security, kept on with the same host names.
 
@@ -16,12 +16,7 @@ with nothing to push back, so no session has to outlive a request (and any worke
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import (
-    AbstractAsyncContextManager,
-    AbstractContextManager,
-    asynccontextmanager,
-    nullcontext,
-)
+from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from typing import Any
 
 from mcp.server import ServerRequestContext
@@ -31,9 +26,9 @@ from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from app.deps import presented_key, require_read, require_write
-from app.hosts import allowed_hosts, sdk_hosts, sdk_origins
 from app.mcp.backends import Backend, LocalBackend, template_urls
 from app.mcp.server import build_server
+from app.middleware import allowed_hosts, sdk_hosts, sdk_origins
 from app.problems import AuthError, problem
 from timbre.collections_db import Collections
 from timbre.errors import UnavailableError
@@ -51,7 +46,7 @@ def _request(ctx: ServerRequestContext[Any]) -> Request:
 
 
 class McpEndpoint:
-    """The ASGI app mounted at ``/mcp`` and the session manager its lifespan must run.
+    """The ASGI app mounted at ``/mcp``; :meth:`run` its session manager in the app's lifespan.
 
     Args:
         service: the app's search service.
@@ -73,20 +68,24 @@ class McpEndpoint:
 
         self.server = build_server(backend_for, guard_write=guard_write)
         names = allowed_hosts(api)
-        self.manager = StreamableHTTPSessionManager(
-            app=self.server,
-            json_response=True,
-            stateless=True,
-            security_settings=TransportSecuritySettings(
-                enable_dns_rebinding_protection=True,
-                allowed_hosts=sdk_hosts(names),
-                allowed_origins=sdk_origins(names, api.cors_origins),
-            ),
+        self.security = TransportSecuritySettings(
+            enable_dns_rebinding_protection=True,
+            allowed_hosts=sdk_hosts(names),
+            allowed_origins=sdk_origins(names, api.cors_origins),
         )
+        self.manager: StreamableHTTPSessionManager | None = None
 
-    def run(self) -> AbstractAsyncContextManager[None]:
-        """The session manager's task group: enter it in the app's lifespan."""
-        return self.manager.run()
+    @asynccontextmanager
+    async def run(self) -> AsyncIterator[None]:
+        """Run a session manager (one per run of the app: a manager runs once) for the block."""
+        self.manager = StreamableHTTPSessionManager(
+            app=self.server, json_response=True, stateless=True, security_settings=self.security
+        )
+        try:
+            async with self.manager.run():
+                yield
+        finally:
+            self.manager = None
 
     def _foreign_origin(self, request: Request) -> str | None:
         origin = request.headers.get("origin")
@@ -116,14 +115,6 @@ class McpEndpoint:
             )
             await refused(scope, receive, send)
             return
+        if self.manager is None:
+            raise UnavailableError("the MCP endpoint runs only while the app does")
         await self.manager.handle_request(scope, receive, send)
-
-
-@asynccontextmanager
-async def running(endpoint: McpEndpoint | None) -> AsyncIterator[None]:
-    """Run ``endpoint``'s session manager for as long as the block lasts (nothing if None)."""
-    if endpoint is None:
-        yield
-        return
-    async with endpoint.run():
-        yield

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.routes import admin, browse, collections, health, items, library, page, search
+from app.routes import admin, browse, collections, health, items, library, search
 
 ROUTERS: tuple[APIRouter, ...] = (
     search.router,
+    search.uploads,
     items.router,
     browse.router,
     collections.read,
     collections.write,
-    page.router,
     library.router,
     admin.write,
     admin.read,

@@ -16,6 +16,7 @@ from app.schemas.library import (
 from app.schemas.problem import Problem
 from app.schemas.search import (
     AudioSearchIn,
+    AudioUploadIn,
     BatchItemIn,
     BatchOut,
     BatchResultOut,
@@ -23,6 +24,7 @@ from app.schemas.search import (
     EmptySlotOut,
     HitOut,
     HybridSearchIn,
+    HybridUploadIn,
     Paging,
     SearchOut,
     TextSearchIn,
@@ -30,6 +32,7 @@ from app.schemas.search import (
 
 __all__ = [
     "AudioSearchIn",
+    "AudioUploadIn",
     "BatchItemIn",
     "BatchOut",
     "BatchResultOut",
@@ -44,6 +47,7 @@ __all__ = [
     "HealthOut",
     "HitOut",
     "HybridSearchIn",
+    "HybridUploadIn",
     "IngestIn",
     "IngestJobOut",
     "Paging",

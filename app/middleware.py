@@ -1,6 +1,7 @@
-"""DNS rebinding and cross-site writes: every request must name a host this service answers
-to, and a browser's write must come from this service's own page (or a configured origin).
+"""The ASGI middlewares around the routes: the host and origin guard, and :class:`Reroute`.
 
+DNS rebinding and cross-site writes: every request must name a host this service answers to,
+and a browser's write must come from this service's own page (or a configured origin).
 A rebinding page on ``http://evil.example`` makes the visitor's browser resolve that name to
 127.0.0.1: the browser then treats the service as part of evil.example and lets the page read
 it. What gives it away is the ``Host`` header, which still says evil.example. So every route
@@ -21,10 +22,12 @@ from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.routing import Match, Router
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.problems import problem
+from app.problems import LEGACY_UPLOADS, MULTIPART, media_type, problem
 from timbre.settings import ApiSettings
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
@@ -132,3 +135,92 @@ class HostGuard:
         if self.on_problem is not None:
             self.on_problem(code)
         return problem(status, title, detail, code)
+
+
+class BodyCap:
+    """ASGI middleware refusing a request body past its limit as it streams in (413).
+
+    Uploads (paths ending in ``/upload``) may take ``api.max_upload_bytes``, any other body
+    ``api.max_body_bytes``. A declared Content-Length over it is refused before a byte is read,
+    a chunked body once the bytes received pass it: no more is buffered or spooled to disk.
+    """
+
+    def __init__(self, app: ASGIApp, api: ApiSettings) -> None:
+        self.app = app
+        self.api = api
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["path"].endswith("/upload"):
+            limit, what = self.api.max_upload_bytes, "uploads (the whole multipart body)"
+        else:
+            limit, what = self.api.max_body_bytes, "request bodies"
+        too_large = HTTPException(413, f"{what} are limited to {limit} bytes")
+        declared = Headers(scope=scope).get("content-length", "")
+        received, started = 0, False
+
+        async def capped() -> Message:
+            nonlocal received
+            if declared.isdigit() and int(declared) > limit:
+                raise too_large
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise too_large
+            return message
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, capped, tracked)
+        except HTTPException as exc:  # read outside a route: the routes answer it themselves
+            if exc is not too_large or started:
+                raise
+            await problem(413, "Payload too large", str(exc.detail), "too_large")(
+                scope, receive, send
+            )
+
+
+class Reroute:
+    """ASGI middleware answering a request through another route of the app.
+
+    - ``HEAD`` that no route declares runs as the ``GET`` of its path and sends its status and
+      headers without the body (RFC 9110, section 9.3.2); the OpenAPI document implies it.
+    - A multipart body posted to a path of :data:`~app.problems.LEGACY_UPLOADS` goes to that
+      path's ``/upload`` route.
+    """
+
+    def __init__(self, app: ASGIApp, router: Router) -> None:
+        self.app = app
+        self.router = router
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+        elif scope["method"] == "HEAD" and not self._declared(scope):
+
+            async def headers_only(message: Message) -> None:
+                if message["type"] == "http.response.body":
+                    if message.get("more_body", False):
+                        return  # the rest of a streamed body: dropped
+                    message = {"type": "http.response.body", "body": b"", "more_body": False}
+                await send(message)
+
+            await self.app({**scope, "method": "GET"}, receive, headers_only)
+        elif (
+            scope["method"] == "POST"
+            and scope["path"] in LEGACY_UPLOADS
+            and media_type(Headers(scope=scope)) == MULTIPART
+        ):
+            await self.app({**scope, "path": scope["path"] + "/upload"}, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    def _declared(self, scope: Scope) -> bool:
+        """Whether a route (or a mount, which answers HEAD itself) takes this HEAD as it is."""
+        return any(route.matches(scope)[0] == Match.FULL for route in self.router.routes)
