@@ -42,16 +42,8 @@ def create_app(
 ) -> FastAPI:
     """Build the app around a ready-made service (the composition root builds the service).
 
-    Args:
-        service: answers every query.
-        api: the ``api`` settings (keys, limits, CORS).
-        ingest_runner: runs an ingest job with the service's models and store; None disables
-            ``POST /v1/ingest``.
-        on_startup: called once the app starts (e.g. start loading models, watching snapshots).
-        on_shutdown: called when it stops (stop watching, close the store).
-        metrics: a Metrics registry (a fresh one if omitted).
-        collections: the data dir's collections; given, the MCP server is mounted at ``/mcp``.
-        watch_state: the watched folders' status for ``/v1/stats`` (None: not watching).
+    ``ingest_runner`` runs ``POST /v1/ingest`` (None: refused); ``collections`` given, the MCP
+    server is mounted at ``/mcp``; ``watch_state`` gives ``/v1/stats`` the watched folders.
     """
     metrics = metrics or Metrics()
     service.on_embed = lambda kind, seconds: metrics.embeds.labels(kind).observe(seconds)

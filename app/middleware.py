@@ -1,19 +1,10 @@
-"""The ASGI middlewares around the routes: the host and origin guard, and :class:`Reroute`.
+"""The ASGI middlewares around the routes: host and origin guard, body size cap, reroutes.
 
-DNS rebinding and cross-site writes: every request must name a host this service answers to,
-and a browser's write must come from this service's own page (or a configured origin).
-A rebinding page on ``http://evil.example`` makes the visitor's browser resolve that name to
-127.0.0.1: the browser then treats the service as part of evil.example and lets the page read
-it. What gives it away is the ``Host`` header, which still says evil.example. So every route
-(the API, the page, ``/mcp``, the static files) answers only to the hosts of
-:func:`allowed_hosts`: the loopback names, the host the service is bound to, and
-``api.allowed_hosts``. Anything else gets 421 before any route runs.
-
-A browser also sends ``Origin`` with cross-site writes. A write (any method but GET, HEAD and
-OPTIONS) that carries an ``Origin`` other than the service's own (the ``Host`` it reached,
-any scheme) or one of ``api.cors_origins`` is refused with 403: a page elsewhere cannot post
-to the service, even to a loopback name. Clients that are not browsers send no ``Origin``
-and are unaffected.
+Against DNS rebinding (a page on evil.example whose name the browser resolves to 127.0.0.1;
+the ``Host`` header still says evil.example), every route, page and mount answers only to the
+hosts of :func:`allowed_hosts` (421 otherwise). Against cross-site writes, a browser's write
+(any method but GET, HEAD, OPTIONS) whose ``Origin`` is neither the service's own nor one of
+``api.cors_origins`` gets 403. Clients that are not browsers send no ``Origin``.
 """
 
 from __future__ import annotations
@@ -72,13 +63,8 @@ def sdk_origins(names: Iterable[str], cors_origins: Iterable[str]) -> list[str]:
 
 
 class HostGuard:
-    """ASGI middleware refusing unknown ``Host`` values and foreign ``Origin`` on writes.
-
-    Args:
-        app: the application.
-        api: the ``api`` settings (host, ``allowed_hosts``, ``cors_origins``).
-        on_problem: called with the problem code of each refusal (metrics).
-    """
+    """ASGI middleware refusing unknown ``Host`` values and foreign ``Origin`` on writes;
+    ``on_problem(code)`` is called for each refusal (metrics)."""
 
     def __init__(
         self, app: ASGIApp, api: ApiSettings, on_problem: Callable[[str], None] | None = None
@@ -89,35 +75,30 @@ class HostGuard:
         self.on_problem = on_problem
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        headers = Headers(scope=scope)
-        host = headers.get("host", "")
-        if host_name(host) not in self.hosts:
-            shown = host_name(host) or "(none)"
-            refusal = self._refusal(
-                421,
-                "Unknown host",
-                f"this service does not answer to the host {shown!r}; to reach it under this "
-                "name, add the name to api.allowed_hosts",
-                "unknown_host",
-            )
-            await refusal(scope, receive, send)
-            return
-        origin = headers.get("origin")
-        method = str(scope.get("method", "GET")).upper()
-        if origin is not None and method not in _SAFE_METHODS and not self._own(origin, scope):
-            refusal = self._refusal(
-                403,
-                "Forbidden origin",
-                f"a page at {origin!r} may not write to this service; to allow it, add it to "
-                "api.cors_origins",
-                "forbidden_origin",
-            )
-            await refusal(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
+        refusal = None
+        if scope["type"] in ("http", "websocket"):
+            headers = Headers(scope=scope)
+            host, origin = host_name(headers.get("host", "")), headers.get("origin")
+            method = str(scope.get("method", "GET")).upper()
+            if host not in self.hosts:
+                refusal = self._refusal(
+                    421,
+                    "Unknown host",
+                    f"this service does not answer to the host {host or '(none)'!r}; to reach "
+                    "it under this name, add the name to api.allowed_hosts",
+                    "unknown_host",
+                )
+            elif (
+                origin is not None and method not in _SAFE_METHODS and not self._own(origin, scope)
+            ):
+                refusal = self._refusal(
+                    403,
+                    "Forbidden origin",
+                    f"a page at {origin!r} may not write to this service; to allow it, add it "
+                    "to api.cors_origins",
+                    "forbidden_origin",
+                )
+        await (refusal or self.app)(scope, receive, send)
 
     def _own(self, origin: str, scope: Scope) -> bool:
         origin = origin.strip().rstrip("/")
@@ -138,12 +119,9 @@ class HostGuard:
 
 
 class BodyCap:
-    """ASGI middleware refusing a request body past its limit as it streams in (413).
-
-    Uploads (paths ending in ``/upload``) may take ``api.max_upload_bytes``, any other body
-    ``api.max_body_bytes``. A declared Content-Length over it is refused before a byte is read,
-    a chunked body once the bytes received pass it: no more is buffered or spooled to disk.
-    """
+    """ASGI middleware refusing a body past its limit as it streams in (413), before a byte is
+    read when its Content-Length says so: ``api.max_upload_bytes`` on paths ending in
+    ``/upload``, ``api.max_body_bytes`` elsewhere. No more is buffered or spooled to disk."""
 
     def __init__(self, app: ASGIApp, api: ApiSettings) -> None:
         self.app = app
@@ -187,13 +165,9 @@ class BodyCap:
 
 
 class Reroute:
-    """ASGI middleware answering a request through another route of the app.
-
-    - ``HEAD`` that no route declares runs as the ``GET`` of its path and sends its status and
-      headers without the body (RFC 9110, section 9.3.2); the OpenAPI document implies it.
-    - A multipart body posted to a path of :data:`~app.problems.LEGACY_UPLOADS` goes to that
-      path's ``/upload`` route.
-    """
+    """ASGI middleware answering a request through another route: a ``HEAD`` no route declares
+    as the ``GET`` of its path, without the body (RFC 9110, 9.3.2); a multipart body posted to a
+    path of :data:`~app.problems.LEGACY_UPLOADS` by that path's ``/upload`` route."""
 
     def __init__(self, app: ASGIApp, router: Router) -> None:
         self.app = app

@@ -1,14 +1,10 @@
-"""The OpenAPI document: problem bodies, security and the configured limits. Documentation
-only: nothing at run time reads it.
+"""The OpenAPI document (documentation only: nothing at run time reads it): problem bodies,
+optional security and the configured limits (``top_k``, ``offset``, batch size, filter values,
+body sizes), written in from the settings.
 
-What a new route does to be documented like the others:
-
-- ``responses=problems(404, 503)`` on the route (or on its ``APIRouter``) for the problems it
-  can answer besides those of its router; :data:`BODY_PROBLEMS` for a route that reads a body.
-  Each becomes an ``application/problem+json`` response with the :class:`Problem` schema.
-- Security comes from the ``require_read`` / ``require_write`` dependencies (app/deps.py).
-- The limits (``top_k``, ``offset``, batch size, filter values, body sizes) are written into
-  the schema from the settings by :func:`build_openapi`, for every model that has such fields.
+A new route declares ``responses=problems(404, ...)`` for what it may answer besides its
+router's (:data:`BODY_PROBLEMS` when it reads a body); security comes from ``require_read`` /
+``require_write`` (app/deps.py).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.params import Form
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.routing import Match, Mount
@@ -56,20 +57,14 @@ class MalformedBodyError(Exception):
     """A body that is not UTF-8 JSON at all (as opposed to JSON that fails validation)."""
 
 
-# Statuses the framework raises itself, and the stable code and title of each problem.
-_HTTP_CODES = {
-    400: "malformed_body",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "too_large",
-    415: "unsupported_media_type",
-    416: "range_not_satisfiable",
-}
-_HTTP_TITLES = {
-    400: "Malformed body",
-    413: "Payload too large",
-    415: "Unsupported media type",
-    416: "Range not satisfiable",
+# Statuses the framework raises itself: the stable code and title of each problem.
+_HTTP = {
+    400: ("malformed_body", "Malformed body"),
+    404: ("not_found", None),
+    405: ("method_not_allowed", None),
+    413: ("too_large", "Payload too large"),
+    415: ("unsupported_media_type", "Unsupported media type"),
+    416: ("range_not_satisfiable", "Range not satisfiable"),
 }
 
 
@@ -97,6 +92,30 @@ def parse_json(raw: bytes | str, field: str = "body") -> Any:
         raise MalformedBodyError(detail) from exc
 
 
+class Problem(BaseModel):
+    """RFC 9457 problem details, with a stable ``code``: the body every failed request gets."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    errors: list[dict[str, Any]] | None = None
+
+    @classmethod
+    def of(
+        cls, status: int, title: str, detail: str, code: str, errors: list[Any] | None = None
+    ) -> Problem:
+        return cls(
+            type=f"/problems/{code}",
+            title=title,
+            status=status,
+            detail=detail,
+            code=code,
+            errors=errors or None,
+        )
+
+
 def problem(
     status: int,
     title: str,
@@ -106,15 +125,7 @@ def problem(
     errors: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    body: dict[str, Any] = {
-        "type": f"/problems/{code}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "code": code,
-    }
-    if errors:
-        body["errors"] = errors
+    body = Problem.of(status, title, detail, code, errors).model_dump(exclude_none=True)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -243,16 +254,15 @@ def install(app: FastAPI, on_error: Callable[[str], None] | None = None) -> None
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
-        status = exc.status_code
-        code = _HTTP_CODES.get(status, "http_error")
-        detail = str(exc.detail)
+        status, detail = exc.status_code, str(exc.detail)
+        code, title = _HTTP.get(status, ("http_error", None))
         headers = dict(exc.headers or {})
         if status == 400 and exc.__cause__ is not None:  # FastAPI's bare 400 for a bad body
             detail = malformed_detail(exc.__cause__) or detail
         elif status == 405 and (allowed := _allowed_methods(request)):
             headers["Allow"] = ", ".join(allowed)
         count(code)
-        return problem(status, _HTTP_TITLES.get(status, detail), detail, code, headers=headers)
+        return problem(status, title or detail, detail, code, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

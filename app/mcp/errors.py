@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from pydantic import ValidationError
 
-from app.problems import AuthError, detail_of, field_errors, status_of
-from app.schemas import Problem
+from app.problems import AuthError, Problem, detail_of, field_errors, status_of
 from timbre.errors import TimbreError
 
 log = logging.getLogger("timbre.mcp")
@@ -24,19 +22,6 @@ class ProblemError(Exception):
         self.problem = problem
 
 
-def problem(
-    status: int, title: str, detail: str, code: str, errors: list[dict[str, Any]] | None = None
-) -> Problem:
-    return Problem(
-        type=f"/problems/{code}",
-        title=title,
-        status=status,
-        detail=detail,
-        code=code,
-        errors=errors,
-    )
-
-
 def problem_of(exc: BaseException) -> Problem:
     """The HTTP problem of ``exc``: same status, title, detail and code as the API's handlers."""
     if isinstance(exc, ProblemError):
@@ -45,11 +30,11 @@ def problem_of(exc: BaseException) -> Problem:
         status, title = status_of(exc)
         if status == 500:
             log.error("tool failed: %s", exc)
-        return problem(status, title, detail_of(exc), exc.code)
+        return Problem.of(status, title, detail_of(exc), exc.code)
     if isinstance(exc, ValidationError):
         detail, errors = field_errors(exc.errors())
-        return problem(422, "Invalid request", detail, "validation_error", errors=errors)
+        return Problem.of(422, "Invalid request", detail, "validation_error", errors)
     if isinstance(exc, AuthError):
-        return problem(401, "Unauthorized", str(exc), "unauthorized")
+        return Problem.of(401, "Unauthorized", str(exc), "unauthorized")
     log.error("unexpected error in a tool call", exc_info=exc)
-    return problem(500, "Internal error", UNEXPECTED, "internal_error")
+    return Problem.of(500, "Internal error", UNEXPECTED, "internal_error")

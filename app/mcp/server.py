@@ -1,11 +1,9 @@
 """The MCP server: tools, resources and a prompt over one :class:`~app.mcp.backends.Backend`.
 
-Built on the SDK's low-level :class:`mcp.server.Server` rather than ``MCPServer``: the
-high-level class validates arguments itself, ignores unknown ones and words its own errors,
-while these tools must refuse what the HTTP API refuses, with the HTTP API's messages. So
-each tool's input is validated here against its pydantic model (an HTTP request model or one
-built from its fields), whose JSON schema is also what ``tools/list`` advertises, and every
-failure becomes a tool result with ``isError`` and the problem's ``detail`` as its text.
+On the SDK's low-level :class:`mcp.server.Server`, not ``MCPServer`` (which validates
+arguments itself and words its own errors): each tool's input is validated against its
+pydantic model, the schema ``tools/list`` advertises, and a failure becomes a tool result with
+``isError`` and the HTTP API's problem ``detail``.
 """
 
 from __future__ import annotations
@@ -222,12 +220,8 @@ def _text(data: Any) -> str:
 
 
 def build_server(backend_for: BackendFor, *, guard_write: WriteGuard | None = None) -> Server[Any]:
-    """The MCP server, answering through ``backend_for(ctx)``.
-
-    Args:
-        backend_for: the backend of one request.
-        guard_write: checked before every tool that writes (the HTTP door's API key rule).
-    """
+    """The MCP server, answering through ``backend_for(ctx)``; ``guard_write`` is checked
+    before every tool that writes (the HTTP door's key rule)."""
     tools = {t.name: t for t in TOOLS}
 
     def answer(ctx: ServerRequestContext[Any], work: Callable[[Backend], M]) -> M:

@@ -1,7 +1,5 @@
 """HTTP routes: each validates, makes one service call off the event loop, and maps the result.
-
-One module per concern; :data:`ROUTERS` is what the app includes, in this order.
-"""
+One module per concern; the app includes :data:`ROUTERS` in this order."""
 
 from __future__ import annotations
 

@@ -70,14 +70,16 @@ class AudioFileResponse(FileResponse):
 
     async def _respond(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._opened is not None:  # the bytes come from the open file, never from the path
-            extensions = {k: v for k, v in scope.get("extensions", {}).items()}
-            extensions.pop("http.response.pathsend", None)
-            scope = {**scope, "extensions": extensions}
-        headers = Headers(scope=scope)
-        http_range = headers.get("range")
+            extensions = scope.get("extensions", {}).items()
+            scope = {
+                **scope,
+                "extensions": {k: v for k, v in extensions if k != "http.response.pathsend"},
+            }
+        http_range = Headers(scope=scope).get("range")
         if http_range is not None and self.status_code == 200:
             if http_range.split("=", 1)[0].strip().lower() != "bytes":
-                scope = {**scope, "headers": _without(scope["headers"], b"range")}
+                kept = [(k, v) for k, v in scope["headers"] if k.lower() != b"range"]
+                scope = {**scope, "headers": kept}
             else:
                 size = (
                     self.stat_result.st_size
@@ -109,23 +111,13 @@ class AudioFileResponse(FileResponse):
         yield anyio.wrap_file(self._opened)  # closed by on_close, once the response is done
 
 
-def _without(raw: list[tuple[bytes, bytes]], name: bytes) -> list[tuple[bytes, bytes]]:
-    return [(k, v) for k, v in raw if k.lower() != name]
-
-
+_FILE = {"audio/*": {"schema": {"type": "string", "format": "binary"}}}
 AUDIO_DOC = {
     "responses": {
-        "200": {
-            "description": "The file as it is on disk.",
-            "content": {"audio/*": {"schema": {"type": "string", "format": "binary"}}},
-        },
-        "206": {
-            "description": "The byte range asked for with a Range header.",
-            "content": {"audio/*": {"schema": {"type": "string", "format": "binary"}}},
-        },
+        "200": {"description": "The file as it is on disk.", "content": _FILE},
+        "206": {"description": "The byte range asked for with a Range header.", "content": _FILE},
     }
 }
-
 HEAD_DOC = {
     "responses": {
         "200": {"description": "The file's headers (size, type), without the file."},

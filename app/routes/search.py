@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -50,31 +51,48 @@ UPLOAD_DOC = {  # the parts' media types, so that clients send an audio file and
 }
 
 
-async def _search(
-    request: Request,
-    service: SearchService,
-    api: ApiSettings,
-    body: AudioSearchIn | AudioUploadIn,
-    ref: AudioRef,
-) -> SearchOut:
+def run_text(service: SearchService, api: ApiSettings, body: TextSearchIn) -> SearchResult:
+    """The search a text request asks for, within the configured limits (also the MCP's)."""
+    top_k, offset = paging(api, body.top_k, body.offset)
+    search_filter = filter_of(api, body.filter)
+    return service.search_text(body.query, top_k=top_k, offset=offset, filter=search_filter)
+
+
+def run_audio(
+    service: SearchService, api: ApiSettings, body: AudioSearchIn | AudioUploadIn, ref: AudioRef
+) -> SearchResult:
     """An audio search, or a hybrid one when ``body`` has a query."""
     top_k, offset = paging(api, body.top_k, body.offset)
     search_filter = filter_of(api, body.filter)
     if isinstance(body, HybridSearchIn | HybridUploadIn):
-        result = await run_in_threadpool(
-            service.search_hybrid,
-            body.query,
-            ref,
-            alpha=body.alpha,
-            top_k=top_k,
-            offset=offset,
-            filter=search_filter,
+        return service.search_hybrid(
+            body.query, ref, alpha=body.alpha, top_k=top_k, offset=offset, filter=search_filter
         )
-    else:
-        result = await run_in_threadpool(
-            service.search_audio, ref, top_k=top_k, offset=offset, filter=search_filter
-        )
-    return search_out(request, result)
+    return service.search_audio(ref, top_k=top_k, offset=offset, filter=search_filter)
+
+
+def run_batch(service: SearchService, api: ApiSettings, body: BatchSearchIn) -> list[SearchResult]:
+    if len(body.queries) > api.max_batch:
+        raise InvalidRequestError(f"queries: at most {api.max_batch} per batch")
+    context = filter_of(api, body.context)
+    queries = []
+    for item in body.queries:
+        top_k, offset = paging(api, item.top_k, item.offset)
+        own = filter_of(api, item.filter)
+        queries.append(BatchQuery(item.query, top_k, own, offset, context, item.slot))
+    return service.search_batch(queries, distinct=body.distinct)
+
+
+def batch_out(
+    body: BatchSearchIn, results: list[SearchResult], out: Callable[[SearchResult], SearchOut]
+) -> BatchOut:
+    """Each slot's hits (``out``), the notes on its filters and why it is empty."""
+    slots = []
+    for item, result in zip(body.queries, results, strict=True):
+        empty = EmptySlotOut.model_validate(result.empty) if result.empty is not None else None
+        hits = out(result).model_dump()
+        slots.append(BatchResultOut(slot=item.slot, notes=result.notes, empty=empty, **hits))
+    return BatchOut(took_ms=round(max(r.took_ms for r in results), 3), results=slots)
 
 
 async def _uploaded(form: AudioUploadIn) -> AudioRef:
@@ -89,15 +107,7 @@ async def search_text(
     body: TextSearchIn, request: Request, service: ServiceDep, api: ApiDep
 ) -> SearchOut:
     """Find samples that sound like a description."""
-    top_k, offset = paging(api, body.top_k, body.offset)
-    result = await run_in_threadpool(
-        service.search_text,
-        body.query,
-        top_k=top_k,
-        offset=offset,
-        filter=filter_of(api, body.filter),
-    )
-    return search_out(request, result)
+    return search_out(request, await run_in_threadpool(run_text, service, api, body))
 
 
 @router.post("/v1/search/audio", response_model=SearchOut, responses=problems(403, 404))
@@ -105,7 +115,8 @@ async def search_audio(
     body: AudioSearchIn, request: Request, service: ServiceDep, api: ApiDep
 ) -> SearchOut:
     """Find samples that sound like a reference: an indexed id or a server path."""
-    return await _search(request, service, api, body, AudioRef(id=body.id, path=body.path))
+    ref = AudioRef(id=body.id, path=body.path)
+    return search_out(request, await run_in_threadpool(run_audio, service, api, body, ref))
 
 
 @uploads.post("/v1/search/audio/upload", response_model=SearchOut, openapi_extra=UPLOAD_DOC)
@@ -116,7 +127,8 @@ async def search_audio_upload(
     api: ApiDep,
 ) -> SearchOut:
     """Find samples that sound like an uploaded file."""
-    return await _search(request, service, api, form, await _uploaded(form))
+    ref = await _uploaded(form)
+    return search_out(request, await run_in_threadpool(run_audio, service, api, form, ref))
 
 
 @router.post("/v1/search/hybrid", response_model=SearchOut, responses=problems(403, 404))
@@ -124,7 +136,8 @@ async def search_hybrid(
     body: HybridSearchIn, request: Request, service: ServiceDep, api: ApiDep
 ) -> SearchOut:
     """Mix a description and a reference sound (an id or a path): alpha = weight of the text."""
-    return await _search(request, service, api, body, AudioRef(id=body.id, path=body.path))
+    ref = AudioRef(id=body.id, path=body.path)
+    return search_out(request, await run_in_threadpool(run_audio, service, api, body, ref))
 
 
 @uploads.post("/v1/search/hybrid/upload", response_model=SearchOut, openapi_extra=UPLOAD_DOC)
@@ -135,26 +148,8 @@ async def search_hybrid_upload(
     api: ApiDep,
 ) -> SearchOut:
     """Mix a description and an uploaded file: alpha = weight of the text."""
-    return await _search(request, service, api, form, await _uploaded(form))
-
-
-def batch_queries(body: BatchSearchIn, api: ApiSettings) -> list[BatchQuery]:
-    """The service's queries of a batch: limits applied, each with the shared context."""
-    if len(body.queries) > api.max_batch:
-        raise InvalidRequestError(f"queries: at most {api.max_batch} per batch")
-    context = filter_of(api, body.context)
-    queries = []
-    for item in body.queries:
-        top_k, offset = paging(api, item.top_k, item.offset)
-        own = filter_of(api, item.filter)
-        queries.append(BatchQuery(item.query, top_k, own, offset, context, item.slot))
-    return queries
-
-
-def batch_result(slot: str | None, result: SearchResult, out: SearchOut) -> BatchResultOut:
-    """One slot's answer: its hits (``out``), the notes on its filters and why it is empty."""
-    empty = EmptySlotOut.model_validate(result.empty) if result.empty is not None else None
-    return BatchResultOut(slot=slot, notes=result.notes, empty=empty, **out.model_dump())
+    ref = await _uploaded(form)
+    return search_out(request, await run_in_threadpool(run_audio, service, api, form, ref))
 
 
 @router.post("/v1/search/batch", response_model=BatchOut)
@@ -162,12 +157,7 @@ async def search_batch(
     body: BatchSearchIn, request: Request, service: ServiceDep, api: ApiDep
 ) -> BatchOut:
     """Many text queries at once (an assistant filling a palette), optionally all distinct."""
-    queries = batch_queries(body, api)
-    results = await run_in_threadpool(service.search_batch, queries, distinct=body.distinct)
-    out = [
-        batch_result(item.slot, r, search_out(request, r))
-        for item, r in zip(body.queries, results, strict=True)
-    ]
+    results = await run_in_threadpool(run_batch, service, api, body)
     engines = {r.engine for r in results}
     request.state.engine = engines.pop() if len(engines) == 1 else "mixed"
-    return BatchOut(took_ms=round(max(r.took_ms for r in results), 3), results=out)
+    return batch_out(body, results, lambda result: search_out(request, result))

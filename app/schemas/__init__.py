@@ -1,8 +1,7 @@
-"""Request and response bodies of the HTTP API (they become the OpenAPI schema at /docs).
+"""Request and response bodies of the HTTP API (the OpenAPI schema at /docs), one module per
+concern; everything is importable from here."""
 
-One module per concern; everything is importable from here.
-"""
-
+from app.problems import Problem
 from app.schemas.admin import IngestIn, IngestJobOut
 from app.schemas.filters import FilterIn, RangeIn
 from app.schemas.health import HealthOut, ReadyOut, StatsOut
@@ -13,7 +12,6 @@ from app.schemas.library import (
     FacetsOut,
     FacetValueOut,
 )
-from app.schemas.problem import Problem
 from app.schemas.search import (
     AudioSearchIn,
     AudioUploadIn,

@@ -109,16 +109,31 @@ def test_an_upload_with_an_empty_query_is_a_422(client: TestClient, library: Lib
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("body", "reason"),
     [
-        {"query": "kick", "offset": False},
-        {"query": "kick", "top_k": True},
-        {"query": "kick", "filter": {"bpm": {"min": True}}},
+        (
+            {"query": "kick", "offset": False},
+            "offset: Value error, expected a number, not true or false",
+        ),
+        (
+            {"query": "kick", "top_k": True},
+            "top_k: Value error, expected a number, not true or false",
+        ),
+        (
+            {"query": "kick", "filter": {"bpm": {"min": True}}},
+            "bpm.min: Input should be a valid number",
+        ),
+        (
+            {"query": "kick", "filter": {"bpm": {"min": "9"}}},
+            "bpm.min: Input should be a valid number",
+        ),
     ],
 )
-def test_a_boolean_is_not_a_number(client: TestClient, body: dict[str, object]) -> None:
+def test_a_boolean_is_not_a_number(
+    client: TestClient, body: dict[str, object], reason: str
+) -> None:
     response = client.post("/v1/search/text", json=body)
-    assert "not true or false" in problem(response, 422, "validation_error")["detail"]
+    assert reason in problem(response, 422, "validation_error")["detail"]
 
 
 def test_a_number_is_not_a_boolean(client: TestClient) -> None:
