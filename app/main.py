@@ -86,7 +86,7 @@ def create_app(
         on_change=metrics.ingest_running.set,
         precheck=None if disk is None else lambda: disk.check(0, "an ingest job"),
     )
-    problems.install(app, on_error=lambda code: metrics.errors.labels(code).inc())
+    problems.install(app, lambda code: metrics.errors.labels(code).inc())
     # Innermost of the middlewares, so that metrics and CORS see its refusals too.
     app.add_middleware(BodyCap, api=api)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

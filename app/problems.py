@@ -53,8 +53,11 @@ class AuthError(Exception):
     """Missing or wrong API key."""
 
 
-class MalformedBodyError(Exception):
+class MalformedBodyError(HTTPException):
     """A body that is not UTF-8 JSON at all (as opposed to JSON that fails validation)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(400, detail)
 
 
 # Statuses the framework raises itself: the stable code and title of each problem.
@@ -210,12 +213,8 @@ def _allowed_methods(request: Request) -> list[str]:
     ]
 
 
-def install(app: FastAPI, on_error: Callable[[str], None] | None = None) -> None:
-    """Register the handlers; ``on_error(code)`` is called for every problem (metrics)."""
-
-    def count(code: str) -> None:
-        if on_error is not None:
-            on_error(code)
+def install(app: FastAPI, count: Callable[[str], None] = lambda code: None) -> None:
+    """Register the handlers; ``count(code)`` is called for every problem (metrics)."""
 
     @app.exception_handler(TimbreError)
     async def _domain(request: Request, exc: TimbreError) -> JSONResponse:
@@ -247,17 +246,13 @@ def install(app: FastAPI, on_error: Callable[[str], None] | None = None) -> None
             401, "Unauthorized", str(exc), "unauthorized", headers={"WWW-Authenticate": "Bearer"}
         )
 
-    @app.exception_handler(MalformedBodyError)
-    async def _malformed(request: Request, exc: MalformedBodyError) -> JSONResponse:
-        count("malformed_body")
-        return problem(400, "Malformed body", str(exc), "malformed_body")
-
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         status, detail = exc.status_code, str(exc.detail)
         code, title = _HTTP.get(status, ("http_error", None))
         headers = dict(exc.headers or {})
-        if status == 400 and exc.__cause__ is not None:  # FastAPI's bare 400 for a bad body
+        if status == 400 and not isinstance(exc, MalformedBodyError) and exc.__cause__:
+            # FastAPI's bare 400 for a body it could not decode: say why
             detail = malformed_detail(exc.__cause__) or detail
         elif status == 405 and (allowed := _allowed_methods(request)):
             headers["Allow"] = ", ".join(allowed)

@@ -2,7 +2,7 @@
 
 Both take and give the HTTP API's models, so a result does not depend on which one answered:
 :class:`LocalBackend` runs the routes' own functions, :class:`HttpBackend` calls the routes and
-raises their problems as :class:`~app.mcp.errors.ProblemError`.
+raises their problems as :class:`ProblemError`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from app.mcp.errors import ProblemError
 from app.routes.common import AudioUrl, filter_of, hit_out, result_out
 from app.routes.search import batch_out, run_audio, run_batch, run_text
 from app.schemas import (
@@ -42,6 +41,14 @@ from timbre.search.facets import library_facets
 from timbre.settings import ApiSettings
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class ProblemError(Exception):
+    """A problem answered by the service over HTTP, raised again on this side."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.detail)
+        self.problem = problem
 
 
 class Backend(Protocol):

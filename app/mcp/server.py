@@ -9,6 +9,7 @@ pydantic model, the schema ``tools/list`` advertises, and a failure becomes a to
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -19,10 +20,10 @@ import anyio.to_thread
 import mcp_types as types
 from mcp.server import Server, ServerRequestContext
 from mcp.shared.exceptions import MCPError
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from app.mcp.backends import Backend
-from app.mcp.errors import problem_of
+from app.mcp.backends import Backend, ProblemError
+from app.problems import AuthError, Problem, detail_of, field_errors, status_of
 from app.schemas import FacetsOut, HitOut, TextSearchIn
 from app.schemas.collections import CollectionOut, CollectionsOut
 from app.schemas.mcp import (
@@ -38,6 +39,9 @@ from app.schemas.mcp import (
     SimilarIn,
 )
 from timbre import __version__
+from timbre.errors import TimbreError
+
+log = logging.getLogger("timbre.mcp")
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -213,6 +217,27 @@ def palette_prompt(brief: str, slots: str | None) -> str:
         "fields: tags, name or audio).\n"
         "7. When the user keeps some, call add_to_collection with their ids."
     )
+
+
+UNEXPECTED = "an unexpected error occurred; it has been logged"
+
+
+def problem_of(exc: BaseException) -> Problem:
+    """The HTTP problem of ``exc``: same status, title, detail and code as the API's handlers."""
+    if isinstance(exc, ProblemError):
+        return exc.problem
+    if isinstance(exc, TimbreError):
+        status, title = status_of(exc)
+        if status == 500:
+            log.error("tool failed: %s", exc)
+        return Problem.of(status, title, detail_of(exc), exc.code)
+    if isinstance(exc, ValidationError):
+        detail, errors = field_errors(exc.errors())
+        return Problem.of(422, "Invalid request", detail, "validation_error", errors)
+    if isinstance(exc, AuthError):
+        return Problem.of(401, "Unauthorized", str(exc), "unauthorized")
+    log.error("unexpected error in a tool call", exc_info=exc)
+    return Problem.of(500, "Internal error", UNEXPECTED, "internal_error")
 
 
 def _text(data: Any) -> str:

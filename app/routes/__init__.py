@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.routes import admin, browse, collections, health, items, library, search
+from app.routes import admin, browse, collections, items, library, search
 
 ROUTERS: tuple[APIRouter, ...] = (
     search.router,
@@ -17,5 +17,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     library.router,
     admin.write,
     admin.read,
-    health.router,
+    admin.probes,
 )
