@@ -132,7 +132,7 @@ class LibraryRoots:
         try:
             source = path_from_text(path) if isinstance(path, str) else path
             real = source.expanduser().resolve(strict=True)
-        except (OSError, RuntimeError) as exc:
+        except (OSError, RuntimeError, ValueError) as exc:  # ValueError: a NUL from "\\x00"
             raise ForbiddenPathError(f"path {shown} is not inside a library root") from exc
         if not self.contains(real):
             raise ForbiddenPathError(f"path {shown} is not inside a library root")

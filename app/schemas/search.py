@@ -64,11 +64,21 @@ class HybridSearchIn(AudioSearchIn):
     alpha: Alpha = Field(default=0.5, description="weight of the text: 1 = text only")
 
 
+def _no_default(schema: JsonDict) -> None:
+    schema.pop("default", None)
+
+
 class AudioUploadIn(Paging):
     """A multipart upload: the reference sound as ``file``, text fields, ``filter`` as JSON."""
 
     model_config = ConfigDict(extra="forbid")
     file: UploadFile = Field(description="an audio file (WAV, FLAC, AIFF, OGG...)")
+    # No null in the schema: a form field has none (left out, it takes the default).
+    top_k: TopK = Field(  # type: ignore[assignment]
+        default=None,
+        description="results wanted (default from settings)",
+        json_schema_extra=_no_default,
+    )
     filter: FilterIn | None = None
 
     @model_validator(mode="before")

@@ -47,6 +47,12 @@ def test_a_nul_byte_in_a_path_is_a_422(
     assert "NUL" in problem(response, 422, "invalid_request")["detail"]
 
 
+def test_a_nul_byte_in_stored_path_text_is_refused(client: TestClient, library: Library) -> None:
+    """``\\x00`` in a path is the stored text form of a NUL byte (found by the fuzz test)."""
+    body = {"path": f"{library.root}/a\\x00b.wav", "query": "kick"}
+    problem(client.post("/v1/search/hybrid", json=body), 403, "forbidden_path")
+
+
 JSON_ROUTES = ["/v1/search/text", "/v1/search/audio", "/v1/search/hybrid", "/v1/search/batch"]
 MALFORMED = {
     "not UTF-8": (b'{"query": "caf\xe9", "id": "x"}', "not valid UTF-8"),
