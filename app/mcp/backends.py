@@ -31,9 +31,7 @@ from app.schemas import (
     TextSearchIn,
 )
 from app.schemas.collections import CollectionOut, CollectionsOut
-from app.schemas.mcp import (
-    CollectionItemsOut,
-)
+from app.schemas.mcp import CollectionItemsOut
 from timbre.collections_db import CollectionInfo, Collections
 from timbre.errors import NotFoundError
 from timbre.search import AudioRef, SearchResult, SearchService

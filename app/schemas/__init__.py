@@ -1,17 +1,11 @@
 """Request and response bodies of the HTTP API (the OpenAPI schema at /docs), one module per
-concern; everything is importable from here."""
+concern; the ones used across modules are importable from here."""
 
 from app.problems import Problem
 from app.schemas.admin import IngestIn, IngestJobOut
-from app.schemas.filters import FilterIn, RangeIn
+from app.schemas.filters import FilterIn
 from app.schemas.health import HealthOut, ReadyOut, StatsOut
-from app.schemas.library import (
-    DuplicateGroupOut,
-    DuplicateMemberOut,
-    DuplicatesOut,
-    FacetsOut,
-    FacetValueOut,
-)
+from app.schemas.library import DuplicatesOut, FacetsOut
 from app.schemas.search import (
     AudioSearchIn,
     AudioUploadIn,
@@ -23,7 +17,6 @@ from app.schemas.search import (
     HitOut,
     HybridSearchIn,
     HybridUploadIn,
-    Paging,
     SearchOut,
     TextSearchIn,
 )
@@ -35,11 +28,8 @@ __all__ = [
     "BatchOut",
     "BatchResultOut",
     "BatchSearchIn",
-    "DuplicateGroupOut",
-    "DuplicateMemberOut",
     "DuplicatesOut",
     "EmptySlotOut",
-    "FacetValueOut",
     "FacetsOut",
     "FilterIn",
     "HealthOut",
@@ -48,9 +38,7 @@ __all__ = [
     "HybridUploadIn",
     "IngestIn",
     "IngestJobOut",
-    "Paging",
     "Problem",
-    "RangeIn",
     "ReadyOut",
     "SearchOut",
     "StatsOut",
