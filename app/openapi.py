@@ -1,15 +1,10 @@
-"""The OpenAPI document: problem bodies, hand-parsed bodies, security and the configured limits.
+"""The OpenAPI document (documentation only: nothing at run time reads it): problem bodies,
+optional security and the configured limits (``top_k``, ``offset``, batch size, filter values,
+body sizes), written in from the settings.
 
-What a new route does to be documented like the others:
-
-- ``responses=problems(404, 503)`` on the route (or on its ``APIRouter``) for the problems it
-  can answer besides those of its router; :data:`BODY_PROBLEMS` for a route that reads a body.
-  Each becomes an ``application/problem+json`` response with the :class:`Problem` schema.
-- A route that parses its body by hand declares it with :func:`json_or_upload_body`; the body
-  guard (app/bodies.py) reads the same declaration to know the route takes uploads.
-- Security comes from the ``require_read`` / ``require_write`` dependencies (app/deps.py).
-- The limits (``top_k``, ``offset``, batch size, filter values, body sizes) are written into
-  the schema from the settings by :func:`build_openapi`, for every model that has such fields.
+A new route declares ``responses=problems(404, ...)`` for what it may answer besides its
+router's (:data:`BODY_PROBLEMS` when it reads a body); security comes from ``require_read`` /
+``require_write`` (app/deps.py).
 """
 
 from __future__ import annotations
@@ -20,8 +15,6 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
-from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
 
 from app.problems import PROBLEM_JSON
 from app.schemas import Problem
@@ -60,37 +53,6 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
 BODY_PROBLEMS = problems(400, 413, 415, 422)
 """What any route that reads a body can answer: malformed, too large, wrong media type, invalid."""
 
-_BODY_MODELS: dict[str, type[BaseModel]] = {}
-
-
-def json_or_upload_body(
-    model: type[BaseModel], form: dict[str, Any], required: list[str]
-) -> dict[str, Any]:
-    """``openapi_extra`` of a route that parses its body by hand: ``model`` as JSON, or a
-    multipart upload whose ``file`` part comes with the text ``form`` fields."""
-    _BODY_MODELS[model.__name__] = model
-    properties = {"file": {"type": "string", "format": "binary"}, **form}
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": {"$ref": REF.format(model=model.__name__)}},
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "properties": properties,
-                        "required": ["file", *required],
-                        "additionalProperties": False,
-                    },
-                    "encoding": {
-                        "file": {"contentType": "audio/*"},
-                        "filter": {"contentType": "application/json"},
-                    },
-                },
-            },
-        }
-    }
-
 
 def build_openapi(
     app: FastAPI,
@@ -112,14 +74,7 @@ def build_openapi(
         description=app.description,
         routes=app.routes,
     )
-    components = doc.setdefault("components", {})
-    schemas = components.setdefault("schemas", {})
-    if _BODY_MODELS:
-        _, defs = models_json_schema(
-            [(m, "validation") for m in _BODY_MODELS.values()], ref_template=REF
-        )
-        for name, schema in defs.get("$defs", {}).items():
-            schemas.setdefault(name, schema)
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
     for operation in _operations(doc):
         _problem_media(operation)
         _body_limits(operation, api)
@@ -132,12 +87,7 @@ def build_openapi(
                     for branch in _branches(parameter.get("schema", {})):
                         if branch.get("type") == "integer":
                             branch["maximum"] = maximum
-    forms = [
-        content["multipart/form-data"]["schema"]
-        for operation in _operations(doc)
-        if "multipart/form-data" in (content := operation.get("requestBody", {}).get("content", {}))
-    ]
-    _limits(schemas, forms, api)
+    _limits(schemas, api)
     schemas.setdefault("Problem", Problem.model_json_schema(ref_template=REF))
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
@@ -176,11 +126,12 @@ def _body_limits(operation: dict[str, Any], api: ApiSettings) -> None:
     body = operation.get("requestBody")
     if not body:
         return
-    notes = [f"JSON bodies are limited to {api.max_body_bytes} bytes"]
     if "multipart/form-data" in body.get("content", {}):
-        notes.append(f"a multipart upload, file and fields, to {api.max_upload_bytes} bytes")
-    body["description"] = "; ".join(notes) + " (413 past that)."
-    body["x-max-body-bytes"] = api.max_body_bytes
+        what, limit = "A multipart upload, file and fields, is", api.max_upload_bytes
+    else:
+        what, limit = "JSON bodies are", api.max_body_bytes
+    body["description"] = f"{what} limited to {limit} bytes (413 past that)."
+    body["x-max-body-bytes"] = limit
 
 
 def _optional_security(routers: Sequence[APIRouter], doc: dict[str, Any], api: ApiSettings) -> None:
@@ -188,14 +139,9 @@ def _optional_security(routers: Sequence[APIRouter], doc: dict[str, Any], api: A
     from app.deps import require_read
 
     open_reads = api.api_key is None or not api.require_key_for_reads
-    routes = [
-        (route, [*router.dependencies, *route.dependencies])
-        for router in routers
-        for route in router.routes
-        if isinstance(route, APIRoute)
-    ]
-    for route, dependencies in routes:
-        reads = any(dep.dependency is require_read for dep in dependencies)
+    routes = [r for router in routers for r in router.routes if isinstance(r, APIRoute)]
+    for route in routes:
+        reads = any(dep.call is require_read for dep in route.dependant.dependencies)
         if api.api_key is not None and not (reads and open_reads):
             continue
         item = doc.get("paths", {}).get(route.path_format, {})
@@ -206,10 +152,10 @@ def _optional_security(routers: Sequence[APIRouter], doc: dict[str, Any], api: A
                 operation.get("responses", {}).pop("401", None)
 
 
-def _limits(schemas: dict[str, Any], forms: list[dict[str, Any]], api: ApiSettings) -> None:
-    """The configured maxima, on every model (and upload form) that has the field they bound."""
+def _limits(schemas: dict[str, Any], api: ApiSettings) -> None:
+    """The configured maxima, on every model that has the field they bound."""
     maxima = {"top_k": api.max_top_k, "offset": api.max_offset}
-    for name, schema in [*schemas.items(), *(("form", form) for form in forms)]:
+    for name, schema in schemas.items():
         properties = schema.get("properties", {})
         for field, maximum in maxima.items():
             if field in properties:

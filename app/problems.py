@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.params import Form
 from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from pydantic import BaseModel
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.routing import Match, Mount
 
 from timbre.collections_db import name_problem
 from timbre.diskspace import as_disk_full
@@ -31,6 +34,8 @@ from timbre.errors import (
 log = logging.getLogger("timbre.api")
 
 PROBLEM_JSON = "application/problem+json"
+JSON = "application/json"
+MULTIPART = "multipart/form-data"
 
 _STATUS: list[tuple[type[TimbreError], int, str]] = [
     (InvalidRequestError, 422, "Invalid request"),
@@ -38,8 +43,7 @@ _STATUS: list[tuple[type[TimbreError], int, str]] = [
     (ForbiddenPathError, 403, "Forbidden path"),
     (ConflictError, 409, "Conflict"),
     (UnavailableError, 503, "Service unavailable"),
-    # RFC 4918's "Insufficient Storage": the request was fine, the server's disk is not.
-    (DiskFullError, 507, "Insufficient storage"),
+    (DiskFullError, 507, "Insufficient storage"),  # RFC 4918: the request was fine, the disk not
     (StoreError, 503, "Vector store unavailable"),
     (ModelMismatchError, 409, "Model mismatch"),
 ]
@@ -49,35 +53,21 @@ class AuthError(Exception):
     """Missing or wrong API key."""
 
 
-class PayloadTooLargeError(StarletteHTTPException):
-    """A request body over its size limit.
-
-    An HTTPException, so that FastAPI's own body reader passes it on unchanged (it turns every
-    other exception raised while reading a body into a bare 400).
-    """
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(413, detail)
-
-
-class MalformedBodyError(Exception):
+class MalformedBodyError(HTTPException):
     """A body that is not UTF-8 JSON at all (as opposed to JSON that fails validation)."""
 
+    def __init__(self, detail: str) -> None:
+        super().__init__(400, detail)
 
-# Statuses the framework raises itself, and the stable code each problem carries.
-_HTTP_CODES = {
-    400: "malformed_body",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "too_large",
-    415: "unsupported_media_type",
-    416: "range_not_satisfiable",
-}
-_HTTP_TITLES = {
-    400: "Malformed body",
-    413: "Payload too large",
-    415: "Unsupported media type",
-    416: "Range not satisfiable",
+
+# Statuses the framework raises itself: the stable code and title of each problem.
+_HTTP = {
+    400: ("malformed_body", "Malformed body"),
+    404: ("not_found", None),
+    405: ("method_not_allowed", None),
+    413: ("too_large", "Payload too large"),
+    415: ("unsupported_media_type", "Unsupported media type"),
+    416: ("range_not_satisfiable", "Range not satisfiable"),
 }
 
 
@@ -105,6 +95,30 @@ def parse_json(raw: bytes | str, field: str = "body") -> Any:
         raise MalformedBodyError(detail) from exc
 
 
+class Problem(BaseModel):
+    """RFC 9457 problem details, with a stable ``code``: the body every failed request gets."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    errors: list[dict[str, Any]] | None = None
+
+    @classmethod
+    def of(
+        cls, status: int, title: str, detail: str, code: str, errors: list[Any] | None = None
+    ) -> Problem:
+        return cls(
+            type=f"/problems/{code}",
+            title=title,
+            status=status,
+            detail=detail,
+            code=code,
+            errors=errors or None,
+        )
+
+
 def problem(
     status: int,
     title: str,
@@ -114,27 +128,8 @@ def problem(
     errors: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    body: dict[str, Any] = {
-        "type": f"/problems/{code}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "code": code,
-    }
-    if errors:
-        body["errors"] = errors
+    body = Problem.of(status, title, detail, code, errors).model_dump(exclude_none=True)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
-
-
-def unsupported_media(detail: str, accepted: list[str]) -> JSONResponse:
-    """415, with the media types the route takes in ``Accept`` (RFC 9110, section 15.5.16)."""
-    return problem(
-        415,
-        "Unsupported media type",
-        detail,
-        "unsupported_media_type",
-        headers={"Accept": ", ".join(accepted)},
-    )
 
 
 def status_of(exc: TimbreError) -> tuple[int, str]:
@@ -144,23 +139,6 @@ def status_of(exc: TimbreError) -> tuple[int, str]:
         if isinstance(exc, kind):
             return status, title
     return 500, "Internal error"
-
-
-def allowed_methods(request: Request) -> list[str]:
-    """The methods the OpenAPI document lists for the request's path (empty if none).
-
-    Starlette's 405 names only the methods of the first route matching the path, while one
-    path may have a route per method (a read and a write router); the document has them all.
-    """
-    paths = request.app.openapi().get("paths", {})
-    for template, operations in paths.items():
-        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
-        if re.fullmatch(pattern, request.url.path):
-            return sorted(m.upper() for m in operations if m in _METHODS)
-    return []
-
-
-_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 
 
 def detail_of(exc: TimbreError) -> str:
@@ -189,23 +167,62 @@ def field_errors(errors: Sequence[Any]) -> tuple[str, list[dict[str, Any]]]:
     return "; ".join(f"{e['field'] or 'body'}: {e['reason']}" for e in fields), fields
 
 
-def install(app: FastAPI, on_error: Any = None) -> None:
-    """Register the handlers; ``on_error(code)`` is called for every problem (metrics)."""
+def media_type(headers: Headers) -> str | None:
+    value = headers.get("content-type")
+    return value.split(";", 1)[0].strip().lower() if value else None
 
-    def count(code: str) -> None:
-        if on_error is not None:
-            on_error(code)
+
+LEGACY_UPLOADS = frozenset({"/v1/search/audio", "/v1/search/hybrid"})
+"""Paths that took JSON or an upload before the ``/upload`` routes; a multipart body sent to
+them is answered by those routes (app.middleware.Reroute), for one more release."""
+
+
+async def body_media(request: Request) -> None:
+    """415 for a body in a media type its route does not read, with those it does in Accept."""
+    field = getattr(request.scope.get("route"), "body_field", None)
+    headers = request.headers
+    has_body = headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
+    if field is None or not has_body:
+        return
+    if isinstance(field.field_info, Form):
+        accepted = [MULTIPART]
+    else:
+        accepted = [JSON, *([MULTIPART] if request.url.path in LEGACY_UPLOADS else [])]
+    media = media_type(headers)
+    if media is not None and media.startswith("application/") and media.endswith("+json"):
+        media = JSON
+    if media not in accepted:
+        raise HTTPException(
+            415,
+            f"send the body as {' or '.join(accepted)}, not {media or 'no Content-Type'}",
+            headers={"Accept": ", ".join(accepted)},
+        )
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods some route takes at the request's path: Starlette's 405 names only those of
+    the first route it matched, while a path has a route per method."""
+    routes = [r for r in request.app.router.routes if not isinstance(r, Mount)]
+    return [
+        method
+        for method in _METHODS
+        if any(r.matches({**request.scope, "method": method})[0] is Match.FULL for r in routes)
+    ]
+
+
+def install(app: FastAPI, count: Callable[[str], None] = lambda code: None) -> None:
+    """Register the handlers; ``count(code)`` is called for every problem (metrics)."""
 
     @app.exception_handler(TimbreError)
     async def _domain(request: Request, exc: TimbreError) -> JSONResponse:
         status, title = status_of(exc)
         count(exc.code)
-        if status == 507:
-            log.warning("%s %s: %s", request.method, request.url.path, exc)
-        elif status == 500:
-            log.error("%s %s: %s", request.method, request.url.path, exc)
-        elif status == 503:
-            log.info("%s %s: %s", request.method, request.url.path, exc)
+        if status in (500, 503, 507):
+            level = {500: logging.ERROR, 503: logging.INFO, 507: logging.WARNING}[status]
+            log.log(level, "%s %s: %s", request.method, request.url.path, exc)
         return problem(status, title, detail_of(exc), exc.code)
 
     @app.exception_handler(RequestValidationError)
@@ -229,41 +246,28 @@ def install(app: FastAPI, on_error: Any = None) -> None:
             401, "Unauthorized", str(exc), "unauthorized", headers={"WWW-Authenticate": "Bearer"}
         )
 
-    @app.exception_handler(MalformedBodyError)
-    async def _malformed(request: Request, exc: MalformedBodyError) -> JSONResponse:
-        count("malformed_body")
-        return problem(400, "Malformed body", str(exc), "malformed_body")
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        status = exc.status_code
-        code = _HTTP_CODES.get(status, "http_error")
-        detail = str(exc.detail)
-        # FastAPI turns a body it cannot decode into a bare 400; name what was wrong with it.
-        if status == 400 and exc.__cause__ is not None:
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        status, detail = exc.status_code, str(exc.detail)
+        code, title = _HTTP.get(status, ("http_error", None))
+        headers = dict(exc.headers or {})
+        if status == 400 and not isinstance(exc, MalformedBodyError) and exc.__cause__:
+            # FastAPI's bare 400 for a body it could not decode: say why
             detail = malformed_detail(exc.__cause__) or detail
+        elif status == 405 and (allowed := _allowed_methods(request)):
+            headers["Allow"] = ", ".join(allowed)
         count(code)
-        headers = getattr(exc, "headers", None)
-        allowed = allowed_methods(request) if status == 405 else []
-        if allowed:
-            headers = {**(headers or {}), "Allow": ", ".join(allowed)}
-        return problem(status, _HTTP_TITLES.get(status, detail), detail, code, headers=headers)
+        return problem(status, title or detail, detail, code, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # A write the disk refused is no bug (a rendition, a cache file): say so, with the
-        # cause, instead of a bare 500.
+        # A write the disk refused (a rendition, a cache file) is no bug: say so, with its cause.
         full = as_disk_full(exc, f"{request.method} {request.url.path}")
         if full is not None:
             log.warning("%s %s: %s", request.method, request.url.path, full)
             count(full.code)
             return problem(507, "Insufficient storage", str(full), full.code)
-        # The trace goes to the log, never to the client.
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         count("internal_error")
-        return problem(
-            500,
-            "Internal error",
-            "an unexpected error occurred; it has been logged",
-            "internal_error",
-        )
+        detail = "an unexpected error occurred; it has been logged"
+        return problem(500, "Internal error", detail, "internal_error")

@@ -1,18 +1,11 @@
 """The HTTP server around the app: connection time limits, a concurrency cap, descriptors, logs.
 
-uvicorn closes a kept-alive connection after ``timeout_keep_alive`` of silence, but its h11
-protocol has no limit on how long a request may take to *arrive*: a client sending one header
-line every few seconds (or a body a byte at a time) holds a connection, a descriptor and a
-slot forever, and a thousand such clients starve a process of descriptors. So:
-
-* :class:`GuardedH11Protocol` closes a connection whose request head (request line and
-  headers) is not complete ``header_timeout_s`` after the connection opened or the previous
-  response ended, and one whose request body pauses longer than ``read_timeout_s``; the
-  client gets a 408 when nothing else was sent yet;
-* ``limit_concurrency`` answers 503 beyond a number of connections or requests in flight;
-* :func:`raise_nofile_limit` lifts the soft descriptor limit towards the hard one at start;
-* :class:`RepeatFilter` keeps one line of a burst of identical log records (an "accept: too
-  many open files" loop wrote 233 MB of tracebacks in 30 s) and counts the rest.
+uvicorn's h11 protocol does not limit how long a request may take to *arrive*: a client sending
+a header line every few seconds holds a connection and a descriptor forever. So
+:class:`GuardedH11Protocol` puts deadlines on the request head and on body pauses,
+``limit_concurrency`` answers 503 past a number of connections, the soft descriptor limit is
+raised at start, and :class:`RepeatFilter` keeps one line of a burst of identical log records
+(an "accept: too many open files" loop writes tracebacks as fast as the disk takes them).
 """
 
 from __future__ import annotations
@@ -43,10 +36,10 @@ SQLite, model files, worker pipes, log files."""
 
 
 class GuardedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with a deadline on the request head and on body pauses.
-
-    The limits are class attributes, set on a subclass by :func:`guarded_protocol`.
-    """
+    """uvicorn's h11 protocol closing a connection whose request head is not complete
+    ``header_timeout_s`` after it opened (or the last response ended), or whose body pauses
+    longer than ``read_timeout_s`` (408 when no response began). :func:`guarded_protocol` sets
+    the limits on a subclass."""
 
     header_timeout_s = 10.0
     read_timeout_s = 30.0
@@ -76,7 +69,6 @@ class GuardedH11Protocol(H11Protocol):
             self._follow()
 
     def _follow(self) -> None:
-        """The deadline the request's progress calls for."""
         if self.transport.is_closing():
             self._disarm()
             return
@@ -149,10 +141,7 @@ def concurrency_limit(api: ApiSettings, nofile: int) -> int:
 
 class RepeatFilter(logging.Filter):
     """Lets the first of identical records through, then one per ``window_s`` with a count.
-
-    Records are identical when logger, level, message template and exception type agree
-    (arguments may differ: a client's address, a path). A burst costs one line per window.
-    """
+    Identical: same logger, level, message template and exception type (not arguments)."""
 
     def __init__(self, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()

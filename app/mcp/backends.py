@@ -1,15 +1,14 @@
 """What answers the MCP tools: the search service in this process, or a running one over HTTP.
 
-Both take the HTTP API's request models and give back its response models, so a tool's result
-does not depend on which one answered. :class:`LocalBackend` does what the routes do (limits,
-filters, hits) with the same helpers; :class:`HttpBackend` calls the routes themselves and
-turns their problem bodies into :class:`~app.mcp.errors.ProblemError`.
+Both take and give the HTTP API's models, so a result does not depend on which one answered:
+:class:`LocalBackend` runs the routes' own functions, :class:`HttpBackend` calls the routes and
+raises their problems as :class:`ProblemError`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
@@ -17,10 +16,8 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from app.deps import paging
-from app.mcp.errors import ProblemError, problem
-from app.routes.common import filter_of, hit_out
-from app.routes.search import batch_queries, batch_result
+from app.routes.common import AudioUrl, filter_of, hit_out, result_out
+from app.routes.search import batch_out, run_audio, run_batch, run_text
 from app.schemas import (
     AudioSearchIn,
     BatchOut,
@@ -34,19 +31,21 @@ from app.schemas import (
     TextSearchIn,
 )
 from app.schemas.collections import CollectionOut, CollectionsOut
-from app.schemas.mcp import (
-    CollectionItemsOut,
-)
+from app.schemas.mcp import CollectionItemsOut
 from timbre.collections_db import CollectionInfo, Collections
 from timbre.errors import NotFoundError
 from timbre.search import AudioRef, SearchResult, SearchService
 from timbre.settings import ApiSettings
-from timbre.store import Hit
 
 M = TypeVar("M", bound=BaseModel)
 
-AudioUrl = Callable[[str, dict[str, Any]], str]
-"""The playable URL of an item, from its id and payload."""
+
+class ProblemError(Exception):
+    """A problem answered by the service over HTTP, raised again on this side."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.detail)
+        self.problem = problem
 
 
 class Backend(Protocol):
@@ -71,11 +70,6 @@ class Backend(Protocol):
     def add_to_collection(self, name: str, ids: Sequence[str]) -> CollectionOut: ...
 
 
-def template_urls(template: str) -> AudioUrl:
-    """URLs from the API's audio route template (``.../v1/items/{id}/audio``)."""
-    return lambda item_id, _: template.replace("%7Bid%7D", item_id).replace("{id}", item_id)
-
-
 def file_urls(item_id: str, payload: dict[str, Any]) -> str:
     """A ``file://`` URL of the sample where it was indexed (no HTTP server to stream it)."""
     path = payload.get("path")
@@ -83,14 +77,8 @@ def file_urls(item_id: str, payload: dict[str, Any]) -> str:
 
 
 class LocalBackend:
-    """The search service and collections of this process.
-
-    Args:
-        service: answers every query.
-        api: the ``api`` settings (the same limits as the HTTP API).
-        collections: the collections file of the data dir.
-        audio_url: how a hit's playable URL is made.
-    """
+    """The search service and collections of this process, under the HTTP API's limits
+    (``api``); ``audio_url`` makes a hit's playable URL."""
 
     def __init__(
         self,
@@ -104,50 +92,21 @@ class LocalBackend:
         self._collections = collections
         self._audio_url = audio_url
 
-    def _hit(self, hit: Hit | None, item_id: str, payload: dict[str, Any]) -> HitOut:
-        return hit_out(self._audio_url(item_id, payload), hit, item_id, payload)
-
     def _out(self, result: SearchResult) -> SearchOut:
-        return SearchOut(
-            engine=result.engine,  # type: ignore[arg-type]  # "faiss" or "qdrant"
-            took_ms=round(result.took_ms, 3),
-            query=result.query,
-            hits=[self._hit(h, h.id, h.payload) for h in result.hits],
-        )
+        return result_out(self._audio_url, result)
 
     def search_text(self, body: TextSearchIn) -> SearchOut:
-        top_k, offset = paging(self.api, body.top_k, body.offset)
-        result = self.service.search_text(
-            body.query, top_k=top_k, offset=offset, filter=filter_of(self.api, body.filter)
-        )
-        return self._out(result)
+        return self._out(run_text(self.service, self.api, body))
 
     def search_audio(self, body: AudioSearchIn) -> SearchOut:
-        top_k, offset = paging(self.api, body.top_k, body.offset)
         ref = AudioRef(id=body.id, path=body.path)
-        search_filter = filter_of(self.api, body.filter)
-        if isinstance(body, HybridSearchIn):
-            result = self.service.search_hybrid(
-                body.query, ref, alpha=body.alpha, top_k=top_k, offset=offset, filter=search_filter
-            )
-        else:
-            result = self.service.search_audio(
-                ref, top_k=top_k, offset=offset, filter=search_filter
-            )
-        return self._out(result)
+        return self._out(run_audio(self.service, self.api, body, ref))
 
     def search_batch(self, body: BatchSearchIn) -> BatchOut:
-        results = self.service.search_batch(batch_queries(body, self.api), distinct=body.distinct)
-        return BatchOut(
-            took_ms=round(max(r.took_ms for r in results), 3),
-            results=[
-                batch_result(item.slot, r, self._out(r))
-                for item, r in zip(body.queries, results, strict=True)
-            ],
-        )
+        return batch_out(body, run_batch(self.service, self.api, body), self._out)
 
     def item(self, item_id: str) -> HitOut:
-        return self._hit(None, item_id, self.service.library.item(item_id))
+        return hit_out(self._audio_url, None, item_id, self.service.library.item(item_id))
 
     def facets(self, fields: Sequence[str], filter: FilterIn | None) -> FacetsOut:
         found = self.service.library.facets(fields, filter=filter_of(self.api, filter))
@@ -178,20 +137,12 @@ class _CollectionReply(CollectionOut):
 
 
 def _collection(info: CollectionInfo) -> CollectionOut:
-    return CollectionOut(
-        name=info.name, count=info.count, created_at=info.created_at, updated_at=info.updated_at
-    )
+    return CollectionOut.model_validate(info, from_attributes=True)
 
 
 class HttpBackend:
-    """A running Timbre service, through its HTTP API.
-
-    Args:
-        url: the service's base URL (from its ``service.json``).
-        api_key: sent as ``X-API-Key`` when the service needs one.
-        timeout_s: per request (a cold service may load its text model first).
-        transport: an httpx transport (tests); the network by default.
-    """
+    """A running Timbre service at ``url`` (its ``service.json``), through its HTTP API;
+    ``timeout_s`` per request (a cold service may load its text model first)."""
 
     def __init__(
         self,
@@ -215,7 +166,7 @@ class HttpBackend:
             response = self._client.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise ProblemError(
-                problem(
+                Problem.of(
                     503,
                     "Service unavailable",
                     f"the Timbre service at {self.url} could not be reached: {exc}",
@@ -232,7 +183,7 @@ class HttpBackend:
             raise ProblemError(Problem.model_validate(data))
         except ValidationError:
             raise ProblemError(
-                problem(
+                Problem.of(
                     response.status_code if response.status_code >= 400 else 502,
                     "Service error",
                     f"the Timbre service at {self.url} answered {response.status_code}",

@@ -1,27 +1,16 @@
 """``/mcp``: the MCP server over streamable HTTP, inside the API, behind the API's key rules.
 
-Reads (every MCP message may read) need the key only when ``api.require_key_for_reads``: the
-whole endpoint then answers 401 without it, as the routes do. A tool that writes needs the key
-whenever one is set; without it the call is a tool error with the API's 401 message.
-
-Against DNS rebinding (the MCP spec's warning), three checks stand in line: the app's
-:class:`app.hosts.HostGuard` (the ``Host`` allow-list, on every route), an ``Origin`` header
-(sent by browsers only) that must be this server's own or one of ``api.cors_origins``, and
-the SDK's own transport security, kept on with the same host names.
-
-The transport is stateless and answers plain JSON: every tool is one request and one answer,
-with nothing to push back, so no session has to outlive a request (and any worker can answer).
+Reads need the key only when ``api.require_key_for_reads`` (401 for the whole endpoint, as
+the routes do); a tool that writes needs it whenever one is set (a tool error otherwise).
+Against DNS rebinding: the app's :class:`~app.middleware.HostGuard`, an ``Origin`` check, and
+the SDK's own transport security with the same host names. Stateless, plain JSON answers:
+every tool is one request and one answer.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import (
-    AbstractAsyncContextManager,
-    AbstractContextManager,
-    asynccontextmanager,
-    nullcontext,
-)
+from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from typing import Any
 
 from mcp.server import ServerRequestContext
@@ -31,10 +20,11 @@ from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from app.deps import presented_key, require_read, require_write
-from app.hosts import allowed_hosts, sdk_hosts, sdk_origins
-from app.mcp.backends import Backend, LocalBackend, template_urls
+from app.mcp.backends import Backend, LocalBackend
 from app.mcp.server import build_server
+from app.middleware import allowed_hosts, sdk_hosts, sdk_origins
 from app.problems import AuthError, problem
+from app.routes.common import audio_url
 from timbre.collections_db import Collections
 from timbre.errors import UnavailableError
 from timbre.search import SearchService
@@ -51,13 +41,7 @@ def _request(ctx: ServerRequestContext[Any]) -> Request:
 
 
 class McpEndpoint:
-    """The ASGI app mounted at ``/mcp`` and the session manager its lifespan must run.
-
-    Args:
-        service: the app's search service.
-        api: the ``api`` settings (keys, limits, CORS origins).
-        collections: the collections of the service's data dir.
-    """
+    """The ASGI app mounted at ``/mcp``; :meth:`run` its session manager in the app's lifespan."""
 
     def __init__(self, service: SearchService, api: ApiSettings, collections: Collections) -> None:
         self.api = api
@@ -65,28 +49,31 @@ class McpEndpoint:
         def backend_for(ctx: ServerRequestContext[Any]) -> AbstractContextManager[Backend]:
             request = _request(ctx)
             # Audio URLs name the host this request reached, like the API's own hits.
-            template = str(request.url_for("item_audio", item_id="{id}"))
-            return nullcontext(LocalBackend(service, api, collections, template_urls(template)))
+            return nullcontext(LocalBackend(service, api, collections, audio_url(request)))
 
         async def guard_write(ctx: ServerRequestContext[Any]) -> None:
             require_write(api, *await presented_key(_request(ctx)))
 
         self.server = build_server(backend_for, guard_write=guard_write)
         names = allowed_hosts(api)
-        self.manager = StreamableHTTPSessionManager(
-            app=self.server,
-            json_response=True,
-            stateless=True,
-            security_settings=TransportSecuritySettings(
-                enable_dns_rebinding_protection=True,
-                allowed_hosts=sdk_hosts(names),
-                allowed_origins=sdk_origins(names, api.cors_origins),
-            ),
+        self.security = TransportSecuritySettings(
+            enable_dns_rebinding_protection=True,
+            allowed_hosts=sdk_hosts(names),
+            allowed_origins=sdk_origins(names, api.cors_origins),
         )
+        self.manager: StreamableHTTPSessionManager | None = None
 
-    def run(self) -> AbstractAsyncContextManager[None]:
-        """The session manager's task group: enter it in the app's lifespan."""
-        return self.manager.run()
+    @asynccontextmanager
+    async def run(self) -> AsyncIterator[None]:
+        """Run a session manager (one per run of the app: a manager runs once) for the block."""
+        self.manager = StreamableHTTPSessionManager(
+            app=self.server, json_response=True, stateless=True, security_settings=self.security
+        )
+        try:
+            async with self.manager.run():
+                yield
+        finally:
+            self.manager = None
 
     def _foreign_origin(self, request: Request) -> str | None:
         origin = request.headers.get("origin")
@@ -116,14 +103,6 @@ class McpEndpoint:
             )
             await refused(scope, receive, send)
             return
+        if self.manager is None:
+            raise UnavailableError("the MCP endpoint runs only while the app does")
         await self.manager.handle_request(scope, receive, send)
-
-
-@asynccontextmanager
-async def running(endpoint: McpEndpoint | None) -> AsyncIterator[None]:
-    """Run ``endpoint``'s session manager for as long as the block lasts (nothing if None)."""
-    if endpoint is None:
-        yield
-        return
-    async with endpoint.run():
-        yield

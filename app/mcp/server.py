@@ -1,16 +1,15 @@
 """The MCP server: tools, resources and a prompt over one :class:`~app.mcp.backends.Backend`.
 
-Built on the SDK's low-level :class:`mcp.server.Server` rather than ``MCPServer``: the
-high-level class validates arguments itself, ignores unknown ones and words its own errors,
-while these tools must refuse what the HTTP API refuses, with the HTTP API's messages. So
-each tool's input is validated here against its pydantic model (an HTTP request model or one
-built from its fields), whose JSON schema is also what ``tools/list`` advertises, and every
-failure becomes a tool result with ``isError`` and the problem's ``detail`` as its text.
+On the SDK's low-level :class:`mcp.server.Server`, not ``MCPServer`` (which validates
+arguments itself and words its own errors): each tool's input is validated against its
+pydantic model, the schema ``tools/list`` advertises, and a failure becomes a tool result with
+``isError`` and the HTTP API's problem ``detail``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -21,10 +20,10 @@ import anyio.to_thread
 import mcp_types as types
 from mcp.server import Server, ServerRequestContext
 from mcp.shared.exceptions import MCPError
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from app.mcp.backends import Backend
-from app.mcp.errors import problem_of
+from app.mcp.backends import Backend, ProblemError
+from app.problems import AuthError, Problem, detail_of, field_errors, status_of
 from app.schemas import FacetsOut, HitOut, TextSearchIn
 from app.schemas.collections import CollectionOut, CollectionsOut
 from app.schemas.mcp import (
@@ -40,6 +39,9 @@ from app.schemas.mcp import (
     SimilarIn,
 )
 from timbre import __version__
+from timbre.errors import TimbreError
+
+log = logging.getLogger("timbre.mcp")
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -217,17 +219,34 @@ def palette_prompt(brief: str, slots: str | None) -> str:
     )
 
 
+UNEXPECTED = "an unexpected error occurred; it has been logged"
+
+
+def problem_of(exc: BaseException) -> Problem:
+    """The HTTP problem of ``exc``: same status, title, detail and code as the API's handlers."""
+    if isinstance(exc, ProblemError):
+        return exc.problem
+    if isinstance(exc, TimbreError):
+        status, title = status_of(exc)
+        if status == 500:
+            log.error("tool failed: %s", exc)
+        return Problem.of(status, title, detail_of(exc), exc.code)
+    if isinstance(exc, ValidationError):
+        detail, errors = field_errors(exc.errors())
+        return Problem.of(422, "Invalid request", detail, "validation_error", errors)
+    if isinstance(exc, AuthError):
+        return Problem.of(401, "Unauthorized", str(exc), "unauthorized")
+    log.error("unexpected error in a tool call", exc_info=exc)
+    return Problem.of(500, "Internal error", UNEXPECTED, "internal_error")
+
+
 def _text(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
 def build_server(backend_for: BackendFor, *, guard_write: WriteGuard | None = None) -> Server[Any]:
-    """The MCP server, answering through ``backend_for(ctx)``.
-
-    Args:
-        backend_for: the backend of one request.
-        guard_write: checked before every tool that writes (the HTTP door's API key rule).
-    """
+    """The MCP server, answering through ``backend_for(ctx)``; ``guard_write`` is checked
+    before every tool that writes (the HTTP door's key rule)."""
     tools = {t.name: t for t in TOOLS}
 
     def answer(ctx: ServerRequestContext[Any], work: Callable[[Backend], M]) -> M:

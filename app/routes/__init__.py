@@ -1,23 +1,21 @@
 """HTTP routes: each validates, makes one service call off the event loop, and maps the result.
-
-One module per concern; :data:`ROUTERS` is what the app includes, in this order.
-"""
+One module per concern; the app includes :data:`ROUTERS` in this order."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.routes import admin, browse, collections, health, items, library, page, search
+from app.routes import admin, browse, collections, items, library, search
 
 ROUTERS: tuple[APIRouter, ...] = (
     search.router,
+    search.uploads,
     items.router,
     browse.router,
     collections.read,
     collections.write,
-    page.router,
     library.router,
     admin.write,
     admin.read,
-    health.router,
+    admin.probes,
 )

@@ -1,4 +1,4 @@
-"""Admin routes: ingest jobs, snapshot export, stats."""
+"""Admin routes: ingest jobs, snapshot export, stats; probes and metrics (never behind a key)."""
 
 from __future__ import annotations
 
@@ -6,16 +6,19 @@ from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 from app.deps import JobsDep, ServiceDep, require_read, require_write
 from app.openapi import BODY_PROBLEMS, problems
-from app.schemas import IngestIn, IngestJobOut, StatsOut
+from app.schemas import HealthOut, IngestIn, IngestJobOut, ReadyOut, StatsOut
 from app.schemas.admin import RelabelIn, outside_paths
-from timbre.errors import ConflictError, ForbiddenPathError, InvalidRequestError
+from timbre.errors import ConflictError, ForbiddenPathError, InvalidRequestError, UnavailableError
 
 read = APIRouter(dependencies=[Depends(require_read)], tags=["admin"], responses=problems(401))
 write = APIRouter(dependencies=[Depends(require_write)], tags=["admin"], responses=problems(401))
+probes = APIRouter(tags=["health"])
 
 
 @write.post(
@@ -68,3 +71,26 @@ async def stats(service: ServiceDep, request: Request) -> dict[str, Any]:
     out = await run_in_threadpool(service.stats)
     out["watch"] = request.app.state.watch_state()
     return out
+
+
+@probes.get("/healthz", response_model=HealthOut)
+async def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@probes.get("/readyz", response_model=ReadyOut, responses=problems(503))
+async def readyz(service: ServiceDep) -> Any:
+    """503 until the models, the store and a snapshot are ready."""
+    state = service.library.readiness()
+    if not state["ready"]:
+        raise UnavailableError("not ready: " + "; ".join(state["reasons"]))
+    return state
+
+
+@probes.get("/metrics", response_class=PlainTextResponse)
+async def metrics(request: Request) -> PlainTextResponse:
+    """Prometheus metrics."""
+    registry = request.app.state.metrics
+    registry.queue_depth.set(request.app.state.service.waiting)
+    return PlainTextResponse(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)

@@ -9,32 +9,17 @@ from starlette.concurrency import run_in_threadpool
 
 from app.deps import ApiDep, paging, require_read
 from app.openapi import BODY_PROBLEMS, problems
-from app.routes.common import audio_url, filter_of, hit_out
+from app.routes.common import audio_url, filter_of, from_state, hit_out
 from app.schemas.browse import BrowseIn, FoldersOut, ItemDuplicatesOut, PayloadOut, PeaksOut
 from app.schemas.search import SearchOut
-from timbre.errors import UnavailableError
 from timbre.search.browse import BrowseService
 from timbre.search.media import MediaService
 
 router = APIRouter(dependencies=[Depends(require_read)], responses=problems(401, 404, 503))
 
 
-def get_media(request: Request) -> MediaService:
-    media: MediaService | None = getattr(request.app.state, "media", None)
-    if media is None:
-        raise UnavailableError("waveforms and renditions are not configured in this service")
-    return media
-
-
-def get_browse(request: Request) -> BrowseService:
-    library: BrowseService | None = getattr(request.app.state, "browse", None)
-    if library is None:
-        raise UnavailableError("browsing is not configured in this service")
-    return library
-
-
-MediaDep = Annotated[MediaService, Depends(get_media)]
-BrowseDep = Annotated[BrowseService, Depends(get_browse)]
+MediaDep = Annotated[MediaService, Depends(from_state("media", "waveforms and renditions are"))]
+BrowseDep = Annotated[BrowseService, Depends(from_state("browse", "browsing is"))]
 
 
 @router.get(
@@ -59,7 +44,7 @@ async def item_payload(item_id: str, request: Request, browser: BrowseDep) -> Pa
     return PayloadOut(
         id=item_id,
         payload=payload,
-        audio_url=hit_out(audio_url(request), None, item_id, {}).audio_url,
+        audio_url=audio_url(request)(item_id, {}),
     )
 
 

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.deps import require_read, require_write
 from app.openapi import BODY_PROBLEMS, problems
-from app.routes.common import audio_url, hit_out
+from app.routes.common import audio_url, from_state, hit_out
 from app.schemas.collections import (
     NAME_MAX_CHARS,
     NAME_PATTERN,
@@ -25,7 +25,7 @@ from app.schemas.collections import (
     MembershipsOut,
 )
 from timbre.collections_db import CollectionInfo
-from timbre.errors import InvalidRequestError, UnavailableError
+from timbre.errors import InvalidRequestError
 from timbre.search.collections import CollectionsService, CollectionView
 
 
@@ -65,23 +65,16 @@ write = APIRouter(
 )
 
 
-def get_collections(request: Request) -> CollectionsService:
-    service: CollectionsService | None = getattr(request.app.state, "collections", None)
-    if service is None:
-        raise UnavailableError("collections are not configured in this service")
-    return service
-
-
-CollectionsDep = Annotated[CollectionsService, Depends(get_collections)]
+CollectionsDep = Annotated[
+    CollectionsService, Depends(from_state("collections", "collections are"))
+]
 CollectionName = Annotated[
     str, Path(max_length=NAME_MAX_CHARS, pattern=NAME_PATTERN, description="a collection")
 ]
 
 
 def _info(info: CollectionInfo) -> CollectionOut:
-    return CollectionOut(
-        name=info.name, count=info.count, created_at=info.created_at, updated_at=info.updated_at
-    )
+    return CollectionOut.model_validate(info, from_attributes=True)
 
 
 def _detail(request: Request, view: CollectionView) -> CollectionDetailOut:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
@@ -12,29 +13,44 @@ from app.schemas import (
     HitOut,
     SearchOut,
 )
-from timbre.errors import InvalidRequestError
+from timbre.errors import InvalidRequestError, UnavailableError
 from timbre.search import SearchResult
 from timbre.settings import ApiSettings
 from timbre.store import Hit
 
 
-def audio_url(request: Request) -> str:
-    """The audio URL template of this request's host: url_for is slow, so call it once."""
-    return str(request.url_for("item_audio", item_id="{id}"))
+def from_state(name: str, what: str) -> Callable[[Request], Any]:
+    """A dependency giving ``app.state.<name>``; 503 saying "``what`` not configured" if unset."""
+
+    def get(request: Request) -> Any:
+        found = getattr(request.app.state, name, None)
+        if found is None:
+            raise UnavailableError(f"{what} not configured in this service")
+        return found
+
+    return get
 
 
-def hit_out(url: str, hit: Hit | None, item_id: str, payload: dict[str, Any]) -> HitOut:
-    return HitOut(
-        id=item_id,
-        score=hit.score if hit else None,
-        audio_url=url.replace("%7Bid%7D", item_id).replace("{id}", item_id),
-        **payload,
-    )
+AudioUrl = Callable[[str, dict[str, Any]], str]
+"""The playable URL of an item, from its id and payload."""
 
 
-def search_out(request: Request, result: SearchResult) -> SearchOut:
-    request.state.engine = result.engine
-    url = audio_url(request)
+def template_urls(template: str) -> AudioUrl:
+    """URLs from the API's audio route template (``.../v1/items/{id}/audio``)."""
+    return lambda item_id, _: template.replace("%7Bid%7D", item_id).replace("{id}", item_id)
+
+
+def audio_url(request: Request) -> AudioUrl:
+    """The audio URLs of this request's host (url_for is slow: call it once per request)."""
+    return template_urls(str(request.url_for("item_audio", item_id="{id}")))
+
+
+def hit_out(url: AudioUrl, hit: Hit | None, item_id: str, payload: dict[str, Any]) -> HitOut:
+    score = hit.score if hit else None
+    return HitOut(id=item_id, score=score, audio_url=url(item_id, payload), **payload)
+
+
+def result_out(url: AudioUrl, result: SearchResult) -> SearchOut:
     return SearchOut(
         engine=result.engine,  # type: ignore[arg-type]  # "faiss" or "qdrant", set by route()
         took_ms=round(result.took_ms, 3),
@@ -42,6 +58,11 @@ def search_out(request: Request, result: SearchResult) -> SearchOut:
         hits=[hit_out(url, h, h.id, h.payload) for h in result.hits],
         total=result.total,
     )
+
+
+def search_out(request: Request, result: SearchResult) -> SearchOut:
+    request.state.engine = result.engine
+    return result_out(audio_url(request), result)
 
 
 def as_request_error(exc: ValidationError) -> Exception:

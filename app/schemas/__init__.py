@@ -1,21 +1,14 @@
-"""Request and response bodies of the HTTP API (they become the OpenAPI schema at /docs).
+"""Request and response bodies of the HTTP API (the OpenAPI schema at /docs), one module per
+concern; the ones used across modules are importable from here."""
 
-One module per concern; everything is importable from here.
-"""
-
+from app.problems import Problem
 from app.schemas.admin import IngestIn, IngestJobOut
-from app.schemas.filters import FilterIn, RangeIn
+from app.schemas.filters import FilterIn
 from app.schemas.health import HealthOut, ReadyOut, StatsOut
-from app.schemas.library import (
-    DuplicateGroupOut,
-    DuplicateMemberOut,
-    DuplicatesOut,
-    FacetsOut,
-    FacetValueOut,
-)
-from app.schemas.problem import Problem
+from app.schemas.library import DuplicatesOut, FacetsOut
 from app.schemas.search import (
     AudioSearchIn,
+    AudioUploadIn,
     BatchItemIn,
     BatchOut,
     BatchResultOut,
@@ -23,32 +16,29 @@ from app.schemas.search import (
     EmptySlotOut,
     HitOut,
     HybridSearchIn,
-    Paging,
+    HybridUploadIn,
     SearchOut,
     TextSearchIn,
 )
 
 __all__ = [
     "AudioSearchIn",
+    "AudioUploadIn",
     "BatchItemIn",
     "BatchOut",
     "BatchResultOut",
     "BatchSearchIn",
-    "DuplicateGroupOut",
-    "DuplicateMemberOut",
     "DuplicatesOut",
     "EmptySlotOut",
-    "FacetValueOut",
     "FacetsOut",
     "FilterIn",
     "HealthOut",
     "HitOut",
     "HybridSearchIn",
+    "HybridUploadIn",
     "IngestIn",
     "IngestJobOut",
-    "Paging",
     "Problem",
-    "RangeIn",
     "ReadyOut",
     "SearchOut",
     "StatsOut",

@@ -39,16 +39,8 @@ NOT_A_BOOL = BeforeValidator(_not_a_bool)
 ``minimum``/``maximum``)."""
 
 
-def _a_json_number(value: Any) -> Any:
-    # Inside a filter (always a JSON object, in a body or a query parameter) pydantic would
-    # also read "120" as 120; the schema says number, so a string is refused like a boolean.
-    # (Query parameters such as top_k arrive as text by nature and keep NOT_A_BOOL.)
-    if isinstance(value, str):
-        raise ValueError("expected a number, not a string")
-    return _not_a_bool(value)
-
-
-Bound = Annotated[float, Field(ge=0, allow_inf_nan=False), BeforeValidator(_a_json_number)] | None
+# Strict: a JSON number, neither a string ("120") nor a boolean, as the schema says.
+Bound = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)] | None
 
 ServerPath = Annotated[str, Field(json_schema_extra={"pattern": "^[^\\x00]*$"})]
 """A path on the server. The schema says it holds no NUL byte; the service refuses one with

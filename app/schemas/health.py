@@ -1,8 +1,5 @@
-"""What the probes and the stats route answer.
-
-The stats sections allow extra fields: the service may report more than is listed here, and
-a new figure must not need a schema change to reach the client.
-"""
+"""What the probes and the stats route answer. The stats sections allow extra fields: a new
+figure must not need a schema change to reach the client."""
 
 from __future__ import annotations
 

@@ -1,12 +1,6 @@
-"""The MCP tools' inputs and results, made of the HTTP API's own models.
-
-A tool either takes an HTTP request model as it is (``search_samples`` takes
-:class:`~app.schemas.search.TextSearchIn`) or a small model whose fields have the HTTP fields'
-types and limits, and which turns into the HTTP model before anything runs (so the HTTP rules
-apply to both doors). Results are the HTTP API's hits, trimmed to what a model needs to decide
-and show (:class:`SampleBrief`), or the full :class:`~app.schemas.search.HitOut`. A test pins
-every shared field's JSON schema to the HTTP one, so the two cannot drift.
-"""
+"""The MCP tools' inputs and results, made of the HTTP API's own models: a tool takes an HTTP
+request model, or a small model with the HTTP fields' types that turns into one (so the HTTP
+rules apply to both doors); results are HTTP hits, whole or trimmed (:class:`SampleBrief`)."""
 
 from __future__ import annotations
 

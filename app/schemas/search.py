@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+from fastapi import UploadFile
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.config import JsonDict
 
+from app.problems import parse_json
 from app.schemas.filters import NOT_A_BOOL, FilterIn, ServerPath
+from timbre.errors import InvalidRequestError
 
 # A query must hold some text: the pattern says so in the schema, and enforces it. \x1c-\x1f
 # are whitespace to Python's str.strip (which the service applies) but not to regex engines.
@@ -57,6 +60,39 @@ class AudioSearchIn(Paging):
 
 
 class HybridSearchIn(AudioSearchIn):
+    query: QueryText
+    alpha: Alpha = Field(default=0.5, description="weight of the text: 1 = text only")
+
+
+def _no_default(schema: JsonDict) -> None:
+    schema.pop("default", None)
+
+
+class AudioUploadIn(Paging):
+    """A multipart upload: the reference sound as ``file``, text fields, ``filter`` as JSON."""
+
+    model_config = ConfigDict(extra="forbid")
+    file: UploadFile = Field(description="an audio file (WAV, FLAC, AIFF, OGG...)")
+    # No null in the schema: a form field has none (left out, it takes the default).
+    top_k: TopK = Field(  # type: ignore[assignment]
+        default=None,
+        description="results wanted (default from settings)",
+        json_schema_extra=_no_default,
+    )
+    filter: FilterIn | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _form(cls, data: Any) -> Any:
+        for name in ("id", "path"):  # the upload is the reference: a second one is a mistake
+            if name in data:
+                raise InvalidRequestError(f"{name}: give an uploaded file or an {name}, not both")
+        if isinstance(data.get("filter"), str):
+            return {**data, "filter": parse_json(data["filter"], "filter")}
+        return data
+
+
+class HybridUploadIn(AudioUploadIn):
     query: QueryText
     alpha: Alpha = Field(default=0.5, description="weight of the text: 1 = text only")
 

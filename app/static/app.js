@@ -188,7 +188,7 @@ function searchPage(offset) {
     body.append("offset", offset);
     if (filter) body.append("filter", JSON.stringify(filter));
     if (query) { body.append("query", query); body.append("alpha", alpha); }
-    return post(query ? "/v1/search/hybrid" : "/v1/search/audio", body);
+    return post(query ? "/v1/search/hybrid/upload" : "/v1/search/audio/upload", body);
   }
   if (ref) {
     const body = { id: ref.id, filter, top_k: PAGE, offset };

@@ -45,6 +45,12 @@ def test_a_nul_byte_in_a_path_is_a_422(
     assert "NUL" in problem(response, 422, "invalid_request")["detail"]
 
 
+def test_a_nul_byte_in_stored_path_text_is_refused(client: TestClient, library: Library) -> None:
+    """``\\x00`` in a path is the stored text form of a NUL byte (found by the fuzz test)."""
+    body = {"path": f"{library.root}/a\\x00b.wav", "query": "kick"}
+    problem(client.post("/v1/search/hybrid", json=body), 403, "forbidden_path")
+
+
 JSON_ROUTES = ["/v1/search/text", "/v1/search/audio", "/v1/search/hybrid", "/v1/search/batch"]
 MALFORMED = {
     "not UTF-8": (b'{"query": "caf\xe9", "id": "x"}', "not valid UTF-8"),
@@ -107,16 +113,31 @@ def test_an_upload_with_an_empty_query_is_a_422(client: TestClient, library: Lib
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("body", "reason"),
     [
-        {"query": "kick", "offset": False},
-        {"query": "kick", "top_k": True},
-        {"query": "kick", "filter": {"bpm": {"min": True}}},
+        (
+            {"query": "kick", "offset": False},
+            "offset: Value error, expected a number, not true or false",
+        ),
+        (
+            {"query": "kick", "top_k": True},
+            "top_k: Value error, expected a number, not true or false",
+        ),
+        (
+            {"query": "kick", "filter": {"bpm": {"min": True}}},
+            "bpm.min: Input should be a valid number",
+        ),
+        (
+            {"query": "kick", "filter": {"bpm": {"min": "9"}}},
+            "bpm.min: Input should be a valid number",
+        ),
     ],
 )
-def test_a_boolean_is_not_a_number(client: TestClient, body: dict[str, object]) -> None:
+def test_a_boolean_is_not_a_number(
+    client: TestClient, body: dict[str, object], reason: str
+) -> None:
     response = client.post("/v1/search/text", json=body)
-    assert "not true or false" in problem(response, 422, "validation_error")["detail"]
+    assert reason in problem(response, 422, "validation_error")["detail"]
 
 
 def test_a_number_is_not_a_boolean(client: TestClient) -> None:

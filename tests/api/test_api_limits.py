@@ -174,11 +174,15 @@ def test_the_openapi_document_tells_the_truth(limited: TestClient) -> None:
     schemas, paths = doc["components"]["schemas"], doc["paths"]
     assert "HTTPValidationError" not in schemas
     for route in ("/v1/search/audio", "/v1/search/hybrid"):
-        body = paths[route]["post"]["requestBody"]["content"]
+        body = paths[route]["post"]["requestBody"]
         model = "AudioSearchIn" if route.endswith("audio") else "HybridSearchIn"
-        assert body["application/json"]["schema"]["$ref"].endswith(model)
-        assert "file" in body["multipart/form-data"]["schema"]["properties"]
-        assert str(UPLOAD_LIMIT) in paths[route]["post"]["requestBody"]["description"]
+        assert body["content"]["application/json"]["schema"]["$ref"].endswith(model)
+        assert str(BODY_LIMIT) in body["description"]
+        upload = paths[f"{route}/upload"]["post"]["requestBody"]
+        form = upload["content"]["multipart/form-data"]
+        assert "file" in schemas[form["schema"]["$ref"].rsplit("/", 1)[1]]["properties"]
+        assert form["encoding"]["file"]["contentType"] == "audio/*"
+        assert str(UPLOAD_LIMIT) in upload["description"]
     text = paths["/v1/search/text"]["post"]
     for status in ("400", "413", "415", "422", "503"):
         content = text["responses"][status]["content"]

@@ -111,11 +111,32 @@ def test_audio_search_by_path_and_by_upload_agree(client: TestClient, library: L
     with path.open("rb") as handle:
         by_upload = ok(
             client.post(
-                "/v1/search/audio", files={"file": (path.name, handle)}, data={"top_k": "5"}
+                "/v1/search/audio/upload",
+                files={"file": (path.name, handle)},
+                data={"top_k": "5"},
             )
         )
     assert by_path["hits"][0]["path"] == str(path)
     assert [h["id"] for h in by_upload["hits"]] == [h["id"] for h in by_path["hits"]]
+
+
+@pytest.mark.parametrize("route", ["/v1/search/audio", "/v1/search/hybrid"])
+def test_an_upload_to_the_old_path_is_answered_by_the_upload_route(
+    client: TestClient, library: Library, route: str
+) -> None:
+    """The JSON-or-upload form of the routes before /upload keeps working for a release."""
+    path = next(p for p in library.files if p.suffix == ".wav")
+    data = {"top_k": "5", "query": "kick", "filter": '{"kind": "one_shot"}'}
+    if route.endswith("audio"):
+        del data["query"]
+    old, new = (
+        ok(client.post(url, files={"file": (path.name, path.read_bytes())}, data=data))
+        for url in (route, f"{route}/upload")
+    )
+    assert old["query"] == new["query"] and old["query"]["upload"] == path.name
+    assert [h["id"] for h in old["hits"]] == [h["id"] for h in new["hits"]]
+    metrics = client.get("/metrics").text
+    assert f'route="{route}/upload"' in metrics
 
 
 def test_upload_with_a_filter(client: TestClient, library: Library) -> None:
@@ -123,7 +144,7 @@ def test_upload_with_a_filter(client: TestClient, library: Library) -> None:
     with path.open("rb") as handle:
         body = ok(
             client.post(
-                "/v1/search/audio",
+                "/v1/search/audio/upload",
                 files={"file": (path.name, handle)},
                 data={"top_k": "5", "filter": '{"instrument": "hat"}'},
             )

@@ -13,8 +13,7 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 from app.mcp.backends import Backend, HttpBackend
-from app.mcp.errors import UNEXPECTED
-from app.mcp.server import build_server
+from app.mcp.server import UNEXPECTED, build_server
 from tests.support.live import free_port
 from tests.support.mcp_helpers import session, tool_problem
 
