@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -15,8 +15,8 @@ from starlette.routing import Route
 
 from app import problems
 from app.jobs import IngestJobs, IngestRunner
-from app.mcp.http import PATH as MCP_PATH
-from app.mcp.http import McpEndpoint
+from app.mcp.lazy import PATH as MCP_PATH
+from app.mcp.lazy import LazyMcp
 from app.metrics import Metrics, MetricsMiddleware
 from app.middleware import BodyCap, HostGuard, Reroute
 from app.openapi import build_openapi
@@ -25,6 +25,9 @@ from timbre import __version__
 from timbre.collections_db import Collections
 from timbre.search import SearchService
 from timbre.settings import ApiSettings
+
+if TYPE_CHECKING:
+    from app.mcp.http import McpEndpoint
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -47,18 +50,24 @@ def create_app(
     """
     metrics = metrics or Metrics()
     service.on_embed = lambda kind, seconds: metrics.embeds.labels(kind).observe(seconds)
-    mcp = McpEndpoint(service, api, collections) if collections is not None else None
+    mcp = None
+    if collections is not None:
+        mcp_collections = collections
+
+        def build_mcp() -> McpEndpoint:
+            from app.mcp.http import McpEndpoint  # the SDK: imported on first use
+
+            return McpEndpoint(service, api, mcp_collections)
+
+        mcp = LazyMcp(build_mcp)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if on_startup is not None:
             on_startup()
         try:
-            if mcp is None:
+            async with mcp.running() if mcp is not None else nullcontext():
                 yield
-            else:
-                async with mcp.run():
-                    yield
         finally:
             if on_shutdown is not None:
                 on_shutdown()
