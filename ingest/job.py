@@ -76,7 +76,7 @@ def run_ingest(
     With a ``labeller``, every new point gets its zero-shot labels before it is written.
     A run that wrote nothing keeps the current snapshot instead of exporting an identical one.
     ``embedder`` may be None for a dry run. ``optimize``: compact the store after writing
-    (:meth:`~timbre.store.interface.VectorStore.optimize`, before publishing, so a re-index goes
+    (:meth:`~timbre.store.VectorStore.optimize`, before publishing, so a re-index goes
     live compacted); a service passes False, since Qdrant Edge holds the process meanwhile
     (~40 s per 100k new points) and its searches would stall.
     ``verify``: read the live collection back whole first and refuse a damaged one (the
@@ -98,7 +98,7 @@ def run_ingest(
     job = IngestJob(
         options,
         embedder=embedder,
-        store=generation or store,
+        store=generation or store.live(),
         rules=MetadataRules.from_settings(settings.ingest),
         limits=Limits(
             # A dry run decodes nothing, so it needs no model rate (nor any model).
@@ -139,7 +139,7 @@ def run_ingest(
     want_snapshot = settings.ingest.snapshot if snapshot is None else snapshot
     if want_snapshot and not dry and (generation is None or options.shard is None):
         started = time.perf_counter()
-        current = current_manifest(snapshots_dir(data), store)
+        current = current_manifest(snapshots_dir(data), store.live())
         if current is not None:
             log.info("snapshot %s already holds everything: not exported again", current.name)
             result.summary["snapshot"] = {
@@ -149,7 +149,10 @@ def run_ingest(
             }
         else:
             manifest = export_snapshot(
-                store, snapshots_dir(data), source_mode=store.mode, keep=settings.snapshot.keep
+                store.live(),
+                snapshots_dir(data),
+                source_mode=store.mode,
+                keep=settings.snapshot.keep,
             )
             result.summary["snapshot"] = {"name": manifest.name, "count": manifest.count}
         result.summary["stage_seconds"]["snapshot"] = round(time.perf_counter() - started, 3)

@@ -39,7 +39,10 @@ def _export(settings: Settings, store: VectorStore) -> dict[str, Any]:
     from timbre.store.snapshot import export_snapshot
 
     manifest = export_snapshot(
-        store, snapshots_dir(settings.data_dir), source_mode=store.mode, keep=settings.snapshot.keep
+        store.live(),
+        snapshots_dir(settings.data_dir),
+        source_mode=store.mode,
+        keep=settings.snapshot.keep,
     )
     return {
         "snapshot": manifest.name,
@@ -100,7 +103,7 @@ def store_optimize() -> None:
             started = time.perf_counter()
             changed = store.optimize()
             seconds = round(time.perf_counter() - started, 3)
-            report = {"collection": store.name, "changed": changed, "seconds": seconds}
+            report = {"collection": store.live().name, "changed": changed, "seconds": seconds}
             typer.echo(json.dumps(report))
         finally:
             store.close()
@@ -116,7 +119,9 @@ def store_publish() -> None:
         settings, store = _open_live(reindex=True)
         try:
             if not store.needs_reindex:
-                typer.echo(f"the live collection {store.name} already matches the loaded models")
+                typer.echo(
+                    f"the live collection {store.live().name} already matches the loaded models"
+                )
                 return
             generation = store.begin_generation()
             generation.publish()

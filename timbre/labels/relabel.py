@@ -17,7 +17,6 @@ import numpy as np
 
 from timbre.labels.labeller import Labeller
 from timbre.store import Record, VectorStore
-from timbre.store.rewrite import rewrite_payloads
 
 _READ = (
     "instrument",
@@ -100,8 +99,7 @@ def relabel(
             report.with_auto_tags += bool(labels.auto_tags)
         return updates
 
-    done = rewrite_payloads(
-        store,
+    done = store.live().rewrite_payloads(
         revise,
         fields=_READ,
         batch_size=batch_size,
@@ -111,7 +109,7 @@ def relabel(
     )
     report.points, report.changed = done.points, done.changed
     if not dry_run:
-        store.write_labels_version(labeller.version)
+        store.live().write_labels_version(labeller.version)
     report.with_category = sum(categories.values())
     report.categories = dict(categories.most_common())
     report.best_scores = _quantiles(best)

@@ -69,7 +69,7 @@ class BrowseService:
         """
         started = time.perf_counter()
         try:
-            store = self.search.store.get()
+            store = self.search.store.get().live()
             records = list(store.scroll(filter=filter, fields=DISPLAY_FIELDS))
         except StoreError as exc:
             raise UnavailableError(f"browsing needs Qdrant, which failed: {exc}") from exc
@@ -87,7 +87,7 @@ class BrowseService:
         """
         display = self.search.item(item_id)  # checks the id, and raises NotFoundError
         try:
-            records = self.search.store.get().retrieve([item_id])
+            records = self.search.store.get().live().retrieve([item_id])
         except (UnavailableError, StoreError):
             records = []
         if not records:
@@ -109,7 +109,7 @@ class BrowseService:
         rules = self.search.limits.duplicate_rules
         self.search.item(item_id)  # checks the id, and raises NotFoundError
         try:
-            store = self.search.store.get()
+            store = self.search.store.get().live()
             records = store.retrieve([item_id], with_vectors=True)
             if not records or records[0].vector is None:
                 raise NotFoundError(f"no indexed item {item_id}")

@@ -197,7 +197,7 @@ class CollectionsService:
                 out[item_id] = payload
         if rest:
             try:
-                for record in self.search.store.get().retrieve(rest):
+                for record in self.search.store.get().live().retrieve(rest):
                     out[record.id] = record.payload
             except UnavailableError:
                 if snapshot is None:

@@ -67,7 +67,7 @@ def library_facets(
     count = limits.facet_default_limit if limit is None else limit
     if not 1 <= count <= limits.facet_max_limit:
         raise InvalidRequestError(f"limit: between 1 and {limits.facet_max_limit} values")
-    store = service.store.get()
+    store = service.store.get().live()
     try:
         facets = store.facets(wanted, filter=filter, limit=count)
         total = store.count(filter)

@@ -78,7 +78,7 @@ class FolderService:
         self.search = search
 
     def _counts(self, under: str | None) -> tuple[dict[str, int], int]:
-        store = self.search.store.get()
+        store = self.search.store.get().live()
         within = SearchFilter(path_prefix=(under,)) if under else None
         try:
             values = store.facets([DIRS_FIELD], filter=within, limit=MAX_FOLDERS)[DIRS_FIELD]

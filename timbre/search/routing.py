@@ -8,7 +8,7 @@
   the cheaper engine for a selective filter, and the source of truth while the snapshot lags.
 
 The selectivity is the snapshot's own count of the filter's rows: exact, and equal to Qdrant's
-``VectorStore.count(filter)`` whenever the snapshot is current (a congruence test pins it),
+``Collection.count(filter)`` whenever the snapshot is current (a congruence test pins it),
 so deciding costs no round trip, and the same count is the query's ``total`` (how many
 points pass the filter) whichever engine answers: a broad filter would otherwise pay for a
 second, exact Qdrant count (~20 ms at 100k points, as much as the scan itself). Both engines
@@ -25,7 +25,7 @@ import numpy as np
 
 from timbre.errors import StoreError, UnavailableError
 from timbre.search.holders import StoreHandle
-from timbre.store import Hit, SearchFilter, VectorStore
+from timbre.store import Collection, Hit, SearchFilter
 from timbre.store.snapshot import Selection, Snapshot
 
 FAISS = "faiss"
@@ -74,10 +74,10 @@ def search(
     if filter is None or filter.is_empty:
         if snapshot is not None:
             return Routed(snapshot.search(vector, top_k, offset), FAISS, len(snapshot))
-        hits = store.get().search(vector, top_k=top_k, offset=offset, exact=True)
+        hits = store.get().live().search(vector, top_k=top_k, offset=offset, exact=True)
         return Routed(hits, QDRANT, None)
     try:
-        live = store.get()
+        live = store.get().live()
         selection = _current_selection(snapshot, live, policy, filter)
         matching = None if selection is None else selection.count
         if (
@@ -95,7 +95,7 @@ def search(
 
 def _current_selection(
     snapshot: Snapshot | None,
-    live: VectorStore,
+    live: Collection,
     policy: RoutingPolicy | None,
     filter: SearchFilter,
 ) -> Selection | None:
@@ -106,7 +106,7 @@ def _current_selection(
     return snapshot.select(filter)
 
 
-def is_current(snapshot: Snapshot, live: VectorStore) -> bool:
+def is_current(snapshot: Snapshot, live: Collection) -> bool:
     """True when the snapshot holds exactly what the live collection holds now."""
     info = live.describe()  # one read: name and write marker of the same collection
     manifest = snapshot.manifest

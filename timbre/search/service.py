@@ -190,7 +190,7 @@ class SearchService:
             if vector is not None:
                 return vector
         try:
-            return self.store.get().vector(item_id)
+            return self.store.get().live().vector(item_id)
         except UnavailableError:
             if snapshot is None:
                 raise
@@ -274,7 +274,7 @@ class SearchService:
         if (filter is None or filter.is_empty) and snapshot is not None:
             return len(snapshot)
         try:
-            return self.store.get().count(filter)
+            return self.store.get().live().count(filter)
         except (UnavailableError, StoreError):
             return None
 
@@ -339,7 +339,7 @@ class SearchService:
         payload = snapshot.payload(item_id) if snapshot is not None else None
         if payload is None:
             try:
-                records = self.store.get().retrieve([item_id])
+                records = self.store.get().live().retrieve([item_id])
             except UnavailableError:
                 records = []
             if not records:
@@ -360,7 +360,10 @@ class SearchService:
         """Export the live collection into a new snapshot, publish it and serve it now."""
         store = self.store.get()
         manifest = export_snapshot(
-            store, self.snapshots.directory, source_mode=store.mode, keep=self.limits.snapshot_keep
+            store.live(),
+            self.snapshots.directory,
+            source_mode=store.mode,
+            keep=self.limits.snapshot_keep,
         )
         self.snapshots.refresh()
         return {"name": manifest.name, "count": manifest.count, "created_at": manifest.created_at}

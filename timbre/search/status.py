@@ -121,11 +121,12 @@ def stats(service: SearchService) -> dict[str, Any]:
         }
     try:
         store = service.store.get()
-        out["store"] = {"mode": store.mode, "collection": store.name, "count": store.count()}
+        live = store.live()
+        out["store"] = {"mode": store.mode, "collection": live.name, "count": live.count()}
         if service.store.damage is not None:
             out["store"]["error"] = service.store.damage
         if snapshot is not None:
-            out["snapshot"]["freshness"] = freshness(snapshot.manifest, store).as_dict()
+            out["snapshot"]["freshness"] = freshness(snapshot.manifest, live).as_dict()
     except (UnavailableError, StoreError) as exc:
         out["store"] = {"error": str(exc)}
     return out
