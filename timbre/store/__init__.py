@@ -80,24 +80,24 @@ def open_store(
     if client is None and settings.qdrant.url is None:
         from timbre.store.edge import EdgeStore
 
-        return EdgeStore.open(
+        store: VectorStore = EdgeStore(
             embedded_dir(settings.data_dir),
             info=info,
             schema=schema,
             settings=settings.qdrant,
-            reindex=reindex,
             min_free_bytes=settings.disk.min_free_bytes,
         )
-    from timbre.store.server import ServerStore, make_client
+    else:
+        from timbre.store.server import ServerStore, make_client
 
-    return ServerStore.open(
-        client or make_client(settings.qdrant),
-        info=info,
-        schema=schema,
-        settings=settings.qdrant,
-        reindex=reindex,
-        owns_client=client is None,
-    )
+        store = ServerStore(
+            client or make_client(settings.qdrant),
+            info=info,
+            schema=schema,
+            settings=settings.qdrant,
+            owns_client=client is None,
+        )
+    return store._started(reindex)
 
 
 __all__ = [

@@ -85,7 +85,7 @@ def _all_of(must: list[Any]) -> qe.Filter:
 
 
 def _edge_filter(conditions: Sequence[Condition]) -> qe.Filter | None:
-    """The shared filter model in Qdrant Edge's types (the one translation for this adapter)."""
+    """The shared filter model in Qdrant Edge's types (the one translation for this engine)."""
     return translate_filter(
         conditions,
         match_any=lambda field, values: qe.FieldCondition(field, match=qe.MatchAny(values)),
@@ -403,36 +403,17 @@ class EdgeStore(VectorStore):
     def __init__(
         self,
         root: Path,
-        lock: OwnerLock,
         *,
         info: ModelInfo,
         schema: CollectionSchema,
         settings: QdrantSettings,
-        reserve: DiskReserve | None = None,
+        min_free_bytes: int | None,
     ) -> None:
+        """Take ownership of the embedded store at ``root`` (``<data_dir>/qdrant-edge``);
+        ``min_free_bytes``: the free space every write keeps (None = no check)."""
         super().__init__(info=info, schema=schema, settings=settings)
         self.root = root
-        self._reserve = reserve
-        self._lock = lock
-        self._swap = _SwapLock()
-        self._live: EdgeBackend | None = None
-        self._live_view = _LiveShard(self)
-
-    @classmethod
-    def open(
-        cls,
-        root: Path,
-        *,
-        info: ModelInfo,
-        schema: CollectionSchema,
-        settings: QdrantSettings,
-        reindex: bool = False,
-        min_free_bytes: int | None = None,
-    ) -> EdgeStore:
-        """Take ownership of the embedded store at ``root`` (``<data_dir>/qdrant-edge``) and
-        open its live collection; ``min_free_bytes``: the free space every write keeps (None =
-        no check). The rest and the errors are as for :func:`timbre.store.open_store`."""
-        lock = OwnerLock(
+        self._lock = OwnerLock(
             root / OWNER_FILE,
             what=f"The embedded Qdrant store at {root}",
             remedy=(
@@ -441,10 +422,11 @@ class EdgeStore(VectorStore):
                 "TIMBRE_QDRANT__URL so that several processes can share the collection."
             ),
         )
-        lock.acquire()
-        reserve = None if min_free_bytes is None else DiskReserve(root, min_free_bytes)
-        store = cls(root, lock, info=info, schema=schema, settings=settings, reserve=reserve)
-        return store._started(reindex)
+        self._lock.acquire()
+        self._reserve = None if min_free_bytes is None else DiskReserve(root, min_free_bytes)
+        self._swap = _SwapLock()
+        self._live: EdgeBackend | None = None
+        self._live_view = _LiveShard(self)
 
     # -- primitives -------------------------------------------------------------------------
 

@@ -189,7 +189,7 @@ class AllOf(SearchFilter):
 
     Merging field by field would be wrong for list fields (``tags`` any-of A *and* any-of B is
     not any-of A ∩ B) and for values that match case-insensitively or enharmonically, so the
-    parts keep their own conditions and every adapter sees them all.
+    parts keep their own conditions and every engine sees them all.
     """
 
     parts: tuple[SearchFilter, ...] = ()

@@ -130,7 +130,7 @@ def _all_of(must: list[qm.Condition]) -> qm.Filter:
 
 
 def _qdrant_filter(conditions: Sequence[Condition]) -> qm.Filter | None:
-    """The shared filter model in qdrant-client's types (the one translation for this adapter)."""
+    """The shared filter model in qdrant-client's types (the one translation for this engine)."""
     return translate_filter(
         conditions,
         match_any=lambda field, values: qm.FieldCondition(key=field, match=qm.MatchAny(any=values)),
@@ -366,6 +366,8 @@ class ServerStore(VectorStore):
         settings: QdrantSettings,
         owns_client: bool,
     ) -> None:
+        """The live collection on the server ``client`` talks to; ``owns_client``: close the
+        client with the store."""
         super().__init__(info=info, schema=schema, settings=settings)
         self._client = client
         self._owns_client = owns_client
@@ -373,23 +375,6 @@ class ServerStore(VectorStore):
             client, settings.collection, self._request, dim=info.dim, is_alias=True
         )
         self._live = Collection(alias, settings)
-
-    @classmethod
-    def open(
-        cls,
-        client: QdrantClient,
-        *,
-        info: ModelInfo,
-        schema: CollectionSchema,
-        settings: QdrantSettings,
-        reindex: bool = False,
-        owns_client: bool = True,
-    ) -> ServerStore:
-        """Open the live collection on the server ``client`` talks to (creating the first one);
-        ``owns_client``: close the client with the store. As for
-        :func:`timbre.store.open_store` otherwise."""
-        store = cls(client, info=info, schema=schema, settings=settings, owns_client=owns_client)
-        return store._started(reindex)
 
     def _request(self, what: str, fn: Callable[[], T]) -> T:
         return call_with_retries(
