@@ -82,11 +82,11 @@ def build_index(n: int, data: Path, bundle: Path) -> list[str]:
     ids: list[str] = []
     try:
         for points in chunks(n, info.dim, info, seed=n):
-            store.upsert(points)
+            store.live().upsert(points)
             ids.extend(p.id for p in points[:20])
         store.flush()
         store.optimize()  # as a command-line ingest job leaves it
-        export_snapshot(store, snapshots_dir(data), source_mode=store.mode, keep=2)
+        export_snapshot(store.live(), snapshots_dir(data), source_mode=store.mode, keep=2)
     finally:
         store.close()
     return ids

@@ -42,7 +42,6 @@ from timbre.labels.labeller import Label
 from timbre.search.duplicates import DuplicateRules, find_duplicates
 from timbre.settings import load_settings
 from timbre.store import Point, SearchFilter, build_payload, open_store
-from timbre.store.backfill import backfill_derived
 from timbre.store.facets import FACET_FIELDS
 
 GENRES = ("techno", "Techno", "house", "House", "hip hop", "drum and bass", "ambient", "trap")
@@ -127,7 +126,7 @@ def build(root: Path, size: int, dim: int, seed: int = 0) -> tuple[Any, set[froz
             )
             copies.append(twin)
             planted.add(frozenset({original.id, twin.id}))
-        store.upsert(points + copies)
+        store.live().upsert(points + copies)
     return store, planted
 
 
@@ -142,7 +141,7 @@ def main() -> None:
     try:
         started = time.perf_counter()
         store, planted = build(root, args.size, args.dim)
-        points = store.count()
+        points = store.live().count()
         print(
             f"{points} points ({len(planted)} planted pairs) "
             f"in {time.perf_counter() - started:.1f} s"
@@ -158,11 +157,11 @@ def main() -> None:
             return statistics.median(times)
 
         out["facets_all_fields_ms"] = round(
-            1e3 * median_s(lambda: store.facets(FACET_FIELDS, limit=20)), 2
+            1e3 * median_s(lambda: store.live().facets(FACET_FIELDS, limit=20)), 2
         )
         broad = SearchFilter(kind=("one_shot",), genre=("TECHNO",))
         out["facets_all_fields_filtered_ms"] = round(
-            1e3 * median_s(lambda: store.facets(FACET_FIELDS, filter=broad, limit=20)), 2
+            1e3 * median_s(lambda: store.live().facets(FACET_FIELDS, filter=broad, limit=20)), 2
         )
         print(
             f"facets: {out['facets_all_fields_ms']} ms, "
@@ -188,7 +187,7 @@ def main() -> None:
         out["relabel_changed"] = report.changed
         print(f"relabel: {report.seconds:.1f} s ({out['relabel_points_per_s']} points/s)")
 
-        found = find_duplicates(store, RULES)
+        found = find_duplicates(store.live(), RULES)
         pairs = set()
         for group in found.groups:
             ids = [m.id for m in group.members]
@@ -204,11 +203,12 @@ def main() -> None:
             f"recall {out['duplicates_recall']}, {out['duplicates_extra_pairs']} pairs not planted"
         )
 
-        with store._using_live() as live:
-            live.backend.write_meta({"derived_version": 1})
-            t = time.perf_counter()
-            done = backfill_derived(live)
-            seconds = time.perf_counter() - t
+        live = store.live()
+        with live._use() as backend:
+            backend.write_meta({"derived_version": 1})
+        t = time.perf_counter()
+        done = live.backfill_derived()
+        seconds = time.perf_counter() - t
         out["backfill_s"] = round(seconds, 3)
         out["backfill_points_per_s"] = round(done / seconds, 1)
         print(f"backfill: {seconds:.1f} s ({out['backfill_points_per_s']} points/s)")

@@ -149,7 +149,7 @@ def bench_size(n: int, dim: int, n_queries: int, root: Path) -> dict[str, Any]:
     upsert_s = 0.0
     for points in chunks(n, dim, info, seed=n):
         start = time.perf_counter()
-        store.upsert(points)
+        store.live().upsert(points)
         upsert_s += time.perf_counter() - start
     start = time.perf_counter()
     store.flush()
@@ -180,8 +180,10 @@ def bench_size(n: int, dim: int, n_queries: int, root: Path) -> dict[str, Any]:
 
     out["filtered"] = {}
     for label, search_filter in (("selective", SELECTIVE), ("broad", BROAD)):
-        matching = store.count(search_filter)
-        stats = latencies(lambda q, f=search_filter: store.search(q, top_k=10, filter=f), queries)
+        matching = store.live().count(search_filter)
+        stats = latencies(
+            lambda q, f=search_filter: store.live().search(q, top_k=10, filter=f), queries
+        )
         out["filtered"][label] = {
             "filter": search_filter.model_dump(exclude_none=True),
             "matching": matching,
@@ -189,14 +191,14 @@ def bench_size(n: int, dim: int, n_queries: int, root: Path) -> dict[str, Any]:
         }
         print(f"  embedded filtered {label} ({matching:,} match): {_show(stats)}")
     edge_unfiltered = latencies(
-        lambda q: store.search(q, top_k=10), queries[: max(10, len(queries) // 4)]
+        lambda q: store.live().search(q, top_k=10), queries[: max(10, len(queries) // 4)]
     )
     out["embedded_unfiltered"] = edge_unfiltered
     print(f"  embedded unfiltered exact: p50 {edge_unfiltered['p50_ms']:.2f} ms")
 
     snapshots = snapshots_dir(data_dir)
     start = time.perf_counter()
-    manifest = export_snapshot(store, snapshots, source_mode=store.mode, keep=1)
+    manifest = export_snapshot(store.live(), snapshots, source_mode=store.mode, keep=1)
     out["export_s"] = time.perf_counter() - start
     out["snapshot_bytes"] = sum(f["bytes"] for f in manifest.files.values())
     print(f"  export: {out['export_s']:.1f} s, snapshot {out['snapshot_bytes'] / 2**30:.2f} GiB")

@@ -112,7 +112,7 @@ def measure(  # noqa: PLR0917 (one call site, in bench_store.py)
     for label, search_filter in filters.items():
         row: dict[str, Any] = {"count": {}}
         start = time.perf_counter()
-        row["matching"] = store.count(search_filter)
+        row["matching"] = store.live().count(search_filter)
         row["count"]["qdrant_ms"] = (time.perf_counter() - start) * 1e3
         row["count"]["snapshot"] = latencies(lambda q, f=search_filter: flat.select(f), queries)
         for name, snapshot in (("flat", flat), ("sq8", sq8)):

@@ -94,7 +94,7 @@ def run_ingest(
     job = IngestJob(
         options,
         embedder=embedder,
-        store=generation or store,
+        store=generation or store.live(),
         rules=MetadataRules.from_settings(settings.ingest),
         limits=Limits(
             # A dry run decodes nothing, so it needs no model rate (nor any model).
@@ -135,7 +135,7 @@ def run_ingest(
     want_snapshot = settings.ingest.snapshot if snapshot is None else snapshot
     if want_snapshot and not dry and (generation is None or options.shard is None):
         started = time.perf_counter()
-        current = current_manifest(snapshots_dir(data), store)
+        current = current_manifest(snapshots_dir(data), store.live())
         if current is not None:
             log.info("snapshot %s already holds everything: not exported again", current.name)
             result.summary["snapshot"] = {
@@ -145,7 +145,10 @@ def run_ingest(
             }
         else:
             manifest = export_snapshot(
-                store, snapshots_dir(data), source_mode=store.mode, keep=settings.snapshot.keep
+                store.live(),
+                snapshots_dir(data),
+                source_mode=store.mode,
+                keep=settings.snapshot.keep,
             )
             result.summary["snapshot"] = {"name": manifest.name, "count": manifest.count}
         result.summary["stage_seconds"]["snapshot"] = round(time.perf_counter() - started, 3)

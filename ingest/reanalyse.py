@@ -43,7 +43,6 @@ from timbre.errors import AudioError
 from timbre.labels.labeller import named_instrument
 from timbre.store import Record, VectorStore
 from timbre.store.pathtext import path_from_text, path_text
-from timbre.store.rewrite import rewrite_payloads
 
 log = logging.getLogger("timbre.ingest")
 
@@ -254,8 +253,8 @@ def reanalyse(
                 updates[record.id] = changed
         return updates
 
-    done = rewrite_payloads(
-        store, revise, fields=_READ, batch_size=batch_size, dry_run=dry_run, progress=progress
+    done = store.live().rewrite_payloads(
+        revise, fields=_READ, batch_size=batch_size, dry_run=dry_run, progress=progress
     )
     report.points, report.changed = done.points, done.changed
     report.sources = {fact: dict(c.most_common()) for fact, c in sources.items()}

@@ -77,7 +77,7 @@ async def duplicates(
     store = await run_in_threadpool(service.library.store.get)
     report = await run_in_threadpool(
         lambda: library_duplicates(
-            store,
+            store.live(),
             service.library.limits.duplicate_rules,
             min_cosine=min_cosine,
             filter=search_filter,

@@ -37,8 +37,8 @@ def heard(
     # as the labeller stores it (category, and an instrument from it only where names gave none).
     store = open_store(settings, audio_embedder.info)
     try:
-        ids = {Path(r.payload["path"]).name: r.id for r in store.scroll()}
-        store.set_payloads(
+        ids = {Path(r.payload["path"]).name: r.id for r in store.live().scroll()}
+        store.live().set_payloads(
             {
                 ids[snare.name]: {"category": "guitar"},
                 ids[take.name]: {
@@ -48,7 +48,7 @@ def heard(
                 },
             }
         )
-        export_snapshot(store, snapshots_dir(data), source_mode=store.mode, keep=2)
+        export_snapshot(store.live(), snapshots_dir(data), source_mode=store.mode, keep=2)
     finally:
         store.close()
     served_settings = load_settings(

@@ -46,21 +46,21 @@ def test_a_store_write_is_refused_before_it_reaches_the_shard(
     data = make_dataset(40, seed=3)
     store = open_test_store("edge", tmp_path / "data")
     try:
-        store.upsert(data.points[:20])
+        store.live().upsert(data.points[:20])
         shard = next((tmp_path / "data").rglob("shard"))
         debt = sparse_debt(shard)
         assert debt > 0  # the engine's files are sparse: this is what writes may still claim
         # More free than the reserve alone, less than the reserve plus what the shard may claim.
         _report_free(monkeypatch, 256 * 2**20 + debt // 2)
         with pytest.raises(DiskFullError, match="disk full: writing to the collection"):
-            store.upsert(data.points[20:])
+            store.live().upsert(data.points[20:])
         with pytest.raises(DiskFullError):
-            store.set_paths(data.points[0].id, ["/elsewhere/a.wav"])
+            store.live().set_paths(data.points[0].id, ["/elsewhere/a.wav"])
         monkeypatch.undo()
-        assert store.count() == 20  # nothing of the refused batch landed
-        assert store.retrieve([data.points[0].id])[0].payload["path"] != "/elsewhere/a.wav"
-        store.upsert(data.points[20:])  # space back: the same write goes through
-        assert store.count() == 40
+        assert store.live().count() == 20  # nothing of the refused batch landed
+        assert store.live().retrieve([data.points[0].id])[0].payload["path"] != "/elsewhere/a.wav"
+        store.live().upsert(data.points[20:])  # space back: the same write goes through
+        assert store.live().count() == 40
     finally:
         store.close()
 

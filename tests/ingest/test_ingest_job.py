@@ -289,8 +289,8 @@ def test_model_change_reindexes_beside_the_live_collection(
         assert result.summary["published"] is None  # a shard never publishes alone
     old_store = open_store(settings, audio_embedder.info)
     try:
-        assert old_store.count() == len(library.files)  # still live, still complete
-        old_name = old_store.name
+        assert old_store.live().count() == len(library.files)  # still live, still complete
+        old_name = old_store.live().name
     finally:
         old_store.close()
     env = {"TIMBRE_DATA_DIR": str(tmp_path / "data"), "TIMBRE_MODELS__BUNDLE": str(other_bundle)}
@@ -298,7 +298,7 @@ def test_model_change_reindexes_beside_the_live_collection(
     assert published.exit_code == 0, published.output
     new_store = open_store(other, new_embedder.info)
     try:
-        assert new_store.name != old_name
-        assert new_store.count() == len(library.files)
+        assert new_store.live().name != old_name
+        assert new_store.live().count() == len(library.files)
     finally:
         new_store.close()

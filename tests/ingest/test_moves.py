@@ -54,7 +54,7 @@ def _payloads(settings: Settings, embedder: Any) -> dict[str, dict[str, Any]]:
 def _folders(settings: Settings, embedder: Any) -> dict[str, int]:
     store = open_store(settings, embedder.info)
     try:
-        return {f.value: f.count for f in store.facets([DIRS_FIELD], limit=1000)[DIRS_FIELD]}
+        return {f.value: f.count for f in store.live().facets([DIRS_FIELD], limit=1000)[DIRS_FIELD]}
     finally:
         store.close()
 
@@ -233,11 +233,11 @@ def test_facets_never_list_a_folder_or_pack_that_no_point_holds(
     data = make_dataset(12)
     store = open_test_store(adapter, tmp_path)
     try:
-        store.upsert(data.points)
+        store.live().upsert(data.points)
         for point in data.points:  # every sample moved: no old folder holds one now
-            store.set_paths(point.id, ["/moved/" + point.payload["path"].rsplit("/", 1)[-1]])
-        store.set_payloads({p.id: {"pack": "Moved"} for p in data.points})
-        facets = store.facets([DIRS_FIELD, "pack"], limit=1000)
+            store.live().set_paths(point.id, ["/moved/" + point.payload["path"].rsplit("/", 1)[-1]])
+        store.live().set_payloads({p.id: {"pack": "Moved"} for p in data.points})
+        facets = store.live().facets([DIRS_FIELD, "pack"], limit=1000)
         assert {(f.value, f.count) for f in facets[DIRS_FIELD]} == {
             ("/", 12),
             ("/moved", 12),
@@ -261,7 +261,7 @@ def test_stale_facts_of_an_older_index_are_corrected_by_the_next_ingest(
     texture = next(pid for pid, p in fresh.items() if p["path"].endswith("Texture.wav"))
     store = open_store(settings, audio_embedder.info)
     try:
-        store.set_payloads({texture: {"pack": "KitB-old", "tags": ["old"]}})
+        store.live().set_payloads({texture: {"pack": "KitB-old", "tags": ["old"]}})
     finally:
         store.close()
     result = ingest(settings, audio_embedder, [lib], snapshot=False)

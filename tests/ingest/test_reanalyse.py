@@ -71,13 +71,13 @@ def test_reanalyse_fills_the_audio_facts_of_old_points_once(
     client = new_client(adapter) if adapter != "edge" else None
     store = open_test_store(adapter, tmp_path / "data", model_info(), client=client)
     try:
-        store.upsert(points.values())
-        before = {r.id: r.vector for r in store.scroll(with_vectors=True)}
+        store.live().upsert(points.values())
+        before = {r.id: r.vector for r in store.live().scroll(with_vectors=True)}
         report = reanalyse(store, LIMITS, batch_size=4, unpitched=rules.unpitched)
         assert (report.points, report.analysed, report.failed) == (7, 6, 1)
         assert report.failures[0]["id"] == ids["gone"]
         assert (report.gained_bpm, report.gained_key) == (2, 1)  # drums, chords; chords
-        now = {name: store.retrieve([ids[name]])[0].payload for name in library}
+        now = {name: store.live().retrieve([ids[name]])[0].payload for name in library}
 
         def facts(name: str, fact: str) -> tuple[Any, Any]:
             return now[name][fact], now[name][f"{fact}_source"]
@@ -103,11 +103,13 @@ def test_reanalyse_fills_the_audio_facts_of_old_points_once(
                 k: fresh.payload[k] for k in AUDIO_FIELDS
             }, name
         # filters see the new facts: the companions were derived (Eb = D#), the ranges indexed
-        assert {r.id for r in store.scroll(filter=SearchFilter(key=("d#",)))} == {ids["chords"]}
-        in_range = store.scroll(filter=SearchFilter(bpm_min=123.5, bpm_max=124.5))
+        assert {r.id for r in store.live().scroll(filter=SearchFilter(key=("d#",)))} == {
+            ids["chords"]
+        }
+        in_range = store.live().scroll(filter=SearchFilter(bpm_min=123.5, bpm_max=124.5))
         assert {r.id for r in in_range} == {ids["drums"]}
         # vectors and labels are never written
-        after = {r.id: r.vector for r in store.scroll(with_vectors=True)}
+        after = {r.id: r.vector for r in store.live().scroll(with_vectors=True)}
         assert all(np.array_equal(before[i], after[i]) for i in before)
         assert {p["labels_version"] for p in now.values()} == {None}
         # a second run finds everything current (the unreadable one is tried again)
@@ -124,10 +126,10 @@ def test_dry_run_writes_nothing(
     payload = _old_payload(library["drums"], rules, "a" * 64)
     store = open_test_store("memory", tmp_path / "data", model_info())
     try:
-        store.upsert([Point.of(unit_vectors(np.random.default_rng(1), 1)[0], payload)])
+        store.live().upsert([Point.of(unit_vectors(np.random.default_rng(1), 1)[0], payload)])
         report = reanalyse(store, LIMITS, batch_size=8, dry_run=True)
         assert report.changed == 1 and report.gained_bpm == 1 and report.dry_run
-        assert next(iter(store.scroll())).payload["bpm"] is None
+        assert next(iter(store.live().scroll())).payload["bpm"] is None
     finally:
         store.close()
 
@@ -165,9 +167,9 @@ def test_reanalyse_rederives_the_name_facts_of_an_existing_index(
         ids[name] = point.id
     store = open_test_store("memory", tmp_path / "data", model_info())
     try:
-        store.upsert(points)
+        store.live().upsert(points)
         report = reanalyse(store, LIMITS, batch_size=8, rules=rules, roots=[root])
-        now = {name: store.retrieve([ids[name]])[0].payload for name in ids}
+        now = {name: store.live().retrieve([ids[name]])[0].payload for name in ids}
         strum_now, snare_now = now["strum"], now["snare"]
         assert strum_now.get("genre") is None and strum_now["instrument"] == "guitar"
         assert (strum_now["key"], strum_now["key_source"]) == ("G#m", "name")

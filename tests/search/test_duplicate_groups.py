@@ -69,8 +69,8 @@ def store(tmp_path: Path) -> Iterator[VectorStore]:
 
 
 def report(store: VectorStore, points: list[Point]) -> DuplicateReport:
-    store.upsert(points)
-    return find_duplicates(store, RULES)
+    store.live().upsert(points)
+    return find_duplicates(store.live(), RULES)
 
 
 def names(members: list[Any]) -> list[str]:
@@ -228,7 +228,7 @@ def test_the_routes_list_layers_apart(tiny_bundle: Path, tmp_path: Path) -> None
     ]
     store = open_store(settings, info)
     try:
-        store.upsert(points)
+        store.live().upsert(points)
     finally:
         store.close()
     # the duplicate routes need the store, not the text model: no wait for readiness

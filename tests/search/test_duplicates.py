@@ -90,7 +90,7 @@ def _report(settings: Settings, **rules: Any) -> Any:
         settings, load_settings(models=settings.models.model_dump()).models and _info(settings)
     )
     try:
-        return find_duplicates(store, _rules(settings, **rules))
+        return find_duplicates(store.live(), _rules(settings, **rules))
     finally:
         store.close()
 
@@ -146,7 +146,7 @@ def test_ingest_labels_every_point_and_the_names_keep_their_instrument(
 ) -> None:
     store = open_store(indexed, _info(indexed))
     try:
-        records = {Path(r.payload["path"]).name: r.payload for r in store.scroll()}
+        records = {Path(r.payload["path"]).name: r.payload for r in store.live().scroll()}
     finally:
         store.close()
     assert all(
@@ -280,7 +280,7 @@ def test_cli_relabel_reports_then_relabels_with_a_new_vocabulary(
     assert body["changed"] == 6 and body["snapshot"]["count"] == 6
     store = open_store(indexed, _info(indexed))
     try:
-        payloads = [r.payload for r in store.scroll()]
+        payloads = [r.payload for r in store.live().scroll()]
     finally:
         store.close()
     assert {p["labels_version"] for p in payloads} == {body["labels_version"]}

@@ -36,7 +36,7 @@ def store(
     client = new_client(request.param) if request.param != "edge" else None
     folder = tmp_path_factory.mktemp("store")
     opened = open_test_store(request.param, folder, client=client, upsert_batch=64)
-    opened.upsert(data.points)
+    opened.live().upsert(data.points)
     yield opened
     opened.close()
 
@@ -71,9 +71,9 @@ def test_a_conjunction_matches_what_every_part_matches(
         if oracle_matches(p, context) and oracle_matches(p, own)
     ]
     assert rows, "the case must select something"
-    assert store.count(both) == len(rows)
+    assert store.live().count(both) == len(rows)
     query = data.vectors[0]
     scores = data.vectors @ query
     wanted = sorted(rows, key=lambda r: -scores[r])[:10]
-    hits = store.search(query, top_k=10, filter=both, exact=True)
+    hits = store.live().search(query, top_k=10, filter=both, exact=True)
     assert [h.id for h in hits] == [data.ids[r] for r in wanted]

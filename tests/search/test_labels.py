@@ -176,38 +176,38 @@ def test_relabel_changes_labels_when_the_vocabulary_changes_and_never_the_vector
     client = new_client(adapter) if adapter != "edge" else None
     store = open_test_store(adapter, tmp_path / "data", info, client=client)
     try:
-        store.upsert(_points(va, info))
-        before = {r.id: r.vector for r in store.scroll(with_vectors=True)}
+        store.live().upsert(_points(va, info))
+        before = {r.id: r.vector for r in store.live().scroll(with_vectors=True)}
         first = relabel(store, Labeller(a, va, RULES, info.clamp3), batch_size=2)
         assert first.points == 5 and first.changed == 5 and first.with_category >= 3
         pad_id = _points(va, info)[2].id
-        assert store.retrieve([pad_id])[0].payload["category"] == "pad"
-        pads = {r.id for r in store.scroll() if r.payload["category"] == "pad"}
-        found = {r.id for r in store.scroll(filter=SearchFilter(category=("PAD",)))}
+        assert store.live().retrieve([pad_id])[0].payload["category"] == "pad"
+        pads = {r.id for r in store.live().scroll() if r.payload["category"] == "pad"}
+        found = {r.id for r in store.live().scroll(filter=SearchFilter(category=("PAD",)))}
         assert pad_id in pads and found == pads  # the companions were derived
         # the instrument the name gave survives; the audio fills the one it did not
-        snare = store.retrieve([_points(va, info)[1].id])[0].payload
+        snare = store.live().retrieve([_points(va, info)[1].id])[0].payload
         assert snare["instrument"] == "perc" and snare["instrument_source"] == "name"
-        kick = store.retrieve([_points(va, info)[0].id])[0].payload
+        kick = store.live().retrieve([_points(va, info)[0].id])[0].payload
         assert kick["instrument"] == "kick" and kick["instrument_source"] == "audio"
         # the same vocabulary again changes nothing
         assert relabel(store, Labeller(a, va, RULES, info.clamp3), batch_size=2).changed == 0
         # a new vocabulary relabels: pad is gone, the third sample is now a choir or another
         second = relabel(store, Labeller(b, vb, RULES, info.clamp3), batch_size=3)
         assert second.changed == 5 and second.labels_version != first.labels_version
-        relabelled = store.retrieve([pad_id])[0].payload
+        relabelled = store.live().retrieve([pad_id])[0].payload
         assert (
             relabelled["category"] != "pad"
             and relabelled["labels_version"] == second.labels_version
         )
-        assert store.count(SearchFilter(category=("pad",))) == 0
-        after = {r.id: r.vector for r in store.scroll(with_vectors=True)}
+        assert store.live().count(SearchFilter(category=("pad",))) == 0
+        after = {r.id: r.vector for r in store.live().scroll(with_vectors=True)}
         assert before.keys() == after.keys()
         for pid, vector in before.items():
             assert np.array_equal(vector, after[pid])
         # a dry run reports and writes nothing
         dry = relabel(store, Labeller(a, va, RULES, info.clamp3), batch_size=5, dry_run=True)
         assert dry.changed == 5 and dry.best_scores["max"] > 0.999
-        assert store.retrieve([pad_id])[0].payload["category"] != "pad"
+        assert store.live().retrieve([pad_id])[0].payload["category"] != "pad"
     finally:
         store.close()

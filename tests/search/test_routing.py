@@ -77,8 +77,8 @@ def _service(store: VectorStore, data_dir: Path, policy: RoutingPolicy | None) -
 
 def _open(data_dir: Path) -> VectorStore:
     opened = open_test_store("edge", data_dir)
-    opened.upsert(make_dataset(1000, seed=31).points)
-    export_snapshot(opened, snapshots_dir(data_dir), source_mode=opened.mode, keep=2)
+    opened.live().upsert(make_dataset(1000, seed=31).points)
+    export_snapshot(opened.live(), snapshots_dir(data_dir), source_mode=opened.mode, keep=2)
     return opened
 
 
@@ -109,7 +109,7 @@ def test_broad_filters_go_to_the_snapshot_selective_ones_to_qdrant(
     store, tmp_path = shared
     routed = _service(store, tmp_path, RoutingPolicy(filtered_min_points=MIN_POINTS))
     qdrant_only = _service(store, tmp_path, None)
-    assert store.count(BROAD) >= MIN_POINTS > store.count(SELECTIVE) > 0
+    assert store.live().count(BROAD) >= MIN_POINTS > store.live().count(SELECTIVE) > 0
     for query in unit_vectors(np.random.default_rng(1), 10):
         for search_filter, engine in ((BROAD, "faiss"), (SELECTIVE, "qdrant"), (None, "faiss")):
             hits, used, _ = routed.route(query, top_k=10, filter=search_filter)
@@ -120,18 +120,22 @@ def test_broad_filters_go_to_the_snapshot_selective_ones_to_qdrant(
 
 
 class _CountingStore:
-    """The real store, counting the exact counts asked of it."""
+    """The real store, whose live collection counts the exact counts asked of it."""
 
     def __init__(self, inner: VectorStore) -> None:
         self.inner = inner
         self.counts = 0
 
     def __getattr__(self, name: str) -> object:
-        return getattr(self.inner, name)
+        live = self.inner.live()
+        return getattr(live if hasattr(live, name) else self.inner, name)
+
+    def live(self) -> _CountingStore:
+        return self
 
     def count(self, search_filter: SearchFilter | None = None) -> int:
         self.counts += 1
-        return self.inner.count(search_filter)
+        return self.inner.live().count(search_filter)
 
 
 def test_the_total_is_the_snapshots_count_when_it_may_decide(
@@ -146,7 +150,7 @@ def test_the_total_is_the_snapshots_count_when_it_may_decide(
     assert snapshot is not None
     ref = AudioRef(id=next(iter(snapshot.ids())))
     for search_filter, engine in ((BROAD, "faiss"), (SELECTIVE, "qdrant"), (None, "faiss")):
-        want = store.count(search_filter)
+        want = store.live().count(search_filter)
         result = service.search_audio(ref, top_k=5, filter=search_filter)
         assert (result.engine, result.total) == (engine, want)
         assert counting.counts == 0  # the snapshot counted, exactly as Qdrant does
@@ -173,7 +177,7 @@ def test_offsets_and_excludes_give_the_same_hits_on_every_path(
         assert _pairs(hits) == _pairs(want)
         assert not exclude & {h.id for h in hits}
         unfiltered, engine, _ = routed.route(query, top_k=8, offset=offset, exclude=exclude)
-        direct = store.search(query, top_k=8 + len(exclude), offset=offset, exact=True)
+        direct = store.live().search(query, top_k=8 + len(exclude), offset=offset, exact=True)
         assert engine == "faiss"
         assert _pairs(unfiltered) == _pairs([h for h in direct if h.id not in exclude][:8])
 
@@ -186,12 +190,12 @@ def test_a_stale_snapshot_leaves_filtered_queries_to_qdrant(
     query = unit_vectors(np.random.default_rng(3), 1)[0]
     assert service.route(query, top_k=5, filter=BROAD).engine == "faiss"
 
-    store.upsert(make_dataset(20, seed=77).points)  # the snapshot now lags the store
+    store.live().upsert(make_dataset(20, seed=77).points)  # the snapshot now lags the store
     snapshot = service.library.snapshots.current
-    assert snapshot is not None and not is_current(snapshot, store)
+    assert snapshot is not None and not is_current(snapshot, store.live())
     hits, engine, _ = service.route(query, top_k=5, filter=BROAD)
     assert engine == "qdrant"
-    assert _pairs(hits) == _pairs(store.search(query, top_k=5, filter=BROAD, exact=True))
+    assert _pairs(hits) == _pairs(store.live().search(query, top_k=5, filter=BROAD, exact=True))
     assert service.route(query, top_k=5).engine == "faiss"  # unfiltered queries stay on it
 
     service.library.export_snapshot()  # a fresh snapshot answers filtered queries again

@@ -51,13 +51,13 @@ def data() -> Dataset:
 @pytest.fixture
 def store(tmp_path: Path, data: Dataset) -> Iterator[VectorStore]:
     opened = open_test_store("edge", tmp_path)
-    opened.upsert(data.points)
+    opened.live().upsert(data.points)
     yield opened
     opened.close()
 
 
 def _export(store: VectorStore, snapshots: Path, **kwargs: object) -> SnapshotManifest:
-    return export_snapshot(store, snapshots, source_mode=store.mode, keep=3, **kwargs)  # type: ignore[arg-type]
+    return export_snapshot(store.live(), snapshots, source_mode=store.mode, keep=3, **kwargs)  # type: ignore[arg-type]
 
 
 def _load(snapshots: Path, **kwargs: object) -> object:
@@ -66,14 +66,14 @@ def _load(snapshots: Path, **kwargs: object) -> object:
 
 def test_manifest_records_models_source_and_checksums(store: VectorStore, tmp_path: Path) -> None:
     snapshots = tmp_path / "snapshots"
-    marker = store.last_write()
+    marker = store.live().last_write()
     manifest = _export(store, snapshots)
     assert manifest.name == "000001" == current_snapshot_name(snapshots)
     assert manifest.model == model_info().as_dict()
     assert manifest.audio_key == model_info().audio_key()
     assert manifest.pipeline_version == model_info().pipeline_version
     assert (manifest.dim, manifest.metric, manifest.count) == (48, "inner_product", 500)
-    assert manifest.source_collection == store.describe().name
+    assert manifest.source_collection == store.live().describe().name
     assert manifest.source_mode == "embedded"
     assert manifest.source_write == marker
     assert set(DATA_FILES) <= set(manifest.files)
@@ -110,7 +110,8 @@ def test_lookups_by_id(store: VectorStore, data: Dataset, tmp_path: Path) -> Non
 def test_exports_are_numbered_and_old_ones_pruned(store: VectorStore, tmp_path: Path) -> None:
     snapshots = tmp_path / "snapshots"
     names = [
-        export_snapshot(store, snapshots, source_mode="embedded", keep=2).name for _ in range(4)
+        export_snapshot(store.live(), snapshots, source_mode="embedded", keep=2).name
+        for _ in range(4)
     ]
     assert names == ["000001", "000002", "000003", "000004"]
     assert sorted(p.name for p in snapshots.iterdir() if p.is_dir()) == ["000003", "000004"]
@@ -233,9 +234,9 @@ def test_an_export_killed_midway_leaves_the_previous_snapshot_intact(
 ) -> None:
     snapshots = tmp_path / "snapshots"
     store = open_test_store("edge", tmp_path)
-    store.upsert(data.points)
+    store.live().upsert(data.points)
     first = _export(store, snapshots)
-    store.upsert(make_dataset(100, seed=99).points)
+    store.live().upsert(make_dataset(100, seed=99).points)
     store.close()
 
     child = spawn_child("export-and-hang", tmp_path)
@@ -256,7 +257,7 @@ def test_an_export_killed_midway_leaves_the_previous_snapshot_intact(
     # The store is intact too, and the next export cleans up and publishes.
     store = open_test_store("edge", tmp_path)
     try:
-        assert store.count() == 600
+        assert store.live().count() == 600
         second = _export(store, snapshots)
     finally:
         store.close()
@@ -279,11 +280,11 @@ def test_a_loaded_snapshot_keeps_serving_after_it_is_pruned(
     store: VectorStore, data: Dataset, tmp_path: Path
 ) -> None:
     snapshots = tmp_path / "snapshots"
-    export_snapshot(store, snapshots, source_mode="embedded", keep=1)
+    export_snapshot(store.live(), snapshots, source_mode="embedded", keep=1)
     serving = load_snapshot(snapshots, model_info(), mmap_min_bytes=0)
     assert serving.mmapped
     for _ in range(2):
-        export_snapshot(store, snapshots, source_mode="embedded", keep=1)
+        export_snapshot(store.live(), snapshots, source_mode="embedded", keep=1)
     assert not serving.directory.exists()  # pruned from disk ...
     assert serving.search(data.vectors[3], top_k=1)[0].id == data.ids[3]  # ... still mapped
 
@@ -292,12 +293,12 @@ def test_freshness_tracks_writes_and_swaps(
     store: VectorStore, data: Dataset, tmp_path: Path
 ) -> None:
     manifest = _export(store, tmp_path / "snapshots")
-    fresh = freshness(manifest, store)
+    fresh = freshness(manifest, store.live())
     assert fresh.is_current and fresh.count_lag == 0 and fresh.writes_behind == 0
 
-    store.upsert(make_dataset(30, seed=8).points)
-    store.delete(data.ids[:5])
-    behind = freshness(manifest, store)
+    store.live().upsert(make_dataset(30, seed=8).points)
+    store.live().delete(data.ids[:5])
+    behind = freshness(manifest, store.live())
     assert not behind.is_current
     assert behind.count_lag == 25
     assert behind.writes_behind == 2
@@ -306,7 +307,7 @@ def test_freshness_tracks_writes_and_swaps(
     generation = store.begin_generation()
     generation.upsert(data.points[:10])
     generation.publish()
-    swapped = freshness(manifest, store)
+    swapped = freshness(manifest, store.live())
     assert not swapped.same_collection and swapped.writes_behind is None and not swapped.is_current
     assert json.dumps(swapped.as_dict())  # reportable as JSON by the API
 

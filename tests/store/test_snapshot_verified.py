@@ -20,8 +20,8 @@ from timbre.store.snapshot.verified import VERIFIED_FILE
 def snapshots(tmp_path: Path) -> Iterator[Path]:
     store: VectorStore = open_test_store("edge", tmp_path)
     try:
-        store.upsert(make_dataset(300, seed=5).points)
-        export_snapshot(store, tmp_path / "snapshots", source_mode=store.mode, keep=3)
+        store.live().upsert(make_dataset(300, seed=5).points)
+        export_snapshot(store.live(), tmp_path / "snapshots", source_mode=store.mode, keep=3)
     finally:
         store.close()
     yield tmp_path / "snapshots"

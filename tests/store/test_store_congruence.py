@@ -68,8 +68,8 @@ def loaded(
     base = unique_collection() if adapter == "server" else "timbre"
     store = open_test_store(adapter, data_dir, client=client, collection=base, upsert_batch=300)
     try:
-        assert store.upsert(data.points) == N_POINTS
-        export_snapshot(store, data_dir / "snapshots", source_mode=store.mode, keep=2)
+        assert store.live().upsert(data.points) == N_POINTS
+        export_snapshot(store.live(), data_dir / "snapshots", source_mode=store.mode, keep=2)
         snapshot = load_snapshot(data_dir / "snapshots", model_info(), mmap_min_bytes=0)
         yield store, snapshot
     finally:
@@ -87,10 +87,10 @@ def test_faiss_top_k_equals_qdrant_exact_top_k(
     loaded: tuple[VectorStore, Snapshot], data: Dataset
 ) -> None:
     store, snapshot = loaded
-    assert len(snapshot) == store.count() == N_POINTS
+    assert len(snapshot) == store.live().count() == N_POINTS
     queries = unit_vectors(np.random.default_rng(1), N_QUERIES)
     for query in queries:
-        qdrant_hits = store.search(query, top_k=10, exact=True)
+        qdrant_hits = store.live().search(query, top_k=10, exact=True)
         faiss_hits = snapshot.search(query, top_k=10)
         _assert_same([(h.id, h.score) for h in faiss_hits], [(h.id, h.score) for h in qdrant_hits])
         _assert_same([(h.id, h.score) for h in faiss_hits], oracle_search(data, query, 10))
@@ -108,7 +108,7 @@ def test_indexed_vectors_score_one_against_themselves(
         assert vector is not None
         np.testing.assert_allclose(vector, data.vectors[row], atol=1e-6)
         assert snapshot.search(vector, top_k=1)[0].id == point.id
-        assert store.search(vector, top_k=1, exact=True)[0].id == point.id
+        assert store.live().search(vector, top_k=1, exact=True)[0].id == point.id
 
 
 def test_paging_with_offset_agrees(loaded: tuple[VectorStore, Snapshot], data: Dataset) -> None:
@@ -118,7 +118,11 @@ def test_paging_with_offset_agrees(loaded: tuple[VectorStore, Snapshot], data: D
         want = oracle_search(data, query, 7, offset=offset)
         _assert_same([(h.id, h.score) for h in snapshot.search(query, 7, offset=offset)], want)
         _assert_same(
-            [(h.id, h.score) for h in store.search(query, top_k=7, offset=offset, exact=True)], want
+            [
+                (h.id, h.score)
+                for h in store.live().search(query, top_k=7, offset=offset, exact=True)
+            ],
+            want,
         )
 
 
@@ -133,8 +137,8 @@ def test_filtered_results_equal_the_numpy_oracle(
         search_filter = random_filter(rng, data)
         want_all = oracle_search(data, query, N_POINTS, search_filter)
         sizes.append(len(want_all))
-        assert store.count(search_filter) == len(want_all), search_filter
-        got = store.search(query, top_k=10, filter=search_filter, exact=True)
+        assert store.live().count(search_filter) == len(want_all), search_filter
+        got = store.live().search(query, top_k=10, filter=search_filter, exact=True)
         _assert_same([(h.id, h.score) for h in got], want_all[:10])
     # the random filters exercised empty, selective and broad results alike
     assert min(sizes) == 0 or min(sizes) < 20
@@ -149,7 +153,10 @@ def test_filtered_scroll_returns_exactly_the_matching_points(
     for _ in range(10):
         search_filter = random_filter(rng, data)
         want = {i for i, _ in oracle_search(data, data.vectors[0], N_POINTS, search_filter)}
-        got = [r.id for r in store.scroll(filter=search_filter, fields=["genre"], batch_size=128)]
+        got = [
+            r.id
+            for r in store.live().scroll(filter=search_filter, fields=["genre"], batch_size=128)
+        ]
         assert len(got) == len(set(got))
         assert set(got) == want
 
@@ -161,7 +168,7 @@ def test_queries_through_the_store_and_snapshot_skip_nothing(
     query = unit_vectors(np.random.default_rng(5), 1)[0]
     everything = snapshot.search(query, top_k=N_POINTS + 50)
     assert len(everything) == N_POINTS
-    assert sorted(hit_ids(everything)) == sorted(r.id for r in store.scroll(fields=[]))
+    assert sorted(hit_ids(everything)) == sorted(r.id for r in store.live().scroll(fields=[]))
 
 
 def test_snapshot_loaded_without_mmap_answers_identically(
@@ -198,7 +205,7 @@ def test_snapshot_counts_every_filter_like_qdrant(
         search_filter = random_filter(rng, data)
         selection = snapshot.select(search_filter)
         assert selection is not None, search_filter
-        assert selection.count == store.count(search_filter), search_filter
+        assert selection.count == store.live().count(search_filter), search_filter
 
 
 @pytest.mark.parametrize("scan", ["flat", "sq8"])
@@ -216,7 +223,9 @@ def test_filtered_snapshot_scan_equals_qdrant(
         assert selection is not None
         sizes.append(selection.count)
         for top_k, offset in ((10, 0), (7, 5)):
-            want = store.search(query, top_k=top_k, offset=offset, filter=search_filter, exact=True)
+            want = store.live().search(
+                query, top_k=top_k, offset=offset, filter=search_filter, exact=True
+            )
             got = snapshot.search(query, top_k, offset, selection)
             _assert_same([(h.id, h.score) for h in got], [(h.id, h.score) for h in want])
             assert [h.payload for h in got] == [h.payload for h in want]
@@ -229,7 +238,11 @@ def test_a_filter_on_a_field_without_a_column_is_left_to_qdrant(
 ) -> None:
     store, _ = loaded
     export_snapshot(
-        store, tmp_path / "snapshots", source_mode=store.mode, keep=1, indexes={"kind": "keyword"}
+        store.live(),
+        tmp_path / "snapshots",
+        source_mode=store.mode,
+        keep=1,
+        indexes={"kind": "keyword"},
     )
     partial = load_snapshot(tmp_path / "snapshots", model_info(), mmap_min_bytes=0)
     assert partial.manifest.columns == {"kind": "keyword"}

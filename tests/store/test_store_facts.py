@@ -70,7 +70,7 @@ def store(
         adapter, tmp_path_factory.mktemp(f"facts-{adapter}"), client=client, collection=base
     )
     try:
-        opened.upsert(data.points)
+        opened.live().upsert(data.points)
         yield opened
     finally:
         opened.close()
@@ -103,17 +103,17 @@ def test_facets_count_every_value_like_the_oracle(store: VectorStore, data: Data
     rng = np.random.default_rng(1)
     filters: list[SearchFilter | None] = [None, *(random_filter(rng, data) for _ in range(8))]
     for f in filters:
-        got = store.facets(FACET_FIELDS, filter=f, limit=200)
+        got = store.live().facets(FACET_FIELDS, filter=f, limit=200)
         for field in FACET_FIELDS:
             want = oracle_facet(data, field, f)
             assert [(v.value, v.count) for v in got[field]] == want, (field, f)
     # case variants really are one value, shown in the commonest spelling
-    genres = {v.match: v for v in store.facets(["genre"], limit=200)["genre"]}
+    genres = {v.match: v for v in store.live().facets(["genre"], limit=200)["genre"]}
     assert "techno" in genres and genres["techno"].value == "techno"
 
 
 def test_facet_limit_keeps_the_most_frequent(store: VectorStore, data: Dataset) -> None:
-    got = store.facets(["tags", "pack"], limit=3)
+    got = store.live().facets(["tags", "pack"], limit=3)
     for field in ("tags", "pack"):
         want = oracle_facet(data, field, None)
         assert [v.count for v in got[field]] == [c for _, c in want[:3]]
@@ -123,10 +123,10 @@ def test_stated_facts_only_by_their_source(store: VectorStore, data: Dataset) ->
     """A BPM a producer stated is told from one the audio estimated, in filters and facets."""
     stated = SearchFilter(bpm_source=("tags", "name"), kind=("loop",))
     want = {i for i, p in zip(data.ids, data.payloads, strict=True) if oracle_matches(p, stated)}
-    got = {r.id for r in store.scroll(filter=stated)}
+    got = {r.id for r in store.live().scroll(filter=stated)}
     assert got == want and got
     assert all(data.payloads[data.ids.index(i)]["bpm_source"] != "audio" for i in got)
-    counts = {v.value: v.count for v in store.facets(["key_source"], limit=10)["key_source"]}
+    counts = {v.value: v.count for v in store.live().facets(["key_source"], limit=10)["key_source"]}
     assert set(counts) == {"tags", "name", "audio"}
     with pytest.raises(ValueError, match="fact source"):
         SearchFilter(key_source=("guess",))
@@ -134,7 +134,7 @@ def test_stated_facts_only_by_their_source(store: VectorStore, data: Dataset) ->
 
 def test_facets_refuse_unknown_fields(store: VectorStore) -> None:
     with pytest.raises(ValueError, match="cannot facet on 'path'"):
-        store.facets(["path"], limit=5)
+        store.live().facets(["path"], limit=5)
 
 
 def test_batched_search_equals_single_searches_and_the_oracle(
@@ -143,16 +143,16 @@ def test_batched_search_equals_single_searches_and_the_oracle(
     rng = np.random.default_rng(2)
     queries = unit_vectors(rng, 24)
     filters = [None if i % 3 == 0 else random_filter(rng, data) for i in range(24)]
-    batched = store.search_batch(queries, top_k=7, filters=filters, fields=["genre"])
+    batched = store.live().search_batch(queries, top_k=7, filters=filters, fields=["genre"])
     for query, f, hits in zip(queries, filters, batched, strict=True):
         want = oracle_search(data, query, 7, f)
         assert [h.id for h in hits] == [i for i, _ in want]
         np.testing.assert_allclose([h.score for h in hits], [s for _, s in want], atol=1e-5)
-        single = store.search(query, top_k=7, filter=f, exact=True)
+        single = store.live().search(query, top_k=7, filter=f, exact=True)
         assert [h.id for h in single] == [h.id for h in hits]
     # a score threshold drops every hit below it, and only those
     own = data.vectors[:5]
-    near = store.search_batch(own, top_k=5, filters=[None] * 5, score_threshold=0.999)
+    near = store.live().search_batch(own, top_k=5, filters=[None] * 5, score_threshold=0.999)
     assert [[h.id for h in hits] for hits in near] == [[i] for i in data.ids[:5]]
 
 
@@ -160,15 +160,17 @@ def test_label_updates_are_found_case_insensitively(
     store: VectorStore, data: Dataset, tmp_path: Path
 ) -> None:
     ids = data.ids[:3]
-    before = {r.id: r.vector for r in store.retrieve(ids, with_vectors=True)}
-    store.set_payloads({i: {"category": "Riser", "auto_tags": ["Dark", "wide"]} for i in ids})
-    assert set(r.id for r in store.scroll(filter=SearchFilter(category="riser"))) == set(ids)
-    assert {r.id for r in store.scroll(filter=SearchFilter(auto_tags="DARK"))} >= set(ids)
-    after = {r.id: r.vector for r in store.retrieve(ids, with_vectors=True)}
+    before = {r.id: r.vector for r in store.live().retrieve(ids, with_vectors=True)}
+    store.live().set_payloads(
+        {i: {"category": "Riser", "auto_tags": ["Dark", "wide"]} for i in ids}
+    )
+    assert set(r.id for r in store.live().scroll(filter=SearchFilter(category="riser"))) == set(ids)
+    assert {r.id for r in store.live().scroll(filter=SearchFilter(auto_tags="DARK"))} >= set(ids)
+    after = {r.id: r.vector for r in store.live().retrieve(ids, with_vectors=True)}
     for i in ids:  # a payload update never touches the vector
         assert np.array_equal(before[i], after[i])
     with pytest.raises(InvalidPointError, match="category_norm"):
-        store.set_payloads({ids[0]: {"category_norm": "x"}})
+        store.live().set_payloads({ids[0]: {"category_norm": "x"}})
 
 
 @pytest.mark.parametrize("adapter", ["edge", "memory"])
@@ -177,22 +179,22 @@ def test_an_older_collection_is_backfilled_in_place(adapter: str, tmp_path: Path
     data = make_dataset(150, seed=5)
     client = new_client(adapter) if adapter != "edge" else None
     first = open_test_store(adapter, tmp_path, client=client)
-    with first._using_live() as live:  # type: ignore[attr-defined]
+    with first.live()._use() as backend:
         # Write as an old release did: payloads without the normalised companions.
-        live.backend.upsert(data.points)
-        live.backend.write_meta({"derived_version": 1})
+        backend.upsert(data.points)
+        backend.write_meta({"derived_version": 1})
     probe = SearchFilter(genre=("TECHNO",))
     want = {i for i, p in zip(data.ids, data.payloads, strict=True) if oracle_matches(p, probe)}
-    assert want and first.count(probe) == 0  # the old payloads have no companions yet
+    assert want and first.live().count(probe) == 0  # the old payloads have no companions yet
     if adapter == "edge":
         first.close()
     reopened = open_test_store(adapter, tmp_path, client=client)
     try:
-        assert {r.id for r in reopened.scroll(filter=probe)} == want
-        assert reopened.describe().name
-        with reopened._using_live() as live:  # type: ignore[attr-defined]
-            assert live.backend.read_meta()["derived_version"] == DERIVED_VERSION
-        record = reopened.retrieve([data.ids[0]])[0]
+        assert {r.id for r in reopened.live().scroll(filter=probe)} == want
+        assert reopened.live().describe().name
+        with reopened.live()._use() as backend:
+            assert backend.read_meta()["derived_version"] == DERIVED_VERSION
+        record = reopened.live().retrieve([data.ids[0]])[0]
         for field, companion in NORMALISED_FIELDS.items():
             if record.payload.get(field) is not None:
                 assert record.payload[companion] is not None, companion

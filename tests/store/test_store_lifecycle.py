@@ -70,12 +70,12 @@ def _reopen(opener: Opener, store: VectorStore, info: Any = None, **kwargs: Any)
 def test_data_survives_reopening(opener: Opener) -> None:
     data = make_dataset(50, seed=1)
     store = opener()
-    store.upsert(data.points)
-    name, marker = store.describe().name, store.last_write()
+    store.live().upsert(data.points)
+    name, marker = store.live().describe().name, store.live().last_write()
     store = _reopen(opener, store)
-    assert store.count() == 50
-    assert store.describe().name == name
-    assert store.last_write() == marker
+    assert store.live().count() == 50
+    assert store.live().describe().name == name
+    assert store.live().last_write() == marker
 
 
 def test_other_vector_size_fails_at_open_with_a_clear_message(opener: Opener) -> None:
@@ -112,8 +112,8 @@ def test_newer_schema_version_asks_for_a_reindex(opener: Opener) -> None:
 def test_reindex_builds_a_new_generation_and_swaps_atomically(opener: Opener) -> None:
     old_data = make_dataset(40, seed=2, info=model_info(revision="r1"))
     store = opener(model_info(revision="r1"))
-    store.upsert(old_data.points)
-    old_name = store.describe().name
+    store.live().upsert(old_data.points)
+    old_name = store.live().describe().name
 
     new_info = model_info(revision="r2")
     store = _reopen(opener, store, new_info, reindex=True)
@@ -124,21 +124,21 @@ def test_reindex_builds_a_new_generation_and_swaps_atomically(opener: Opener) ->
     generation.upsert(new_data.points[:10])
 
     # searches still see the complete old collection while the new one is half-built
-    assert store.describe().name == old_name
-    assert store.count() == 40
-    assert store.search(old_data.vectors[0], top_k=1)[0].id == old_data.ids[0]
+    assert store.live().describe().name == old_name
+    assert store.live().count() == 40
+    assert store.live().search(old_data.vectors[0], top_k=1)[0].id == old_data.ids[0]
 
     generation.upsert(new_data.points[10:])
     assert generation.count() == 25
     generation.publish()
-    assert store.describe().name == generation.name
-    assert store.count() == 25
+    assert store.live().describe().name == generation.name
+    assert store.live().count() == 25
     assert not store.needs_reindex
-    assert store.search(new_data.vectors[4], top_k=1)[0].id == new_data.ids[4]
+    assert store.live().search(new_data.vectors[4], top_k=1)[0].id == new_data.ids[4]
 
     # the swap is persistent, and the new models now open the store without reindex
     store = _reopen(opener, store, new_info)
-    assert store.describe().name == generation.name and store.count() == 25
+    assert store.live().describe().name == generation.name and store.live().count() == 25
 
 
 def test_an_interrupted_reindex_resumes_its_generation(opener: Opener) -> None:
@@ -156,12 +156,12 @@ def test_an_interrupted_reindex_resumes_its_generation(opener: Opener) -> None:
     assert resumed.count() == 12
     resumed.upsert(data.points)
     resumed.publish()
-    assert store.count() == 30
+    assert store.live().count() == 30
 
 
 def test_abandon_deletes_an_unpublished_generation(opener: Opener) -> None:
     store = opener()
-    live = store.describe().name
+    live = store.live().describe().name
     generation = store.begin_generation()  # same models: a rebuild from scratch
     assert generation.name != live
     generation.upsert(make_dataset(5, seed=6).points)
@@ -171,13 +171,13 @@ def test_abandon_deletes_an_unpublished_generation(opener: Opener) -> None:
     rebuilt.publish()
     with pytest.raises(StoreError, match="is live"):
         rebuilt.abandon()
-    assert store.describe().name == rebuilt.name
+    assert store.live().describe().name == rebuilt.name
 
 
 def test_old_generations_are_pruned_after_a_swap(opener: Opener) -> None:
     store = opener(keep_generations=2)
-    base = store.describe().name.rsplit("-", 2)[0]
-    names = [store.describe().name]
+    base = store.live().describe().name.rsplit("-", 2)[0]
+    names = [store.live().describe().name]
     for _ in range(3):
         generation = store.begin_generation()
         generation.upsert(make_dataset(5, seed=len(names)).points)
@@ -199,7 +199,7 @@ def test_the_embedded_shard_keeps_vectors_where_the_schema_says(
     )
     data = make_dataset(20)
     store = open_test_store("edge", tmp_path, schema=schema)
-    store.upsert(data.points)
+    store.live().upsert(data.points)
     store.close()
     # Qdrant Edge records each segment's vector storage: mapped files it does not load
     # (ChunkedMmap) or the same files held in RAM.

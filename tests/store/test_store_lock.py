@@ -18,7 +18,7 @@ from timbre.errors import StoreLockedError
 def holder(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
     """A second process that owns the embedded store under tmp_path (with 20 points in it)."""
     store = open_test_store("edge", tmp_path)
-    store.upsert(make_dataset(20, seed=5).points)
+    store.live().upsert(make_dataset(20, seed=5).points)
     store.close()
     child = spawn_child("hold", tmp_path)
     wait_for_line(child, "ready")
@@ -49,7 +49,7 @@ def test_the_store_opens_intact_once_the_holder_is_killed(
     holder.wait()
     store = open_test_store("edge", tmp_path)  # the kernel dropped the lock with the process
     try:
-        assert store.count() == 20
+        assert store.live().count() == 20
     finally:
         store.close()
 

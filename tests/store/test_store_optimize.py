@@ -58,13 +58,13 @@ def _answers(store: VectorStore, queries: np.ndarray, data) -> list:  # type: ig
     answers = []
     for q in queries:
         f = random_filter(rng, data)
-        hits = store.search(q, top_k=7, filter=f)
+        hits = store.live().search(q, top_k=7, filter=f)
         expected = oracle_search(data, q, 7, f)
         assert [h.id for h in hits] == [i for i, _ in expected]
-        count = store.count(f)
+        count = store.live().count(f)
         assert count == sum(oracle_matches(p, f) for p in data.payloads)
         answers.append(([h.id for h in hits], [round(h.score, 5) for h in hits], count))
-    answers.append(store.facets(["genre", "instrument", "pack"], limit=20))
+    answers.append(store.live().facets(["genre", "instrument", "pack"], limit=20))
     return answers
 
 
@@ -73,7 +73,7 @@ def test_a_compacted_shard_answers_the_same_from_an_immutable_segment(tmp_path: 
     queries = unit_vectors(np.random.default_rng(4), 12, data.vectors.shape[1])
     store = open_test_store("edge", tmp_path, schema=_schema(threshold_kb=1))
     try:
-        store.upsert(data.points)
+        store.live().upsert(data.points)
         before = _answers(store, queries, data)
         assert all(s["storage"]["storage_type"] == "ChunkedMmap" for s in _segments(tmp_path))
 
@@ -97,12 +97,12 @@ def test_a_compacted_shard_answers_the_same_from_an_immutable_segment(tmp_path: 
     try:
         assert _answers(store, queries, data) == before
         more = make_dataset(30, seed=9)
-        store.upsert(more.points)
-        store.delete([data.points[0].id])
-        assert store.count() == len(data.points) + len(more.points) - 1
+        store.live().upsert(more.points)
+        store.live().delete([data.points[0].id])
+        assert store.live().count() == len(data.points) + len(more.points) - 1
         for point in more.points[:5]:
-            assert store.search(point.vector, top_k=1)[0].id == point.id
-        assert store.retrieve([data.points[0].id]) == []
+            assert store.live().search(point.vector, top_k=1)[0].id == point.id
+        assert store.live().retrieve([data.points[0].id]) == []
     finally:
         store.close()
 
@@ -110,7 +110,7 @@ def test_a_compacted_shard_answers_the_same_from_an_immutable_segment(tmp_path: 
 def test_a_store_under_the_threshold_is_left_as_it_is(tmp_path: Path) -> None:
     store = open_test_store("edge", tmp_path)  # the shipped 10 MB threshold
     try:
-        store.upsert(make_dataset(50, seed=1).points)
+        store.live().upsert(make_dataset(50, seed=1).points)
         assert store.optimize() is False
     finally:
         store.close()
@@ -120,9 +120,9 @@ def test_a_store_under_the_threshold_is_left_as_it_is(tmp_path: Path) -> None:
 def test_a_server_optimises_by_itself(tmp_path: Path) -> None:
     store = open_test_store("memory", tmp_path)
     try:
-        store.upsert(make_dataset(20, seed=2).points)
+        store.live().upsert(make_dataset(20, seed=2).points)
         assert store.optimize() is False
-        assert store.count() == 20
+        assert store.live().count() == 20
     finally:
         store.close()
 
@@ -139,8 +139,8 @@ def test_timbre_store_optimize_reports_what_it_did(tiny_bundle: Path, tmp_path: 
     info = describe_models(settings.models)
     store = open_store(settings, info)
     try:
-        store.upsert(make_dataset(10, seed=4, info=info).points)
-        name = store.name
+        store.live().upsert(make_dataset(10, seed=4, info=info).points)
+        name = store.live().name
     finally:
         store.close()
     env = {"TIMBRE_DATA_DIR": str(tmp_path), "TIMBRE_MODELS__BUNDLE": str(tiny_bundle)}

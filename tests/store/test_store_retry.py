@@ -12,7 +12,7 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 
 from tests.support.store_factory import make_dataset, open_test_store
 from timbre.errors import StoreError
-from timbre.store.retry import call_with_retries, is_transient
+from timbre.store.server import call_with_retries, is_transient
 
 pytestmark = pytest.mark.filterwarnings("ignore:Payload indexes have no effect")
 
@@ -66,16 +66,16 @@ def test_upserts_survive_transient_server_errors(tmp_path: Path) -> None:
         [_http_error(503), ResponseHandlingException(httpx.ReadTimeout("t"))],
     )
     store = open_test_store("memory", tmp_path, client=client, max_attempts=3)
-    store.upsert(make_dataset(10, seed=1).points)
+    store.live().upsert(make_dataset(10, seed=1).points)
     assert client.upsert_calls == 3
-    assert store.count() == 10
+    assert store.live().count() == 10
 
 
 def test_retries_are_bounded(tmp_path: Path) -> None:
     client = FlakyClient(QdrantClient(":memory:"), [_http_error(503)] * 5)
     store = open_test_store("memory", tmp_path, client=client, max_attempts=3)
     with pytest.raises(StoreError, match="after 3 attempts") as err:
-        store.upsert(make_dataset(10, seed=1).points)
+        store.live().upsert(make_dataset(10, seed=1).points)
     assert isinstance(err.value.__cause__, UnexpectedResponse)
     assert client.upsert_calls == 3
 
@@ -84,7 +84,7 @@ def test_a_permanent_error_is_not_retried(tmp_path: Path) -> None:
     client = FlakyClient(QdrantClient(":memory:"), [_http_error(400)])
     store = open_test_store("memory", tmp_path, client=client, max_attempts=4)
     with pytest.raises(StoreError, match=r"upsert .*failed"):
-        store.upsert(make_dataset(10, seed=1).points)
+        store.live().upsert(make_dataset(10, seed=1).points)
     assert client.upsert_calls == 1
 
 

@@ -42,7 +42,7 @@ def read_store(settings: Settings, embedder: Any) -> dict[str, tuple[dict[str, A
     store = open_store(settings, embedder.info)
     try:
         out = {}
-        for record in store.scroll(with_vectors=True):
+        for record in store.live().scroll(with_vectors=True):
             payload = {k: v for k, v in record.payload.items() if k != "ingested_at"}
             assert record.vector is not None
             out[record.id] = (payload, np.asarray(record.vector))

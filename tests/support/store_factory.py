@@ -385,7 +385,7 @@ def _child(action: str, data_dir: Path) -> None:
             time.sleep(600)  # the parent kills us here, mid-export
 
         export_snapshot(
-            store,
+            store.live(),
             data_dir / "snapshots",
             source_mode=store.mode,
             keep=3,

@@ -82,7 +82,7 @@ def _points(settings: Settings) -> dict[str, tuple[dict[str, Any], np.ndarray]]:
     store = open_store(settings, describe_models(settings.models))
     try:
         out = {}
-        for record in store.scroll(with_vectors=True):
+        for record in store.live().scroll(with_vectors=True):
             assert record.vector is not None
             out[record.id] = (dict(record.payload), np.asarray(record.vector, dtype=np.float32))
         return out
@@ -220,8 +220,10 @@ def test_reanalyse_rewrites_facts_on_a_clap_collection_and_keeps_vectors(
     # One point says what an older vocabulary made of its name: reanalyse must fix it.
     store = open_store(settings, describe_models(settings.models))
     try:
-        kick_id = next(r.id for r in store.scroll() if r.payload["paths"][0].endswith("Kick 0.wav"))
-        store.set_payloads({kick_id: {"instrument": "pad"}})
+        kick_id = next(
+            r.id for r in store.live().scroll() if r.payload["paths"][0].endswith("Kick 0.wav")
+        )
+        store.live().set_payloads({kick_id: {"instrument": "pad"}})
     finally:
         store.close()
     before = _points(settings)

@@ -99,14 +99,14 @@ class Service:
 
     def points(self) -> dict[str, list[str]]:
         store = self.client.app.state.service.library.store.get()  # type: ignore[attr-defined]
-        return {r.id: sorted(r.payload["paths"]) for r in store.scroll(fields=["paths"])}
+        return {r.id: sorted(r.payload["paths"]) for r in store.live().scroll(fields=["paths"])}
 
     def packs(self, folder: str) -> set[str | None]:
         """The ``pack`` of every point with a path in ``folder``."""
         store = self.client.app.state.service.library.store.get()  # type: ignore[attr-defined]
         return {
             r.payload["pack"]
-            for r in store.scroll(fields=["pack", "paths"])
+            for r in store.live().scroll(fields=["pack", "paths"])
             if any(f"/{folder}/" in p for p in r.payload["paths"])
         }
 
@@ -205,7 +205,7 @@ def test_the_service_keeps_the_index_current(tmp_path: Path, tiny_bundle: Path) 
         store = client.app.state.service.library.store.get()  # type: ignore[attr-defined]
         slow_points = [
             r.payload
-            for r in store.scroll(fields=["paths", "duration_s"])
+            for r in store.live().scroll(fields=["paths", "duration_s"])
             if str(slow) in r.payload["paths"]
         ]
         assert len(slow_points) == 1

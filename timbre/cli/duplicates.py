@@ -109,7 +109,7 @@ def duplicates(
         else:
             try:
                 report = library_duplicates(
-                    store,
+                    store.live(),
                     duplicate_rules(settings),
                     min_cosine=min_cosine,
                     filter=SearchFilter(path_prefix=(path_prefix,)) if path_prefix else None,

@@ -49,7 +49,10 @@ def _export(settings: Settings, store: VectorStore) -> dict[str, Any]:
     from timbre.store.snapshot import export_snapshot
 
     manifest = export_snapshot(
-        store, snapshots_dir(settings.data_dir), source_mode=store.mode, keep=settings.snapshot.keep
+        store.live(),
+        snapshots_dir(settings.data_dir),
+        source_mode=store.mode,
+        keep=settings.snapshot.keep,
     )
     return {
         "snapshot": manifest.name,
@@ -100,7 +103,9 @@ def store_optimize() -> None:
         started = time.perf_counter()
         changed = store.optimize()
         seconds = round(time.perf_counter() - started, 3)
-        typer.echo(json.dumps({"collection": store.name, "changed": changed, "seconds": seconds}))
+        typer.echo(
+            json.dumps({"collection": store.live().name, "changed": changed, "seconds": seconds})
+        )
 
 
 @store_app.command("publish")
@@ -109,7 +114,7 @@ def store_publish() -> None:
     shard's job has finished, and export its snapshot."""
     with _live(reindex=True) as (settings, store):
         if not store.needs_reindex:
-            typer.echo(f"the live collection {store.name} already matches the loaded models")
+            typer.echo(f"the live collection {store.live().name} already matches the loaded models")
             return
         generation = store.begin_generation()
         generation.publish()

@@ -27,7 +27,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from timbre.errors import ConfigError
 from timbre.store import Record, VectorStore
-from timbre.store.rewrite import rewrite_payloads
 
 VOCABULARY_FILE = Path(__file__).resolve().parents[2] / "config" / "labels.yaml"
 """The vocabulary shipped with the source tree (``labels.vocabulary: null`` uses it)."""
@@ -300,8 +299,7 @@ def relabel(
             report.with_auto_tags += bool(labels.auto_tags)
         return updates
 
-    done = rewrite_payloads(
-        store,
+    done = store.live().rewrite_payloads(
         revise,
         fields=_READ,
         batch_size=batch_size,
@@ -311,7 +309,7 @@ def relabel(
     )
     report.points, report.changed = done.points, done.changed
     if not dry_run:
-        store.write_labels_version(labeller.version)
+        store.live().write_labels_version(labeller.version)
     report.with_category = sum(categories.values())
     report.categories = dict(categories.most_common())
     report.best_scores = _quantiles(best)

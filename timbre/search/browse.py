@@ -60,7 +60,7 @@ class BrowseService:
         """
         started = time.perf_counter()
         try:
-            store = self.library.store.get()
+            store = self.library.store.get().live()
             records = list(store.scroll(filter=filter, fields=DISPLAY_FIELDS))
         except StoreError as exc:
             raise UnavailableError(f"browsing needs Qdrant, which failed: {exc}") from exc
@@ -74,7 +74,7 @@ class BrowseService:
         fields when Qdrant is unreachable)."""
         display = self.library.item(item_id)  # checks the id, and raises NotFoundError
         try:
-            records = self.library.store.get().retrieve([item_id])
+            records = self.library.store.get().live().retrieve([item_id])
         except (UnavailableError, StoreError):
             records = []
         if not records:
@@ -89,7 +89,7 @@ class BrowseService:
         rules = self.library.limits.duplicate_rules
         self.library.item(item_id)  # checks the id, and raises NotFoundError
         try:
-            store = self.library.store.get()
+            store = self.library.store.get().live()
             records = store.retrieve([item_id], with_vectors=True)
             if not records or records[0].vector is None:
                 raise NotFoundError(f"no indexed item {item_id}")
@@ -107,7 +107,7 @@ class BrowseService:
         return ItemDuplicates(hits, keep, layers)
 
     def _counts(self, under: str | None) -> tuple[dict[str, int], int]:
-        store = self.library.store.get()
+        store = self.library.store.get().live()
         within = SearchFilter(path_prefix=(under,)) if under else None
         try:
             values = store.facets([DIRS_FIELD], filter=within, limit=MAX_FOLDERS)[DIRS_FIELD]

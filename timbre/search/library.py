@@ -309,7 +309,7 @@ class Library:
         payload = snapshot.payload(item_id) if snapshot is not None else None
         if payload is None:
             try:
-                records = self.store.get().retrieve([item_id])
+                records = self.store.get().live().retrieve([item_id])
             except UnavailableError:
                 records = []
             if not records:
@@ -332,7 +332,7 @@ class Library:
                 out[item_id] = payload
         if rest:
             try:
-                for record in self.store.get().retrieve(rest):
+                for record in self.store.get().live().retrieve(rest):
                     out[record.id] = record.payload
             except UnavailableError:
                 if snapshot is None:
@@ -347,7 +347,7 @@ class Library:
             if vector is not None:
                 return vector
         try:
-            return self.store.get().vector(item_id)
+            return self.store.get().live().vector(item_id)
         except UnavailableError:
             if snapshot is None:
                 raise
@@ -385,7 +385,7 @@ class Library:
         if (filter is None or filter.is_empty) and snapshot is not None:
             return len(snapshot)
         try:
-            return self.store.get().count(filter)
+            return self.store.get().live().count(filter)
         except (UnavailableError, StoreError):
             return None
 
@@ -409,7 +409,7 @@ class Library:
         count = self.limits.facet_default_limit if limit is None else limit
         if not 1 <= count <= self.limits.facet_max_limit:
             raise InvalidRequestError(f"limit: between 1 and {self.limits.facet_max_limit} values")
-        store = self.store.get()
+        store = self.store.get().live()
         try:
             facets = store.facets(wanted, filter=filter, limit=count)
             total = store.count(filter)
@@ -427,7 +427,10 @@ class Library:
         """Export the live collection into a new snapshot, publish it and serve it now."""
         store = self.store.get()
         manifest = export_snapshot(
-            store, self.snapshots.directory, source_mode=store.mode, keep=self.limits.snapshot_keep
+            store.live(),
+            self.snapshots.directory,
+            source_mode=store.mode,
+            keep=self.limits.snapshot_keep,
         )
         self.snapshots.refresh()
         return {"name": manifest.name, "count": manifest.count, "created_at": manifest.created_at}
@@ -509,11 +512,12 @@ class Library:
             }
         try:
             store = self.store.get()
-            out["store"] = {"mode": store.mode, "collection": store.name, "count": store.count()}
+            live = store.live()
+            out["store"] = {"mode": store.mode, "collection": live.name, "count": live.count()}
             if self.store.damage is not None:
                 out["store"]["error"] = self.store.damage
             if snapshot is not None:
-                out["snapshot"]["freshness"] = freshness(snapshot.manifest, store).as_dict()
+                out["snapshot"]["freshness"] = freshness(snapshot.manifest, live).as_dict()
         except (UnavailableError, StoreError) as exc:
             out["store"] = {"error": str(exc)}
         return out

@@ -20,7 +20,7 @@ import numpy as np
 
 from timbre.errors import StoreError, UnavailableError
 from timbre.search.library import StoreHandle
-from timbre.store import Hit, SearchFilter, VectorStore
+from timbre.store import Collection, Hit, SearchFilter
 from timbre.store.snapshot import Snapshot
 
 FAISS = "faiss"
@@ -58,10 +58,10 @@ def search(
     if filter is None or filter.is_empty:
         if snapshot is not None:
             return Routed(snapshot.search(vector, top_k, offset), FAISS, len(snapshot))
-        hits = store.get().search(vector, top_k=top_k, offset=offset, exact=True)
+        hits = store.get().live().search(vector, top_k=top_k, offset=offset, exact=True)
         return Routed(hits, QDRANT, None)
     try:
-        live = store.get()
+        live = store.get().live()
         selection = None
         if snapshot is not None and policy is not None and is_current(snapshot, live):
             selection = snapshot.select(filter)  # None: a condition it has no column for
@@ -74,7 +74,7 @@ def search(
     return Routed(hits, QDRANT, None if selection is None else selection.count)
 
 
-def is_current(snapshot: Snapshot, live: VectorStore) -> bool:
+def is_current(snapshot: Snapshot, live: Collection) -> bool:
     """True when the snapshot holds exactly what the live collection holds now."""
     info = live.describe()  # one read: name and write marker of the same collection
     manifest = snapshot.manifest

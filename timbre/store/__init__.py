@@ -4,19 +4,12 @@ Qdrant is the source of truth and answers filtered searches; the exact snapshot,
 from the same vectors, answers unfiltered ones (and broad filtered ones while it is current)
 with identical ids and scores.
 
-Everything Timbre writes lives under ``settings.data_dir``::
+Under ``settings.data_dir``: ``qdrant-edge/``, the embedded store (:mod:`timbre.store.edge`),
+and ``snapshots/`` (:mod:`timbre.store.snapshot`).
 
-    <data_dir>/
-      qdrant-edge/     the embedded store (see timbre.store.edge): OWNER lock, LIVE pointer,
-                       collections/<versioned name>/{shard/, collection.json}
-      snapshots/       FAISS snapshots (see timbre.store.snapshot): CURRENT pointer,
-                       <000001>/{vectors.npy, sq8_codes.npy, sq8_params.npy, ids.npy,
-                       id_order.npy, payloads.jsonl, payload_offsets.npy, columns/,
-                       manifest.json}
-
-Entry points: :func:`open_store` (one per process, from the composition root),
-:func:`~timbre.store.snapshot.export_snapshot`, :func:`~timbre.store.snapshot.load_snapshot`
-and :func:`~timbre.store.snapshot.freshness`.
+:func:`open_store` (once per process) returns a :class:`VectorStore`, the facade over either
+engine: its generations, and :meth:`VectorStore.live`, the live :class:`Collection` that every
+read and write goes to.
 """
 
 from __future__ import annotations
@@ -24,17 +17,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from timbre.store.filters import SearchFilter
-from timbre.store.interface import (
+from timbre.store.collection import (
     Collection,
     CollectionInfo,
-    Generation,
     Hit,
     Point,
     Record,
-    VectorStore,
     WriteMarker,
 )
+from timbre.store.filters import SearchFilter
+from timbre.store.lifecycle import Generation, VectorStore
 from timbre.store.payload import DISPLAY_FIELDS, build_payload, point_id
 from timbre.store.schema import CollectionSchema, load_schema
 
@@ -72,14 +64,10 @@ def open_store(
     ``client`` is given; otherwise server mode through ``client`` or a client built from
     the settings.
 
-    Args:
-        settings: the process settings.
-        info: the loaded models; the live collection must match them.
-        reindex: open even if the live collection was built by other models or another
-            schema, to build and publish a new generation (the ingest job's re-index).
-        client: a ready qdrant-client client (e.g. ``QdrantClient(":memory:")``); the
-            caller keeps ownership of it.
-        schema: the collection schema (read from ``qdrant/collection.yaml`` if omitted).
+    ``reindex``: open even if the live collection was built by other models or another schema,
+    to build and publish a new generation. ``client``: a ready qdrant-client client (e.g.
+    ``QdrantClient(":memory:")``), which the caller keeps. ``schema``: read from
+    ``qdrant/collection.yaml`` if omitted.
 
     Raises:
         StoreLockedError: embedded, and another process owns the store.
@@ -92,24 +80,24 @@ def open_store(
     if client is None and settings.qdrant.url is None:
         from timbre.store.edge import EdgeStore
 
-        return EdgeStore.open(
+        store: VectorStore = EdgeStore(
             embedded_dir(settings.data_dir),
             info=info,
             schema=schema,
             settings=settings.qdrant,
-            reindex=reindex,
             min_free_bytes=settings.disk.min_free_bytes,
         )
-    from timbre.store.server import ServerStore, make_client
+    else:
+        from timbre.store.server import ServerStore, make_client
 
-    return ServerStore.open(
-        client or make_client(settings.qdrant),
-        info=info,
-        schema=schema,
-        settings=settings.qdrant,
-        reindex=reindex,
-        owns_client=client is None,
-    )
+        store = ServerStore(
+            client or make_client(settings.qdrant),
+            info=info,
+            schema=schema,
+            settings=settings.qdrant,
+            owns_client=client is None,
+        )
+    return store._started(reindex)
 
 
 __all__ = [

@@ -1,10 +1,8 @@
 """Facet counts (values of a field with how many points hold each), in display form.
 
-Counts come from the engine's facet API on the payload indexes (Qdrant Edge ``facet``,
-qdrant-client ``facet``), exact, on both adapters. A keyword field people type is counted on
-its normalised companion, so ``Techno`` and ``techno`` (or ``Bbm`` and ``A#m``) are one value;
-each value is then shown in the spelling most points use, read from a second facet on the
-display field restricted to the values counted.
+Counts come from the engine's exact facet API on the payload indexes. A keyword field people
+type is counted on its normalised companion, so ``Techno`` and ``techno`` are one value, shown
+in the spelling most points use (a second facet on the display field).
 """
 
 from __future__ import annotations
@@ -32,9 +30,8 @@ FACET_FIELDS = (
 """Fields that can be faceted: each has a keyword index in ``qdrant/collection.yaml``."""
 
 SPELLINGS_PER_VALUE = 8
-"""Display spellings read per counted value. A value has one or two spellings in practice
-(``Techno``/``techno``, ``Bbm``/``A#m``); on list fields the spelling facet also returns the
-other tags of the same points, so it reads a margin of them. A value whose spelling falls
+"""Display spellings read per counted value: a value has one or two, but on list fields the
+spelling facet also returns the other tags of the same points. A value whose spelling falls
 outside is shown in its normalised form, with its exact count."""
 
 

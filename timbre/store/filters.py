@@ -1,16 +1,11 @@
-"""The one filter model of Timbre searches, translated by each store adapter.
+"""The one filter model of Timbre searches, translated by each engine and by the snapshot.
 
 Semantics: AND across fields, any-of within a field's list; ranges are inclusive at both
 ends unless a bound is flagged exclusive (Qdrant's gt/lt); a point whose field is missing or
-null never matches a condition on that field. The API builds a :class:`SearchFilter` from
-JSON; each adapter translates :meth:`SearchFilter.conditions` (two kinds of condition) into
-its own filter type.
-
-Keyword matches ignore case and spacing (``Techno`` = ``techno``) and keys match their
-enharmonics (``A#m`` = ``Bbm``): the values are normalised here and matched against the
-store's normalised companion fields (:data:`timbre.store.payload.NORMALISED_FIELDS`). Every
-condition names a real, indexed payload field, so the FAISS snapshot can evaluate the same
-conditions from its own columns.
+null never matches a condition on that field. Keyword values are normalised here and matched
+against the store's normalised companions (:data:`timbre.store.payload.NORMALISED_FIELDS`), so
+they ignore case and spacing and keys match their enharmonics. Every condition of
+:meth:`SearchFilter.conditions` names a real, indexed payload field.
 """
 
 from __future__ import annotations
@@ -194,7 +189,7 @@ class AllOf(SearchFilter):
 
     Merging field by field would be wrong for list fields (``tags`` any-of A *and* any-of B is
     not any-of A ∩ B) and for values that match case-insensitively or enharmonically, so the
-    parts keep their own conditions and every adapter sees them all.
+    parts keep their own conditions and every engine sees them all.
     """
 
     parts: tuple[SearchFilter, ...] = ()

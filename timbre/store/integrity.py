@@ -1,12 +1,10 @@
 """Reading a whole collection back, and rebuilding one whose files are damaged.
 
 Qdrant Edge opens a shard whose payload or vector file was truncated without complaint; the
-damage shows only when a page is read (every filtered search failed, while ``/readyz`` said
-ready and ingest exited 0). :func:`damage_of` reads every point once to find it; ingest
-refuses to write into such a collection and the service reports it. :func:`rebuild_from_snapshot`
-writes the published snapshot's points (every payload field and the exact vectors) into a new
-collection and makes it the live one; ``timbre store rebuild --from-files`` re-reads the
-library instead (:func:`ingest.job.run_ingest` with ``rebuild``).
+damage shows only when a page is read. :func:`damage_of` reads every point once to find it
+(ingest refuses to write into such a collection, the service reports it);
+:func:`rebuild_from_snapshot` writes the published snapshot's points into a new collection and
+makes it the live one.
 """
 
 from __future__ import annotations
@@ -18,7 +16,8 @@ from typing import Any
 
 from timbre.embedding.info import ModelInfo
 from timbre.errors import StoreDamagedError, StoreError
-from timbre.store.interface import Point, VectorStore
+from timbre.store.collection import Point
+from timbre.store.lifecycle import VectorStore
 from timbre.store.payload import model_refs
 from timbre.store.snapshot import load_snapshot
 
@@ -32,14 +31,13 @@ REBUILD_HINT = (
 
 
 def damage_of(store: VectorStore) -> str | None:
-    """Why the live collection cannot be read back whole, or None when every point reads.
-
-    Reads every payload and vector once (~1 s per 100k points).
-    """
+    """Why the live collection cannot be read back whole, or None when every point reads
+    (reads every payload and vector once)."""
     try:
-        name = store.name
-        expected = store.count()
-        seen = sum(1 for _ in store.scroll(with_vectors=True))
+        live = store.live()
+        name = live.name
+        expected = live.count()
+        seen = sum(1 for _ in live.scroll(with_vectors=True))
     except StoreError as exc:
         return f"the live collection cannot be read back: {exc}"
     if seen != expected:
@@ -69,7 +67,7 @@ def rebuild_from_snapshot(store: VectorStore, snapshots: Path, info: ModelInfo) 
     snapshot = load_snapshot(snapshots, info, mmap_min_bytes=0, verify_checksums=True)
     manifest = snapshot.manifest
     try:
-        before: int | None = store.count()
+        before: int | None = store.live().count()
     except StoreError:
         before = None
     generation = store.begin_generation()

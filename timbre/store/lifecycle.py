@@ -1,38 +1,36 @@
-"""The live collection and its generations, the same policy in both modes.
+"""The store facade: the live collection and its generations, the same policy in both modes.
 
 A *generation* is a versioned collection ``<base>-<key>-<n>`` (see
 :mod:`timbre.store.schema`). Exactly one is live: the server alias ``<base>`` or the embedded
 ``LIVE`` pointer names it. A model, pipeline or schema change builds a new generation beside
-the live one; :meth:`StoreGeneration.publish` swaps it in atomically, so searches never see a
+the live one; :meth:`Generation.publish` swaps it in atomically, so searches never see a
 half-built collection. An unpublished generation for the same key is resumed, not restarted,
 so an interrupted re-index continues where it stopped. After a swap the previous generations
 beyond ``qdrant.keep_generations`` are deleted.
 
-Each adapter supplies the primitives (list, create, open, swap, drop) as the abstract
-methods of :class:`StoreBase`; everything else is here, once.
+Each engine supplies the primitives (list, create, open, swap, drop) as the abstract methods
+of :class:`VectorStore` (:mod:`timbre.store.edge`, :mod:`timbre.store.server`); reads and
+writes go to the collection :meth:`VectorStore.live` hands out.
 """
 
 from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Sequence
 from typing import Any, Literal, Self
-
-import numpy as np
 
 from timbre.embedding.info import ModelInfo, family_of_key
 from timbre.errors import ModelMismatchError, SchemaMismatchError, StoreError, TimbreError
 from timbre.settings import QdrantSettings
-from timbre.store.backend import Backend
-from timbre.store.backfill import backfill_derived
-from timbre.store.collection import CollectionView
-from timbre.store.facets import FacetValue
-from timbre.store.filters import SearchFilter
-from timbre.store.interface import CollectionInfo, Hit, Point, Record, WriteMarker
-from timbre.store.meta import new_meta, utc_now
-from timbre.store.payload import DISPLAY_FIELDS
+from timbre.store.collection import (
+    Backend,
+    Collection,
+    CollectionInfo,
+    Record,
+    new_meta,
+    utc_now,
+)
 from timbre.store.schema import CollectionSchema, generation_name, parse_generation_name
 
 log = logging.getLogger(__name__)
@@ -45,16 +43,13 @@ REINDEX_HINT = (
 )
 
 
-class StoreGeneration(CollectionView):
-    """A collection being built; :meth:`publish` makes it the live one."""
+class Generation(Collection):
+    """A new versioned collection being built; searches cannot see it until :meth:`publish`."""
 
-    def __init__(self, store: StoreBase, backend: Backend) -> None:
-        super().__init__(
-            backend,
-            dim=store.info.dim,
-            upsert_batch=store.settings.upsert_batch,
-            scroll_batch=store.settings.scroll_batch,
-        )
+    backend: Backend
+
+    def __init__(self, store: VectorStore, backend: Backend) -> None:
+        super().__init__(backend, store.settings)
         self._store = store
 
     def publish(self) -> None:
@@ -66,21 +61,25 @@ class StoreGeneration(CollectionView):
         self._store._abandon(self)
 
 
-class StoreBase(ABC):
-    """:class:`~timbre.store.interface.VectorStore` behaviour over an adapter's primitives."""
+class VectorStore(ABC):
+    """The live collection of a Timbre deployment and its generations, embedded or on a server."""
 
     mode: Literal["embedded", "server"]
 
     def __init__(
         self, *, info: ModelInfo, schema: CollectionSchema, settings: QdrantSettings
     ) -> None:
-        self._info = info
+        self.info = info  # the loaded models, which the live collection must match
         self.schema = schema
         self.settings = settings
         self._key = schema.collection_key(info)
-        self._generations: dict[str, StoreGeneration] = {}
+        self._generations: dict[str, Generation] = {}
 
-    # -- adapter primitives -----------------------------------------------------------------
+    @abstractmethod
+    def live(self) -> Collection:
+        """The live collection: reads and writes follow a swap to a new generation."""
+
+    # -- engine primitives ------------------------------------------------------------------
 
     @abstractmethod
     def _collection_names(self) -> list[str]:
@@ -103,7 +102,7 @@ class StoreBase(ABC):
         """The collection the alias or pointer names, None before the first publish."""
 
     @abstractmethod
-    def _swap_live(self, generation: StoreGeneration) -> None:
+    def _swap_live(self, generation: Generation) -> None:
         """Point the alias or pointer at ``generation`` in one atomic step."""
 
     @abstractmethod
@@ -111,32 +110,20 @@ class StoreBase(ABC):
         """Delete a collection that is not live."""
 
     @abstractmethod
-    def _using_live(self) -> AbstractContextManager[CollectionView]:
-        """The live collection, held for the duration of one operation."""
+    def flush(self) -> None:
+        """Persist pending writes (embedded: segments; server: nothing to do)."""
 
     @abstractmethod
-    def flush(self) -> None: ...
+    def optimize(self) -> bool:
+        """Compact what bulk writes left behind, blocking; True if anything changed (embedded:
+        large segments become immutable ones with memory-mapped payload indexes; a server
+        optimises in the background by itself)."""
 
     @abstractmethod
-    def optimize(self) -> bool: ...
-
-    @abstractmethod
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release the collections, the client and, embedded, the ownership lock."""
 
     # -- opening ----------------------------------------------------------------------------
-
-    @property
-    def info(self) -> ModelInfo:
-        return self._info
-
-    def _view(self, backend: Backend, dim: int) -> CollectionView:
-        """A view of ``backend`` (vectors of ``dim``) with this store's batch sizes."""
-        return CollectionView(
-            backend,
-            dim=dim,
-            upsert_batch=self.settings.upsert_batch,
-            scroll_batch=self.settings.scroll_batch,
-        )
 
     def _started(self, reindex: bool) -> Self:
         """This store once :meth:`_start` has run; closed (and the error raised) if it failed."""
@@ -153,13 +140,11 @@ class StoreBase(ABC):
             log.info("no live collection yet: creating the first one for the loaded models")
             self.begin_generation().publish()
             return
-        with self._using_live() as live:
-            problem = self._mismatch(live.describe())
-            if problem is None:
-                # An older collection lacks derived fields (case-insensitive companions):
-                # derive them from its payloads, in place, instead of re-indexing.
-                backfill_derived(live)
+        live = self.live()
+        problem = self._mismatch(live.describe())
         if problem is None:
+            # An older collection lacks derived fields: derive them in place, no re-index.
+            live.backfill_derived()
             return
         if not reindex:
             raise problem
@@ -167,23 +152,23 @@ class StoreBase(ABC):
 
     def _mismatch(self, info: CollectionInfo) -> TimbreError | None:
         where = f"The live collection {info.name!r}"
-        if info.dim != self._info.dim or info.distance != self.schema.distance:
+        if info.dim != self.info.dim or info.distance != self.schema.distance:
             return SchemaMismatchError(
                 f"{where} holds {info.dim}-d {info.distance} vectors, but the loaded models "
-                f"produce {self._info.dim}-d vectors and the schema asks for "
+                f"produce {self.info.dim}-d vectors and the schema asks for "
                 f"{self.schema.distance}. {REINDEX_HINT}"
             )
         theirs = family_of_key(info.audio_key)
-        if theirs != self._info.family:
+        if theirs != self.info.family:
             return ModelMismatchError(
                 f"{where} holds vectors of the {theirs} model family, but models.family is "
-                f"{self._info.family}: vectors of two families cannot be compared. Set "
-                f"models.family to {theirs}, or re-index with {self._info.family}. {REINDEX_HINT}"
+                f"{self.info.family}: vectors of two families cannot be compared. Set "
+                f"models.family to {theirs}, or re-index with {self.info.family}. {REINDEX_HINT}"
             )
-        if info.audio_key != self._info.audio_key():
+        if info.audio_key != self.info.audio_key():
             return ModelMismatchError(
                 f"{where} was built by {info.audio_key or 'unknown models'}, but the loaded "
-                f"models are {self._info.audio_key()}. {REINDEX_HINT}"
+                f"models are {self.info.audio_key()}. {REINDEX_HINT}"
             )
         if info.schema_version != self.schema.schema_version:
             return SchemaMismatchError(
@@ -194,12 +179,12 @@ class StoreBase(ABC):
 
     @property
     def needs_reindex(self) -> bool:
-        with self._using_live() as live:
-            return self._mismatch(live.describe()) is not None
+        """True when the live collection was built by other models or another schema."""
+        return self._mismatch(self.live().describe()) is not None
 
     # -- generations ------------------------------------------------------------------------
 
-    def begin_generation(self) -> StoreGeneration:
+    def begin_generation(self) -> Generation:
         """Start building a collection for the loaded models, or resume an unfinished one."""
         live = self._live_name()
         ours: list[tuple[int, str]] = []
@@ -220,18 +205,16 @@ class StoreBase(ABC):
             backend = self._open_backend(name)
         else:
             name = generation_name(
-                self.settings.collection, self._key, highest + 1, self._info.family
+                self.settings.collection, self._key, highest + 1, self.info.family
             )
             log.info("creating collection %s", name)
-            meta = new_meta(
-                self._info.as_dict(), self._info.audio_key(), self.schema.schema_version
-            )
+            meta = new_meta(self.info.as_dict(), self.info.audio_key(), self.schema.schema_version)
             backend = self._create_backend(name, meta)
-        generation = StoreGeneration(self, backend)
+        generation = Generation(self, backend)
         self._generations[name] = generation
         return generation
 
-    def _publish(self, generation: StoreGeneration) -> None:
+    def _publish(self, generation: Generation) -> None:
         if generation.name == self._live_name():
             return
         generation.backend.write_meta({"published_at": utc_now()})
@@ -240,7 +223,7 @@ class StoreBase(ABC):
         log.info("collection %s is live", generation.name)
         self._prune()
 
-    def _abandon(self, generation: StoreGeneration) -> None:
+    def _abandon(self, generation: Generation) -> None:
         if generation.name == self._live_name():
             raise StoreError(f"collection {generation.name} is live and cannot be abandoned")
         self._generations.pop(generation.name, None)
@@ -261,10 +244,9 @@ class StoreBase(ABC):
             log.info("deleting the old collection %s", name)
             self._drop(name)
 
-    # -- every kept generation, for comparing families (``timbre eval``) --------------------
-
     def generations(self) -> list[tuple[str, dict[str, Any], bool]]:
-        """``(name, metadata, is_live)`` of every versioned collection kept in this store."""
+        """``(name, metadata, is_live)`` of every kept collection (``timbre eval`` compares
+        families)."""
         live = self._live_name()
         return [
             (name, self._meta_of(name), name == live)
@@ -275,127 +257,16 @@ class StoreBase(ABC):
     def read_generation(self, name: str, fields: Sequence[str]) -> list[Record]:
         """Every point of the collection ``name`` (live or kept), with its vector."""
         if name == self._live_name():
-            return list(self.scroll(fields=fields, with_vectors=True))
+            return list(self.live().scroll(fields=fields, with_vectors=True))
         backend = self._open_backend(name)
         try:
-            view = self._view(backend, backend.vector_params()[0])
-            return list(view.scroll(fields=fields, with_vectors=True))
+            return list(Collection(backend, self.settings).scroll(fields=fields, with_vectors=True))
         finally:
             close = getattr(backend, "close", None)
             if close is not None:
                 close()
 
-    # -- the live collection ----------------------------------------------------------------
-
-    @property
-    def name(self) -> str:
-        with self._using_live() as live:
-            return live.name
-
-    def upsert(self, points: Iterable[Point]) -> int:
-        with self._using_live() as live:
-            return live.upsert(points)
-
-    def delete(self, ids: Sequence[str]) -> None:
-        with self._using_live() as live:
-            live.delete(ids)
-
-    def set_paths(self, point_id: str, paths: Sequence[str]) -> bool:
-        with self._using_live() as live:
-            return live.set_paths(point_id, paths)
-
-    def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Record]:
-        with self._using_live() as live:
-            return live.retrieve(ids, with_vectors=with_vectors)
-
-    def vector(self, point_id: str) -> np.ndarray | None:
-        with self._using_live() as live:
-            return live.vector(point_id)
-
-    def count(self, filter: SearchFilter | None = None) -> int:
-        with self._using_live() as live:
-            return live.count(filter)
-
-    def scroll(
-        self,
-        *,
-        filter: SearchFilter | None = None,
-        fields: Sequence[str] | None = None,
-        with_vectors: bool = False,
-        batch_size: int | None = None,
-    ) -> Iterator[Record]:
-        # The live collection is held one page at a time, never across a yield: a consumer
-        # that publishes a generation mid-scroll must not deadlock against itself.
-        with self._using_live() as live:
-            pages = live.scroll_pages(
-                filter=filter, fields=fields, with_vectors=with_vectors, batch_size=batch_size
-            )
-        while True:
-            with self._using_live() as current:
-                if current is not live:
-                    raise StoreError(
-                        f"the live collection changed from {live.name} to {current.name} "
-                        "during a scroll; start the scroll again"
-                    )
-                page = next(pages, None)
-            if page is None:
-                return
-            yield from page
-
-    def search(
-        self,
-        vector: np.ndarray,
-        *,
-        top_k: int,
-        offset: int = 0,
-        filter: SearchFilter | None = None,
-        exact: bool = False,
-    ) -> list[Hit]:
-        with self._using_live() as live:
-            return live.search(vector, top_k=top_k, offset=offset, filter=filter, exact=exact)
-
-    def set_payloads(self, updates: Mapping[str, Mapping[str, Any]]) -> int:
-        with self._using_live() as live:
-            return live.set_payloads(updates)
-
-    def search_batch(
-        self,
-        vectors: np.ndarray,
-        *,
-        top_k: int,
-        filters: Sequence[SearchFilter | None],
-        score_threshold: float | None = None,
-        fields: Sequence[str] = DISPLAY_FIELDS,
-    ) -> list[list[Hit]]:
-        with self._using_live() as live:
-            return live.search_batch(
-                vectors,
-                top_k=top_k,
-                filters=filters,
-                score_threshold=score_threshold,
-                fields=fields,
-            )
-
-    def facets(
-        self, fields: Sequence[str], *, filter: SearchFilter | None = None, limit: int
-    ) -> dict[str, list[FacetValue]]:
-        with self._using_live() as live:
-            return live.facets(fields, filter=filter, limit=limit)
-
-    def write_labels_version(self, version: str) -> None:
-        """Record in the live collection's metadata which vocabulary labelled it last."""
-        with self._using_live() as live:
-            live.backend.write_meta({"labels_version": version})
-
-    def describe(self) -> CollectionInfo:
-        with self._using_live() as live:
-            return live.describe()
-
-    def last_write(self) -> WriteMarker:
-        with self._using_live() as live:
-            return live.last_write()
-
-    def __enter__(self) -> StoreBase:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

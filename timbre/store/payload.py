@@ -1,24 +1,15 @@
 """Point identity and payload contract.
 
 A point's id is the UUIDv5 of its file's content SHA-256, so re-ingesting, moving or copying a
-file never duplicates it; every path of identical content is kept in ``paths``.
+file never duplicates it; every path of identical content is kept in ``paths`` (POSIX-style, in
+the lossless text form of :mod:`timbre.store.pathtext`).
 
-Besides the fields ingest writes, the store derives one: ``dirs``, every ancestor directory
-of every path (``a/b/c.wav`` gives ``a`` and ``a/b``), kept in an indexed keyword list. A
-path-prefix filter is then an exact keyword match on ``dirs``: indexed, and the same on the
-embedded shard and any Qdrant server (keyword prefix matching is not portable). Paths are
-POSIX-style strings as ingest records them, in the lossless text form of
-:mod:`timbre.store.pathtext` (a byte that is not UTF-8 as ``\\xNN``, a backslash doubled);
-prefixes match whole directory names only (``Drums/Kick`` does not match
-``Drums/Kicks/x.wav``).
-
-It also derives a *normalised companion* of every keyword field people type
-(:data:`NORMALISED_FIELDS`: ``genre`` -> ``genre_norm``, ...): case-folded, whitespace
-collapsed, and for ``key`` the canonical enharmonic spelling (``Bbm`` -> ``A#m``). Qdrant has
-no case-insensitive keyword match, so filters and facets use these indexed companions while the
-field people see keeps its display form (``Techno``, ``Bbm``). :data:`DERIVED_VERSION` says
-which derivation a collection's payloads carry; an older collection is backfilled in place
-from its stored payloads when it is opened (no re-embedding).
+The store derives two kinds of field on every write. ``dirs``: every ancestor directory of
+every path (``a/b/c.wav`` gives ``a`` and ``a/b``), so a path-prefix filter is an exact,
+indexed keyword match on whole directory names, the same on every engine. And a *normalised
+companion* of every keyword field people type (``genre`` -> ``genre_norm``): case-folded,
+whitespace collapsed, keys in one enharmonic spelling (``Bbm`` -> ``A#m``), because Qdrant has
+no case-insensitive match; the field itself keeps its display form.
 """
 
 from __future__ import annotations

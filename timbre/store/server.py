@@ -4,32 +4,342 @@ The live collection is the alias ``qdrant.collection``; searches and writes addr
 alias, so every process follows a swap (``update_collection_aliases`` deletes and recreates
 it in one atomic request). Timbre's metadata (models, schema version, publication time,
 write marker) lives in the collection's own metadata (Qdrant >= 1.16). Every request is
-retried on transient failures (:mod:`timbre.store.retry`); all of them are idempotent.
-One collection's reads and writes are :mod:`timbre.store.server_backend`.
+retried on transient failures (:func:`call_with_retries`); all of them are idempotent.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, Literal, TypeVar
 
+import numpy as np
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
 from timbre.embedding.info import ModelInfo
+from timbre.errors import StoreError
 from timbre.settings import QdrantSettings
-from timbre.store.backend import Backend
-from timbre.store.collection import CollectionView
-from timbre.store.lifecycle import StoreBase, StoreGeneration
-from timbre.store.retry import call_with_retries
+from timbre.store.collection import (
+    Collection,
+    Hit,
+    Point,
+    Record,
+    facet_counts,
+    hits_of,
+    index_types,
+    page_of,
+    record_of,
+    translate_filter,
+    with_payload,
+)
+from timbre.store.filters import Condition
+from timbre.store.lifecycle import Generation, VectorStore
 from timbre.store.schema import CollectionSchema
-from timbre.store.server_backend import ServerBackend
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
 _DISTANCES = {"Cosine": qm.Distance.COSINE, "Dot": qm.Distance.DOT}
+TRANSIENT_HTTP_STATUS = frozenset({408, 429, 502, 503, 504})
+"""Timeouts, rate limiting, a proxy or server (re)starting; a 500 is a bug, not a blip."""
+
+_TRANSIENT_GRPC_CODES = frozenset(
+    {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED"}
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures a retry can cure: network errors, timeouts, 429/502/503/504."""
+    import httpx
+    from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
+    from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+    if isinstance(
+        exc, ResourceExhaustedResponse | ConnectionError | TimeoutError | httpx.TransportError
+    ):
+        return True
+    if isinstance(exc, UnexpectedResponse):
+        return exc.status_code in TRANSIENT_HTTP_STATUS
+    if isinstance(exc, ResponseHandlingException):
+        # Wraps both transport failures (transient) and unparsable responses (not).
+        return isinstance(exc.source, httpx.TransportError | ConnectionError | TimeoutError)
+    code = getattr(exc, "code", None)
+    if callable(code):  # grpc.RpcError, without importing grpc
+        status = getattr(code(), "name", "")
+        return status in _TRANSIENT_GRPC_CODES
+    return False
+
+
+def _retry_after_s(exc: BaseException) -> float:
+    return float(getattr(exc, "retry_after_s", 0) or 0)
+
+
+def call_with_retries(
+    fn: Callable[[], T],
+    *,
+    what: str,
+    max_attempts: int,
+    backoff_s: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run ``fn``; on a transient failure wait and try again, up to ``max_attempts`` in all.
+
+    The wait starts at ``backoff_s`` and doubles (or follows the server's Retry-After).
+
+    Raises:
+        StoreError: a non-transient failure (at once), or the last transient one once the
+            attempts are used up; the original exception is chained.
+    """
+    for attempt in range(1, max_attempts + 1):
+        try:
+            return fn()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise StoreError(f"Qdrant {what} failed: {exc}") from exc
+            if attempt == max_attempts:
+                raise StoreError(
+                    f"Qdrant {what} failed after {max_attempts} attempts "
+                    f"(transient errors; is the server up?): {exc}"
+                ) from exc
+            wait_s = max(backoff_s * 2 ** (attempt - 1), _retry_after_s(exc))
+            log.warning(
+                "Qdrant %s: transient failure (%s), attempt %d of %d, retrying in %.2f s",
+                what,
+                exc,
+                attempt,
+                max_attempts,
+                wait_s,
+            )
+            sleep(wait_s)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+Call = Callable[[str, Callable[[], Any]], Any]
+
+_INDEX_TYPES = index_types(qm.PayloadSchemaType, str.upper)
+
+
+def _all_of(must: list[qm.Condition]) -> qm.Filter:
+    return qm.Filter(must=must)
+
+
+def _qdrant_filter(conditions: Sequence[Condition]) -> qm.Filter | None:
+    """The shared filter model in qdrant-client's types (the one translation for this engine)."""
+    return translate_filter(
+        conditions,
+        match_any=lambda field, values: qm.FieldCondition(key=field, match=qm.MatchAny(any=values)),
+        in_range=lambda field, r: qm.FieldCondition(
+            key=field, range=qm.Range(gte=r.gte, lte=r.lte, gt=r.gt, lt=r.lt)
+        ),
+        all_of=_all_of,
+    )
+
+
+class ServerBackend:
+    """One collection (or the alias of the live one) on a Qdrant server: the primitives under
+    a :class:`~timbre.store.collection.Collection`. Every request goes through ``call``
+    (:meth:`ServerStore._request`), which retries transient failures."""
+
+    def __init__(
+        self, client: QdrantClient, target: str, call: Call, *, dim: int, is_alias: bool
+    ) -> None:
+        self.dim = dim
+        self.write_seq: int | None = None  # the write marker, counted by the collection
+        self.marker_lock = threading.Lock()
+        self._client = client
+        self._target = target
+        self._call = call
+        self._is_alias = is_alias
+
+    @property
+    def name(self) -> str:
+        """The collection's real name (an alias is resolved at each call: it may have moved)."""
+        if not self._is_alias:
+            return self._target
+        aliases = self._call("list aliases", self._client.get_aliases).aliases
+        return next(
+            (a.collection_name for a in aliases if a.alias_name == self._target), self._target
+        )
+
+    def _info(self) -> qm.CollectionInfo:
+        info: qm.CollectionInfo = self._call(
+            f"describe {self._target}", partial(self._client.get_collection, self._target)
+        )
+        return info
+
+    def vector_params(self) -> tuple[int, str]:
+        vectors = self._info().config.params.vectors
+        if not isinstance(vectors, qm.VectorParams):
+            raise TypeError(f"{self._target} has named vectors; Timbre uses one unnamed vector")
+        return vectors.size, vectors.distance.value
+
+    def ensure_indexes(self, indexes: Mapping[str, str]) -> None:
+        existing = self._info().payload_schema or {}
+        for field, kind in indexes.items():
+            if field not in existing:
+                self._call(
+                    f"create index {field}",
+                    partial(
+                        self._client.create_payload_index,
+                        self._target,
+                        field_name=field,
+                        field_schema=_INDEX_TYPES[kind],
+                        wait=True,
+                    ),
+                )
+
+    def ensure_space(self, batch_bytes: int) -> None:
+        """Nothing to check here: the server's disk is the server's (it answers a write it
+        cannot hold with an error, not a crash of this process)."""
+
+    def upsert(self, points: Sequence[Point]) -> None:
+        structs = [
+            qm.PointStruct(id=p.id, vector=p.vector.tolist(), payload=dict(p.payload))
+            for p in points
+        ]
+        self._call("upsert", partial(self._client.upsert, self._target, points=structs, wait=True))
+
+    def delete(self, ids: Sequence[str]) -> None:
+        selector = qm.PointIdsList(points=list(ids))
+        self._call(
+            "delete",
+            partial(self._client.delete, self._target, points_selector=selector, wait=True),
+        )
+
+    def set_payload(self, point_id: str, payload: Mapping[str, Any]) -> None:
+        self._call(
+            "set payload",
+            partial(
+                self._client.set_payload,
+                self._target,
+                payload=dict(payload),
+                points=[point_id],
+                wait=True,
+            ),
+        )
+
+    def set_payloads(self, updates: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+        operations: list[qm.UpdateOperation] = [
+            qm.SetPayloadOperation(set_payload=qm.SetPayload(payload=dict(p), points=[pid]))
+            for pid, p in updates
+        ]
+        # One request for the whole batch; the server applies the operations in order.
+        self._call(
+            "set payloads",
+            partial(
+                self._client.batch_update_points,
+                self._target,
+                update_operations=operations,
+                wait=True,
+            ),
+        )
+
+    def retrieve(self, ids: Sequence[str], with_vectors: bool) -> list[Record]:
+        records = self._call(
+            "retrieve",
+            partial(
+                self._client.retrieve,
+                self._target,
+                ids=list(ids),
+                with_payload=True,
+                with_vectors=with_vectors,
+            ),
+        )
+        return [record_of(r) for r in records]
+
+    def count(self, conditions: Sequence[Condition]) -> int:
+        result = self._call(
+            "count",
+            partial(
+                self._client.count,
+                self._target,
+                count_filter=_qdrant_filter(conditions),
+                exact=True,
+            ),
+        )
+        return int(result.count)
+
+    def scroll_page(
+        self,
+        *,
+        offset: str | None,
+        limit: int,
+        conditions: Sequence[Condition],
+        fields: Sequence[str] | None,
+        with_vectors: bool,
+    ) -> tuple[list[Record], str | None]:
+        answer = self._call(
+            "scroll",
+            partial(
+                self._client.scroll,
+                self._target,
+                scroll_filter=_qdrant_filter(conditions),
+                limit=limit,
+                offset=offset,
+                with_payload=with_payload(fields),
+                with_vectors=with_vectors,
+            ),
+        )
+        return page_of(*answer)
+
+    def search(
+        self,
+        vectors: np.ndarray,
+        *,
+        limit: int,
+        offset: int,
+        conditions: Sequence[Sequence[Condition]],
+        score_threshold: float | None,
+        fields: Sequence[str],
+        exact: bool,
+    ) -> list[list[Hit]]:
+        requests = [
+            qm.QueryRequest(
+                query=vector.tolist(),
+                filter=_qdrant_filter(conds),
+                limit=limit,
+                offset=offset,
+                with_payload=list(fields),
+                with_vector=False,
+                score_threshold=score_threshold,
+                params=qm.SearchParams(exact=True) if exact else None,
+            )
+            for vector, conds in zip(vectors, conditions, strict=True)
+        ]
+        responses = self._call(
+            "search", partial(self._client.query_batch_points, self._target, requests=requests)
+        )
+        return [hits_of(r.points) for r in responses]
+
+    def facet(self, key: str, conditions: Sequence[Condition], limit: int) -> list[tuple[Any, int]]:
+        response = self._call(
+            f"facet {key}",
+            partial(
+                self._client.facet,
+                self._target,
+                key,
+                facet_filter=_qdrant_filter(conditions),
+                limit=limit,
+                exact=True,
+            ),
+        )
+        return facet_counts(response.hits)
+
+    def read_meta(self) -> dict[str, Any]:
+        return dict(self._info().config.metadata or {})
+
+    def write_meta(self, updates: Mapping[str, Any]) -> None:
+        # The server merges these keys into the stored metadata.
+        self._call(
+            "update metadata",
+            partial(self._client.update_collection, self.name, metadata=dict(updates)),
+        )
 
 
 def make_client(settings: QdrantSettings) -> QdrantClient:
@@ -43,7 +353,7 @@ def make_client(settings: QdrantSettings) -> QdrantClient:
     )
 
 
-class ServerStore(StoreBase):
+class ServerStore(VectorStore):
     """The server store: a Qdrant server reached through qdrant-client."""
 
     mode: Literal["embedded", "server"] = "server"
@@ -57,40 +367,15 @@ class ServerStore(StoreBase):
         settings: QdrantSettings,
         owns_client: bool,
     ) -> None:
+        """The live collection on the server ``client`` talks to; ``owns_client``: close the
+        client with the store."""
         super().__init__(info=info, schema=schema, settings=settings)
         self._client = client
         self._owns_client = owns_client
-        self._live = self._view(
-            ServerBackend(client, settings.collection, self._request, is_alias=True), info.dim
+        alias = ServerBackend(
+            client, settings.collection, self._request, dim=info.dim, is_alias=True
         )
-
-    @classmethod
-    def open(
-        cls,
-        client: QdrantClient,
-        *,
-        info: ModelInfo,
-        schema: CollectionSchema,
-        settings: QdrantSettings,
-        reindex: bool = False,
-        owns_client: bool = True,
-    ) -> ServerStore:
-        """Open the live collection on the server ``client`` talks to (creating the first one).
-
-        Args:
-            client: a qdrant-client client (``QdrantClient(":memory:")`` in tests).
-            info: the loaded models; the live collection must match them.
-            schema: the collection schema.
-            settings: the ``qdrant`` settings section.
-            reindex: tolerate a live collection built by other models or another schema.
-            owns_client: close the client when the store is closed.
-
-        Raises:
-            StoreError: the server cannot be reached (after retries) or refused a request.
-            SchemaMismatchError, ModelMismatchError: as for :meth:`EdgeStore.open`.
-        """
-        store = cls(client, info=info, schema=schema, settings=settings, owns_client=owns_client)
-        return store._started(reindex)
+        self._live = Collection(alias, settings)
 
     def _request(self, what: str, fn: Callable[[], T]) -> T:
         return call_with_retries(
@@ -101,7 +386,7 @@ class ServerStore(StoreBase):
         )
 
     def _backend(self, name: str) -> ServerBackend:
-        return ServerBackend(self._client, name, self._request, is_alias=False)
+        return ServerBackend(self._client, name, self._request, dim=self.info.dim, is_alias=False)
 
     # -- primitives -------------------------------------------------------------------------
 
@@ -114,7 +399,7 @@ class ServerStore(StoreBase):
     def _meta_of(self, name: str) -> dict[str, Any]:
         return self._backend(name).read_meta()
 
-    def _create_backend(self, name: str, meta: dict[str, Any]) -> Backend:
+    def _create_backend(self, name: str, meta: dict[str, Any]) -> ServerBackend:
         s = self.schema
         self._request(
             f"create collection {name}",
@@ -147,7 +432,7 @@ class ServerStore(StoreBase):
         backend.ensure_indexes(s.indexes)
         return backend
 
-    def _open_backend(self, name: str) -> Backend:
+    def _open_backend(self, name: str) -> ServerBackend:
         backend = self._backend(name)
         backend.ensure_indexes(self.schema.indexes)
         return backend
@@ -158,7 +443,7 @@ class ServerStore(StoreBase):
             (a.collection_name for a in aliases if a.alias_name == self.settings.collection), None
         )
 
-    def _swap_live(self, generation: StoreGeneration) -> None:
+    def _swap_live(self, generation: Generation) -> None:
         alias = self.settings.collection
         operations: list[qm.AliasOperations] = []
         if self._live_name() is not None:
@@ -180,9 +465,8 @@ class ServerStore(StoreBase):
     def _drop(self, name: str) -> None:
         self._request(f"delete collection {name}", partial(self._client.delete_collection, name))
 
-    @contextlib.contextmanager
-    def _using_live(self) -> Iterator[CollectionView]:
-        yield self._live
+    def live(self) -> Collection:
+        return self._live
 
     def flush(self) -> None:
         """Nothing to do: the server acknowledged every write (``wait=True``)."""

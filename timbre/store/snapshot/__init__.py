@@ -14,12 +14,10 @@ One snapshot is a directory ``<snapshots>/<NNNNNN>/`` (format 2)::
     manifest.json        models, pipeline, dim, metric, count, columns, source collection and
                          its write marker, creation time, sha256 and size of every file above
 
-Publication: the export writes ``.partial-<NNNNNN>/``, fsyncs it, renames it to
-``<NNNNNN>/`` and then replaces the small ``CURRENT`` file (the name of the live snapshot)
-with ``os.replace``. A crash at any point leaves ``CURRENT`` naming the previous, complete
-snapshot; leftover partial directories are removed by the next export. The newest
-``snapshot.keep`` snapshots are kept. The export streams: no array of the vectors' size is
-ever held in memory.
+Publication: the export streams into ``.partial-<NNNNNN>/``, fsyncs it, renames it to
+``<NNNNNN>/`` and then replaces the small ``CURRENT`` file with ``os.replace``, so a crash
+leaves ``CURRENT`` naming the previous, complete snapshot. The newest ``snapshot.keep`` are
+kept.
 
 Loading verifies the manifest, the checksums, the shapes and the models
 (``ModelInfo.audio_key()``), and memory-maps the arrays when they are large.
@@ -33,21 +31,11 @@ float32 vectors, with a bound that proves no other vector could enter the top k
 
 from timbre.store.snapshot.export import export_snapshot
 from timbre.store.snapshot.layout import (
-    CODES_FILE,
-    COLUMNS_DIR,
     CURRENT_FILE,
     DATA_FILES,
     EXPORT_LOCK_FILE,
-    FORMAT_VERSION,
-    IDS_FILE,
     MANIFEST_FILE,
-    METRIC,
-    OFFSETS_FILE,
-    ORDER_FILE,
     PAYLOADS_FILE,
-    QUANTISER_FILE,
-    VECTORS_FILE,
-    Freshness,
     SnapshotManifest,
     current_snapshot_name,
     freshness,
@@ -56,21 +44,11 @@ from timbre.store.snapshot.reader import Snapshot, load_snapshot
 from timbre.store.snapshot.scan import ScanOptions, Selection
 
 __all__ = [
-    "CODES_FILE",
-    "COLUMNS_DIR",
     "CURRENT_FILE",
     "DATA_FILES",
     "EXPORT_LOCK_FILE",
-    "FORMAT_VERSION",
-    "IDS_FILE",
     "MANIFEST_FILE",
-    "METRIC",
-    "OFFSETS_FILE",
-    "ORDER_FILE",
     "PAYLOADS_FILE",
-    "QUANTISER_FILE",
-    "VECTORS_FILE",
-    "Freshness",
     "ScanOptions",
     "Selection",
     "Snapshot",

@@ -1,9 +1,8 @@
 """``.npy`` files written a page at a time, and read back memory-mapped or into RAM.
 
-An export does not know its row count until the store's scroll ends (writes may land while it
-runs), and a million 768-d vectors are 3 GB: holding them in memory to ``np.save`` them at the
-end would cost the exporting process (often the service itself) that much. So rows are
-appended behind a fixed-size header that is filled in when the count is known.
+An export does not know its row count until the store's scroll ends, and holding every vector
+in memory to ``np.save`` them at the end would cost the exporting process gigabytes. So rows
+are appended behind a fixed-size header that is filled in when the count is known.
 """
 
 from __future__ import annotations
@@ -81,12 +80,10 @@ def load_array(path: Path, *, mmapped: bool) -> np.ndarray:
 class RowReader:
     """Rows of a 2-D ``.npy`` file read with ``pread``, so they are never mapped into the process.
 
-    Reading rows through a memory mapping leaves them resident, and with them their
-    neighbours: the kernel maps the cached pages around each faulting address too (64 KiB,
-    ~20 rows of 768 float32). A query's exact re-rank reads ~512 rows scattered over the file,
-    so after a few dozen queries the whole file was resident in the service (307 MB at 100k,
-    3 GB at a million). Read with ``pread`` they stay in the page cache only, shared and
-    reclaimable, at ~1 us per row.
+    Reading rows through a memory mapping leaves them resident, and their neighbours with them
+    (the kernel maps the cached pages around each fault), so the scattered reads of re-ranks
+    would make the whole file resident in the service. Read with ``pread`` they stay in the
+    page cache only, shared and reclaimable.
 
     Args:
         path: the ``.npy`` file.

@@ -19,6 +19,7 @@ A mask costs O(matching rows) per condition, plus one pass over the mask per con
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from array import array
@@ -235,30 +236,21 @@ class Columns:
         def word(i: int) -> bytes:
             return vocab[int(offsets[i]) : int(offsets[i + 1])].tobytes()
 
-        lo, hi = 0, len(offsets) - 1
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if word(mid) < key:
-                lo = mid + 1
-            else:
-                hi = mid
-        return lo if lo < len(offsets) - 1 and word(lo) == key else None
+        n = len(offsets) - 1
+        at = bisect.bisect_left(range(n), key, key=word)
+        return at if at < n and word(at) == key else None
 
 
 def _range_slice(values: np.ndarray, condition: Range) -> tuple[int, int]:
-    """``[lo, hi)`` of the sorted ``values`` inside the condition's bounds.
-
-    ``gte``/``lte`` are inclusive; ``gt``/``lt`` (exclusive, as Qdrant's Range has them) are
-    read when the condition carries them.
-    """
+    """``[lo, hi)`` of the sorted ``values`` inside the condition's bounds (``gte``/``lte``
+    inclusive, ``gt``/``lt`` exclusive)."""
     lo, hi = 0, len(values)
-    gt, lt = getattr(condition, "gt", None), getattr(condition, "lt", None)
     if condition.gte is not None:
         lo = max(lo, int(np.searchsorted(values, condition.gte, "left")))
-    if gt is not None:
-        lo = max(lo, int(np.searchsorted(values, gt, "right")))
+    if condition.gt is not None:
+        lo = max(lo, int(np.searchsorted(values, condition.gt, "right")))
     if condition.lte is not None:
         hi = min(hi, int(np.searchsorted(values, condition.lte, "right")))
-    if lt is not None:
-        hi = min(hi, int(np.searchsorted(values, lt, "left")))
+    if condition.lt is not None:
+        hi = min(hi, int(np.searchsorted(values, condition.lt, "left")))
     return lo, max(lo, hi)

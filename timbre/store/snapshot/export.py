@@ -24,8 +24,7 @@ import numpy as np
 from timbre.diskspace import as_disk_full
 from timbre.errors import SnapshotError, StoreLockedError, TimbreError
 from timbre.fsutil import atomic_write, sha256_file
-from timbre.store.collection import utc_now
-from timbre.store.interface import Collection, Record
+from timbre.store.collection import Collection, Record, utc_now
 from timbre.store.lock import OwnerLock
 from timbre.store.payload import DISPLAY_FIELDS
 from timbre.store.schema import load_schema
@@ -177,17 +176,13 @@ def export_snapshot(
     """Export every point of ``source`` into a new snapshot and publish it atomically.
 
     Args:
-        source: the collection to export (normally the live store).
+        source: the collection to export (normally the live one).
         snapshots: the snapshots directory (``<data_dir>/snapshots``).
         source_mode: ``embedded`` or ``server``, recorded in the manifest.
         keep: published snapshots to keep, the new one included.
         batch_size: points per scroll page (the store's default if None).
         progress: called with the number of rows exported so far, after each page.
-        indexes: payload field -> index type of the filter columns to write; None = every
-            field ``qdrant/collection.yaml`` indexes.
-
-    Returns:
-        The manifest of the published snapshot.
+        indexes: field -> index type of the filter columns; None = the schema's indexes.
 
     Raises:
         StoreLockedError: another export into ``snapshots`` is running.

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from timbre.errors import SnapshotError
-from timbre.store.interface import Collection, WriteMarker
+from timbre.store.collection import Collection, WriteMarker
 
 FORMAT_VERSION = 2
 """2: float32 vectors in ``vectors.npy`` (was a FAISS flat index), SQ8 codes for the quantised
@@ -54,25 +54,11 @@ FILE_NAME_PATTERN = re.compile(r"(columns/)?[A-Za-z0-9_][A-Za-z0-9_.-]*")
 class SnapshotManifest:
     """What a snapshot holds and where it came from (``manifest.json``).
 
-    Attributes:
-        name: the snapshot directory name (``000042``).
-        created_at: ISO 8601 UTC.
-        model: ``ModelInfo.as_dict()`` of the models that built the vectors.
-        audio_key: ``ModelInfo.audio_key()`` of those models (compared on load).
-        pipeline_version: of those models.
-        dim: vector size.
-        metric: ``inner_product`` (on L2-normalised vectors = Qdrant's Cosine).
-        count: rows.
-        source_mode: ``embedded`` or ``server``.
-        source_collection: the versioned collection exported.
-        source_write: that collection's write marker when the export started.
-        files: file name -> ``{"sha256": hex, "bytes": size}`` (column files included).
-        columns: payload field -> index type (``keyword`` | ``float``) of its filter column.
-        quantiser: the first-pass codes (``sq8``: FAISS 8-bit scalar quantiser, per dimension).
-        format_version: of this layout.
-        code_radius: the codes' largest ``||c - 127.5||_2`` (the integer first pass's error
-            bound, :mod:`~timbre.store.snapshot.quantiser`); None in snapshots exported before
-            it was recorded (measured at load then).
+    ``audio_key`` is compared with the loaded models on load; ``source_write`` is the exported
+    collection's write marker when the export started; ``files`` maps each file name to
+    ``{"sha256", "bytes"}``; ``columns`` each filtered field to its index type;
+    ``code_radius`` is the codes' largest ``||c - 127.5||_2``
+    (:mod:`~timbre.store.snapshot.quantiser`), None in older snapshots (measured at load).
     """
 
     name: str
@@ -104,19 +90,8 @@ class SnapshotManifest:
 
 @dataclass(frozen=True)
 class Freshness:
-    """How far a snapshot lags the live collection (for the API to report).
-
-    Attributes:
-        snapshot: the snapshot's name.
-        snapshot_collection: the collection it was exported from.
-        live_collection: the collection that is live now.
-        snapshot_count: rows in the snapshot.
-        live_count: points in the live collection now.
-        snapshot_write_seq: the source's write marker when the export started.
-        live_write_seq: the live collection's write marker now.
-        snapshot_created_at: ISO 8601 UTC.
-        live_last_write_at: ISO 8601 UTC of the last write to the live collection.
-    """
+    """How far a snapshot lags the live collection (for the API to report): the snapshot's
+    source collection, count and write marker against the live collection's now."""
 
     snapshot: str
     snapshot_collection: str

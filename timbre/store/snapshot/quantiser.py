@@ -49,8 +49,7 @@ _RADIUS_CHUNK_ROWS = 8192  # 24 MB of float32 at 768 dims: stays in cache betwee
 
 
 def code_radius(codes: np.ndarray) -> float:
-    """The largest ``||c - 127.5||_2`` over the rows of uint8 ``codes`` (see the module doc);
-    ~0.1 s per 100k rows of 768."""
+    """The largest ``||c - 127.5||_2`` over the rows of uint8 ``codes`` (see the module doc)."""
     if len(codes) == 0:
         return 0.0
     signed: Any = faiss.ScalarQuantizer(codes.shape[1], faiss.ScalarQuantizer.QT_8bit_direct_signed)

@@ -1,11 +1,9 @@
 """Loading and searching a published snapshot, verified against its manifest and models.
 
-Large snapshots are memory-mapped (``np.load(mmap_mode="r")``): they load in milliseconds and
-share the page cache between processes. Above ``snapshot.quantised_min_vectors`` the scan reads
-the SQ8 codes and re-scores only its candidates from the float32 vectors, so most of the
-vectors' pages are never touched, and never become resident
-(:mod:`timbre.store.snapshot.scan`); the codes, which every query reads in full, are always
-read into RAM. Payload lines are decoded only for the hits returned.
+Large snapshots are memory-mapped: they load in milliseconds and share the page cache between
+processes. Above ``snapshot.quantised_min_vectors`` the scan reads the SQ8 codes and re-scores
+only its candidates from the float32 vectors (:mod:`timbre.store.snapshot.scan`). Payload
+lines are decoded only for the hits returned.
 """
 
 from __future__ import annotations
@@ -23,9 +21,8 @@ import numpy as np
 from timbre.embedding.info import ModelInfo, family_of_key
 from timbre.errors import ModelMismatchError, SnapshotError, SnapshotNotFoundError
 from timbre.fsutil import sha256_file
-from timbre.store.collection import check_vector
+from timbre.store.collection import Hit, check_vector
 from timbre.store.filters import SearchFilter
-from timbre.store.interface import Hit
 from timbre.store.snapshot.arrays import RowReader, load_array
 from timbre.store.snapshot.columns import Columns, column_files
 from timbre.store.snapshot.layout import (
@@ -106,11 +103,8 @@ class Snapshot:
     ) -> list[Hit]:
         """The ``top_k`` nearest points by inner product after skipping ``offset``, best first.
 
-        Args:
-            vector: float32 ``[dim]``, L2-normalised.
-            top_k: hits to return (fewer if the snapshot is smaller).
-            offset: hits to skip (paging).
-            selection: only these rows (see :meth:`select`); None = every row.
+        ``vector`` is float32 ``[dim]``, L2-normalised; ``selection`` (see :meth:`select`)
+        limits the rows searched (None = every row).
 
         Raises:
             InvalidPointError: the vector has the wrong shape or is not normalised.
@@ -131,11 +125,8 @@ class Snapshot:
     def _scan(
         self, query: np.ndarray, k: int, selection: Selection | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-``k`` (scores, rows), best first, ties by row: deterministic.
-
-        One scan at a time: concurrent scans fight over the same memory bandwidth and cores,
-        and 16 at once fell to 9 scans/s at 100k vectors where one after another gave ~60/s.
-        """
+        """Exact top-``k`` (scores, rows), best first, ties by row: deterministic. One scan at
+        a time: concurrent scans fight over the same memory bandwidth and cores."""
         with self._scan_lock:
             return self.scan.top(query, k, selection)
 
@@ -230,9 +221,8 @@ def load_snapshot(
         order = load_array(directory / ORDER_FILE, mmapped=mmapped)
         offsets = load_array(directory / OFFSETS_FILE, mmapped=mmapped)
         params = load_array(directory / QUANTISER_FILE, mmapped=False)
-        # The codes are read into RAM even on a mapped snapshot: every query reads all of them
-        # (so they are resident either way), and anonymous memory gets huge pages where the
-        # mapped file gets 4 KiB ones: the SQ8 pass took 5 % more CPU over mapped codes.
+        # The codes are read into RAM even on a mapped snapshot: every query reads all of them,
+        # and anonymous memory gets huge pages where a mapped file gets 4 KiB ones.
         codes = load_array(directory / CODES_FILE, mmapped=False) if quantised else None
         columns = Columns(directory, manifest.columns, manifest.count, mmapped=mmapped)
         payloads = _map_payloads(directory / PAYLOADS_FILE)

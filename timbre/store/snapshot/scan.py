@@ -1,9 +1,9 @@
 """Exact top-k over a snapshot's vectors: a flat scan, or an SQ8 first pass with an exact re-rank.
 
 Both return what an exhaustive float32 scan returns: the ``k`` best inner products, ordered by
-score and then by row. The flat scan is that exhaustive scan (one BLAS product, memory-bound:
-3 GB read per query at a million 768-d vectors). The quantised scan reads the 8-bit codes
-instead (a quarter of the bytes) and keeps the guarantee:
+score and then by row. The flat scan is that exhaustive scan (one BLAS product, memory-bound).
+The quantised scan reads the 8-bit codes instead (a quarter of the bytes) and keeps the
+guarantee:
 
 1. FAISS's SQ8 kernels find the ``k0`` best *approximate* scores (``k0`` = a few hundred or
    more), over contiguous ranges of rows on every core at once;
@@ -36,14 +36,12 @@ from timbre.store.snapshot.quantiser import Prepared, Sq8
 T = TypeVar("T")
 
 MIN_CANDIDATES = 512
-"""Smallest candidate set re-ranked exactly (rows). 512 float32 rows are 1.5 MB, well under a
-millisecond to re-score; uniform random data needs ~50-90 at a million vectors, clustered data
-a few hundred (measured), so one pass almost always proves the result."""
+"""Smallest candidate set re-ranked exactly (rows): cheap to re-score, and enough that one pass
+almost always proves the result, even on clustered data."""
 
 FIRST_RERANK_ROWS = 128
 """Candidates re-ranked first (or twice the hits asked for, if more); the rest only when these
-cannot prove the result. At 100k uniform vectors the best 128 proved 93 of 100 queries (256:
-all), saving three quarters of the re-rank's reads."""
+cannot prove the result (they usually can: bench/results/)."""
 
 CANDIDATES_PER_HIT = 4
 """Candidates per requested hit (top_k + offset) when that asks for more than the minimum."""
@@ -58,11 +56,9 @@ on a mapped snapshot; larger gathers (a filtered selection re-scored exactly, a 
 read through the mapping, where one long run beats many calls."""
 
 QUANTISED_GATHER_MAX_FRACTION = 0.1
-"""A filtered SQ8 pass costs about as much as an unfiltered one (FAISS tests each row against
-the selection but its per-row loop stays as slow: 18 vs 17 ms of CPU at 100k x 768 with a
-third of the rows selected), so a selection of at most this fraction of the rows is re-scored
-exactly instead: copying and scoring 4 bytes per dimension of a tenth of the rows costs about
-what scanning 1 byte per dimension of all of them does."""
+"""A filtered SQ8 pass costs about as much as an unfiltered one, so a selection of at most this
+fraction of the rows is re-scored exactly instead (4 bytes per dimension of a tenth of the rows
+cost about what 1 byte per dimension of all of them does)."""
 
 
 @dataclass(frozen=True)

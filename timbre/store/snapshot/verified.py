@@ -1,18 +1,13 @@
 """Which files of a snapshot have been checked against their sha256, and are unchanged since.
 
-Hashing every file of a snapshot costs ~2 s per GB at each load: 0.6 s at 100k vectors, the
-largest single part of the service's start-up, and 3.4 s at a million. A published snapshot's
-files never change, so once a load has hashed them, ``VERIFIED.json`` beside the manifest
-records each file's identity as the filesystem sees it (device, inode, size, and modification
-and status-change times in nanoseconds) with the checksum it matched. A later load hashes
-only the files whose identity or expected checksum differs.
-
-Any write to a file, truncation, replacement, copy or restore changes at least one of those
-(the status-change time cannot be set from user space), so a file changed by any program is
-hashed, and refused if corrupt, at the next load as before. What a stat cannot see is a disk
-decaying under an unchanged file: ``snapshot.reverify_unchanged`` hashes everything at every
-load for storage that needs it. The record is a cache: losing it, or failing to write it (a
-read-only data folder), costs one full verification and nothing else.
+Hashing every file at each load is the largest part of the service's start-up. A published
+snapshot's files never change, so once a load has hashed them, ``VERIFIED.json`` records each
+file's identity (device, inode, size, modification and status-change times in ns) with the
+checksum it matched, and a later load hashes only the files whose identity differs. Any write,
+truncation, replacement or restore changes one of those (the status-change time cannot be set
+from user space). A disk decaying under an unchanged file is what
+``snapshot.reverify_unchanged`` is for. The record is a cache: losing it costs one full
+verification.
 """
 
 from __future__ import annotations
