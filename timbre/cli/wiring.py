@@ -148,7 +148,8 @@ def ingest_runner(settings: Settings, library: Library) -> IngestRunner:
             embedder=None if request.dry_run else library.audio.get(),
             model=library.info,
             store=library.store.get(),
-            snapshot=request.snapshot,
+            # A service's jobs publish a snapshot unless asked not to: it serves from it.
+            snapshot=True if request.snapshot is None else request.snapshot,
             listener=lambda counts: on_progress(asdict(counts)),
             labeller=labeller,
             optimize=False,  # the next command-line job compacts: this one must not stall searches
