@@ -17,14 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from timbre.store.collection import (
-    Collection,
-    CollectionInfo,
-    Hit,
-    Point,
-    Record,
-    WriteMarker,
-)
+from timbre.store.collection import Collection, CollectionInfo, Hit, Point, Record, WriteMarker
 from timbre.store.filters import SearchFilter
 from timbre.store.lifecycle import Generation, VectorStore
 from timbre.store.payload import DISPLAY_FIELDS, build_payload, point_id

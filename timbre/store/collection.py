@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, get_args
 
 import numpy as np
 
@@ -33,6 +33,7 @@ from timbre.store.payload import (
     point_id,
     with_derived,
 )
+from timbre.store.schema import IndexType
 
 if TYPE_CHECKING:
     from timbre.settings import QdrantSettings
@@ -191,7 +192,7 @@ def checked_point(point: Point, dim: int) -> Point:
 
 # -- shared by both backends ------------------------------------------------------------------
 
-INDEX_KINDS = ("keyword", "integer", "float", "bool", "datetime", "uuid")
+INDEX_KINDS: tuple[str, ...] = get_args(IndexType)
 """The payload index kinds ``qdrant/collection.yaml`` may name."""
 
 

@@ -90,11 +90,7 @@ class Snapshot:
         return None if mask is None else Selection(mask)
 
     def search(
-        self,
-        vector: np.ndarray,
-        top_k: int,
-        offset: int = 0,
-        selection: Selection | None = None,
+        self, vector: np.ndarray, top_k: int, offset: int = 0, selection: Selection | None = None
     ) -> list[Hit]:
         """The ``top_k`` nearest points by inner product after skipping ``offset``, best first,
         among the rows of ``selection`` (:meth:`select`; None = every row)."""
