@@ -17,14 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from timbre.store.collection import (
-    Collection,
-    CollectionInfo,
-    Hit,
-    Point,
-    Record,
-    WriteMarker,
-)
+from timbre.store.collection import Collection, CollectionInfo, Hit, Point, Record, WriteMarker
 from timbre.store.filters import SearchFilter
 from timbre.store.lifecycle import Generation, VectorStore
 from timbre.store.payload import DISPLAY_FIELDS, build_payload, point_id
@@ -36,18 +29,15 @@ if TYPE_CHECKING:
     from timbre.embedding.info import ModelInfo
     from timbre.settings import Settings
 
-EMBEDDED_DIR = "qdrant-edge"
-SNAPSHOTS_DIR = "snapshots"
-
 
 def embedded_dir(data_dir: Path) -> Path:
     """Where the embedded Qdrant Edge store lives."""
-    return data_dir / EMBEDDED_DIR
+    return data_dir / "qdrant-edge"
 
 
 def snapshots_dir(data_dir: Path) -> Path:
     """Where FAISS snapshots are published."""
-    return data_dir / SNAPSHOTS_DIR
+    return data_dir / "snapshots"
 
 
 def open_store(
@@ -60,21 +50,10 @@ def open_store(
 ) -> VectorStore:
     """Open the store this process was configured for, once, from the composition root.
 
-    Embedded (Qdrant Edge under ``data_dir``) when ``settings.qdrant.url`` is null and no
-    ``client`` is given; otherwise server mode through ``client`` or a client built from
-    the settings.
-
-    ``reindex``: open even if the live collection was built by other models or another schema,
-    to build and publish a new generation. ``client``: a ready qdrant-client client (e.g.
-    ``QdrantClient(":memory:")``), which the caller keeps. ``schema``: read from
-    ``qdrant/collection.yaml`` if omitted.
-
-    Raises:
-        StoreLockedError: embedded, and another process owns the store.
-        SchemaMismatchError: the live collection's vector size, distance or schema version
-            does not match.
-        ModelMismatchError: the live collection was built by other models.
-        StoreError: the store cannot be reached or read.
+    Embedded when ``settings.qdrant.url`` is null and no ``client`` (which the caller keeps) is
+    given, else server mode. ``reindex`` opens it even when the live collection was built by
+    other models or schema (to build a new generation); otherwise that raises
+    ModelMismatchError or SchemaMismatchError. StoreLockedError: another process owns it.
     """
     schema = schema or load_schema()
     if client is None and settings.qdrant.url is None:

@@ -1,10 +1,8 @@
 """One Qdrant collection: the values it reads and writes, and its behaviour over either engine.
 
 :class:`Collection` holds the behaviour (batching, checks, derived fields, the write marker)
-once; each engine supplies a small backend of primitive operations in its own client API
-(:class:`~timbre.store.edge.EdgeBackend`, :class:`~timbre.store.server.ServerBackend`).
-The helpers shared by both backends (filter translation, reading answers back) live here too,
-so that the two cannot drift apart.
+once, over a small :class:`Backend` of primitives per engine; the helpers both backends share
+live here too, so that the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -16,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, get_args
 
 import numpy as np
 
@@ -35,6 +33,7 @@ from timbre.store.payload import (
     point_id,
     with_derived,
 )
+from timbre.store.schema import IndexType
 
 if TYPE_CHECKING:
     from timbre.settings import QdrantSettings
@@ -47,9 +46,8 @@ F = TypeVar("F")
 
 @dataclass(frozen=True)
 class Point:
-    """One point to write: id (:func:`~timbre.store.payload.point_id` of the payload's
-    ``content_sha256``), float32 L2-normalised vector, payload
-    (:func:`~timbre.store.payload.build_payload`)."""
+    """One point to write: id (``point_id`` of the payload's ``content_sha256``), float32
+    L2-normalised vector, payload (:func:`~timbre.store.payload.build_payload`)."""
 
     id: str
     vector: np.ndarray
@@ -166,11 +164,7 @@ anything further is an un-normalised vector, which would score differently in FA
 
 
 def check_vector(vector: np.ndarray, dim: int, what: str) -> np.ndarray:
-    """``vector`` as float32 ``[dim]`` if it is finite and L2-normalised.
-
-    Raises:
-        InvalidPointError: wrong shape, non-finite values, or not normalised.
-    """
+    """``vector`` as float32 ``[dim]``; InvalidPointError unless finite and L2-normalised."""
     v = np.asarray(vector, dtype=np.float32)
     if v.shape != (dim,):
         raise InvalidPointError(f"{what}: vector shape {v.shape}, expected ({dim},)")
@@ -183,12 +177,8 @@ def check_vector(vector: np.ndarray, dim: int, what: str) -> np.ndarray:
 
 
 def checked_point(point: Point, dim: int) -> Point:
-    """``point`` with a checked vector and its derived payload fields, ready to write.
-
-    Raises:
-        InvalidPointError: the id is not ``point_id(content_sha256)``, the payload has no
-            paths, or the vector is malformed (see :func:`check_vector`).
-    """
+    """``point`` with a checked vector and its derived payload fields, ready to write;
+    InvalidPointError if its id is not ``point_id(content_sha256)`` or it has no paths."""
     sha = point.payload.get("content_sha256")
     if not isinstance(sha, str) or point_id(sha) != point.id:
         raise InvalidPointError(
@@ -202,7 +192,7 @@ def checked_point(point: Point, dim: int) -> Point:
 
 # -- shared by both backends ------------------------------------------------------------------
 
-INDEX_KINDS = ("keyword", "integer", "float", "bool", "datetime", "uuid")
+INDEX_KINDS: tuple[str, ...] = get_args(IndexType)
 """The payload index kinds ``qdrant/collection.yaml`` may name."""
 
 
@@ -217,14 +207,14 @@ def translate_filter(
     *,
     match_any: Callable[[str, list[str]], C],
     in_range: Callable[[str, Range], C],
-    all_of: Callable[[list[C]], F],
+    filter_type: Callable[..., F],
 ) -> F | None:
-    """The shared filter model in one engine's types (every condition must hold); None when
-    there is no condition."""
+    """The shared filter model as ``filter_type(must=...)`` of one engine (every condition must
+    hold); None when there is no condition."""
     if not conditions:
         return None
-    return all_of(
-        [
+    return filter_type(
+        must=[
             match_any(c.field, list(c.values)) if isinstance(c, MatchAny) else in_range(c.field, c)
             for c in conditions
         ]
@@ -327,10 +317,7 @@ def _conditions(filter: SearchFilter | None) -> list[Condition]:
 class Collection:
     """Reads and writes on one collection (the live one, or a generation being built).
 
-    Args:
-        backend: the engine's primitives on this collection (None for the embedded live
-            collection, whose :meth:`_use` finds the current one).
-        settings: the ``qdrant`` settings section (batch sizes).
+    ``backend`` is None for the embedded live collection, whose :meth:`_use` finds the current one.
     """
 
     def __init__(self, backend: Backend | None, settings: QdrantSettings) -> None:
@@ -354,16 +341,9 @@ class Collection:
     # -- writes -----------------------------------------------------------------------------
 
     def upsert(self, points: Iterable[Point]) -> int:
-        """Insert or replace points, ``upsert_batch`` per request; returns how many.
-
-        Each point's payload gets its derived fields (``dirs`` and the normalised companions).
-
-        Raises:
-            InvalidPointError: a vector is not float32 ``[dim]``, finite and L2-normalised,
-                an id is not ``point_id(content_sha256)``, or a payload has no paths. The
-                batches before the bad point are written (upserts are idempotent: re-run).
-            StoreError: the store failed.
-        """
+        """Insert or replace points with their derived fields, ``upsert_batch`` per request;
+        returns how many. On an invalid point (:func:`checked_point`) the batches before it
+        are written (upserts are idempotent: re-run)."""
         total = 0
         iterator = iter(points)
         while batch := list(itertools.islice(iterator, self._upsert_batch)):
@@ -401,15 +381,9 @@ class Collection:
 
     def set_payloads(self, updates: Mapping[str, Mapping[str, Any]]) -> int:
         """Merge partial payloads into stored points (``id -> fields``), ``upsert_batch`` per
-        request; the companions of the fields given are derived anew. Returns how many.
-
-        Unknown ids are the caller's to avoid: Qdrant ignores them on a server and the
-        embedded shard refuses them, so read the ids from the store first (relabel does).
-
-        Raises:
-            InvalidPointError: an update writes a derived field or the paths (use
-                :meth:`set_paths`).
-        """
+        request, deriving the companions anew; returns how many. Derived fields and paths
+        cannot be set here (:meth:`set_paths`). Read the ids from the store first: a server
+        ignores unknown ids, the embedded shard refuses them."""
         items = list(updates.items())
         for pid, fields in items:
             bad = set(fields) & {*DERIVED_FIELDS, "path", "paths"}
@@ -438,14 +412,8 @@ class Collection:
     ) -> Rewritten:
         """Give every point the fields ``revise`` works out for it (relabel, reanalyse).
 
-        Args:
-            revise: given one page of records, the fields to merge into those that change (a
-                point left out keeps its payload).
-            fields: the payload fields ``revise`` reads.
-            batch_size: points per page, and so per payload update.
-            with_vectors: read the stored vectors too.
-            dry_run: call ``revise`` on every page, write nothing.
-            progress: called with the number of points read after each page.
+        ``revise`` gets one page of ``batch_size`` records (with payload ``fields``) and returns
+        the fields to merge into those that change; ``dry_run`` writes nothing.
         """
         points = changed = 0
         records = self.scroll(fields=list(fields), with_vectors=with_vectors, batch_size=batch_size)
@@ -542,14 +510,9 @@ class Collection:
         with_vectors: bool = False,
         batch_size: int | None = None,
     ) -> Iterator[list[Record]]:
-        """Like :meth:`scroll`, one page (one request) at a time.
-
-        The collection is held one page at a time, never across a yield: a consumer that
-        publishes a generation mid-scroll must not deadlock against itself.
-
-        Raises:
-            StoreError: the live collection was swapped between two pages.
-        """
+        """Like :meth:`scroll`, one page (one request) at a time. The collection is held per
+        page, never across a yield, so a consumer may publish a generation mid-scroll; a swap
+        between two pages raises StoreError."""
         conditions = _conditions(filter)
         offset: str | None = None
         first: Backend | None = None
@@ -583,14 +546,8 @@ class Collection:
         filter: SearchFilter | None = None,
         exact: bool = False,
     ) -> list[Hit]:
-        """Nearest points by cosine (= inner product), best first, after ``offset`` of them.
-
-        ``vector`` is float32 ``[dim]``, L2-normalised; ``exact`` asks a server for an
-        exhaustive search (the embedded shard is always exact).
-
-        Raises:
-            InvalidPointError: the query vector is malformed or not normalised.
-        """
+        """Nearest points by cosine (= inner product), best first, after ``offset`` of them;
+        ``exact`` asks a server for an exhaustive search (the embedded shard is always exact)."""
         if top_k < 1 or offset < 0:
             raise ValueError(f"top_k must be >= 1 and offset >= 0 (got {top_k}, {offset})")
         with self._use() as backend:
@@ -668,13 +625,9 @@ class Collection:
 
 
 def _mark_write(backend: Backend) -> None:
-    """Advance the write marker, *before* the write it stands for.
-
-    If the process dies between the two, the marker is one ahead of the data and a snapshot
-    looks stale when it is not: harmless. The other order could make a stale snapshot look
-    fresh. One process writes a collection at a time (the embedded owner, or the ingest job on
-    a server), so the sequence is read once and then counted on the backend.
-    """
+    """Advance the write marker *before* the write it stands for: a crash between the two makes
+    a snapshot look stale, never a stale one fresh. One process writes a collection at a time,
+    so the sequence is read once and then counted on the backend."""
     with backend.marker_lock:
         if backend.write_seq is None:
             backend.write_seq = int(backend.read_meta().get("write_seq") or 0)

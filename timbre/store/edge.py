@@ -9,11 +9,10 @@ Layout::
         shard/              the Qdrant Edge shard (segments, write-ahead log, payload indexes)
         collection.json     Timbre metadata: models, dim, distance, schema version, write marker
 
-The shards are configured for exact search with payload indexes and no HNSW graph: exact
-FAISS answers unfiltered queries, payload indexes narrow filtered ones, and building a graph
-costs minutes per 100k points on a small machine (qdrant/collection.yaml). Writes land in an
-appendable segment, whose payload indexes live in RAM; :meth:`EdgeBackend.optimize` (run after
-an ingest job) rebuilds a large one as an immutable segment whose indexes are memory-mapped.
+The shards search exactly, with payload indexes and no HNSW graph (the snapshot answers
+unfiltered queries; a graph costs minutes per 100k points on a small machine). Writes land in
+an appendable segment with its indexes in RAM; :meth:`EdgeBackend.optimize` (after an ingest
+job) rebuilds a large one as an immutable segment whose indexes are memory-mapped.
 """
 
 from __future__ import annotations
@@ -36,6 +35,7 @@ from timbre.errors import StoreError
 from timbre.fsutil import atomic_write
 from timbre.settings import QdrantSettings
 from timbre.store.collection import (
+    INDEX_KINDS,
     META_KEYS,
     Collection,
     Hit,
@@ -65,34 +65,23 @@ META_FILE = "collection.json"
 
 _DISTANCES = {"Cosine": qe.Distance.Cosine, "Dot": qe.Distance.Dot}
 _INDEX_TYPES = index_types(qe.PayloadSchemaType, str.capitalize)
-_MAPPED_INDEXES: dict[str, Callable[[], Any]] = {
-    "keyword": lambda: qe.KeywordIndexParams(memory=qe.Memory.Cold),
-    "integer": lambda: qe.IntegerIndexParams(memory=qe.Memory.Cold),
-    "float": lambda: qe.FloatIndexParams(memory=qe.Memory.Cold),
-    "bool": lambda: qe.BoolIndexParams(memory=qe.Memory.Cold),
-    "datetime": lambda: qe.DatetimeIndexParams(memory=qe.Memory.Cold),
-    "uuid": lambda: qe.UuidIndexParams(memory=qe.Memory.Cold),
-}
-"""Index parameters of each kind when ``payload.embedded_indexes_on_disk`` (memory-mapped)."""
+_MAPPED_INDEXES = {kind: getattr(qe, f"{kind.capitalize()}IndexParams") for kind in INDEX_KINDS}
+"""Index parameter types (``KeywordIndexParams``...), built memory-mapped when
+``payload.embedded_indexes_on_disk``."""
 _MARKER_KEYS = frozenset({"write_seq", "last_write_at"})
 _DEBT_TTL_S = 1.0
-"""How long a measured sparse debt is reused: per-point writes come by the thousand, and the
-files the engine starts meanwhile are what the reserve is for."""
-
-
-def _all_of(must: list[Any]) -> qe.Filter:
-    return qe.Filter(must=must)
+"""How long a measured sparse debt is reused (writes come by the thousand; the reserve covers
+what the engine starts meanwhile)."""
 
 
 def _edge_filter(conditions: Sequence[Condition]) -> qe.Filter | None:
-    """The shared filter model in Qdrant Edge's types (the one translation for this engine)."""
     return translate_filter(
         conditions,
         match_any=lambda field, values: qe.FieldCondition(field, match=qe.MatchAny(values)),
         in_range=lambda field, r: qe.FieldCondition(
             field, range=qe.RangeFloat(gte=r.gte, lte=r.lte, gt=r.gt, lt=r.lt)
         ),
-        all_of=_all_of,
+        filter_type=qe.Filter,
     )
 
 
@@ -213,18 +202,16 @@ class EdgeBackend:
         existing = self._do("read info", self._shard.info).payload_schema
         for field, kind in indexes.items():
             if field not in existing:
-                schema = _MAPPED_INDEXES[kind]() if mapped else _INDEX_TYPES[kind]
+                schema = (
+                    _MAPPED_INDEXES[kind](memory=qe.Memory.Cold) if mapped else _INDEX_TYPES[kind]
+                )
                 self._update(
                     f"create index {field}", qe.UpdateOperation.create_field_index(field, schema)
                 )
 
     def ensure_space(self, batch_bytes: int) -> None:
-        """Refuse a write of about ``batch_bytes`` unless the disk can back it (and every sparse
-        byte of the shard) with the reserve to spare: see :mod:`timbre.diskspace`.
-
-        Raises:
-            DiskFullError: not enough free space; nothing was written.
-        """
+        """Raise DiskFullError unless the disk can back a write of about ``batch_bytes`` and
+        every sparse byte of the shard, with the reserve to spare (:mod:`timbre.diskspace`)."""
         if self._reserve is None:
             return
         now = time.monotonic()
@@ -234,13 +221,7 @@ class EdgeBackend:
 
     def optimize(self) -> bool:
         """Rebuild the segments past the indexing threshold as immutable ones; True if any was.
-
-        Blocks this process (Qdrant Edge holds the GIL throughout); the rebuilt segments are
-        written beside the old ones, so it needs about the shard's size free.
-
-        Raises:
-            DiskFullError: too little free space to rebuild; nothing was changed.
-        """
+        Holds the GIL throughout, and needs about the shard's size free (else DiskFullError)."""
         if self._reserve is not None:
             shard = self.directory / SHARD_DIR
             size = sum(p.stat().st_blocks * 512 for p in shard.rglob("*") if p.is_file())
@@ -541,11 +522,7 @@ def write_json(path: Path, data: Mapping[str, Any], *, durable: bool) -> None:
 
 
 def read_json(path: Path) -> dict[str, Any]:
-    """The JSON object in ``path``.
-
-    Raises:
-        StoreError: the file cannot be read or does not hold a JSON object.
-    """
+    """The JSON object in ``path``; StoreError if unreadable or not an object."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

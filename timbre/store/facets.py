@@ -30,20 +30,15 @@ FACET_FIELDS = (
 """Fields that can be faceted: each has a keyword index in ``qdrant/collection.yaml``."""
 
 SPELLINGS_PER_VALUE = 8
-"""Display spellings read per counted value: a value has one or two, but on list fields the
-spelling facet also returns the other tags of the same points. A value whose spelling falls
-outside is shown in its normalised form, with its exact count."""
+"""Display spellings read per counted value (on list fields the spelling facet also returns the
+other tags of the same points); a value whose spelling falls outside shows its normalised form."""
 
 
 @dataclass(frozen=True)
 class FacetValue:
-    """One value of a field and the number of points (matching the filter) that hold it.
-
-    Attributes:
-        value: display form (``Techno``, ``Bbm``), the one most points spell it with.
-        count: points holding it (a point with the value twice counts once).
-        match: the normalised form the store filters on (``techno``, ``A#m``).
-    """
+    """One value of a field: its display form (``Techno``, the spelling most points use), the
+    points (matching the filter) that hold it, and the normalised form filters match
+    (``techno``)."""
 
     value: str
     count: int
@@ -59,14 +54,8 @@ class _Facets(Protocol):
 def facet_values(
     backend: _Facets, field: str, conditions: Sequence[Condition], limit: int
 ) -> list[FacetValue]:
-    """The ``limit`` most frequent values of ``field`` among points matching ``conditions``.
-
-    ``dirs`` (every ancestor folder of every path) is counted too, for folder trees
-    (timbre/search/folders.py); it is no facet field a listing of all facets should include.
-
-    Raises:
-        ValueError: ``field`` is not one of :data:`FACET_FIELDS` or ``dirs``, or ``limit`` < 1.
-    """
+    """The ``limit`` most frequent values of ``field`` (of :data:`FACET_FIELDS`, or ``dirs`` for
+    folder trees) among points matching ``conditions``."""
     if field not in FACET_FIELDS and field != DIRS_FIELD:
         raise ValueError(f"cannot facet on {field!r}; facet fields: {', '.join(FACET_FIELDS)}")
     if limit < 1:

@@ -67,28 +67,13 @@ _EXCLUSIVE = {
 }
 
 
-def _as_tuple(value: Any) -> Any:
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, list | tuple | set | frozenset):
-        return tuple(value) or None  # an empty list constrains nothing
-    return value
-
-
 class SearchFilter(BaseModel):
     """Filter of a search, count or scroll (every field optional).
 
-    Attributes:
-        genre, instrument, kind, key, pack, category: any of these values (case-insensitive;
-            keys also match their enharmonic spelling).
-        tags, auto_tags: the point has at least one of these (auto) tags.
-        bpm_source, key_source: how the BPM or key was obtained (``tags``, ``name``,
-            ``audio``), e.g. ``("tags", "name")`` for stated values only.
-        bpm_min, bpm_max: beats per minute, inclusive.
-        duration_min_s, duration_max_s: seconds, inclusive.
-        bpm_min_exclusive, bpm_max_exclusive, duration_min_exclusive, duration_max_exclusive:
-            make that bound exclusive (Qdrant's gt/lt), exactly, without nudging the value.
-        path_prefix: some path of the point lies under one of these directories.
+    Keyword fields match any of their values (case-insensitive, keys also enharmonically);
+    ``bpm_source`` / ``key_source`` say how the value was obtained (``tags``, ``name``,
+    ``audio``). Range bounds are inclusive unless their ``*_exclusive`` flag is set (Qdrant's
+    gt/lt). ``path_prefix``: some path of the point lies under one of these directories.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -116,7 +101,11 @@ class SearchFilter(BaseModel):
     @field_validator(*KEYWORD_FIELDS, "path_prefix", mode="before")
     @classmethod
     def _listify(cls, value: Any) -> Any:
-        return _as_tuple(value)
+        if isinstance(value, str):
+            return (value,)
+        if isinstance(value, list | tuple | set | frozenset):
+            return tuple(value) or None  # an empty list constrains nothing
+        return value
 
     @field_validator("kind")
     @classmethod
@@ -199,10 +188,8 @@ class AllOf(SearchFilter):
 
 
 def conjoin(*filters: SearchFilter | None) -> SearchFilter | None:
-    """The filter that matches what every one of ``filters`` matches (None or empty ones ignored).
-
-    E.g. a palette's shared context (genre, BPM range, key) and one slot's own filter.
-    """
+    """The filter that matches what every one of ``filters`` matches (None or empty ones
+    ignored), e.g. a palette's shared context and one slot's own filter."""
     parts = tuple(f for f in filters if f is not None and not f.is_empty)
     if not parts:
         return None

@@ -53,17 +53,9 @@ def check_readable(store: VectorStore) -> None:
 
 
 def rebuild_from_snapshot(store: VectorStore, snapshots: Path, info: ModelInfo) -> dict[str, Any]:
-    """Write the published snapshot into a new collection and make it the live one.
-
-    Returns:
-        What was done: the snapshot, the new collection, the points written, and how many
-        points the damaged collection counted (those written after the snapshot are lost
-        from the store until the next ingest of their files adds them again).
-
-    Raises:
-        SnapshotError: no snapshot, or a damaged one (its checksums are verified).
-        ModelMismatchError: the snapshot was built by other models.
-    """
+    """Write the published snapshot (checksums verified) into a new collection and make it the
+    live one; returns what was done, with the points the damaged collection counted (those
+    written after the snapshot are back at the next ingest of their files)."""
     snapshot = load_snapshot(snapshots, info, mmap_min_bytes=0, verify_checksums=True)
     manifest = snapshot.manifest
     try:

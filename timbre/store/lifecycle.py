@@ -1,16 +1,12 @@
 """The store facade: the live collection and its generations, the same policy in both modes.
 
-A *generation* is a versioned collection ``<base>-<key>-<n>`` (see
-:mod:`timbre.store.schema`). Exactly one is live: the server alias ``<base>`` or the embedded
-``LIVE`` pointer names it. A model, pipeline or schema change builds a new generation beside
-the live one; :meth:`Generation.publish` swaps it in atomically, so searches never see a
-half-built collection. An unpublished generation for the same key is resumed, not restarted,
-so an interrupted re-index continues where it stopped. After a swap the previous generations
-beyond ``qdrant.keep_generations`` are deleted.
-
-Each engine supplies the primitives (list, create, open, swap, drop) as the abstract methods
-of :class:`VectorStore` (:mod:`timbre.store.edge`, :mod:`timbre.store.server`); reads and
-writes go to the collection :meth:`VectorStore.live` hands out.
+A *generation* is a versioned collection ``<base>-<key>-<n>`` (:mod:`timbre.store.schema`);
+exactly one is live, named by the server alias ``<base>`` or the embedded ``LIVE`` pointer. A
+model, pipeline or schema change builds a new generation beside the live one (resuming an
+unfinished one for the same key), and :meth:`Generation.publish` swaps it in atomically, so
+searches never see a half-built collection; generations beyond ``qdrant.keep_generations`` are
+then deleted. Each engine supplies the primitives as the abstract methods of
+:class:`VectorStore`; reads and writes go to the collection :meth:`VectorStore.live` hands out.
 """
 
 from __future__ import annotations
@@ -23,14 +19,7 @@ from typing import Any, Literal, Self
 from timbre.embedding.info import ModelInfo, family_of_key
 from timbre.errors import ModelMismatchError, SchemaMismatchError, StoreError, TimbreError
 from timbre.settings import QdrantSettings
-from timbre.store.collection import (
-    Backend,
-    Collection,
-    CollectionInfo,
-    Record,
-    new_meta,
-    utc_now,
-)
+from timbre.store.collection import Backend, Collection, CollectionInfo, Record, new_meta, utc_now
 from timbre.store.schema import CollectionSchema, generation_name, parse_generation_name
 
 log = logging.getLogger(__name__)
@@ -115,8 +104,7 @@ class VectorStore(ABC):
 
     @abstractmethod
     def optimize(self) -> bool:
-        """Compact what bulk writes left behind, blocking; True if anything changed (embedded:
-        large segments become immutable ones with memory-mapped payload indexes; a server
+        """Compact what bulk writes left behind, blocking; True if anything changed (a server
         optimises in the background by itself)."""
 
     @abstractmethod
@@ -262,9 +250,7 @@ class VectorStore(ABC):
         try:
             return list(Collection(backend, self.settings).scroll(fields=fields, with_vectors=True))
         finally:
-            close = getattr(backend, "close", None)
-            if close is not None:
-                close()
+            getattr(backend, "close", lambda: None)()  # an embedded shard holds files open
 
     def __enter__(self) -> Self:
         return self

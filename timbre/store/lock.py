@@ -1,14 +1,12 @@
 """Single-owner locks on directories, naming the owner when someone else tries.
 
-An advisory ``flock`` on a small file: the kernel releases it when the owning process exits
-or is killed, so a crash never leaves a stale lock, and a second process is refused at once
-instead of waiting. The file also holds who owns it (pid, command, host, since when), read by
-the refused process to say so. POSIX only (Linux and macOS), like the rest of the deployment.
+An advisory ``flock`` on a small file, which also records the owner (pid, command, host,
+since): the kernel releases it when the owner dies, so a crash never leaves a stale lock, and
+a second process is refused at once. POSIX only.
 
-An owner may hold its lock on a :class:`Lease` instead (``timbre mcp``, which opens the store
-only between an assistant's calls): it announces beside the lock file that it gives the lock up
-when asked, within ``within_s``. A process refused by such an owner asks (a ``.wanted`` file
-beside the lock) and waits that long for it, instead of being refused at once.
+An owner may hold its lock on a :class:`Lease` instead (``timbre mcp``): it promises to give
+the lock up within ``within_s`` of being asked, and a refused process asks (a ``.wanted`` file
+beside the lock) and waits that long instead of being refused.
 """
 
 from __future__ import annotations
@@ -41,13 +39,8 @@ _ASK_POLL_S = 0.05  # how often a waiting process tries the lock again
 
 
 class OwnerLock:
-    """An exclusive, non-blocking lock held by this process until :meth:`release`.
-
-    Args:
-        path: the lock file (created if missing).
-        what: what the lock protects, for the error message.
-        remedy: what the refused process should do, for the error message.
-    """
+    """An exclusive, non-blocking lock on ``path`` held by this process until :meth:`release`;
+    ``what`` it protects and the ``remedy`` of a refused process go into the error message."""
 
     def __init__(self, path: Path, *, what: str, remedy: str) -> None:
         self.path = path
@@ -56,15 +49,8 @@ class OwnerLock:
         self._file: IO[str] | None = None
 
     def acquire(self) -> None:
-        """Take the lock.
-
-        Waits, at most as long as it promised, for an owner that holds the lock on a
-        :class:`Lease`, after asking it to let go.
-
-        Raises:
-            StoreLockedError: another process (or another handle in this one) holds it; the
-                message names its pid and command and what to do.
-        """
+        """Take the lock, or raise StoreLockedError naming the owner. An owner on a
+        :class:`Lease` is asked to let go and waited for, as long as it promised."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         owner = self._take()
         if owner is None:
@@ -161,13 +147,8 @@ def _read_owner(handle: IO[str]) -> dict[str, Any]:
 
 
 class Lease:
-    """An owner's promise, beside its lock file, to give the lock up within ``within_s`` of
-    being asked; and the asking, seen from the owner.
-
-    Args:
-        lock_path: the lock file the owner holds (or will hold) through :class:`OwnerLock`.
-        within_s: how long the owner takes at most to let go once asked (its longest use).
-    """
+    """An owner's promise, beside its lock file, to give the lock up within ``within_s`` (its
+    longest use) of being asked; and the asking, seen from the owner."""
 
     def __init__(self, lock_path: Path, *, within_s: float) -> None:
         self.path = lock_path.with_name(lock_path.name + LEASE_SUFFIX)

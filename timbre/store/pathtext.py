@@ -1,21 +1,12 @@
 """File paths as text: a lossless, printable form for payloads, reports and HTTP.
 
-A POSIX file name is bytes, and libraries copied from old systems hold names that are not
-UTF-8 (``b"caf\\xe9.wav"`` from Latin-1). Python hands such a name over with lone surrogates
-(``"caf\\udce9.wav"``), which no UTF-8 JSON (Qdrant payloads, the snapshot's
-``payloads.jsonl``, HTTP bodies) nor SQLite can carry. Timbre therefore stores every path in
-one text form, and turns it back into the real bytes only where it touches the file system:
-
-* bytes that are valid UTF-8 are kept as they are, except a backslash, which is doubled
-  (``\\`` -> ``\\\\``);
-* every byte that is not part of valid UTF-8 is written ``\\xNN`` (two lower-case hex digits),
-  like Python's ``backslashreplace``.
-
-So a path whose name is UTF-8 without a backslash (nearly all of them) is stored exactly as
-the file system spells it, and the mapping is one-to-one: doubling the literal backslashes
-is what keeps ``caf\\xe9.wav`` (the four characters, a real name) apart from the Latin-1
-byte. :func:`path_from_text` also accepts a single backslash that starts no escape as
-itself, so a path typed by hand with a backslash in it still works.
+A POSIX file name is bytes, and names that are not UTF-8 (``b"caf\\xe9.wav"`` from Latin-1)
+reach Python with lone surrogates, which no UTF-8 JSON nor SQLite can carry. So every path is
+stored as text and turned back into bytes only where it touches the file system: valid UTF-8
+is kept, except that a backslash is doubled, and every other byte is written ``\\xNN``. A
+UTF-8 name without a backslash is stored as spelt, and the mapping is one-to-one (the doubled
+backslash keeps the literal name ``caf\\xe9.wav`` apart from the Latin-1 byte).
+:func:`path_from_text` also takes a lone backslash that starts no escape as itself.
 """
 
 from __future__ import annotations

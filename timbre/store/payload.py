@@ -36,13 +36,10 @@ AUDIO_FACT_FIELDS = (
     "analysis_version",
     "peaks",
 )
-"""How ``bpm``, ``key`` and ``kind`` were obtained and what the audio analysis stored
-(``ingest.metadata`` documents the rules): ``bpm_source`` / ``key_source``
-are ``tags``, ``name`` or ``audio`` (None when unknown); ``kind_source`` is one of those or
-``duration`` (only the length told); ``bpm_confidence`` / ``key_confidence`` rate an
-audio estimate (0..1; None for a stated value); ``analysis_version`` names the analysis that
-ran on the audio (``timbre.audio.analysis.ANALYSIS_VERSION``; None when none did);
-``peaks`` is the waveform for display (``timbre.audio.peaks``, base64)."""
+"""How ``bpm``, ``key`` and ``kind`` were obtained (``ingest.metadata``): each ``*_source`` is
+``tags``, ``name``, ``audio`` (or ``duration`` for ``kind``) or None; a ``*_confidence`` rates an
+audio estimate (0..1); ``analysis_version`` names the audio analysis that ran (None if none);
+``peaks`` is the display waveform (``timbre.audio.peaks``, base64)."""
 
 FACT_SOURCES = ("tags", "name", "audio")
 KIND_SOURCES = (*FACT_SOURCES, "duration")
@@ -72,10 +69,9 @@ LABEL_FIELDS = (
     "instrument_source",
 )
 """Zero-shot labels from the sound (:mod:`timbre.labels`), re-derivable from the stored vector:
-``category`` (best label or None) with its cosine ``category_score``; ``auto_tags`` (labels
-above a threshold, best first) with ``auto_tag_scores`` (label -> cosine); ``labels_version``
-(vocabulary hash + text model); ``instrument_source`` (``name`` or ``audio``: whether
-``instrument`` came from the names or from the category)."""
+the best ``category`` and the ``auto_tags`` above a threshold with their cosines, the
+``labels_version`` (vocabulary hash + text model), and whether ``instrument`` came from the
+``name`` or from the category (``audio``)."""
 
 DISPLAY_FIELDS = (
     "path",
@@ -117,11 +113,8 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def point_id(content_sha256: str) -> str:
-    """The point id of a file: UUIDv5 of its content SHA-256 (lower-case hex) in our namespace.
-
-    Raises:
-        InvalidPointError: the argument is not 64 hex characters.
-    """
+    """The point id of a file: UUIDv5 of its content SHA-256 (hex) in our namespace;
+    InvalidPointError if the argument is not 64 hex characters."""
     digest = content_sha256.lower()
     if not _SHA256.fullmatch(digest):
         raise InvalidPointError(f"not a SHA-256 hex digest: {content_sha256!r}")
@@ -136,19 +129,10 @@ def build_payload(
     model: ModelInfo,
     ingested_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """The full payload of one file, as the store expects it.
-
-    Args:
-        descriptive: the fields of :data:`DESCRIPTIVE_FIELDS` (missing ones become None).
-        content_sha256: SHA-256 of the file's bytes (hex).
-        paths: every path holding this content, POSIX-style; the first is the primary ``path``.
-        model: the models that produced the vector.
-        ingested_at: when the file was embedded (UTC now if omitted).
-
-    Raises:
-        InvalidPointError: unknown descriptive field, no path, or an invalid ``kind`` or
-            fact source.
-    """
+    """The full payload of one file, as the store expects it: ``descriptive`` holds fields of
+    :data:`DESCRIPTIVE_FIELDS` (missing ones become None), the first of ``paths`` is the primary
+    ``path``, ``ingested_at`` defaults to now. InvalidPointError on an unknown field, no path,
+    or an invalid ``kind`` or fact source."""
     unknown = set(descriptive) - set(DESCRIPTIVE_FIELDS)
     if unknown:
         raise InvalidPointError(f"unknown payload fields {sorted(unknown)}")

@@ -1,10 +1,9 @@
 """The collection schema, read from ``qdrant/collection.yaml`` (the one place it is written).
 
-Also the naming of versioned collections: ``<base>-<key>-<generation>``, where ``key`` is a
-short hash of what stored vectors depend on (the models' audio key, the schema version and
-distance), so a model, pipeline or schema change builds a new collection beside the live one.
-A family other than the original clamp3 is named too: ``<base>-<family>-<key>-<generation>``
-(clamp3 collections keep the name they had before families existed).
+Also the naming of versioned collections: ``<base>[-<family>]-<key>-<generation>``, where
+``key`` hashes what stored vectors depend on (audio key, schema version, distance), so a
+model, pipeline or schema change builds a new collection beside the live one (clamp3, the
+first family, is not named: its collections keep their names from before families).
 """
 
 from __future__ import annotations
@@ -25,8 +24,8 @@ SCHEMA_FILE = Path(__file__).resolve().parents[2] / "qdrant" / "collection.yaml"
 """The schema shipped with the source tree (also copied into the container image)."""
 
 KEY_HASH_CHARS = 12
-"""Hex characters of the model/schema key in a collection name (48 bits: no collisions in
-practice among the handful of builds a deployment ever keeps)."""
+"""Hex characters of the model/schema key in a collection name (48 bits: ample for the few
+builds a deployment keeps)."""
 
 IndexType = Literal["keyword", "integer", "float", "bool", "datetime", "uuid"]
 # Only metrics that rank normalised vectors like FAISS inner product: the snapshot must agree.
@@ -93,11 +92,7 @@ class CollectionSchema(_Part):
 
 
 def load_schema(path: Path = SCHEMA_FILE) -> CollectionSchema:
-    """Read and validate the collection schema.
-
-    Raises:
-        ConfigError: the file is missing, not YAML, or has a wrong or unknown field.
-    """
+    """Read and validate the collection schema; ConfigError if missing, not YAML or invalid."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:

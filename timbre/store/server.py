@@ -76,10 +76,6 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
-def _retry_after_s(exc: BaseException) -> float:
-    return float(getattr(exc, "retry_after_s", 0) or 0)
-
-
 def call_with_retries(
     fn: Callable[[], T],
     *,
@@ -88,14 +84,9 @@ def call_with_retries(
     backoff_s: float,
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
-    """Run ``fn``; on a transient failure wait and try again, up to ``max_attempts`` in all.
-
-    The wait starts at ``backoff_s`` and doubles (or follows the server's Retry-After).
-
-    Raises:
-        StoreError: a non-transient failure (at once), or the last transient one once the
-            attempts are used up; the original exception is chained.
-    """
+    """Run ``fn``; on a transient failure wait (``backoff_s``, doubling, or the server's
+    Retry-After) and try again, up to ``max_attempts`` in all. Any other failure, or the last
+    transient one, is raised as StoreError."""
     for attempt in range(1, max_attempts + 1):
         try:
             return fn()
@@ -107,7 +98,8 @@ def call_with_retries(
                     f"Qdrant {what} failed after {max_attempts} attempts "
                     f"(transient errors; is the server up?): {exc}"
                 ) from exc
-            wait_s = max(backoff_s * 2 ** (attempt - 1), _retry_after_s(exc))
+            retry_after_s = float(getattr(exc, "retry_after_s", 0) or 0)
+            wait_s = max(backoff_s * 2 ** (attempt - 1), retry_after_s)
             log.warning(
                 "Qdrant %s: transient failure (%s), attempt %d of %d, retrying in %.2f s",
                 what,
@@ -125,19 +117,14 @@ Call = Callable[[str, Callable[[], Any]], Any]
 _INDEX_TYPES = index_types(qm.PayloadSchemaType, str.upper)
 
 
-def _all_of(must: list[qm.Condition]) -> qm.Filter:
-    return qm.Filter(must=must)
-
-
 def _qdrant_filter(conditions: Sequence[Condition]) -> qm.Filter | None:
-    """The shared filter model in qdrant-client's types (the one translation for this engine)."""
     return translate_filter(
         conditions,
         match_any=lambda field, values: qm.FieldCondition(key=field, match=qm.MatchAny(any=values)),
         in_range=lambda field, r: qm.FieldCondition(
             key=field, range=qm.Range(gte=r.gte, lte=r.lte, gt=r.gt, lt=r.lt)
         ),
-        all_of=_all_of,
+        filter_type=qm.Filter,
     )
 
 
@@ -195,8 +182,7 @@ class ServerBackend:
                 )
 
     def ensure_space(self, batch_bytes: int) -> None:
-        """Nothing to check here: the server's disk is the server's (it answers a write it
-        cannot hold with an error, not a crash of this process)."""
+        """Nothing to check: a server answers a write it cannot hold with an error."""
 
     def upsert(self, points: Sequence[Point]) -> None:
         structs = [

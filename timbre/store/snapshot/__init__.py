@@ -14,19 +14,9 @@ One snapshot is a directory ``<snapshots>/<NNNNNN>/`` (format 2)::
     manifest.json        models, pipeline, dim, metric, count, columns, source collection and
                          its write marker, creation time, sha256 and size of every file above
 
-Publication: the export streams into ``.partial-<NNNNNN>/``, fsyncs it, renames it to
-``<NNNNNN>/`` and then replaces the small ``CURRENT`` file with ``os.replace``, so a crash
-leaves ``CURRENT`` naming the previous, complete snapshot. The newest ``snapshot.keep`` are
-kept.
-
-Loading verifies the manifest, the checksums, the shapes and the models
-(``ModelInfo.audio_key()``), and memory-maps the arrays when they are large.
-
-Searching is exact, filtered or not: a flat BLAS scan on small snapshots, and above
-``snapshot.quantised_min_vectors`` an SQ8 first pass whose candidates are re-scored from the
-float32 vectors, with a bound that proves no other vector could enter the top k
-(:mod:`timbre.store.snapshot.scan`). Filters are evaluated on the snapshot's own columns
-(:mod:`timbre.store.snapshot.columns`).
+Publication is atomic (:mod:`~.export`): a crash leaves ``CURRENT`` naming the previous,
+complete snapshot. Loading verifies manifest, checksums, shapes and models (:mod:`~.reader`).
+Searching is exact, filtered (:mod:`~.columns`) or not (:mod:`~.scan`).
 """
 
 from timbre.store.snapshot.export import export_snapshot

@@ -1,8 +1,7 @@
 """``.npy`` files written a page at a time, and read back memory-mapped or into RAM.
 
-An export does not know its row count until the store's scroll ends, and holding every vector
-in memory to ``np.save`` them at the end would cost the exporting process gigabytes. So rows
-are appended behind a fixed-size header that is filled in when the count is known.
+An export learns its row count only at the end, and holding every vector to ``np.save`` them
+would cost gigabytes, so rows are appended behind a fixed-size header filled in last.
 """
 
 from __future__ import annotations
@@ -18,18 +17,11 @@ import numpy as np
 from timbre.errors import SnapshotError
 
 HEADER_BYTES = 128
-"""Room for the ``.npy`` 1.0 header: magic, version, length and the dict, padded with spaces
-(numpy itself pads to a multiple of 64; a shape of any realistic size fits in 128)."""
+"""Room for the ``.npy`` 1.0 header (magic, version, length, dict padded with spaces)."""
 
 
 class NpyAppender:
-    """A 2-D (or 1-D) ``.npy`` file built by appending rows, readable by ``np.load``.
-
-    Args:
-        path: the file to create (replaced if it exists).
-        dtype: element type of every row.
-        row_shape: shape of one row (``(dim,)``; ``()`` for a 1-D array).
-    """
+    """A 2-D (or, ``row_shape=()``, 1-D) ``.npy`` file built by appending rows."""
 
     def __init__(self, path: Path, dtype: type | np.dtype, row_shape: tuple[int, ...]) -> None:
         self.path = path
@@ -78,16 +70,10 @@ def load_array(path: Path, *, mmapped: bool) -> np.ndarray:
 
 
 class RowReader:
-    """Rows of a 2-D ``.npy`` file read with ``pread``, so they are never mapped into the process.
+    """Rows of a 2-D ``.npy`` file (``array``: it memory-mapped) read with ``pread``.
 
-    Reading rows through a memory mapping leaves them resident, and their neighbours with them
-    (the kernel maps the cached pages around each fault), so the scattered reads of re-ranks
-    would make the whole file resident in the service. Read with ``pread`` they stay in the
-    page cache only, shared and reclaimable.
-
-    Args:
-        path: the ``.npy`` file.
-        array: the same file memory-mapped (``np.load(mmap_mode="r")``): shape, type, offset.
+    Rows read through a mapping stay resident with their neighbours, so scattered re-ranks
+    would make the whole file resident; read with ``pread`` they stay in the shared page cache.
     """
 
     def __init__(self, path: Path, array: np.memmap) -> None:

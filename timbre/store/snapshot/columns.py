@@ -1,11 +1,9 @@
 """Filter columns: every indexed payload field, exported as the store holds it, evaluated here.
 
-The export writes one column per field that ``qdrant/collection.yaml`` indexes as ``keyword``
-or ``float``, from the payloads the store returns (so fields the store derives on write, such
-as ``dirs``, come along). A snapshot then evaluates the shared filter model
-(:meth:`timbre.store.filters.SearchFilter.conditions`) itself, into a row mask, with Qdrant's
-semantics: AND across conditions, any-of within one; a list-valued field matches when any of
-its values does; a missing or null value never matches; keyword values are matched exactly.
+One column per ``keyword`` or ``float`` field of ``qdrant/collection.yaml`` (derived fields such
+as ``dirs`` included). A snapshot evaluates :meth:`~timbre.store.filters.SearchFilter.conditions`
+into a row mask with Qdrant's semantics: AND across conditions, any-of within one and within a
+list value; a missing or null value never matches; keywords match exactly.
 
 Layout under ``columns/`` (all ``.npy``), like Qdrant's own payload indexes:
 
@@ -122,12 +120,7 @@ class _FloatColumn:
 
 
 class ColumnWriter:
-    """Collects the columns of an export, page by page, and writes them at the end.
-
-    Args:
-        directory: the partial snapshot directory.
-        indexes: field -> index type (``CollectionSchema.indexes``); see :func:`column_fields`.
-    """
+    """Collects the columns of an export, page by page, and writes them at the end."""
 
     def __init__(self, directory: Path, indexes: Mapping[str, str]) -> None:
         self.directory = directory
@@ -155,14 +148,8 @@ class ColumnWriter:
 
 
 class Columns:
-    """The loaded filter columns of a snapshot; turns conditions into row masks.
-
-    Args:
-        directory: the snapshot directory.
-        fields: field -> type, from the manifest.
-        rows: the snapshot's row count.
-        mmapped: memory-map the arrays (large snapshots) instead of reading them.
-    """
+    """The loaded filter columns (``fields``: field -> type) of a snapshot of ``rows`` rows;
+    turns conditions into row masks."""
 
     def __init__(
         self, directory: Path, fields: Mapping[str, str], rows: int, *, mmapped: bool
@@ -192,26 +179,16 @@ class Columns:
         if not ok:
             raise SnapshotError(f"the {field} column's files disagree with each other")
 
-    def can_evaluate(self, conditions: Sequence[Condition]) -> bool:
-        """True when every condition names a column of the matching type."""
-        return all(self._kind_for(c) == self.fields.get(c.field) for c in conditions)
-
     def mask(self, conditions: Sequence[Condition]) -> np.ndarray | None:
-        """Rows matching every condition (bool ``[rows]``); None if one cannot be evaluated."""
-        if not self.can_evaluate(conditions):
-            return None
+        """Rows matching every condition (bool ``[rows]``); None unless each names a column of
+        its type."""
+        for c in conditions:
+            if self.fields.get(c.field) != (KEYWORD if isinstance(c, MatchAny) else FLOAT):
+                return None
         result = np.ones(self.rows, dtype=bool)
         for condition in conditions:
             result &= self._condition_mask(condition)
         return result
-
-    @staticmethod
-    def _kind_for(condition: Condition) -> str | None:
-        if isinstance(condition, MatchAny):
-            return KEYWORD
-        if isinstance(condition, Range):
-            return FLOAT
-        return None
 
     def _condition_mask(self, condition: Condition) -> np.ndarray:
         out = np.zeros(self.rows, dtype=bool)

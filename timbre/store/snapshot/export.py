@@ -1,8 +1,8 @@
 """Export: every point of a collection into a new snapshot, published atomically.
 
 The export writes ``.partial-<NNNNNN>/``, fsyncs it, renames it to ``<NNNNNN>/`` and then
-replaces the small ``CURRENT`` file with ``os.replace``; a crash at any point leaves
-``CURRENT`` naming the previous, complete snapshot.
+replaces the small ``CURRENT`` file; a crash at any point leaves ``CURRENT`` naming the
+previous, complete snapshot.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import numpy as np
 
@@ -60,17 +60,9 @@ _EXPORT_PAGE_ROWS = 1024
 _DISPLAY = frozenset(DISPLAY_FIELDS)
 
 
-def _point_current(snapshots: Path, name: str) -> None:
-    """Make ``name`` the published snapshot: one atomic rename of a small file."""
-    atomic_write(snapshots / CURRENT_FILE, name + "\n", durable=True)
-
-
 def _prune(snapshots: Path, keep: int) -> None:
-    """Remove published snapshots beyond the newest ``keep`` (never the current one).
-
-    A process that still serves a removed snapshot keeps working: its files stay open or
-    mapped until it lets them go.
-    """
+    """Remove published snapshots beyond the newest ``keep``, never the current one (a process
+    serving a removed one keeps its files open or mapped)."""
     current = current_snapshot_name(snapshots)
     names = published_names(snapshots)
     for name in names[: max(0, len(names) - keep)]:
@@ -80,11 +72,8 @@ def _prune(snapshots: Path, keep: int) -> None:
 
 
 class _Writer:
-    """Writes the rows of a snapshot into its partial directory as they arrive.
-
-    Vectors go straight to ``vectors.npy`` (nothing of their size is held in memory); the SQ8
-    codes are encoded from that file once the count and each dimension's range are known.
-    """
+    """Writes the rows of a snapshot into its partial directory as they arrive: vectors straight
+    to ``vectors.npy``, the SQ8 codes from that file once each dimension's range is known."""
 
     def __init__(self, directory: Path, dim: int, indexes: Mapping[str, str]) -> None:
         self.directory = directory
@@ -173,22 +162,10 @@ def export_snapshot(
     progress: Callable[[int], None] | None = None,
     indexes: Mapping[str, str] | None = None,
 ) -> SnapshotManifest:
-    """Export every point of ``source`` into a new snapshot and publish it atomically.
-
-    Args:
-        source: the collection to export (normally the live one).
-        snapshots: the snapshots directory (``<data_dir>/snapshots``).
-        source_mode: ``embedded`` or ``server``, recorded in the manifest.
-        keep: published snapshots to keep, the new one included.
-        batch_size: points per scroll page (the store's default if None).
-        progress: called with the number of rows exported so far, after each page.
-        indexes: field -> index type of the filter columns; None = the schema's indexes.
-
-    Raises:
-        StoreLockedError: another export into ``snapshots`` is running.
-        SnapshotError: the export failed; the previous snapshot is still the published one.
-        StoreError: the store failed while being read.
-    """
+    """Export every point of ``source`` into a new snapshot and publish it atomically, keeping
+    the newest ``keep``; ``indexes`` (field -> type) of the filter columns default to the
+    schema's. StoreLockedError while another export runs; on SnapshotError the previous
+    snapshot stays published."""
     snapshots.mkdir(parents=True, exist_ok=True)
     lock = OwnerLock(
         snapshots / EXPORT_LOCK_FILE,
@@ -198,15 +175,44 @@ def export_snapshot(
     lock.acquire()
     try:
         _remove_partials(snapshots)
-        return _export(
-            source,
-            snapshots,
-            source_mode=source_mode,
-            keep=keep,
-            batch_size=batch_size,
-            progress=progress,
-            indexes=indexes,
+        started = time.perf_counter()
+        names = published_names(snapshots)
+        name = f"{int(names[-1]) + 1 if names else 1:06d}"
+        partial = snapshots / f"{PARTIAL_PREFIX}{name}"
+        partial.mkdir()
+        try:
+            manifest = _write(
+                source,
+                partial,
+                name=name,
+                source_mode=source_mode,
+                batch_size=batch_size,
+                progress=progress,
+                indexes=indexes,
+            )
+            # Publication: the complete directory gets its final name, then CURRENT names it.
+            partial.rename(snapshots / name)
+            fsync_path(snapshots)
+            atomic_write(snapshots / CURRENT_FILE, name + "\n", durable=True)
+        except BaseException as exc:
+            shutil.rmtree(partial, ignore_errors=True)
+            if isinstance(exc, TimbreError) or not isinstance(exc, Exception):
+                raise
+            full = as_disk_full(exc, "the snapshot export (the previous one stays published)")
+            if full is not None:
+                raise full from exc
+            raise SnapshotError(
+                f"snapshot export failed, the previous one stays published: {exc}"
+            ) from exc
+        log.info(
+            "published snapshot %s: %d vectors from %s in %.1f s",
+            name,
+            manifest.count,
+            manifest.source_collection,
+            time.perf_counter() - started,
         )
+        _prune(snapshots, keep)
+        return manifest
     finally:
         lock.release()
 
@@ -235,60 +241,6 @@ def _remove_partials(snapshots: Path) -> int:
         shutil.rmtree(path, ignore_errors=True)
         removed += 1
     return removed
-
-
-def _next_name(snapshots: Path) -> str:
-    names = published_names(snapshots)
-    return f"{int(names[-1]) + 1 if names else 1:06d}"
-
-
-def _export(
-    source: Collection,
-    snapshots: Path,
-    *,
-    source_mode: str,
-    keep: int,
-    batch_size: int | None,
-    progress: Callable[[int], None] | None,
-    indexes: Mapping[str, str] | None,
-) -> SnapshotManifest:
-    started = time.perf_counter()
-    name = _next_name(snapshots)
-    partial = snapshots / f"{PARTIAL_PREFIX}{name}"
-    partial.mkdir()
-    try:
-        manifest = _write(
-            source,
-            partial,
-            name=name,
-            source_mode=source_mode,
-            batch_size=batch_size,
-            progress=progress,
-            indexes=indexes,
-        )
-        # Publication: the complete directory gets its final name, then CURRENT names it.
-        partial.rename(snapshots / name)
-        fsync_path(snapshots)
-        _point_current(snapshots, name)
-    except BaseException as exc:
-        shutil.rmtree(partial, ignore_errors=True)
-        if isinstance(exc, TimbreError) or not isinstance(exc, Exception):
-            raise
-        full = as_disk_full(exc, "the snapshot export (the previous one stays published)")
-        if full is not None:
-            raise full from exc
-        raise SnapshotError(
-            f"snapshot export failed, the previous one stays published: {exc}"
-        ) from exc
-    log.info(
-        "published snapshot %s: %d vectors from %s in %.1f s",
-        name,
-        manifest.count,
-        manifest.source_collection,
-        time.perf_counter() - started,
-    )
-    _prune(snapshots, keep)
-    return manifest
 
 
 def _write(
@@ -329,7 +281,10 @@ def _write(
         source_mode=source_mode,
         source_collection=info.name,
         source_write=info.last_write,
-        files={n: _file_entry(partial / n) for n in (*DATA_FILES, *writer.column_files)},
+        files={
+            n: {"sha256": sha256_file(partial / n), "bytes": (partial / n).stat().st_size}
+            for n in (*DATA_FILES, *writer.column_files)
+        },
         columns=writer.columns.fields,
         quantiser=QUANTISER,
         code_radius=writer.code_radius,
@@ -338,7 +293,3 @@ def _write(
     fsync_path(partial / MANIFEST_FILE)
     fsync_path(partial)
     return manifest
-
-
-def _file_entry(path: Path) -> dict[str, Any]:
-    return {"sha256": sha256_file(path), "bytes": path.stat().st_size}

@@ -1,8 +1,5 @@
-"""The snapshot directory layout: file names, the manifest, and what both sides read.
-
-Shared by the writer (:mod:`timbre.store.snapshot.export`) and the reader
-(:mod:`timbre.store.snapshot.reader`); see :mod:`timbre.store.snapshot` for the layout.
-"""
+"""The snapshot directory layout (:mod:`timbre.store.snapshot`): file names, the manifest, and
+what both the writer and the reader read."""
 
 from __future__ import annotations
 
@@ -19,8 +16,7 @@ from timbre.errors import SnapshotError
 from timbre.store.collection import Collection, WriteMarker
 
 FORMAT_VERSION = 2
-"""2: float32 vectors in ``vectors.npy`` (was a FAISS flat index), SQ8 codes for the quantised
-first pass, and one filter column per indexed payload field."""
+"""2: float32 vectors, SQ8 codes and one filter column per indexed payload field."""
 METRIC = "inner_product"
 CURRENT_FILE = "CURRENT"
 EXPORT_LOCK_FILE = "EXPORT.lock"
@@ -52,14 +48,9 @@ FILE_NAME_PATTERN = re.compile(r"(columns/)?[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 @dataclass(frozen=True)
 class SnapshotManifest:
-    """What a snapshot holds and where it came from (``manifest.json``).
-
-    ``audio_key`` is compared with the loaded models on load; ``source_write`` is the exported
-    collection's write marker when the export started; ``files`` maps each file name to
-    ``{"sha256", "bytes"}``; ``columns`` each filtered field to its index type;
-    ``code_radius`` is the codes' largest ``||c - 127.5||_2``
-    (:mod:`~timbre.store.snapshot.quantiser`), None in older snapshots (measured at load).
-    """
+    """What a snapshot holds and where it came from (``manifest.json``): ``source_write`` is the
+    collection's write marker when the export started; ``files`` maps names to ``{"sha256",
+    "bytes"}``; ``code_radius`` (:mod:`~.quantiser`) is None in older snapshots."""
 
     name: str
     created_at: str
@@ -90,8 +81,7 @@ class SnapshotManifest:
 
 @dataclass(frozen=True)
 class Freshness:
-    """How far a snapshot lags the live collection (for the API to report): the snapshot's
-    source collection, count and write marker against the live collection's now."""
+    """How far a snapshot lags the live collection (source collection, count, write marker)."""
 
     snapshot: str
     snapshot_collection: str

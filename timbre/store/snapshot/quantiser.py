@@ -1,28 +1,14 @@
 """The SQ8 first pass: FAISS's 8-bit scalar quantiser, its codes, and a proven error bound.
 
-Each dimension ``i`` is quantised to 256 levels over its range ``[vmin_i, vmin_i + vdiff_i]``,
-taken over *every* stored vector (so nothing is clipped), and decoded at the centre of its
-level. The export measures ``max_error_i = max |x_i - decode(code)_i|`` over all vectors, so for
-any query ``q`` and stored vector ``x``::
-
-    |q . x - q . decode(code(x))|  <=  sum_i |q_i| * max_error_i  (+ float rounding)
-
-The decoded score is affine in the codes: ``q . decode(c) = K + sum_i w_i c_i`` with
-``w_i = q_i vdiff_i / 255``. The scan rounds ``w`` to integers, ``w = s * w8 + e`` with
-``w8`` in [-127, 127], and lets FAISS's integer kernel (``QT_8bit_direct_signed``: the same
-bytes read as ``c - 128``) compute ``I = sum_i w8_i (c_i - 128)`` exactly, about twice as fast
-as its float decode. Then::
-
-    q . decode(c) = K' + s * I + sum_i e_i (c_i - 127.5),   K' = K + 128 s sum(w8) + 127.5 sum(e)
-
-and by Cauchy-Schwarz the last term is at most ``||e||_2 * R``, ``R`` the largest
-``||c - 127.5||_2`` of any stored row (measured at export). :meth:`Prepared.bound` adds it to
-the decode bound; the scan uses the sum to prove that no vector left out of the exact re-rank
-could have entered the top k (see :mod:`timbre.store.snapshot.scan`).
-
-Scanning calls FAISS's own SIMD kernels (``ScalarQuantizer.select_InvertedListScanner``) over
-a contiguous range of the codes, so that ranges run on several cores at once (FAISS scans one
-query on one core; its calls release the GIL).
+Each dimension is quantised to 256 levels over its range across *every* stored vector (nothing
+is clipped); the export measures ``max_error_i = max |x_i - decode(code)_i|``, so for any query
+``q`` and stored ``x``: ``|q . x - q . decode(code(x))| <= sum_i |q_i| max_error_i`` (+ float
+rounding). The integer kernel (``QT_8bit_direct_signed``, about twice as fast) scores the query
+weights ``w_i = q_i vdiff_i / 255`` rounded as ``w = s * w8 + e``; by Cauchy-Schwarz the
+rounding adds at most ``||e||_2 * R``, ``R`` the largest ``||c - 127.5||_2`` of any stored row.
+``Prepared.bound`` is the sum, which the scan uses to prove that no vector left out of the exact
+re-rank could have entered the top k (:mod:`~.scan`). Ranges of the codes are scanned with
+FAISS's SIMD kernels on several cores at once (its calls release the GIL).
 """
 
 from __future__ import annotations
@@ -34,8 +20,7 @@ import faiss
 import numpy as np
 
 ROUNDING_MARGIN = 1e-4
-"""Added to the bound for float32 rounding: the SIMD decode and the two 768-term dot products
-(approximate and exact) are each within ~d * 2^-24 ~ 5e-5 of the real value for unit vectors."""
+"""Added to the bound for float32 rounding (each 768-term product is within ~5e-5)."""
 
 ENCODE_CHUNK_ROWS = 65_536
 """Rows encoded at a time on export (~200 MB of float32 at 768 dims, then 50 MB of codes)."""
@@ -63,15 +48,9 @@ def code_radius(codes: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class Prepared:
-    """One query, ready for the first pass.
-
-    Attributes:
-        weights: float32 ``[dim]``: integers in [-127, 127] for the integer kernel, else the
-            query itself (the float decode kernel).
-        scale, offset: approximate score = ``offset + scale * kernel score``.
-        bound: largest possible gap between that approximate score and the true one.
-        integer: which kernel scores it.
-    """
+    """One query, ready for the first pass: kernel ``weights`` (integers in [-127, 127] when
+    ``integer``, else the query), approximate score = ``offset + scale * kernel score``, and
+    ``bound``, the largest gap between that and the true score."""
 
     weights: np.ndarray
     scale: float
@@ -81,13 +60,8 @@ class Prepared:
 
 
 class Sq8:
-    """The trained quantiser of one snapshot and its measured reconstruction error.
-
-    Args:
-        params: float32 ``[3, dim]``: ``vmin``, ``vdiff`` and ``max_error`` per dimension (the
-            snapshot's ``sq8_params.npy``).
-        radius: the codes' :func:`code_radius`; None scores with the float decode kernel.
-    """
+    """The trained quantiser of one snapshot: ``params`` float32 ``[3, dim]`` (``vmin``,
+    ``vdiff``, ``max_error``); without the codes' ``radius`` it scores with the float kernel."""
 
     def __init__(self, params: np.ndarray, radius: float | None = None) -> None:
         self.params = np.ascontiguousarray(params, dtype=np.float32)
@@ -146,17 +120,8 @@ class Sq8:
     def top(
         self, codes: np.ndarray, query: Prepared, k: int, bits: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Approximate top ``k`` of ``codes`` (rows as offsets into ``codes``), unordered.
-
-        Args:
-            codes: uint8 ``[m, dim]``, C-contiguous (a slice of the snapshot's codes).
-            query: from :meth:`prepare`.
-            k: heap size.
-            bits: the rows to consider as a little-endian bitmap over ``codes``, or None.
-
-        Returns:
-            float64 approximate scores (within ``query.bound`` of the true ones) and rows.
-        """
+        """Approximate top ``k`` (scores, offsets into the C-contiguous ``codes``), unordered,
+        among the rows ``bits`` (a little-endian bitmap; None = all) lets through."""
         scanner, _keep = self._scanner(query, bits)
         scores = np.full(k, _FLOOR, dtype=np.float32)
         rows = np.full(k, -1, dtype=np.int64)

@@ -1,8 +1,6 @@
 """Loading and searching a published snapshot, verified against its manifest and models.
 
-Large snapshots are memory-mapped: they load in milliseconds and share the page cache between
-processes. Above ``snapshot.quantised_min_vectors`` the scan reads the SQ8 codes and re-scores
-only its candidates from the float32 vectors (:mod:`timbre.store.snapshot.scan`). Payload
+Large snapshots are memory-mapped (fast to load, page cache shared between processes); payload
 lines are decoded only for the hits returned.
 """
 
@@ -50,11 +48,8 @@ from timbre.store.snapshot.verified import VerifiedFiles, identity
 
 class Snapshot:
     """A loaded, verified snapshot: exact inner-product search without calling Qdrant.
-
-    Thread-safe for searches and lookups (the vectors and mapped files are read-only; scans
-    take turns). Hold one per process and replace it when :func:`current_snapshot_name`
-    changes.
-    """
+    Thread-safe (read-only files; scans take turns); one per process, replaced when
+    :func:`current_snapshot_name` changes."""
 
     def __init__(
         self,
@@ -95,20 +90,10 @@ class Snapshot:
         return None if mask is None else Selection(mask)
 
     def search(
-        self,
-        vector: np.ndarray,
-        top_k: int,
-        offset: int = 0,
-        selection: Selection | None = None,
+        self, vector: np.ndarray, top_k: int, offset: int = 0, selection: Selection | None = None
     ) -> list[Hit]:
-        """The ``top_k`` nearest points by inner product after skipping ``offset``, best first.
-
-        ``vector`` is float32 ``[dim]``, L2-normalised; ``selection`` (see :meth:`select`)
-        limits the rows searched (None = every row).
-
-        Raises:
-            InvalidPointError: the vector has the wrong shape or is not normalised.
-        """
+        """The ``top_k`` nearest points by inner product after skipping ``offset``, best first,
+        among the rows of ``selection`` (:meth:`select`; None = every row)."""
         if top_k < 1 or offset < 0:
             raise ValueError(f"top_k must be >= 1 and offset >= 0 (got {top_k}, {offset})")
         query = check_vector(vector, self.manifest.dim, "query")
@@ -176,23 +161,12 @@ def load_snapshot(
     name: str | None = None,
     scan: ScanOptions | None = None,
 ) -> Snapshot:
-    """Load the published snapshot (or ``name``), verified, for the loaded models.
+    """Load the published snapshot (or ``name``), verified, for the models ``info``.
 
-    Args:
-        snapshots: the snapshots directory.
-        info: the loaded models; the snapshot must have been built by the same ones.
-        mmap_min_bytes: memory-map the arrays when ``vectors.npy`` is at least this big.
-        verify_checksums: check the sha256 of every file (``snapshot.verify_checksums``):
-            once, and again whenever a file changes (:mod:`~timbre.store.snapshot.verified`).
-        reverify_unchanged: hash even the files verified before and unchanged since.
-        name: a specific snapshot instead of the published one.
-        scan: when to use the SQ8 first pass and on how many threads; None = always the
-            flat exact scan (the reference).
-
-    Raises:
-        SnapshotNotFoundError: nothing has been published yet.
-        SnapshotError: the snapshot is incomplete, corrupt or inconsistent.
-        ModelMismatchError: it was built by other models or another pipeline version.
+    Arrays are memory-mapped when ``vectors.npy`` has ``mmap_min_bytes``; checksums are checked
+    once and whenever a file changes (:mod:`~.verified`); ``scan`` None = always the flat exact
+    scan. Raises SnapshotNotFoundError, SnapshotError (incomplete, corrupt, inconsistent) or
+    ModelMismatchError.
     """
     name = name or current_snapshot_name(snapshots)
     if name is None:

@@ -1,21 +1,11 @@
 """Exact top-k over a snapshot's vectors: a flat scan, or an SQ8 first pass with an exact re-rank.
 
 Both return what an exhaustive float32 scan returns: the ``k`` best inner products, ordered by
-score and then by row. The flat scan is that exhaustive scan (one BLAS product, memory-bound).
-The quantised scan reads the 8-bit codes instead (a quarter of the bytes) and keeps the
-guarantee:
-
-1. FAISS's SQ8 kernels find the ``k0`` best *approximate* scores (``k0`` = a few hundred or
-   more), over contiguous ranges of rows on every core at once;
-2. those candidates are re-scored exactly from the float32 vectors (memory-mapped: only their
-   rows are read), the best-scored few first; ``s_k`` is the k-th best exact score among the
-   re-scored ones;
-3. every approximate score is within ``bound(q)`` of its true score (:class:`~.quantiser.Sq8`,
-   the integer kernel's rounding of the query included), so a vector not re-scored can only
-   beat ``s_k`` if its approximate score is at least ``s_k - bound``. If the best approximate
-   score not re-scored is already below that, the top k is proven exact (after the first few
-   candidates, or after all ``k0``); otherwise a second pass collects every row above
-   ``s_k - bound`` and re-scores those too (rare: tight clusters of near-identical vectors).
+score and then by row. The quantised scan reads the 8-bit codes (a quarter of the bytes) for
+the ``k0`` best approximate scores, re-scores those candidates exactly (best first), and, as
+every approximate score is within ``bound(q)`` of the true one (:mod:`~.quantiser`), the top k
+is proven once the best candidate not re-scored is below ``s_k - bound`` (``s_k`` the k-th
+exact score); otherwise a second pass re-scores every row above that (rare: tight clusters).
 """
 
 from __future__ import annotations
@@ -63,12 +53,8 @@ cost about what 1 byte per dimension of all of them does)."""
 
 @dataclass(frozen=True)
 class ScanOptions:
-    """How a loaded snapshot scans (the ``snapshot`` settings).
-
-    Attributes:
-        quantised_min_vectors: snapshots of at least this many vectors use the SQ8 first pass.
-        threads: threads of the SQ8 pass; 0 = every core this process may run on.
-    """
+    """How a loaded snapshot scans (the ``snapshot`` settings): the SQ8 first pass from
+    ``quantised_min_vectors`` on, on ``threads`` (0 = every core this process may use)."""
 
     quantised_min_vectors: int
     threads: int
@@ -134,14 +120,7 @@ class FlatScan:
 
 
 class QuantisedScan(FlatScan):
-    """SQ8 first pass over the codes, exact float32 re-rank, proof of exactness (module doc).
-
-    Args:
-        vectors: float32 ``[n, dim]`` (memory-mapped on large snapshots).
-        codes: uint8 ``[n, dim]`` SQ8 codes of the same rows.
-        quantiser: the snapshot's trained quantiser and error bound.
-        threads: row ranges scanned at once.
-    """
+    """SQ8 first pass over the codes, exact float32 re-rank, proof of exactness (module doc)."""
 
     kind = "sq8"
 

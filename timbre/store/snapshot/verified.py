@@ -1,13 +1,9 @@
 """Which files of a snapshot have been checked against their sha256, and are unchanged since.
 
-Hashing every file at each load is the largest part of the service's start-up. A published
-snapshot's files never change, so once a load has hashed them, ``VERIFIED.json`` records each
-file's identity (device, inode, size, modification and status-change times in ns) with the
-checksum it matched, and a later load hashes only the files whose identity differs. Any write,
-truncation, replacement or restore changes one of those (the status-change time cannot be set
-from user space). A disk decaying under an unchanged file is what
-``snapshot.reverify_unchanged`` is for. The record is a cache: losing it costs one full
-verification.
+Hashing every file is most of the service's start-up, and published files never change, so
+``VERIFIED.json`` caches each checked file's identity (device, inode, size, mtime, ctime: any
+write or restore changes one) and later loads hash only files whose identity differs. A disk
+decaying under an unchanged file is what ``snapshot.reverify_unchanged`` is for.
 """
 
 from __future__ import annotations
