@@ -1,15 +1,9 @@
 """The ingest job: library folders in, indexed and filterable points out.
 
-Stages, each timed: discover -> hash -> lookup -> decode + analyse (worker processes) -> mert
-(or the feature cache) -> tower -> upsert -> [prune] -> rederive.
-
-Safe to re-run and to kill at any moment: a point's id is its content hash, content already
-stored is never embedded again (a new path is added to its payload), and MERT features come
-back from the feature cache. Workers feed one model loop through a bounded window of files
-and batches are flushed by audio duration, so memory stays bounded. Paths travel in their
-stored text form (:mod:`timbre.store.pathtext`) and become real paths only where a file is
-read. A point whose paths or root changed gets its path facts derived again
-(:mod:`ingest.derive`).
+Stages: discover -> hash -> lookup -> decode + analyse (workers) -> mert (or the feature
+cache) -> tower -> upsert -> [prune] -> rederive. Safe to re-run and to kill: a point's id is
+its content hash, stored content is never embedded again, and memory stays bounded (a window
+of files in flight, batches flushed by audio duration).
 """
 
 from __future__ import annotations

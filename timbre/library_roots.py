@@ -97,11 +97,8 @@ class LibraryRoots:
         return any(real == root or real.is_relative_to(root) for root in self.paths)
 
     def check(self, path: str | Path, *, shown: str | None = None) -> Path:
-        """``path`` resolved (``..``, symlinks, strictly: it must exist) if it lies in a root.
-
-        Raises:
-            ForbiddenPathError: no roots at all, or the path is missing or outside them.
-        """
+        """``path`` resolved (strictly: it must exist) if it lies in a root, else
+        ForbiddenPathError."""
         shown = shown if shown is not None else repr(str(path))
         if not self.paths:
             raise ForbiddenPathError(f"{self.why_none()}, so no path is accepted")

@@ -457,15 +457,9 @@ def user_data_dir() -> Path:
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build the Settings of this process.
-
-    ``overrides`` are the highest-precedence source; nested sections may be partial mappings
-    (``models={"bundle": "/m"}``). A data dir where ``timbre quickstart`` recorded a model
-    bundle (:mod:`timbre.bundle_record`) uses it whenever no bundle is configured.
-
-    Raises:
-        ConfigError: a settings file is unreadable or a value is invalid (named, with why).
-    """
+    """Build the Settings of this process (ConfigError names what is wrong). ``overrides``
+    win and may be partial (``models={"bundle": "/m"}``); a bundle ``timbre quickstart``
+    recorded in the data dir is used when none is configured."""
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:

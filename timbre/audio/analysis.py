@@ -1,10 +1,8 @@
 """What a sample's audio says about it: tempo, key, envelope and waveform peaks, in one pass.
 
-Ingest runs :func:`analyse` in its decoding workers on the samples it has just decoded. The
-estimators are short numpy DSP of our own, not librosa, which would add ~370 MB of packages
-and seconds of warm-up to every worker (``bench/bench_analysis.py``). A result depends only
-on the samples, their rate, the duration and :data:`ANALYSIS_VERSION`: change an estimator's
-behaviour and bump the version.
+Short numpy DSP of our own, not librosa (~370 MB and seconds of warm-up per worker). A result
+depends only on the samples, rate, duration and :data:`ANALYSIS_VERSION`: bump it with any
+change of behaviour.
 """
 
 from __future__ import annotations
@@ -137,12 +135,8 @@ def analyse(
     tempo: bool = True,
     key: bool = True,
 ) -> Heard:
-    """Peaks and the envelope always; tempo and key when asked (ingest skips what the names
-    already say). ``duration_s``: the file's exact duration, for the whole-bar tempo.
-
-    Raises:
-        ValueError: no samples, or non-finite samples.
-    """
+    """Peaks and the envelope always; tempo and key when asked. ``duration_s``: the file's
+    exact duration, for the whole-bar tempo. ValueError: no samples, or non-finite ones."""
     x = np.asarray(samples, dtype=np.float32).ravel()
     peaks = encode_peaks(compute_peaks(x))  # validates: non-empty and finite
     return Heard(
