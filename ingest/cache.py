@@ -116,9 +116,8 @@ def _slug(text: str) -> str:
 
 
 class FeatureCache:
-    """MERT window vectors ``[n_windows, hidden]`` per content: a magic line, the sha256 of
-    the rest, then the ``.npy``. An entry failing the check is a logged miss, computed again:
-    trusting it would store a wrong vector under the content's id for good."""
+    """MERT window vectors per content: a magic line, the sha256 of the rest, the ``.npy``. An
+    entry failing the check is a logged miss (trusting it would store a wrong vector for good)."""
 
     def __init__(self, root: Path, mert_ref: str, pipeline_version: str) -> None:
         self.folder = root / _slug(mert_ref) / _slug(pipeline_version)

@@ -45,8 +45,7 @@ log = logging.getLogger("timbre.ingest")
 
 
 class IngestJob:
-    """One run over the library roots; build it with everything it needs, then :meth:`run`.
-    ``embedder`` is None for a dry run; ``library_roots``: the other roots the data dir indexes."""
+    """One run over the library roots (``embedder`` None: a dry run); then :meth:`run`."""
 
     def __init__(
         self,
@@ -203,9 +202,8 @@ class IngestJob:
     def _lookup(
         self, by_sha: dict[str, list[tuple[str, str]]]
     ) -> list[tuple[str, list[tuple[str, str]]]]:
-        """Split contents into already indexed (maybe at new paths) and to embed. An indexed
-        point whose paths stay is checked for stale path facts now; one with new paths after
-        the prune."""
+        """Split contents into already indexed (maybe at new paths, rederived after the prune)
+        and to embed."""
         todo = []
         shas = sorted(by_sha)
         for start in range(0, len(shas), 256):

@@ -49,13 +49,11 @@ class JobSink(Protocol):
     """Runs the watcher's jobs (wired by the composition root to the API's job runner)."""
 
     def submit(self, roots: Sequence[str], batch: Batch | None) -> str | None:
-        """Start a job over ``roots`` for ``batch`` (None: reconcile the whole roots); the job
-        id, or None while another job runs (the watcher retries)."""
+        """Start a job for ``batch`` (None: reconcile the roots); None while another runs."""
         ...
 
     def outcome(self, job_id: str) -> dict[str, Any] | None:
-        """The finished job's status, or None while it runs (``summary["changed"]`` marks a
-        job that changed the index)."""
+        """The finished job's status, or None while it runs."""
         ...
 
 
@@ -375,8 +373,7 @@ def hidden(path: str, roots: Iterable[str]) -> bool:
 
 
 def list_files(folder: str) -> list[str]:
-    """Every non-hidden file below ``folder``, sorted (unreadable folders are skipped: the
-    job's discovery reports them)."""
+    """Every non-hidden file below ``folder``, sorted (unreadable folders are skipped)."""
     out: list[str] = []
     for top, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -404,8 +401,7 @@ class _Entry:
 
 @dataclass
 class ChangeBatcher:
-    """Collects events and hands out batches that are due (pure logic, no threads);
-    ``look`` and ``lister`` see the file system (the real one by default)."""
+    """Collects events and hands out batches that are due (pure logic, no threads)."""
 
     debounce_s: float
     settle_s: float

@@ -1,10 +1,9 @@
 """One typed Settings object for every Timbre process.
 
-Precedence, lowest first: ``config/default.yaml`` (every default, once) < an overlay YAML named
-by ``TIMBRE_CONFIG`` < environment variables ``TIMBRE_<FIELD>`` with ``__`` between nested
-names (``TIMBRE_MODELS__BUNDLE=/models``) < explicit arguments to :func:`load_settings`.
-The models carry no Python defaults: a value missing from the YAML is an error at start-up.
-Each field's docstring is its description, from which ``docs/settings.md`` is generated.
+Precedence, lowest first: ``config/default.yaml`` (every default, once) < the overlay YAML named
+by ``TIMBRE_CONFIG`` < ``TIMBRE_<FIELD>`` variables (``TIMBRE_MODELS__BUNDLE``) < arguments to
+:func:`load_settings`. No Python defaults: a value missing from the YAML fails at start-up.
+Field docstrings are the descriptions in ``docs/settings.md``.
 """
 
 from __future__ import annotations
@@ -120,9 +119,8 @@ class ModelsSettings(_Section):
     tower_batch_segments: PerDevice
     """CLaMP3 tower segments per forward pass: segments of one-shots are short, batches cheap."""
     runtime: Literal["auto", "torch", "onnxruntime"]
-    """What runs the models. auto = ONNX Runtime on a CPU in fp32 (several times faster than
-    PyTorch eager), PyTorch on a GPU. The ONNX graphs are exported
-    from the loaded models and used only if they agree with PyTorch to onnx_min_cosine."""
+    """What runs the models. auto = ONNX Runtime on a CPU (several times faster than PyTorch
+    eager), PyTorch on a GPU; exported graphs are used only if they agree to onnx_min_cosine."""
     export_dir: Path | None
     """Folder of the exported ONNX graphs (~1.9 GB), shareable. null = <data_dir>/cache/onnx."""
     onnx_min_cosine: float = Field(gt=0.0, le=1.0)

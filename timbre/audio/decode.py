@@ -1,8 +1,5 @@
-"""Decode any audio file libsndfile reads into mono float32 at the model's sample rate.
-
-Mirrors the reference loader (load, mean of channels, resample) without torch. Every way an
-input can be unusable raises one :class:`AudioError` with a stable ``code`` and a reason.
-"""
+"""Decode any audio file libsndfile reads into mono float32 at the model's sample rate, as the
+reference loader does (without torch); an unusable input raises AudioError with a ``code``."""
 
 from __future__ import annotations
 
