@@ -86,8 +86,6 @@ class IngestJob:
         self.rederiver = Rederiver(rules, known, limits, labeller)
         self._moved: set[str] = set()  # ids whose paths changed: their facts are derived anew
 
-    # entry point
-
     def run(self) -> JobResult:
         started = time.perf_counter()
         extra: dict[str, Any] = {
@@ -149,8 +147,6 @@ class IngestJob:
             extra=extra,
         )
         return JobResult(result, exit_code(self.counts, targeted=self.o.targeted))
-
-    # stages
 
     def _discover(self) -> Iterator[Found]:
         if self.o.changed is None:

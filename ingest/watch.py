@@ -144,8 +144,6 @@ class Watcher:
         self._reconcile: set[str] = set()
         self._first_unhandled_s: float | None = None
 
-    # lifecycle
-
     def start(self) -> None:
         """Look at the roots, schedule the reconciliation, and start watching."""
         if not self.roots:
@@ -188,8 +186,6 @@ class Watcher:
                 "polling": s.polling,
                 "problems": list(s.problems),
             }
-
-    # the loop
 
     def _run(self) -> None:
         import watchfiles

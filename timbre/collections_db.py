@@ -247,8 +247,6 @@ class Collections:
         (count,) = db.execute("SELECT COUNT(*) FROM items WHERE collection = ?", (name,)).fetchone()
         return CollectionInfo(name, int(count), str(created), str(updated))
 
-    # -- reading ---------------------------------------------------------------------------
-
     def list_all(self) -> list[CollectionInfo]:
         """Every collection, favourites first, then by name."""
         with self._tx() as db:
@@ -286,8 +284,6 @@ class Collections:
         for point, collection in rows:
             out.setdefault(str(point), []).append(str(collection))
         return out
-
-    # -- writing ---------------------------------------------------------------------------
 
     def create(self, name: str) -> CollectionInfo:
         """A new, empty collection (ConflictError: the name is taken, in any case)."""
