@@ -166,9 +166,8 @@ class DiskSettings(_Section):
     """Free space kept on the data dir's file system (see :mod:`timbre.diskspace`)."""
 
     min_free_bytes: int = Field(ge=0)
-    """Bytes that must stay free beyond a store write, or it is refused as disk full (exit 2,
-    HTTP 507): the embedded store writes through memory maps, and a full disk would kill the
-    process (SIGBUS). 0 = check only the batch and the store's own files."""
+    """Bytes kept free beyond a store write, else it is refused as disk full (exit 2, HTTP 507)
+    before a full disk kills the embedded store (SIGBUS). 0 = only the batch and the store."""
 
 
 class SnapshotSettings(_Section):

@@ -19,9 +19,8 @@ ANALYSIS_VERSION = f"timbre-dsp-1+env1+peaks{PEAKS_FORMAT}"
 """The payload's ``analysis_version``: tempo 1, key 1, envelope 1 and the peaks format."""
 
 
-# The envelope, evidence for the kind: a one-shot is one gesture whose energy falls away, a
-# loop's comes back. measure_envelope counts the re-attacks in 10 ms level frames (sudden rises
-# to near the peak after the first gesture): a ringing crash has none, a drum loop many.
+# The envelope, evidence for the kind: a one-shot's energy falls away, a loop's comes back
+# (re-attacks: sudden rises near the peak after the first gesture; a ringing crash has none).
 FRAME_S = 0.01
 """Level frames (seconds)."""
 FLOOR_DB = -80.0
