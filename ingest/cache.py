@@ -1,12 +1,5 @@
-"""On-disk caches that make re-runs cheap: content hashes and MERT features, both written
-atomically, so a job killed at any moment leaves no half-written entry.
-
-* :class:`HashCache` remembers each file's SHA-256 by (path, size, mtime) in SQLite. A file
-  rewritten in place with the same size and mtime keeps its old hash: ``--rehash`` reads every
-  file again.
-* :class:`FeatureCache` keeps the checksummed MERT window vectors of each content, by content
-  hash, MERT revision and pipeline version (MERT is most of the compute).
-"""
+"""On-disk caches that make re-runs cheap: file hashes by (path, size, mtime) in SQLite, and
+checksummed MERT features by content; written atomically, so a kill leaves no half entry."""
 
 from __future__ import annotations
 
@@ -39,8 +32,7 @@ class HashCache:
         self.changed_in_place = 0
 
     def _open(self) -> sqlite3.Connection:
-        """The cache file, started afresh (with a warning) when damaged: it holds nothing that
-        cannot be computed again."""
+        """The cache file, started afresh when damaged (it can all be computed again)."""
         try:
             return self._connect()
         except sqlite3.DatabaseError as exc:
@@ -76,11 +68,7 @@ class HashCache:
             Path(f"{self.path}{suffix}").unlink(missing_ok=True)
 
     def sha256(self, path: str) -> str:
-        """The content hash of the file stored as ``path`` (its text form).
-
-        Raises:
-            OSError: the file cannot be read.
-        """
+        """The content hash of the file stored as ``path`` (its text form)."""
         real = path_from_text(path)
         st = real.stat()
         try:
@@ -128,9 +116,8 @@ def _slug(text: str) -> str:
 
 
 class FeatureCache:
-    """MERT window vectors ``[n_windows, hidden]`` per content: a magic line, the sha256 of
-    the rest, then the ``.npy``. An entry failing the check is a logged miss, computed again:
-    trusting it would store a wrong vector under the content's id for good."""
+    """MERT window vectors per content: a magic line, the sha256 of the rest, the ``.npy``. An
+    entry failing the check is a logged miss (trusting it would store a wrong vector for good)."""
 
     def __init__(self, root: Path, mert_ref: str, pipeline_version: str) -> None:
         self.folder = root / _slug(mert_ref) / _slug(pipeline_version)

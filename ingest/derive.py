@@ -1,13 +1,9 @@
 """The facts a point's paths give, derived again whenever its paths or its roots change.
 
-The name facts (pack, genre, instrument, tags, a stated BPM or key, the kind) come from the
-point's primary ``path`` (the first of its sorted ``paths``) below the *outermost* library
-root holding it. After a move, rename, copy, prune or a parent root indexed later,
-:class:`Rederiver` runs the same :func:`~ingest.metadata.describe` on the current paths and
-writes back what differs, without embedding. What the audio said is recalled from the payload
-where that settles the facts, else the file is heard again, so the result equals a clean
-ingest of the same tree. Points whose paths did not change get a cheap check, so an older
-index is corrected by the next ingest of its roots.
+Name facts come from the primary ``path`` (first sorted) below the outermost library root.
+After a move, copy, prune or a parent root indexed later, :class:`Rederiver` runs the same
+:func:`~ingest.metadata.describe` and writes back what differs, without embedding; the audio's
+answers are recalled from the payload where that settles the facts, else the file is heard.
 """
 
 from __future__ import annotations
@@ -66,13 +62,9 @@ _PROBE_KEY = KeyEstimate("C", 1.0, 1.0, 1.0, 1.0)
 
 
 def _recall(payload: Mapping[str, Any], unpitched: frozenset[str], *, probe: bool) -> Listen:
-    """A listener that answers what the audio said at ingest, as stored in ``payload``.
-
-    Known answers: a BPM or key with source ``audio``, and none where ingest asked and heard
-    none. Anything else gets nothing, or with ``probe`` a made-up confident answer: when the
-    facts come out the same both ways the answer does not matter, else the file is heard
-    again. Only the fields :func:`~ingest.metadata.hear` reads are real.
-    """
+    """A listener answering what the audio said at ingest, as stored in ``payload``; the
+    unknown gets nothing, or with ``probe`` a made-up confident answer (facts equal both
+    ways: the answer does not matter, else the file is heard again)."""
 
     def listen(tempo: bool, key: bool) -> Heard | None:
         version, peaks = payload.get("analysis_version"), payload.get("peaks")
@@ -125,11 +117,8 @@ def _asked_key(payload: Mapping[str, Any], unpitched: frozenset[str]) -> bool:
 
 @dataclass
 class Rederiver:
-    """Derives a stored point's path facts anew, as a clean ingest of its current paths would.
-
-    ``roots``: every library root known (stored text forms). ``labeller``: an instrument the
-    names no longer give comes from the stored category, as at ingest.
-    """
+    """Derives a stored point's path facts anew, as a clean ingest of its current paths would
+    (``roots``: every library root known; ``labeller``: instruments from the category)."""
 
     rules: MetadataRules
     roots: tuple[str, ...]
@@ -137,11 +126,8 @@ class Rederiver:
     labeller: Labeller | None = None
 
     def changes(self, payload: Mapping[str, Any], *, full: bool) -> dict[str, Any]:
-        """The fields of :data:`DERIVED_FROM_PATHS` that differ from a stored ``payload`` whose
-        paths are current; nothing when it cannot be derived (this never stops a job).
-
-        ``full``: the paths changed, derive in full; otherwise a cheap check runs first.
-        """
+        """The :data:`DERIVED_FROM_PATHS` that differ from a stored ``payload`` ({} when
+        underivable: never stops a job). Not ``full``: a cheap check runs first."""
         try:
             return self._changes(payload, full=full)
         except Exception:  # one odd payload or file must not end the job
@@ -170,9 +156,8 @@ class Rederiver:
         return _differing(payload, facts)
 
     def _current(self, payload: Mapping[str, Any], path: str, root: str | None, real: Path) -> bool:
-        """The cheap check of a point whose paths did not change: screened without the
-        vocabularies or the file, then derived assuming the audio answers as before, with the
-        tags the payload implies and, failing that, the file's."""
+        """The cheap check of unchanged paths: a screen, then derived with recalled audio and
+        the tags the payload implies, failing that the file's."""
         if self._looks_current(payload, path, root):
             return True  # what a re-run of a library mostly is
         guessed = FileTags(

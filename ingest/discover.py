@@ -1,11 +1,8 @@
 """Find the audio files under the library roots, and account for every entry passed over.
 
-Recursive and sorted; hidden and system files are skipped; symlinks are followed only inside
-a root and never twice to one folder; a file is taken when its extension is an audio one *or*
-its first bytes say it is audio. Nothing on disk can stop a scan: loops, dangling links,
-unreadable entries, special files (never opened: a FIFO would block) and unsupported formats
-are passed over with one of the :data:`SKIP_REASONS`, handed to ``on_skip``, by stored path
-text (:mod:`timbre.store.pathtext`).
+Recursive and sorted; symlinks are followed only inside a root and never twice to one folder;
+a file is taken when its extension or its first bytes say audio. Nothing on disk stops a scan:
+what is passed over goes to ``on_skip`` with one of the :data:`SKIP_REASONS`.
 """
 
 from __future__ import annotations
@@ -32,9 +29,7 @@ _SKIP_EXTENSIONS = frozenset((
 ))
 # Magic numbers (at offset 0) of containers libsndfile reads.
 _MAGIC = (b"RIFF", b"RIFX", b"RF64", b"FORM", b"fLaC", b"OggS", b"ID3", b"caff", b".snd", b"riff")
-# Sound-related formats no decoder here reads, reported so that a library of them says why
-# nothing in it was indexed: GUS patches, SoundFonts and SFZ, ReCycle slices, codecs libsndfile
-# lacks, MIDI (notes, not sound), sampler instruments, tracker modules.
+# Sound-related formats no decoder here reads, reported so a library of them says why.
 UNSUPPORTED_EXTENSIONS = frozenset((
     ".pat", ".sf2", ".sf3", ".sfz", ".rex", ".rx2", ".rcy", ".wma", ".aac", ".m4a", ".alac",
     ".ape", ".wv", ".dsf", ".dff", ".mid", ".midi", ".nki", ".nkx", ".ncw", ".exs", ".mod", ".xm",
@@ -83,11 +78,7 @@ SkipHandler = Callable[[Skipped], None]
 
 
 def looks_like_audio(path: Path) -> bool:
-    """True when the first bytes carry an audio container's magic number (or an MP3 sync).
-
-    Raises:
-        OSError: the file cannot be opened or read.
-    """
+    """True when the first bytes carry an audio container's magic number (or an MP3 sync)."""
     # O_NONBLOCK: should the path have turned into a FIFO since it was seen, do not hang.
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     with os.fdopen(fd, "rb") as handle:
@@ -111,11 +102,7 @@ def _real(path: Path) -> Path:
 
 def discover(roots: Sequence[Path], on_skip: SkipHandler | None = None) -> Iterator[Found]:
     """Yield audio files under ``roots`` (folders or single files) in a stable order, each
-    real file once; every entry passed over goes to ``on_skip`` (see :data:`SKIP_REASONS`).
-
-    Raises:
-        FileNotFoundError: a root does not exist (or cannot be reached).
-    """
+    real file once; entries passed over go to ``on_skip``. FileNotFoundError: a root is gone."""
     resolved = []
     for root in roots:
         real = _real(root)

@@ -1,8 +1,4 @@
-"""Wiring of one ingest job from settings, loaded models and an open store.
-
-Used by ``timbre ingest`` and by the API's ingest endpoint (through the composition root), so
-both run the same job the same way.
-"""
+"""One ingest job wired from settings, models and an open store (CLI and API alike)."""
 
 from __future__ import annotations
 
@@ -72,16 +68,10 @@ def run_ingest(
 ) -> JobResult:
     """Run one job: index the roots, publish a re-index if one was built, export a snapshot.
 
-    When the live collection was built by other models or schema, the job builds a new
-    collection and publishes it complete (a sharded job leaves that to ``timbre store
-    publish``). A run that wrote nothing keeps the current snapshot. ``embedder`` is None for
-    a dry run. ``optimize``: compact the store after writing (a service passes False: its
-    searches would stall meanwhile). ``verify``: refuse a live collection that cannot be read
-    back. ``rebuild``: build a new collection from the files whatever the live one holds.
-
-    Raises:
-        StoreDamagedError: ``verify``, and the live collection cannot be read back.
-        DiskFullError: too little free space (before the job, or at a write).
+    Other models or schema in the live collection mean a new collection, published complete
+    (sharded: by ``timbre store publish``). ``embedder`` None: a dry run. ``optimize``: False in
+    the service (searches would stall). ``verify``: refuse an unreadable live collection
+    (StoreDamagedError). ``rebuild``: a new collection whatever the live one holds.
     """
     data = settings.data_dir
     stamp = now_stamp()

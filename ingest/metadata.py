@@ -1,23 +1,14 @@
 """Payload metadata for one file: what its names, its own tags and its audio say.
 
-Priority per field, most explicit first: the file's own tags, then its file name, then its
-folders from the nearest up (genre reads folders from the top, where packs and genre folders
-sit), then, for BPM and key, the audio (:mod:`timbre.audio.analysis`). Every field may stay
-None; no guess ever blocks indexing. ``bpm_source`` / ``key_source`` say where a value came
-from (``tags``, ``name``, ``audio``); a confidence rates only an estimate from the audio
-(a stated value was not measured). Audio BPM goes to loops only; an audio key to anything
-clearly pitched, and never to what the names call a drum. docs/facts.md describes every fact.
+Per field, most explicit first: the file's own tags, its file name, its folders (nearest up;
+genre from the top), then for BPM and key the audio. Any field may stay None; ``*_source``
+says where a value came from, a confidence rates only an audio estimate. Audio BPM goes to
+loops only, an audio key never to what the names call a drum (docs/facts.md).
 
-Loop or one-shot (``kind_source``) is decided from evidence, most explicit first, since
-length alone misleads (a crash rings for 12 s, a strum for 6, both one-shots):
-
-1. ``tags``: the file's ACID chunk says it.
-2. ``name``: the file's own name says it, or states a tempo the clip lasts whole bars of.
-3. ``audio``: one gesture decaying to silence is a one-shot; whole bars of a steady pulse, or
-   attacks that keep coming back, a loop (:mod:`timbre.audio.analysis`).
-4. ``duration``: under :data:`SHORT_S`, a one-shot.
-5. ``name``: a folder says it (``Loops/``; kits' folder names are looser, so the sound wins).
-6. ``duration``: what is left is a loop from :data:`LONG_S` up, else a one-shot.
+Loop or one-shot (``kind_source``), most explicit first, since length alone misleads:
+``tags`` (ACID chunk); ``name`` (own name, or a stated tempo the clip lasts whole bars of);
+``audio`` (one decaying gesture: one-shot; whole bars of a steady pulse or recurring attacks:
+loop); ``duration`` under :data:`SHORT_S`; a folder ``name``; else ``duration`` vs :data:`LONG_S`.
 """
 
 from __future__ import annotations
@@ -137,11 +128,8 @@ def describe(
     *,
     listen: Listen | None = None,
 ) -> dict[str, Any]:
-    """The descriptive payload fields of one file (identity and model fields come later).
-
-    ``root``: the outermost library root holding it (its first folder is the pack), None to
-    read the file name only. ``listen``: the audio analysis, None when the audio is not at hand.
-    """
+    """The descriptive payload fields of one file. ``root``: the outermost library root
+    holding it (None: the file name only); ``listen``: None when the audio is not at hand."""
     facts = name_facts(path, root, tags, rules)
     heard = hear(
         facts.names,
@@ -175,13 +163,8 @@ def hear(
     tagged_kind: str | None = None,
     ask_key: bool = True,
 ) -> dict[str, Any]:
-    """The :data:`AUDIO_FIELDS`: BPM, key and kind, with sources and confidences.
-
-    Shared by ingest and ``timbre reanalyse``, so a backfilled point carries what a fresh
-    ingest would give it. ``names``: the stem, then the folders from the nearest up.
-    ``ask_key``: False for what the names call a drum (a ringing cymbal is as "tonal" to the
-    key detector as a chord).
-    """
+    """The :data:`AUDIO_FIELDS` (shared with ``timbre reanalyse``). ``names``: the stem,
+    then the folders nearest up; ``ask_key``: False for drums (a cymbal looks "tonal")."""
     (bpm_value, bpm_source), (key_value, key_source) = bpm, key
     bpm_confidence = key_confidence = None
     # A one-shot never gets a tempo; anything else may prove a loop by its pulse.

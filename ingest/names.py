@@ -106,12 +106,9 @@ class _Match:
 
 @dataclass(frozen=True)
 class Vocabulary:
-    """Canonical names and the words that mean them, e.g. ``hat: [hat, hihat, hh, ...]``.
-
-    Words match whole tokens of a name (:func:`tokens`), phrases consecutive tokens or one
-    joined token ("deephouse"). In one name, a match at the first token wins (``SN_06``), then
-    the longest phrase, then a full word over a short abbreviation, then vocabulary order.
-    """
+    """Canonical names and the words that mean them (``hat: [hat, hihat, hh]``), matched as
+    whole tokens or joined phrases ("deephouse"). In one name the first token wins (``SN_06``),
+    then the longest phrase, then a full word over a short abbreviation, then vocabulary order."""
 
     words: Mapping[str, tuple[str, ...]]
 

@@ -41,9 +41,8 @@ class JobOptions:
     dry_run: bool = False
     rehash: bool = False
     interactive: bool | None = None
-    # A watcher's batch: read only these files or folders under the roots (None: walk the
-    # roots), and drop the stored paths at or below ``gone`` that the disk confirms are gone.
-    # Either one limits the prune to these paths, whatever ``prune`` says.
+    # A watcher's batch: read only ``changed`` (None: walk the roots) and prune only these
+    # and ``gone``, whatever ``prune`` says.
     changed: tuple[Path, ...] | None = None
     gone: tuple[Path, ...] = ()
 

@@ -1,15 +1,9 @@
 """The ingest job: library folders in, indexed and filterable points out.
 
-Stages, each timed: discover -> hash -> lookup -> decode + analyse (worker processes) -> mert
-(or the feature cache) -> tower -> upsert -> [prune] -> rederive.
-
-Safe to re-run and to kill at any moment: a point's id is its content hash, content already
-stored is never embedded again (a new path is added to its payload), and MERT features come
-back from the feature cache. Workers feed one model loop through a bounded window of files
-and batches are flushed by audio duration, so memory stays bounded. Paths travel in their
-stored text form (:mod:`timbre.store.pathtext`) and become real paths only where a file is
-read. A point whose paths or root changed gets its path facts derived again
-(:mod:`ingest.derive`).
+Stages: discover -> hash -> lookup -> decode + analyse (workers) -> mert (or the feature
+cache) -> tower -> upsert -> [prune] -> rederive. Safe to re-run and to kill: a point's id is
+its content hash, stored content is never embedded again, and memory stays bounded (a window
+of files in flight, batches flushed by audio duration).
 """
 
 from __future__ import annotations
@@ -51,8 +45,7 @@ log = logging.getLogger("timbre.ingest")
 
 
 class IngestJob:
-    """One run over the library roots; build it with everything it needs, then :meth:`run`.
-    ``embedder`` is None for a dry run; ``library_roots``: the other roots the data dir indexes."""
+    """One run over the library roots (``embedder`` None: a dry run); then :meth:`run`."""
 
     def __init__(
         self,
@@ -92,8 +85,6 @@ class IngestJob:
         known = tuple(dict.fromkeys(_resolved((*options.roots, *library_roots))))
         self.rederiver = Rederiver(rules, known, limits, labeller)
         self._moved: set[str] = set()  # ids whose paths changed: their facts are derived anew
-
-    # entry point
 
     def run(self) -> JobResult:
         started = time.perf_counter()
@@ -157,8 +148,6 @@ class IngestJob:
         )
         return JobResult(result, exit_code(self.counts, targeted=self.o.targeted))
 
-    # stages
-
     def _discover(self) -> Iterator[Found]:
         if self.o.changed is None:
             if self.o.targeted:
@@ -209,9 +198,8 @@ class IngestJob:
     def _lookup(
         self, by_sha: dict[str, list[tuple[str, str]]]
     ) -> list[tuple[str, list[tuple[str, str]]]]:
-        """Split contents into already indexed (maybe at new paths) and to embed. An indexed
-        point whose paths stay is checked for stale path facts now; one with new paths after
-        the prune."""
+        """Split contents into already indexed (maybe at new paths, rederived after the prune)
+        and to embed."""
         todo = []
         shas = sorted(by_sha)
         for start in range(0, len(shas), 256):

@@ -1,13 +1,9 @@
 """``--prune``: forget the paths under the roots that are known to be gone, and nothing else.
 
-A stored path this run did not find again is dropped only when its ``lstat`` says "no such
-file" and the nearest existing folder above it can be listed and is no drive that is away.
-Anything else keeps the path and is reported: unreadable paths or folders; a missing library
-root, or an empty library root or mount point (what an unmounted drive looks like; any other
-empty folder just lost its files, see docs/paths.md); a path on disk the scan skipped.
-
-A path found again with other content leaves the old content's point; a point left with no
-path is deleted. Paths outside the job's roots are never touched.
+A path not found again is dropped only when ``lstat`` says "no such file" and the nearest
+existing folder above can be listed and is no absent drive (a missing or empty library root
+or mount point); anything else is kept and reported (docs/paths.md). A point left with no
+path is deleted; paths outside the job's roots are never touched.
 """
 
 from __future__ import annotations
@@ -132,16 +128,9 @@ def prune(
     shard: Callable[[str], bool],
     dry_run: bool,
 ) -> PruneOutcome:
-    """Drop stored paths under ``roots`` that are gone or hold other content now.
-
-    Args:
-        roots: what may be touched (stored path texts): the job's roots or a batch's paths.
-        library_roots: the job's roots (``roots`` when None): an empty or missing one
-            keeps its paths.
-        here_now: content hash -> the paths where this run found it.
-        hashed: every path this run read -> its content hash (None: could not be read).
-        shard: whether a content hash belongs to this job's shard.
-    """
+    """Drop stored paths under ``roots`` (the job's roots or a batch's paths) that are gone
+    or hold other content now. ``library_roots`` defaults to ``roots``; ``here_now``: hash ->
+    paths found this run; ``hashed``: path read -> its hash (None: unreadable)."""
     roots = list(roots)
     outcome = PruneOutcome()
     library = roots if library_roots is None else library_roots

@@ -1,16 +1,8 @@
-"""Give already indexed samples the current facts, without re-embedding.
+"""``timbre reanalyse``: give indexed samples the current facts, without re-embedding.
 
-``timbre reanalyse`` scrolls the collection and reads each point's first readable path:
-
-- **Name facts** are derived again by the current rules (:func:`~ingest.metadata.name_facts`)
-  when the vocabularies are given, so a fix to them reaches an existing index. An instrument
-  the names no longer state is cleared (``timbre relabel`` fills it from the sound).
-- **Audio facts** are heard again (:func:`~ingest.metadata.hear`) when the point's
-  ``analysis_version`` is older, with ``--all``, or when what the names state changed.
-
-Only changed fields are written; vectors and labels stay. An unreadable file is counted and
-its point left as it was. Without the vocabularies, a stored BPM or key without a source
-(older than the analysis) is kept, its source re-derived (``tags`` or ``name``).
+Name facts are derived again by the current rules when the vocabularies are given; audio facts
+are heard again when ``analysis_version`` is older, with ``--all``, or when what the names
+state changed. Only changed fields are written; an unreadable file is counted and left as is.
 """
 
 from __future__ import annotations
@@ -53,10 +45,8 @@ MAX_REPORTED_FAILURES = 20
 
 @dataclass
 class ReanalyseReport:
-    """What a reanalysis did: ``current`` points were not heard again (at this version),
-    ``analysed`` were; ``renamed`` counts changed name facts by field; ``failures`` lists the
-    first :data:`MAX_REPORTED_FAILURES` unreadable points; ``sources`` counts, per fact, how
-    the analysed points got it."""
+    """What a reanalysis did: ``current`` points were not heard again, ``analysed`` were;
+    ``renamed`` and ``sources`` count changed name facts and fact sources."""
 
     points: int = 0
     current: int = 0
@@ -88,11 +78,7 @@ def _stored_stated(payload: Mapping[str, Any], fact: str, tagged: Callable[[], b
 
 
 def _readable(payload: Mapping[str, Any]) -> tuple[str, Path]:
-    """The first stored path (text form) whose file is readable, and its real path.
-
-    Raises:
-        AudioError: none is (code ``missing``).
-    """
+    """The first stored path (text form) whose file is readable, and its real path."""
     texts = [p for p in (payload.get("paths") or [payload.get("path")]) if p]
     for text in texts:
         real = path_from_text(text)
@@ -140,15 +126,9 @@ def reanalyse_payload(
     roots: Sequence[Path] = (),
     hear_audio: bool = True,
 ) -> dict[str, Any]:
-    """The :data:`NAME_FIELDS` (with ``rules``; None keeps the stored ones) and, when the
-    audio was heard, the :data:`AUDIO_FIELDS` of one stored payload by the current rules.
-
-    ``unpitched``: instruments never asked a key of, without ``rules``. ``roots``: the library
-    roots (the pack is the first folder below). ``hear_audio``: even if no stated fact changed.
-
-    Raises:
-        AudioError: no path of the point can be decoded.
-    """
+    """One stored payload's :data:`NAME_FIELDS` (with ``rules``) and, when heard, its
+    :data:`AUDIO_FIELDS` by the current rules; AudioError when no path can be decoded.
+    ``unpitched`` applies without ``rules``; ``hear_audio``: even if no stated fact changed."""
     text, readable = _readable(payload)
     path = Path(text)
     tags_read: list[FileTags] = []

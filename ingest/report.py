@@ -1,13 +1,5 @@
-"""What a job tells: live progress, failures and skips reports, counts, stage times, exit code.
-
-Exit codes (also in the README and ``timbre ingest --help``):
-    0    every file found is indexed;
-    1    the job finished, but some files failed or could not be read (each is in the
-         failures or skipped report), or it found no audio at all under its roots;
-    2    the job could not run (bad settings, models, store or roots, or a full disk);
-    3    the job crashed on an unexpected error (a bug: the traceback is printed);
-    130  the job was interrupted (Ctrl-C); run it again to finish, nothing is lost.
-"""
+"""What a job tells: live progress, failures and skips reports, counts, stage times, exit code
+(:class:`~timbre.errors.ExitCode`; also in the README and ``timbre ingest --help``)."""
 
 from __future__ import annotations
 
@@ -158,10 +150,8 @@ def _log_summary(log: JsonLinesLog, key: str, by: dict[str, int]) -> dict[str, A
 
 
 def exit_code(counts: Counts, targeted: bool = False) -> ExitCode:
-    """1 when a file failed or could not be read, or no audio was found; else 0.
-
-    A ``targeted`` job (a watcher's batch) may find no audio: a batch of deletions reads none.
-    """
+    """PARTIAL when a file failed or was unreadable, or no audio was found (fine for a
+    ``targeted`` watcher batch: deletions read none); else OK."""
     found_none = not counts.discovered and not targeted
     return ExitCode.PARTIAL if counts.failed or counts.unreadable or found_none else ExitCode.OK
 

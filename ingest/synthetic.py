@@ -1,7 +1,5 @@
-"""A synthetic sample library: nested packs with producer-style names, every format, and a few
-broken files. For the quick start on a machine with no samples at hand, and for tests and
-benchmarks. Each file's expected metadata is returned so extraction can be checked.
-"""
+"""A synthetic sample library (producer-style names, every format, a few broken files) for the
+quick start, tests and benchmarks, with each file's expected metadata."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""Tags a file carries itself: ID3, Vorbis comments and RIFF (the INFO list and the ACID chunk
-loop packs write their tempo in). Reading tags never fails a file: what cannot be read is absent.
-"""
+"""Tags a file carries itself: ID3, Vorbis comments and RIFF (INFO list, ACID chunk). Reading
+tags never fails a file: what cannot be read is absent."""
 
 from __future__ import annotations
 

@@ -1,19 +1,11 @@
 """Watched folders: file events under the library roots become ordinary ingest jobs.
 
-One thread watches the roots with ``watchfiles``, feeds events to a :class:`ChangeBatcher`
-and hands each batch that is due to a :class:`JobSink` (the API's job runner, one job at a
-time). On start, and when a root comes back, a *reconciliation* job walks it with prune,
-catching what changed unwatched. A root that cannot be listed or is empty (an unplugged drive)
-is reported and left alone. When the OS refuses more inotify watches, the watcher says which
-setting to raise and polls.
-
-Events are hints, the disk is the truth: a path is looked at once no event has touched it
-for ``debounce_s``. A path not there is *gone* (the job's prune confirms it); a folder (a
-moved-in folder gets one event, its files none) is listed and its files looked at; a file is
-*changed* once its size and mtime held for ``settle_s`` (not read half-copied). Changed files
-leave in batches of at most ``max_batch_files``; gone paths only with the batch that takes the
-last changed file, so a renamed folder's new paths are recorded before the old ones go (else
-its points would be deleted and embedded again).
+One thread feeds ``watchfiles`` events to a :class:`ChangeBatcher` and hands due batches to a
+:class:`JobSink`. At start, and when a root comes back, a reconciliation job prunes it. Events
+are hints, the disk is the truth: a path is looked at after ``debounce_s`` of quiet; missing
+means gone, a folder is listed, a file is changed once its size and mtime held ``settle_s``.
+Gone paths leave only with the last changed file, so a renamed folder's new paths are recorded
+before the old ones go (else its points would be deleted and embedded again).
 """
 
 from __future__ import annotations
@@ -57,13 +49,11 @@ class JobSink(Protocol):
     """Runs the watcher's jobs (wired by the composition root to the API's job runner)."""
 
     def submit(self, roots: Sequence[str], batch: Batch | None) -> str | None:
-        """Start a job over ``roots`` for ``batch`` (None: reconcile the whole roots); the job
-        id, or None while another job runs (the watcher retries)."""
+        """Start a job for ``batch`` (None: reconcile the roots); None while another runs."""
         ...
 
     def outcome(self, job_id: str) -> dict[str, Any] | None:
-        """The finished job's status, or None while it runs (``summary["changed"]`` marks a
-        job that changed the index)."""
+        """The finished job's status, or None while it runs."""
         ...
 
 
@@ -127,11 +117,8 @@ class _Status:
 
 
 class Watcher:
-    """Watches the roots in one thread; :meth:`stop` ends it.
-
-    ``on_event`` gets each event's kind (``added``, ``modified``, ``deleted``); ``on_batch``
-    each batch started: (changed files, gone paths, lag from its oldest event to its start).
-    """
+    """Watches the roots in one thread. ``on_event`` gets each event's kind; ``on_batch``
+    each batch started: (changed files, gone paths, lag since its oldest event)."""
 
     def __init__(
         self,
@@ -156,8 +143,6 @@ class Watcher:
         self._states = {r: RootState(r) for r in self.roots}
         self._reconcile: set[str] = set()
         self._first_unhandled_s: float | None = None
-
-    # lifecycle
 
     def start(self) -> None:
         """Look at the roots, schedule the reconciliation, and start watching."""
@@ -201,8 +186,6 @@ class Watcher:
                 "polling": s.polling,
                 "problems": list(s.problems),
             }
-
-    # the loop
 
     def _run(self) -> None:
         import watchfiles
@@ -386,8 +369,7 @@ def hidden(path: str, roots: Iterable[str]) -> bool:
 
 
 def list_files(folder: str) -> list[str]:
-    """Every non-hidden file below ``folder``, sorted (unreadable folders are skipped: the
-    job's discovery reports them)."""
+    """Every non-hidden file below ``folder``, sorted (unreadable folders are skipped)."""
     out: list[str] = []
     for top, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -415,8 +397,7 @@ class _Entry:
 
 @dataclass
 class ChangeBatcher:
-    """Collects events and hands out batches that are due (pure logic, no threads);
-    ``look`` and ``lister`` see the file system (the real one by default)."""
+    """Collects events and hands out batches that are due (pure logic, no threads)."""
 
     debounce_s: float
     settle_s: float

@@ -1,13 +1,8 @@
 """The decoding worker processes of a parallel job, and what they do to one file.
 
-:func:`prepare` decodes, analyses and describes one content and :func:`hash_file` hashes one
-file (module-level, so they pickle). The pool is built so that no worker outlives its job:
-
-* workers ignore SIGINT: a Ctrl-C reaches the whole process group, and a worker interrupted
-  inside the pool's queue code can leave the parent waiting on a pipe for good, so only the
-  parent reacts and ends them (:func:`stop_pool`);
-* workers die with their parent (``PR_SET_PDEATHSIG`` on Linux, and a watchdog thread that
-  exits when the parent changes), else a ``kill -9``'d job's workers wait on its pipes forever.
+No worker outlives its job: workers ignore SIGINT (one interrupted inside the pool's queue
+code can hang the parent; the parent ends them in :func:`stop_pool`), and die with their
+parent (``PR_SET_PDEATHSIG`` plus a watchdog thread), else a killed job's workers linger.
 """
 
 from __future__ import annotations
@@ -62,12 +57,9 @@ def prepare(
     rules: MetadataRules,
     keep_samples: bool,
 ) -> Prepared:
-    """Decode, analyse and describe one content found at ``(path, outermost root)`` pairs
-    (stored text forms); the first path sorted is described, as after any move.
-
-    The audio is decoded even when its MERT features are cached (``keep_samples`` False: the
-    samples are not sent back), so such a point gets the same audio facts as a fresh one.
-    """
+    """Decode, analyse and describe one content found at ``(path, outermost root)`` pairs;
+    the first path sorted is described. Decoded even when its features are cached (then
+    ``keep_samples`` is False), so the point gets the same audio facts as a fresh one."""
     first, root_text = min(found)
     path, root = Path(first), Path(root_text)  # text forms, for names and reports
     real = path_from_text(first)
@@ -162,13 +154,11 @@ def decoding_pool(workers: int) -> ProcessPoolExecutor:
 
 
 def stop_pool(pool: ProcessPoolExecutor, *, abort: bool) -> None:
-    """Shut the pool down; with ``abort`` (the job is being interrupted or failed), end the
-    workers now instead of waiting for the files they are decoding."""
+    """Shut the pool down; with ``abort``, end busy workers now instead of waiting."""
     if not abort:
         pool.shutdown(wait=True, cancel_futures=True)
         return
-    # ProcessPoolExecutor has no public way to end busy workers before Python 3.14
-    # (terminate_workers); its process table is the one handle on them.
+    # No public way to end busy workers before Python 3.14 (terminate_workers).
     processes = list(getattr(pool, "_processes", {}).values())
     for process in processes:
         with contextlib.suppress(OSError, ValueError):

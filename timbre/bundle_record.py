@@ -1,8 +1,5 @@
-"""The random-weight bundle ``timbre quickstart`` indexed a data dir with, when the hub was out.
-
-Recorded in ``<data_dir>/models-bundle.json`` so every later command there uses the same
-models (two sets of models cannot share an index); a configured ``models.bundle`` wins.
-"""
+"""The random-weight bundle ``timbre quickstart`` indexed a data dir with, when the hub was out,
+recorded so every later command there uses the same models (unless ``models.bundle`` is set)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,7 @@
 """Favourites and named collections of samples, kept with the data dir and shared by every door.
 
-The page, the HTTP API and the MCP server share one SQLite file beside the store
-(``<data_dir>/collections.sqlite``), not Qdrant: the user's own data survives a re-index or a
-model change. Items are point ids, which derive from content, so a re-index keeps them; the
-path an item had is kept as a hint for a person. ``favourites`` always exists. WAL mode and a
-busy timeout let a service and a command share the file.
+One SQLite file beside the store, not in Qdrant, so the user's data survives a re-index or a
+model change; items are point ids (content-derived), with a path hint for a person.
 """
 
 from __future__ import annotations
@@ -107,12 +104,9 @@ class CollectionsUnavailableError(UnavailableError):
 
 
 def check_name(name: str, *, new: bool = True) -> str:
-    """A collection name as given, trimmed, if usable (else InvalidRequestError saying why).
-
-    Every name has 1 to 64 characters, no control character or slash (names become folder
-    names on export). A ``new`` one must also read as it looks (:func:`name_problem`); lookups
-    skip that rule, so a collection made before it stays reachable.
-    """
+    """A collection name, trimmed, if usable (else InvalidRequestError saying why): 1 to 64
+    characters, no control character or slash (names become folders on export). A ``new`` one
+    must also read as it looks (:func:`name_problem`); lookups skip that, for older names."""
     text = name.strip()
     if not text or len(text) > MAX_NAME_CHARS or not _NAME.fullmatch(text):
         raise InvalidRequestError(
@@ -253,8 +247,6 @@ class Collections:
         (count,) = db.execute("SELECT COUNT(*) FROM items WHERE collection = ?", (name,)).fetchone()
         return CollectionInfo(name, int(count), str(created), str(updated))
 
-    # -- reading ---------------------------------------------------------------------------
-
     def list_all(self) -> list[CollectionInfo]:
         """Every collection, favourites first, then by name."""
         with self._tx() as db:
@@ -292,8 +284,6 @@ class Collections:
         for point, collection in rows:
             out.setdefault(str(point), []).append(str(collection))
         return out
-
-    # -- writing ---------------------------------------------------------------------------
 
     def create(self, name: str) -> CollectionInfo:
         """A new, empty collection (ConflictError: the name is taken, in any case)."""

@@ -1,10 +1,8 @@
 """Free space on the data dir's file system, checked before the store writes.
 
-Qdrant Edge writes sparse files through memory maps: when the disk cannot back a page, the
-kernel kills the process with SIGBUS, no exception. So a write is refused first
-(:class:`~timbre.errors.DiskFullError`) unless free space covers the store's *sparse debt*
-(file size beyond allocated blocks, which writes, or on tmpfs opening, will claim), the batch,
-and the reserve ``disk.min_free_bytes`` (new segments, and the other writers meanwhile).
+Qdrant Edge writes sparse files through memory maps, and a page the disk cannot back kills
+the process (SIGBUS). So a write is refused first (DiskFullError) unless free space covers the
+store's sparse debt (size beyond allocated blocks), the batch and ``disk.min_free_bytes``.
 """
 
 from __future__ import annotations
@@ -75,22 +73,13 @@ def megabytes(n: int) -> str:
 
 @dataclass(frozen=True)
 class DiskReserve:
-    """The free space kept on the file system of ``path`` (the data dir or the store in it).
-
-    Args:
-        path: a folder on the file system to watch.
-        min_free_bytes: the reserve, ``disk.min_free_bytes``.
-    """
+    """The free space (``disk.min_free_bytes``) kept on the file system of ``path``."""
 
     path: Path
     min_free_bytes: int
 
     def check(self, need: int, what: str, *, reserve: bool = True) -> None:
-        """Refuse ``what`` unless ``need`` bytes (plus the reserve) are free.
-
-        Raises:
-            DiskFullError: not enough free space; nothing has been written.
-        """
+        """Refuse ``what`` (DiskFullError) unless ``need`` bytes plus the reserve are free."""
         free = free_bytes(self.path)
         wanted = need + (self.min_free_bytes if reserve else 0)
         if free >= wanted:

@@ -1,7 +1,5 @@
-"""Domain errors, raised where things fail and translated to HTTP only in `app/`.
-
-Each error carries a short stable `code` (for failure reports and JSON problem bodies) and a
-message a person can act on. Causes are chained with ``raise ... from exc``.
+"""Domain errors, raised where things fail and translated to HTTP only in `app/`. Each carries
+a short stable `code` (for reports and JSON problem bodies) and a message a person can act on.
 """
 
 from __future__ import annotations

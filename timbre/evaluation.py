@@ -1,16 +1,9 @@
 """How well a family's vectors fit a library's own labels: the figures of ``timbre eval``.
 
-Labels are what the library already says: the instrument ingest read from a file's names
-(never the one guessed from the sound, which would grade a family on its own answers), or a
-CSV of ``path,label``. Per family indexed in the data dir:
-
-* text -> audio, one query per category (the category word): R@1 and R@10 (the share of
-  queries whose first 1 or 10 results hold a sound of that category) and mAP;
-* audio -> audio: P@10, the share of a sound's 10 nearest others with its label, averaged;
-* near-duplicate groups by the rules of ``timbre duplicates``.
-
-Figures are also given per category beside what chance scores for a category of that size
-(averages hide a family blind to FX). Numpy only; the callers embed the queries.
+Labels are the instruments ingest read from names (never from the sound, which would grade a
+family on its own answers) or a ``path,label`` CSV. Per family: text -> audio R@1, R@10 and mAP
+(one query per category word), audio -> audio P@10, and near-duplicate groups; also per
+category beside what chance scores (averages hide a family blind to FX).
 """
 
 from __future__ import annotations

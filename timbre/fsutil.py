@@ -22,13 +22,9 @@ def fsync_dir(directory: Path) -> None:
 
 @contextmanager
 def replacing(path: Path, *, durable: bool = False, mkdir: bool = False) -> Iterator[Path]:
-    """A temporary path beside ``path`` for the caller to write; it replaces ``path`` when the
-    block ends without error (a reader sees the old file or the new one, never half of one).
-
-    Each call has its own temporary name, so concurrent writers never mix their bytes.
-    ``durable``: fsync the file and its folder, so the change survives a power cut.
-    ``mkdir``: create the missing folders above ``path`` first.
-    """
+    """A temporary path beside ``path`` (unique per call) for the caller to write; it replaces
+    ``path`` when the block ends without error, so a reader never sees half a file.
+    ``durable``: fsync the file and its folder; ``mkdir``: create the folders above first."""
     if mkdir:
         path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
@@ -56,11 +52,7 @@ def atomic_write(
 
 
 def sha256_file(path: Path) -> str:
-    """The SHA-256 of a file's content, hex.
-
-    Raises:
-        OSError: the file cannot be read.
-    """
+    """The SHA-256 of a file's content, hex."""
     with path.open("rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 

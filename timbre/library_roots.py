@@ -1,8 +1,7 @@
 """The library roots: the only folders whose files a service reads, and the one check of them.
 
-``timbre ingest`` records each root it indexed in ``<data_dir>/library_roots.json``; a service
-accepts these beside ``api.library_roots``, never more. The check fails closed: no usable root
-reads nothing, and an unreadable roots file is a reported problem, never an empty list.
+A service accepts ``api.library_roots`` and the roots ingest recorded in the data dir, never
+more. It fails closed: no usable root reads nothing; an unreadable roots file is a problem.
 """
 
 from __future__ import annotations
@@ -97,11 +96,8 @@ class LibraryRoots:
         return any(real == root or real.is_relative_to(root) for root in self.paths)
 
     def check(self, path: str | Path, *, shown: str | None = None) -> Path:
-        """``path`` resolved (``..``, symlinks, strictly: it must exist) if it lies in a root.
-
-        Raises:
-            ForbiddenPathError: no roots at all, or the path is missing or outside them.
-        """
+        """``path`` resolved (strictly: it must exist) if it lies in a root, else
+        ForbiddenPathError."""
         shown = shown if shown is not None else repr(str(path))
         if not self.paths:
             raise ForbiddenPathError(f"{self.why_none()}, so no path is accepted")

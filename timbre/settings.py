@@ -1,10 +1,9 @@
 """One typed Settings object for every Timbre process.
 
-Precedence, lowest first: ``config/default.yaml`` (every default, once) < an overlay YAML named
-by ``TIMBRE_CONFIG`` < environment variables ``TIMBRE_<FIELD>`` with ``__`` between nested
-names (``TIMBRE_MODELS__BUNDLE=/models``) < explicit arguments to :func:`load_settings`.
-The models carry no Python defaults: a value missing from the YAML is an error at start-up.
-Each field's docstring is its description, from which ``docs/settings.md`` is generated.
+Precedence, lowest first: ``config/default.yaml`` (every default, once) < the overlay YAML named
+by ``TIMBRE_CONFIG`` < ``TIMBRE_<FIELD>`` variables (``TIMBRE_MODELS__BUNDLE``) < arguments to
+:func:`load_settings`. No Python defaults: a value missing from the YAML fails at start-up.
+Field docstrings are the descriptions in ``docs/settings.md``.
 """
 
 from __future__ import annotations
@@ -120,9 +119,8 @@ class ModelsSettings(_Section):
     tower_batch_segments: PerDevice
     """CLaMP3 tower segments per forward pass: segments of one-shots are short, batches cheap."""
     runtime: Literal["auto", "torch", "onnxruntime"]
-    """What runs the models. auto = ONNX Runtime on a CPU in fp32 (several times faster than
-    PyTorch eager), PyTorch on a GPU. The ONNX graphs are exported
-    from the loaded models and used only if they agree with PyTorch to onnx_min_cosine."""
+    """What runs the models. auto = ONNX Runtime on a CPU (several times faster than PyTorch
+    eager), PyTorch on a GPU; exported graphs are used only if they agree to onnx_min_cosine."""
     export_dir: Path | None
     """Folder of the exported ONNX graphs (~1.9 GB), shareable. null = <data_dir>/cache/onnx."""
     onnx_min_cosine: float = Field(gt=0.0, le=1.0)
@@ -168,9 +166,8 @@ class DiskSettings(_Section):
     """Free space kept on the data dir's file system (see :mod:`timbre.diskspace`)."""
 
     min_free_bytes: int = Field(ge=0)
-    """Bytes that must stay free beyond a store write, or it is refused as disk full (exit 2,
-    HTTP 507): the embedded store writes through memory maps, and a full disk would kill the
-    process (SIGBUS). 0 = check only the batch and the store's own files."""
+    """Bytes kept free beyond a store write, else it is refused as disk full (exit 2, HTTP 507)
+    before a full disk kills the embedded store (SIGBUS). 0 = only the batch and the store."""
 
 
 class SnapshotSettings(_Section):
@@ -457,15 +454,9 @@ def user_data_dir() -> Path:
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build the Settings of this process.
-
-    ``overrides`` are the highest-precedence source; nested sections may be partial mappings
-    (``models={"bundle": "/m"}``). A data dir where ``timbre quickstart`` recorded a model
-    bundle (:mod:`timbre.bundle_record`) uses it whenever no bundle is configured.
-
-    Raises:
-        ConfigError: a settings file is unreadable or a value is invalid (named, with why).
-    """
+    """Build the Settings of this process (ConfigError names what is wrong). ``overrides``
+    win and may be partial (``models={"bundle": "/m"}``); a bundle ``timbre quickstart``
+    recorded in the data dir is used when none is configured."""
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:

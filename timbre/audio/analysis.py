@@ -1,10 +1,8 @@
 """What a sample's audio says about it: tempo, key, envelope and waveform peaks, in one pass.
 
-Ingest runs :func:`analyse` in its decoding workers on the samples it has just decoded. The
-estimators are short numpy DSP of our own, not librosa, which would add ~370 MB of packages
-and seconds of warm-up to every worker (``bench/bench_analysis.py``). A result depends only
-on the samples, their rate, the duration and :data:`ANALYSIS_VERSION`: change an estimator's
-behaviour and bump the version.
+Short numpy DSP of our own, not librosa (~370 MB and seconds of warm-up per worker). A result
+depends only on the samples, rate, duration and :data:`ANALYSIS_VERSION`: bump it with any
+change of behaviour.
 """
 
 from __future__ import annotations
@@ -21,9 +19,8 @@ ANALYSIS_VERSION = f"timbre-dsp-1+env1+peaks{PEAKS_FORMAT}"
 """The payload's ``analysis_version``: tempo 1, key 1, envelope 1 and the peaks format."""
 
 
-# The envelope, evidence for the kind: a one-shot is one gesture whose energy falls away, a
-# loop's comes back. measure_envelope counts the re-attacks in 10 ms level frames (sudden rises
-# to near the peak after the first gesture): a ringing crash has none, a drum loop many.
+# The envelope, evidence for the kind: a one-shot's energy falls away, a loop's comes back
+# (re-attacks: sudden rises near the peak after the first gesture; a ringing crash has none).
 FRAME_S = 0.01
 """Level frames (seconds)."""
 FLOOR_DB = -80.0
@@ -137,12 +134,8 @@ def analyse(
     tempo: bool = True,
     key: bool = True,
 ) -> Heard:
-    """Peaks and the envelope always; tempo and key when asked (ingest skips what the names
-    already say). ``duration_s``: the file's exact duration, for the whole-bar tempo.
-
-    Raises:
-        ValueError: no samples, or non-finite samples.
-    """
+    """Peaks and the envelope always; tempo and key when asked. ``duration_s``: the file's
+    exact duration, for the whole-bar tempo. ValueError: no samples, or non-finite ones."""
     x = np.asarray(samples, dtype=np.float32).ravel()
     peaks = encode_peaks(compute_peaks(x))  # validates: non-empty and finite
     return Heard(

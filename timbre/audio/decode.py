@@ -1,8 +1,5 @@
-"""Decode any audio file libsndfile reads into mono float32 at the model's sample rate.
-
-Mirrors the reference loader (load, mean of channels, resample) without torch. Every way an
-input can be unusable raises one :class:`AudioError` with a stable ``code`` and a reason.
-"""
+"""Decode any audio file libsndfile reads into mono float32 at the model's sample rate, as the
+reference loader does (without torch); an unusable input raises AudioError with a ``code``."""
 
 from __future__ import annotations
 
@@ -18,14 +15,11 @@ import soundfile as sf
 from timbre.audio.resample import Resampler, resample
 from timbre.errors import AudioError
 
-# Formats whose header frame count is exact, so reading fewer frames means the file is cut
-# short. MP3 frame counts come from the Xing/Info header or the bitrate, so only a large
-# shortfall counts there.
+# Formats whose header frame count is exact (MP3's is estimated: only a large shortfall counts).
 _EXACT_LENGTH_FORMATS = frozenset({"WAV", "WAVEX", "RF64", "W64", "AIFF", "CAF", "FLAC", "AU"})
 _MP3_MIN_READ_FRACTION = 0.9
-# libsndfile quietly shortens a chunk that runs past the end of the file and notes it in its
-# log: "data : 96000 (should be 47978)". A claimed size above the real one means lost data (a
-# smaller claim is an unfinalised header over complete data, which is fine).
+# libsndfile logs a chunk running past the file's end: "data : 96000 (should be 47978)";
+# only a claim above the real size means lost data.
 _CHUNK_SHORTFALL = re.compile(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 
 _READ_BLOCK_FRAMES = 1 << 18
@@ -53,12 +47,7 @@ def decode_file(
     max_file_bytes: int,
     resampler: Resampler = "sinc",
 ) -> DecodedAudio:
-    """Decode a file on disk; longer or larger inputs are refused before they are read.
-
-    Raises:
-        AudioError: the file is missing, empty, too large or long, not audio, truncated,
-            holds no frames, or holds NaN/inf samples.
-    """
+    """Decode a file on disk; longer or larger inputs are refused before they are read."""
     p = Path(path)
     try:
         size = p.stat().st_size

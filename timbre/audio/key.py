@@ -1,13 +1,9 @@
 """Musical key (tonic and mode) of tonal material from its audio, numpy only.
 
-1. **Tonal peaks**: spectral local maxima (~50 Hz to 2.5 kHz) well above a smoothed log
-   spectrum; noise and drums have few, notes many.
-2. **Chroma**: each peak's pitch, corrected by the clip's tuning, adds its magnitude to its
-   pitch class.
-3. **Key**: the best correlation with the 24 rotations of the Krumhansl-Kessler profiles.
-
-Only clearly pitched material with a told mode gets a key (tonal enough, a clear best fit,
-the tonic's third sounding): a single note, a power chord, drums or noise get None.
+Spectral peaks well above a smoothed log spectrum (50 Hz-2.5 kHz) add their magnitude to
+their tuning-corrected pitch class; the key is the best of the 24 Krumhansl-Kessler profiles.
+Only clearly pitched material with a told mode gets one: a single note, a power chord, drums
+or noise get None.
 """
 
 from __future__ import annotations

@@ -20,11 +20,7 @@ PEAKS_FORMAT = 1
 
 def compute_peaks(samples: np.ndarray, buckets: int = PEAK_BUCKETS) -> np.ndarray:
     """uint8 ``[buckets]``: the largest absolute value in each equal slice of a mono clip
-    (a clip shorter than ``buckets`` repeats its samples).
-
-    Raises:
-        ValueError: no samples, a non-positive bucket count, or non-finite samples.
-    """
+    (a clip shorter than ``buckets`` repeats its samples); ValueError on bad input."""
     x = np.abs(np.asarray(samples, dtype=np.float32).ravel())
     if x.size == 0 or buckets < 1:
         raise ValueError(f"need samples and buckets >= 1 (got {x.size} samples, {buckets})")
@@ -45,11 +41,7 @@ def encode_peaks(peaks: np.ndarray) -> str:
 
 
 def decode_peaks(text: str) -> np.ndarray:
-    """The uint8 peaks of a payload's ``peaks`` string.
-
-    Raises:
-        ValueError: the text is not base64.
-    """
+    """The uint8 peaks of a payload's ``peaks`` string (ValueError: not base64)."""
     try:
         raw = base64.b64decode(text.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError) as exc:

@@ -1,8 +1,7 @@
 """Band-limited sinc resampling, numerically equivalent to torchaudio's default ``Resample``.
 
-The same polyphase filter bank as the reference (Hann-windowed sinc, 6 zero crossings,
-rolloff 0.99), applied with numpy, so embeddings of resampled files match it. Rate pairs whose
-reduced ratio is huge (e.g. 44101 Hz) would need gigabytes of taps and fall back to libsoxr.
+The reference's polyphase filter bank in numpy, so embeddings of resampled files match it; rate
+pairs with a huge reduced ratio (44101 Hz) fall back to libsoxr.
 """
 
 from __future__ import annotations

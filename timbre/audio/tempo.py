@@ -1,16 +1,14 @@
 """Tempo of a loop from its audio, refined to the producer's BPM by the loop's exact length.
 
-1. **Onset strength**: the rectified rise of log-compressed energy in log-spaced bands
-   (three per octave), averaged over bands so a kick counts as much as a hat.
-2. **Periodicity**: a comb over the circular autocorrelation of that envelope (mean
-   autocorrelation at 1, 2, 3... beat periods) on a 0.1 BPM grid, under a prior around 120.
-3. **Octave**: periodicity cannot tell 87 from 174, so half, once or twice the best tempo is
-   chosen by the median interval between strong low-band onsets (kick and snare bodies).
-4. **Whole bars**: loops are cut to whole bars at an integer BPM, so the integer BPM near the
-   estimate at which the duration is whole bars (within milliseconds) wins.
+1. **Onset strength**: the rise of log energy in log-spaced bands, averaged over bands.
+2. **Periodicity**: a comb over the envelope's circular autocorrelation (mean at 1, 2, 3...
+   beat periods) on a 0.1 BPM grid, under a prior around 120.
+3. **Octave**: half, once or twice the best, chosen by the median interval between strong
+   low-band onsets (kick and snare bodies).
+4. **Whole bars**: the integer BPM near the estimate at which the clip lasts whole bars wins.
 
-None for audio with no steady pulse (noise, pads, one hit). Measured by
-``bench/bench_analysis.py``; a change to the constants needs a new ``ANALYSIS_VERSION``.
+None without a steady pulse. Measured by ``bench/bench_analysis.py``; a change to the
+constants needs a new ``ANALYSIS_VERSION``.
 """
 
 from __future__ import annotations
@@ -65,17 +63,9 @@ SHORT_LOOP_CONFIDENCE = 0.6
 
 @dataclass(frozen=True)
 class TempoEstimate:
-    """A tempo and how it was found.
-
-    Attributes:
-        bpm: an integer when ``bars`` is set, else the comb's estimate to 0.1 BPM.
-        confidence: 0..1: ``pulse_clarity``, scaled down when the length did not confirm it.
-        pulse_clarity: mean normalised autocorrelation at whole beat periods (1 = exact
-            repetition, ~0 = no pulse).
-        bars: whole 4/4 bars the clip lasts at ``bpm``, or None.
-        accent_bpm: the tempo the accents suggested for the octave, None when too few.
-        comb_bpm: the comb's own estimate, before the length refined it.
-    """
+    """A tempo and how it was found. ``bpm`` is an integer when ``bars`` (whole 4/4 bars at
+    it) is set; ``confidence`` is ``pulse_clarity`` (mean normalised autocorrelation at whole
+    beat periods), scaled down when the length did not confirm it; ``comb_bpm`` is before that."""
 
     bpm: float
     confidence: float
@@ -119,11 +109,8 @@ def onset_envelope(samples: np.ndarray, sample_rate: int) -> tuple[np.ndarray, f
 
 
 def _autocorrelation(env: np.ndarray) -> np.ndarray:
-    """Circular autocorrelation of the mean-removed envelope, normalised to 1 at lag 0.
-
-    Circular because a loop is made to repeat: its end runs into its start, so every lag has
-    a full set of frame pairs, and even a one-bar loop shows its beat.
-    """
+    """Circular autocorrelation of the mean-removed envelope, normalised to 1 at lag 0
+    (circular: a loop's end runs into its start, so even a one-bar loop shows its beat)."""
     e = env - env.mean()
     acf = np.fft.irfft(np.abs(np.fft.rfft(e)) ** 2, e.shape[0])
     return acf / acf[0] if acf[0] > 0 else np.zeros(e.shape[0])

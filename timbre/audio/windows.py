@@ -1,10 +1,8 @@
 """Whole-track normalisation and the 5 s window plan of the reference MERT pipeline.
 
-The reference (docs/model-spec.md) normalises the whole track to zero mean and unit variance,
-cuts it into 5 s windows and drops a last window under 1 s. Timbre's one departure, recorded
-in ``PIPELINE_VERSION``: a track under 1 s (most drum hits), for which the reference makes no
-window, is one window at its own length; zero padding to 1 s would pull every short hit
-towards one "silence" vector. Clicks under :data:`MIN_CLIP_S` are padded to it first.
+As docs/model-spec.md, with one departure (``PIPELINE_VERSION``): a track under 1 s, for which
+the reference makes no window, is one window at its own length (padding to 1 s would pull
+every short hit towards one "silence" vector).
 """
 
 from __future__ import annotations
@@ -50,11 +48,7 @@ class WindowPlan:
 
 
 def plan_windows(n_samples: int, sample_rate: int) -> WindowPlan:
-    """Window boundaries for a track of ``n_samples`` at ``sample_rate``.
-
-    Raises:
-        ValueError: the track is empty.
-    """
+    """Window boundaries for a track of ``n_samples`` (> 0) at ``sample_rate``."""
     if n_samples <= 0:
         raise ValueError("cannot window an empty track")
     win = round(WINDOW_S * sample_rate)

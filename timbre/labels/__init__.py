@@ -1,8 +1,5 @@
 """Zero-shot labels from the sound: ``category`` and ``auto_tags`` from the shared text-audio
-space. The vocabulary (``config/labels.yaml``) is embedded once with the text tower (cached);
-a :class:`Labeller` scores vectors against it; :func:`relabel` re-labels a whole collection
-from its stored vectors.
-"""
+space, scored against the vocabulary's cached text vectors."""
 
 from timbre.labels.labeller import (
     Label,

@@ -1,13 +1,8 @@
-"""Labels of samples from their vectors: the vocabulary file (``config/labels.yaml``), cosine
-with each label, then the ``labels`` rules; :func:`relabel` re-labels a whole collection from
-its stored vectors, writing only the payloads whose labels changed.
-
-- ``category``: the best category, only if its cosine reaches ``category_min_cosine`` and
-  beats the runner-up by ``category_min_margin`` (a near-tie is the model not knowing, and a
-  wrong category is worse than none for a filter).
-- ``auto_tags``: labels reaching ``tag_min_cosine``, best first, at most ``max_auto_tags``.
-- ``instrument``: names win; without one, the category's instrument fills it
-  (``instrument_source: audio``).
+"""Labels of samples from their vectors: cosine with each label of the vocabulary file, then
+the ``labels`` rules. ``category``: the best one, if it reaches ``category_min_cosine`` and
+beats the runner-up by ``category_min_margin`` (a wrong category is worse than none);
+``auto_tags``: labels reaching ``tag_min_cosine``; ``instrument``: names win, else the
+category's. :func:`relabel` re-labels a collection from its stored vectors.
 """
 
 from __future__ import annotations
@@ -70,24 +65,19 @@ class Vocabulary:
     def names(self) -> tuple[str, ...]:
         return tuple(label.name for label in self.labels)
 
-    def prompt_hash(self) -> str:
-        """SHA-256 of the labels and their prompts (what the label vectors depend on)."""
-        material = [[lb.name, lb.kind, list(lb.prompts)] for lb in self.labels]
-        return hashlib.sha256(json.dumps(material, ensure_ascii=False).encode()).hexdigest()
-
-    def content_hash(self) -> str:
-        """SHA-256 of everything in the vocabulary, instrument mapping included."""
-        material = [[lb.name, lb.kind, list(lb.prompts), lb.instrument] for lb in self.labels]
+    def prompt_hash(self, *, instruments: bool = False) -> str:
+        """SHA-256 of the labels and their prompts (what the label vectors depend on), with
+        ``instruments`` of everything in the vocabulary."""
+        material = [
+            [lb.name, lb.kind, list(lb.prompts), *([lb.instrument] if instruments else [])]
+            for lb in self.labels
+        ]
         return hashlib.sha256(json.dumps(material, ensure_ascii=False).encode()).hexdigest()
 
 
 def load_vocabulary(path: Path | None = None) -> Vocabulary:
-    """Read and check a vocabulary file (the shipped one if ``path`` is None).
-
-    Raises:
-        ConfigError: the file is missing or not YAML, a field is wrong, a prompt is empty, or
-            a name is used twice (names are what payloads say, so they must be unique).
-    """
+    """Read and check a vocabulary file (the shipped one if ``path`` is None); ConfigError
+    names what is wrong (names must be unique: they are what payloads say)."""
     path = path or VOCABULARY_FILE
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -168,7 +158,7 @@ class Labeller:
         self._names = vocabulary.names
         self._categories = np.array([lb.kind == "category" for lb in vocabulary.labels])
         self._instrument = {lb.name: lb.instrument for lb in vocabulary.labels}
-        material = json.dumps([vocabulary.content_hash(), asdict(rules), text_model])
+        material = json.dumps([vocabulary.prompt_hash(instruments=True), asdict(rules), text_model])
         digest = hashlib.sha256(material.encode()).hexdigest()[:12]
         self.version = f"vocab-{digest}@{text_model}"
         """``labels_version``: changes with the vocabulary, the rules or the text model."""

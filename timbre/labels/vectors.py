@@ -1,7 +1,5 @@
 """Label vectors: the vocabulary embedded once with the text tower, cached on disk by the text
-model and the prompts. The tower loads only on a cache miss; ingest frees it before loading
-the audio models, the service keeps its own.
-"""
+model and the prompts (the tower loads only on a cache miss)."""
 
 from __future__ import annotations
 
@@ -89,11 +87,8 @@ def label_vectors(
 
 
 def _cached_vectors(path: Path, vocabulary: Vocabulary, info: ModelInfo) -> np.ndarray | None:
-    """The cached vectors if the file is whole and fits the vocabulary, else None (logged).
-
-    The ``.npz`` members carry zip CRC-32s, checked as they are read; on top, the vectors must
-    be one finite unit row per label: a damaged cache would label every sample wrongly.
-    """
+    """The cached vectors if the file is whole (zip CRCs) and holds one unit row per label of
+    the vocabulary, else None: a damaged cache would label every sample wrongly."""
     try:
         with np.load(path, allow_pickle=False) as cached:
             names = tuple(str(n) for n in cached["names"])
@@ -136,12 +131,7 @@ def build_labeller(
     free_text: bool,
     vocabulary: Vocabulary | None = None,
 ) -> Labeller | None:
-    """The labeller the settings ask for at ingest, or None when ``labels.enabled`` is false.
-
-    Raises:
-        ConfigError: the vocabulary file is missing or invalid.
-        ModelFilesError: the text tower is needed and cannot be loaded.
-    """
+    """The labeller the settings ask for at ingest, or None when ``labels.enabled`` is false."""
     if not settings.labels.enabled:
         return None
     return make_labeller(settings, info, text, free_text=free_text, vocabulary=vocabulary)
