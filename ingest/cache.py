@@ -150,7 +150,7 @@ class FeatureCache:
 
     def put(self, sha256: str, features: np.ndarray) -> None:
         path = self._path(sha256)
-        atomic_write(path, _encode_features(features), mkdir=True)
+        atomic_write(path, _encode_features(features), mkdir=True, private=True)
         # An entry of the unchecked format this one replaces is never read again.
         path.with_suffix(".npy").unlink(missing_ok=True)
 

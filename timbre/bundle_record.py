@@ -25,7 +25,7 @@ def record_bundle(data_dir: Path, bundle: Path, *, reason: str) -> Path:
     except ValueError:
         shown = str(bundle)
     record = {"bundle": shown, "random_weights": True, "reason": reason}
-    atomic_write(data_dir / RECORD_FILE, json.dumps(record, indent=1) + "\n")
+    atomic_write(data_dir / RECORD_FILE, json.dumps(record, indent=1) + "\n", private=True)
     return data_dir / RECORD_FILE
 
 

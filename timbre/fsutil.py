@@ -21,14 +21,19 @@ def fsync_dir(directory: Path) -> None:
 
 
 @contextmanager
-def replacing(path: Path, *, durable: bool = False, mkdir: bool = False) -> Iterator[Path]:
+def replacing(
+    path: Path, *, durable: bool = False, mkdir: bool = False, private: bool = False
+) -> Iterator[Path]:
     """A temporary path beside ``path`` (unique per call) for the caller to write; it replaces
     ``path`` when the block ends without error, so a reader never sees half a file.
-    ``durable``: fsync the file and its folder; ``mkdir``: create the folders above first."""
+    ``durable``: fsync the file and its folder; ``mkdir``: create the folders above first;
+    ``private``: the file is readable by its owner only (0600)."""
     if mkdir:
         path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
+        if private:  # created 0600 before anything is written into it
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         yield tmp
         if durable:
             with tmp.open("rb+") as handle:
@@ -41,10 +46,15 @@ def replacing(path: Path, *, durable: bool = False, mkdir: bool = False) -> Iter
 
 
 def atomic_write(
-    path: Path, data: bytes | str, *, durable: bool = False, mkdir: bool = False
+    path: Path,
+    data: bytes | str,
+    *,
+    durable: bool = False,
+    mkdir: bool = False,
+    private: bool = False,
 ) -> None:
     """Replace ``path`` with ``data`` (text is written as UTF-8) through :func:`replacing`."""
-    with replacing(path, durable=durable, mkdir=mkdir) as tmp:
+    with replacing(path, durable=durable, mkdir=mkdir, private=private) as tmp:
         if isinstance(data, str):
             tmp.write_text(data, encoding="utf-8")
         else:

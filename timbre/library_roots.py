@@ -75,7 +75,7 @@ def record_roots(data_dir: Path, roots: Iterable[Path]) -> None:
         if text not in known:
             known.append(text)
     content = json.dumps({"roots": sorted(known)}, indent=1) + "\n"
-    atomic_write(data_dir / ROOTS_FILE, content, mkdir=True)
+    atomic_write(data_dir / ROOTS_FILE, content, mkdir=True, private=True)
 
 
 class LibraryRoots:

@@ -8,6 +8,7 @@ Field docstrings are the descriptions in ``docs/settings.md``.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -86,8 +87,23 @@ class ClapHub(HubModel):
     """Texts per forward pass of the text encoder: one batch for a typical label vocabulary."""
 
 
+REMOVED_MODELS_KEYS = ("text_precision", "audio_precision", "precision_min_cosine")
+"""Settings of the reduced-precision path, which is gone: ignored, with a warning, for a release."""
+
+
 class ModelsSettings(_Section):
     """Where the weights come from and how they run."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_removed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and (gone := [k for k in REMOVED_MODELS_KEYS if k in data]):
+            logging.getLogger(__name__).warning(
+                "models.%s: no longer a setting (the models always run in fp32); ignored",
+                ", models.".join(gone),
+            )
+            return {k: v for k, v in data.items() if k not in REMOVED_MODELS_KEYS}
+        return data
 
     family: Literal["clamp3", "clap"]
     """The model family of every vector in this data dir: clamp3 (MERT -> CLaMP3; MERT's
@@ -440,7 +456,9 @@ class Settings(BaseSettings):
             raise ConfigError(
                 f"cannot read the settings file {exc.filename}: {exc.strerror}"
             ) from exc
-        except (yaml.YAMLError, AttributeError) as exc:  # AttributeError: not a mapping
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"a settings file is not valid YAML: {exc}") from exc
+        except AttributeError as exc:  # the source found no mapping at the top
             names = " or ".join(map(str, files))
             raise ConfigError(f"a settings file ({names}) is not a YAML mapping: {exc}") from exc
         return init_settings, env_settings, yaml_files

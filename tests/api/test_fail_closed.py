@@ -198,3 +198,14 @@ def test_ingest_moves_a_broken_roots_file_aside_before_recording(tmp_path: Path)
     assert read_recorded_roots(data) == RecordedRoots([library.resolve()])
     (aside,) = data.glob(f"{ROOTS_FILE}.corrupt-*")
     assert aside.read_bytes() == b"\xff\xfe not json"  # kept for a person to read
+
+
+def test_the_roots_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    """It says which folders the service may serve: like the model-bundle record and the
+    feature cache, it is written 0600, whatever the umask."""
+    record_roots(tmp_path / "data", [tmp_path / "library"])
+    record_roots(tmp_path / "data", [tmp_path / "more"])  # replaced: still private
+    roots_file = tmp_path / "data" / ROOTS_FILE
+    assert roots_file.stat().st_mode & 0o777 == 0o600
+    assert read_recorded_roots(tmp_path / "data").roots == [tmp_path / "library", tmp_path / "more"]
+    assert [p.name for p in roots_file.parent.iterdir()] == [ROOTS_FILE]  # no temp file left

@@ -86,3 +86,24 @@ def test_unreadable_overlay(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     monkeypatch.setenv("TIMBRE_CONFIG", str(tmp_path / "missing.yaml"))
     with pytest.raises(ConfigError, match="cannot read"):
         load_settings()
+
+
+def test_broken_yaml_is_named_as_such(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    overlay = tmp_path / "broken.yaml"
+    overlay.write_text("models:\n  threads: [4\n")
+    monkeypatch.setenv("TIMBRE_CONFIG", str(overlay))
+    with pytest.raises(ConfigError, match="not valid YAML") as caught:
+        load_settings()
+    assert "broken.yaml" in str(caught.value)
+
+
+def test_removed_precision_settings_are_ignored_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    overlay = tmp_path / "old.yaml"
+    overlay.write_text("models:\n  threads: 3\n  text_precision: int8\n")
+    monkeypatch.setenv("TIMBRE_CONFIG", str(overlay))
+    monkeypatch.setenv("TIMBRE_MODELS__AUDIO_PRECISION", "bf16")
+    settings = load_settings()
+    assert settings.models.threads == 3  # the rest of the section still applies
+    assert "models.text_precision, models.audio_precision: no longer a setting" in caplog.text
