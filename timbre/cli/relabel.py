@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from timbre.cli.app import app, fail
-from timbre.errors import StoreLockedError, TimbreError
+from timbre.cli.app import app
+from timbre.errors import StoreLockedError
 
 if TYPE_CHECKING:
     from timbre.settings import Settings
@@ -41,45 +41,42 @@ def relabel(
     from timbre.labels import load_vocabulary, make_labeller, relabel
     from timbre.settings import load_settings
 
-    try:
-        settings = load_settings()
-        require_index(settings)  # before any model loads
-        if _service_owns_store(settings):
-            if vocabulary is not None:
-                raise StoreLockedError(
-                    "--vocabulary cannot be handed to the running service: set "
-                    "labels.vocabulary for it and restart it, or stop it and run this again"
-                )
-            out = ask_service(
-                settings,
-                StoreLockedError("a running service owns the embedded store"),
-                "POST",
-                "/v1/relabel",
-                what="to relabel the library",
-                json={"dry_run": dry_run, "snapshot": not no_snapshot},
+    settings = load_settings()
+    require_index(settings)  # before any model loads
+    if _service_owns_store(settings):
+        if vocabulary is not None:
+            raise StoreLockedError(
+                "--vocabulary cannot be handed to the running service: set "
+                "labels.vocabulary for it and restart it, or stop it and run this again"
             )
-            typer.echo(json.dumps(out, indent=2))
-            return
-        info = describe_models(settings.models)
-        vocab = load_vocabulary(vocabulary or settings.labels.vocabulary)
-        labeller = make_labeller(
+        out = ask_service(
             settings,
-            info,
-            lambda: load_text_embedder(settings.models),
-            free_text=True,
-            vocabulary=vocab,
+            StoreLockedError("a running service owns the embedded store"),
+            "POST",
+            "/v1/relabel",
+            what="to relabel the library",
+            json={"dry_run": dry_run, "snapshot": not no_snapshot},
         )
-        out = _rewrite(
-            settings,
-            info,
-            lambda store: relabel(
-                store, labeller, batch_size=settings.labels.relabel_batch, dry_run=dry_run
-            ),
-            dry_run=dry_run,
-            no_snapshot=no_snapshot,
-        )
-    except TimbreError as exc:
-        raise fail(exc) from exc
+        typer.echo(json.dumps(out, indent=2))
+        return
+    info = describe_models(settings.models)
+    vocab = load_vocabulary(vocabulary or settings.labels.vocabulary)
+    labeller = make_labeller(
+        settings,
+        info,
+        lambda: load_text_embedder(settings.models),
+        free_text=True,
+        vocabulary=vocab,
+    )
+    out = _rewrite(
+        settings,
+        info,
+        lambda store: relabel(
+            store, labeller, batch_size=settings.labels.relabel_batch, dry_run=dry_run
+        ),
+        dry_run=dry_run,
+        no_snapshot=no_snapshot,
+    )
     typer.echo(json.dumps(out, indent=2))
 
 
