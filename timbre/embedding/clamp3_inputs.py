@@ -121,11 +121,8 @@ class TextTokens:
 
     @classmethod
     def load(cls, xlmr_dir: Path, pad_id: int) -> TextTokens:
-        """Read ``tokenizer.json`` and the separator from ``tokenizer_config.json``.
-
-        Raises:
-            ModelFilesError: a file is unreadable or not a tokenizers file.
-        """
+        """Read ``tokenizer.json`` and the separator from ``tokenizer_config.json``
+        (ModelFilesError when a file is unreadable or not a tokenizers file)."""
         path = xlmr_dir / "tokenizer.json"
         try:
             tokenizer = Tokenizer.from_file(str(path))

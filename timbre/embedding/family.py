@@ -1,8 +1,7 @@
 """The seam between a model family and the rest of Timbre, and what every family shares.
 
-A *family* turns audio and text into vectors of one shared space: its preprocessing, its
-models on either runtime, its identity and its random-weight bundle. Ingest and search see
-only what is declared here; :mod:`timbre.embedding.embedder` picks the configured family.
+A *family* turns audio and text into vectors of one shared space. Ingest and search see only
+what is declared here; :mod:`timbre.embedding.embedder` picks the configured family.
 Torch-free, and imports no family, so every family may import it.
 """
 
