@@ -61,10 +61,7 @@ def build_openapi(
     parameter_maxima: Mapping[tuple[str, str], int] | None = None,
 ) -> dict[str, Any]:
     """The app's OpenAPI document as this service is configured (cached on the app).
-
-    ``parameter_maxima`` maps ``(path, query parameter)`` to a configured maximum that the
-    route enforces (e.g. the facet ``limit``), so that the schema states it too.
-    """
+    ``parameter_maxima``: ``(path, query parameter)`` -> a maximum the route enforces."""
     if app.openapi_schema is not None:
         return app.openapi_schema
     doc = get_openapi(

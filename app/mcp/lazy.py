@@ -47,12 +47,8 @@ class LazyMcp:
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
         """On the first request, build the endpoint; run its session manager while the block
-        lasts.
-
-        The manager's task group is entered and left by one task of its own (anyio requires
-        both in the same task); the block itself waits for neither. A session manager runs
-        once, so each run of the app builds its own endpoint (the imports are done once).
-        """
+        lasts, in a task of its own (anyio enters and leaves a task group in one task). A
+        session manager runs once, so each run of the app builds its own endpoint."""
         self._ready, self._stop, self.error = asyncio.Event(), asyncio.Event(), None
         self._wanted = asyncio.Event()
         task = asyncio.create_task(

@@ -100,10 +100,8 @@ def _watch(settings: Any) -> None:
 
 
 def _adopt_store(library: Any) -> None:
-    """Open the store before watching: a live collection the configured models cannot write
-    (another model family's, after ``models.family`` changed) is refused now, saying what to
-    do, instead of failing every batch while the watcher runs on. An unreachable Qdrant
-    server is no refusal: the jobs retry it."""
+    """Open the store before watching, so a collection the configured models cannot write is
+    refused now rather than failing every batch (an unreachable server is retried by jobs)."""
     from timbre.errors import SchemaMismatchError, UnavailableError
 
     try:

@@ -108,11 +108,8 @@ def batches_by_length(windows: Sequence[np.ndarray], max_batch: int) -> Iterator
 
 
 class TextTokens:
-    """The XLM-R tokenizer with the reference's line handling.
-
-    ``separator`` joins lines (``</s>``); ``pad_id`` fills padded positions (masked out, so
-    any id gives the same vectors; the reference uses 1).
-    """
+    """The XLM-R tokenizer with the reference's line handling: ``separator`` joins lines
+    (``</s>``); ``pad_id`` fills padded positions (masked out; the reference uses 1)."""
 
     def __init__(self, tokenizer: Tokenizer, *, separator: str, pad_id: int) -> None:
         self.tokenizer = tokenizer

@@ -97,12 +97,9 @@ class TextEmbedder:
 
 
 class AudioSide(Protocol):
-    """A family's audio path, as ingest and search call it.
-
-    ``features`` is the per-track, cacheable half (clamp3: MERT window vectors; clap: the
-    normalised window embeddings); ``embed_features`` turns a batch of them into
-    L2-normalised vectors; ``embed`` is the two in one.
-    """
+    """A family's audio path, as ingest and search call it: ``features`` is the per-track,
+    cacheable half, ``embed_features`` turns a batch of them into L2-normalised vectors,
+    ``embed`` is the two in one."""
 
     info: ModelInfo
     runtime: str

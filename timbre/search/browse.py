@@ -53,10 +53,7 @@ class BrowseService:
 
     def browse(self, filter: SearchFilter | None, *, limit: int, offset: int = 0) -> BrowsePage:
         """The samples matching ``filter`` (all without one) sorted by path, from ``offset``.
-
-        Qdrant has no order by string, so the matching payloads are scrolled and sorted here:
-        fine for a folder or a pack; a whole 100k library takes a few seconds.
-        """
+        Qdrant has no order by string, so the payloads are scrolled and sorted here."""
         started = time.perf_counter()
         try:
             store = self.library.store.get().live()

@@ -136,11 +136,8 @@ class MediaService:
     # -- renditions -------------------------------------------------------------------------
 
     def wav_rendition(self, item_id: str) -> Rendition:
-        """A WAV file with the item's audio (any format may ask for one), opened.
-
-        The file is marked as being served before it is looked up, so no eviction deletes it
-        until the caller closes the rendition, even when it alone is over the budget.
-        """
+        """A WAV file with the item's audio (any format may ask for one), opened; marked as
+        served before it is looked up, so no eviction deletes it until the caller closes it."""
         path = self._items.item_file(item_id)
         name = f"{path.stem}.wav"
         target = self.renditions_dir / f"{self._content_hash(path)}.wav"
