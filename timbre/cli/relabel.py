@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from timbre.cli.app import app
 from timbre.errors import StoreLockedError
-
-if TYPE_CHECKING:
-    from timbre.settings import Settings
 
 
 @app.command()
@@ -36,6 +33,7 @@ def relabel(
     """
     from timbre.cli.data_dir import require_index
     from timbre.cli.handoff import ask_service
+    from timbre.cli.owner import read_service_file
     from timbre.cli.store import _rewrite
     from timbre.embedding.embedder import describe_models, load_text_embedder
     from timbre.labels import load_vocabulary, make_labeller, relabel
@@ -43,7 +41,8 @@ def relabel(
 
     settings = load_settings()
     require_index(settings)  # before any model loads
-    if _service_owns_store(settings):
+    # A running service holds the embedded store (a server store is shared: no hand-over).
+    if settings.qdrant.url is None and read_service_file(settings) is not None:
         if vocabulary is not None:
             raise StoreLockedError(
                 "--vocabulary cannot be handed to the running service: set "
@@ -78,10 +77,3 @@ def relabel(
         no_snapshot=no_snapshot,
     )
     typer.echo(json.dumps(out, indent=2))
-
-
-def _service_owns_store(settings: Settings) -> bool:
-    """A running service holds the embedded store (a server store is shared: no hand-over)."""
-    from timbre.cli.owner import read_service_file
-
-    return settings.qdrant.url is None and read_service_file(settings) is not None
