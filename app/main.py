@@ -43,11 +43,9 @@ def create_app(
     collections: Collections | None = None,
     watch_state: Callable[[], dict[str, Any] | None] | None = None,
 ) -> FastAPI:
-    """Build the app around a ready-made service (the composition root builds the service).
-
-    ``ingest_runner`` runs ``POST /v1/ingest`` (None: refused); ``collections`` given, the MCP
-    server is mounted at ``/mcp``; ``watch_state`` gives ``/v1/stats`` the watched folders.
-    """
+    """Build the app around a ready-made service. ``ingest_runner`` runs ``POST /v1/ingest``
+    (None: refused); ``collections`` given, the MCP server is mounted at ``/mcp``;
+    ``watch_state`` gives ``/v1/stats`` the watched folders."""
     metrics = metrics or Metrics()
     service.on_embed = lambda kind, seconds: metrics.embeds.labels(kind).observe(seconds)
     mcp = None

@@ -1,10 +1,9 @@
 """The ASGI middlewares around the routes: host and origin guard, body size cap, reroutes.
 
-Against DNS rebinding (a page on evil.example whose name the browser resolves to 127.0.0.1;
-the ``Host`` header still says evil.example), every route, page and mount answers only to the
-hosts of :func:`allowed_hosts` (421 otherwise). Against cross-site writes, a browser's write
-(any method but GET, HEAD, OPTIONS) whose ``Origin`` is neither the service's own nor one of
-``api.cors_origins`` gets 403. Clients that are not browsers send no ``Origin``.
+Against DNS rebinding, every route, page and mount answers only to the hosts of
+:func:`allowed_hosts` (421 otherwise). Against cross-site writes, a browser's write whose
+``Origin`` is neither the service's own nor one of ``api.cors_origins`` gets 403 (clients that
+are not browsers send no ``Origin``).
 """
 
 from __future__ import annotations

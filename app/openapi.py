@@ -61,10 +61,7 @@ def build_openapi(
     parameter_maxima: Mapping[tuple[str, str], int] | None = None,
 ) -> dict[str, Any]:
     """The app's OpenAPI document as this service is configured (cached on the app).
-
-    ``parameter_maxima`` maps ``(path, query parameter)`` to a configured maximum that the
-    route enforces (e.g. the facet ``limit``), so that the schema states it too.
-    """
+    ``parameter_maxima``: ``(path, query parameter)`` -> a maximum the route enforces."""
     if app.openapi_schema is not None:
         return app.openapi_schema
     doc = get_openapi(
@@ -75,7 +72,7 @@ def build_openapi(
         routes=app.routes,
     )
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
-    for operation in _operations(doc):
+    for operation in (op for item in doc.get("paths", {}).values() for op in item.values()):
         _problem_media(operation)
         _body_limits(operation, api)
         _json_parameters(operation)
@@ -84,19 +81,13 @@ def build_openapi(
         for operation in doc.get("paths", {}).get(path, {}).values():
             for parameter in operation.get("parameters", []):
                 if parameter["name"] == name:
-                    for branch in _branches(parameter.get("schema", {})):
-                        if branch.get("type") == "integer":
-                            branch["maximum"] = maximum
+                    _bound(parameter.get("schema", {}), "integer", "maximum", maximum)
     _limits(schemas, api)
     schemas.setdefault("Problem", Problem.model_json_schema(ref_template=REF))
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
     app.openapi_schema = doc
     return doc
-
-
-def _operations(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    return [op for item in doc.get("paths", {}).values() for op in item.values()]
 
 
 def _problem_media(operation: dict[str, Any]) -> None:
@@ -159,17 +150,16 @@ def _limits(schemas: dict[str, Any], api: ApiSettings) -> None:
         properties = schema.get("properties", {})
         for field, maximum in maxima.items():
             if field in properties:
-                for branch in _branches(properties[field]):
-                    if branch.get("type") == "integer":
-                        branch["maximum"] = maximum
+                _bound(properties[field], "integer", "maximum", maximum)
         if name == "BatchSearchIn" and "queries" in properties:
             properties["queries"]["maxItems"] = api.max_batch
         if name == "FilterIn":
             for prop in properties.values():
-                for branch in _branches(prop):
-                    if branch.get("type") == "array":
-                        branch["maxItems"] = api.max_filter_values
+                _bound(prop, "array", "maxItems", api.max_filter_values)
 
 
-def _branches(schema: dict[str, Any]) -> list[dict[str, Any]]:
-    return [schema, *schema.get("anyOf", []), *schema.get("oneOf", [])]
+def _bound(schema: dict[str, Any], kind: str, key: str, value: int) -> None:
+    """Set ``key`` on the schema and on its anyOf/oneOf branches whose type is ``kind``."""
+    for branch in [schema, *schema.get("anyOf", []), *schema.get("oneOf", [])]:
+        if branch.get("type") == kind:
+            branch[key] = value

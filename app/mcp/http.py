@@ -1,10 +1,8 @@
 """``/mcp``: the MCP server over streamable HTTP, inside the API, behind the API's key rules.
 
-Reads need the key only when ``api.require_key_for_reads`` (401 for the whole endpoint, as
-the routes do); a tool that writes needs it whenever one is set (a tool error otherwise).
-Against DNS rebinding: the app's :class:`~app.middleware.HostGuard`, an ``Origin`` check, and
-the SDK's own transport security with the same host names. Stateless, plain JSON answers:
-every tool is one request and one answer.
+Reads need the key only when ``api.require_key_for_reads``; a tool that writes needs it
+whenever one is set. Against DNS rebinding: :class:`~app.middleware.HostGuard`, an ``Origin``
+check and the SDK's transport security. Stateless: every tool is one request, one answer.
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
 """``/mcp`` mounted at once and built on its first request, so the service starts without it.
 
-Importing the MCP SDK and the tool models takes over a second of Python holding the GIL; even
-built in the background it delays readiness, and a service nobody reaches over MCP never
-needs its ~50 MB. The first request to ``/mcp`` builds the real endpoint (:mod:`app.mcp.http`)
-in a worker thread and runs its session manager while the app runs; requests meanwhile wait
-for that build, and get a 503 problem naming the cause if it failed.
+Importing the MCP SDK takes over a second holding the GIL (delaying readiness even in the
+background) and ~50 MB that a service nobody reaches over MCP never needs. The first request
+builds the endpoint (:mod:`app.mcp.http`) in a worker thread; requests meanwhile wait for it,
+and get a 503 problem naming the cause if the build failed.
 """
 
 from __future__ import annotations
@@ -29,11 +28,8 @@ log = logging.getLogger(__name__)
 
 
 class LazyMcp:
-    """The ASGI app at ``/mcp``: waits for the endpoint ``build`` makes, then hands over to it.
-
-    Args:
-        build: imports and constructs the endpoint (called once, in a worker thread).
-    """
+    """The ASGI app at ``/mcp``: waits for the endpoint ``build`` makes (called once, in a
+    worker thread), then hands over to it."""
 
     def __init__(self, build: Callable[[], McpEndpoint]) -> None:
         self._build = build
@@ -51,12 +47,8 @@ class LazyMcp:
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
         """On the first request, build the endpoint; run its session manager while the block
-        lasts.
-
-        The manager's task group is entered and left by one task of its own (anyio requires
-        both in the same task); the block itself waits for neither. A session manager runs
-        once, so each run of the app builds its own endpoint (the imports are done once).
-        """
+        lasts, in a task of its own (anyio enters and leaves a task group in one task). A
+        session manager runs once, so each run of the app builds its own endpoint."""
         self._ready, self._stop, self.error = asyncio.Event(), asyncio.Event(), None
         self._wanted = asyncio.Event()
         task = asyncio.create_task(

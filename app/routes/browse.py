@@ -41,11 +41,7 @@ async def item_peaks(item_id: str, media: MediaDep) -> PeaksOut:
 async def item_payload(item_id: str, request: Request, browser: BrowseDep) -> PayloadOut:
     """Every stored field of a sample (for a details view)."""
     payload = await run_in_threadpool(browser.payload, item_id)
-    return PayloadOut(
-        id=item_id,
-        payload=payload,
-        audio_url=audio_url(request)(item_id, {}),
-    )
+    return PayloadOut(id=item_id, payload=payload, audio_url=audio_url(request)(item_id, {}))
 
 
 @router.get("/v1/items/{item_id}/duplicates", response_model=ItemDuplicatesOut, tags=["items"])

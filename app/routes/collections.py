@@ -30,11 +30,8 @@ from timbre.search.collections import CollectionsService, CollectionView
 
 
 def strict_path(request: Request) -> None:
-    """Refuse a path whose percent-encoding is broken or is not UTF-8.
-
-    The server decodes such bytes to U+FFFD, so ``%FF`` and ``%FE`` would both name the
-    collection "\ufffd"; a name must reach the service exactly as it was meant.
-    """
+    """Refuse a path whose percent-encoding is broken or is not UTF-8: decoded to U+FFFD,
+    ``%FF`` and ``%FE`` would both name the collection "\ufffd"."""
     raw = request.scope.get("raw_path") or request.url.path.encode()
     text = raw.decode("latin-1")
     bad = _BROKEN_ESCAPE.search(text)

@@ -11,15 +11,16 @@ from collections.abc import Sequence
 from typing import Annotated, Any, TextIO
 
 import typer
+from typer._click import Context
 from typer._click import exceptions as click  # typer 0.29 carries its own copy of click
 from typer.core import TyperGroup
 
-from timbre.errors import ExitCode
+from timbre.errors import ExitCode, TimbreError
 
 
 class _PlainErrors(TyperGroup):
-    """The root command, with usage errors on one plain line (``error: Invalid value for
-    '--bpm': ...``) instead of a usage banner and a framed box."""
+    """The root command, with usage and Timbre errors on one plain line (``error: Invalid
+    value for '--bpm': ...``) instead of a usage banner, a framed box or a traceback."""
 
     def main(  # type: ignore[override]
         self,
@@ -45,6 +46,13 @@ class _PlainErrors(TyperGroup):
             typer.echo("aborted", err=True)
             sys.exit(1)  # click's code for an abort (a refused confirmation)
         sys.exit(code if isinstance(code, int) else ExitCode.OK)
+
+    def invoke(self, ctx: Context) -> Any:
+        """Runs a command; a Timbre error ends it with one line and exit code 2."""
+        try:
+            return super().invoke(ctx)
+        except TimbreError as exc:
+            raise fail(exc) from exc
 
 
 app = typer.Typer(

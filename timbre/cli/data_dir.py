@@ -42,11 +42,7 @@ def holds_index(settings: Settings) -> bool:
 
 
 def require_index(settings: Settings) -> None:
-    """Stop a read command on a data dir that holds no index, saying where to look instead.
-
-    Raises:
-        NoIndexError: the embedded store does not exist in ``settings.data_dir``.
-    """
+    """Raise NoIndexError on a data dir that holds no index, saying where to look instead."""
     if holds_index(settings):
         return
 

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from timbre.cli.app import app, fail
-from timbre.errors import StoreLockedError, TimbreError
+from timbre.cli.app import app
+from timbre.errors import StoreLockedError
 
 if TYPE_CHECKING:
     from timbre.settings import Settings
@@ -99,23 +99,20 @@ def duplicates(
         raise typer.BadParameter(
             f"a cosine above 0 and at most 1, not {min_cosine:g}", param_hint="--min-cosine"
         )
+    settings = load_settings()
+    require_index(settings)
     try:
-        settings = load_settings()
-        require_index(settings)
+        store = open_store(settings, describe_models(settings.models))
+    except StoreLockedError as locked:
+        report = _from_service(settings, locked, min_cosine, path_prefix)
+    else:
         try:
-            store = open_store(settings, describe_models(settings.models))
-        except StoreLockedError as locked:
-            report = _from_service(settings, locked, min_cosine, path_prefix)
-        else:
-            try:
-                report = library_duplicates(
-                    store.live(),
-                    duplicate_rules(settings),
-                    min_cosine=min_cosine,
-                    filter=SearchFilter(path_prefix=(path_prefix,)) if path_prefix else None,
-                ).as_dict()
-            finally:
-                store.close()
-    except TimbreError as exc:
-        raise fail(exc) from exc
+            report = library_duplicates(
+                store.live(),
+                duplicate_rules(settings),
+                min_cosine=min_cosine,
+                filter=SearchFilter(path_prefix=(path_prefix,)) if path_prefix else None,
+            ).as_dict()
+        finally:
+            store.close()
     typer.echo(json.dumps(report, indent=2) if as_json else _table(report))

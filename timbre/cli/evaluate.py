@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from timbre.cli.app import app, fail
+from timbre.cli.app import app
 from timbre.errors import TimbreError
 
 if TYPE_CHECKING:
@@ -44,15 +44,12 @@ def evaluate(
     from timbre.settings import load_settings
     from timbre.store import open_store
 
+    settings = load_settings()
+    store = open_store(settings, describe_models(settings.models), reindex=True)
     try:
-        settings = load_settings()
-        store = open_store(settings, describe_models(settings.models), reindex=True)
-        try:
-            report = _report(settings, store, labels)
-        finally:
-            store.close()
-    except TimbreError as exc:
-        raise fail(exc) from exc
+        report = _report(settings, store, labels)
+    finally:
+        store.close()
     if report["chance_level"]:
         typer.echo(f"WARNING: {CHANCE_WARNING}", err=True)
     if as_json:

@@ -59,11 +59,8 @@ def _refusal(url: str, response: httpx.Response, paths: Sequence[str] = ()) -> S
 def _service(
     settings: Settings, locked: Exception, doing: str, timeout: float | None
 ) -> Iterator[tuple[str, httpx.Client]]:
-    """A client of the service that owns the embedded store, after saying what it is asked.
-
-    Raises:
-        StoreLockedError: no service announced itself, or it cannot be reached.
-    """
+    """A client of the service that owns the embedded store, after saying what it is asked
+    (StoreLockedError when no service announced itself or it cannot be reached)."""
     import httpx
 
     from timbre.cli.owner import read_service_file
@@ -87,12 +84,8 @@ def _service(
 def ingest_through_service(
     settings: Settings, locked: Exception, request: IngestIn
 ) -> tuple[dict[str, Any], int]:
-    """Run the job inside the service that owns the embedded store, printing its progress.
-
-    Raises:
-        StoreLockedError: no service took the job (none announced itself, it cannot be
-            reached, or it refused).
-    """
+    """Run the job inside the service that owns the embedded store, printing its progress
+    (StoreLockedError when no service took it: none announced, unreachable, or refused)."""
     body = job_body(request)
     job_id = None
     with _service(settings, locked, "handing the job to it", timeout=30) as (url, client):
@@ -120,14 +113,9 @@ def ingest_through_service(
 def ask_service(
     settings: Settings, locked: Exception, method: str, route: str, *, what: str, **request: Any
 ) -> Any:
-    """One request to the service that owns the embedded store; its JSON answer.
-
-    For the commands that read or rewrite the whole library in one call (``duplicates``,
-    ``relabel``): while a service owns the store they ask it instead of refusing.
-
-    Raises:
-        StoreLockedError: no service announced itself, it cannot be reached, or it refused.
-    """
+    """One request to the service that owns the embedded store; its JSON answer. While a
+    service owns the store, ``duplicates`` and ``relabel`` ask it instead of refusing
+    (StoreLockedError when no service announced itself, it cannot be reached, or it refused)."""
     with _service(settings, locked, f"asking it {what}", timeout=None) as (url, client):
         response = client.request(method, route, **request)
     if response.status_code != 200:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from timbre.cli.app import app, fail
+from timbre.cli.app import app
 from timbre.errors import StoreLockedError, TimbreError
 
 if TYPE_CHECKING:
@@ -236,12 +236,9 @@ def mcp_command() -> None:
     from timbre.cli.owner import read_service_file
     from timbre.settings import load_settings
 
-    try:
-        settings = load_settings()
-        if read_service_file(settings) is None:
-            require_index(settings)  # a service, when one runs, answers from its own store
-    except TimbreError as exc:
-        raise fail(exc) from exc
+    settings = load_settings()
+    if read_service_file(settings) is None:
+        require_index(settings)  # a service, when one runs, answers from its own store
     backends = StdioBackends(settings)
     server = build_server(backends.backend_for)
 
@@ -255,7 +252,5 @@ def mcp_command() -> None:
     threading.Thread(target=backends.start, name="load-local", daemon=True).start()
     try:
         anyio.run(serve)
-    except TimbreError as exc:
-        raise fail(exc) from exc
     finally:
         backends.close()

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from timbre.cli.app import app, fail, models_app
-from timbre.errors import AudioError, ExitCode, TimbreError
+from timbre.cli.app import app, models_app
+from timbre.errors import AudioError, ExitCode
 
 if TYPE_CHECKING:
     from timbre.settings import Settings
@@ -43,18 +43,15 @@ def models_download(
     from timbre.embedding.files import download_bundle, resolve_model_files
     from timbre.settings import load_settings
 
-    try:
-        settings = _with_family(load_settings(), family)
-        if to is not None:
-            download_bundle(settings.models, to)
-            typer.echo(f"bundle written to {to}")
-        else:
-            files = resolve_model_files(settings.models.model_copy(update={"bundle": None}))
-            for part, source in files.sources.items():
-                typer.echo(f"{part}: {source.ref()}")
-        _check_loads(settings, to)
-    except TimbreError as exc:
-        raise fail(exc) from exc
+    settings = _with_family(load_settings(), family)
+    if to is not None:
+        download_bundle(settings.models, to)
+        typer.echo(f"bundle written to {to}")
+    else:
+        files = resolve_model_files(settings.models.model_copy(update={"bundle": None}))
+        for part, source in files.sources.items():
+            typer.echo(f"{part}: {source.ref()}")
+    _check_loads(settings, to)
 
 
 def _check_loads(settings: Settings, bundle: Path | None) -> None:
@@ -79,11 +76,8 @@ def models_export(
     """Export a family's models to ONNX now (once per checkpoint), so starts need no torch."""
     from timbre.settings import load_settings
 
-    try:
-        settings = _with_family(load_settings(), family)
-        _check_loads(settings, settings.models.bundle)
-    except TimbreError as exc:
-        raise fail(exc) from exc
+    settings = _with_family(load_settings(), family)
+    _check_loads(settings, settings.models.bundle)
 
 
 @models_app.command("random")
@@ -134,14 +128,11 @@ def embed(
     if not paths and not texts:
         raise typer.BadParameter("give audio FILES and/or --text")
     failed = 0
-    try:
-        settings = load_settings()
-        if texts:
-            failed += _embed_texts(settings, texts)
-        if paths:
-            failed += _embed_files(settings, paths, batch)
-    except TimbreError as exc:
-        raise fail(exc) from exc
+    settings = load_settings()
+    if texts:
+        failed += _embed_texts(settings, texts)
+    if paths:
+        failed += _embed_files(settings, paths, batch)
     raise typer.Exit(ExitCode.PARTIAL if failed else ExitCode.OK)
 
 

@@ -22,12 +22,8 @@ SERVICE_LOCK_FILE = "service.lock"
 
 
 def claim_data_dir(settings: Settings) -> OwnerLock:
-    """Make this process the one service of the data dir, before anything is written there.
-
-    Raises:
-        StoreLockedError: another ``timbre serve`` runs on this data dir (named in the
-            message); nothing of its files was touched.
-    """
+    """Make this process the one service of the data dir, before anything is written there
+    (StoreLockedError, touching nothing, while another ``timbre serve`` runs on it)."""
     lock = OwnerLock(
         settings.data_dir / SERVICE_LOCK_FILE,
         what=f"the data dir {settings.data_dir}",

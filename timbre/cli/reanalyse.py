@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from timbre.cli.app import app, fail
-from timbre.errors import TimbreError
+from timbre.cli.app import app
 
 
 @app.command()
@@ -42,31 +41,26 @@ def reanalyse(
     from timbre.library_roots import recorded_roots
     from timbre.settings import load_settings
 
-    try:
-        settings = load_settings()
-        require_index(settings)  # before any model loads
-        family = get_family(settings.models.family)
-        files = resolve_model_files(settings.models, family.audio_parts)
-        info = describe_models(settings.models, files)
-        rate, resampler = family.decoding(files)  # what ingest analyses at; no model loads
-        limits = Limits(
-            rate, settings.audio.max_duration_s, settings.audio.max_file_bytes, resampler
-        )
-        out = _rewrite(
-            settings,
-            info,
-            lambda store: run(
-                store,
-                limits,
-                batch_size=settings.ingest.reanalyse_batch,
-                rules=MetadataRules.from_settings(settings.ingest),
-                roots=recorded_roots(settings.data_dir),
-                everything=all_points,
-                dry_run=dry_run,
-            ),
+    settings = load_settings()
+    require_index(settings)  # before any model loads
+    family = get_family(settings.models.family)
+    files = resolve_model_files(settings.models, family.audio_parts)
+    info = describe_models(settings.models, files)
+    rate, resampler = family.decoding(files)  # what ingest analyses at; no model loads
+    limits = Limits(rate, settings.audio.max_duration_s, settings.audio.max_file_bytes, resampler)
+    out = _rewrite(
+        settings,
+        info,
+        lambda store: run(
+            store,
+            limits,
+            batch_size=settings.ingest.reanalyse_batch,
+            rules=MetadataRules.from_settings(settings.ingest),
+            roots=recorded_roots(settings.data_dir),
+            everything=all_points,
             dry_run=dry_run,
-            no_snapshot=no_snapshot,
-        )
-    except TimbreError as exc:
-        raise fail(exc) from exc
+        ),
+        dry_run=dry_run,
+        no_snapshot=no_snapshot,
+    )
     typer.echo(json.dumps(out, indent=2))

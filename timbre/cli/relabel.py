@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from timbre.cli.app import app, fail
-from timbre.errors import StoreLockedError, TimbreError
-
-if TYPE_CHECKING:
-    from timbre.settings import Settings
+from timbre.cli.app import app
+from timbre.errors import StoreLockedError
 
 
 @app.command()
@@ -36,55 +33,47 @@ def relabel(
     """
     from timbre.cli.data_dir import require_index
     from timbre.cli.handoff import ask_service
+    from timbre.cli.owner import read_service_file
     from timbre.cli.store import _rewrite
     from timbre.embedding.embedder import describe_models, load_text_embedder
     from timbre.labels import load_vocabulary, make_labeller, relabel
     from timbre.settings import load_settings
 
-    try:
-        settings = load_settings()
-        require_index(settings)  # before any model loads
-        if _service_owns_store(settings):
-            if vocabulary is not None:
-                raise StoreLockedError(
-                    "--vocabulary cannot be handed to the running service: set "
-                    "labels.vocabulary for it and restart it, or stop it and run this again"
-                )
-            out = ask_service(
-                settings,
-                StoreLockedError("a running service owns the embedded store"),
-                "POST",
-                "/v1/relabel",
-                what="to relabel the library",
-                json={"dry_run": dry_run, "snapshot": not no_snapshot},
+    settings = load_settings()
+    require_index(settings)  # before any model loads
+    # A running service holds the embedded store (a server store is shared: no hand-over).
+    if settings.qdrant.url is None and read_service_file(settings) is not None:
+        if vocabulary is not None:
+            raise StoreLockedError(
+                "--vocabulary cannot be handed to the running service: set "
+                "labels.vocabulary for it and restart it, or stop it and run this again"
             )
-            typer.echo(json.dumps(out, indent=2))
-            return
-        info = describe_models(settings.models)
-        vocab = load_vocabulary(vocabulary or settings.labels.vocabulary)
-        labeller = make_labeller(
+        out = ask_service(
             settings,
-            info,
-            lambda: load_text_embedder(settings.models),
-            free_text=True,
-            vocabulary=vocab,
+            StoreLockedError("a running service owns the embedded store"),
+            "POST",
+            "/v1/relabel",
+            what="to relabel the library",
+            json={"dry_run": dry_run, "snapshot": not no_snapshot},
         )
-        out = _rewrite(
-            settings,
-            info,
-            lambda store: relabel(
-                store, labeller, batch_size=settings.labels.relabel_batch, dry_run=dry_run
-            ),
-            dry_run=dry_run,
-            no_snapshot=no_snapshot,
-        )
-    except TimbreError as exc:
-        raise fail(exc) from exc
+        typer.echo(json.dumps(out, indent=2))
+        return
+    info = describe_models(settings.models)
+    vocab = load_vocabulary(vocabulary or settings.labels.vocabulary)
+    labeller = make_labeller(
+        settings,
+        info,
+        lambda: load_text_embedder(settings.models),
+        free_text=True,
+        vocabulary=vocab,
+    )
+    out = _rewrite(
+        settings,
+        info,
+        lambda store: relabel(
+            store, labeller, batch_size=settings.labels.relabel_batch, dry_run=dry_run
+        ),
+        dry_run=dry_run,
+        no_snapshot=no_snapshot,
+    )
     typer.echo(json.dumps(out, indent=2))
-
-
-def _service_owns_store(settings: Settings) -> bool:
-    """A running service holds the embedded store (a server store is shared: no hand-over)."""
-    from timbre.cli.owner import read_service_file
-
-    return settings.qdrant.url is None and read_service_file(settings) is not None

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from timbre.cli.app import app, fail
+from timbre.cli.app import app
 from timbre.errors import ExitCode, TimbreError
 
 if TYPE_CHECKING:
@@ -55,24 +55,18 @@ def search(
         "bpm": bpm,
     }
     filter_json = _checked_filter({k: v for k, v in raw.items() if v})
-    try:
-        settings = load_settings()
-    except TimbreError as exc:
-        raise fail(exc) from exc
+    settings = load_settings()
     if not 1 <= top_k <= settings.api.max_top_k:
         raise typer.BadParameter(
             f"a count from 1 to {settings.api.max_top_k}, not {top_k}", param_hint="-k/--top-k"
         )
-    try:
-        route, body = _search_body(text, like, alpha, filter_json, top_k)
-        service = read_service_file(settings)
-        if service is not None:
-            data = _search_http(settings, service["url"], route, body)
-        else:
-            require_index(settings)
-            data = _search_local(settings, route, body)
-    except TimbreError as exc:
-        raise fail(exc) from exc
+    route, body = _search_body(text, like, alpha, filter_json, top_k)
+    service = read_service_file(settings)
+    if service is not None:
+        data = _search_http(settings, service["url"], route, body)
+    else:
+        require_index(settings)
+        data = _search_local(settings, route, body)
     if not data["hits"]:
         _no_such_values(settings, service["url"] if service else None, filter_json)
     if as_json:

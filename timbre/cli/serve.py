@@ -6,8 +6,7 @@ from typing import Annotated
 
 import typer
 
-from timbre.cli.app import app, fail
-from timbre.errors import TimbreError
+from timbre.cli.app import app
 
 
 @app.command()
@@ -28,24 +27,21 @@ def serve(
 
     for name in DETAIL_LOGGERS:  # a service's log keeps its bookkeeping
         logging.getLogger(name).setLevel(logging.NOTSET)
-    try:
-        settings = load_settings()
-        if host:  # the interface given here is also a host name the service answers to
-            settings = settings.model_copy(
-                update={"api": settings.api.model_copy(update={"host": host})}
-            )
-        # First, before models or files: a second service on this data dir must not start,
-        # and must leave the owner's service file alone.
-        lock = claim_data_dir(settings)
-        from timbre.cli.wiring import build_app, build_service  # only once the dir is ours
+    settings = load_settings()
+    if host:  # the interface given here is also a host name the service answers to
+        settings = settings.model_copy(
+            update={"api": settings.api.model_copy(update={"host": host})}
+        )
+    # First, before models or files: a second service on this data dir must not start,
+    # and must leave the owner's service file alone.
+    lock = claim_data_dir(settings)
+    from timbre.cli.wiring import build_app, build_service  # only once the dir is ours
 
-        service = build_service(settings)
-        # The text tower loads in the background (ONNX Runtime's session build runs off the
-        # GIL) while the web stack imports; readiness waits for it.
-        service.library.text.start()
-        application = build_app(settings, service)
-    except TimbreError as exc:
-        raise fail(exc) from exc
+    service = build_service(settings)
+    # The text tower loads in the background (ONNX Runtime's session build runs off the
+    # GIL) while the web stack imports; readiness waits for it.
+    service.library.text.start()
+    application = build_app(settings, service)
     host = host or settings.api.host
     port = port or settings.api.port
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import typer
 
-from timbre.cli.app import fail, store_app
-from timbre.errors import ExitCode, TimbreError
+from timbre.cli.app import store_app
+from timbre.errors import ExitCode
 
 if TYPE_CHECKING:
     from timbre.embedding.info import ModelInfo
@@ -26,22 +26,19 @@ class _Report(Protocol):
 
 @contextmanager
 def _live(reindex: bool = False) -> Iterator[tuple[Settings, VectorStore]]:
-    """The settings and the live store, closed afterwards; a Timbre error ends the command."""
+    """The settings and the live store, closed afterwards."""
     from timbre.cli.data_dir import require_index
     from timbre.embedding.embedder import describe_models
     from timbre.settings import load_settings
     from timbre.store import open_store
 
+    settings = load_settings()
+    require_index(settings)
+    store = open_store(settings, describe_models(settings.models), reindex=reindex)
     try:
-        settings = load_settings()
-        require_index(settings)
-        store = open_store(settings, describe_models(settings.models), reindex=reindex)
-        try:
-            yield settings, store
-        finally:
-            store.close()
-    except TimbreError as exc:
-        raise fail(exc) from exc
+        yield settings, store
+    finally:
+        store.close()
 
 
 def _export(settings: Settings, store: VectorStore) -> dict[str, Any]:
@@ -138,10 +135,7 @@ def store_rebuild(
     rebuild or re-index deletes it. Stop the service first (the store has one owner)."""
     code: int = ExitCode.OK
     if from_files:
-        try:
-            out, code = _rebuild_from_files()
-        except TimbreError as exc:
-            raise fail(exc) from exc
+        out, code = _rebuild_from_files()
     else:
         from timbre.store import snapshots_dir
         from timbre.store.integrity import rebuild_from_snapshot

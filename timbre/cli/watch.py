@@ -12,8 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
-from timbre.cli.app import app, fail
-from timbre.errors import ExitCode, StoreLockedError, TimbreError
+from timbre.cli.app import app
+from timbre.errors import ExitCode, StoreLockedError
 
 STATUS_EVERY_S = 60.0
 """Seconds between two status lines while nothing happens."""
@@ -30,25 +30,20 @@ def watch(
     from timbre.cli.owner import claim_data_dir, read_service_file
     from timbre.settings import load_settings
 
-    try:
-        overrides: dict[str, Any] = {}
-        if roots:
-            overrides = {"watch": {"roots": [p.expanduser().resolve() for p in roots]}}
-        settings = load_settings(**overrides)
-        service = read_service_file(settings)
-        if service is not None:
-            raise StoreLockedError(
-                f"the service at {service['url']} owns the data dir {settings.data_dir}: let it "
-                "watch instead (set watch.enabled: true, e.g. TIMBRE_WATCH__ENABLED=true, and "
-                "restart `timbre serve`)"
-            )
-        lock = claim_data_dir(settings)
-    except TimbreError as exc:
-        raise fail(exc) from exc
+    overrides: dict[str, Any] = {}
+    if roots:
+        overrides = {"watch": {"roots": [p.expanduser().resolve() for p in roots]}}
+    settings = load_settings(**overrides)
+    service = read_service_file(settings)
+    if service is not None:
+        raise StoreLockedError(
+            f"the service at {service['url']} owns the data dir {settings.data_dir}: let it "
+            "watch instead (set watch.enabled: true, e.g. TIMBRE_WATCH__ENABLED=true, and "
+            "restart `timbre serve`)"
+        )
+    lock = claim_data_dir(settings)
     try:
         _watch(settings)
-    except TimbreError as exc:
-        raise fail(exc) from exc
     finally:
         lock.release()
 
@@ -105,10 +100,8 @@ def _watch(settings: Any) -> None:
 
 
 def _adopt_store(library: Any) -> None:
-    """Open the store before watching: a live collection the configured models cannot write
-    (another model family's, after ``models.family`` changed) is refused now, saying what to
-    do, instead of failing every batch while the watcher runs on. An unreachable Qdrant
-    server is no refusal: the jobs retry it."""
+    """Open the store before watching, so a collection the configured models cannot write is
+    refused now rather than failing every batch (an unreachable server is retried by jobs)."""
     from timbre.errors import SchemaMismatchError, UnavailableError
 
     try:

@@ -1,10 +1,8 @@
 """The clamp3 family: MERT-v1-95M window features, then the CLaMP3 (SAAS) audio and text
 towers, reproducing the reference to the letter (docs/model-spec.md).
 
-This module holds the family, its audio path and its ONNX Runtime graphs (gated by
-:mod:`onnx_backend`) and imports no torch: a warm start runs on onnxruntime, numpy and
-``tokenizers`` alone. The PyTorch models are in :mod:`clamp3_torch`, the input rules both
-runtimes share in :mod:`clamp3_inputs`.
+The family, its audio path and its gated ONNX Runtime graphs, without torch: a warm start runs
+on onnxruntime, numpy and ``tokenizers`` alone (PyTorch models: :mod:`clamp3_torch`).
 """
 
 from __future__ import annotations

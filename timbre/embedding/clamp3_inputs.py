@@ -108,11 +108,8 @@ def batches_by_length(windows: Sequence[np.ndarray], max_batch: int) -> Iterator
 
 
 class TextTokens:
-    """The XLM-R tokenizer with the reference's line handling.
-
-    ``separator`` joins lines (``</s>``); ``pad_id`` fills padded positions (masked out, so
-    any id gives the same vectors; the reference uses 1).
-    """
+    """The XLM-R tokenizer with the reference's line handling: ``separator`` joins lines
+    (``</s>``); ``pad_id`` fills padded positions (masked out; the reference uses 1)."""
 
     def __init__(self, tokenizer: Tokenizer, *, separator: str, pad_id: int) -> None:
         self.tokenizer = tokenizer
@@ -121,11 +118,8 @@ class TextTokens:
 
     @classmethod
     def load(cls, xlmr_dir: Path, pad_id: int) -> TextTokens:
-        """Read ``tokenizer.json`` and the separator from ``tokenizer_config.json``.
-
-        Raises:
-            ModelFilesError: a file is unreadable or not a tokenizers file.
-        """
+        """Read ``tokenizer.json`` and the separator from ``tokenizer_config.json``
+        (ModelFilesError when a file is unreadable or not a tokenizers file)."""
         path = xlmr_dir / "tokenizer.json"
         try:
             tokenizer = Tokenizer.from_file(str(path))

@@ -1,10 +1,9 @@
 """MERT-v1-95M and the CLaMP3 (SAAS) towers in PyTorch, and their ONNX export graphs.
 
-Loaded strictly from the official files unchanged: MERT-v1-95M into transformers'
-``HubertModel`` (it is HuBERT-base with group-norm features; no remote code), and the
-``audio_*`` and ``text_*`` sub-models of the CLaMP3 checkpoint, every dimension read from the
-tensors (the symbolic branch is never touched). docs/model-spec.md holds the computation.
-Each model's ``forward`` is also the ONNX graph it exports.
+Loaded strictly from the official files: MERT into transformers' ``HubertModel`` (HuBERT-base
+with group-norm features; no remote code), and the CLaMP3 checkpoint's ``audio_*`` and
+``text_*`` sub-models, every dimension read from the tensors (docs/model-spec.md). Each
+model's ``forward`` is also the ONNX graph it exports.
 """
 
 from __future__ import annotations
@@ -76,11 +75,7 @@ _MERT_UNSUPPORTED_IF_TRUE = ("feature_extractor_cqt", "deepnorm", "conv_pos_batc
 
 def load_tensor_file(path: Path) -> Any:
     """A ``.bin``/``.pth`` (weights-only unpickling, memory-mapped so that only the tensors
-    copied into a model are read) or a ``.safetensors`` file.
-
-    Raises:
-        ModelFilesError: the file is missing, truncated or not a checkpoint.
-    """
+    copied into a model are read) or a ``.safetensors`` file; ModelFilesError if unreadable."""
     if not path.is_file():
         raise ModelFilesError(f"checkpoint {path} does not exist")
     try:

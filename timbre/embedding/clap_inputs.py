@@ -1,9 +1,7 @@
 """The clap family's inputs, numpy and ``tokenizers`` only: 10 s windows and their log-mels
-(what transformers' ``ClapFeatureExtractor`` computes for an unfused checkpoint, from its
-``preprocessor_config.json``), and RoBERTa token ids truncated at the position limit, which
-the reference does not do. docs/model-spec.md (clap) holds the computation; where the
-reference is random or silent Timbre fixes a rule (:class:`ClapPolicy`, recorded in
-:func:`pipeline_version`).
+(as transformers' ``ClapFeatureExtractor`` computes them for an unfused checkpoint), and
+RoBERTa token ids truncated at the position limit. docs/model-spec.md (clap) holds the
+computation; where the reference is random or silent, :class:`ClapPolicy` fixes a rule.
 """
 
 from __future__ import annotations
@@ -28,19 +26,16 @@ PIPELINE_BASE = "clap-hf5"
 
 @dataclass(frozen=True)
 class ClapPolicy:
-    """Timbre's fixed choices where the reference leaves one open.
+    """Timbre's fixed choices where the reference leaves one open (recorded in
+    :func:`pipeline_version`)."""
 
-    Attributes:
-        short_clip: ``repeatpad`` (tiled ``int(window / n)`` times, then zero-padded: the
-            reference and the training default) or ``pad`` (zero-padded once).
-        long_clip: ``mean`` (evenly spaced full windows, their normalised embeddings
-            averaged) or ``first`` (the first window). The reference crops at random.
-        max_windows: most windows under ``mean``.
-    """
-
+    # repeatpad (tiled int(window / n) times, then zero-padded: the reference's and the
+    # training default) or pad (zero-padded once)
     short_clip: Literal["repeatpad", "pad"] = "repeatpad"
+    # mean (evenly spaced full windows, normalised embeddings averaged) or first; the
+    # reference crops at random
     long_clip: Literal["mean", "first"] = "mean"
-    max_windows: int = 18
+    max_windows: int = 18  # most windows under mean
 
 
 def pipeline_version(policy: ClapPolicy) -> str:

@@ -1,9 +1,8 @@
 """The clap family's towers in PyTorch (transformers' own CLAP models) and their ONNX graphs.
 
-Each side loads only its half of the ``ClapModel`` file (``ClapAudioModelWithProjection`` /
-``ClapTextModelWithProjection``), so ingest never holds the text encoder nor the service's
-text side the audio one. Both return the projections that ``ClapModel.get_audio_features`` /
-``get_text_features`` compute before normalising; each ``forward`` is also its ONNX graph.
+Each side loads only its half of the ``ClapModel`` file, so ingest never holds the text
+encoder nor the service's text side the audio one. Both return the projections ``ClapModel``
+computes before normalising; each ``forward`` is also its ONNX graph.
 """
 
 from __future__ import annotations

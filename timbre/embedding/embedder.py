@@ -16,11 +16,8 @@ FAMILY_NAMES = ("clamp3", "clap")
 
 
 def get_family(name: str) -> Family:
-    """The family called ``name``, imported on first use (clap loads nothing of clamp3's).
-
-    Raises:
-        ConfigError: no family has that name.
-    """
+    """The family called ``name``, imported on first use (clap loads nothing of clamp3's);
+    ConfigError if there is none."""
     if name == "clamp3":
         from timbre.embedding.clamp3 import CLAMP3
 
@@ -45,10 +42,7 @@ def load_audio_embedder(
 
     ``batches``: calls will carry many files' audio (a parallel ingest job), which sets how
     the family spreads its work over the cores (clamp3: ``models.mert_streams: auto``).
-
-    Raises:
-        ModelFilesError: a model file is missing, malformed or inconsistent.
-        ConfigError: the configured runtime cannot run on the device.
+    Raises ModelFilesError for a bad model file, ConfigError for a runtime the device lacks.
     """
     family = get_family(settings.family)
     return family.load_audio(

@@ -1,8 +1,7 @@
 """The seam between a model family and the rest of Timbre, and what every family shares.
 
-A *family* turns audio and text into vectors of one shared space: its preprocessing, its
-models on either runtime, its identity and its random-weight bundle. Ingest and search see
-only what is declared here; :mod:`timbre.embedding.embedder` picks the configured family.
+A *family* turns audio and text into vectors of one shared space. Ingest and search see only
+what is declared here; :mod:`timbre.embedding.embedder` picks the configured family.
 Torch-free, and imports no family, so every family may import it.
 """
 
@@ -98,12 +97,9 @@ class TextEmbedder:
 
 
 class AudioSide(Protocol):
-    """A family's audio path, as ingest and search call it.
-
-    ``features`` is the per-track, cacheable half (clamp3: MERT window vectors; clap: the
-    normalised window embeddings); ``embed_features`` turns a batch of them into
-    L2-normalised vectors; ``embed`` is the two in one.
-    """
+    """A family's audio path, as ingest and search call it: ``features`` is the per-track,
+    cacheable half, ``embed_features`` turns a batch of them into L2-normalised vectors,
+    ``embed`` is the two in one."""
 
     info: ModelInfo
     runtime: str

@@ -124,11 +124,8 @@ class ModelFiles:
 
 
 def first_file(folder: Path, names: Iterable[str]) -> Path:
-    """The first of ``names`` that exists in ``folder`` (weight files in order of preference).
-
-    Raises:
-        ModelFilesError: none does.
-    """
+    """The first of ``names`` that exists in ``folder`` (weight files in order of preference);
+    ModelFilesError if none does."""
     names = tuple(names)
     found = next((folder / n for n in names if (folder / n).is_file()), None)
     if found is None:
@@ -145,12 +142,8 @@ def resolve_model_files(
     settings: ModelsSettings, parts: Iterable[Part] | None = None
 ) -> ModelFiles:
     """Find (or fetch into the hub cache) the files of ``parts`` (None: every part of
-    ``models.family``; a clamp3 ingest needs ``mert`` and ``clamp3`` only).
-
-    Raises:
-        ModelFilesError: a file is missing or cannot be fetched; the message names the file
-            and how to fix it.
-    """
+    ``models.family``; a clamp3 ingest needs ``mert`` and ``clamp3`` only). A missing file
+    raises ModelFilesError naming the file and how to fix it."""
     chosen = set(FAMILY_PARTS[settings.family] if parts is None else parts)
     wanted = [p for p in FOLDER_ORDER if p in chosen]
     if settings.bundle is not None:
@@ -272,14 +265,9 @@ def _from_hub(settings: ModelsSettings, wanted: list[Part]) -> ModelFiles:
 
 
 def download_bundle(settings: ModelsSettings, target: Path, *, verify_remote: bool = True) -> Path:
-    """Fetch every file of ``models.family`` at the pinned revisions into a bundle folder.
-
-    Each file's sha256 is computed and, where the hub announces one (LFS files), compared with
-    it; the resolved commits and hashes go into ``timbre-models.json``.
-
-    Raises:
-        ModelFilesError: a file cannot be fetched or does not match the hub's hash.
-    """
+    """Fetch every file of ``models.family`` at the pinned revisions into a bundle folder,
+    checking each sha256 against the hub's where it announces one (ModelFilesError if not);
+    the resolved commits and hashes go into ``timbre-models.json``."""
     parts = FAMILY_PARTS[settings.family]
     files = _from_hub(settings, list(parts))
     target.mkdir(parents=True, exist_ok=True)

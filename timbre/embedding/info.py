@@ -17,10 +17,7 @@ FAMILY_TITLES = {"clamp3": "MERT → CLaMP3", "clap": "LAION-CLAP"}
 @dataclass(frozen=True)
 class ModelInfo:
     """Which family, models and pipeline produced a vector; travels into payloads and manifests.
-
-    ``mert``, ``clamp3`` (with the checkpoint's file name) and ``xlmr`` are the clamp3
-    family's ``repo@revision``, ``clap`` the clap family's; the others' are empty.
-    """
+    Each model field is its ``repo@revision``; the other family's fields are empty."""
 
     mert: str
     clamp3: str
@@ -74,11 +71,8 @@ class ModelInfo:
         return self.clamp3 if self.family == DEFAULT_FAMILY else self.clap
 
     def audio_key(self) -> dict[str, Any]:
-        """What audio vectors depend on; stored vectors must match it to be comparable.
-
-        The clamp3 key carries no ``family`` entry: collections built before families existed
-        keep their key, so they stay live without a re-index.
-        """
+        """What audio vectors depend on; stored vectors must match it to be comparable. The
+        clamp3 key has no ``family`` entry, so collections from before families stay live."""
         if self.family == DEFAULT_FAMILY:  # the text side (xlmr) does not touch audio vectors
             key: dict[str, Any] = {"mert": self.mert, "clamp3": self.clamp3}
         else:

@@ -1,18 +1,11 @@
 """ONNX Runtime as the CPU backend: choose it, find or make each graph, gate it, load it.
 
-Family-neutral: a family describes each graph as a :class:`Spec`. The first start exports
-the loaded PyTorch module (:mod:`timbre.embedding.onnx_export`), runs both on fixed probe
-inputs and adopts the graph only if it agrees with eager to ``models.onnx_min_cosine``;
-otherwise it logs why, records the refusal and runs eager. Later starts load the cached graph
-without torch and check it against the eager outputs recorded on the cheap half of the
-probes; an entry that fails is made again.
-
-The cache: a folder ``<kind>-<key digest>/`` per graph under ``models.export_dir`` holding
-``model.onnx`` (+ ``.data``), ``probes.npz`` (the eager outputs) and ``manifest.json`` (key,
-dims, agreement, status ok | refused). The key holds the sha256 of every source file, the
-exporter's and runtime's versions and :data:`GRAPH_FORMAT`, so a stale graph is never used.
-Entries are staged and renamed into place under a file lock. Imports neither torch nor
-onnxruntime at module level.
+Family-neutral: a family describes each graph as a :class:`Spec`. The first start exports the
+PyTorch module (:mod:`timbre.embedding.onnx_export`) and adopts the graph only if it agrees
+with eager on fixed probes to ``models.onnx_min_cosine``; otherwise it records the refusal and
+runs eager. Cache entries (``<kind>-<key digest>/`` under ``models.export_dir``) are keyed by
+the sources' sha256, the tool versions and :data:`GRAPH_FORMAT`, staged under a file lock, and
+checked again on the cheap probes at each load. Imports neither torch nor onnxruntime here.
 """
 
 from __future__ import annotations
@@ -56,11 +49,7 @@ PROVIDERS = ["CPUExecutionProvider"]
 
 def choose_runtime(settings: ModelsSettings, side: Literal["text", "audio"]) -> Runtime:
     """Which runtime serves one side (text, or MERT + audio tower): ``auto`` is onnxruntime
-    on a CPU, torch on a GPU.
-
-    Raises:
-        ConfigError: ``onnxruntime`` was asked for on CUDA.
-    """
+    on a CPU, torch on a GPU; ConfigError for ``onnxruntime`` on CUDA."""
     if settings.runtime == "onnxruntime" and settings.device == "cuda":
         raise ConfigError(
             "models.runtime is onnxruntime, which Timbre runs on the CPU only; set "
@@ -274,28 +263,16 @@ class ExportCache:
 
 @dataclass
 class Spec:
-    """How to make, gate and load one model's graph.
+    """How to make, gate and load one model's graph."""
 
-    Attributes:
-        kind: the cache entry's name prefix.
-        name: for the log.
-        sources: the files the graph is made from (their sha256 is in the key).
-        load_eager: loads the PyTorch module (imports torch); its ``export(folder)`` writes
-            its graph there and returns the model file.
-        dims: what the runtime side needs to know, read from the eager module.
-        load_ort: loads a graph file with those dims.
-        probes: probe inputs for given dims; ``reload`` = the cheap subset.
-        run: runs a module (either kind) on probe inputs -> ``[n, d]`` float32.
-    """
-
-    kind: str
-    name: str
-    sources: list[Path]
-    load_eager: Callable[[], Any]
-    dims: Callable[[Any], dict[str, int]]
-    load_ort: Callable[[Path, dict[str, int]], Any]
-    probes: Callable[[dict[str, int], bool], Sequence[Any]]
-    run: Callable[[Any, Sequence[Any]], np.ndarray]
+    kind: str  # the cache entry's name prefix
+    name: str  # for the log
+    sources: list[Path]  # the files the graph is made from (their sha256 is in the key)
+    load_eager: Callable[[], Any]  # the torch module; its export(folder) returns the graph file
+    dims: Callable[[Any], dict[str, int]]  # what the runtime side needs, read from eager
+    load_ort: Callable[[Path, dict[str, int]], Any]  # loads a graph file with those dims
+    probes: Callable[[dict[str, int], bool], Sequence[Any]]  # (dims, reload: the cheap subset)
+    run: Callable[[Any, Sequence[Any]], np.ndarray]  # a module on probes -> [n, d] float32
 
 
 def load(settings: ModelsSettings, spec: Spec) -> tuple[Any, Runtime]:

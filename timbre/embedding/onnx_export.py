@@ -1,11 +1,8 @@
-"""Export a loaded PyTorch module to an ONNX graph: torch's dynamo exporter, then ONNX
-Runtime's transformer fusions.
+"""Export a loaded PyTorch module to ONNX: torch's dynamo exporter, then ONNX Runtime's
+transformer fusions (at export time, so the agreement gate judges exactly what will run).
 
-Graphs are exported from the very modules Timbre loaded from the official checkpoints (never
-downloaded), with dynamic batch and length axes, so nothing recompiles at run time. The
-fusions (onnxscript's ``ort_fusions``, written for dynamo's graphs) rewrite decomposed
-attention, LayerNorm and GELU into ONNX Runtime's CPU kernels (~550 nodes to ~150 per model);
-they run at export time, so the agreement gate judges exactly what will run.
+Graphs come from the modules loaded from the official checkpoints, with dynamic batch and
+length axes, so nothing recompiles at run time.
 """
 
 from __future__ import annotations

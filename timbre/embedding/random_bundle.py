@@ -1,12 +1,8 @@
 """Complete model bundles with random weights, in exactly the official file formats.
 
-Tests and benchmarks run on these (no model hub is reachable on the development machines):
-``tiny`` for the test suite, ``full`` (the official dimensions, so the same compute as real
-weights) for benchmarks. The layouts are the hub's (see :mod:`timbre.embedding.files`): MERT
-with the legacy ``weight_g``/``weight_v`` names, the CLaMP3 ``.pth`` with all four sub-models,
-tokenizers with the real special ids; transformers' own ``ClapProcessor`` and ``ClapModel``
-load the clap folder. ``timbre-models.json`` says ``random_weights: true``, and every process
-that loads the bundle warns.
+For tests (``tiny``) and benchmarks (``full``: the official dimensions, so the same compute),
+where no model hub is reachable. ``timbre-models.json`` says ``random_weights: true``, and
+every process that loads the bundle warns.
 """
 
 from __future__ import annotations

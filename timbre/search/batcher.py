@@ -1,10 +1,9 @@
 """Concurrent uncached text queries share one text-tower call.
 
-Model work runs one call at a time (``SearchService.model_lock``), and one call on 8 queries
-costs far less than 8 calls (``bench/results/``), so queries waiting for the tower go in
-together. The first caller to find the tower idle leads: it takes every waiting query (up to
-``max_batch``, oldest first), runs them in one call and hands each caller its vector; the next
-waiter leads the next batch. A query alone on an idle service runs at once.
+Model work runs one call at a time (``SearchService.model_lock``) and one call on 8 queries
+costs far less than 8 calls (``bench/results/``). The first caller to find the tower idle
+leads: it runs every waiting query (up to ``max_batch``, oldest first) in one call and hands
+each its vector. A query alone on an idle service runs at once.
 """
 
 from __future__ import annotations

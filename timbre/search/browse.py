@@ -1,10 +1,9 @@
-"""Browsing the library without a query: a folder's samples in path order, an item's full
-payload and its near-duplicates for a details view, and the folder tree with its counts.
+"""Browsing without a query: a folder's samples in path order, an item's payload and its
+near-duplicates, and the folder tree with its counts.
 
-Folder counts are facets of the indexed ``dirs`` payload field (every ancestor directory of
-every path) under a ``path_prefix`` filter: exact, from the payload index, on both adapters.
-The top of the tree is the library roots (when one root, its sub-folders), or else the
-deepest folder every sample lies under.
+Folder counts are exact facets of the indexed ``dirs`` payload field (every ancestor of every
+path) under a ``path_prefix`` filter. The tree's top is the library roots (one root: its
+sub-folders), or else the deepest folder every sample lies under.
 """
 
 from __future__ import annotations
@@ -54,10 +53,7 @@ class BrowseService:
 
     def browse(self, filter: SearchFilter | None, *, limit: int, offset: int = 0) -> BrowsePage:
         """The samples matching ``filter`` (all without one) sorted by path, from ``offset``.
-
-        Qdrant has no order by string, so the matching payloads are scrolled and sorted here:
-        fine for a folder or a pack; a whole 100k library takes a few seconds.
-        """
+        Qdrant has no order by string, so the payloads are scrolled and sorted here."""
         started = time.perf_counter()
         try:
             store = self.library.store.get().live()

@@ -197,10 +197,7 @@ class CollectionsService:
 
     def export_zip(self, plan: ExportPlan) -> Iterator[bytes]:
         """The zip of a plan, in chunks as it is written: one folder named after the collection.
-
-        Files are stored, not deflated: audio barely compresses, and a DAW user waits for
-        the copy, not for a compressor.
-        """
+        Stored, not deflated: audio barely compresses."""
         sink = _Sink()
         with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
             for entry in plan.entries:

@@ -1,14 +1,10 @@
 """Near-duplicates: the same sound stored more than once under different bytes.
 
-Exact copies already share one point (ids are content hashes). Near-duplicates (re-encoded,
-resampled, quieter, trimmed) have almost equal vectors and agreeing durations. The store finds
-the candidates: every sample's vector is a query, in batches, restricted by a ``duration_s``
-range to the durations that can agree and by ``score_threshold`` to ``min_cosine``.
-
-Pairs never chain into a group: candidates that touch are split around the sample
-:data:`KEEP_RULE` keeps, so every member is within ``min_cosine`` of that one. Velocity layers
-and round robins (:mod:`timbre.search.layers`) are listed apart as :class:`LayerSet`. A report
-only: nothing is deleted.
+Exact copies share one point (ids are content hashes). Near-duplicates (re-encoded, resampled,
+quieter, trimmed) are found by querying the store with every sample's vector, restricted to
+agreeing durations and to ``min_cosine``. Pairs never chain: a group is split around the
+sample :data:`KEEP_RULE` keeps; velocity layers (:mod:`timbre.search.layers`) are listed
+apart. A report only: nothing is deleted.
 """
 
 from __future__ import annotations

@@ -1,16 +1,10 @@
 """Velocity layers and round robins: files of one instrument that only their names tell apart.
 
-A multi-sampled instrument stores each strike strength (``Cowbell-Soft``, ``Kick_v1`` ..
-``Kick_v5``) and each repeated take (``Snare_rr1``, ``hh_01``) as its own file in one folder.
-Their embeddings are often as close as a re-encoded copy's, so the duplicate report tells them
-apart by name: two files in one folder whose names differ only by such markers are layers of
-one sound, never duplicates.
-
-A name is split into words on separators and case changes (``CajonThumps`` -> ``Cajon
-Thumps``). A word is a layer marker when it is a strength (``hard``, ``soft2``, ``mf``), a
-velocity or round-robin tag (``v1``, ``vel3``, ``rr2``, ``layer1``), or the name's last word
-when it is a bare number set apart by a separator (``_01``; ``Crash18`` names an instrument).
-"Mid", "hi" and "low" are no strengths: they name tom and conga pitches.
+Their embeddings are as close as a re-encoded copy's, so the duplicate report tells them apart
+by name: files in one folder whose names (split into words on separators and case changes)
+differ only by layer markers are layers of one sound. A marker is a strength (``soft2``,
+``mf``), a velocity or round-robin tag (``v1``, ``rr2``), or a trailing bare number set apart
+by a separator (``_01``; ``Crash18`` names an instrument). "Mid", "hi" and "low" name pitches.
 """
 
 from __future__ import annotations

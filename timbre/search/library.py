@@ -51,10 +51,8 @@ T = TypeVar("T")
 
 
 class Lazy(Generic[T]):
-    """A heavy object loaded once, on first use or in the background, behind a lock.
-
-    A failed load is remembered and reported; the next :meth:`get` tries again.
-    """
+    """A heavy object loaded once, on first use or in the background, behind a lock. A failed
+    load is remembered and reported; the next :meth:`get` tries again."""
 
     def __init__(self, name: str, loader: Callable[[], T]) -> None:
         self.name = name
@@ -119,11 +117,9 @@ class Lazy(Generic[T]):
 
 @dataclass(eq=False)
 class SnapshotHolder:
-    """The FAISS snapshot in use, swapped when a new one is published.
-
-    A snapshot built by other models, or a corrupt one, is refused and the one in use stays.
-    ``scan`` says when loaded snapshots use the quantised first pass (None: never).
-    """
+    """The FAISS snapshot in use, swapped when a new one is published; one built by other
+    models, or corrupt, is refused and the one in use stays. ``scan`` says when loaded
+    snapshots use the quantised first pass (None: never)."""
 
     directory: Path
     info: ModelInfo
@@ -196,11 +192,8 @@ class SnapshotHolder:
 
 
 class StoreHandle:
-    """The live Qdrant collection, reconnected on demand when it was unreachable.
-
-    A store that cannot be opened is tried again at most every ``retry_s`` seconds; meanwhile
-    callers get :class:`UnavailableError`.
-    """
+    """The live Qdrant collection, reconnected on demand at most every ``retry_s`` seconds
+    when it was unreachable (meanwhile callers get :class:`UnavailableError`)."""
 
     def __init__(self, opener: Callable[[], VectorStore], *, retry_s: float = 5.0) -> None:
         self._opener = opener
@@ -438,11 +431,8 @@ class Library:
     # -- what it says about itself ----------------------------------------------------------
 
     def readiness(self) -> dict[str, Any]:
-        """``/readyz``: ready once the text model, the store and a snapshot are.
-
-        No library roots is a legitimate search-only service (reported, still ready); a roots
-        file that cannot be read is a fault of the data dir (not ready until repaired).
-        """
+        """``/readyz``: ready once the text model, the store and a snapshot are. No library
+        roots is a search-only service (still ready); an unreadable roots file is not ready."""
         snapshot, roots, store = self.snapshots.current, self.roots, self.store
         checks = {
             "text_model": self.text.ready,

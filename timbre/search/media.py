@@ -1,11 +1,8 @@
 """What a sample browser needs besides search: waveform peaks and browser-playable renditions.
 
-Peaks come from the payload when ingest stored them; otherwise they are computed once from the
-item's file and kept under ``<data_dir>/cache/peaks``.
-
-Chromium does not play AIFF or CAF. For those an item has a WAV rendition (same frames, rate
-and channels), transcoded on first request and kept under ``<data_dir>/cache/renditions`` by
-the source's content hash, within a size budget. Downloads and exports deliver the original.
+Peaks come from the payload, else are computed once and cached under ``cache/peaks``. AIFF
+and CAF, which Chromium does not play, get a WAV rendition (same frames), cached under
+``cache/renditions`` by content hash within a size budget.
 """
 
 from __future__ import annotations
@@ -139,11 +136,8 @@ class MediaService:
     # -- renditions -------------------------------------------------------------------------
 
     def wav_rendition(self, item_id: str) -> Rendition:
-        """A WAV file with the item's audio (any format may ask for one), opened.
-
-        The file is marked as being served before it is looked up, so no eviction deletes it
-        until the caller closes the rendition, even when it alone is over the budget.
-        """
+        """A WAV file with the item's audio (any format may ask for one), opened; marked as
+        served before it is looked up, so no eviction deletes it until the caller closes it."""
         path = self._items.item_file(item_id)
         name = f"{path.stem}.wav"
         target = self.renditions_dir / f"{self._content_hash(path)}.wav"

@@ -1,16 +1,10 @@
 """Palettes: many text queries in one call (an assistant filling the slots of a track idea).
 
-Three rules make a shared context safe for every slot:
-
-- **A tempo never empties a one-shot slot.** A context's BPM range applies to loops and to
-  whatever has a BPM; one-shots pass it. Such a slot is searched with the whole context and,
-  for one-shots, without its BPM range, and the two lists are merged by score (one query
-  vector, so scores compare). A slot's *own* BPM range applies to everything.
-- **A slot named after an instrument looks for it.** With no instrument filter on the slot or
-  the context, a label (``kick``, ``hats``) the library holds as an instrument filters the
-  slot, and its notes say so.
-- **An empty slot says why.** Each condition is dropped in turn and the matches counted, naming
-  the filter that emptied it (or, with ``distinct``, that earlier slots took every match).
+Rules that make a shared context safe for every slot: a context's BPM range never empties a
+one-shot slot (one-shots are also searched without it, merged by score: one query vector); a
+slot's own BPM range applies to everything; a slot named after an instrument the library holds
+(``kick``) filters on it unless a filter sets one; an empty slot names the filter that emptied
+it (or says that earlier ``distinct`` slots took every match).
 """
 
 from __future__ import annotations

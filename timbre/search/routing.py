@@ -1,14 +1,9 @@
 """Which engine answers a query vector: the snapshot (exact, in-process) or Qdrant.
 
-- No filter: the snapshot when one is loaded, else Qdrant.
-- A filter: the snapshot's filtered scan when it holds exactly what the live collection holds
-  (same collection, same write marker), every condition names one of its columns, and the
-  filter matches at least ``snapshot.filtered_min_points`` points; else Qdrant, exact, with
-  its payload indexes (cheaper for a selective filter, and the truth while the snapshot lags).
-
-The snapshot's own count of the filter's rows decides without a round trip and is the query's
-``total``, equal to Qdrant's count whenever the snapshot is current. Both engines rank by the
-same exact inner products, so a query gets the same hits whichever answers (tests pin both).
+Without a filter: the snapshot when one is loaded. With one: the snapshot's filtered scan when
+it is current (same collection and write marker), has a column for every condition and the
+filter keeps at least ``snapshot.filtered_min_points`` points; else Qdrant with its payload
+indexes. Both rank by the same exact inner products, so the hits agree (tests pin both).
 """
 
 from __future__ import annotations

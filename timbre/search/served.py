@@ -1,11 +1,9 @@
 """Which file an indexed item may be served from: inside the library roots, and still the
 sample that was indexed.
 
-A stored path is only a hint. Before a file is streamed, rendered or exported, every time, its
-path must resolve (symlinks followed) into a library root and the file there must still have
-the indexed content hash; otherwise it is refused or reported as changed. Hashes are
-remembered per file identity (device, inode, size, mtime, ctime), so an unchanged file is
-hashed once and any replacement is hashed again.
+Before every stream, rendition or export, the stored path must resolve (symlinks followed)
+into a library root and still have the indexed content hash. Hashes are remembered per file
+identity (device, inode, size, mtime, ctime), so only a changed file is hashed again.
 """
 
 from __future__ import annotations

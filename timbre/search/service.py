@@ -53,12 +53,9 @@ class AudioRef:
 
 @dataclass
 class SearchResult:
-    """Hits of one query, which engine answered, and how long it took.
-
-    ``total``: how many indexed samples the query could return (None: not counted). A palette
-    slot also carries ``notes`` on how its filters were applied and, when it came back empty,
-    ``empty``: why.
-    """
+    """Hits of one query, which engine answered, and how long it took. ``total``: how many
+    samples the query could return (None: not counted). A palette slot also carries ``notes``
+    on its filters and, when it came back empty, why (``empty``)."""
 
     engine: str
     took_ms: float
@@ -217,10 +214,7 @@ class SearchService:
         exclude: frozenset[str] = frozenset(),
     ) -> Routed:
         """Hits for a query vector, the engine that found them and the filter's count.
-
-        ``exclude`` drops those ids from the hits; as many more are asked for, the same way on
-        every engine, so the results do not depend on which one answers.
-        """
+        ``exclude`` drops those ids, asking as many more of every engine alike."""
         routed = routing.search(
             self.library.snapshots.current,
             self.library.store,
