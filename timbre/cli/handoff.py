@@ -120,7 +120,10 @@ def ask_service(
         response = client.request(method, route, **request)
     if response.status_code != 200:
         raise _refusal(url, response)
-    return response.json()
+    try:
+        return response.json()
+    except ValueError:  # not JSON: something else answers on that port
+        return {"detail": response.text}
 
 
 def _follow(client: httpx.Client, job_id: str) -> dict[str, Any]:
