@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from timbre.embedding.info import ModelInfo
-from timbre.store.collection import CollectionInfo, Record, WriteMarker
+from timbre.store.records import CollectionInfo, Record, WriteMarker
 from timbre.store.snapshot import export_snapshot
 
 CHUNK_ROWS = 32_768

@@ -17,10 +17,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from timbre.store.collection import Collection, CollectionInfo, Hit, Point, Record, WriteMarker
+from timbre.store.collection import Collection
 from timbre.store.filters import SearchFilter
 from timbre.store.lifecycle import Generation, VectorStore
 from timbre.store.payload import DISPLAY_FIELDS, build_payload, point_id
+from timbre.store.records import CollectionInfo, Hit, Point, Record, WriteMarker
 from timbre.store.schema import CollectionSchema, load_schema
 
 if TYPE_CHECKING:

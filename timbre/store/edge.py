@@ -34,10 +34,13 @@ from timbre.embedding.info import ModelInfo
 from timbre.errors import StoreError
 from timbre.fsutil import atomic_write
 from timbre.settings import QdrantSettings
-from timbre.store.collection import (
+from timbre.store.collection import Collection
+from timbre.store.filters import Condition
+from timbre.store.lifecycle import Generation, VectorStore
+from timbre.store.lock import OwnerLock
+from timbre.store.records import (
     INDEX_KINDS,
     META_KEYS,
-    Collection,
     Hit,
     Point,
     Record,
@@ -50,9 +53,6 @@ from timbre.store.collection import (
     utc_now,
     with_payload,
 )
-from timbre.store.filters import Condition
-from timbre.store.lifecycle import Generation, VectorStore
-from timbre.store.lock import OwnerLock
 from timbre.store.schema import CollectionSchema
 
 T = TypeVar("T")

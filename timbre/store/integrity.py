@@ -16,9 +16,9 @@ from typing import Any
 
 from timbre.embedding.info import ModelInfo
 from timbre.errors import StoreDamagedError, StoreError
-from timbre.store.collection import Point
 from timbre.store.lifecycle import VectorStore
 from timbre.store.payload import model_refs
+from timbre.store.records import Point
 from timbre.store.snapshot import load_snapshot
 
 log = logging.getLogger(__name__)

@@ -24,8 +24,10 @@ from qdrant_client import models as qm
 from timbre.embedding.info import ModelInfo
 from timbre.errors import StoreError
 from timbre.settings import QdrantSettings
-from timbre.store.collection import (
-    Collection,
+from timbre.store.collection import Collection
+from timbre.store.filters import Condition
+from timbre.store.lifecycle import Generation, VectorStore
+from timbre.store.records import (
     Hit,
     Point,
     Record,
@@ -37,8 +39,6 @@ from timbre.store.collection import (
     translate_filter,
     with_payload,
 )
-from timbre.store.filters import Condition
-from timbre.store.lifecycle import Generation, VectorStore
 from timbre.store.schema import CollectionSchema
 
 T = TypeVar("T")

@@ -24,9 +24,10 @@ import numpy as np
 from timbre.diskspace import as_disk_full
 from timbre.errors import SnapshotError, StoreLockedError, TimbreError
 from timbre.fsutil import atomic_write, sha256_file
-from timbre.store.collection import Collection, Record, utc_now
+from timbre.store.collection import Collection
 from timbre.store.lock import OwnerLock
 from timbre.store.payload import DISPLAY_FIELDS
+from timbre.store.records import Record, utc_now
 from timbre.store.schema import load_schema
 from timbre.store.snapshot.arrays import NpyAppender, load_array
 from timbre.store.snapshot.columns import ColumnWriter

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from timbre.errors import SnapshotError
-from timbre.store.collection import Collection, WriteMarker
+from timbre.store.collection import Collection
+from timbre.store.records import WriteMarker
 
 FORMAT_VERSION = 2
 """2: float32 vectors, SQ8 codes and one filter column per indexed payload field."""

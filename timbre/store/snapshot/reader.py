@@ -19,8 +19,8 @@ import numpy as np
 from timbre.embedding.info import ModelInfo, family_of_key
 from timbre.errors import ModelMismatchError, SnapshotError, SnapshotNotFoundError
 from timbre.fsutil import sha256_file
-from timbre.store.collection import Hit, check_vector
 from timbre.store.filters import SearchFilter
+from timbre.store.records import Hit, check_vector
 from timbre.store.snapshot.arrays import RowReader, load_array
 from timbre.store.snapshot.columns import Columns, column_files
 from timbre.store.snapshot.layout import (
