@@ -5,7 +5,7 @@
 Counts the product's Python (timbre/, app/, ingest/) at the working tree, or at a git revision
 with ``--rev``. A line is blank, comment (a ``#`` line or part of a docstring) or code. Cycles
 are strongly connected groups of product modules in the import graph, counting imports inside
-functions too.
+functions but not under ``TYPE_CHECKING`` (the rule tests/cli/test_layering.py enforces).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from bench.common import machine
+from tests.support.import_graph import cycles, runtime_imports
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("timbre", "app", "ingest")
@@ -75,63 +76,6 @@ def _module(path: str) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _imports(path: str, text: str, modules: set[str]) -> set[str]:
-    here = _module(path).split(".")
-    package = here if path.endswith("__init__.py") else here[:-1]
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(text)):
-        names: list[str] = []
-        if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                base = ".".join([*package[: len(package) - node.level + 1], *filter(None, [base])])
-            names = [base] + [f"{base}.{a.name}" for a in node.names]
-        for name in names:
-            known = name
-            while known and known not in modules:
-                known = known.rpartition(".")[0]
-            if known:
-                found.add(known)
-    return found
-
-
-def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Tarjan's strongly connected components of size > 1."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    found: list[list[str]] = []
-
-    def visit(v: str) -> None:
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        on_stack.add(v)
-        for w in graph[v]:
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on_stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            group = []
-            while True:
-                w = stack.pop()
-                on_stack.discard(w)
-                group.append(w)
-                if w == v:
-                    break
-            if len(group) > 1:
-                found.append(sorted(group))
-
-    for v in sorted(graph):
-        if v not in index:
-            visit(v)
-    return found
-
-
 def measure(rev: str | None) -> dict[str, object]:
     sources = _sources(rev)
     per_package: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -144,21 +88,14 @@ def measure(rev: str | None) -> dict[str, object]:
         per_package["total"]["files"] += 1
     modules = {_module(p) for p in sources}
     graph = {
-        _module(p): _imports(p, t, modules)
-        - {_module(p)}
-        - {
-            # a package's own __init__ re-exporting its modules is not a cycle of design
-            m
-            for m in modules
-            if _module(p).startswith(m + ".")
-        }
+        _module(p): runtime_imports(t, _module(p), p.endswith("__init__.py"), modules)
         for p, t in sources.items()
     }
-    cycles = _cycles(graph)
+    found = cycles(graph)
     table = {k: dict(v) for k, v in sorted(per_package.items())}
     for row in table.values():
         row["comment_ratio"] = round(row["comment"] / max(row["code"], 1), 3)
-    return {"rev": rev or "working tree", "packages": table, "cycles": cycles}
+    return {"rev": rev or "working tree", "packages": table, "cycles": found}
 
 
 def main() -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from tests.support.import_graph import cycles, runtime_imports
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -93,92 +95,19 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _runtime_imports(path: Path, module: str, known: set[str]) -> set[str]:
-    """Every product module ``module`` imports when it runs: at module level or inside a
-    function (a deferred import still closes a circle), but not under ``TYPE_CHECKING``."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    typing_only = {
-        id(inner)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-        for stmt in node.body
-        for inner in ast.walk(stmt)
-    }
-    package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
-    found: set[str] = set()
-    for node in ast.walk(tree):
-        if id(node) in typing_only:
-            continue
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                base = ".".join([*package[: len(package) - node.level + 1], *filter(None, [base])])
-            # `from pkg import sub` runs pkg/sub.py (pkg is already importing: no circle)
-            subs = [f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in known]
-            names = subs if len(subs) == len(node.names) else [base, *subs]
-        else:
-            continue
-        for name in names:
-            owner = name
-            while owner and owner not in known:
-                owner = owner.rpartition(".")[0]
-            if owner and owner != module:
-                found.add(owner)
-    return found
-
-
-def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Strongly connected components of more than one module (Tarjan, iterative)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    out: list[list[str]] = []
-    for root, first in graph.items():
-        if root in index:
-            continue
-        work = [(root, iter(sorted(first)))]
-        index[root] = low[root] = len(index)
-        stack.append(root)
-        on_stack.add(root)
-        while work:
-            node, edges = work[-1]
-            nxt = next(edges, None)
-            if nxt is not None:
-                if nxt not in index:
-                    index[nxt] = low[nxt] = len(index)
-                    stack.append(nxt)
-                    on_stack.add(nxt)
-                    work.append((nxt, iter(sorted(graph[nxt]))))
-                elif nxt in on_stack:
-                    low[node] = min(low[node], index[nxt])
-                continue
-            work.pop()
-            if work:
-                low[work[-1][0]] = min(low[work[-1][0]], low[node])
-            if low[node] == index[node]:
-                component = []
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    component.append(member)
-                    if member == node:
-                        break
-                if len(component) > 1:
-                    out.append(sorted(component))
-    return out
-
-
 def test_no_import_cycles_in_the_product_packages() -> None:
     paths = {_module_name(p): p for pkg in PRODUCT_PACKAGES for p in (ROOT / pkg).rglob("*.py")}
     known = set(paths)
-    graph = {name: _runtime_imports(path, name, known) for name, path in paths.items()}
-    assert _cycles(graph) == []
+    graph = {
+        name: runtime_imports(
+            path.read_text(encoding="utf-8"), name, path.name == "__init__.py", known
+        )
+        for name, path in paths.items()
+    }
+    assert cycles(graph) == []
 
 
 def test_the_cycle_check_sees_a_deferred_import_circle() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
-    assert _cycles(graph) == [["a", "b", "c"]]
-    assert _cycles({"a": {"b"}, "b": set()}) == []
+    assert cycles(graph) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
