@@ -187,6 +187,12 @@ async function show(view) {
   pads.dataset.count = kit.pads.length;
   pads.replaceChildren(...kit.pads.map(padItem));
   links();
+  summary();
+}
+
+/** Say what the kit holds (and for which project). */
+function summary() {
+  if (!kit) { say(""); return; }
   const filled = kit.pads.filter((p) => p.hit).length;
   const ctx = kit.context || {};
   const project = [ctx.bpm && `${ctx.bpm} BPM`, ctx.key].filter(Boolean).join(", ");
@@ -253,6 +259,7 @@ function stopPattern() {
   const b = $("kit-play");
   b.textContent = "▶ Play bar";
   b.setAttribute("aria-pressed", "false");
+  summary();
 }
 
 async function playPattern() {
