@@ -319,6 +319,7 @@ async function playPattern() {
 
 export function toggle(visible = panel.hidden) {
   panel.hidden = !visible;
+  localStorage.setItem(`${STORAGE}.open`, visible ? "yes" : "no");
   $("toggle-kit").setAttribute("aria-expanded", String(visible));
   if (!visible) { stopPattern(); return; }
   refreshNames().catch(() => {});
@@ -356,3 +357,6 @@ $("kit-delete").addEventListener("click", async () => {
   say(`Deleted ${name}.`);
   refreshNames().catch(() => {});
 });
+
+// The panel opens as it was left (with the kit it showed).
+if (localStorage.getItem(`${STORAGE}.open`) === "yes") toggle(true);

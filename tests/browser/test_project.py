@@ -140,6 +140,13 @@ def test_matched_audition_plays_the_rendition_for_the_project(sized: Page, serve
     assert dragged.startswith("audio/wav:") and dragged.endswith(loop["fit"]["audio_url"])
     assert "124 BPM" in dragged
     web.shot(f"matched-audition-{width_of(web)}")
+    # The details offer the matched file beside the original.
+    row.locator(".name").dblclick()
+    link = page.locator("#details").get_by_role("link", name="Download matched")
+    assert link.get_attribute("href") == loop["fit"]["audio_url"]
+    assert (link.get_attribute("download") or "").endswith("(124 BPM).wav")
+    page.keyboard.press("Escape")
+    page.locator("#details").wait_for(state="hidden")
     # Off: the original (or its plain WAV rendition) plays again.
     page.uncheck("#match-project")
     row.locator(".play").click()  # stops
