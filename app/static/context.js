@@ -91,12 +91,18 @@ export function matchedUrl(hit) {
   return isMatched() && hit && hit.fit && hit.fit.audio_url ? hit.fit.audio_url : null;
 }
 
+let saved = "";
+
+/** Remember the project; true if it changed since the last time. */
 function save() {
   const p = project();
-  localStorage.setItem(STORAGE, JSON.stringify({
+  const now = JSON.stringify({
     bpm: p.bpm, key: p.key, fitFirst: fitFirst.checked, onlyFitting: onlyFitting.checked,
     matched: matched.checked,
-  }));
+  });
+  const differs = now !== saved;
+  saved = now;
+  localStorage.setItem(STORAGE, now);
   // The address carries the project (and nothing else changes in it): a link reproduces it.
   const url = new URL(location.href);
   if (p.bpm != null) url.searchParams.set("bpm", String(p.bpm)); else url.searchParams.delete("bpm");
@@ -104,6 +110,7 @@ function save() {
   if (url.href !== location.href) history.replaceState(history.state, "", url);
   fitControls.hidden = !isSet();
   document.body.classList.toggle("has-project", isSet());
+  return differs;
 }
 
 function load() {
@@ -129,23 +136,21 @@ let typing = 0;
 bpmInput.addEventListener("input", () => {
   // Typing "124" passes through "1" and "12": wait for a pause before searching again.
   clearTimeout(typing);
-  typing = setTimeout(() => { save(); changed(); }, 450);
+  typing = setTimeout(() => { if (save()) changed(); }, 450);
 });
 bpmInput.addEventListener("change", () => {
   clearTimeout(typing);
   if (bpmInput.value !== "" && validBpm(bpmInput.value) == null) bpmInput.value = "";
-  save();
-  changed();
+  if (save()) changed();
 });
-keySelect.addEventListener("change", () => { save(); changed(); });
-fitFirst.addEventListener("change", () => { save(); changed(); });
-onlyFitting.addEventListener("change", () => { save(); changed(); });
+keySelect.addEventListener("change", () => { if (save()) changed(); });
+fitFirst.addEventListener("change", () => { if (save()) changed(); });
+onlyFitting.addEventListener("change", () => { if (save()) changed(); });
 matched.addEventListener("change", () => { save(); matchChanged(); });
 document.getElementById("clear-project").addEventListener("click", () => {
   bpmInput.value = "";
   keySelect.value = "";
-  save();
-  changed();
+  if (save()) changed();
 });
 
 // -- how a hit fits, in a few characters and in words ----------------------------------------
