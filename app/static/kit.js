@@ -205,7 +205,8 @@ export function links() {
   const matched = context.isMatched();
   for (const a of document.querySelectorAll(".kit-export a")) {
     a.href = `/v1/kits/${enc(kit.name)}/export?format=${a.dataset.format}&matched=${matched}`;
-    a.title = `Download ${kit.name} for ${a.textContent} (${matched ? "matched to the project" : "original files"})`;
+    const what = { sfz: "an SFZ instrument", decentsampler: "a DecentSampler preset", hardware: "a hardware sampler's folder" }[a.dataset.format];
+    a.title = `Download ${kit.name} as ${what}, zipped (${matched ? "samples matched to the project" : "original samples"})`;
   }
 }
 

@@ -79,9 +79,14 @@ export function fitCell(hit, className = "col fit", projectKey = undefined) {
   span.classList.add(hit.fit.fits ? "fits" : "misfit");
   span.dataset.fits = String(hit.fit.fits);
   span.title = words;
-  span.setAttribute("aria-label", words);
+  // Screen readers get the sentence; the badges are its shorthand.
+  const said = document.createElement("span");
+  said.className = "visually-hidden";
+  said.textContent = words;
+  span.append(said);
   for (const item of items) {
     const b = document.createElement("span");
+    b.setAttribute("aria-hidden", "true");
     b.className = `badge ${item.kind}`;
     b.textContent = item.text;
     b.title = item.title;
@@ -90,6 +95,7 @@ export function fitCell(hit, className = "col fit", projectKey = undefined) {
   if (!items.length) {
     // Nothing to relate (a one-shot without key, say): it fits, and says so plainly.
     const b = document.createElement("span");
+    b.setAttribute("aria-hidden", "true");
     b.className = "badge";
     b.textContent = hit.fit.fits ? "fits" : "—";
     span.append(b);

@@ -88,3 +88,21 @@ def test_a_thumbs_down_alone_asks_for_words_or_a_thumbs_up(web: Page) -> None:
     assert "type some words or give a 👍" in page.locator("#message").inner_text()
     assert page.locator("#examples").is_hidden()
     assert not any("/v1/search/recommend" in u for u in web.requests)
+
+
+def test_plus_and_minus_steer_by_the_selected_row(web: Page) -> None:
+    page = web.open()
+    web.search("snare")
+    page.uncheck("#autoplay")
+    page.focus("#query")
+    page.keyboard.press("ArrowDown")
+    page.wait_for_function("() => document.activeElement.dataset.index === '0'")
+    first = ids(web)[0]
+    web.relisted(lambda: page.keyboard.press("+"))
+    assert web.bodies("/v1/search/recommend")[-1]["positive"] == [first]
+    page.locator("#results .hit").first.focus()
+    second = ids(web)[0]
+    web.relisted(lambda: page.keyboard.press("-"))
+    body = web.bodies("/v1/search/recommend")[-1]
+    assert body["positive"] == [first] and body["negative"] == [second]
+    assert page.locator("#examples .example").count() == 2
