@@ -106,3 +106,14 @@ def test_plus_and_minus_steer_by_the_selected_row(web: Page) -> None:
     body = web.bodies("/v1/search/recommend")[-1]
     assert body["positive"] == [first] and body["negative"] == [second]
     assert page.locator("#examples .example").count() == 2
+
+
+def test_steering_keeps_the_project_and_its_fit(web: Page) -> None:
+    page = web.open("/?bpm=124&key=Am")
+    web.search("bass loop")
+    row = page.locator("#results .hit").nth(1)
+    web.relisted(lambda: row.get_by_role("button", name=re.compile("^👍")).click())
+    assert web.bodies("/v1/search/recommend")[-1]["context"]["bpm"] == 124
+    rows = page.locator("#results .hit")
+    assert rows.count() > 0
+    assert page.locator("#results .hit .col.fit[data-fits]").count() == rows.count()
