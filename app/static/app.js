@@ -2,7 +2,7 @@
 // origin. This module holds the page's state (what is listed, how it is sorted) and the keys.
 "use strict";
 
-import { get, post, apiKey, onKeyNeeded } from "./api.js";
+import { get, apiKey, onKeyNeeded } from "./api.js";
 import * as collections from "./collections.js";
 import * as context from "./context.js";
 import * as details from "./details.js";
@@ -11,6 +11,7 @@ import * as folders from "./folders.js";
 import * as fmt from "./format.js";
 import * as kit from "./kit.js";
 import * as player from "./player.js";
+import * as requests from "./requests.js";
 import * as results from "./results.js";
 import * as steer from "./steer.js";
 import * as watch from "./watch.js";
@@ -185,40 +186,15 @@ function showHead(title, collectionName = null) {
 
 // -- searching -----------------------------------------------------------------------------
 
-// Words are sent as typed: the service reads "-word" and -"two words" as words to avoid.
 function searchPage(offset) {
-  const query = $("#query").value.trim();
-  const filter = filters.current();
-  const project = context.forRequest();
-  const ref = state.reference;
-  const alpha = Number($("#alpha").value);
-  const extra = project ? { context: project } : {};
-  if (steer.active()) {
-    const body = { positive: steer.positives(), negative: steer.negatives(), filter, top_k: PAGE, offset, ...extra };
-    if (query) body.query = query;
-    return post("/v1/search/recommend", body);
-  }
-  if (ref && ref.file) {
-    const body = new FormData();
-    body.append("file", ref.file);
-    body.append("top_k", PAGE);
-    body.append("offset", offset);
-    if (filter) body.append("filter", JSON.stringify(filter));
-    if (project) body.append("context", JSON.stringify(project));
-    if (query) { body.append("query", query); body.append("alpha", alpha); }
-    return post(query ? "/v1/search/hybrid/upload" : "/v1/search/audio/upload", body);
-  }
-  if (ref) {
-    const body = { id: ref.id, filter, top_k: PAGE, offset, ...extra };
-    if (query) Object.assign(body, { query, alpha });
-    return post(query ? "/v1/search/hybrid" : "/v1/search/audio", body);
-  }
-  return post("/v1/search/text", { query, filter, top_k: PAGE, offset, ...extra });
+  return requests.search({
+    query: $("#query").value.trim(), reference: state.reference, alpha: Number($("#alpha").value),
+    topK: PAGE, offset,
+  });
 }
 
 function browsePage(offset) {
-  const params = context.forQuery();
-  return post(`/v1/browse${params ? `?${params}` : ""}`, { filter: filters.current(), top_k: PAGE, offset });
+  return requests.browse({ topK: PAGE, offset });
 }
 
 /** Search with what the form says; without words or a reference, list what the filters hold. */

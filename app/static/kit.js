@@ -1,13 +1,14 @@
 // The kit panel: 8 or 16 pads filled by the service (/v1/kits) from the default slots, each
 // with its slot, sample and fit. A pad auditions on click, swaps for the next closest sample,
-// locks, clears, and takes a result row dropped on it. "Play bar" plays the kit as a one-bar
-// pattern at the project's tempo with Web Audio; the export links fetch sampler zips.
+// locks, clears, and takes a result row dropped on it. "Play bar" loops the kit as a one-bar
+// pattern at the project's tempo (pattern.js); the export links fetch sampler zips.
 "use strict";
 
 import { get, post, del, api, enc } from "./api.js";
 import * as context from "./context.js";
 import { icon, label } from "./format.js";
 import { originalSourceOf } from "./player.js";
+import * as pattern from "./pattern.js";
 import { fitCell } from "./results.js";
 
 const $ = (id) => document.getElementById(id);
@@ -212,50 +213,15 @@ export function links() {
 
 // -- one bar at the project's tempo ------------------------------------------------------------
 
-/*
- * The pattern, on a bar of sixteen 16th-note steps (step 0 = the downbeat):
- *   kick                    1 and 3      (steps 0, 8)
- *   snare, clap, rim        2 and 4      (steps 4, 12)
- *   open hat                the "and" of 2 and 4 (steps 6, 14)
- *   hats, shaker, ride      every 8th    (steps 0, 2, ..., 14)
- *   crash, cymbal           the downbeat (step 0)
- *   any other slot          one sparse hit each, by pad order: steps 3, 7, 10, 13, 15, 11, 5, 9
- * A pad's voice is cut when it triggers again (a choke), so long samples do not pile up.
- */
-const SPARSE = [3, 7, 10, 13, 15, 11, 5, 9];
-export function stepsFor(slot, order) {
-  const s = (slot || "").toLowerCase();
-  if (/kick|bd\b/.test(s)) return [0, 8];
-  if (/snare|clap|rim/.test(s)) return [4, 12];
-  if (/open/.test(s)) return [6, 14];
-  if (/hat|hh|shaker|ride/.test(s)) return [0, 2, 4, 6, 8, 10, 12, 14];
-  if (/crash|cymbal/.test(s)) return [0];
-  return [SPARSE[order % SPARSE.length]];
-}
-
-const isOther = (slot) => !/kick|bd\b|snare|clap|rim|open|hat|hh|shaker|ride|crash|cymbal/.test((slot || "").toLowerCase());
-
-let audioCtx = null;
-const buffers = new Map(); // url -> AudioBuffer
-let playing = null; // {timer, voices}
+let playing = null; // the pattern playing (pattern.start's handle), or "loading"
 
 function sourceUrl(hit) {
   return context.matchedUrl(hit) || originalSourceOf(hit);
 }
 
-async function decode(url) {
-  if (buffers.has(url)) return buffers.get(url);
-  const response = await fetch(url);
-  if (!response.ok) throw new Error(`HTTP ${response.status} for ${url}`);
-  const buffer = await audioCtx.decodeAudioData(await response.arrayBuffer());
-  buffers.set(url, buffer);
-  return buffer;
-}
-
 function stopPattern() {
   if (!playing) return;
-  clearInterval(playing.timer);
-  for (const voice of playing.voices) { try { voice.stop(); } catch { /* already stopped */ } }
+  if (playing !== "loading") playing.stop();
   playing = null;
   const b = $("kit-play");
   b.textContent = "▶ Play bar";
@@ -266,54 +232,19 @@ function stopPattern() {
 async function playPattern() {
   if (playing) { stopPattern(); return; }
   if (!kit) return;
-  audioCtx = audioCtx || new AudioContext();
-  if (audioCtx.state === "suspended") await audioCtx.resume();
+  playing = "loading";
   const bpm = context.project().bpm || (kit.context && kit.context.bpm) || 120;
-  const filled = kit.pads.filter((p) => p.hit).map((p) => ({ ...p, hit: withFit(p) }));
-  let other = 0;
-  const tracks = [];
+  const filled = kit.pads.filter((p) => p.hit).map((p) => ({ slot: p.slot, url: sourceUrl(withFit(p)) }));
   say(`Loading ${filled.length} pads…`);
-  const decoded = await Promise.allSettled(filled.map((p) => decode(sourceUrl(p.hit))));
-  filled.forEach((pad, i) => {
-    const steps = stepsFor(pad.slot, isOther(pad.slot) ? other++ : 0);
-    if (decoded[i].status === "fulfilled") tracks.push({ pad, steps, buffer: decoded[i].value, last: null });
-  });
-  const failed = filled.length - tracks.length;
-  if (!tracks.length) { say("None of the pads could be decoded."); return; }
-  const step = 60 / bpm / 4;
-  const barStart = audioCtx.currentTime + 0.1;
   const b = $("kit-play");
   b.textContent = "■ Stop";
   b.setAttribute("aria-pressed", "true");
-  playing = { timer: 0, voices: [], scheduled: 0 };
-  // Schedule a little ahead on a timer (the clock of the audio context keeps time, the
-  // timer only has to wake up often enough): the bar loops until Stop.
-  let next = 0;
-  const mine = playing;
-  const schedule = () => {
-    const horizon = audioCtx.currentTime + 0.25;
-    while (barStart + next * step < horizon) {
-      const at = barStart + next * step;
-      for (const track of tracks) {
-        if (!track.steps.includes(next % 16)) continue;
-        const voice = audioCtx.createBufferSource();
-        voice.buffer = track.buffer;
-        voice.connect(audioCtx.destination);
-        if (track.last) { try { track.last.stop(at); } catch { /* ended */ } }
-        voice.start(at);
-        track.last = voice;
-        mine.voices.push(voice);
-        mine.scheduled++;
-      }
-      next++;
-      mine.voices = mine.voices.slice(-64);
-    }
-    pads.dataset.scheduled = String(mine.scheduled);
-  };
-  schedule();
-  playing.timer = setInterval(schedule, 50);
-  const hits = tracks.reduce((n, t) => n + t.steps.length, 0);
-  say(`Playing a one-bar pattern at ${Number(bpm.toFixed(2))} BPM: ${tracks.length} pads, ${hits} hits a bar${failed ? ` (${failed} could not be decoded)` : ""}.`);
+  const handle = await pattern.start(filled, bpm, (n) => { pads.dataset.scheduled = String(n); });
+  if (playing !== "loading") { if (handle) handle.stop(); return; } // stopped while loading
+  if (!handle) { stopPattern(); say("None of the pads could be decoded."); return; }
+  playing = handle;
+  const failed = handle.failed ? ` (${handle.failed} could not be decoded)` : "";
+  say(`Playing a one-bar pattern at ${Number(bpm.toFixed(2))} BPM: ${handle.pads} pads, ${handle.hits} hits a bar${failed}.`);
 }
 
 // -- the panel --------------------------------------------------------------------------------
