@@ -26,9 +26,8 @@ from ingest.metadata import (
 )
 from ingest.options import Limits
 from ingest.tags import FileTags, read_tags
-from ingest.workers import audio_listener
+from ingest.workers import audio_listener, decode
 from timbre.audio.analysis import Envelope, Heard
-from timbre.audio.decode import decode_file
 from timbre.audio.key import KeyEstimate
 from timbre.audio.tempo import TempoEstimate
 from timbre.errors import AudioError
@@ -193,12 +192,9 @@ class Rederiver:
         return not _differing(payload, self._derive(payload, path, root, tags, listen))
 
     def _hear(self, real: Path, path: str) -> Listen:
-        audio = decode_file(
-            real,
-            sample_rate=self.limits.sample_rate,
-            max_duration_s=self.limits.max_duration_s,
-            max_file_bytes=self.limits.max_file_bytes,
-        )
+        # Ingest's own decode: the family's rate and resampler, so what is heard is what
+        # ingest heard (another resampler moves the peaks and the tempo's confidence).
+        audio = decode(real, self.limits)
         return audio_listener(path, audio.samples, audio.sample_rate, audio.duration_s)
 
     def _derive(

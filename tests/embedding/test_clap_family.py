@@ -292,8 +292,23 @@ def test_families_share_one_bundle_folder(tmp_path: Path, clap_bundle: Path) -> 
 # -- the hub, through real huggingface_hub against a loopback stand-in ----------------------
 
 
+CLAP_COMMIT = "ada0c23a36c4e8582805bb38fec3905903f18b41"
+"""The commit ``config/default.yaml`` pins (the hub serves files by commit)."""
+
+
+def test_the_clap_checkpoint_is_pinned_to_a_commit() -> None:
+    from timbre.settings import load_settings
+
+    clap = load_settings().models.clap
+    assert (clap.repo, clap.revision) == ("laion/larger_clap_general", CLAP_COMMIT)
+
+
 def _serve_clap(hub: FakeHub, clap_bundle: Path) -> None:
-    hub.add_repo("laion/larger_clap_general", {p.name: p for p in (clap_bundle / "clap").iterdir()})
+    hub.add_repo(
+        "laion/larger_clap_general",
+        {p.name: p for p in (clap_bundle / "clap").iterdir()},
+        commit=CLAP_COMMIT,
+    )
 
 
 def _hub_env(hub: FakeHub, home: Path) -> dict[str, str]:
@@ -317,6 +332,8 @@ def test_download_fetches_verifies_and_writes_the_clap_files(
         assert done.returncode == 0, done.stderr
         assert "verified: clap" in done.stdout
         commit = hub.repos["laion/larger_clap_general"].commit
+        # The pinned commit was asked for, not a branch.
+        assert any(f"/laion/larger_clap_general/resolve/{commit}/" in r for r in hub.requests)
         # A corrupt file is refused: the hub announces another sha256 than the bytes have.
         hub.repos["laion/larger_clap_general"].announced_sha256["model.safetensors"] = "0" * 64
         refused = run_timbre(

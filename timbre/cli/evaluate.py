@@ -40,22 +40,50 @@ def evaluate(
     holds every family's files. Text->audio R@1, R@10 and mAP of plain category queries,
     audio->audio P@10 within a category, and the near-duplicate groups each family finds.
     """
-    from timbre.embedding.embedder import describe_models
     from timbre.settings import load_settings
-    from timbre.store import open_store
 
     settings = load_settings()
-    store = open_store(settings, describe_models(settings.models), reindex=True)
-    try:
-        report = _report(settings, store, labels)
-    finally:
-        store.close()
+    report = _graded(settings, labels)
     if report["chance_level"]:
         typer.echo(f"WARNING: {CHANCE_WARNING}", err=True)
     if as_json:
         typer.echo(json.dumps(report, indent=2))
     else:
         typer.echo(_table(report))
+
+
+def _graded(settings: Settings, labels_csv: Path | None) -> dict[str, Any]:
+    """The report over every family's collection; reading makes no store where none is."""
+    import logging
+
+    from timbre.embedding.embedder import describe_models
+    from timbre.store import embedded_dir, open_store
+
+    if settings.qdrant.url is None and not embedded_dir(settings.data_dir).exists():
+        return _empty_report(labels_csv)
+    info = describe_models(settings.models)
+    # Every family's collection is read here, so a live one of another family than
+    # models.family is expected: the store's advice to re-index is not for this command.
+    lifecycle = logging.getLogger("timbre.store.lifecycle")
+    level = lifecycle.level
+    lifecycle.setLevel(logging.ERROR)
+    try:
+        store = open_store(settings, info, reindex=True)
+    finally:
+        lifecycle.setLevel(level)
+    try:
+        return _report(settings, store, labels_csv)
+    finally:
+        store.close()
+
+
+def _empty_report(labels_csv: Path | None) -> dict[str, Any]:
+    return {
+        "labels": str(labels_csv) if labels_csv else "instrument words of folder and file names",
+        "chance": {},
+        "chance_level": False,
+        "families": {},
+    }
 
 
 def _report(settings: Settings, store: VectorStore, labels_csv: Path | None) -> dict[str, Any]:
@@ -92,6 +120,9 @@ def _report(settings: Settings, store: VectorStore, labels_csv: Path | None) -> 
             )
             continue
         records = store.read_generation(name, FIELDS)
+        if not records:
+            entry["skipped"] = "the collection holds no sounds yet: run `timbre ingest`"
+            continue
         payloads = [r.payload for r in records]
         labels = (
             labels_from_csv(labels_csv, payloads) if labels_csv else labels_from_names(payloads)
@@ -115,7 +146,7 @@ def _report(settings: Settings, store: VectorStore, labels_csv: Path | None) -> 
         entry.update(scores.as_dict(), random_weights=random, models=info.models())
         baseline = chance(labels)
     return {
-        "labels": str(labels_csv) if labels_csv else "instrument words of folder and file names",
+        **_empty_report(labels_csv),
         "chance": baseline,
         "chance_level": chance_level,
         "families": families,

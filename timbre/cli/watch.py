@@ -61,7 +61,7 @@ def _watch(settings: Any) -> None:
         )
         raise typer.Exit(ExitCode.FAILED)
     library = build_library(settings)
-    _adopt_store(library)
+    _adopt_store(settings, library)
     disk = library.disk
     jobs = IngestJobs(
         ingest_runner(settings, library),
@@ -99,16 +99,18 @@ def _watch(settings: Any) -> None:
         library.store.close()
 
 
-def _adopt_store(library: Any) -> None:
+def _adopt_store(settings: Any, library: Any) -> None:
     """Open the store before watching, so a collection the configured models cannot write is
     refused now rather than failing every batch (an unreachable server is retried by jobs)."""
-    from timbre.errors import SchemaMismatchError, UnavailableError
+    from timbre.cli.watching import watch_refusal
+    from timbre.errors import UnavailableError
 
+    refusal = watch_refusal(settings, library)
+    if refusal is not None:
+        raise refusal
     try:
         library.store.get()
     except UnavailableError as exc:
-        if isinstance(exc.__cause__, SchemaMismatchError):
-            raise exc.__cause__ from None
         typer.echo(f"warning: {exc}; each batch tries again", err=True)
 
 

@@ -12,8 +12,16 @@ from app.jobs import IngestJobs
 from app.metrics import Metrics
 from app.schemas import IngestIn
 from ingest.watch import Batch, Watcher, WatchOptions
-from timbre.errors import ConflictError, DiskFullError
+from timbre.errors import (
+    ConflictError,
+    DiskFullError,
+    ModelMismatchError,
+    SchemaMismatchError,
+    TimbreError,
+    UnavailableError,
+)
 from timbre.library_roots import recorded_roots
+from timbre.search import Library
 from timbre.settings import Settings
 
 log = logging.getLogger("timbre.watch")
@@ -119,3 +127,97 @@ def build_watcher(settings: Settings, jobs: IngestJobs, metrics: Metrics | None 
         on_event=lambda kind: metrics.watch_events.labels(kind).inc(),
         on_batch=on_batch,
     )
+
+
+def watch_refusal(settings: Settings, library: Library) -> TimbreError | None:
+    """Why no watcher may run on this data dir: its live collection holds vectors the
+    configured models cannot add to (another family, other models, another schema), so every
+    batch would fail. None when it may (an unreachable store is retried by each job)."""
+    try:
+        library.store.get()
+    except ModelMismatchError as exc:
+        problem: TimbreError = exc
+    except UnavailableError as exc:
+        if not isinstance(exc.__cause__, SchemaMismatchError):
+            return None
+        problem = exc.__cause__
+    except TimbreError:
+        return None
+    else:
+        return None
+    live = _live_collection(settings, library)
+    ours = library.info.family
+    if live is None or live[1] == ours:
+        return problem
+    name, theirs = live
+    # Named by family, whichever check the store tripped first (the vector sizes of two
+    # families differ, and that message names none).
+    return ModelMismatchError(
+        f"the live collection {name!r} holds vectors of the {theirs} model family, but "
+        f"models.family is {ours}. Run `timbre ingest` on the library to re-index with {ours} "
+        f"(it builds a new collection beside the live one and publishes it when complete), or "
+        f"set models.family to {theirs}"
+    )
+
+
+def _live_collection(settings: Settings, library: Library) -> tuple[str, str] | None:
+    """The live collection's name and model family, read as ingest reads it (None: unknown)."""
+    from timbre.embedding.info import family_of_key
+    from timbre.store import open_store
+
+    try:
+        store = open_store(settings, library.info, reindex=True)
+    except Exception:  # only the message is at stake: the store's own one is said instead
+        log.debug("cannot read the live collection's family", exc_info=True)
+        return None
+    try:
+        info = store.live().describe()
+        return info.name, family_of_key(info.audio_key)
+    except Exception:
+        log.debug("cannot read the live collection's family", exc_info=True)
+        return None
+    finally:
+        store.close()
+
+
+class RefusedWatcher:
+    """Stands for a watcher that was not started, so the service's status says why."""
+
+    def __init__(self, roots: Sequence[Path], reason: str) -> None:
+        self.roots = tuple(roots)
+        self.reason = reason
+
+    def start(self) -> None:
+        log.error("watch: not watching: %s", self.reason)
+
+    def stop(self) -> None:
+        pass
+
+    def state(self) -> dict[str, Any]:
+        """The shape of :meth:`ingest.watch.Watcher.state`, idle, with the reason."""
+        roots = [{"path": str(r), "available": r.is_dir(), "problem": None} for r in self.roots]
+        return {
+            "enabled": False,
+            "refused": self.reason,
+            "roots": roots,
+            "events": 0,
+            "batches": 0,
+            "last_event_at": None,
+            "pending": 0,
+            "reconcile_pending": [],
+            "running_job": None,
+            "last_job": None,
+            "last_change": None,
+            "polling": False,
+            "problems": [self.reason],
+        }
+
+
+def service_watcher(
+    settings: Settings, library: Library, jobs: IngestJobs, metrics: Metrics | None = None
+) -> Watcher | RefusedWatcher:
+    """The watcher of ``timbre serve``, or, when its jobs could only fail, one that says why."""
+    refusal = watch_refusal(settings, library)
+    if refusal is not None:
+        return RefusedWatcher(watch_roots(settings), str(refusal))
+    return build_watcher(settings, jobs, metrics)

@@ -235,9 +235,10 @@ def build_app(settings: Settings, service: SearchService | None = None) -> FastA
         library.snapshots.watch(settings.api.snapshot_poll_s)
         stop.append(library.snapshots.stop)
         if settings.watch.enabled:
-            from timbre.cli.watching import build_watcher
+            from timbre.cli.watching import service_watcher
 
-            watcher = build_watcher(settings, app.state.jobs, app.state.metrics)
+            # Refused (said once) when the live collection is another family's.
+            watcher = service_watcher(settings, library, app.state.jobs, app.state.metrics)
             watcher.start()
             watching.append(watcher)
             stop.insert(0, watcher.stop)  # first: no job starts while the rest stops
