@@ -81,7 +81,16 @@ export const SORTS = {
   key: (a, b) => keyOrder(a.key) - keyOrder(b.key),
   duration: (a, b) => (a.duration_s ?? Infinity) - (b.duration_s ?? Infinity),
   pack: (a, b) => collator.compare(a.pack || "\uffff", b.pack || "\uffff"),
+  fit: (a, b) => fitRank(a) - fitRank(b),
 };
+
+/** Fitting samples first, then the least stretch, then the least transposition (as the
+ * service's fit order); samples without a fit (no project) are unknown. */
+function fitRank(hit) {
+  const fit = hit.fit;
+  if (!fit) return Infinity;
+  return (fit.fits ? 0 : 1e6) + Math.abs(fit.stretch_pct || 0) * 100 + Math.abs(fit.semitones || 0);
+}
 
 /** A sorted copy (stable: ties keep the relevance order); ``desc`` reverses known values. */
 export function sorted(hits, by, desc = false) {

@@ -67,6 +67,11 @@ def test_the_project_is_set_remembered_and_carried_by_the_address(
     assert cell.is_visible()
     assert web.overflow() == 0
     web.shot(f"project-search-{width_of(web)}")
+    # Sorted by fit on the page: the fitting rows first.
+    page.select_option("#sort", "fit")
+    order = list(fits_by_id(web).values())
+    assert "false" in order and order == sorted(order, key=lambda f: f != "true")
+    page.select_option("#sort", "relevance")
 
     # A reload keeps the project (this browser remembers it) and the rows' fit.
     page.goto(served.url + "/")
