@@ -197,10 +197,18 @@ function browsePage(offset) {
   return requests.browse({ topK: PAGE, offset });
 }
 
+/** The address carries the words (beside the project): a link reproduces the search. */
+function syncAddress(query) {
+  const url = new URL(location.href);
+  if (query) url.searchParams.set("q", query); else url.searchParams.delete("q");
+  if (url.href !== location.href) history.replaceState(history.state, "", url);
+}
+
 /** Search with what the form says; without words or a reference, list what the filters hold. */
 function run() {
   const query = $("#query").value.trim();
   syncAlpha();
+  syncAddress(query);
   if (query || state.reference || steer.active()) return list("search", searchPage);
   if (filters.current()) return list("browse", browsePage, { title: browseTitle() });
   state.seq++;
@@ -550,6 +558,7 @@ get("/v1/stats").then((stats) => {
 }).catch(() => {});
 collections.refresh().catch((error) => message(`Could not read the collections: ${error.message}`));
 folders.refresh().catch(() => {});
+$("#query").value = new URLSearchParams(location.search).get("q") || "";
 run();
 
 // The watcher changed the library under the page: recount the total, the folders and the

@@ -97,10 +97,14 @@ def test_the_project_is_set_remembered_and_carried_by_the_address(
 
 def test_a_link_with_a_project_opens_with_it(sized: Page, served: Served) -> None:
     web = sized
-    page = web.open("/?bpm=90&key=F%23%20minor")
+    page = web.open("/?bpm=90&key=F%23%20minor&q=warm%20pad")
     assert page.locator("#project-bpm").input_value() == "90"
     assert page.locator("#project-key").input_value() == "F#m"  # any spelling reads
+    # The words of the link are searched at once, with the project.
+    page.wait_for_selector("#results .hit")
+    assert page.locator("#query").input_value() == "warm pad"
     web.search("pad")
+    assert "q=pad" in page.url and "bpm=90" in page.url
     assert web.page.locator("#results .hit .col.fit[data-fits]").count() > 0
     # The × forgets the project: no fit, no controls, nothing in the address.
     web.relisted(
