@@ -73,9 +73,12 @@ def stretch_factor(source_bpm: float, target_bpm: float) -> float:
     return source_bpm / played
 
 
-def match(samples: np.ndarray, sample_rate: int, *, ratio: float, semitones: int) -> np.ndarray:
+def match(
+    samples: np.ndarray, sample_rate: int, *, ratio: float, semitones: int, loop: bool = True
+) -> np.ndarray:
     """``samples`` lasting ``ratio`` times as long (``round(frames * ratio)`` frames) at the same
-    pitch, transposed by ``semitones``, as a loop (its end runs into its start).
+    pitch, transposed by ``semitones``; as a loop (its end runs into its start) unless ``loop``
+    is False (a one-shot: silence before and after it, so nothing of its attack reaches its end).
 
     ``samples``: float audio, mono ``[frames]`` (as :func:`timbre.audio.decode.decode_file`
     gives it) or ``[frames, channels]`` (as soundfile reads it); the result has the same layout,
@@ -102,22 +105,25 @@ def match(samples: np.ndarray, sample_rate: int, *, ratio: float, semitones: int
     if ratio == 1.0 and semitones == 0:
         out = frames
     else:
-        out = _match_loop(frames, sample_rate, ratio, int(semitones), n_out)
+        out = _match(frames, sample_rate, ratio, int(semitones), n_out, loop=loop)
     result = np.ascontiguousarray(out.T, dtype=np.float32)
     return result[:, 0] if x.ndim == 1 else result
 
 
-def _match_loop(
-    frames: np.ndarray, sample_rate: int, ratio: float, semitones: int, n_out: int
+def _match(
+    frames: np.ndarray, sample_rate: int, ratio: float, semitones: int, n_out: int, *, loop: bool
 ) -> np.ndarray:
-    """:func:`match` on ``[channels, frames]`` float64 audio, as a circle."""
+    """:func:`match` on ``[channels, frames]`` float64 audio."""
     n_fft = 1 << max(8, round(math.log2(sample_rate * WINDOW_S)))
     pitch = 2.0 ** (semitones / 12)
     # The clip with a few windows of its own tail before it and its head after it: the
     # vocoder's edges fall outside what is kept, and the start has what precedes it in a loop.
     pad = 4 * n_fft
     n_in = frames.shape[1]
-    circle = np.take(frames, np.arange(-pad, n_in + pad), axis=1, mode="wrap")
+    if loop:
+        circle = np.take(frames, np.arange(-pad, n_in + pad), axis=1, mode="wrap")
+    else:
+        circle = np.pad(frames, ((0, 0), (pad, pad)))
     stretched = phase_vocoder(circle, sample_rate, ratio * pitch, n_fft=n_fft)
     if semitones:
         # Played back faster by ``pitch`` (rates as integers: libsoxr's error is below 0.03
@@ -128,7 +134,7 @@ def _match_loop(
     out = stretched[:, start : start + n_out].copy()
     if out.shape[1] < n_out:  # not expected: the padding after the clip is far longer
         out = np.pad(out, ((0, 0), (0, n_out - out.shape[1])))
-    fade = min(round(LOOP_FADE_S * sample_rate), n_out // 4, start)
+    fade = min(round(LOOP_FADE_S * sample_rate), n_out // 4, start) if loop else 0
     if fade > 0:
         # The end turns into what the vocoder wrote just before the start: the same music,
         # whose phases run on into the rendition's first sample.
