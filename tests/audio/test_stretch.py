@@ -234,6 +234,8 @@ def test_the_tempo_folds_to_the_nearest_octave() -> None:
     assert stretch_factor(90, 100) == pytest.approx(0.9)
     assert stretch_factor(170, 80) == pytest.approx(170 / 160)  # 160 is nearer than 80
     assert stretch_factor(200, 40) == pytest.approx(2.5)  # beyond an octave: the caller refuses
+    assert stretch_factor(120, 5e-324) == math.inf  # the float range's ends: no overflow
+    assert stretch_factor(120, 1.7e308) == 0.0
     for bad in ((0, 120), (120, -1), (math.nan, 120), (120, math.inf)):
         with pytest.raises(ValueError):
             stretch_factor(*bad)

@@ -66,11 +66,12 @@ def stretch_factor(source_bpm: float, target_bpm: float) -> float:
         raise ValueError(f"tempi must be finite, got {source_bpm} and {target_bpm}")
     if source_bpm <= 0 or target_bpm <= 0:
         raise ValueError(f"tempi must be positive, got {source_bpm} and {target_bpm}")
-    played = min(
-        (target_bpm, 2 * target_bpm, target_bpm / 2),
-        key=lambda bpm: abs(math.log2(bpm / source_bpm)),
-    )
-    return source_bpm / played
+    # In octaves, so that tempi at the ends of the float range (5e-324) stay finite.
+    octaves = math.log2(source_bpm) - math.log2(target_bpm)
+    fold = min((-1, 0, 1), key=lambda k: abs(octaves - k))  # played at target * 2^fold
+    if abs(octaves - fold) > 16:  # no stretch comes near: say how far, without overflow
+        return math.inf if octaves > fold else 0.0
+    return source_bpm / (target_bpm * 2.0**fold)
 
 
 def match(
