@@ -28,7 +28,6 @@ from app.problems import problem
 from app.routes.browse import MediaDep
 from app.routes.common import audio_url, hit_out
 from app.schemas import HitOut
-from timbre.errors import InvalidRequestError
 from timbre.search.media import MAX_PROJECT_BPM, Matching
 from timbre.store.pathtext import path_text
 
@@ -206,11 +205,7 @@ async def item_audio(
     to a project's tempo (``bpm``) and key (``semitones``); HTTP ranges work on all."""
     # All are sent from a file opened (and, for originals, checked) before the response: an
     # eviction or a replacement of the path meanwhile cannot change what is sent.
-    if bpm is not None or semitones:
-        if rendition == "original":
-            raise InvalidRequestError(
-                "bpm and semitones give a WAV rendition, not the original: drop rendition"
-            )
+    if bpm is not None or semitones:  # always a WAV rendition, whatever ``rendition`` says
         matched = await run_in_threadpool(
             lambda: media.matched_rendition(item_id, bpm=bpm, semitones=semitones)
         )

@@ -4,6 +4,8 @@ through TestClient on the session's small indexed library (loops named with thei
 from __future__ import annotations
 
 import io
+import os
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,8 +16,10 @@ import soundfile as sf
 from fastapi.testclient import TestClient
 
 from ingest.synthetic import Library
-from tests.support.api_fixtures import ok, problem
+from tests.support.api_fixtures import ok
 from timbre.audio.key import estimate_key
+from timbre.errors import AudioError, InvalidRequestError
+from timbre.search.media import MediaService
 
 
 @pytest.fixture(scope="module")
@@ -186,16 +190,29 @@ def test_bad_parameters_are_422_with_a_reason(
     assert head.status_code == 422
 
 
-def test_a_stretch_too_far_and_a_matched_original_are_refused(
+def test_a_stretch_too_far_is_served_unstretched_and_said(
+    client: TestClient, items: list[dict[str, Any]]
+) -> None:
+    """174 BPM at 30 (or 60, or 15) would last 2.9 times as long: beyond what is matched. The
+    request is valid by the API's own schema, so it is served, and the headers say why as is."""
+    loop = _loop(items, 174.0)
+    plain = _audio(client, loop["id"], rendition="wav")
+    for bpm in (30, 5e-324):
+        far = _audio(client, loop["id"], bpm=bpm)
+        assert far.status_code == 200, far.text
+        assert far.headers["x-timbre-unmatched"].startswith("bpm (174 BPM is more than 2x")
+        assert "x-timbre-matched" not in far.headers and far.headers["x-timbre-stretch"] == "1"
+        assert far.content == plain.content
+
+
+def test_matching_always_answers_with_a_wav(
     client: TestClient, items: list[dict[str, Any]]
 ) -> None:
     loop = _loop(items, 174.0)
-    far = problem(_audio(client, loop["id"], bpm=30), 422, "invalid_request")
-    assert "174 BPM" in far["detail"] and "times as long" in far["detail"]
-    both = problem(
-        _audio(client, loop["id"], bpm=124, rendition="original"), 422, "invalid_request"
-    )
-    assert "rendition" in both["detail"]
+    matched = _audio(client, loop["id"], bpm=168)
+    asked_original = _audio(client, loop["id"], bpm=168, rendition="original")
+    assert asked_original.status_code == 200 and asked_original.content == matched.content
+    assert asked_original.headers["content-type"] == "audio/wav"
 
 
 def test_unknown_items_are_404(client: TestClient) -> None:
@@ -220,3 +237,79 @@ def test_a_file_gone_since_indexing_is_answered_as_for_the_plain_rendition(
     assert matched.status_code == plain.status_code, matched.text
     assert matched.json()["code"] == plain.json()["code"]
     assert _audio(client, loop["id"], bpm=126, semitones=1).status_code == 200  # back again
+
+
+class _OneFile:
+    """The two calls MediaService makes of the library, over one real file."""
+
+    def __init__(self, path: Path, payload: dict[str, Any]) -> None:
+        self.path, self.payload = path, payload
+
+    def item(self, item_id: str) -> dict[str, Any]:
+        return self.payload
+
+    def item_file(self, item_id: str) -> Path:
+        return self.path
+
+
+def _media(path: Path, payload: dict[str, Any], cache: Path) -> MediaService:
+    return MediaService(
+        _OneFile(path, payload),  # type: ignore[arg-type]
+        cache,
+        max_file_bytes=1 << 30,
+        max_duration_s=600,
+        rendition_cache_bytes=1 << 30,
+    )
+
+
+def test_a_long_item_is_refused_with_the_reason(tmp_path: Path) -> None:
+    path = tmp_path / "Stem_120bpm.wav"
+    sf.write(path, np.zeros(8000 * 121, np.float32), 8000)
+    media = _media(path, {"bpm": 120.0, "kind": "loop"}, tmp_path / "cache")
+    with pytest.raises(AudioError, match="matching") as refused:
+        media.matched_rendition("a", bpm=124, semitones=0)
+    assert refused.value.code == "too_long"
+    media.wav_rendition("a").close()  # the plain rendition has the general limit
+
+
+def test_concurrent_first_requests_render_once(tmp_path: Path) -> None:
+    path = tmp_path / "Loop_120bpm.wav"
+    sf.write(path, np.random.default_rng(0).uniform(-0.3, 0.3, (88200, 2)), 44100)
+    media = _media(path, {"bpm": 120.0, "kind": "loop"}, tmp_path / "cache")
+    inodes: list[int] = []
+
+    def ask() -> None:
+        rendition = media.matched_rendition("a", bpm=126, semitones=-1)
+        inodes.append(os.fstat(rendition.handle.fileno()).st_ino)
+        rendition.close()
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(inodes) == 4 and len(set(inodes)) == 1  # one file, rendered once
+    assert len(list((tmp_path / "cache" / "renditions").glob("*.wav"))) == 1
+
+
+@pytest.mark.parametrize(
+    ("bpm", "semitones"),
+    [
+        (0.0, 0),
+        (-1.0, 0),
+        (float("nan"), 0),
+        (float("inf"), 0),
+        (1000.0, 0),
+        (None, 13),
+        (None, 1.5),
+    ],
+)
+def test_the_service_refuses_what_the_route_would(
+    tmp_path: Path, bpm: float | None, semitones: Any
+) -> None:
+    """Kit exports call the service directly: the same values are refused there too."""
+    path = tmp_path / "Loop_120bpm.wav"
+    sf.write(path, np.zeros((4410, 2), np.float32), 44100)
+    media = _media(path, {"bpm": 120.0, "kind": "loop"}, tmp_path / "cache")
+    with pytest.raises(InvalidRequestError, match=r"bpm|semitones"):
+        media.matched_rendition("a", bpm=bpm, semitones=semitones)

@@ -182,9 +182,9 @@ class MediaService:
         """A WAV rendition of the item at the project tempo ``bpm`` (its own BPM stretched to
         the nearest of ``bpm``, twice or half it; pitch kept) and transposed by ``semitones``
         (tempo kept), served like :meth:`wav_rendition`. An item without a tempo is not
-        stretched (``matching.unmatched`` says so). InvalidRequestError for a tempo that is
-        not in 0 < bpm <= 999, a transposition beyond ±12, or a loop that would have to
-        stretch past 2x either way."""
+        stretched, nor is one that would have to stretch past 2x either way
+        (``matching.unmatched`` says so). InvalidRequestError for a tempo that is not in
+        0 < bpm <= 999 or a transposition beyond ±12."""
         if bpm is not None and not (math.isfinite(bpm) and 0 < bpm <= MAX_PROJECT_BPM):
             raise InvalidRequestError(
                 f"bpm must be above 0 and at most {MAX_PROJECT_BPM:g}, not {bpm}"
@@ -203,14 +203,14 @@ class MediaService:
                 unmatched.append("bpm (no tempo)")
             else:
                 factor = stretch_factor(own, bpm)
-                if not MIN_RATIO <= factor <= MAX_RATIO:
-                    raise InvalidRequestError(
-                        f"a {own:g} BPM item cannot play at {bpm:g} BPM (or twice or half "
-                        f"it): it would last {factor:.2f} times as long, and matching "
-                        f"stretches from {MIN_RATIO:g} to {MAX_RATIO:g} times"
+                if MIN_RATIO <= factor <= MAX_RATIO:
+                    factor = round(factor, 4)  # the cache key's precision: <= 0.4 ms in 8 s
+                    matched.append(f"bpm={bpm:g}")
+                else:  # served unstretched, as a one-shot is: the request itself was valid
+                    unmatched.append(
+                        f"bpm ({own:g} BPM is more than {MAX_RATIO:g}x from it, twice or half it)"
                     )
-                factor = round(factor, 4)  # the cache key's precision: 0.1 ms in 8 s
-                matched.append(f"bpm={bpm:g}")
+                    factor = 1.0
         if semitones:
             matched.append(f"semitones={semitones}")
         matching = Matching(
@@ -259,7 +259,8 @@ class MediaService:
     def _render_matched(
         self, path: Path, target: Path, factor: float, semitones: int, *, loop: bool
     ) -> None:
-        frames, rate, _ = self._frames(path, min(self.max_duration_s, MAX_MATCHED_S))
+        limit = min(self.max_duration_s, MAX_MATCHED_S)
+        frames, rate, _ = self._frames(path, limit, "matching (for loops and phrases) takes")
         try:
             out = match(frames, rate, ratio=factor, semitones=semitones, loop=loop)
         except ValueError as exc:  # arguments are checked before: what is left is the audio
@@ -279,13 +280,19 @@ class MediaService:
         with replacing(target, mkdir=True) as tmp:
             sf.write(tmp, frames, rate, format="WAV", subtype=wav_subtype)
 
-    def _frames(self, path: Path, max_duration_s: float) -> tuple[np.ndarray, int, str]:
+    def _frames(
+        self, path: Path, max_duration_s: float, limit_is: str = "the limit is"
+    ) -> tuple[np.ndarray, int, str]:
         """The file's float32 ``[frames, channels]`` at its own rate, its rate and subtype."""
         data = self._read(path)
         try:
             with sf.SoundFile(io.BytesIO(data)) as sound:
-                if sound.frames / max(sound.samplerate, 1) > max_duration_s:
-                    raise AudioError(path, f"over the {max_duration_s:g} s limit", code="too_long")
+                if (seconds := sound.frames / max(sound.samplerate, 1)) > max_duration_s:
+                    raise AudioError(
+                        path,
+                        f"{seconds:.1f} s long: {limit_is} {max_duration_s:g} s at most",
+                        code="too_long",
+                    )
                 frames = sound.read(dtype="float32", always_2d=True)
                 return frames, int(sound.samplerate), str(sound.subtype)
         except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
