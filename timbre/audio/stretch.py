@@ -6,16 +6,18 @@ onsets, numpy only:
 1. **Frames**: Hann-windowed frames of ~46 ms, read every ``Ha`` samples and written every
    ``Hs`` (``Hs / Ha`` = the stretch); the shorter of the two hops is a quarter window.
 2. **Phases**: each bin's phase advances by its instantaneous frequency (from the phase
-   change between analysis frames) times the synthesis hop; every bin of a spectral peak's
-   region then turns by the peak's rotation, so a partial's bins stay coherent (no phasiness).
+   change between analysis frames) times the synthesis hop; above 300 Hz every bin of a
+   spectral peak's region then turns by the peak's rotation, so a partial's bins stay
+   coherent (no phasiness).
 3. **Onsets**: frames where much of the spectrum is new (a hit) take their analysis phases
    back unchanged, so drum attacks stay sharp instead of smeared.
 4. **Channels** share one set of rotations, taken from their sum: the stereo image is kept.
 5. **Pitch**: a shift by ``s`` semitones is a stretch by ``2^(s/12)`` more, then a resampling
    back by the same factor (libsoxr, as :mod:`timbre.audio.resample` offers it).
-6. **Loop**: the clip is processed as a circle (padded with its own tail and head) and cut to
-   exactly ``round(frames * ratio)``; its last ~20 ms cross-fade into what precedes its start,
-   so the rendition's end runs into its start without a click.
+6. **Loop**: unless asked for a one-shot (``loop=False``), the clip is processed as a
+   circle (padded with its own tail and head) and cut to exactly ``round(frames * ratio)``;
+   its last ~20 ms cross-fade into what precedes its start, so the rendition's end runs into
+   its start without a click.
 
 Measured by ``bench/bench_stretch.py`` and ``tests/audio/test_stretch.py``; docs/audition.md
 says why this and not a library. A change to what is rendered needs a new ``STRETCH_VERSION``.
@@ -61,7 +63,8 @@ LOOP_FADE_S = 0.02
 def stretch_factor(source_bpm: float, target_bpm: float) -> float:
     """The time factor (rendition length / original length) that plays a loop of
     ``source_bpm`` at ``target_bpm``, or at twice or half it, whichever is nearest: a 62 BPM
-    loop in a 124 BPM project plays unchanged (half time), a 140 one in a 70 project too."""
+    loop in a 124 BPM project plays unchanged (half time), a 140 one in a 70 project too.
+    Tempi dozens of octaves apart give ``inf`` or 0: outside any range a caller accepts."""
     if not (math.isfinite(source_bpm) and math.isfinite(target_bpm)):
         raise ValueError(f"tempi must be finite, got {source_bpm} and {target_bpm}")
     if source_bpm <= 0 or target_bpm <= 0:
