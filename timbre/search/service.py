@@ -327,7 +327,10 @@ class SearchService:
         filter: SearchFilter | None = None,
     ) -> SearchResult:
         """More like the positive examples, less like the negative ones (:mod:`.steer`)."""
-        return steer.recommend(self, steering, top_k=top_k, offset=offset, filter=filter)
+        started = time.perf_counter()
+        found = steer.recommend(self, steering, top_k=top_k, offset=offset, filter=filter)
+        took_ms = (time.perf_counter() - started) * 1e3
+        return SearchResult(found.engine, took_ms, found.hits, found.query, total=found.total)
 
     def stats(self) -> dict[str, Any]:
         """``/v1/stats``: the library's figures and the query side's caches."""

@@ -14,21 +14,20 @@ alike: the snapshot by that vector, Qdrant by its recommend query.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from timbre.errors import InvalidRequestError, NotFoundError, UnavailableError
 from timbre.search import routing
 from timbre.search.library import Library, is_uuid
-from timbre.store import SearchFilter
+from timbre.store import Hit, SearchFilter
 from timbre.store.examples import Examples
 
 if TYPE_CHECKING:
-    from timbre.search.service import SearchResult, SearchService
+    from timbre.search.service import SearchService
 
 MAX_EXAMPLES = 64
 """Examples one query may hold: ids, the text and avoided words together."""
@@ -168,7 +167,9 @@ class Steering:
     avoid: tuple[str, ...] = ()
 
 
-def _checked(steering: Steering) -> tuple[list[str], list[str], TextQuery]:
+def check_steering(steering: Steering) -> tuple[list[str], list[str], TextQuery]:
+    """The distinct positive and negative ids and the parsed text of a recommend query;
+    InvalidRequestError for nothing to look for, an id on both sides or too many examples."""
     positive = list(dict.fromkeys(steering.positive))
     negative = list(dict.fromkeys(steering.negative))
     both = sorted(set(positive) & set(negative))
@@ -176,6 +177,11 @@ def _checked(steering: Steering) -> tuple[list[str], list[str], TextQuery]:
         raise InvalidRequestError(f"ids both positive and negative: {', '.join(both)}")
     text = parse_text(steering.query or "", steering.avoid, require_text=False)
     if not positive and not text.text:
+        if steering.query is not None:
+            raise InvalidRequestError(
+                "the query holds only words to avoid; give a positive id or a query that says "
+                "what to look for too"
+            )
         raise InvalidRequestError("give at least one positive id or a query")
     count = len(positive) + len(negative) + bool(text.text) + len(text.avoid)
     if count > MAX_EXAMPLES:
@@ -189,7 +195,7 @@ def _checked(steering: Steering) -> tuple[list[str], list[str], TextQuery]:
 def examples_of(service: SearchService, steering: Steering) -> tuple[Examples, dict[str, Any]]:
     """The examples of a recommend query and the query as a result shows it. Unknown ids:
     NotFoundError naming every one."""
-    positive, negative, text = _checked(steering)
+    positive, negative, text = check_steering(steering)
     ids = positive + negative
     stored = _stored_vectors(service.library, [i for i in ids if is_uuid(i)])
     unknown = [i for i in ids if i not in stored]
@@ -211,6 +217,16 @@ def examples_of(service: SearchService, steering: Steering) -> tuple[Examples, d
     return examples, described
 
 
+class Recommended(NamedTuple):
+    """Hits of a recommend query, the engine that found them, how many samples it could
+    return (None: not counted) and the query as a result shows it."""
+
+    hits: list[Hit]
+    engine: str
+    total: int | None
+    query: dict[str, Any]
+
+
 def recommend(
     service: SearchService,
     steering: Steering,
@@ -218,12 +234,9 @@ def recommend(
     top_k: int,
     offset: int = 0,
     filter: SearchFilter | None = None,
-) -> SearchResult:
+) -> Recommended:
     """Nearest samples to the examples' average vector, the example ids left out (so a page
     asks every engine for ``offset + top_k`` plus one per example, from the first)."""
-    from timbre.search.service import SearchResult
-
-    started = time.perf_counter()
     examples, described = examples_of(service, steering)
     exclude = set(described["positive"]) | set(described["negative"])
     routed = routing.search(
@@ -237,7 +250,6 @@ def recommend(
         examples=examples,
     )
     kept = [h for h in routed.hits if h.id not in exclude]
-    took_ms = (time.perf_counter() - started) * 1e3
     matching = routed.matching
     if matching is None:
         matching = service.library.matching(filter)
@@ -247,5 +259,4 @@ def recommend(
         unfiltered = filter is None or filter.is_empty
         seen = len(exclude) if unfiltered else len(routed.hits) - len(kept)
         total = max(0, matching - seen)
-    hits = kept[offset : offset + top_k]
-    return SearchResult(routed.engine, took_ms, hits, described, total=total)
+    return Recommended(kept[offset : offset + top_k], routed.engine, total, described)
