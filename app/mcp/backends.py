@@ -17,6 +17,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from app.routes.common import AudioUrl, filter_of, hit_out, result_out
+from app.routes.recommend import run_recommend
 from app.routes.search import batch_out, run_audio, run_batch, run_text
 from app.schemas import (
     AudioSearchIn,
@@ -32,6 +33,7 @@ from app.schemas import (
 )
 from app.schemas.collections import CollectionOut, CollectionsOut
 from app.schemas.mcp import CollectionItemsOut
+from app.schemas.recommend import RecommendIn
 from timbre.collections_db import CollectionInfo, Collections
 from timbre.errors import NotFoundError
 from timbre.search import AudioRef, SearchResult, SearchService
@@ -58,6 +60,8 @@ class Backend(Protocol):
         ...
 
     def search_batch(self, body: BatchSearchIn) -> BatchOut: ...
+
+    def recommend(self, body: RecommendIn) -> SearchOut: ...
 
     def item(self, item_id: str) -> HitOut: ...
 
@@ -104,6 +108,9 @@ class LocalBackend:
 
     def search_batch(self, body: BatchSearchIn) -> BatchOut:
         return batch_out(body, run_batch(self.service, self.api, body), self._out)
+
+    def recommend(self, body: RecommendIn) -> SearchOut:
+        return self._out(run_recommend(self.service, self.api, body))
 
     def item(self, item_id: str) -> HitOut:
         return hit_out(self._audio_url, None, item_id, self.service.library.item(item_id))
@@ -204,6 +211,9 @@ class HttpBackend:
 
     def search_batch(self, body: BatchSearchIn) -> BatchOut:
         return self._call(BatchOut, "POST", "/v1/search/batch", json=self._json(body))
+
+    def recommend(self, body: RecommendIn) -> SearchOut:
+        return self._call(SearchOut, "POST", "/v1/search/recommend", json=self._json(body))
 
     def item(self, item_id: str) -> HitOut:
         return self._call(HitOut, "GET", f"/v1/items/{quote(item_id, safe='')}")

@@ -38,6 +38,7 @@ from app.schemas.mcp import (
     SamplesOut,
     SimilarIn,
 )
+from app.schemas.recommend import RecommendIn
 from timbre import __version__
 from timbre.errors import TimbreError
 
@@ -93,6 +94,13 @@ class ToolSpec:
         )
 
 
+def _similar(backend: Backend, args: SimilarIn) -> SamplesOut:
+    request = args.to_http()
+    if isinstance(request, RecommendIn):
+        return SamplesOut.of(backend.recommend(request))
+    return SamplesOut.of(backend.search_audio(request))
+
+
 def _overview(backend: Backend, args: OverviewIn) -> FacetsOut:
     return backend.facets(OVERVIEW_FIELDS, args.filter)
 
@@ -111,10 +119,11 @@ TOOLS: tuple[ToolSpec, ...] = (
         "similar_samples",
         "Similar samples",
         "Find samples that sound like an indexed one (by id); with a query, steer by text "
-        "(alpha = weight of the text).",
+        "(alpha = weight of the text). Steer away from samples the user rejected (unlike: "
+        "their ids) and from words (avoid, or '-word' in the query, e.g. 'darker -noise').",
         SimilarIn,
         SamplesOut,
-        lambda b, a: SamplesOut.of(b.search_audio(a.to_http())),
+        _similar,
     ),
     ToolSpec(
         "build_palette",

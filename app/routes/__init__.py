@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.routes import admin, browse, collections, items, library, search
+from app.routes import admin, browse, collections, items, library, recommend, search
 
 ROUTERS: tuple[APIRouter, ...] = (
     search.router,
     search.uploads,
+    recommend.router,
     items.router,
     browse.router,
     collections.read,
