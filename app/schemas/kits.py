@@ -1,0 +1,162 @@
+"""Kits of 8 or 16 pads as the API takes and shows them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from app.schemas.collections import NAME_MAX_CHARS, NAME_PATTERN
+from app.schemas.filters import NOT_A_BOOL
+from app.schemas.search import HitOut
+from timbre.fit import MAX_BPM, ProjectContext
+from timbre.search.kits import MAX_SLOT_CHARS
+
+KitName = Annotated[
+    str,
+    Field(
+        max_length=NAME_MAX_CHARS,
+        pattern=NAME_PATTERN,
+        description="a kit name (the rules of collection names)",
+        examples=["Techno kit"],
+    ),
+]
+SlotText = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_SLOT_CHARS,
+        pattern=r"[^\s\x1c-\x1f\x85]",
+        description="a slot label, searched as text: 'kick', 'closed hat', '808 snare'",
+    ),
+]
+PadCount = Annotated[Literal[8, 16], Field(description="8 or 16 pads")]
+
+
+class KitContextIn(BaseModel):
+    """The project a kit is for; fill and swap prefer samples that fit it."""
+
+    model_config = ConfigDict(extra="forbid")
+    bpm: Annotated[float, Field(gt=0, le=MAX_BPM, allow_inf_nan=False), NOT_A_BOOL] | None = Field(
+        default=None, description="the project's tempo"
+    )
+    key: str | None = Field(
+        default=None, max_length=40, description="the project's key, e.g. 'Am', 'F# minor'"
+    )
+    tolerance_pct: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False), NOT_A_BOOL] | None = (
+        Field(default=None, description="stretch that still fits, in percent (default 8)")
+    )
+    sort: Literal["score", "fit"] | None = Field(
+        default=None, description="accepted for symmetry with search; a kit always prefers fit"
+    )
+    only_fitting: bool = Field(
+        default=False,
+        strict=True,
+        description="leave a pad empty rather than put a sample that does not fit on it",
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> KitContextIn:
+        if self.bpm is None and self.key is None:
+            raise ValueError("a project context needs a bpm, a key or both")
+        return self
+
+    def to_context(self) -> ProjectContext:
+        """The project context (InvalidRequestError: a key no one can read)."""
+        if self.tolerance_pct is None:
+            return ProjectContext.of(self.bpm, self.key)
+        return ProjectContext.of(self.bpm, self.key, self.tolerance_pct)
+
+
+class KitPreviewIn(BaseModel):
+    """A kit to fill without saving it."""
+
+    model_config = ConfigDict(extra="forbid")
+    pads: PadCount = 16
+    slots: list[SlotText] | None = Field(
+        default=None,
+        max_length=16,
+        description="a label per pad, in order; missing ones take the defaults",
+    )
+    context: KitContextIn | None = None
+
+
+class KitIn(KitPreviewIn):
+    name: KitName
+    fill: bool = Field(
+        default=True, strict=True, description="fill the pads now (distinct, fitting samples)"
+    )
+
+
+class PadIn(BaseModel):
+    """A sample for a pad (drop a result on it), a new slot label, or both."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str | None = Field(default=None, description="an indexed sample's id")
+    slot: SlotText | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> PadIn:
+        if self.id is None and self.slot is None:
+            raise ValueError("give an id, a slot, or both")
+        return self
+
+
+class LockIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    locked: bool = Field(strict=True, description="kept by fill and swap-all when true")
+
+
+class FitOut(BaseModel):
+    """How the pad's sample fits the kit's project (timbre.fit)."""
+
+    fits: bool
+    stretch_pct: float | None = None
+    tempo_multiple: float | None = None
+    key_relation: str | None = None
+    semitones: int | None = None
+
+
+class PadOut(BaseModel):
+    index: int = Field(description="1 to 8 or 16")
+    midi_note: int = Field(description="the note it plays on export: 35 + index (pad 1 = 36)")
+    slot: str
+    id: str | None = Field(default=None, description="its sample (null: empty)")
+    locked: bool
+    missing: bool = Field(
+        description="its sample is no longer indexed, or its file is gone (export skips it)"
+    )
+    hit: HitOut | None = Field(default=None, description="its sample (null: empty or unindexed)")
+    fit: FitOut | None = Field(default=None, description="null without a project context")
+    note: str | None = Field(
+        default=None, description="how it was chosen, e.g. that nothing fitting was found"
+    )
+    path_hint: str | None = Field(default=None, description="its path when it was chosen")
+
+
+class KitContextOut(BaseModel):
+    bpm: float | None = None
+    key: str | None = None
+    tolerance_pct: float
+    only_fitting: bool = False
+
+
+class KitSummaryOut(BaseModel):
+    name: str
+    size: int = Field(description="8 or 16 pads")
+    filled: int = Field(description="pads holding a sample")
+    created_at: str
+    updated_at: str
+
+
+class KitsOut(BaseModel):
+    kits: list[KitSummaryOut]
+
+
+class KitOut(BaseModel):
+    name: str | None = Field(description="null for a kit filled without being saved")
+    size: int
+    pads: list[PadOut]
+    context: KitContextOut | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
