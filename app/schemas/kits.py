@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from copy import copy
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.schemas.collections import NAME_MAX_CHARS, NAME_PATTERN
 from app.schemas.filters import NOT_A_BOOL
+from app.schemas.mcp import SampleBrief
 from app.schemas.search import HitOut
 from timbre.fit import MAX_BPM, ProjectContext
 from timbre.search.kits import MAX_SLOT_CHARS
@@ -160,3 +162,51 @@ class KitOut(BaseModel):
     context: KitContextOut | None = None
     created_at: str | None = None
     updated_at: str | None = None
+
+
+# -- the MCP tool build_kit: the HTTP models above, results trimmed as other tools trim hits --
+
+
+class BuildKitIn(KitPreviewIn):
+    """A kit for a track: its slots, pad count and project; saved when named."""
+
+    pads: PadCount = 8
+    name: KitName | None = Field(default=None, description="save the kit under this name")
+
+
+def _as_in_pad(field: str) -> Any:
+    """The field of :class:`PadOut` itself, so that the two cannot drift."""
+    return copy(PadOut.model_fields[field])
+
+
+class KitPadBrief(BaseModel):
+    index: int = _as_in_pad("index")
+    midi_note: int = _as_in_pad("midi_note")
+    slot: str
+    sample: SampleBrief | None = Field(default=None, description="null: nothing found for it")
+    fit: FitOut | None = _as_in_pad("fit")
+    note: str | None = _as_in_pad("note")
+
+
+class BuildKitOut(BaseModel):
+    name: str | None = Field(default=None, description="where it was saved (null: not saved)")
+    context: KitContextOut | None = None
+    pads: list[KitPadBrief]
+
+    @classmethod
+    def of(cls, kit: KitOut) -> BuildKitOut:
+        return cls(
+            name=kit.name,
+            context=kit.context,
+            pads=[
+                KitPadBrief(
+                    index=p.index,
+                    midi_note=p.midi_note,
+                    slot=p.slot,
+                    sample=SampleBrief.of(p.hit) if p.hit is not None else None,
+                    fit=p.fit,
+                    note=p.note,
+                )
+                for p in kit.pads
+            ],
+        )
