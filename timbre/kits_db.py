@@ -35,7 +35,7 @@ MAX_NAME_CHARS = 64
 MAX_SWAPPED = 64
 """Ids a pad remembers having swapped away (so swapping again moves on, not back)."""
 
-_NAME = re.compile(r"[^\x00-\x1f\x7f/\\]+")
+_NAME = re.compile(r"[^\x00-\x1f\x7f/\\\ud800-\udfff]+")  # lone surrogates: not text
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kits (

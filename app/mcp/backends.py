@@ -255,5 +255,5 @@ class HttpBackend:
     def build_kit(self, body: BuildKitIn) -> KitOut:
         data = self._json(body)
         if body.name is None:
-            return self._call(KitOut, "POST", "/v1/kits/preview", json=data)
+            return self._call(KitOut, "POST", "/v1/search/kit", json=data)
         return self._call(KitOut, "POST", "/v1/kits", json=data)

@@ -110,7 +110,7 @@ async def create_kit(body: KitIn, request: Request, kits: KitsDep) -> KitOut:
     return _out(request, await run_in_threadpool(create, kits, body))
 
 
-@read.post("/v1/kits/preview", response_model=KitOut, responses=BODY_PROBLEMS)
+@read.post("/v1/search/kit", response_model=KitOut, responses=BODY_PROBLEMS)
 async def preview_kit(body: KitPreviewIn, request: Request, kits: KitsDep) -> KitOut:
     """Fill a kit as ``POST /v1/kits`` would, without saving it."""
     return _out(request, await run_in_threadpool(preview, kits, body))

@@ -6,6 +6,7 @@ from copy import copy
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.config import JsonDict
 
 from app.schemas.collections import NAME_MAX_CHARS, NAME_PATTERN
 from app.schemas.filters import NOT_A_BOOL
@@ -23,27 +24,66 @@ KitName = Annotated[
         examples=["Techno kit"],
     ),
 ]
+_CONTROL = r"\x00-\x1f\x7f"
+_SPACES = r" \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+SLOT_PATTERN = rf"^[^{_CONTROL}]*[^\s{_CONTROL}{_SPACES}][^{_CONTROL}]*$"
+"""A slot label (timbre.search.kits.check_slot): no control characters, something besides
+white space."""
+KEY_PATTERN = (
+    r"^\s*[A-Ga-g](#|b|♯|♭|[- ]?([Ss][Hh][Aa][Rr][Pp]|[Ff][Ll][Aa][Tt]))?\s?"
+    r"([Mm][Ii][Nn][Oo][Rr]|[Mm][Aa][Jj][Oo][Rr]|[Mm][Ii][Nn]|[Mm][Aa][Jj]|m|M)?\s*$"
+)
+"""A key as timbre.musickey.normalize_key reads it: 'Am', 'F# minor', 'Bb', 'C major'."""
 SlotText = Annotated[
     str,
     Field(
         min_length=1,
         max_length=MAX_SLOT_CHARS,
-        pattern=r"[^\s\x1c-\x1f\x85]",
+        pattern=SLOT_PATTERN,
         description="a slot label, searched as text: 'kick', 'closed hat', '808 snare'",
     ),
 ]
 PadCount = Annotated[Literal[8, 16], Field(description="8 or 16 pads")]
 
 
+_BPM_OR_KEY: JsonDict = {
+    "anyOf": [
+        {"required": ["bpm"], "properties": {"bpm": {"type": "number"}}},
+        {"required": ["key"], "properties": {"key": {"type": "string"}}},
+    ]
+}
+_ID_OR_SLOT: JsonDict = {
+    "anyOf": [
+        {"required": ["id"], "properties": {"id": {"type": "string"}}},
+        {"required": ["slot"], "properties": {"slot": {"type": "string"}}},
+    ]
+}
+
+
+def _slots_within(default_pads: int) -> JsonDict:
+    """At most as many slots as pads, which a field's own schema cannot say."""
+    other = 16 if default_pads == 8 else 8
+    return {
+        "if": {"required": ["pads"], "properties": {"pads": {"const": other}}},
+        "then": {"properties": {"slots": {"anyOf": [{"maxItems": other}, {"type": "null"}]}}},
+        "else": {
+            "properties": {"slots": {"anyOf": [{"maxItems": default_pads}, {"type": "null"}]}}
+        },
+    }
+
+
 class KitContextIn(BaseModel):
     """The project a kit is for; fill and swap prefer samples that fit it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_BPM_OR_KEY)
     bpm: Annotated[float, Field(gt=0, le=MAX_BPM, allow_inf_nan=False), NOT_A_BOOL] | None = Field(
         default=None, description="the project's tempo"
     )
     key: str | None = Field(
-        default=None, max_length=40, description="the project's key, e.g. 'Am', 'F# minor'"
+        default=None,
+        max_length=40,
+        pattern=KEY_PATTERN,
+        description="the project's key, e.g. 'Am', 'F# minor'",
     )
     tolerance_pct: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False), NOT_A_BOOL] | None = (
         Field(default=None, description="stretch that still fits, in percent (default 8)")
@@ -73,7 +113,7 @@ class KitContextIn(BaseModel):
 class KitPreviewIn(BaseModel):
     """A kit to fill without saving it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_slots_within(16))
     pads: PadCount = 16
     slots: list[SlotText] | None = Field(
         default=None,
@@ -93,7 +133,7 @@ class KitIn(KitPreviewIn):
 class PadIn(BaseModel):
     """A sample for a pad (drop a result on it), a new slot label, or both."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_ID_OR_SLOT)
     id: str | None = Field(default=None, description="an indexed sample's id")
     slot: SlotText | None = None
 
@@ -169,6 +209,8 @@ class KitOut(BaseModel):
 
 class BuildKitIn(KitPreviewIn):
     """A kit for a track: its slots, pad count and project; saved when named."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_slots_within(8))
 
     pads: PadCount = 8
     name: KitName | None = Field(default=None, description="save the kit under this name")

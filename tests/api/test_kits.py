@@ -199,7 +199,18 @@ def test_bad_kits_are_refused_with_a_422(client: TestClient, body: dict[str, Any
     refused(client.post("/v1/kits", json=body))
 
 
-def test_a_bpm_that_is_not_a_number_is_a_422(client: TestClient) -> None:
+def test_text_that_is_not_text_or_a_bpm_that_is_not_a_number_is_a_422(
+    client: TestClient,
+) -> None:
+    for raw in (
+        '{"name": "lone \\ud800 surrogate", "pads": 8}',
+        '{"name": "slots", "pads": 8, "slots": ["kick \\udc00"]}',
+        '{"name": "key", "pads": 8, "context": {"key": "A\\ud800m"}}',
+    ):
+        response = client.post(
+            "/v1/kits", content=raw, headers={"content-type": "application/json"}
+        )
+        refused(response)
     for raw in ('{"name": "nan kit", "pads": 8, "context": {"bpm": NaN}}',
                 '{"name": "inf kit", "pads": 8, "context": {"bpm": Infinity}}'):  # fmt: skip
         response = client.post(
@@ -232,15 +243,12 @@ def test_unknown_kits_and_pads_are_404_and_bad_indexes_422(client: TestClient) -
     )
     problem(client.get(f"/v1/kits/{name}/export?format=wav"), 422, "validation_error")
     # nothing on any pad: nothing to export, said plainly
-    body = problem(client.get(f"/v1/kits/{name}/export"), 422, "invalid_request")
+    body = problem(client.get(f"/v1/kits/{name}/export"), 409, "conflict")
     assert "no samples" in body["detail"]
-    # a matched export needs the project the kit was made for
-    make_body = problem(client.get(f"/v1/kits/{name}/export?matched=true"), 422, "invalid_request")
-    assert make_body["detail"]
 
 
 def test_a_preview_fills_a_kit_without_saving_it(client: TestClient) -> None:
     before = {k["name"] for k in ok(client.get("/v1/kits"))["kits"]}
-    kit = ok(client.post("/v1/kits/preview", json={"pads": 8, "context": {"bpm": 128}}))
+    kit = ok(client.post("/v1/search/kit", json={"pads": 8, "context": {"bpm": 128}}))
     assert kit["name"] is None and len(set(ids_of(kit))) == 8
     assert {k["name"] for k in ok(client.get("/v1/kits"))["kits"]} == before

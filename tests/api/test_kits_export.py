@@ -167,9 +167,8 @@ def test_export_refusals(client: TestClient) -> None:
         problem(
             client.get(f"/v1/kits/{kit['name']}/export", params=params), 422, "validation_error"
         )
+    # a matched export needs the project the kit was made for
     body = problem(
-        client.get(f"/v1/kits/{kit['name']}/export", params={"matched": "true"}),
-        422,
-        "invalid_request",
+        client.get(f"/v1/kits/{kit['name']}/export", params={"matched": "true"}), 409, "conflict"
     )
-    assert "context" in body["detail"]
+    assert "no project context" in body["detail"]

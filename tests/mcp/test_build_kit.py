@@ -72,7 +72,7 @@ def test_a_kit_for_a_project_has_distinct_samples_and_says_how_each_fits(url: st
         assert pad["fit"]["fits"] is True  # one-shot drums: no tempo, no key to clash
     assert pads[0]["sample"]["instrument"] == "kick"
     # the HTTP API fills the same kit
-    preview = httpx.post(f"{url}/v1/kits/preview", json=arguments, timeout=60)
+    preview = httpx.post(f"{url}/v1/search/kit", json=arguments, timeout=60)
     assert preview.status_code == 200, preview.text
     assert [p["id"] for p in preview.json()["pads"]] == ids
 

@@ -38,6 +38,7 @@ import soundfile as sf
 
 from timbre.audio.resample import resample
 from timbre.errors import (
+    ConflictError,
     ContentChangedError,
     ForbiddenPathError,
     InvalidRequestError,
@@ -212,19 +213,22 @@ class KitExporter:
     def plan(
         self, name: str, fmt: ExportFormat, *, matched: bool = False, mono: bool = False
     ) -> KitExportPlan:
-        """What an export of kit ``name`` holds (InvalidRequestError when no pad has a sample,
-        or ``matched`` without a project context or a rendition source)."""
+        """What an export of kit ``name`` holds. ConflictError when the kit's state allows no
+        such export: no pad has a sample; ``matched`` for a kit without a project context, or
+        in a service without matched renditions."""
         if fmt not in FORMATS:
             raise InvalidRequestError(f"format: one of {', '.join(FORMATS)}, not {fmt!r}")
         view = self.kits.get(name)
         assert view.name is not None
         if not any(p.pad.id for p in view.pads):
-            raise InvalidRequestError(f"kit {view.name!r} has no samples to export: fill it first")
+            raise ConflictError(f"kit {view.name!r} has no samples to export: fill it first")
         context = context_of(view.context)
         if matched and context is None:
-            raise InvalidRequestError("matched: this kit has no project context (bpm, key)")
+            raise ConflictError(
+                f"matched: kit {view.name!r} has no project context (bpm, key) to match to"
+            )
         if matched and self.matched is None:
-            raise InvalidRequestError("matched: matched renditions are not available here")
+            raise ConflictError("matched: this service makes no matched renditions")
         entries, missing = [], []
         for pad_view in view.pads:
             pad = pad_view.pad

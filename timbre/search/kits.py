@@ -24,7 +24,7 @@ from typing import Any
 
 from timbre.errors import ConflictError, InvalidRequestError, NotFoundError
 from timbre.fit import Fit, ProjectContext, fit_of
-from timbre.kits_db import PAD_COUNTS, KitInfo, KitRecord, Kits, Pad
+from timbre.kits_db import PAD_COUNTS, KitInfo, KitRecord, Kits, Pad, check_kit_name
 from timbre.search.palette import ONE_SHOT, BatchQuery
 from timbre.search.service import AudioRef, SearchService
 from timbre.store import Hit, SearchFilter
@@ -53,7 +53,7 @@ DRUM_WORDS = frozenset({
 """Words that make a slot a drum slot, searched among one-shots first."""
 
 MAX_SLOT_CHARS = 40
-_SLOT = re.compile(r"[^\x00-\x1f\x7f]+")
+_SLOT = re.compile(r"[^\x00-\x1f\x7f\ud800-\udfff]+")  # no control, no lone surrogate
 _WORD = re.compile(r"[a-z0-9]+")
 POOL_EXTRA = 16
 """Hits asked beyond the pads already taken, so a slot still has choices after them."""
@@ -270,12 +270,13 @@ class KitsService:
     ) -> KitView:
         """A new kit, saved (ConflictError when the name is taken: checked before searching)."""
         db = self._store()
+        name = check_kit_name(name)
         try:
             db.get(name)
         except NotFoundError:
             pass
         else:
-            raise ConflictError(f"a kit named {name.strip()!r} already exists")
+            raise ConflictError(f"a kit named {name!r} already exists")
         pads, stored, scores = self.compose(
             size, slots, context, only_fitting=only_fitting, fill=fill
         )
