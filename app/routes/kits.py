@@ -176,7 +176,7 @@ async def swap_all(name: KitName, request: Request, kits: KitsDep) -> KitOut:
 @read.get(
     "/v1/kits/{name}/export",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/zip": {}}}},
+    responses={200: {"content": {"application/zip": {}}}, **problems(409)},
 )
 async def export_kit(
     name: KitName,
@@ -188,7 +188,8 @@ async def export_kit(
     mono: Annotated[bool, Query(description="mix every sample down to mono")] = False,
 ) -> StreamingResponse:
     """A zip for a sampler: pad n on MIDI note 35 + n; what could not be included is listed in
-    MISSING.txt (and counted in ``X-Timbre-Missing``). 422 for a kit with no samples."""
+    MISSING.txt (and counted in ``X-Timbre-Missing``). 409 for a kit with no samples, or a
+    matched export of a kit without a project context."""
     plan = await run_in_threadpool(lambda: exporter.plan(name, format, matched=matched, mono=mono))
     filename = f"{plan.folder}-{format}.zip"
     ascii_name = filename.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
