@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-from urllib.parse import quote
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -26,6 +26,8 @@ from app.schemas.kits import (
     PadIn,
     PadOut,
 )
+from app.schemas.search import HitOut
+from timbre.fit import Fit
 from timbre.search.kit_export import ExportFormat, KitExporter
 from timbre.search.kits import KitsService, KitView
 
@@ -64,7 +66,7 @@ def kit_out(url: AudioUrl, view: KitView) -> KitOut:
                 locked=pad.locked,
                 missing=p.missing,
                 hit=hit,
-                fit=FitOut(**p.fit.as_dict()) if p.fit is not None else None,
+                fit=_fit(p.fit, hit, view.context) if p.fit is not None else None,
                 note=pad.note,
                 path_hint=pad.path_hint,
             )
@@ -78,6 +80,18 @@ def kit_out(url: AudioUrl, view: KitView) -> KitOut:
         created_at=info.created_at if info else None,
         updated_at=info.updated_at if info else None,
     )
+
+
+def _fit(fit: Fit, hit: HitOut | None, context: dict[str, Any] | None) -> FitOut:
+    """A pad's fit, with the URL of its matched rendition (contract of matched audition)."""
+    out = FitOut(**fit.as_dict())
+    bpm = (context or {}).get("bpm")
+    stretch = bool(fit.stretch_pct) and bpm is not None
+    if hit is not None and (stretch or fit.semitones):
+        query = {"bpm": f"{bpm:g}"} if stretch else {}
+        query["semitones"] = str(fit.semitones or 0)
+        out.audio_url = f"{hit.audio_url}?{urlencode(query)}"
+    return out
 
 
 def _out(request: Request, view: KitView) -> KitOut:

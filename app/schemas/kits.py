@@ -13,7 +13,7 @@ from app.schemas.filters import NOT_A_BOOL
 from app.schemas.mcp import SampleBrief
 from app.schemas.search import HitOut
 from timbre.fit import MAX_BPM, ProjectContext
-from timbre.search.kits import MAX_SLOT_CHARS
+from timbre.search.kit_slots import MAX_SLOT_CHARS
 
 KitName = Annotated[
     str,
@@ -157,6 +157,10 @@ class FitOut(BaseModel):
     tempo_multiple: float | None = None
     key_relation: str | None = None
     semitones: int | None = None
+    audio_url: str | None = Field(
+        default=None,
+        description="the rendition matched to the project (null: nothing needs matching)",
+    )
 
 
 class PadOut(BaseModel):

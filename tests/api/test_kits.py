@@ -91,6 +91,8 @@ def test_a_melodic_slot_prefers_a_fitting_key_and_says_when_none_fits(
     kit = make(client, pads=8, slots=["bass", "pad", "lead", "pluck"], context={"key": "Gm"})
     bass, pad, lead, pluck = kit["pads"][:4]
     assert bass["fit"] == {**bass["fit"], "fits": True, "key_relation": "same", "semitones": 0}
+    assert bass["fit"]["audio_url"] is None  # nothing to match
+    assert lead["fit"]["audio_url"] == f"{lead['hit']['audio_url']}?semitones=-2"  # Am -> Gm
     assert pad["fit"] == {**pad["fit"], "fits": True, "key_relation": "relative"}
     assert bass["note"] is None and pad["note"] is None
     for pad_out in (lead, pluck):  # nothing fits: the best by sound, and the pad says so
@@ -112,7 +114,7 @@ def test_swap_moves_to_a_neighbour_never_back_and_never_onto_another_pad(
     first = kit["pads"][0]["id"]
     seen = {first}
     for _ in range(3):
-        kit = ok(client.post(f"/v1/kits/{name}/pads/1/swap"))
+        kit = ok(client.post(f"/v1/kits/{name}/pads/1/swap", json={}))  # as the page sends it
         now = kit["pads"][0]["id"]
         assert now not in seen  # the ones swapped away do not come back
         seen.add(now)

@@ -11,9 +11,8 @@ from timbre.errors import ConflictError, InvalidRequestError, NotFoundError
 from timbre.fit import ProjectContext
 from timbre.kits_db import MAX_SWAPPED, Kits, Pad
 from timbre.search.kit_export import hardware_name, plugin_name
-from timbre.search.kits import (
+from timbre.search.kit_slots import (
     DEFAULT_SLOTS,
-    _Fill,
     check_slot,
     context_dict,
     context_of,
@@ -21,6 +20,7 @@ from timbre.search.kits import (
     slot_filter,
     slots_for,
 )
+from timbre.search.kits import _Fill
 from timbre.store import Hit
 
 

@@ -47,7 +47,8 @@ from timbre.errors import (
 )
 from timbre.fit import fit_of
 from timbre.search.collections import MISSING_NOTE, _Sink, safe_name
-from timbre.search.kits import FIRST_NOTE, KitsService, context_of
+from timbre.search.kit_slots import FIRST_NOTE, context_of
+from timbre.search.kits import KitsService
 
 ExportFormat = Literal["sfz", "decentsampler", "hardware"]
 FORMATS: tuple[ExportFormat, ...] = ("sfz", "decentsampler", "hardware")

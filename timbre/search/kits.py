@@ -4,10 +4,11 @@ The rules, in order:
 
 - **fill**: every empty, unlocked pad gets the best text match for its slot label (one
   batched search, :meth:`SearchService.search_batch`, so a label naming an instrument the
-  library holds filters on it), never a sample already on another pad. A drum slot (its label
-  holds a word of :data:`DRUM_WORDS`) looks among one-shots first, then anywhere. With a
-  project context, the best *fitting* hit wins (:func:`timbre.fit.fit_of`); when none fits,
-  the best by score does and the pad's note says so (``only_fitting`` leaves it empty).
+  library holds filters on it), never a sample already on another pad. A drum slot (its
+  label holds a word of :data:`~timbre.search.kit_slots.DRUM_WORDS`) looks among one-shots
+  first, then anywhere. With a project context, the best *fitting* hit wins
+  (:func:`timbre.fit.fit_of`); when none fits, the best by score does and the pad's note says
+  so (``only_fitting`` leaves it empty).
 - **swap**: a pad's sample is replaced by the one most like it (its stored vector), not on
   another pad and not swapped away from that pad before, fitting first.
 - **lock**: fill and swap-all keep a locked pad; a locked pad refuses a new sample, a clear
@@ -16,7 +17,6 @@ The rules, in order:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,96 +24,22 @@ from typing import Any
 
 from timbre.errors import ConflictError, InvalidRequestError, NotFoundError
 from timbre.fit import Fit, ProjectContext, fit_of
-from timbre.kits_db import PAD_COUNTS, KitInfo, KitRecord, Kits, Pad, check_kit_name
-from timbre.search.palette import ONE_SHOT, BatchQuery
+from timbre.kits_db import KitInfo, KitRecord, Kits, Pad, check_kit_name
+from timbre.search.kit_slots import (
+    FIRST_NOTE,
+    check_slot,
+    context_dict,
+    context_of,
+    slot_filter,
+    slots_for,
+)
+from timbre.search.palette import BatchQuery
 from timbre.search.service import AudioRef, SearchService
-from timbre.store import Hit, SearchFilter
+from timbre.store import Hit
 
-FIRST_NOTE = 36
-"""MIDI note of pad 1: the General MIDI kick (C1 where middle C is C3); pad n plays 35 + n."""
-
-DEFAULT_SLOTS: dict[int, tuple[str, ...]] = {
-    8: ("kick", "snare", "closed hat", "open hat", "clap", "perc", "tom", "crash"),
-    # Laid out so that the General MIDI drum notes 36-51 mostly play what GM puts there
-    # (36 kick, 37 side stick, 38 snare, 39 clap, 42/46 hats, toms at 41/43/45, 49 crash, 51 ride).
-    16: (
-        "kick", "rim", "snare", "clap", "perc", "low tom", "closed hat", "mid tom",
-        "shaker", "high tom", "open hat", "fx", "conga", "crash", "cowbell", "ride",
-    ),
-}  # fmt: skip
-
-DRUM_WORDS = frozenset({
-    "kick", "kicks", "bd", "bassdrum", "snare", "snares", "sd", "rim", "rimshot", "stick",
-    "hat", "hats", "hihat", "hihats", "hh", "closed", "open", "pedal", "clap", "claps", "snap",
-    "snaps", "perc", "percussion", "tom", "toms", "floor", "crash", "cymbal", "cymbals", "ride",
-    "splash", "china", "shaker", "shakers", "tambourine", "tamb", "cowbell", "conga", "congas",
-    "bongo", "bongos", "clave", "claves", "block", "fx", "sfx", "impact", "hit", "hits", "808",
-    "909",
-})  # fmt: skip
-"""Words that make a slot a drum slot, searched among one-shots first."""
-
-MAX_SLOT_CHARS = 40
-_SLOT = re.compile(r"[^\x00-\x1f\x7f\ud800-\udfff]+")  # no control, no lone surrogate
-_WORD = re.compile(r"[a-z0-9]+")
 POOL_EXTRA = 16
 """Hits asked beyond the pads already taken, so a slot still has choices after them."""
 MAX_POOL = 200
-
-
-def check_slot(text: str) -> str:
-    """A slot label, trimmed: 1 to 40 characters, no control characters."""
-    if not isinstance(text, str):
-        raise InvalidRequestError("a slot label is text, e.g. 'kick'")
-    label = " ".join(text.split())
-    if not label or len(label) > MAX_SLOT_CHARS or not _SLOT.fullmatch(label):
-        raise InvalidRequestError(
-            f"a slot label needs 1 to {MAX_SLOT_CHARS} characters without control "
-            f"characters, e.g. 'kick' (got {text!r})"
-        )
-    return label
-
-
-def slots_for(size: int, given: Sequence[str] | None) -> list[str]:
-    """The slot labels of a new kit: the ones given, then the defaults for the rest."""
-    if size not in PAD_COUNTS:
-        raise InvalidRequestError(f"pads: a kit has 8 or 16 pads, not {size}")
-    labels = [check_slot(s) for s in given or ()]
-    if len(labels) > size:
-        raise InvalidRequestError(f"slots: at most {size} for a {size}-pad kit, not {len(labels)}")
-    return labels + list(DEFAULT_SLOTS[size][len(labels) :])
-
-
-def is_drum(slot: str) -> bool:
-    words = _WORD.findall(slot.lower())
-    return any(w in DRUM_WORDS or w.rstrip("s") in DRUM_WORDS for w in words)
-
-
-def slot_filter(slot: str) -> SearchFilter | None:
-    """The first search of a slot: one-shots for a drum slot, anything otherwise."""
-    return SearchFilter(kind=(ONE_SHOT,)) if is_drum(slot) else None
-
-
-def context_of(data: dict[str, Any] | None) -> ProjectContext | None:
-    """A stored or requested context (``{"bpm", "key", "tolerance_pct"}``) as a ProjectContext."""
-    if not data or (data.get("bpm") is None and data.get("key") is None):
-        return None
-    tolerance = data.get("tolerance_pct")
-    if tolerance is None:
-        return ProjectContext.of(data.get("bpm"), data.get("key"))
-    return ProjectContext.of(data.get("bpm"), data.get("key"), float(tolerance))
-
-
-def context_dict(
-    context: ProjectContext | None, only_fitting: bool = False
-) -> dict[str, Any] | None:
-    if context is None:
-        return None
-    return {
-        "bpm": context.bpm,
-        "key": context.key,
-        "tolerance_pct": context.tempo_tolerance_pct,
-        "only_fitting": only_fitting,
-    }
 
 
 @dataclass(frozen=True)
