@@ -13,10 +13,12 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 
 from tests.support.api_fixtures import ok, problem
+from timbre.search.media import MediaService
 
 PLAYER_SUFFIXES = (".wav", ".aif", ".aiff", ".flac")
 
@@ -172,3 +174,36 @@ def test_export_refusals(client: TestClient) -> None:
         client.get(f"/v1/kits/{kit['name']}/export", params={"matched": "true"}), 409, "conflict"
     )
     assert "no project context" in body["detail"]
+
+
+@pytest.mark.skipif(
+    not hasattr(MediaService, "matched_rendition"), reason="matched renditions not built here"
+)
+def test_a_matched_export_plays_each_loop_at_the_project_tempo(client: TestClient) -> None:
+    kit = new_kit(client, slots=["kick"], context={"bpm": 124, "key": "Am"})
+    name = kit["name"]
+    loop = ok(
+        client.post(
+            "/v1/search/text",
+            json={
+                "query": "drum loop",
+                "filter": {"kind": "loop", "instrument": "drums", "bpm": "120-130"},
+                "top_k": 1,
+            },
+        )
+    )["hits"][0]
+    ok(client.put(f"/v1/kits/{name}/pads/2", json={"id": loop["id"]}))
+    plain, _ = export(client, name, format="hardware")
+    matched, response = export(client, name, format="hardware", matched="true")
+    assert response.headers["x-timbre-missing"] == "0"
+    folder = plain.namelist()[0].split("/")[0]
+    for archive in (plain, matched):
+        assert sorted(archive.namelist()) == sorted(plain.namelist())
+    before = decodes(plain, f"{folder}/02_SNARE.WAV")
+    after = decodes(matched, f"{folder}/02_SNARE.WAV")
+    assert after.samplerate == 44100 and after.subtype == "PCM_16"
+    # a loop at 122 or 128 BPM played at 124: longer or shorter by that ratio
+    ratio = loop["bpm"] / 124
+    assert abs(after.duration / before.duration - ratio) < 0.02, (after.duration, before.duration)
+    # the kick (a one-shot: no tempo, no key) is the same in both
+    assert plain.read(f"{folder}/01_KICK.WAV") == matched.read(f"{folder}/01_KICK.WAV")
