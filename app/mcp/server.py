@@ -26,6 +26,7 @@ from app.mcp.backends import Backend, ProblemError
 from app.problems import AuthError, Problem, detail_of, field_errors, status_of
 from app.schemas import FacetsOut, HitOut, TextSearchIn
 from app.schemas.collections import CollectionOut, CollectionsOut
+from app.schemas.kits import BuildKitIn, BuildKitOut
 from app.schemas.mcp import (
     AddToCollectionIn,
     CollectionBriefOut,
@@ -177,6 +178,20 @@ TOOLS: tuple[ToolSpec, ...] = (
         AddToCollectionIn,
         CollectionOut,
         lambda b, a: b.add_to_collection(a.collection, a.ids),
+        writes=True,
+    ),
+    ToolSpec(
+        "build_kit",
+        "Build a drum kit",
+        "Fill 8 or 16 sampler pads (pad n plays MIDI note 35 + n, pad 1 = 36) with distinct "
+        "samples, one per slot label (default: kick, snare, closed hat, open hat, clap, perc, "
+        "tom, crash for 8). Drum slots take one-shots first. With a context {bpm, key}, "
+        "samples that fit the project are preferred and each pad says how it fits (fit: "
+        "stretch_pct, key_relation, semitones) or, in its note, that nothing fitting was "
+        "found. Give a name to save the kit (the user can then edit and export it).",
+        BuildKitIn,
+        BuildKitOut,
+        lambda b, a: BuildKitOut.of(b.build_kit(a)),
         writes=True,
     ),
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.routes import admin, browse, collections, items, library, recommend, search
+from app.routes import admin, browse, collections, items, kits, library, recommend, search
 
 ROUTERS: tuple[APIRouter, ...] = (
     search.router,
@@ -15,6 +15,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     browse.router,
     collections.read,
     collections.write,
+    kits.read,
+    kits.write,
     library.router,
     admin.write,
     admin.read,
