@@ -17,6 +17,8 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from app.routes.common import AudioUrl, filter_of, hit_out, result_out
+from app.routes.kits import kit_out
+from app.routes.recommend import run_recommend
 from app.routes.search import batch_out, run_audio, run_batch, run_text
 from app.schemas import (
     AudioSearchIn,
@@ -31,10 +33,14 @@ from app.schemas import (
     TextSearchIn,
 )
 from app.schemas.collections import CollectionOut, CollectionsOut
+from app.schemas.kits import BuildKitIn, KitOut
 from app.schemas.mcp import CollectionItemsOut
+from app.schemas.recommend import RecommendIn
 from timbre.collections_db import CollectionInfo, Collections
 from timbre.errors import NotFoundError
+from timbre.kits_db import Kits
 from timbre.search import AudioRef, SearchResult, SearchService
+from timbre.search.kits import KitsService
 from timbre.settings import ApiSettings
 
 M = TypeVar("M", bound=BaseModel)
@@ -59,6 +65,8 @@ class Backend(Protocol):
 
     def search_batch(self, body: BatchSearchIn) -> BatchOut: ...
 
+    def recommend(self, body: RecommendIn) -> SearchOut: ...
+
     def item(self, item_id: str) -> HitOut: ...
 
     def facets(self, fields: Sequence[str], filter: FilterIn | None) -> FacetsOut: ...
@@ -68,6 +76,10 @@ class Backend(Protocol):
     def collection(self, name: str) -> CollectionItemsOut: ...
 
     def add_to_collection(self, name: str, ids: Sequence[str]) -> CollectionOut: ...
+
+    def build_kit(self, body: BuildKitIn) -> KitOut:
+        """A filled kit, saved when ``body`` names it."""
+        ...
 
 
 def file_urls(item_id: str, payload: dict[str, Any]) -> str:
@@ -91,6 +103,7 @@ class LocalBackend:
         self.api = api
         self._collections = collections
         self._audio_url = audio_url
+        self._kits: KitsService | None = None
 
     def _out(self, result: SearchResult) -> SearchOut:
         return result_out(self._audio_url, result)
@@ -104,6 +117,9 @@ class LocalBackend:
 
     def search_batch(self, body: BatchSearchIn) -> BatchOut:
         return batch_out(body, run_batch(self.service, self.api, body), self._out)
+
+    def recommend(self, body: RecommendIn) -> SearchOut:
+        return self._out(run_recommend(self.service, self.api, body))
 
     def item(self, item_id: str) -> HitOut:
         return hit_out(self._audio_url, None, item_id, self.service.library.item(item_id))
@@ -128,6 +144,18 @@ class LocalBackend:
     def add_to_collection(self, name: str, ids: Sequence[str]) -> CollectionOut:
         hints = [self.service.library.item(i).get("path") for i in ids]
         return _collection(self._collections.add(name, ids, path_hints=hints))
+
+    def build_kit(self, body: BuildKitIn) -> KitOut:
+        # The kits file lives beside the collections one, in the same data dir.
+        if self._kits is None:
+            self._kits = KitsService(Kits.in_data_dir(self._collections.path.parent), self.service)
+        context = body.context.to_context() if body.context else None
+        only = bool(body.context and body.context.only_fitting)
+        if body.name is None:
+            view = self._kits.preview(body.pads, body.slots, context, only_fitting=only)
+        else:
+            view = self._kits.create(body.name, body.pads, body.slots, context, only_fitting=only)
+        return kit_out(self._audio_url, view)
 
 
 class _CollectionReply(CollectionOut):
@@ -205,6 +233,9 @@ class HttpBackend:
     def search_batch(self, body: BatchSearchIn) -> BatchOut:
         return self._call(BatchOut, "POST", "/v1/search/batch", json=self._json(body))
 
+    def recommend(self, body: RecommendIn) -> SearchOut:
+        return self._call(SearchOut, "POST", "/v1/search/recommend", json=self._json(body))
+
     def item(self, item_id: str) -> HitOut:
         return self._call(HitOut, "GET", f"/v1/items/{quote(item_id, safe='')}")
 
@@ -230,3 +261,9 @@ class HttpBackend:
             f"/v1/collections/{quote(name, safe='')}/items",
             json={"ids": list(ids)},
         )
+
+    def build_kit(self, body: BuildKitIn) -> KitOut:
+        data = self._json(body)
+        if body.name is None:
+            return self._call(KitOut, "POST", "/v1/search/kit", json=data)
+        return self._call(KitOut, "POST", "/v1/kits", json=data)

@@ -26,6 +26,7 @@ from app.mcp.backends import Backend, ProblemError
 from app.problems import AuthError, Problem, detail_of, field_errors, status_of
 from app.schemas import FacetsOut, HitOut, TextSearchIn
 from app.schemas.collections import CollectionOut, CollectionsOut
+from app.schemas.kits import BuildKitIn, BuildKitOut
 from app.schemas.mcp import (
     AddToCollectionIn,
     CollectionBriefOut,
@@ -38,6 +39,7 @@ from app.schemas.mcp import (
     SamplesOut,
     SimilarIn,
 )
+from app.schemas.recommend import RecommendIn
 from timbre import __version__
 from timbre.errors import TimbreError
 
@@ -93,6 +95,13 @@ class ToolSpec:
         )
 
 
+def _similar(backend: Backend, args: SimilarIn) -> SamplesOut:
+    request = args.to_http()
+    if isinstance(request, RecommendIn):
+        return SamplesOut.of(backend.recommend(request))
+    return SamplesOut.of(backend.search_audio(request))
+
+
 def _overview(backend: Backend, args: OverviewIn) -> FacetsOut:
     return backend.facets(OVERVIEW_FIELDS, args.filter)
 
@@ -111,10 +120,11 @@ TOOLS: tuple[ToolSpec, ...] = (
         "similar_samples",
         "Similar samples",
         "Find samples that sound like an indexed one (by id); with a query, steer by text "
-        "(alpha = weight of the text).",
+        "(alpha = weight of the text). Steer away from samples the user rejected (unlike: "
+        "their ids) and from words (avoid, or '-word' in the query, e.g. 'darker -noise').",
         SimilarIn,
         SamplesOut,
-        lambda b, a: SamplesOut.of(b.search_audio(a.to_http())),
+        _similar,
     ),
     ToolSpec(
         "build_palette",
@@ -168,6 +178,20 @@ TOOLS: tuple[ToolSpec, ...] = (
         AddToCollectionIn,
         CollectionOut,
         lambda b, a: b.add_to_collection(a.collection, a.ids),
+        writes=True,
+    ),
+    ToolSpec(
+        "build_kit",
+        "Build a drum kit",
+        "Fill 8 or 16 sampler pads (pad n plays MIDI note 35 + n, pad 1 = 36) with distinct "
+        "samples, one per slot label (default: kick, snare, closed hat, open hat, clap, perc, "
+        "tom, crash for 8). Drum slots take one-shots first. With a context {bpm, key}, "
+        "samples that fit the project are preferred and each pad says how it fits (fit: "
+        "stretch_pct, key_relation, semitones) or, in its note, that nothing fitting was "
+        "found. Give a name to save the kit (the user can then edit and export it).",
+        BuildKitIn,
+        BuildKitOut,
+        lambda b, a: BuildKitOut.of(b.build_kit(a)),
         writes=True,
     ),
 )

@@ -3,6 +3,8 @@
 The file goes as Starlette's FileResponse, with its Range errors as problems: a range unit
 other than bytes is ignored (the whole file, 200), and byte ranges that are invalid or that the
 file cannot satisfy get 416 with ``Content-Range: bytes */size`` (RFC 9110, section 14.2).
+``bpm`` and ``semitones`` ask for a rendition matched to a project (docs/audition.md), whose
+``X-Timbre-*`` headers say what was matched.
 """
 
 from __future__ import annotations
@@ -11,10 +13,10 @@ import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import Annotated, BinaryIO, Literal
 
 import anyio
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.responses import FileResponse, MalformedRangeHeader, RangeNotSatisfiable
@@ -26,6 +28,7 @@ from app.problems import problem
 from app.routes.browse import MediaDep
 from app.routes.common import audio_url, hit_out
 from app.schemas import HitOut
+from timbre.search.media import MAX_PROJECT_BPM, Matching
 from timbre.store.pathtext import path_text
 
 router = APIRouter(
@@ -112,15 +115,42 @@ class AudioFileResponse(FileResponse):
 
 
 _FILE = {"audio/*": {"schema": {"type": "string", "format": "binary"}}}
+_TEXT = {"schema": {"type": "string"}}
+MATCH_HEADERS = {
+    "X-Timbre-Matched": {
+        "description": "What a matched rendition carries, e.g. `bpm=124, semitones=-2`.",
+        **_TEXT,
+    },
+    "X-Timbre-Unmatched": {
+        "description": "What was asked but not done, e.g. `bpm (no tempo)` for a one-shot.",
+        **_TEXT,
+    },
+    "X-Timbre-Stretch": {
+        "description": "The rendition's length over the item's (1: tempo kept).",
+        **_TEXT,
+    },
+    "X-Timbre-Source-Bpm": {"description": "The item's own tempo, when bpm was asked.", **_TEXT},
+}
 AUDIO_DOC = {
     "responses": {
-        "200": {"description": "The file as it is on disk.", "content": _FILE},
-        "206": {"description": "The byte range asked for with a Range header.", "content": _FILE},
+        "200": {
+            "description": "The file as it is on disk, or the rendition asked for.",
+            "content": _FILE,
+            "headers": MATCH_HEADERS,
+        },
+        "206": {
+            "description": "The byte range asked for with a Range header.",
+            "content": _FILE,
+            "headers": MATCH_HEADERS,
+        },
     }
 }
 HEAD_DOC = {
     "responses": {
-        "200": {"description": "The file's headers (size, type), without the file."},
+        "200": {
+            "description": "The file's headers (size, type), without the file.",
+            "headers": MATCH_HEADERS,
+        },
         "206": {"description": "The headers of the byte range asked for."},
     }
 }
@@ -151,11 +181,43 @@ async def item_audio(
     item_id: str,
     service: ServiceDep,
     media: MediaDep,
-    rendition: Literal["original", "wav"] = "original",
+    *,
+    rendition: Annotated[
+        Literal["original", "wav"] | None,
+        Query(description="`wav`: a WAV rendition for browsers; the original file when omitted"),
+    ] = None,
+    bpm: Annotated[
+        float | None,
+        Query(
+            gt=0,
+            le=MAX_PROJECT_BPM,
+            allow_inf_nan=False,
+            description="Project tempo: a loop plays stretched to it (or to twice or half "
+            "it, whichever is nearest), its pitch kept",
+        ),
+    ] = None,
+    semitones: Annotated[
+        int,
+        Query(ge=-12, le=12, description="Transposition, its tempo kept"),
+    ] = 0,
 ) -> AudioFileResponse:
-    """The original file of a sample, or a WAV rendition for browsers (HTTP ranges work)."""
-    # Both are sent from a file opened (and, for originals, checked) before the response: an
+    """The original file of a sample, a WAV rendition for browsers, or a WAV rendition matched
+    to a project's tempo (``bpm``) and key (``semitones``); HTTP ranges work on all."""
+    # All are sent from a file opened (and, for originals, checked) before the response: an
     # eviction or a replacement of the path meanwhile cannot change what is sent.
+    if bpm is not None or semitones:  # always a WAV rendition, whatever ``rendition`` says
+        matched = await run_in_threadpool(
+            lambda: media.matched_rendition(item_id, bpm=bpm, semitones=semitones)
+        )
+        return AudioFileResponse(
+            matched.path,
+            headers=_match_headers(matched.matching),
+            filename=matched.name,
+            media_type="audio/wav",
+            content_disposition_type="inline",
+            opened=matched.handle,
+            on_close=matched.close,
+        )
     if rendition == "wav":
         wav = await run_in_threadpool(media.wav_rendition, item_id)
         return AudioFileResponse(
@@ -175,3 +237,17 @@ async def item_audio(
         opened=handle,
         on_close=handle.close,
     )
+
+
+def _match_headers(matching: Matching | None) -> dict[str, str]:
+    """The ``X-Timbre-*`` headers of a matched rendition (docs/audition.md)."""
+    if matching is None:
+        return {}
+    headers = {"X-Timbre-Stretch": f"{matching.stretch:g}"}
+    if matching.matched:
+        headers["X-Timbre-Matched"] = ", ".join(matching.matched)
+    if matching.unmatched:
+        headers["X-Timbre-Unmatched"] = ", ".join(matching.unmatched)
+    if matching.source_bpm is not None:
+        headers["X-Timbre-Source-Bpm"] = f"{matching.source_bpm:g}"
+    return headers

@@ -55,7 +55,9 @@ def run_text(service: SearchService, api: ApiSettings, body: TextSearchIn) -> Se
     """The search a text request asks for, within the configured limits (also the MCP's)."""
     top_k, offset = paging(api, body.top_k, body.offset)
     search_filter = filter_of(api, body.filter)
-    return service.search_text(body.query, top_k=top_k, offset=offset, filter=search_filter)
+    return service.search_text(
+        body.query, top_k=top_k, offset=offset, filter=search_filter, avoid=body.avoid or ()
+    )
 
 
 def run_audio(
@@ -66,7 +68,13 @@ def run_audio(
     search_filter = filter_of(api, body.filter)
     if isinstance(body, HybridSearchIn | HybridUploadIn):
         return service.search_hybrid(
-            body.query, ref, alpha=body.alpha, top_k=top_k, offset=offset, filter=search_filter
+            body.query,
+            ref,
+            alpha=body.alpha,
+            top_k=top_k,
+            offset=offset,
+            filter=search_filter,
+            avoid=getattr(body, "avoid", None) or (),
         )
     return service.search_audio(ref, top_k=top_k, offset=offset, filter=search_filter)
 
@@ -79,7 +87,8 @@ def run_batch(service: SearchService, api: ApiSettings, body: BatchSearchIn) -> 
     for item in body.queries:
         top_k, offset = paging(api, item.top_k, item.offset)
         own = filter_of(api, item.filter)
-        queries.append(BatchQuery(item.query, top_k, own, offset, context, item.slot))
+        avoid = tuple(item.avoid or ())
+        queries.append(BatchQuery(item.query, top_k, own, offset, context, item.slot, avoid))
     return service.search_batch(queries, distinct=body.distinct)
 
 

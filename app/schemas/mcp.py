@@ -8,7 +8,7 @@ from copy import copy
 from pathlib import PurePath
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.schemas.collections import (
     MAX_IDS,
@@ -17,9 +17,12 @@ from app.schemas.collections import (
     CollectionOut,
 )
 from app.schemas.filters import FilterIn
+from app.schemas.recommend import ItemId, RecommendIn
 from app.schemas.search import (
+    AVOID_DOC,
     Alpha,
     AudioSearchIn,
+    AvoidWord,
     BatchItemIn,
     BatchOut,
     BatchResultOut,
@@ -31,6 +34,7 @@ from app.schemas.search import (
     QueryText,
     SearchOut,
 )
+from timbre.search.steer import MAX_EXAMPLES, parse_text
 
 FAVOURITES = "favourites"
 
@@ -86,7 +90,9 @@ class SamplesOut(BaseModel):
 
 
 class SimilarIn(Paging):
-    """More like an indexed sample, optionally steered by a description (hybrid)."""
+    """More like an indexed sample, optionally steered by a description (hybrid), and away
+    from other samples (``unlike``) and words (``avoid``, or ``-word`` in the query): then a
+    recommend query, where the sample and the query weigh alike (``alpha`` does not apply)."""
 
     model_config = ConfigDict(extra="forbid")
     id: str = Field(description="an indexed sample's id, e.g. from search_samples")
@@ -94,10 +100,44 @@ class SimilarIn(Paging):
         default=None, description="a description to steer by, e.g. 'darker'"
     )
     alpha: Alpha = Field(default=0.5, description="weight of the text: 1 = text only")
+    unlike: list[ItemId] | None = Field(
+        default=None,
+        max_length=MAX_EXAMPLES,
+        description="ids of samples to move away from, e.g. hits the user rejected",
+    )
+    avoid: list[AvoidWord] | None = Field(
+        default=None, max_length=MAX_EXAMPLES, description=AVOID_DOC
+    )
     filter: FilterIn | None = None
 
-    def to_http(self) -> AudioSearchIn:
-        """The HTTP API's request for the same search (hybrid when a query is given)."""
+    @property
+    def steered(self) -> bool:
+        """Away from samples or words: a recommend query."""
+        excluded = self.query is not None and parse_text(self.query, require_text=False).avoid
+        return bool(self.unlike or self.avoid or excluded)
+
+    @model_validator(mode="after")
+    def _alpha_without_steering(self) -> SimilarIn:
+        if "alpha" in self.model_fields_set and self.steered:
+            raise ValueError(
+                "alpha applies without unlike and avoid (and '-word' in the query); with "
+                "them the sample and the query weigh alike: leave alpha out"
+            )
+        return self
+
+    def to_http(self) -> AudioSearchIn | RecommendIn:
+        """The HTTP API's request for the same search (hybrid when a query is given,
+        recommend when steered away from samples or words)."""
+        if self.steered:
+            return RecommendIn(
+                positive=[self.id],
+                negative=self.unlike or [],
+                query=self.query,
+                avoid=self.avoid,
+                top_k=self.top_k,
+                offset=self.offset,
+                filter=self.filter,
+            )
         if self.query is None:
             return AudioSearchIn(
                 id=self.id, top_k=self.top_k, offset=self.offset, filter=self.filter

@@ -17,6 +17,9 @@ from timbre.errors import InvalidRequestError
 # U+0085 (NEL) is whitespace to both but not to ECMA-262's \s, which clients validating the
 # schema use: the pattern names it so that they refuse it too.
 QueryText = Annotated[str, Field(min_length=1, max_length=2000, pattern=r"[^\s\x1c-\x1f\x85]")]
+# Words to steer away from (timbre.search.steer); a query's "-word" tokens join them.
+AvoidWord = Annotated[str, Field(min_length=1, max_length=200, pattern=r"[^\s\x1c-\x1f\x85]")]
+AVOID_DOC = "words to steer away from, e.g. ['distorted', 'lo fi'] (also '-word' in the query)"
 # Numbers refuse true/false (which pydantic would read as 1/0), as their schema types say.
 TopK = Annotated[int, Field(ge=1), NOT_A_BOOL]
 Offset = Annotated[int, Field(ge=0), NOT_A_BOOL]
@@ -31,6 +34,7 @@ class Paging(BaseModel):
 class TextSearchIn(Paging):
     model_config = ConfigDict(extra="forbid")
     query: QueryText = Field(examples=["punchy techno kick"])
+    avoid: list[AvoidWord] | None = Field(default=None, max_length=64, description=AVOID_DOC)
     filter: FilterIn | None = None
 
 
@@ -62,6 +66,7 @@ class AudioSearchIn(Paging):
 class HybridSearchIn(AudioSearchIn):
     query: QueryText
     alpha: Alpha = Field(default=0.5, description="weight of the text: 1 = text only")
+    avoid: list[AvoidWord] | None = Field(default=None, max_length=64, description=AVOID_DOC)
 
 
 def _no_default(schema: JsonDict) -> None:
@@ -105,6 +110,7 @@ class BatchItemIn(BaseModel):
         "holds (kick, snares) filters the slot on it unless a filter sets an instrument",
     )
     query: QueryText
+    avoid: list[AvoidWord] | None = Field(default=None, max_length=64, description=AVOID_DOC)
     top_k: TopK | None = None
     offset: Offset = 0
     filter: FilterIn | None = None

@@ -21,6 +21,7 @@ import schemathesis
 import soundfile as sf
 from fastapi.testclient import TestClient
 from hypothesis import strategies as st
+from schemathesis.core.failures import AcceptedNegativeData
 from schemathesis.engine import events, from_schema
 from schemathesis.engine.statistic import Statistic
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -99,8 +100,13 @@ def _refused_for_a_reason_the_schema_cannot_state(case: Any) -> bool:
       ``minLength: 1`` (test_api_hardening checks the 422).
     - A new collection named as a Windows device (``CON``, ``nul.txt``): the pattern would need
       a lookahead (test_collection_names checks the 422).
+    - A query that the steering rules refuse (:mod:`timbre.search.steer`): only ``-word``
+      tokens, an id both positive and negative, more examples in all than the limit
+      (test_api_recommend checks each 422).
     """
     body = case.body
+    if _steering_refuses(body, recommend=str(case.path).endswith("/recommend")):
+        return True
     query = case.query or {}
     names = [(case.path_parameters or {}).get("name")]
     names.append(body.get("name") if isinstance(body, dict) else None)
@@ -118,8 +124,42 @@ def _refused_for_a_reason_the_schema_cannot_state(case: Any) -> bool:
     return multipart and isinstance(body, dict) and body.get("query") == ""
 
 
+def _steering_refuses(value: Any, *, recommend: bool) -> bool:
+    """Whether the steering rules refuse a recommend body or a text query in ``value``."""
+    from timbre.errors import InvalidRequestError
+    from timbre.search.steer import Steering, check_steering, parse_text
+
+    if isinstance(value, list):
+        return any(_steering_refuses(v, recommend=False) for v in value)
+    if not isinstance(value, dict):
+        return False
+    query = value.get("query")
+    lists = [value.get(k) for k in ("positive", "negative", "avoid")]
+    try:
+        if recommend and all(isinstance(x, list | None) for x in lists):
+            ids = [tuple(x or ()) for x in lists]
+            check_steering(Steering(ids[0], ids[1], query, ids[2]))
+        elif isinstance(query, str):
+            parse_text(query)
+    except InvalidRequestError:
+        return True
+    return any(_steering_refuses(v, recommend=False) for v in value.values())
+
+
+def _text_part_given_json(failure: Any, case: Any) -> bool:
+    """A multipart text field (``query``) that schemathesis filled with an object or a list
+    and calls schema-violating: on the wire it is the JSON's text, a valid string."""
+    multipart = (case.media_type or "").startswith("multipart/")
+    message = str(getattr(failure, "message", ""))
+    typed = "(was string, became object)" in message or "(was string, became array)" in message
+    return multipart and typed and isinstance(failure, AcceptedNegativeData)
+
+
 def filter_failure(context: Any, failure: Any, case: Any, response: Any) -> bool:
-    """Keep every failure except a 422 for a case the schema cannot call invalid (above)."""
+    """Keep every failure except a 422 for a case the schema cannot call invalid (above),
+    and a multipart text field schemathesis believes is not text."""
+    if _text_part_given_json(failure, case):
+        return False
     return not (response.status_code == 422 and _refused_for_a_reason_the_schema_cannot_state(case))
 
 

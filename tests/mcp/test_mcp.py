@@ -81,6 +81,7 @@ def test_tools_advertise_the_http_models_schemas(url: str) -> None:
         "list_collections",
         "list_collection",
         "add_to_collection",
+        "build_kit",
     }
     # The HTTP request model itself, and its filter, slot and hit models, byte for byte.
     assert tools["search_samples"].input_schema == TextSearchIn.model_json_schema()
@@ -106,7 +107,7 @@ def test_tools_advertise_the_http_models_schemas(url: str) -> None:
         if field != "name":
             assert schema == hit[field], field
     writes = {n for n, t in tools.items() if not t.annotations.read_only_hint}
-    assert writes == {"add_to_collection"}
+    assert writes == {"add_to_collection", "build_kit"}  # build_kit saves a named kit
 
 
 def test_search_tools_answer_what_the_http_api_answers(url: str) -> None:

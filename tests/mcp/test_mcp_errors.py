@@ -44,7 +44,7 @@ def test_a_crash_inside_a_tool_is_a_tool_error_that_reveals_nothing(
     assert tool_problem(crashed) == (500, UNEXPECTED)
     assert "secret" not in crashed.content[0].text
     assert "secret internals" in caplog.text  # the trace goes to the log
-    assert len(tools.tools) == 8  # still answering
+    assert len(tools.tools) == 9  # still answering
 
 
 def test_a_service_that_is_gone_or_answers_garbage_is_a_clear_tool_error() -> None:

@@ -69,9 +69,10 @@ def test_serve_does_not_watch_a_data_dir_of_another_family(
         sf.write(tmp_path / "Hat.wav", hat(RATE_HZ, 0.15), RATE_HZ)
         shutil.copy(tmp_path / "Hat.wav", lib / "Drums" / "Hat.wav")
         time.sleep(1.0)  # a watcher would have batched the new file by now
-        # What /v1/stats shows under "watch" (that route itself answers 409 while the live
-        # collection is another family's: the store's figures fail, not the watcher's).
-        watch = client.app.state.watch_state()  # type: ignore[attr-defined]
+        stats = client.get("/v1/stats")
+        assert stats.status_code == 200, stats.text
+        assert indexed_with in stats.json()["store"]["error"]
+        watch = stats.json()["watch"]
         assert watch["enabled"] is False and watch["running_job"] is None
         reason = watch["refused"]
         assert f"{indexed_with} model family" in reason and f"models.family is {served}" in reason

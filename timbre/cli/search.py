@@ -17,7 +17,13 @@ if TYPE_CHECKING:
 
 @app.command()
 def search(
-    text: Annotated[str | None, typer.Argument(help="Describe the sound.")] = None,
+    text: Annotated[
+        str | None,
+        typer.Argument(
+            help='Describe the sound; "-word" or -"a phrase" steers away from it '
+            '(quote it all: "kick -distorted").'
+        ),
+    ] = None,
     like: Annotated[
         str | None, typer.Option("--like", help="A reference: an audio FILE or an indexed ID.")
     ] = None,
@@ -44,6 +50,7 @@ def search(
 
     if not text and not like:
         raise typer.BadParameter("give a TEXT, a --like reference, or both")
+    avoided = _avoided(text)
     if not 0.0 <= alpha <= 1.0:
         raise typer.BadParameter(f"a number from 0 to 1, not {alpha:g}", param_hint="--alpha")
     raw = {
@@ -72,7 +79,10 @@ def search(
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return
-    typer.echo(f"{len(data['hits'])} results from {data['engine']} in {data['took_ms']:.1f} ms")
+    away = f" (away from: {', '.join(avoided)})" if avoided else ""
+    typer.echo(
+        f"{len(data['hits'])} results from {data['engine']} in {data['took_ms']:.1f} ms{away}"
+    )
     for rank, hit in enumerate(data["hits"], 1):
         facts = " ".join(
             str(x)
@@ -85,6 +95,20 @@ def search(
             if x
         )
         typer.echo(f"{rank:>3}. {hit['score']:.3f}  {facts:<28} {hit.get('path')}")
+
+
+def _avoided(text: str | None) -> tuple[str, ...]:
+    """The words ``text`` steers away from (the service reads them the same way); a text
+    of such words only is refused here, before any model loads."""
+    from timbre.errors import InvalidRequestError
+    from timbre.search.steer import parse_text
+
+    if not text:
+        return ()
+    try:
+        return parse_text(text).avoid
+    except InvalidRequestError as exc:
+        raise typer.BadParameter(str(exc), param_hint="TEXT") from None
 
 
 def _search_body(

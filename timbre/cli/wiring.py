@@ -19,11 +19,14 @@ from timbre.diskspace import DiskReserve
 from timbre.embedding.embedder import describe_models, load_audio_embedder, load_text_embedder
 from timbre.embedding.files import resolve_model_files
 from timbre.errors import StoreDamagedError, UnavailableError
+from timbre.kits_db import Kits
 from timbre.library_roots import LibraryRoots, read_recorded_roots
 from timbre.search import Lazy, Library, SearchService, ServiceLimits, SnapshotHolder, StoreHandle
 from timbre.search.browse import BrowseService
 from timbre.search.collections import CollectionsService
 from timbre.search.duplicates import DuplicateRules
+from timbre.search.kit_export import KitExporter, MatchedSource
+from timbre.search.kits import KitsService
 from timbre.search.media import MediaService
 from timbre.search.routing import RoutingPolicy
 from timbre.settings import Settings
@@ -208,6 +211,14 @@ def preload_audio(library: Library) -> threading.Thread:
     return thread
 
 
+def matched_source(media: MediaService) -> MatchedSource | None:
+    """Kit exports' matched renditions: the media service's, when it makes them."""
+    render = getattr(media, "matched_rendition", None)
+    if render is None:
+        return None
+    return lambda item_id, bpm, semitones: render(item_id, bpm=bpm, semitones=semitones)
+
+
 def build_app(settings: Settings, service: SearchService | None = None) -> FastAPI:
     """The FastAPI app of ``timbre serve``, with its startup and shutdown wired."""
     from app.main import create_app
@@ -250,6 +261,8 @@ def build_app(settings: Settings, service: SearchService | None = None) -> FastA
 
     collections = Collections.in_data_dir(settings.data_dir)
     stop.append(collections.close)
+    kits = Kits.in_data_dir(settings.data_dir)
+    stop.append(kits.close)
     app = create_app(
         service,
         settings.api,
@@ -268,6 +281,8 @@ def build_app(settings: Settings, service: SearchService | None = None) -> FastA
         max_duration_s=settings.audio.max_duration_s,
         rendition_cache_bytes=settings.media.rendition_cache_bytes,
     )
+    app.state.kits = KitsService(kits, service)
+    app.state.kit_export = KitExporter(app.state.kits, matched=matched_source(app.state.media))
     app.state.relabel = relabel_runner(settings, library)
     app.state.browse = BrowseService(library)
     return app

@@ -508,8 +508,8 @@ class Library:
                 out["store"]["error"] = self.store.damage
             if snapshot is not None:
                 out["snapshot"]["freshness"] = freshness(snapshot.manifest, live).as_dict()
-        except (UnavailableError, StoreError) as exc:
-            out["store"] = {"error": str(exc)}
+        except (UnavailableError, StoreError, ModelMismatchError) as exc:
+            out["store"] = {"error": str(exc)}  # the rest of the figures still hold
         return out
 
 

@@ -31,7 +31,8 @@ _DURATION = {
 @dataclass(frozen=True)
 class BatchQuery:
     """One slot of a batch search: ``filter`` is its own, ``context`` shared by every slot,
-    ``slot`` its label (``kick``), which may name the instrument wanted."""
+    ``slot`` its label (``kick``), which may name the instrument wanted, ``avoid`` words to
+    steer away from."""
 
     query: str
     top_k: int
@@ -39,6 +40,7 @@ class BatchQuery:
     offset: int = 0
     context: SearchFilter | None = None
     slot: str | None = None
+    avoid: tuple[str, ...] = ()  # words to steer away from (:mod:`timbre.search.steer`)
 
 
 @dataclass(frozen=True)

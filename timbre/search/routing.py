@@ -16,6 +16,7 @@ import numpy as np
 from timbre.errors import StoreError, UnavailableError
 from timbre.search.library import StoreHandle
 from timbre.store import Collection, Hit, SearchFilter
+from timbre.store.examples import Examples
 from timbre.store.snapshot import Snapshot
 
 FAISS = "faiss"
@@ -47,14 +48,22 @@ def search(
     top_k: int,
     offset: int,
     filter: SearchFilter | None,
+    examples: Examples | None = None,
 ) -> Routed:
     """Hits for ``vector`` from the engine the rules above choose (``policy`` None: Qdrant
-    answers every filtered query). Raises UnavailableError when Qdrant is needed and down."""
+    answers every filtered query). ``examples``: ``vector`` is their average vector, which
+    Qdrant is asked for as a recommend query. Raises UnavailableError when Qdrant is needed
+    and down."""
+
+    def ask(live: Collection, filter: SearchFilter | None) -> list[Hit]:
+        if examples is not None:
+            return live.recommend(examples, top_k=top_k, offset=offset, filter=filter, exact=True)
+        return live.search(vector, top_k=top_k, offset=offset, filter=filter, exact=True)
+
     if filter is None or filter.is_empty:
         if snapshot is not None:
             return Routed(snapshot.search(vector, top_k, offset), FAISS, len(snapshot))
-        hits = store.get().live().search(vector, top_k=top_k, offset=offset, exact=True)
-        return Routed(hits, QDRANT, None)
+        return Routed(ask(store.get().live(), None), QDRANT, None)
     try:
         live = store.get().live()
         selection = None
@@ -63,7 +72,7 @@ def search(
             if selection is not None and selection.count >= policy.filtered_min_points:
                 hits = snapshot.search(vector, top_k, offset, selection)
                 return Routed(hits, FAISS, selection.count)
-        hits = live.search(vector, top_k=top_k, offset=offset, filter=filter, exact=True)
+        hits = ask(live, filter)
     except StoreError as exc:
         raise UnavailableError(f"filtered search needs Qdrant, which failed: {exc}") from exc
     return Routed(hits, QDRANT, None if selection is None else selection.count)

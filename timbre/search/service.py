@@ -20,7 +20,7 @@ import numpy as np
 
 from timbre.audio.decode import decode_bytes, decode_file
 from timbre.errors import InvalidRequestError, NotFoundError
-from timbre.search import palette, routing
+from timbre.search import palette, routing, steer
 from timbre.search.batcher import TextBatcher
 from timbre.search.library import Library
 from timbre.search.palette import BatchQuery
@@ -243,9 +243,19 @@ class SearchService:
         return SearchResult(routed.engine, took_ms, routed.hits, query, total=total)
 
     def search_text(
-        self, query: str, *, top_k: int, offset: int = 0, filter: SearchFilter | None = None
+        self,
+        query: str,
+        *,
+        top_k: int,
+        offset: int = 0,
+        filter: SearchFilter | None = None,
+        avoid: Sequence[str] = (),
     ) -> SearchResult:
-        return self._timed(lambda: self.text_vector(query), {"text": query}, top_k, offset, filter)
+        """``-word`` tokens of ``query`` and ``avoid`` steer away (:mod:`.steer`)."""
+        parsed = steer.parse_text(query, avoid)
+        return self._timed(
+            lambda: steer.text_vector(self, parsed), parsed.describe(), top_k, offset, filter
+        )
 
     def search_audio(
         self, ref: AudioRef, *, top_k: int, offset: int = 0, filter: SearchFilter | None = None
@@ -261,19 +271,23 @@ class SearchService:
         top_k: int,
         offset: int = 0,
         filter: SearchFilter | None = None,
+        avoid: Sequence[str] = (),
     ) -> SearchResult:
-        """``alpha`` = weight of the text (1 = pure text, 0 = pure audio)."""
+        """``alpha`` = weight of the text (1 = pure text, 0 = pure audio), steered away from
+        its ``-word`` tokens and ``avoid`` first."""
         if not 0.0 <= alpha <= 1.0:
             raise InvalidRequestError("alpha must lie in [0, 1]")
+        parsed = steer.parse_text(query, avoid)
 
         def mixed() -> np.ndarray:
-            vector = alpha * self.text_vector(query) + (1.0 - alpha) * self.audio_vector(ref)
+            text = steer.text_vector(self, parsed)
+            vector = alpha * text + (1.0 - alpha) * self.audio_vector(ref)
             norm = float(np.linalg.norm(vector))
             if norm < 1e-12:
                 raise InvalidRequestError("the text and audio references cancel out (zero vector)")
             return (vector / norm).astype(np.float32)
 
-        info = {"text": query, "alpha": alpha, **ref.describe()}
+        info = {**parsed.describe(), "alpha": alpha, **ref.describe()}
         return self._timed(mixed, info, top_k, offset, filter)
 
     def search_batch(
@@ -282,10 +296,11 @@ class SearchService:
         """Several text queries, embedded together, each slot by :mod:`palette`'s rules; with
         ``distinct`` no sample fills two slots."""
         started = time.perf_counter()
-        vectors = self.text_vectors([q.query for q in queries])
+        parsed = [steer.parse_text(q.query, q.avoid) for q in queries]
+        vectors = steer.text_vectors(self, parsed)
         taken: set[str] = set()
         results = []
-        for q, vector in zip(queries, vectors, strict=True):
+        for q, text, vector in zip(queries, parsed, vectors, strict=True):
             plan = palette.plan(self.library, q)
             exclude = frozenset(taken) if distinct else frozenset()
             found = [
@@ -296,12 +311,26 @@ class SearchService:
             taken.update(h.id for h in hits)
             took_ms = (time.perf_counter() - started) * 1e3
             result = SearchResult(
-                found[0].engine, took_ms, hits, {"text": q.query}, notes=list(plan.notes)
+                found[0].engine, took_ms, hits, text.describe(), notes=list(plan.notes)
             )
             if not hits and q.offset == 0:
                 result.empty = palette.why_empty(self.library, plan)
             results.append(result)
         return results
+
+    def recommend(
+        self,
+        steering: steer.Steering,
+        *,
+        top_k: int,
+        offset: int = 0,
+        filter: SearchFilter | None = None,
+    ) -> SearchResult:
+        """More like the positive examples, less like the negative ones (:mod:`.steer`)."""
+        started = time.perf_counter()
+        found = steer.recommend(self, steering, top_k=top_k, offset=offset, filter=filter)
+        took_ms = (time.perf_counter() - started) * 1e3
+        return SearchResult(found.engine, took_ms, found.hits, found.query, total=found.total)
 
     def stats(self) -> dict[str, Any]:
         """``/v1/stats``: the library's figures and the query side's caches."""

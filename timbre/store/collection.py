@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from timbre.errors import InvalidPointError, StoreError
+from timbre.store.examples import Examples
 from timbre.store.facets import FacetValue, facet_values
 from timbre.store.filters import Condition, SearchFilter
 from timbre.store.payload import (
@@ -101,6 +102,20 @@ class Backend(Protocol):
     ) -> list[list[Hit]]:
         """One nearest-neighbour query per row of ``vectors``, each under its own conditions,
         run as one batch."""
+        ...
+
+    def recommend(
+        self,
+        examples: Examples,
+        *,
+        limit: int,
+        offset: int,
+        conditions: Sequence[Condition],
+        fields: Sequence[str],
+        exact: bool,
+    ) -> list[Hit]:
+        """Qdrant's ``average_vector`` recommend query (:mod:`timbre.store.examples`), scored
+        by cosine with the normalised average vector."""
         ...
 
 
@@ -362,6 +377,30 @@ class Collection:
                 exact=exact,
             )
         return hits
+
+    def recommend(
+        self,
+        examples: Examples,
+        *,
+        top_k: int,
+        offset: int = 0,
+        filter: SearchFilter | None = None,
+        exact: bool = False,
+    ) -> list[Hit]:
+        """Nearest points to the examples' average vector (:mod:`timbre.store.examples`), as
+        :meth:`search` ranks them; the examples are vectors, so none is left out here."""
+        if top_k < 1 or offset < 0:
+            raise ValueError(f"top_k must be >= 1 and offset >= 0 (got {top_k}, {offset})")
+        with self._use() as backend:
+            check_vector(examples.vector(), backend.dim, "recommend query")
+            return backend.recommend(
+                examples,
+                limit=top_k,
+                offset=offset,
+                conditions=_conditions(filter),
+                fields=DISPLAY_FIELDS,
+                exact=exact,
+            )
 
     def search_batch(
         self,

@@ -35,6 +35,7 @@ from timbre.errors import StoreError
 from timbre.fsutil import atomic_write
 from timbre.settings import QdrantSettings
 from timbre.store.collection import Collection
+from timbre.store.examples import Examples
 from timbre.store.filters import Condition
 from timbre.store.lifecycle import Generation, VectorStore
 from timbre.store.lock import OwnerLock
@@ -300,6 +301,29 @@ class EdgeBackend:
         batch = qe.QueryBatchRequest(requests)
         results = self._do("search", lambda: self._shard.query_batch(batch))
         return [hits_of(r) for r in results]
+
+    def recommend(
+        self,
+        examples: Examples,
+        *,
+        limit: int,
+        offset: int,
+        conditions: Sequence[Condition],
+        fields: Sequence[str],
+        exact: bool,
+    ) -> list[Hit]:
+        # The shard offers recommend as best_score and sum_scores only; Qdrant resolves
+        # average_vector into a nearest query above the shard, as done here.
+        [hits] = self.search(
+            examples.vector()[None],
+            limit=limit,
+            offset=offset,
+            conditions=[conditions],
+            score_threshold=None,
+            fields=fields,
+            exact=exact,
+        )
+        return hits
 
     def facet(self, key: str, conditions: Sequence[Condition], limit: int) -> list[tuple[Any, int]]:
         request = qe.FacetRequest(key, limit=limit, exact=True, filter=_edge_filter(conditions))

@@ -25,6 +25,7 @@ from timbre.embedding.info import ModelInfo
 from timbre.errors import StoreError
 from timbre.settings import QdrantSettings
 from timbre.store.collection import Collection
+from timbre.store.examples import Examples
 from timbre.store.filters import Condition
 from timbre.store.lifecycle import Generation, VectorStore
 from timbre.store.records import (
@@ -134,9 +135,17 @@ class ServerBackend:
     (:meth:`ServerStore._request`), which retries transient failures."""
 
     def __init__(
-        self, client: QdrantClient, target: str, call: Call, *, dim: int, is_alias: bool
+        self,
+        client: QdrantClient,
+        target: str,
+        call: Call,
+        *,
+        dim: int,
+        is_alias: bool,
+        distance: str = "Cosine",
     ) -> None:
         self.dim = dim
+        self.distance = distance
         self.write_seq: int | None = None  # the write marker, counted by the collection
         self.marker_lock = threading.Lock()
         self._client = client
@@ -303,6 +312,44 @@ class ServerBackend:
         )
         return [hits_of(r.points) for r in responses]
 
+    def recommend(
+        self,
+        examples: Examples,
+        *,
+        limit: int,
+        offset: int,
+        conditions: Sequence[Condition],
+        fields: Sequence[str],
+        exact: bool,
+    ) -> list[Hit]:
+        query = qm.RecommendQuery(
+            recommend=qm.RecommendInput(
+                positive=[v.tolist() for v in examples.positive],
+                negative=[v.tolist() for v in examples.negative],
+                strategy=qm.RecommendStrategy.AVERAGE_VECTOR,
+            )
+        )
+        response = self._call(
+            "recommend",
+            partial(
+                self._client.query_points,
+                self._target,
+                query=query,
+                query_filter=_qdrant_filter(conditions),
+                limit=limit,
+                offset=offset,
+                with_payload=list(fields),
+                with_vectors=False,
+                search_params=qm.SearchParams(exact=True) if exact else None,
+            ),
+        )
+        hits = hits_of(response.points)
+        if self.distance == "Dot":
+            # Cosine normalises the average vector; Dot scores with it as it is.
+            norm = float(np.linalg.norm(examples.raw()))
+            hits = [Hit(h.id, h.score / norm, h.payload) for h in hits]
+        return hits
+
     def facet(self, key: str, conditions: Sequence[Condition], limit: int) -> list[tuple[Any, int]]:
         response = self._call(
             f"facet {key}",
@@ -359,7 +406,12 @@ class ServerStore(VectorStore):
         self._client = client
         self._owns_client = owns_client
         alias = ServerBackend(
-            client, settings.collection, self._request, dim=info.dim, is_alias=True
+            client,
+            settings.collection,
+            self._request,
+            dim=info.dim,
+            is_alias=True,
+            distance=schema.distance,
         )
         self._live = Collection(alias, settings)
 
@@ -372,7 +424,14 @@ class ServerStore(VectorStore):
         )
 
     def _backend(self, name: str) -> ServerBackend:
-        return ServerBackend(self._client, name, self._request, dim=self.info.dim, is_alias=False)
+        return ServerBackend(
+            self._client,
+            name,
+            self._request,
+            dim=self.info.dim,
+            is_alias=False,
+            distance=self.schema.distance,
+        )
 
     # -- primitives -------------------------------------------------------------------------
 

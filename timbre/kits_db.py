@@ -1,0 +1,284 @@
+"""Drum kits of 8 or 16 pads, kept with the data dir beside the collections.
+
+One SQLite file (``kits.sqlite``), not in Qdrant, so a kit survives a re-index or a model
+change: a pad holds a point id (content-derived, so the same file keeps its id), with a path
+hint for a person once the sample is gone. What goes on a pad is decided by
+:mod:`timbre.search.kits`; this module only stores it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from timbre.collections_db import name_problem
+from timbre.diskspace import disk_full_cause
+from timbre.errors import (
+    ConflictError,
+    DiskFullError,
+    InvalidRequestError,
+    NotFoundError,
+    UnavailableError,
+)
+from timbre.fsutil import now_iso
+
+KITS_FILE = "kits.sqlite"
+PAD_COUNTS = (8, 16)
+MAX_NAME_CHARS = 64
+MAX_SWAPPED = 64
+"""Ids a pad remembers having swapped away (so swapping again moves on, not back)."""
+
+_NAME = re.compile(r"[^\x00-\x1f\x7f/\\\ud800-\udfff]+")  # lone surrogates: not text
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS kits (
+    name TEXT PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    size INTEGER NOT NULL,
+    context TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pads (
+    kit TEXT NOT NULL REFERENCES kits(name) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    slot TEXT NOT NULL,
+    point_id TEXT,
+    path_hint TEXT,
+    locked INTEGER NOT NULL DEFAULT 0,
+    note TEXT,
+    swapped TEXT NOT NULL DEFAULT '[]',
+    PRIMARY KEY (kit, idx)
+);
+"""
+
+
+@dataclass(frozen=True)
+class Pad:
+    """One pad (``index`` from 1): its slot label, the sample on it (None: empty), whether
+    fill and swap-all keep it, a note on how it was chosen, and the ids swapped away from it."""
+
+    index: int
+    slot: str
+    id: str | None = None
+    path_hint: str | None = None
+    locked: bool = False
+    note: str | None = None
+    swapped: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class KitInfo:
+    """A kit's name, pad count, filled pads and times (ISO 8601 UTC)."""
+
+    name: str
+    size: int
+    filled: int
+    created_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class KitRecord:
+    """A stored kit: its info, project context (``{"bpm", "key", "tolerance_pct"}`` or None)
+    and its pads in order."""
+
+    info: KitInfo
+    context: dict[str, Any] | None
+    pads: list[Pad] = field(default_factory=list)
+
+
+class KitsUnavailableError(UnavailableError):
+    """The kits file cannot be used; the message says what to do."""
+
+    code = "kits_unavailable"
+
+
+def check_kit_name(name: str, *, new: bool = True) -> str:
+    """A kit name, trimmed, if usable (InvalidRequestError otherwise): 1 to 64 characters, no
+    control character or slash (names become folders on export); a ``new`` one must also read
+    as it looks (:func:`timbre.collections_db.name_problem`)."""
+    text = name.strip()
+    if not text or len(text) > MAX_NAME_CHARS or not _NAME.fullmatch(text):
+        raise InvalidRequestError(
+            f"a kit name needs 1 to {MAX_NAME_CHARS} characters, without control characters "
+            f"or slashes (got {name!r})"
+        )
+    if new:
+        why = name_problem(text)
+        if why is not None:
+            raise InvalidRequestError(f"kit name {text!r}: {why}")
+    return text
+
+
+def _pad_of(row: Sequence[Any]) -> Pad:
+    idx, slot, point, hint, locked, note, swapped = row
+    return Pad(
+        int(idx), str(slot), point, hint, bool(locked), note, tuple(json.loads(swapped or "[]"))
+    )
+
+
+class Kits:
+    """The kits file of one data dir (thread-safe; processes may share it). Names are unique
+    regardless of case, shown as first written."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None  # opened on first use, again after a failure
+
+    @classmethod
+    def in_data_dir(cls, data_dir: Path) -> Kits:
+        return cls(data_dir / KITS_FILE)
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.executescript(_SCHEMA)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                if self._db is None:
+                    self._db = self._connect()
+                db = self._db
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise self._domain_error(exc) from exc
+
+    def _domain_error(self, exc: sqlite3.Error) -> Exception:
+        if disk_full_cause(exc) is not None:
+            return DiskFullError(
+                f"disk full: the kits file {self.path} cannot be written ({exc}); nothing was "
+                "changed. Free some space and try again."
+            )
+        code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+        if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+            return KitsUnavailableError(
+                f"the kits file {self.path} is damaged ({exc}). Search is unaffected. To "
+                f"recover, move it aside (mv {self.path} {self.path}.damaged, with its -wal "
+                "and -shm files if any): the next request starts a new, empty one."
+            )
+        return KitsUnavailableError(f"the kits file {self.path} failed: {exc}")
+
+    def _name_of(self, db: sqlite3.Connection, name: str) -> str | None:
+        row = db.execute(
+            "SELECT name FROM kits WHERE key = ?", (check_kit_name(name, new=False).casefold(),)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def _existing(self, db: sqlite3.Connection, name: str) -> str:
+        stored = self._name_of(db, name)
+        if stored is None:
+            raise NotFoundError(f"no kit named {name!r}")
+        return stored
+
+    def _record(self, db: sqlite3.Connection, name: str) -> KitRecord:
+        size, context, created, updated = db.execute(
+            "SELECT size, context, created_at, updated_at FROM kits WHERE name = ?", (name,)
+        ).fetchone()
+        pads = [
+            _pad_of(r)
+            for r in db.execute(
+                "SELECT idx, slot, point_id, path_hint, locked, note, swapped FROM pads "
+                "WHERE kit = ? ORDER BY idx",
+                (name,),
+            )
+        ]
+        filled = sum(p.id is not None for p in pads)
+        info = KitInfo(name, int(size), filled, str(created), str(updated))
+        return KitRecord(info, json.loads(context) if context else None, pads)
+
+    def list_all(self) -> list[KitInfo]:
+        """Every kit, by name."""
+        with self._tx() as db:
+            names = [str(r[0]) for r in db.execute("SELECT name FROM kits ORDER BY key")]
+            return [self._record(db, n).info for n in names]
+
+    def get(self, name: str) -> KitRecord:
+        with self._tx() as db:
+            return self._record(db, self._existing(db, name))
+
+    def create(
+        self, name: str, size: int, context: dict[str, Any] | None, pads: Sequence[Pad]
+    ) -> KitRecord:
+        """A new kit with its pads (ConflictError: the name is taken, in any case)."""
+        text = check_kit_name(name)
+        if size not in PAD_COUNTS or len(pads) != size:
+            raise InvalidRequestError(f"a kit has 8 or 16 pads, not {size}")
+        with self._tx() as db:
+            if self._name_of(db, text) is not None:
+                raise ConflictError(f"a kit named {text!r} already exists")
+            now = now_iso()
+            db.execute(
+                "INSERT INTO kits VALUES (?, ?, ?, ?, ?, ?)",
+                (text, text.casefold(), size, json.dumps(context) if context else None, now, now),
+            )
+            self._write_pads(db, text, pads)
+            return self._record(db, text)
+
+    def save_pads(self, name: str, pads: Sequence[Pad]) -> KitRecord:
+        """Replace the given pads (by index) of a kit."""
+        with self._tx() as db:
+            stored = self._existing(db, name)
+            (size,) = db.execute("SELECT size FROM kits WHERE name = ?", (stored,)).fetchone()
+            for pad in pads:
+                if not 1 <= pad.index <= int(size):
+                    raise NotFoundError(f"kit {stored!r} has pads 1 to {size}, not {pad.index}")
+            self._write_pads(db, stored, pads)
+            db.execute("UPDATE kits SET updated_at = ? WHERE name = ?", (now_iso(), stored))
+            return self._record(db, stored)
+
+    @staticmethod
+    def _write_pads(db: sqlite3.Connection, kit: str, pads: Sequence[Pad]) -> None:
+        db.executemany(
+            "INSERT OR REPLACE INTO pads VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    kit,
+                    p.index,
+                    p.slot,
+                    p.id,
+                    p.path_hint,
+                    int(p.locked),
+                    p.note,
+                    json.dumps(list(p.swapped[-MAX_SWAPPED:])),
+                )
+                for p in pads
+            ],
+        )
+
+    def delete(self, name: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM kits WHERE name = ?", (self._existing(db, name),))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
