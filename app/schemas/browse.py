@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.schemas.filters import FilterIn
+from app.schemas.fit import ProjectIn
 from app.schemas.search import HitOut, Offset, TopK
 
 
@@ -34,6 +35,12 @@ class BrowseIn(BaseModel):
     filter: FilterIn | None = None
     top_k: TopK | None = Field(default=None, description="samples wanted")
     offset: Offset = 0
+    context: ProjectIn | None = Field(
+        default=None,
+        description="the project's tempo and key (or as query parameters bpm, key, sort, "
+        "only_fitting): each sample says how it fits; sort 'fit' lists the fitting ones first, "
+        "each group in path order",
+    )
 
 
 class FolderOut(BaseModel):
