@@ -8,7 +8,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.schemas.filters import FilterIn
-from app.schemas.fit import ProjectIn
 from app.schemas.search import HitOut, Offset, TopK
 
 
@@ -29,18 +28,14 @@ class PayloadOut(BaseModel):
 
 
 class BrowseIn(BaseModel):
-    """A listing without a query: the samples matching ``filter``, in path order."""
+    """A listing without a query: the samples matching ``filter``, in path order (a project
+    context, the query parameters ``bpm``, ``key``, ``sort``, ``only_fitting``, may list the
+    fitting ones first)."""
 
     model_config = ConfigDict(extra="forbid")
     filter: FilterIn | None = None
     top_k: TopK | None = Field(default=None, description="samples wanted")
     offset: Offset = 0
-    context: ProjectIn | None = Field(
-        default=None,
-        description="the project's tempo and key (or as query parameters bpm, key, sort, "
-        "only_fitting): each sample says how it fits; sort 'fit' lists the fitting ones first, "
-        "each group in path order",
-    )
 
 
 class FolderOut(BaseModel):

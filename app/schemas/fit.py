@@ -17,7 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from app.schemas.filters import NOT_A_BOOL, FilterIn, KeyText
+from app.schemas.filters import NOT_A_BOOL, FilterIn, KeyText, document_forms
 from timbre.fit import MAX_BPM, KeyRelation, ProjectContext
 from timbre.musickey import normalize_key
 from timbre.search.fitting import FitQuery, SortBy
@@ -44,6 +44,16 @@ def _canonical_key(value: str | None) -> str | None:
     return key
 
 
+# "A bpm, a key or both" in JSON Schema terms (a null counts as not given), so that the schema
+# accepts no context the model refuses.
+_BPM_OR_KEY: dict[str, Any] = {
+    "anyOf": [
+        {"required": ["bpm"], "properties": {"bpm": {"type": "number"}}},
+        {"required": ["key"], "properties": {"key": {"type": "string"}}},
+    ]
+}
+
+
 class ProjectIn(BaseModel):
     """The project's tempo and key (one or both); every hit then says how it fits (``fit``).
 
@@ -53,7 +63,7 @@ class ProjectIn(BaseModel):
     ``only_fitting`` drops the rest. Both rank a pool of candidates larger than the page.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_BPM_OR_KEY)
     bpm: Bpm | None = Field(
         default=None, description=f"the project's tempo, above 0 and at most {MAX_BPM:g}"
     )
@@ -119,12 +129,29 @@ class FitOut(BaseModel):
     )
 
 
+def _project_forms(schema: dict[str, Any]) -> None:
+    """FilterIn's schema, but a single number bpm is a project's tempo: above 0, at most 999."""
+    document_forms(schema)
+    bpm = schema["properties"]["bpm"]
+    number = {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_BPM}
+    # New branches, not edits: FilterIn's schema shares its branch dicts.
+    bpm["anyOf"] = [number if b.get("type") == "number" else b for b in bpm["anyOf"]]
+    bpm["description"] = (
+        "one number (124): the project's tempo, fitting samples first; a range filters: "
+        "'120-130', {min, max} or {gte, lte, gt, lt}"
+    )
+    schema["properties"]["key"]["description"] = (
+        "one key ('Am'): the project's key, fitting samples first; a list of keys filters"
+    )
+
+
 class PaletteContextIn(FilterIn):
     """A filter every slot must match, and the project: a single number ``bpm`` and a single
     ``key`` are the project's tempo and key (each hit says how it fits, fitting samples come
     first in each slot; not a filter); a ``bpm`` range (``"120-128"``, ``{min, max}``) and a list
     of keys filter as in any search."""
 
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_project_forms)
     _project_bpm: float | None = PrivateAttr(default=None)
     _project_key: str | None = PrivateAttr(default=None)
 

@@ -299,11 +299,10 @@ def browse(client: TestClient, query: str = "", **body: Any) -> dict[str, Any]:
     return ok(client.post(f"/v1/browse{query}", json={"top_k": EVERYTHING, **body}))
 
 
-def test_browsing_takes_a_context_in_the_query_or_the_body(client: TestClient) -> None:
+def test_browsing_takes_a_context_in_its_query(client: TestClient) -> None:
     plain = browse(client)["hits"]
     by_query = browse(client, "?bpm=124&key=Am&sort=fit")
-    by_body = browse(client, context={**PROJECT, "sort": "fit"})
-    assert by_query == {**by_body, "took_ms": by_query["took_ms"]}
+    assert by_query["query"]["context"]["sort"] == "fit"
     hits = by_query["hits"]
     assert sorted(h["id"] for h in hits) == sorted(h["id"] for h in plain)
     for hit in hits:
@@ -337,7 +336,6 @@ def test_browsing_only_fitting_counts_exactly(client: TestClient) -> None:
         "?bpm=1000",
         "?bpm=fast",
         "?key=H",
-        "?sort=fit",
         "?bpm=124&sort=best",
         "?bpm=124&only_fitting=maybe",
     ],
@@ -346,6 +344,14 @@ def test_browsing_refuses_a_bad_context(client: TestClient, query: str) -> None:
     problem(client.post(f"/v1/browse{query}", json={}), 422, "validation_error")
 
 
-def test_browsing_refuses_a_context_given_twice(client: TestClient) -> None:
-    response = client.post("/v1/browse?bpm=124", json={"context": {"key": "Am"}})
-    assert "once" in problem(response, 422, "invalid_request")["detail"]
+def test_browsing_sort_without_a_project_is_no_project(client: TestClient) -> None:
+    plain = browse(client)
+    for query in ("?sort=fit", "?only_fitting=true"):
+        listed = browse(client, query)
+        assert [h["id"] for h in listed["hits"]] == [h["id"] for h in plain["hits"]]
+        assert all(h["fit"] is None for h in listed["hits"]) and "context" not in listed["query"]
+
+
+def test_browsing_takes_no_context_in_its_body(client: TestClient) -> None:
+    response = client.post("/v1/browse", json={"context": {"key": "Am"}})
+    assert "context" in problem(response, 422, "validation_error")["detail"]

@@ -71,7 +71,7 @@ class BrowseService:
         except StoreError as exc:
             raise UnavailableError(f"browsing needs Qdrant, which failed: {exc}") from exc
         records.sort(key=lambda r: (str(r.payload.get("path") or "").casefold(), r.id))
-        if fit is not None:
+        if fit is not None and fit.reranks:
             records = rank_by_fit(records, fit, lambda r: r.payload)
         page = records[offset : offset + limit]
         items = [(r.id, r.payload) for r in page]

@@ -19,9 +19,10 @@ from timbre.store import Hit
 SortBy = Literal["score", "fit"]
 T = TypeVar("T")
 
-POOL_MIN = 400
+POOL_MIN = 200
 """Candidates ranked for any page: pages within the first ``POOL_MIN / POOL_FACTOR`` results
-(10 pages of 20) rank the same pool, so they page consistently."""
+(5 pages of 20) rank the same pool, so they page consistently. On a 10 000-sample snapshot a
+search of 200 took about twice one of 20 (21 ms against 12 ms), one of 400 ten times."""
 POOL_FACTOR = 2
 """A deeper page ranks ``POOL_FACTOR`` times its end (room for the fitting hits past it)."""
 POOL_CAP = 5_000
