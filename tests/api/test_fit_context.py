@@ -9,14 +9,16 @@ payload; ``sort: "fit"`` and ``only_fitting`` against the same search without th
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from ingest.synthetic import Library
-from tests.support.api_fixtures import ok, problem
+from tests.support.api_fixtures import copy_of, ok, opened, problem
 from timbre.fit import ProjectContext, fit_of
+from timbre.settings import load_settings
 
 PROJECT = {"bpm": 124, "key": "Am"}
 EVERYTHING = 44  # the library's samples: 4 packs x (9 one-shots + 2 loops)
@@ -145,6 +147,24 @@ def test_a_tolerance_of_its_own_decides_what_fits(client: TestClient) -> None:
     assert all(h["fit"]["fits"] for h in loose)
     for hit in strict:
         assert without_url(hit["fit"]) == expected_fit(hit, 124, None, 0.0)
+
+
+def test_the_default_tolerance_is_a_setting(
+    library: Library, indexed_dir: Path, tiny_bundle: Path, tmp_path: Path
+) -> None:
+    settings = load_settings(
+        data_dir=copy_of(indexed_dir, tmp_path),
+        models={"bundle": tiny_bundle, "threads": 2},
+        api={"library_roots": [str(library.root)]},
+        fit={"tempo_tolerance_pct": 1.0},
+    )
+    with opened(settings) as own:
+        body = text(own, top_k=EVERYTHING, context={"bpm": 124}, filter={"kind": "loop"})
+    assert body["query"]["context"]["tolerance_pct"] == 1.0
+    by_bpm = {h["bpm"]: h["fit"]["fits"] for h in body["hits"]}
+    assert by_bpm[122.0] is False  # +1.6 %: fits at 8 %, not at 1 %
+    for hit in body["hits"]:
+        assert without_url(hit["fit"]) == expected_fit(hit, 124, None, 1.0)
 
 
 def test_audio_and_hybrid_searches_take_a_context(client: TestClient) -> None:
