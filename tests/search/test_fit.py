@@ -120,3 +120,11 @@ def test_parse_key_reads_any_spelling() -> None:
     assert parse_key("Bb minor") == (10, True)
     assert parse_key("F#") == (6, False)
     assert parse_key("nope") is None
+
+
+@pytest.mark.parametrize(
+    ("sample", "project"), [(120.0, 5e-324), (1e308, 124.0), (5e-324, 999.0), (1e308, 5e-324)]
+)
+def test_extreme_tempos_give_a_stretch_not_an_error(sample: float, project: float) -> None:
+    fit = fit_of(ProjectContext.of(bpm=project), {"kind": "loop", "bpm": sample})
+    assert fit.stretch_pct is not None and math.isfinite(fit.stretch_pct) and not fit.fits
