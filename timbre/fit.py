@@ -171,13 +171,3 @@ def fit_of(context: ProjectContext, payload: Mapping[str, Any]) -> Fit:
         semitones = transpose_to(sample_key, project_key)
         fits = fits and relation in FITTING_RELATIONS
     return Fit(fits, stretch, multiple, relation, semitones)
-
-
-def fit_order(fit: Fit) -> tuple[int, float, int]:
-    """Sort key, best first: fitting samples, then the least stretch, then the least
-    transposition (a missing relation costs nothing)."""
-    return (
-        0 if fit.fits else 1,
-        abs(fit.stretch_pct or 0.0),
-        abs(fit.semitones or 0),
-    )

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from timbre.errors import InvalidRequestError
-from timbre.fit import ProjectContext, fit_of, fit_order, key_relation, parse_key, transpose_to
+from timbre.fit import ProjectContext, fit_of, key_relation, parse_key, transpose_to
 
 
 def loop(bpm: float | None = None, key: str | None = None) -> dict[str, object]:
@@ -88,13 +88,6 @@ def test_tolerance_is_a_setting() -> None:
     strict = ProjectContext.of(bpm=124, tempo_tolerance_pct=1.0)
     assert not fit_of(strict, loop(bpm=120)).fits
     assert fit_of(strict, loop(bpm=123.5)).fits
-
-
-def test_order_puts_fitting_then_least_stretch_first() -> None:
-    context = ProjectContext.of(bpm=124, key="Am")
-    fits = [fit_of(context, p) for p in (loop(100, "Am"), loop(120, "Am"), loop(124, "C"))]
-    ranked = sorted(fits, key=fit_order)
-    assert [f.stretch_pct for f in ranked] == [0.0, 3.33, 24.0]
 
 
 @pytest.mark.parametrize(
