@@ -118,8 +118,11 @@ class Fit:
 
 def tempo_fit(sample_bpm: float, project_bpm: float) -> tuple[float, float]:
     """The tempo multiple the sample is best heard at, and the signed stretch in percent."""
-    best = min(TEMPO_MULTIPLES, key=lambda m: abs(math.log(project_bpm / (sample_bpm * m))))
-    return best, (project_bpm / (sample_bpm * best) - 1.0) * 100.0
+    # Differences of logs, not the log of a ratio: the ratio of extreme tempos (5e-324 BPM,
+    # 1e308 BPM) under- or overflows to 0 or inf. Clamped, the stretch stays a finite number.
+    gaps = {m: math.log(project_bpm) - math.log(sample_bpm) - math.log(m) for m in TEMPO_MULTIPLES}
+    best = min(TEMPO_MULTIPLES, key=lambda m: abs(gaps[m]))
+    return best, math.expm1(max(-700.0, min(700.0, gaps[best]))) * 100.0
 
 
 def key_relation(sample: tuple[int, bool], project: tuple[int, bool]) -> KeyRelation:
@@ -168,13 +171,3 @@ def fit_of(context: ProjectContext, payload: Mapping[str, Any]) -> Fit:
         semitones = transpose_to(sample_key, project_key)
         fits = fits and relation in FITTING_RELATIONS
     return Fit(fits, stretch, multiple, relation, semitones)
-
-
-def fit_order(fit: Fit) -> tuple[int, float, int]:
-    """Sort key, best first: fitting samples, then the least stretch, then the least
-    transposition (a missing relation costs nothing)."""
-    return (
-        0 if fit.fits else 1,
-        abs(fit.stretch_pct or 0.0),
-        abs(fit.semitones or 0),
-    )

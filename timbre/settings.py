@@ -355,6 +355,14 @@ class MediaSettings(_Section):
     """Disk kept for WAV renditions of files browsers cannot play (bytes), oldest out first."""
 
 
+class FitSettings(_Section):
+    """How samples fit a project's tempo and key (a search's ``context``)."""
+
+    tempo_tolerance_pct: float = Field(ge=0.0, le=100.0)
+    """Most time-stretch (percent) a sample may need and still fit, when a request names none:
+    about where stretching starts to be heard on drums (smeared transients, drifting groove)."""
+
+
 class McpSettings(_Section):
     """The MCP server over stdio (`timbre mcp`)."""
 
@@ -412,6 +420,7 @@ class Settings(BaseSettings):
     duplicates: DuplicatesSettings
     facets: FacetsSettings
     media: MediaSettings
+    fit: FitSettings
     mcp: McpSettings
     watch: WatchSettings
 

@@ -17,7 +17,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from app.routes.common import AudioUrl, filter_of, hit_out, result_out
-from app.routes.kits import kit_out
+from app.routes.kits import kit_out, project_of
 from app.routes.recommend import run_recommend
 from app.routes.search import batch_out, run_audio, run_batch, run_text
 from app.schemas import (
@@ -149,8 +149,7 @@ class LocalBackend:
         # The kits file lives beside the collections one, in the same data dir.
         if self._kits is None:
             self._kits = KitsService(Kits.in_data_dir(self._collections.path.parent), self.service)
-        context = body.context.to_context() if body.context else None
-        only = bool(body.context and body.context.only_fitting)
+        context, only = project_of(self._kits, body.context)
         if body.name is None:
             view = self._kits.preview(body.pads, body.slots, context, only_fitting=only)
         else:

@@ -63,8 +63,20 @@ INSTRUCTIONS = (
     "distinct samples, a shared context filter); refine one slot with similar_samples; show "
     "results by name with their path (to load in a DAW) or audio_url (to play); save picks "
     "with add_to_collection. Each hit says where its instrument, key and bpm came from "
-    "(*_source: tags, name or audio)."
+    "(*_source: tags, name or audio). When the user names the track's tempo or key, pass it "
+    "as context ({bpm: 124, key: 'Am'}): every hit then carries fit, saying whether it fits "
+    "and why (the stretch it needs, its key's relation to the track's), to explain a pick."
 )
+
+FIT_HELP = (
+    " With context {bpm, key} (the track's tempo and key; sort 'fit' puts fitting samples "
+    "first, only_fitting drops the rest), each hit carries fit: fits is true when it needs at "
+    "most tolerance_pct (default 8) of time-stretch, half and double time counting, "
+    "(stretch_pct, tempo_multiple) and its key is the track's, its relative or a fifth away "
+    "(key_relation, with semitones to transpose it); one-shots and keyless drums are never "
+    "held back by what they lack; fit.audio_url plays it matched to the track."
+)
+"""What ``fit`` means, for the tools that take a project context."""
 
 
 @dataclass(frozen=True)
@@ -111,7 +123,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         "search_samples",
         "Search samples",
         "Find samples that sound like a description, e.g. 'punchy techno kick'. Filter by "
-        "genre, instrument, kind, key, pack, tags, bpm ('120-128') or duration_s.",
+        "genre, instrument, kind, key, pack, tags, bpm ('120-128') or duration_s." + FIT_HELP,
         TextSearchIn,
         SamplesOut,
         lambda b, a: SamplesOut.of(b.search_text(a)),
@@ -121,7 +133,8 @@ TOOLS: tuple[ToolSpec, ...] = (
         "Similar samples",
         "Find samples that sound like an indexed one (by id); with a query, steer by text "
         "(alpha = weight of the text). Steer away from samples the user rejected (unlike: "
-        "their ids) and from words (avoid, or '-word' in the query, e.g. 'darker -noise').",
+        "their ids) and from words (avoid, or '-word' in the query, e.g. 'darker -noise')."
+        + FIT_HELP,
         SimilarIn,
         SamplesOut,
         _similar,
@@ -132,8 +145,13 @@ TOOLS: tuple[ToolSpec, ...] = (
         "Fill every slot of a palette in one call: one query per slot with its own filter "
         "(set its instrument and kind), a shared context filter ANDed with each slot's own "
         "(a context bpm range applies to loops: one-shots pass it), and no sample in two "
-        "slots when distinct. A slot named after an instrument the library holds is filtered "
-        "on it unless a filter sets one; an empty slot says which filter emptied it.",
+        "slots when distinct. A single bpm number and a single key in the context are the "
+        "track's tempo and key, not filters: every hit carries fit and each slot puts the "
+        "samples that fit first (fits: within 8 % of time-stretch, half and double time "
+        "counting, and a key that is the track's, its relative or a fifth away; stretch_pct, "
+        "key_relation and semitones say why; fit.audio_url plays it matched). A slot named "
+        "after an instrument the library holds is filtered on it unless a filter sets one; an "
+        "empty slot says which filter emptied it.",
         PaletteIn,
         PaletteOut,
         lambda b, a: PaletteOut.of(a, b.search_batch(a.to_http())),
@@ -228,17 +246,20 @@ def palette_prompt(brief: str, slots: str | None) -> str:
         f"2. Decide {parts}, and one short sound description per slot.\n"
         "3. Call build_palette once with every slot and distinct=true. Give each slot its own "
         "filter: its instrument as library_overview spells it (kick, snare, hat, bass…) and its "
-        "kind (one_shot for single hits, loop for patterns); put a key only on melodic slots "
-        "(drums have none). Put in the context what the whole brief fixes: genre, and bpm as "
-        "'MIN-MAX' around the tempo (it applies to loops; one-shots have no tempo and pass "
-        "it).\n"
+        "kind (one_shot for single hits, loop for patterns). Put in the context what the whole "
+        "brief fixes: genre, and the track's tempo and key as a single bpm number and a single "
+        "key (e.g. bpm 124, key 'Am'): they rank the samples that fit first in every slot and "
+        "each hit says how it fits (fit). A bpm range 'MIN-MAX' or a list of keys filters "
+        "instead (a range applies to loops; one-shots have no tempo and pass it).\n"
         "4. A slot that comes back empty says why in its 'empty' field: the filter that emptied "
         "it and how many samples match without it. Loosen that filter and call again.\n"
-        "5. For a slot whose hits do not fit, call similar_samples with the best hit's id and "
-        "a query saying what to change (e.g. 'darker'), or search_samples with new words.\n"
-        "6. Show the picks as a list: slot, name, pack, BPM, key, and the path to load it (or "
-        "the audio_url to play it). Say where a fact came from when it matters (the *_source "
-        "fields: tags, name or audio).\n"
+        "5. For a slot whose hits do not suit, call similar_samples with the best hit's id, "
+        "a query saying what to change (e.g. 'darker') and the track's bpm and key as its "
+        "context, or search_samples with new words.\n"
+        "6. Show the picks as a list: slot, name, pack, BPM, key, how it fits the track (from "
+        "fit: the stretch it needs, its key's relation and transposition) and the path to load "
+        "it (or the audio_url to play it; fit.audio_url plays it matched to the track). Say "
+        "where a fact came from when it matters (the *_source fields: tags, name or audio).\n"
         "7. When the user keeps some, call add_to_collection with their ids."
     )
 

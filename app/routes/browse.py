@@ -5,14 +5,19 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from app.deps import ApiDep, paging, require_read
 from app.openapi import BODY_PROBLEMS, problems
-from app.routes.common import audio_url, filter_of, from_state, hit_out
+from app.routes.common import as_request_error, audio_url, filter_of, from_state, hit_out
 from app.schemas.browse import BrowseIn, FoldersOut, ItemDuplicatesOut, PayloadOut, PeaksOut
+from app.schemas.filters import KEY_PATTERN
+from app.schemas.fit import ProjectIn
 from app.schemas.search import SearchOut
+from timbre.fit import MAX_BPM
 from timbre.search.browse import BrowseService
+from timbre.search.fitting import SortBy
 from timbre.search.media import MediaService
 
 router = APIRouter(dependencies=[Depends(require_read)], responses=problems(401, 404, 503))
@@ -58,20 +63,62 @@ async def item_duplicates(item_id: str, request: Request, browser: BrowseDep) ->
     )
 
 
+def project_params(
+    bpm: Annotated[
+        float | None,
+        Query(gt=0, le=MAX_BPM, allow_inf_nan=False, description="the project's tempo"),
+    ] = None,
+    key: Annotated[
+        str | None,
+        Query(description="the project's key, e.g. Am", json_schema_extra={"pattern": KEY_PATTERN}),
+    ] = None,
+    sort: Annotated[
+        SortBy | None,
+        Query(description="'fit': the samples that fit first (with a bpm or a key)"),
+    ] = None,
+    only_fitting: Annotated[
+        bool | None, Query(description="only the samples that fit (with a bpm or a key)")
+    ] = None,
+) -> ProjectIn | None:
+    """The project context given as query parameters (the page's URL carries them). Without
+    a bpm or a key there is no project, and nothing for sort or only_fitting to apply to."""
+    if bpm is None and key is None:
+        return None
+    given = {"bpm": bpm, "key": key, "sort": sort, "only_fitting": only_fitting}
+    try:
+        return ProjectIn.model_validate({k: v for k, v in given.items() if v is not None})
+    except ValidationError as exc:
+        raise as_request_error(exc) from None
+
+
+ProjectParams = Annotated[ProjectIn | None, Depends(project_params)]
+
+
 @router.post("/v1/browse", response_model=SearchOut, tags=["search"], responses=BODY_PROBLEMS)
-async def browse(body: BrowseIn, request: Request, browser: BrowseDep, api: ApiDep) -> SearchOut:
-    """The samples matching a filter (a folder, a pack...) in path order, without a query."""
+async def browse(
+    body: BrowseIn, request: Request, browser: BrowseDep, api: ApiDep, params: ProjectParams
+) -> SearchOut:
+    """The samples matching a filter (a folder, a pack...) in path order, without a query;
+    with a project context (query parameters), how each fits it, the fitting ones first if
+    asked (each group in path order)."""
     top_k, offset = paging(api, body.top_k, body.offset)
+    tolerance = browser.library.limits.tempo_tolerance_pct
+    fit = None if params is None else params.query(tolerance)
     page = await run_in_threadpool(
-        browser.browse, filter_of(api, body.filter), limit=top_k, offset=offset
+        browser.browse, filter_of(api, body.filter), limit=top_k, offset=offset, fit=fit
     )
     request.state.engine = "qdrant"
     url = audio_url(request)
+    query: dict[str, Any] = {
+        "browse": body.filter.model_dump(exclude_none=True) if body.filter else {}
+    }
+    if fit is not None:
+        query["context"] = fit.describe()
     return SearchOut(
         engine="qdrant",
         took_ms=round(page.took_ms, 3),
-        query={"browse": body.filter.model_dump(exclude_none=True) if body.filter else {}},
-        hits=[hit_out(url, None, item_id, payload) for item_id, payload in page.items],
+        query=query,
+        hits=[hit_out(url, None, item_id, payload, fit) for item_id, payload in page.items],
         total=page.total,
     )
 

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import Request
 from pydantic import ValidationError
 
 from app.schemas import (
     FilterIn,
+    FitOut,
     HitOut,
+    ProjectIn,
     SearchOut,
 )
 from timbre.errors import InvalidRequestError, UnavailableError
-from timbre.search import SearchResult
+from timbre.search import SearchResult, SearchService
+from timbre.search.fitting import FitQuery
 from timbre.settings import ApiSettings
 from timbre.store import Hit
 
@@ -45,9 +49,32 @@ def audio_url(request: Request) -> AudioUrl:
     return template_urls(str(request.url_for("item_audio", item_id="{id}")))
 
 
-def hit_out(url: AudioUrl, hit: Hit | None, item_id: str, payload: dict[str, Any]) -> HitOut:
+def fit_out(url: str, payload: dict[str, Any], fit: FitQuery) -> FitOut:
+    """How a sample fits ``fit``'s project, with the URL of its matched rendition (the sample
+    stretched and transposed to the project) when it needs either. ``url`` is its plain audio
+    URL; a ``file:`` one has no service to render a rendition, so none is given."""
+    found = fit.fit(payload)
+    query: dict[str, Any] = {}
+    if found.stretch_pct and fit.project.bpm is not None:
+        query["bpm"] = f"{fit.project.bpm:g}"
+    if query or found.semitones:
+        query["semitones"] = found.semitones or 0
+    matched = f"{url}?{urlencode(query)}" if query and not url.startswith("file:") else None
+    return FitOut(**found.as_dict(), audio_url=matched)
+
+
+def hit_out(
+    url: AudioUrl,
+    hit: Hit | None,
+    item_id: str,
+    payload: dict[str, Any],
+    fit: FitQuery | None = None,
+) -> HitOut:
+    """A hit in its HTTP form; with ``fit``, how it fits that project."""
     score = hit.score if hit else None
-    return HitOut(id=item_id, score=score, audio_url=url(item_id, payload), **payload)
+    plain = url(item_id, payload)
+    fitted = None if fit is None else fit_out(plain, payload, fit)
+    return HitOut(id=item_id, score=score, audio_url=plain, fit=fitted, **payload)
 
 
 def result_out(url: AudioUrl, result: SearchResult) -> SearchOut:
@@ -55,7 +82,7 @@ def result_out(url: AudioUrl, result: SearchResult) -> SearchOut:
         engine=result.engine,  # type: ignore[arg-type]  # "faiss" or "qdrant", set by route()
         took_ms=round(result.took_ms, 3),
         query=result.query,
-        hits=[hit_out(url, h, h.id, h.payload) for h in result.hits],
+        hits=[hit_out(url, h, h.id, h.payload, result.fit) for h in result.hits],
         total=result.total,
     )
 
@@ -69,6 +96,13 @@ def as_request_error(exc: ValidationError) -> Exception:
     from fastapi.exceptions import RequestValidationError
 
     return RequestValidationError(exc.errors())
+
+
+def fit_of(service: SearchService, context: ProjectIn | None) -> FitQuery | None:
+    """The fit a request's ``context`` asks for (the settings' tolerance by default)."""
+    if context is None:
+        return None
+    return context.query(service.library.limits.tempo_tolerance_pct)
 
 
 def filter_of(api: ApiSettings, value: FilterIn | None) -> Any:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -14,8 +14,8 @@ from app.openapi import BODY_PROBLEMS, problems
 from app.routes.collections import strict_path
 from app.routes.common import AudioUrl, audio_url, from_state, hit_out
 from app.schemas.collections import NAME_MAX_CHARS, NAME_PATTERN
+from app.schemas.fit import ProjectIn
 from app.schemas.kits import (
-    FitOut,
     KitContextOut,
     KitIn,
     KitOut,
@@ -26,8 +26,8 @@ from app.schemas.kits import (
     PadIn,
     PadOut,
 )
-from app.schemas.search import HitOut
-from timbre.fit import Fit
+from timbre.fit import ProjectContext
+from timbre.search.fitting import FitQuery
 from timbre.search.kit_export import ExportFormat, KitExporter
 from timbre.search.kits import KitsService, KitView
 
@@ -50,12 +50,17 @@ PadIndex = Annotated[int, Path(ge=1, le=16, description="a pad, from 1")]
 
 def kit_out(url: AudioUrl, view: KitView) -> KitOut:
     """The API's form of a kit (used by the MCP backend too)."""
+    context = view.context
+    fit = None
+    if context:  # what the kit was built for: each pad says how it fits, as a hit would
+        project = ProjectContext.of(context["bpm"], context["key"], context["tolerance_pct"])
+        fit = FitQuery(project)
     pads = []
     for p in view.pads:
         pad = p.pad
         hit = None
         if pad.id is not None and p.payload is not None:
-            hit = hit_out(url, None, pad.id, p.payload)
+            hit = hit_out(url, None, pad.id, p.payload, fit)
             hit.score = p.score
         pads.append(
             PadOut(
@@ -66,7 +71,7 @@ def kit_out(url: AudioUrl, view: KitView) -> KitOut:
                 locked=pad.locked,
                 missing=p.missing,
                 hit=hit,
-                fit=_fit(p.fit, hit, view.context) if p.fit is not None else None,
+                fit=hit.fit if hit is not None else None,
                 note=pad.note,
                 path_hint=pad.path_hint,
             )
@@ -82,18 +87,6 @@ def kit_out(url: AudioUrl, view: KitView) -> KitOut:
     )
 
 
-def _fit(fit: Fit, hit: HitOut | None, context: dict[str, Any] | None) -> FitOut:
-    """A pad's fit, with the URL of its matched rendition (contract of matched audition)."""
-    out = FitOut(**fit.as_dict())
-    bpm = (context or {}).get("bpm")
-    stretch = bool(fit.stretch_pct) and bpm is not None
-    if hit is not None and (stretch or fit.semitones):
-        query = {"bpm": f"{bpm:g}"} if stretch else {}
-        query["semitones"] = str(fit.semitones or 0)
-        out.audio_url = f"{hit.audio_url}?{urlencode(query)}"
-    return out
-
-
 def _out(request: Request, view: KitView) -> KitOut:
     return kit_out(audio_url(request), view)
 
@@ -105,15 +98,21 @@ async def list_kits(kits: KitsDep) -> KitsOut:
     return KitsOut(kits=[KitSummaryOut.model_validate(i, from_attributes=True) for i in infos])
 
 
+def project_of(kits: KitsService, context: ProjectIn | None) -> tuple[ProjectContext | None, bool]:
+    """A kit request's project (the settings' tolerance by default) and its only_fitting."""
+    if context is None:
+        return None, False
+    fit = context.query(kits.library.limits.tempo_tolerance_pct)
+    return fit.project, fit.only_fitting
+
+
 def create(kits: KitsService, body: KitIn) -> KitView:
-    context = body.context.to_context() if body.context else None
-    only = bool(body.context and body.context.only_fitting)
+    context, only = project_of(kits, body.context)
     return kits.create(body.name, body.pads, body.slots, context, only_fitting=only, fill=body.fill)
 
 
 def preview(kits: KitsService, body: KitPreviewIn) -> KitView:
-    context = body.context.to_context() if body.context else None
-    only = bool(body.context and body.context.only_fitting)
+    context, only = project_of(kits, body.context)
     return kits.preview(body.pads, body.slots, context, only_fitting=only)
 
 

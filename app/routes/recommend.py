@@ -7,7 +7,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.deps import ApiDep, ServiceDep, paging, require_read
 from app.openapi import BODY_PROBLEMS, problems
-from app.routes.common import filter_of, search_out
+from app.routes.common import filter_of, fit_of, search_out
 from app.schemas import SearchOut
 from app.schemas.recommend import RecommendIn
 from timbre.search import SearchResult, SearchService
@@ -31,7 +31,11 @@ def run_recommend(service: SearchService, api: ApiSettings, body: RecommendIn) -
         avoid=tuple(body.avoid or ()),
     )
     return service.recommend(
-        steering, top_k=top_k, offset=offset, filter=filter_of(api, body.filter)
+        steering,
+        top_k=top_k,
+        offset=offset,
+        filter=filter_of(api, body.filter),
+        fit=fit_of(service, body.context),
     )
 
 

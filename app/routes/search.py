@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from app.deps import ApiDep, ServiceDep, paging, require_read
 from app.openapi import BODY_PROBLEMS, problems
 from app.problems import MULTIPART
-from app.routes.common import filter_of, search_out
+from app.routes.common import filter_of, fit_of, search_out
 from app.schemas import (
     AudioSearchIn,
     AudioUploadIn,
@@ -44,6 +44,7 @@ UPLOAD_DOC = {  # the parts' media types, so that clients send an audio file and
                 "encoding": {
                     "file": {"contentType": "audio/*"},
                     "filter": {"contentType": "application/json"},
+                    "context": {"contentType": "application/json"},
                 }
             }
         }
@@ -55,8 +56,14 @@ def run_text(service: SearchService, api: ApiSettings, body: TextSearchIn) -> Se
     """The search a text request asks for, within the configured limits (also the MCP's)."""
     top_k, offset = paging(api, body.top_k, body.offset)
     search_filter = filter_of(api, body.filter)
+    fit = fit_of(service, body.context)
     return service.search_text(
-        body.query, top_k=top_k, offset=offset, filter=search_filter, avoid=body.avoid or ()
+        body.query,
+        top_k=top_k,
+        offset=offset,
+        filter=search_filter,
+        avoid=body.avoid or (),
+        fit=fit,
     )
 
 
@@ -66,6 +73,7 @@ def run_audio(
     """An audio search, or a hybrid one when ``body`` has a query."""
     top_k, offset = paging(api, body.top_k, body.offset)
     search_filter = filter_of(api, body.filter)
+    fit = fit_of(service, body.context)
     if isinstance(body, HybridSearchIn | HybridUploadIn):
         return service.search_hybrid(
             body.query,
@@ -75,21 +83,25 @@ def run_audio(
             offset=offset,
             filter=search_filter,
             avoid=getattr(body, "avoid", None) or (),
+            fit=fit,
         )
-    return service.search_audio(ref, top_k=top_k, offset=offset, filter=search_filter)
+    return service.search_audio(ref, top_k=top_k, offset=offset, filter=search_filter, fit=fit)
 
 
 def run_batch(service: SearchService, api: ApiSettings, body: BatchSearchIn) -> list[SearchResult]:
     if len(body.queries) > api.max_batch:
         raise InvalidRequestError(f"queries: at most {api.max_batch} per batch")
     context = filter_of(api, body.context)
+    project = None
+    if body.context is not None:  # its single bpm and key: the project's, not a filter
+        project = body.context.project(service.library.limits.tempo_tolerance_pct)
     queries = []
     for item in body.queries:
         top_k, offset = paging(api, item.top_k, item.offset)
         own = filter_of(api, item.filter)
         avoid = tuple(item.avoid or ())
         queries.append(BatchQuery(item.query, top_k, own, offset, context, item.slot, avoid))
-    return service.search_batch(queries, distinct=body.distinct)
+    return service.search_batch(queries, distinct=body.distinct, fit=project)
 
 
 def batch_out(

@@ -4,6 +4,7 @@ concern; the ones used across modules are importable from here."""
 from app.problems import Problem
 from app.schemas.admin import IngestIn, IngestJobOut
 from app.schemas.filters import FilterIn
+from app.schemas.fit import FitOut, PaletteContextIn, ProjectIn
 from app.schemas.health import HealthOut, ReadyOut, StatsOut
 from app.schemas.library import DuplicatesOut, FacetsOut
 from app.schemas.search import (
@@ -32,13 +33,16 @@ __all__ = [
     "EmptySlotOut",
     "FacetsOut",
     "FilterIn",
+    "FitOut",
     "HealthOut",
     "HitOut",
     "HybridSearchIn",
     "HybridUploadIn",
     "IngestIn",
     "IngestJobOut",
+    "PaletteContextIn",
     "Problem",
+    "ProjectIn",
     "ReadyOut",
     "SearchOut",
     "StatsOut",

@@ -28,7 +28,9 @@ class PayloadOut(BaseModel):
 
 
 class BrowseIn(BaseModel):
-    """A listing without a query: the samples matching ``filter``, in path order."""
+    """A listing without a query: the samples matching ``filter``, in path order (a project
+    context, the query parameters ``bpm``, ``key``, ``sort``, ``only_fitting``, may list the
+    fitting ones first)."""
 
     model_config = ConfigDict(extra="forbid")
     filter: FilterIn | None = None

@@ -131,7 +131,7 @@ KEY_PATTERN = (
 KeyText = Annotated[str, WithJsonSchema({"type": "string", "pattern": KEY_PATTERN})]
 
 
-def _document_forms(schema: dict[str, Any]) -> None:
+def document_forms(schema: dict[str, Any]) -> None:
     """Add the text and number forms of the ranges to FilterIn's schema."""
     for name in ("bpm", "duration_s"):
         prop = schema["properties"][name]
@@ -149,7 +149,7 @@ class FilterIn(BaseModel):
     enharmonic spelling (``A#m`` = ``Bbm``).
     """
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_document_forms)
+    model_config = ConfigDict(extra="forbid", json_schema_extra=document_forms)
     genre: str | list[str] | None = None
     instrument: str | list[str] | None = None
     kind: Literal["one_shot", "loop"] | list[Literal["one_shot", "loop"]] | None = None

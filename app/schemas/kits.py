@@ -9,10 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.config import JsonDict
 
 from app.schemas.collections import NAME_MAX_CHARS, NAME_PATTERN
-from app.schemas.filters import NOT_A_BOOL
+from app.schemas.fit import FitOut, ProjectIn
 from app.schemas.mcp import SampleBrief
 from app.schemas.search import HitOut
-from timbre.fit import MAX_BPM, ProjectContext
 from timbre.search.kit_slots import MAX_SLOT_CHARS
 
 KitName = Annotated[
@@ -29,11 +28,6 @@ _SPACES = r" \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 SLOT_PATTERN = rf"^[^{_CONTROL}]*[^\s{_CONTROL}{_SPACES}][^{_CONTROL}]*$"
 """A slot label (timbre.search.kits.check_slot): no control characters, something besides
 white space."""
-KEY_PATTERN = (
-    r"^\s*[A-Ga-g](#|b|♯|♭|[- ]?([Ss][Hh][Aa][Rr][Pp]|[Ff][Ll][Aa][Tt]))?\s?"
-    r"([Mm][Ii][Nn][Oo][Rr]|[Mm][Aa][Jj][Oo][Rr]|[Mm][Ii][Nn]|[Mm][Aa][Jj]|m|M)?\s*$"
-)
-"""A key as timbre.musickey.normalize_key reads it: 'Am', 'F# minor', 'Bb', 'C major'."""
 SlotText = Annotated[
     str,
     Field(
@@ -46,12 +40,6 @@ SlotText = Annotated[
 PadCount = Annotated[Literal[8, 16], Field(description="8 or 16 pads")]
 
 
-_BPM_OR_KEY: JsonDict = {
-    "anyOf": [
-        {"required": ["bpm"], "properties": {"bpm": {"type": "number"}}},
-        {"required": ["key"], "properties": {"key": {"type": "string"}}},
-    ]
-}
 _ID_OR_SLOT: JsonDict = {
     "anyOf": [
         {"required": ["id"], "properties": {"id": {"type": "string"}}},
@@ -72,44 +60,6 @@ def _slots_within(default_pads: int) -> JsonDict:
     }
 
 
-class KitContextIn(BaseModel):
-    """The project a kit is for; fill and swap prefer samples that fit it."""
-
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_BPM_OR_KEY)
-    bpm: Annotated[float, Field(gt=0, le=MAX_BPM, allow_inf_nan=False), NOT_A_BOOL] | None = Field(
-        default=None, description="the project's tempo"
-    )
-    key: str | None = Field(
-        default=None,
-        max_length=40,
-        pattern=KEY_PATTERN,
-        description="the project's key, e.g. 'Am', 'F# minor'",
-    )
-    tolerance_pct: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False), NOT_A_BOOL] | None = (
-        Field(default=None, description="stretch that still fits, in percent (default 8)")
-    )
-    sort: Literal["score", "fit"] | None = Field(
-        default=None, description="accepted for symmetry with search; a kit always prefers fit"
-    )
-    only_fitting: bool = Field(
-        default=False,
-        strict=True,
-        description="leave a pad empty rather than put a sample that does not fit on it",
-    )
-
-    @model_validator(mode="after")
-    def _something(self) -> KitContextIn:
-        if self.bpm is None and self.key is None:
-            raise ValueError("a project context needs a bpm, a key or both")
-        return self
-
-    def to_context(self) -> ProjectContext:
-        """The project context (InvalidRequestError: a key no one can read)."""
-        if self.tolerance_pct is None:
-            return ProjectContext.of(self.bpm, self.key)
-        return ProjectContext.of(self.bpm, self.key, self.tolerance_pct)
-
-
 class KitPreviewIn(BaseModel):
     """A kit to fill without saving it."""
 
@@ -120,7 +70,7 @@ class KitPreviewIn(BaseModel):
         max_length=16,
         description="a label per pad, in order; missing ones take the defaults",
     )
-    context: KitContextIn | None = None
+    context: ProjectIn | None = None
 
 
 class KitIn(KitPreviewIn):
@@ -147,20 +97,6 @@ class PadIn(BaseModel):
 class LockIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     locked: bool = Field(strict=True, description="kept by fill and swap-all when true")
-
-
-class FitOut(BaseModel):
-    """How the pad's sample fits the kit's project (timbre.fit)."""
-
-    fits: bool
-    stretch_pct: float | None = None
-    tempo_multiple: float | None = None
-    key_relation: str | None = None
-    semitones: int | None = None
-    audio_url: str | None = Field(
-        default=None,
-        description="the rendition matched to the project (null: nothing needs matching)",
-    )
 
 
 class PadOut(BaseModel):

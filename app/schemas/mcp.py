@@ -17,6 +17,7 @@ from app.schemas.collections import (
     CollectionOut,
 )
 from app.schemas.filters import FilterIn
+from app.schemas.fit import FitOut, PaletteContextIn, ProjectIn
 from app.schemas.recommend import ItemId, RecommendIn
 from app.schemas.search import (
     AVOID_DOC,
@@ -71,6 +72,7 @@ class SampleBrief(BaseModel):
     duration_s: float | None = _as_in_hit("duration_s")
     score: float | None = _as_in_hit("score")
     audio_url: str = _as_in_hit("audio_url")
+    fit: FitOut | None = _as_in_hit("fit")
 
     @classmethod
     def of(cls, hit: HitOut) -> SampleBrief:
@@ -109,6 +111,9 @@ class SimilarIn(Paging):
         default=None, max_length=MAX_EXAMPLES, description=AVOID_DOC
     )
     filter: FilterIn | None = None
+    context: ProjectIn | None = Field(
+        default=None, description=copy(AudioSearchIn.model_fields["context"].description)
+    )
 
     @property
     def steered(self) -> bool:
@@ -137,16 +142,22 @@ class SimilarIn(Paging):
                 top_k=self.top_k,
                 offset=self.offset,
                 filter=self.filter,
+                context=self.context,
             )
         if self.query is None:
             return AudioSearchIn(
-                id=self.id, top_k=self.top_k, offset=self.offset, filter=self.filter
+                id=self.id,
+                top_k=self.top_k,
+                offset=self.offset,
+                filter=self.filter,
+                context=self.context,
             )
         return HybridSearchIn(
             id=self.id,
             top_k=self.top_k,
             offset=self.offset,
             filter=self.filter,
+            context=self.context,
             query=self.query,
             alpha=self.alpha,
         )
@@ -162,10 +173,13 @@ class PaletteIn(BaseModel):
     distinct: bool = Field(
         default=True, strict=True, description="never return the same sample in two slots"
     )
-    context: FilterIn | None = Field(
+    context: PaletteContextIn | None = Field(
         default=None,
-        description="a filter every slot must also match, e.g. {genre, bpm: '120-128', key}; "
-        "its bpm range applies to loops, one-shots (no tempo) pass it",
+        description="what every slot shares, e.g. {genre: 'techno', bpm: 124, key: 'Am'}: a "
+        "single bpm number and a single key are the track's tempo and key (not filters: each "
+        "hit says how it fits, and fitting samples come first in every slot); a bpm range "
+        "('120-128', it applies to loops, one-shots pass it), a list of keys and every other "
+        "field filter every slot",
     )
 
     def to_http(self) -> BatchSearchIn:

@@ -8,7 +8,8 @@ from pydantic import ConfigDict, Field, model_validator
 from pydantic.config import JsonDict
 
 from app.schemas.filters import FilterIn
-from app.schemas.search import AVOID_DOC, AvoidWord, Paging, QueryText
+from app.schemas.fit import ProjectIn
+from app.schemas.search import AVOID_DOC, CONTEXT_DESCRIPTION, AvoidWord, Paging, QueryText
 from timbre.search.steer import MAX_EXAMPLES
 
 ItemId = Annotated[str, Field(min_length=1, max_length=100)]
@@ -44,6 +45,7 @@ class RecommendIn(Paging):
         default=None, max_length=MAX_EXAMPLES, description=AVOID_DOC
     )
     filter: FilterIn | None = None
+    context: ProjectIn | None = Field(default=None, description=CONTEXT_DESCRIPTION)
 
     @model_validator(mode="after")
     def _something_wanted(self) -> RecommendIn:

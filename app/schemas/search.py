@@ -10,6 +10,7 @@ from pydantic.config import JsonDict
 
 from app.problems import parse_json
 from app.schemas.filters import NOT_A_BOOL, FilterIn, ServerPath
+from app.schemas.fit import FitOut, PaletteContextIn, ProjectIn
 from timbre.errors import InvalidRequestError
 
 # A query must hold some text: the pattern says so in the schema, and enforces it. \x1c-\x1f
@@ -31,11 +32,18 @@ class Paging(BaseModel):
     offset: Offset = Field(default=0, description="results to skip (paging)")
 
 
+CONTEXT_DESCRIPTION = (
+    "the project's tempo and key: each hit says how it fits (fit); sort 'fit' puts fitting "
+    "hits first, only_fitting drops the rest"
+)
+
+
 class TextSearchIn(Paging):
     model_config = ConfigDict(extra="forbid")
     query: QueryText = Field(examples=["punchy techno kick"])
     avoid: list[AvoidWord] | None = Field(default=None, max_length=64, description=AVOID_DOC)
     filter: FilterIn | None = None
+    context: ProjectIn | None = Field(default=None, description=CONTEXT_DESCRIPTION)
 
 
 # "Exactly one of id or path" in JSON Schema terms, so that the schema accepts no body the
@@ -55,6 +63,7 @@ class AudioSearchIn(Paging):
     id: str | None = Field(default=None, description="an indexed item's id")
     path: ServerPath | None = Field(default=None, description="a file inside the library roots")
     filter: FilterIn | None = None
+    context: ProjectIn | None = Field(default=None, description=CONTEXT_DESCRIPTION)
 
     @model_validator(mode="after")
     def _one_reference(self) -> AudioSearchIn:
@@ -74,7 +83,8 @@ def _no_default(schema: JsonDict) -> None:
 
 
 class AudioUploadIn(Paging):
-    """A multipart upload: the reference sound as ``file``, text fields, ``filter`` as JSON."""
+    """A multipart upload: the reference sound as ``file``, text fields, ``filter`` and
+    ``context`` as JSON."""
 
     model_config = ConfigDict(extra="forbid")
     file: UploadFile = Field(description="an audio file (WAV, FLAC, AIFF, OGG...)")
@@ -85,6 +95,7 @@ class AudioUploadIn(Paging):
         json_schema_extra=_no_default,
     )
     filter: FilterIn | None = None
+    context: ProjectIn | None = Field(default=None, description=CONTEXT_DESCRIPTION)
 
     @model_validator(mode="before")
     @classmethod
@@ -92,8 +103,9 @@ class AudioUploadIn(Paging):
         for name in ("id", "path"):  # the upload is the reference: a second one is a mistake
             if name in data:
                 raise InvalidRequestError(f"{name}: give an uploaded file or an {name}, not both")
-        if isinstance(data.get("filter"), str):
-            return {**data, "filter": parse_json(data["filter"], "filter")}
+        for name in ("filter", "context"):
+            if isinstance(data.get(name), str):
+                data = {**data, name: parse_json(data[name], name)}
         return data
 
 
@@ -122,10 +134,12 @@ class BatchSearchIn(BaseModel):
     distinct: bool = Field(
         default=False, strict=True, description="never return the same sample in two slots"
     )
-    context: FilterIn | None = Field(
+    context: PaletteContextIn | None = Field(
         default=None,
-        description="a filter every query must also match (e.g. genre, BPM range); its BPM "
-        "range applies to loops, and one-shots (no tempo) pass it",
+        description="a filter every query must also match (e.g. genre, BPM range; its BPM "
+        "range applies to loops, and one-shots (no tempo) pass it); a single number bpm and a "
+        "single key are the project's instead: each hit says how it fits (fit) and fitting "
+        "samples come first in each slot",
     )
 
 
@@ -167,6 +181,9 @@ class HitOut(BaseModel):
         default=None, description="waveform: base64 of 200 uint8 peaks (timbre.audio.peaks)"
     )
     audio_url: str
+    fit: FitOut | None = Field(
+        default=None, description="how it fits the request's project (only with a context)"
+    )
 
 
 class SearchOut(BaseModel):

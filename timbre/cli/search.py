@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -34,10 +35,27 @@ def search(
     instrument: Annotated[list[str] | None, typer.Option(help="Instrument (repeatable).")] = None,
     kind: Annotated[str | None, typer.Option(help="one_shot or loop.")] = None,
     key: Annotated[
-        list[str] | None, typer.Option(help="Musical key, e.g. Am (repeatable).")
+        list[str] | None,
+        typer.Option(
+            help="The project's key, e.g. Am: each hit shows how it fits. Repeated: keys to "
+            "filter on."
+        ),
     ] = None,
     pack: Annotated[list[str] | None, typer.Option(help="Pack (repeatable).")] = None,
-    bpm: Annotated[str | None, typer.Option(help="BPM range, e.g. 120-130.")] = None,
+    bpm: Annotated[
+        str | None,
+        typer.Option(
+            help="The project's tempo, e.g. 124: each hit shows the stretch it needs. A range, "
+            "e.g. 120-130: filter on it."
+        ),
+    ] = None,
+    sort: Annotated[
+        str,
+        typer.Option(help="With a project tempo or key: fit (fitting hits first) or score."),
+    ] = "fit",
+    only_fitting: Annotated[
+        bool, typer.Option("--only-fitting", help="Only the hits that fit the project.")
+    ] = False,
     top_k: Annotated[int, typer.Option("-k", "--top-k", help="Results wanted.")] = 10,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the JSON the API returns.")
@@ -53,21 +71,28 @@ def search(
     avoided = _avoided(text)
     if not 0.0 <= alpha <= 1.0:
         raise typer.BadParameter(f"a number from 0 to 1, not {alpha:g}", param_hint="--alpha")
+    # One tempo and one key are the project's (as in a palette's context); ranges and several
+    # keys filter.
+    project_bpm = bpm if bpm is not None and _ONE_NUMBER.match(bpm) else None
+    project_key = key[0] if key and len(key) == 1 else None
     raw = {
         "genre": genre,
         "instrument": instrument,
         "kind": kind,
-        "key": key,
+        "key": None if project_key else key,
         "pack": pack,
-        "bpm": bpm,
+        "bpm": None if project_bpm else bpm,
     }
     filter_json = _checked_filter({k: v for k, v in raw.items() if v})
+    context = _checked_context(project_bpm, project_key, sort, only_fitting)
     settings = load_settings()
     if not 1 <= top_k <= settings.api.max_top_k:
         raise typer.BadParameter(
             f"a count from 1 to {settings.api.max_top_k}, not {top_k}", param_hint="-k/--top-k"
         )
     route, body = _search_body(text, like, alpha, filter_json, top_k)
+    if context is not None:
+        body["context"] = context
     service = read_service_file(settings)
     if service is not None:
         data = _search_http(settings, service["url"], route, body)
@@ -95,6 +120,22 @@ def search(
             if x
         )
         typer.echo(f"{rank:>3}. {hit['score']:.3f}  {facts:<28} {hit.get('path')}")
+        if hit.get("fit"):
+            typer.echo(f"{'':>12}{fit_text(hit['fit'])}")
+
+
+def fit_text(fit: dict[str, Any]) -> str:
+    """A hit's fit in words: ``fits: stretch +1.6 % at double time, key relative``."""
+    parts = []
+    stretch, multiple = fit.get("stretch_pct"), fit.get("tempo_multiple")
+    if stretch is not None:
+        timing = {2.0: " at double time", 0.5: " at half time"}.get(multiple or 1.0, "")
+        parts.append(f"stretch {stretch:+.1f} %{timing}")
+    relation, semitones = fit.get("key_relation"), fit.get("semitones")
+    if relation is not None:
+        parts.append(f"key {relation}" + (f", transpose {semitones:+d} st" if semitones else ""))
+    verdict = "fits" if fit.get("fits") else "does not fit"
+    return f"{verdict}: {', '.join(parts)}" if parts else f"{verdict} (no tempo or key to match)"
 
 
 def _avoided(text: str | None) -> tuple[str, ...]:
@@ -146,7 +187,39 @@ def _is_uuid(text: str) -> bool:
 
 
 _OPTIONS = {"genre": "--genre", "instrument": "--instrument", "kind": "--kind", "key": "--key"}
-_OPTIONS |= {"pack": "--pack", "bpm": "--bpm"}
+_OPTIONS |= {"pack": "--pack", "bpm": "--bpm", "sort": "--sort", "only_fitting": "--only-fitting"}
+_ONE_NUMBER = re.compile(r"^\s*(\d+(\.\d*)?|\.\d+)\s*$")
+"""A single tempo (``124``), as opposed to a range (``120-130``, ``-130``: at most 130)."""
+
+
+def _checked_context(
+    bpm: str | None, key: str | None, sort: str, only_fitting: bool
+) -> dict[str, Any] | None:
+    """The project context of the options (None: neither a tempo nor a key), validated as
+    the API validates it, a problem on one line naming the option."""
+    from pydantic import ValidationError
+
+    from app.schemas import ProjectIn
+
+    if sort not in ("score", "fit"):
+        raise typer.BadParameter(f"fit or score, not {sort!r}", param_hint="--sort")
+    if bpm is None and key is None:
+        if only_fitting:
+            raise typer.BadParameter(
+                "needs the project's tempo or key: --bpm 124 or --key Am",
+                param_hint="--only-fitting",
+            )
+        return None
+    context = {"bpm": float(bpm) if bpm else None, "key": key, "sort": sort}
+    context |= {"only_fitting": only_fitting}
+    try:
+        ProjectIn.model_validate(context)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else ""
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise typer.BadParameter(message, param_hint=_OPTIONS.get(field, field)) from None
+    return {k: v for k, v in context.items() if v is not None}
 
 
 def _checked_filter(filter_json: dict[str, Any]) -> dict[str, Any]:
@@ -243,7 +316,7 @@ def _search_http(settings: Settings, url: str, route: str, body: dict[str, Any])
         if "path" in body:  # the service may not see this machine's files: upload them
             path = Path(body.pop("path"))
             form = {
-                k: (json.dumps(v) if k == "filter" else str(v))
+                k: (json.dumps(v) if k in ("filter", "context") else str(v))
                 for k, v in body.items()
                 if v is not None
             }
@@ -262,13 +335,17 @@ def _search_http(settings: Settings, url: str, route: str, body: dict[str, Any])
 
 
 def _search_local(settings: Settings, route: str, body: dict[str, Any]) -> dict[str, Any]:
-    from app.schemas import FilterIn
+    from app.schemas import FilterIn, ProjectIn
     from timbre.cli.wiring import build_service
     from timbre.search import AudioRef
 
     service = build_service(settings)
     service.library.snapshots.refresh()
     search_filter = FilterIn.model_validate(body["filter"] or {}).to_filter()
+    given = body.get("context")
+    fit = None
+    if given is not None:
+        fit = ProjectIn.model_validate(given).query(service.library.limits.tempo_tolerance_pct)
     ref = None
     if "path" in body:
         path = Path(body["path"])
@@ -279,13 +356,22 @@ def _search_local(settings: Settings, route: str, body: dict[str, Any]) -> dict[
     try:
         if route == "hybrid" and ref is not None:
             result = service.search_hybrid(
-                body["query"], ref, alpha=body["alpha"], top_k=top_k, filter=search_filter
+                body["query"], ref, alpha=body["alpha"], top_k=top_k, filter=search_filter, fit=fit
             )
         elif route == "audio" and ref is not None:
-            result = service.search_audio(ref, top_k=top_k, filter=search_filter)
+            result = service.search_audio(ref, top_k=top_k, filter=search_filter, fit=fit)
         else:
-            result = service.search_text(body["query"], top_k=top_k, filter=search_filter)
+            result = service.search_text(body["query"], top_k=top_k, filter=search_filter, fit=fit)
     finally:
         service.library.store.close()
-    hits = [{"id": h.id, "score": h.score, **h.payload} for h in result.hits]
+    hits = [
+        {
+            "id": h.id,
+            "score": h.score,
+            **h.payload,
+            # no service to render a matched rendition from here
+            "fit": None if fit is None else {**fit.fit(h.payload).as_dict(), "audio_url": None},
+        }
+        for h in result.hits
+    ]
     return {"engine": result.engine, "took_ms": result.took_ms, "query": result.query, "hits": hits}

@@ -96,6 +96,7 @@ def build_library(settings: Settings, *, store_opener: Callable[[], Any] | None 
             facet_max_limit=settings.facets.max_limit,
             duplicate_rules=duplicate_rules(settings),
             text_batch_max=settings.api.text_batch_max,
+            tempo_tolerance_pct=settings.fit.tempo_tolerance_pct,
         ),
         disk=DiskReserve(settings.data_dir, settings.disk.min_free_bytes),
     )

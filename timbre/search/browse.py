@@ -14,6 +14,7 @@ from typing import Any
 
 from timbre.errors import NotFoundError, StoreError, UnavailableError
 from timbre.search.duplicates import keep_key, neighbours
+from timbre.search.fitting import FitQuery, rank_by_fit
 from timbre.search.layers import layer_name
 from timbre.search.library import Library
 from timbre.store import Hit, SearchFilter
@@ -51,9 +52,18 @@ class BrowseService:
     def __init__(self, library: Library) -> None:
         self.library = library
 
-    def browse(self, filter: SearchFilter | None, *, limit: int, offset: int = 0) -> BrowsePage:
-        """The samples matching ``filter`` (all without one) sorted by path, from ``offset``.
-        Qdrant has no order by string, so the payloads are scrolled and sorted here."""
+    def browse(
+        self,
+        filter: SearchFilter | None,
+        *,
+        limit: int,
+        offset: int = 0,
+        fit: FitQuery | None = None,
+    ) -> BrowsePage:
+        """The samples matching ``filter`` (all without one) sorted by path, from ``offset``;
+        ``fit`` may put the ones fitting its project first, or keep only those (every sample
+        is ranked: the total is exact). Qdrant has no order by string, so the payloads are
+        scrolled and sorted here."""
         started = time.perf_counter()
         try:
             store = self.library.store.get().live()
@@ -61,6 +71,8 @@ class BrowseService:
         except StoreError as exc:
             raise UnavailableError(f"browsing needs Qdrant, which failed: {exc}") from exc
         records.sort(key=lambda r: (str(r.payload.get("path") or "").casefold(), r.id))
+        if fit is not None and fit.reranks:
+            records = rank_by_fit(records, fit, lambda r: r.payload)
         page = records[offset : offset + limit]
         items = [(r.id, r.payload) for r in page]
         return BrowsePage(items, len(records), (time.perf_counter() - started) * 1e3)

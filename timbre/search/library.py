@@ -31,6 +31,7 @@ from timbre.errors import (
     TimbreError,
     UnavailableError,
 )
+from timbre.fit import DEFAULT_TEMPO_TOLERANCE_PCT
 from timbre.library_roots import LibraryRoots
 from timbre.search.duplicates import DuplicateRules
 from timbre.search.served import ServedFiles
@@ -247,7 +248,8 @@ class StoreHandle:
 
 @dataclass(frozen=True)
 class ServiceLimits:
-    """Limits on inputs, from the ``api``, ``audio``, ``snapshot``, ``facets`` settings."""
+    """Limits on inputs, from the ``api``, ``audio``, ``snapshot``, ``facets``, ``fit``
+    settings."""
 
     library_roots: tuple[Path, ...]
     max_upload_bytes: int
@@ -260,6 +262,7 @@ class ServiceLimits:
     facet_max_limit: int
     duplicate_rules: DuplicateRules
     text_batch_max: int = 1  # concurrent uncached text queries per text-tower call
+    tempo_tolerance_pct: float = DEFAULT_TEMPO_TOLERANCE_PCT  # a project context's default
     roots_problem: str | None = None  # what went wrong reading the data dir's roots file
 
 

@@ -4,7 +4,8 @@ Rules that make a shared context safe for every slot: a context's BPM range neve
 one-shot slot (one-shots are also searched without it, merged by score: one query vector); a
 slot's own BPM range applies to everything; a slot named after an instrument the library holds
 (``kick``) filters on it unless a filter sets one; an empty slot names the filter that emptied
-it (or says that earlier ``distinct`` slots took every match).
+it (or says that earlier ``distinct`` slots took every match). A project (one tempo, one key:
+:mod:`timbre.search.fitting`) is no filter: every slot prefers the samples that fit it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from timbre.search.fitting import FitQuery
 from timbre.search.library import Library
 from timbre.store import Hit, SearchFilter
 from timbre.store.filters import KEYWORD_FIELDS, conjoin
@@ -140,6 +142,17 @@ def _count(library: Library, filters: tuple[SearchFilter | None, ...]) -> int | 
     if len(filters) == 2:
         counts.append(-(library.matching(conjoin(filters[0], _ONE_SHOTS)) or 0))
     return None if any(c is None for c in counts) else sum(c or 0 for c in counts)
+
+
+def project_note(fit: FitQuery) -> str:
+    """The note a slot fitted to a project carries."""
+    project = fit.project
+    parts = [f"bpm {project.bpm:g}" if project.bpm is not None else "", project.key or ""]
+    order = "fitting samples first" if fit.sort == "fit" else "by score"
+    return (
+        f"project {', '.join(p for p in parts if p)}: {order}, each hit says how it fits "
+        "(a project, not a filter)"
+    )
 
 
 def merge(lists: Sequence[list[Hit]], offset: int, top_k: int) -> list[Hit]:

@@ -22,6 +22,7 @@ from timbre.audio.decode import decode_bytes, decode_file
 from timbre.errors import InvalidRequestError, NotFoundError
 from timbre.search import palette, routing, steer
 from timbre.search.batcher import TextBatcher
+from timbre.search.fitting import FitQuery, pool_size, rank_hits
 from timbre.search.library import Library
 from timbre.search.palette import BatchQuery
 from timbre.search.routing import Routed, RoutingPolicy
@@ -55,7 +56,8 @@ class AudioRef:
 class SearchResult:
     """Hits of one query, which engine answered, and how long it took. ``total``: how many
     samples the query could return (None: not counted). A palette slot also carries ``notes``
-    on its filters and, when it came back empty, why (``empty``)."""
+    on its filters and, when it came back empty, why (``empty``). ``fit``: the project the
+    hits were fitted to (None: no context given)."""
 
     engine: str
     took_ms: float
@@ -64,6 +66,7 @@ class SearchResult:
     total: int | None = None
     notes: list[str] = field(default_factory=list)
     empty: dict[str, Any] | None = None
+    fit: FitQuery | None = None
 
 
 class TextCache:
@@ -234,13 +237,41 @@ class SearchService:
         top_k: int,
         offset: int,
         filter: SearchFilter | None,
+        *,
+        fit: FitQuery | None = None,
     ) -> SearchResult:
-        """Compute the query vector, route it, and time both."""
+        """Compute the query vector, route it, and time both; with ``fit``, each hit is fitted
+        to its project (and ranked by :func:`_fitted_page` when it asks)."""
         started = time.perf_counter()
-        routed = self.route(make_vector(), top_k=top_k, offset=offset, filter=filter)
+        vector = make_vector()
+        if fit is not None and fit.reranks:
+            routed, fitting = self._fitted_page(
+                vector, fit, top_k=top_k, offset=offset, filter=filter
+            )
+        else:
+            routed, fitting = self.route(vector, top_k=top_k, offset=offset, filter=filter), None
         took_ms = (time.perf_counter() - started) * 1e3
         total = routed.matching if routed.matching is not None else self.library.matching(filter)
-        return SearchResult(routed.engine, took_ms, routed.hits, query, total=total)
+        if fit is not None:
+            query = {**query, "context": fit.describe()}
+            total = total if fitting is None else fitting
+        return SearchResult(routed.engine, took_ms, routed.hits, query, total=total, fit=fit)
+
+    def _fitted_page(
+        self,
+        vector: np.ndarray,
+        fit: FitQuery,
+        *,
+        top_k: int,
+        offset: int,
+        filter: SearchFilter | None,
+    ) -> tuple[Routed, int | None]:
+        """The page of hits ranked by fit over a pool of candidates (:func:`pool_size`), and,
+        when only fitting hits are kept, how many the pool holds (the query's total)."""
+        routed = self.route(vector, top_k=pool_size(offset, top_k), filter=filter)
+        ranked = rank_hits(routed.hits, fit)
+        fitting = len(ranked) if fit.only_fitting else None
+        return routed._replace(hits=ranked[offset : offset + top_k]), fitting
 
     def search_text(
         self,
@@ -250,17 +281,31 @@ class SearchService:
         offset: int = 0,
         filter: SearchFilter | None = None,
         avoid: Sequence[str] = (),
+        fit: FitQuery | None = None,
     ) -> SearchResult:
         """``-word`` tokens of ``query`` and ``avoid`` steer away (:mod:`.steer`)."""
         parsed = steer.parse_text(query, avoid)
         return self._timed(
-            lambda: steer.text_vector(self, parsed), parsed.describe(), top_k, offset, filter
+            lambda: steer.text_vector(self, parsed),
+            parsed.describe(),
+            top_k,
+            offset,
+            filter,
+            fit=fit,
         )
 
     def search_audio(
-        self, ref: AudioRef, *, top_k: int, offset: int = 0, filter: SearchFilter | None = None
+        self,
+        ref: AudioRef,
+        *,
+        top_k: int,
+        offset: int = 0,
+        filter: SearchFilter | None = None,
+        fit: FitQuery | None = None,
     ) -> SearchResult:
-        return self._timed(lambda: self.audio_vector(ref), ref.describe(), top_k, offset, filter)
+        return self._timed(
+            lambda: self.audio_vector(ref), ref.describe(), top_k, offset, filter, fit=fit
+        )
 
     def search_hybrid(
         self,
@@ -272,6 +317,7 @@ class SearchService:
         offset: int = 0,
         filter: SearchFilter | None = None,
         avoid: Sequence[str] = (),
+        fit: FitQuery | None = None,
     ) -> SearchResult:
         """``alpha`` = weight of the text (1 = pure text, 0 = pure audio), steered away from
         its ``-word`` tokens and ``avoid`` first."""
@@ -288,13 +334,18 @@ class SearchService:
             return (vector / norm).astype(np.float32)
 
         info = {**parsed.describe(), "alpha": alpha, **ref.describe()}
-        return self._timed(mixed, info, top_k, offset, filter)
+        return self._timed(mixed, info, top_k, offset, filter, fit=fit)
 
     def search_batch(
-        self, queries: Sequence[BatchQuery], *, distinct: bool = False
+        self,
+        queries: Sequence[BatchQuery],
+        *,
+        distinct: bool = False,
+        fit: FitQuery | None = None,
     ) -> list[SearchResult]:
         """Several text queries, embedded together, each slot by :mod:`palette`'s rules; with
-        ``distinct`` no sample fills two slots."""
+        ``distinct`` no sample fills two slots; with ``fit``, each slot's hits are fitted to its
+        project and ranked over a pool (fitting samples first when it sorts by fit)."""
         started = time.perf_counter()
         parsed = [steer.parse_text(q.query, q.avoid) for q in queries]
         vectors = steer.text_vectors(self, parsed)
@@ -303,15 +354,21 @@ class SearchService:
         for q, text, vector in zip(queries, parsed, vectors, strict=True):
             plan = palette.plan(self.library, q)
             exclude = frozenset(taken) if distinct else frozenset()
+            ranks = fit is not None and fit.reranks
+            want = pool_size(q.offset, q.top_k) if ranks else q.offset + q.top_k
             found = [
-                self.route(vector, top_k=q.offset + q.top_k, filter=f, exclude=exclude)
-                for f in plan.filters
+                self.route(vector, top_k=want, filter=f, exclude=exclude) for f in plan.filters
             ]
-            hits = palette.merge([r.hits for r in found], q.offset, q.top_k)
+            if fit is not None and ranks:
+                pool = rank_hits(palette.merge([r.hits for r in found], 0, want), fit)
+                hits = pool[q.offset : q.offset + q.top_k]
+            else:
+                hits = palette.merge([r.hits for r in found], q.offset, q.top_k)
             taken.update(h.id for h in hits)
             took_ms = (time.perf_counter() - started) * 1e3
+            notes = [*plan.notes, *([palette.project_note(fit)] if fit is not None else [])]
             result = SearchResult(
-                found[0].engine, took_ms, hits, text.describe(), notes=list(plan.notes)
+                found[0].engine, took_ms, hits, text.describe(), notes=notes, fit=fit
             )
             if not hits and q.offset == 0:
                 result.empty = palette.why_empty(self.library, plan)
@@ -325,12 +382,15 @@ class SearchService:
         top_k: int,
         offset: int = 0,
         filter: SearchFilter | None = None,
+        fit: FitQuery | None = None,
     ) -> SearchResult:
         """More like the positive examples, less like the negative ones (:mod:`.steer`)."""
         started = time.perf_counter()
-        found = steer.recommend(self, steering, top_k=top_k, offset=offset, filter=filter)
+        found = steer.recommend(self, steering, top_k=top_k, offset=offset, filter=filter, fit=fit)
         took_ms = (time.perf_counter() - started) * 1e3
-        return SearchResult(found.engine, took_ms, found.hits, found.query, total=found.total)
+        return SearchResult(
+            found.engine, took_ms, found.hits, found.query, total=found.total, fit=fit
+        )
 
     def stats(self) -> dict[str, Any]:
         """``/v1/stats``: the library's figures and the query side's caches."""

@@ -22,6 +22,7 @@ import numpy as np
 
 from timbre.errors import InvalidRequestError, NotFoundError, UnavailableError
 from timbre.search import routing
+from timbre.search.fitting import FitQuery, pool_size, rank_hits
 from timbre.search.library import Library, is_uuid
 from timbre.store import Hit, SearchFilter
 from timbre.store.examples import Examples
@@ -234,17 +235,21 @@ def recommend(
     top_k: int,
     offset: int = 0,
     filter: SearchFilter | None = None,
+    fit: FitQuery | None = None,
 ) -> Recommended:
     """Nearest samples to the examples' average vector, the example ids left out (so a page
-    asks every engine for ``offset + top_k`` plus one per example, from the first)."""
+    asks every engine for ``offset + top_k`` plus one per example, from the first); with a
+    ``fit`` that reranks, ranked over a pool as every search is (:mod:`.fitting`)."""
     examples, described = examples_of(service, steering)
     exclude = set(described["positive"]) | set(described["negative"])
+    reranks = fit is not None and fit.reranks
+    wanted = pool_size(offset, top_k) if reranks else offset + top_k
     routed = routing.search(
         service.library.snapshots.current,
         service.library.store,
         service.routing,
         examples.vector(),
-        top_k=offset + top_k + len(exclude),
+        top_k=wanted + len(exclude),
         offset=0,
         filter=filter,
         examples=examples,
@@ -259,4 +264,9 @@ def recommend(
         unfiltered = filter is None or filter.is_empty
         seen = len(exclude) if unfiltered else len(routed.hits) - len(kept)
         total = max(0, matching - seen)
+    if fit is not None:
+        described = {**described, "context": fit.describe()}
+        if reranks:
+            kept = rank_hits(kept, fit)
+            total = len(kept) if fit.only_fitting else total
     return Recommended(kept[offset : offset + top_k], routed.engine, total, described)
