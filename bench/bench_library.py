@@ -9,8 +9,10 @@ times text queries. Per family it reports:
 * files indexed, audio-seconds (the job's own count), failures and files passed over;
 * wall time of the process (imports, models, job) and of the job alone; files/s and
   audio-seconds/s of the job;
-* the job's stage breakdown (``stage_seconds`` of its summary: decoding, the audio model,
-  analysis, writes, snapshot...) and the models' share of the job's wall time;
+* the job's stage breakdown (``stage_seconds`` of its summary: hashing; ``decode_wait``, the
+  time the model loop waited on the decoding worker, where decoding and analysis run; the
+  audio model, ``mert`` for its features whatever the family and ``tower`` for the
+  projection; upserts; the snapshot) and the models' share of the job's wall time;
 * peak memory: VmHWM of the job's process, and the largest decoding worker's peak;
 * text query p50 / p99 through the search service, 40 distinct queries one at a time (after
   one warm-up that loads the text model).
@@ -261,8 +263,12 @@ def main() -> None:
     if args.limit is not None and args.limit < 1:
         parser.error("--limit must be at least 1")
     from bench.bench_families import ensure_bundle
+    from timbre.embedding.files import FAMILY_PARTS
 
     families = args.families.split(",")
+    unknown = [f for f in families if f not in FAMILY_PARTS]
+    if unknown:
+        parser.error(f"unknown families {unknown}: choose from {', '.join(FAMILY_PARTS)}")
     if args.order == "reverse":
         families = families[::-1]
     bundle = args.bundle / args.size
