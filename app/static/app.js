@@ -2,14 +2,18 @@
 // origin. This module holds the page's state (what is listed, how it is sorted) and the keys.
 "use strict";
 
-import { get, post, apiKey, onKeyNeeded } from "./api.js";
+import { get, apiKey, onKeyNeeded } from "./api.js";
 import * as collections from "./collections.js";
+import * as context from "./context.js";
 import * as details from "./details.js";
 import * as filters from "./filters.js";
 import * as folders from "./folders.js";
 import * as fmt from "./format.js";
+import * as kit from "./kit.js";
 import * as player from "./player.js";
+import * as requests from "./requests.js";
 import * as results from "./results.js";
+import * as steer from "./steer.js";
 import * as watch from "./watch.js";
 
 const $ = (selector) => document.querySelector(selector);
@@ -83,14 +87,18 @@ function emptyText() {
   if (state.error) return state.error;
   const filter = filters.current();
   const narrowed = filter ? ` with ${filterText(filter)}` : "";
+  const fitting = context.forRequest() && context.forRequest().only_fitting
+    ? " that fits the project (untick “Only fitting” to see the rest)" : "";
   if (state.view === "search") {
     const words = $("#query").value.trim();
-    const what = [words && `“${words}”`, state.reference && `sounds like ${state.reference.label}`].filter(Boolean).join(" and ");
+    const what = [words && `“${words}”`, state.reference && `sounds like ${state.reference.label}`,
+      steer.active() && steer.describe()].filter(Boolean).join(" and ");
+    if (fitting) return `Nothing ${what ? `matching ${what} ` : ""}${fitting.trim()}.`;
     return filter
       ? `Nothing matches ${what}${narrowed}. Clear a filter in the sidebar to widen the search.`
       : `Nothing matches ${what}. Is the library indexed? (“timbre ingest ~/Samples”)`;
   }
-  if (state.view === "browse") return `No sample here${narrowed}. Clear a filter, or pick another folder.`;
+  if (state.view === "browse") return `No sample here${narrowed}${fitting}. Clear a filter, or pick another folder.`;
   if (state.view === "collection") return "This collection is empty: add samples to it with + on a row (or the A key).";
   return HOME_TEXT;
 }
@@ -112,6 +120,7 @@ async function list(view, fetchPage, { title = null } = {}) {
   state.sort = "relevance";
   state.desc = false;
   $("#status").textContent = view === "browse" ? "Listing…" : "Searching…";
+  $("#results").setAttribute("aria-busy", "true");
   showHead(title);
   try {
     const data = await fetchPage(0);
@@ -134,6 +143,7 @@ async function list(view, fetchPage, { title = null } = {}) {
       setReference(null);
     }
   }
+  if (mine === state.seq) $("#results").removeAttribute("aria-busy");
   filters.refresh().catch(() => {});
 }
 
@@ -177,36 +187,29 @@ function showHead(title, collectionName = null) {
 // -- searching -----------------------------------------------------------------------------
 
 function searchPage(offset) {
-  const query = $("#query").value.trim();
-  const filter = filters.current();
-  const ref = state.reference;
-  const alpha = Number($("#alpha").value);
-  if (ref && ref.file) {
-    const body = new FormData();
-    body.append("file", ref.file);
-    body.append("top_k", PAGE);
-    body.append("offset", offset);
-    if (filter) body.append("filter", JSON.stringify(filter));
-    if (query) { body.append("query", query); body.append("alpha", alpha); }
-    return post(query ? "/v1/search/hybrid/upload" : "/v1/search/audio/upload", body);
-  }
-  if (ref) {
-    const body = { id: ref.id, filter, top_k: PAGE, offset };
-    if (query) Object.assign(body, { query, alpha });
-    return post(query ? "/v1/search/hybrid" : "/v1/search/audio", body);
-  }
-  return post("/v1/search/text", { query, filter, top_k: PAGE, offset });
+  return requests.search({
+    query: $("#query").value.trim(), reference: state.reference, alpha: Number($("#alpha").value),
+    topK: PAGE, offset,
+  });
 }
 
 function browsePage(offset) {
-  return post("/v1/browse", { filter: filters.current(), top_k: PAGE, offset });
+  return requests.browse({ topK: PAGE, offset });
+}
+
+/** The address carries the words (beside the project): a link reproduces the search. */
+function syncAddress(query) {
+  const url = new URL(location.href);
+  if (query) url.searchParams.set("q", query); else url.searchParams.delete("q");
+  if (url.href !== location.href) history.replaceState(history.state, "", url);
 }
 
 /** Search with what the form says; without words or a reference, list what the filters hold. */
 function run() {
   const query = $("#query").value.trim();
   syncAlpha();
-  if (query || state.reference) return list("search", searchPage);
+  syncAddress(query);
+  if (query || state.reference || steer.active()) return list("search", searchPage);
   if (filters.current()) return list("browse", browsePage, { title: browseTitle() });
   state.seq++;
   state.view = "home";
@@ -214,6 +217,7 @@ function run() {
   state.total = null;
   state.error = null;
   state.fetchPage = null;
+  $("#results").removeAttribute("aria-busy");
   showHead(null);
   render();
   $("#status").textContent = "";
@@ -267,6 +271,7 @@ function syncAlpha() {
 
 function moreLike(hit, text = "", alpha = null) {
   details.close();
+  steer.clear(); // a new reference starts a new direction
   $("#query").value = text;
   if (alpha != null) $("#alpha").value = alpha;
   setReference({ id: hit.id, label: fmt.label(hit) });
@@ -278,6 +283,30 @@ function clearReference() {
   setReference(null);
   return run();
 }
+
+/**
+ * 👍 / 👎 on a row: refine the results in place through /v1/search/recommend. A reference
+ * sample becomes the first 👍; a file reference cannot be an example (it has no id).
+ */
+function steerWith(hit, positive) {
+  if (!hit || hit.missing) return Promise.resolve();
+  const query = $("#query").value.trim();
+  const ref = state.reference;
+  const hasPositive = steer.positives().some((id) => id !== hit.id) || positive || (ref && ref.id);
+  if (!hasPositive && !query) {
+    message("👎 steers away from a search: type some words or give a 👍 first.");
+    return Promise.resolve();
+  }
+  if (ref && ref.id) steer.add(ref.id, ref.label, true);
+  if (ref) {
+    if (ref.file) message(`${ref.label} is a file, not a sample of the library: the refinement leaves it out.`, { error: false });
+    setReference(null);
+  }
+  steer.add(hit.id, fmt.label(hit), positive);
+  return run();
+}
+
+steer.onRemove(() => run());
 
 // -- actions on rows -----------------------------------------------------------------------
 
@@ -295,6 +324,8 @@ results.onAction({
   favourite: (hit) => collections.toggleFavourite(hit),
   add: (hit) => collections.chooseFor(hit),
   more: (hit) => moreLike(hit),
+  up: (hit) => steerWith(hit, true),
+  down: (hit) => steerWith(hit, false),
   details: (hit) => details.open(hit),
   remove: async (hit) => {
     try {
@@ -320,6 +351,13 @@ player.onPlayError((error) => {
   else if (!$("#message").classList.contains("error") || $("#message").textContent.startsWith("Cannot play")) message(null);
 });
 collections.onOpenCollection(openCollection);
+// A new project tempo or key: the list asks again (its fit, order and "only fitting" change).
+context.onChange(() => {
+  if (state.view === "search" || state.view === "browse") list(state.view, state.fetchPage, { title: $("#view-title").textContent || null });
+  if (kit.current()) kit.links();
+});
+context.onMatchChange(() => kit.links());
+kit.onKit({ play: (hit) => play(hit), message });
 collections.onCollectionError((error, info) => (error ? message(error) : message(info, { error: false })));
 filters.onChange(() => { if (state.view !== "collection") run(); else filters.refresh().catch(() => {}); });
 folders.onOpenFolder((path) => {
@@ -396,6 +434,7 @@ function closeSidebarOnPhone() {
 
 function useFile(file) {
   if (!file) return;
+  steer.clear();
   $("#query").value = "";
   setReference({ file, label: file.name });
   run();
@@ -478,6 +517,8 @@ document.addEventListener("keydown", (event) => {
     case "m": moreLike(hit); break;
     case "f": collections.toggleFavourite(hit); break;
     case "a": if (!hit.missing) collections.chooseFor(hit); break;
+    case "+": steerWith(hit, true); break;
+    case "-": steerWith(hit, false); break;
     default:
   }
 });
@@ -517,6 +558,7 @@ get("/v1/stats").then((stats) => {
 }).catch(() => {});
 collections.refresh().catch((error) => message(`Could not read the collections: ${error.message}`));
 folders.refresh().catch(() => {});
+$("#query").value = new URLSearchParams(location.search).get("q") || "";
 run();
 
 // The watcher changed the library under the page: recount the total, the folders and the

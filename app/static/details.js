@@ -119,6 +119,17 @@ export async function open(hit) {
   download.download = fmt.label(hit);
   download.textContent = "Download original";
   download.className = "button-link";
+  const extra = [];
+  if (hit.fit && hit.fit.audio_url) {
+    // The rendition stretched and transposed to the project, as a file for the DAW.
+    const matched = document.createElement("a");
+    matched.href = hit.fit.audio_url;
+    matched.download = fmt.matchedName(hit);
+    matched.textContent = "Download matched";
+    matched.title = `${fmt.matchedName(hit)}: stretched and transposed to the project`;
+    matched.className = "button-link";
+    extra.push(matched);
+  }
   bar.append(
     mk("Play", () => hooks.play(hit, 0)),
     mk(hooks.isFavourite(hit) ? "★ Favourite" : "☆ Favourite", async (event) => {
@@ -127,6 +138,7 @@ export async function open(hit) {
     }),
     mk("Add to collection", () => hooks.add(hit)),
     download,
+    ...extra,
   );
 
   const like = document.createElement("form");

@@ -3,6 +3,7 @@
 "use strict";
 
 import { repaint } from "./wave.js";
+import { matchedUrl } from "./context.js";
 
 const MIME = {
   wav: "audio/wav", flac: "audio/flac", mp3: "audio/mpeg", ogg: "audio/ogg", oga: "audio/ogg",
@@ -20,10 +21,16 @@ function changed() { for (const fn of listeners) fn(current, !audio.paused); }
 
 function rendition(hit) { return `${hit.audio_url}?rendition=wav`; }
 
-/** The URL to play a hit from: its original file if this browser plays the format. */
-export function sourceOf(hit) {
+/** The original's URL, or its WAV rendition if this browser cannot play the format. */
+export function originalSourceOf(hit) {
   const mime = MIME[(hit.format || "").toLowerCase()];
   return mime && audio.canPlayType(mime) ? hit.audio_url : rendition(hit);
+}
+
+/** The URL to play a hit from: its rendition matched to the project when that is on (and
+ * needed), else its original file if this browser plays the format. */
+export function sourceOf(hit) {
+  return matchedUrl(hit) || originalSourceOf(hit);
 }
 
 function tick() {
@@ -41,11 +48,14 @@ audio.addEventListener("ended", () => {
   changed();
 });
 audio.addEventListener("error", () => {
-  // The original could not be decoded after all (a codec canPlayType did not know): fall back
-  // to the WAV rendition once.
-  if (current && audio.src && !audio.src.includes("rendition=wav")) {
-    const at = audio.dataset.seek || 0;
-    load(current, rendition(current), Number(at));
+  // A matched rendition that cannot be made plays the original; an original that cannot be
+  // decoded after all (a codec canPlayType did not know) plays its WAV rendition, once.
+  const url = audio.dataset.url || "";
+  let next = null;
+  if (current && url && url === matchedUrl(current)) next = originalSourceOf(current);
+  else if (current && url && !url.includes("rendition=wav")) next = rendition(current);
+  if (next) {
+    load(current, next, Number(audio.dataset.seek || 0));
     audio.play().catch(report);
     return;
   }
@@ -63,6 +73,7 @@ function load(hit, url, at) {
   if (current && current.id !== hit.id) repaint(current.id, null);
   current = hit;
   audio.dataset.seek = at;
+  audio.dataset.url = url;
   audio.src = url;
   if (at > 0) {
     audio.addEventListener("loadedmetadata", () => { audio.currentTime = at; }, { once: true });
@@ -73,8 +84,10 @@ function load(hit, url, at) {
 export function play(hit, fraction = 0) {
   const duration = (current && current.id === hit.id && audio.duration) || hit.duration_s || 0;
   const at = Math.max(0, fraction * duration);
-  if (!current || current.id !== hit.id) {
-    load(hit, sourceOf(hit), at);
+  const url = sourceOf(hit);
+  // The same sample from another source (matched on or off, a new project tempo) reloads.
+  if (!current || current.id !== hit.id || audio.dataset.url !== url) {
+    load(hit, url, at);
   } else if (fraction > 0 || audio.ended) {
     audio.currentTime = at;
   } else {

@@ -3,6 +3,7 @@
 "use strict";
 
 import * as fmt from "./format.js";
+import { badges, matchedUrl } from "./context.js";
 import { waveCanvas } from "./wave.js";
 
 const list = document.getElementById("results");
@@ -45,6 +46,12 @@ function button(className, text, name, action) {
   return b;
 }
 
+function iconButton(action, name) {
+  const b = button(action, "", name, action);
+  b.append(fmt.icon(action));
+  return b;
+}
+
 function matchCell(hit, best, worst) {
   const span = document.createElement("span");
   span.className = "col match";
@@ -60,6 +67,39 @@ function matchCell(hit, best, worst) {
   span.title = `similarity ${hit.score.toFixed(3)}`;
   span.dataset.score = hit.score.toFixed(4);
   span.setAttribute("aria-label", `similarity ${hit.score.toFixed(2)}`);
+  return span;
+}
+
+/** The fit badges of a hit (tempo, key), green when it fits; empty without a project. */
+export function fitCell(hit, className = "col fit", projectKey = undefined) {
+  const span = document.createElement("span");
+  span.className = className;
+  if (!hit.fit) return span;
+  const { items, words } = badges(hit, projectKey);
+  span.classList.add(hit.fit.fits ? "fits" : "misfit");
+  span.dataset.fits = String(hit.fit.fits);
+  span.title = words;
+  // Screen readers get the sentence; the badges are its shorthand.
+  const said = document.createElement("span");
+  said.className = "visually-hidden";
+  said.textContent = words;
+  span.append(said);
+  for (const item of items) {
+    const b = document.createElement("span");
+    b.setAttribute("aria-hidden", "true");
+    b.className = `badge ${item.kind}`;
+    b.textContent = item.text;
+    b.title = item.title;
+    span.append(b);
+  }
+  if (!items.length) {
+    // Nothing to relate (a one-shot without key, say): it fits, and says so plainly.
+    const b = document.createElement("span");
+    b.setAttribute("aria-hidden", "true");
+    b.className = "badge";
+    b.textContent = hit.fit.fits ? "fits" : "—";
+    span.append(b);
+  }
   return span;
 }
 
@@ -126,7 +166,9 @@ function row(hit, index, context) {
   const fav = button("fav", "☆", `Favourite ${name}`, "favourite");
   fav.setAttribute("aria-pressed", "false");
   acts.append(fav, button("add", "+", `Add ${name} to a collection`, "add"),
-    button("more", "≈", `More like this: ${name}`, "more"));
+    button("more", "≈", `More like this: ${name}`, "more"),
+    iconButton("up", `👍 More like ${name} (refine the results)`),
+    iconButton("down", `👎 Less like ${name} (refine the results)`));
   if (context.collection) {
     acts.append(button("remove", "−", `Remove ${name} from ${context.collection}`, "remove"));
   }
@@ -137,6 +179,7 @@ function row(hit, index, context) {
     soundCell(hit, heard),
     cell("bpm", fmt.bpm(hit.bpm)),
     cell("key", hit.key || ""),
+    fitCell(hit),
     cell("dur", fmt.seconds(hit.duration_s)),
     cell("fmt", (hit.format || "").toUpperCase()),
     matchCell(hit, context.best, context.worst),
@@ -218,8 +261,14 @@ list.addEventListener("dblclick", (event) => {
 list.addEventListener("dragstart", (event) => {
   const hit = hitOf(event.target);
   if (!hit || hit.missing) return;
-  // Chrome lets a DownloadURL drag drop the original file on the desktop or into a DAW.
-  const url = new URL(hit.audio_url, location.href).href;
-  event.dataTransfer.setData("DownloadURL", `audio/${hit.format || "wav"}:${fmt.label(hit)}:${url}`);
+  // Chrome lets a DownloadURL drag drop the file on the desktop or into a DAW: the rendition
+  // matched to the project when that is on, else the original.
+  const matched = matchedUrl(hit);
+  const url = new URL(matched || hit.audio_url, location.href).href;
+  const name = matched ? fmt.matchedName(hit) : fmt.label(hit);
+  event.dataTransfer.setData("DownloadURL", `audio/${matched ? "wav" : hit.format || "wav"}:${name}:${url}`);
   event.dataTransfer.setData("text/uri-list", url);
+  // A kit pad takes the sample itself (the page's own type, ignored by other programs).
+  event.dataTransfer.setData("application/x-timbre-id", hit.id);
+  event.dataTransfer.effectAllowed = "copy";
 });

@@ -58,3 +58,14 @@ def web(browser: Any, served: Served) -> Iterator[Page]:
     errors = list(page.errors)
     page.context.close()
     assert errors == [], f"console errors: {errors}"
+
+
+@pytest.fixture(params=[(1280, 800), (390, 844)], ids=["desktop", "phone"])
+def sized(request: pytest.FixtureRequest, browser: Any, served: Served) -> Iterator[Page]:
+    """A fresh page at a desktop's size, then at a phone's (390 px wide)."""
+    width, height = request.param
+    page = Page(browser, served, width, height)
+    yield page
+    errors = list(page.errors)
+    page.context.close()
+    assert errors == [], f"console errors: {errors}"

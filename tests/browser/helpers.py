@@ -7,7 +7,10 @@ fixtures in ``tests/browser/conftest.py``). Screenshots of the main views are wr
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,10 +55,26 @@ class Page:
         self.served = served
         self.errors: list[str] = []
         self.requests: list[str] = []
+        self.posts: list[tuple[str, str]] = []
         self.page.on("console", self._console)
         self.page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
-        self.page.on("request", lambda r: self.requests.append(r.url))
+        self.page.on("request", self._request)
         self.page.on("response", self._response)
+
+    def _request(self, request: Any) -> None:
+        self.requests.append(request.url)
+        if request.method in ("POST", "PUT"):
+            self.posts.append((request.url, request.post_data or ""))
+
+    def bodies(self, path: str) -> list[Any]:
+        """The JSON bodies the page sent to ``path`` (query string ignored), oldest first."""
+        return [json.loads(b) for u, b in self.posts if u.split("?")[0].endswith(path) and b]
+
+    def relisted(self, action: Callable[[], Any]) -> None:
+        """Do ``action`` and wait until the list it asks for is shown."""
+        with self.page.expect_response(lambda r: re.search(r"/v1/(search|browse)", r.url)):
+            action()
+        self.page.wait_for_selector("#results:not([aria-busy='true'])", state="attached")
 
     def _console(self, message: Any) -> None:
         # Chromium logs every failed response as "Failed to load resource" without its URL;
