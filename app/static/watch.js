@@ -28,6 +28,12 @@ function what(summary) {
 
 function show(line, watch) {
   if (!watch) { line.hidden = true; return; }
+  if (watch.refused) {  // e.g. the data dir was indexed by another model family
+    line.textContent = `Not watching: ${watch.refused}`;
+    line.classList.add("problem");
+    line.hidden = false;
+    return;
+  }
   const down = watch.roots.filter((r) => !r.available);
   const parts = [`Watching ${watch.roots.length} folder${watch.roots.length === 1 ? "" : "s"}`];
   if (watch.last_event_at) parts.push(`last file event ${clock(watch.last_event_at)}`);

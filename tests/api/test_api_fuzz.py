@@ -100,8 +100,8 @@ def _refused_for_a_reason_the_schema_cannot_state(case: Any) -> bool:
       ``minLength: 1`` (test_api_hardening checks the 422).
     - A new collection named as a Windows device (``CON``, ``nul.txt``): the pattern would need
       a lookahead (test_collection_names checks the 422).
-    - A query that the steering rules refuse (:mod:`timbre.search.steer`): only ``-word``
-      tokens, an id both positive and negative, more examples in all than the limit
+    - A query or a kit's slot label that the steering rules refuse (:mod:`timbre.search.steer`):
+      only ``-word`` tokens, an id both positive and negative, more examples in all than the limit
       (test_api_recommend checks each 422).
     """
     body = case.body
@@ -141,6 +141,11 @@ def _steering_refuses(value: Any, *, recommend: bool) -> bool:
             check_steering(Steering(ids[0], ids[1], query, ids[2]))
         elif isinstance(query, str):
             parse_text(query)
+        # a kit's slot labels are searched as text, by the same rule
+        slots = value.get("slots")
+        for label in [value.get("slot"), *(slots if isinstance(slots, list) else [])]:
+            if isinstance(label, str):
+                parse_text(label)
     except InvalidRequestError:
         return True
     return any(_steering_refuses(v, recommend=False) for v in value.values())

@@ -104,3 +104,39 @@ def test_the_status_line_follows_the_watcher(browser: Any, watched: Served) -> N
         errors = list(web.errors)
         web.context.close()
     assert errors == [], f"console errors: {errors}"
+
+
+def test_a_refused_watcher_says_why(
+    browser: Any, tmp_path_factory: pytest.TempPathFactory, tiny_bundle: Path
+) -> None:
+    """A data dir whose live collection is another model family's is not watched (its jobs
+    could only fail): the line says so, and why, in the warning colour."""
+    from dataclasses import replace
+
+    from tests.support.store_factory import model_info
+    from timbre.store import open_store
+
+    root = (tmp_path_factory.mktemp("refused") / "Drops").resolve()
+    files = [_wav(root / "Kicks" / "Kick_0.wav", 0)]
+    settings = load_settings(
+        data_dir=tmp_path_factory.mktemp("refused-data"),
+        models={"bundle": tiny_bundle, "threads": 2},
+        watch={"enabled": True, "roots": [root]},
+    )
+    clap = replace(model_info(dim=64), family="clap", clap="laion/x@r1", mert="", clamp3="")
+    open_store(settings, clap).close()  # the live collection: the clap family's
+    app = build_app(settings)
+    with live_app(app, ready="/healthz") as url:  # never ready: nothing it can search
+        shots = tmp_path_factory.getbasetemp() / "screenshots"
+        shots.mkdir(exist_ok=True)
+        served = Served(url, app, Library(root, dict.fromkeys(files), {}), shots)  # type: ignore[arg-type]
+        web = Page(browser, served, 1400, 900)
+        try:
+            web.open()
+            _line_matches(page=web.page, pattern=r"^Not watching: .*clap model family")
+            line = web.page.locator("#watch-status")
+            assert "models.family is clamp3" in line.text_content()
+            assert "problem" in (line.get_attribute("class") or "")
+            web.shot("watch-refused")
+        finally:
+            web.context.close()

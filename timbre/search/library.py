@@ -202,6 +202,7 @@ class StoreHandle:
         self._lock = threading.Lock()
         self._retry_s = retry_s
         self._next_try = 0.0
+        self._failure: StoreError | ModelMismatchError | None = None
         self.error: str | None = None
         self.damage: str | None = None
         """Set when the open collection could not be read back whole (see :meth:`verify`)."""
@@ -211,15 +212,21 @@ class StoreHandle:
             return self._store
         with self._lock:
             if self._store is None:
-                if time.monotonic() < self._next_try:
-                    raise UnavailableError(f"the vector store is unreachable: {self.error}")
-                try:
-                    self._store = self._opener()
-                    self.error = None
-                except StoreError as exc:
-                    self.error = str(exc)
-                    self._next_try = time.monotonic() + self._retry_s
-                    raise UnavailableError(f"the vector store is unreachable: {exc}") from exc
+                if time.monotonic() >= self._next_try:
+                    try:
+                        self._store = self._opener()
+                        self.error, self._failure = None, None
+                        return self._store
+                    except (StoreError, ModelMismatchError) as exc:
+                        self.error, self._failure = str(exc), exc
+                        self._next_try = time.monotonic() + self._retry_s
+                # Until the next try, every caller hears the last failure as it was: a
+                # collection of other models stays that (searches word it), the rest unreachable.
+                if isinstance(self._failure, ModelMismatchError):  # a fresh one: no traceback grows
+                    raise ModelMismatchError(str(self._failure))
+                raise UnavailableError(
+                    f"the vector store is unreachable: {self.error}"
+                ) from self._failure
         return self._store
 
     @property
