@@ -54,7 +54,8 @@ log = logging.getLogger(__name__)
 
 class Backend(Protocol):
     """The primitives each engine supplies on one collection, in its own client API
-    (:class:`~timbre.store.edge_shard.EdgeBackend`, :class:`~timbre.store.server.ServerBackend`)."""
+    (:class:`~timbre.store.edge_shard.EdgeBackend`,
+    :class:`~timbre.store.server_backend.ServerBackend`)."""
 
     dim: int
     write_seq: int | None  # the write marker, counted by :func:`_mark_write`
