@@ -4,15 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ingest.watch import (
-    Batch,
-    ChangeBatcher,
-    Signature,
-    check_root,
-    hidden,
-    inotify_problem,
-    list_files,
-)
+from ingest.watch import check_root, inotify_problem
+from ingest.watch_batch import Batch, ChangeBatcher, Signature, hidden, list_files
 
 
 class Disk:

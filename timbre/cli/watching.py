@@ -11,7 +11,8 @@ from typing import Any
 from app.jobs import IngestJobs
 from app.metrics import Metrics
 from app.schemas import IngestIn
-from ingest.watch import Batch, Watcher, WatchOptions
+from ingest.watch import Watcher, WatchOptions
+from ingest.watch_batch import Batch
 from timbre.errors import (
     ConflictError,
     DiskFullError,

@@ -5,5 +5,6 @@
 ``runtime`` device and threads; ``onnx_backend`` and ``onnx_export`` the family-neutral ONNX
 Runtime gate. Each family has ``<family>.py`` (torch-free: the family, its audio path, its
 ONNX graphs), ``<family>_inputs.py`` (what both runtimes share) and ``<family>_torch.py``;
-``random_bundle`` writes random-weight bundles of both. This package imports nothing itself.
+``random_bundle`` and ``random_clap`` write random-weight bundles of each. This package imports
+nothing itself.
 """

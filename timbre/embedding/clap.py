@@ -144,7 +144,7 @@ class ClapFamily:
 
     def write_random(self, target: Path, size: Size, seed: int) -> None:
         from timbre.embedding.files import write_manifest
-        from timbre.embedding.random_bundle import write_random_clap
+        from timbre.embedding.random_clap import write_random_clap
 
         write_random_clap(target, size, seed=seed)
         write_manifest(

@@ -1,35 +1,31 @@
 """One Qdrant collection's behaviour over either engine.
 
 :class:`Collection` holds the behaviour (batching, checks, derived fields, the write marker)
-once, over a small :class:`Backend` of primitives per engine; the values it reads and writes
-and the helpers both backends share are in :mod:`timbre.store.records`.
+once, over a small :class:`~timbre.store.backend.Backend` of primitives per engine; the values
+it reads and writes and the helpers both backends share are in :mod:`timbre.store.records`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
-import logging
-import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from timbre.errors import InvalidPointError, StoreError
+from timbre.store.backend import Backend, mark_write
+from timbre.store.backfill import backfill_derived
 from timbre.store.examples import Examples
 from timbre.store.facets import FacetValue, facet_values
 from timbre.store.filters import Condition, SearchFilter
 from timbre.store.payload import (
     DERIVED_FIELDS,
-    DERIVED_VERSION,
     DIRS_FIELD,
     DISPLAY_FIELDS,
-    NORMALISED_FIELDS,
     ancestor_dirs,
     normalised_companions,
-    with_derived,
 )
 from timbre.store.records import (
     CollectionInfo,
@@ -40,90 +36,16 @@ from timbre.store.records import (
     WriteMarker,
     check_vector,
     checked_point,
-    utc_now,
     write_marker,
 )
 
 if TYPE_CHECKING:
     from timbre.settings import QdrantSettings
 
-log = logging.getLogger(__name__)
-
-# -- the collection ---------------------------------------------------------------------------
-
-
-class Backend(Protocol):
-    """The primitives each engine supplies on one collection, in its own client API
-    (:class:`~timbre.store.edge.EdgeBackend`, :class:`~timbre.store.server.ServerBackend`)."""
-
-    dim: int
-    write_seq: int | None  # the write marker, counted by :func:`_mark_write`
-    marker_lock: threading.Lock
-
-    @property
-    def name(self) -> str:
-        """The collection's real (versioned) name."""
-        ...
-
-    def vector_params(self) -> tuple[int, str]: ...
-    def ensure_space(self, batch_bytes: int) -> None: ...
-    def upsert(self, points: Sequence[Point]) -> None: ...
-    def delete(self, ids: Sequence[str]) -> None: ...
-    def set_payload(self, point_id: str, payload: Mapping[str, Any]) -> None: ...
-    def set_payloads(self, updates: Sequence[tuple[str, Mapping[str, Any]]]) -> None: ...
-    def retrieve(self, ids: Sequence[str], with_vectors: bool) -> list[Record]: ...
-    def count(self, conditions: Sequence[Condition]) -> int: ...
-    def facet(
-        self, key: str, conditions: Sequence[Condition], limit: int
-    ) -> list[tuple[Any, int]]: ...
-    def read_meta(self) -> dict[str, Any]: ...
-    def write_meta(self, updates: Mapping[str, Any]) -> None: ...
-
-    def scroll_page(
-        self,
-        *,
-        offset: str | None,
-        limit: int,
-        conditions: Sequence[Condition],
-        fields: Sequence[str] | None,
-        with_vectors: bool,
-    ) -> tuple[list[Record], str | None]: ...
-
-    def search(
-        self,
-        vectors: np.ndarray,
-        *,
-        limit: int,
-        offset: int,
-        conditions: Sequence[Sequence[Condition]],
-        score_threshold: float | None,
-        fields: Sequence[str],
-        exact: bool,
-    ) -> list[list[Hit]]:
-        """One nearest-neighbour query per row of ``vectors``, each under its own conditions,
-        run as one batch."""
-        ...
-
-    def recommend(
-        self,
-        examples: Examples,
-        *,
-        limit: int,
-        offset: int,
-        conditions: Sequence[Condition],
-        fields: Sequence[str],
-        exact: bool,
-    ) -> list[Hit]:
-        """Qdrant's ``average_vector`` recommend query (:mod:`timbre.store.examples`), scored
-        by cosine with the normalised average vector."""
-        ...
-
 
 _PAYLOAD_BYTES = 16384
 """What one point's payload may take on disk (log, segment, payload indexes): a generous bound
 for the disk check (a payload is 1-3 kB of JSON). A vector takes four times its float32 size."""
-
-_BACKFILL_READ = ("path", "paths", *NORMALISED_FIELDS)
 
 
 def _conditions(filter: SearchFilter | None) -> list[Condition]:
@@ -166,7 +88,7 @@ class Collection:
             with self._use() as backend:
                 checked = [checked_point(p, backend.dim) for p in batch]
                 backend.ensure_space(len(checked) * (4 * backend.dim * 4 + _PAYLOAD_BYTES))
-                _mark_write(backend)
+                mark_write(backend)
                 backend.upsert(checked)
             total += len(batch)
         return total
@@ -176,7 +98,7 @@ class Collection:
         if ids:
             with self._use() as backend:
                 backend.ensure_space(len(ids) * _PAYLOAD_BYTES)
-                _mark_write(backend)
+                mark_write(backend)
                 backend.delete(list(ids))
 
     def set_paths(self, point_id: str, paths: Sequence[str]) -> bool:
@@ -189,7 +111,7 @@ class Collection:
             if not backend.retrieve([point_id], False):
                 return False
             backend.ensure_space(_PAYLOAD_BYTES)
-            _mark_write(backend)
+            mark_write(backend)
             backend.set_payload(
                 point_id, {"path": unique[0], "paths": unique, DIRS_FIELD: ancestor_dirs(unique)}
             )
@@ -212,7 +134,7 @@ class Collection:
             ]
             with self._use() as backend:
                 backend.ensure_space(len(batch) * _PAYLOAD_BYTES)
-                _mark_write(backend)
+                mark_write(backend)
                 backend.set_payloads(batch)
         return len(items)
 
@@ -249,38 +171,9 @@ class Collection:
             backend.write_meta({"labels_version": version})
 
     def backfill_derived(self) -> int:
-        """Derive the fields an older collection lacks (``derived_version`` below
-        :data:`~timbre.store.payload.DERIVED_VERSION`) from its stored payloads, in place.
-
-        Nothing is re-embedded. Safe to interrupt: the version is recorded last and
-        re-deriving is idempotent. Returns how many points were rewritten (0 when current).
-        """
-        with self._use() as backend:
-            if int(backend.read_meta().get("derived_version") or 1) >= DERIVED_VERSION:
-                return 0
-        started = time.perf_counter()
-        done = 0
-        for page in self.scroll_pages(fields=list(_BACKFILL_READ)):
-            updates = []
-            for record in page:
-                derived = with_derived(record.payload)
-                updates.append(
-                    (record.id, {k: v for k, v in derived.items() if k not in _BACKFILL_READ})
-                )
-            with self._use() as backend:
-                _mark_write(backend)
-                backend.set_payloads(updates)
-            done += len(page)
-        with self._use() as backend:
-            backend.write_meta({"derived_version": DERIVED_VERSION})
-        log.info(
-            "collection %s: derived fields of %d points brought to version %d in %.1f s",
-            self.name,
-            done,
-            DERIVED_VERSION,
-            time.perf_counter() - started,
-        )
-        return done
+        """Derive the fields an older collection lacks, in place; returns how many points were
+        rewritten (0 when current). See :func:`timbre.store.backfill.backfill_derived`."""
+        return backfill_derived(self)
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -462,14 +355,3 @@ class Collection:
         """The write marker, read fresh from the store."""
         with self._use() as backend:
             return write_marker(backend.read_meta())
-
-
-def _mark_write(backend: Backend) -> None:
-    """Advance the write marker *before* the write it stands for: a crash between the two makes
-    a snapshot look stale, never a stale one fresh. One process writes a collection at a time,
-    so the sequence is read once and then counted on the backend."""
-    with backend.marker_lock:
-        if backend.write_seq is None:
-            backend.write_seq = int(backend.read_meta().get("write_seq") or 0)
-        backend.write_seq += 1
-        backend.write_meta({"write_seq": backend.write_seq, "last_write_at": utc_now()})

@@ -19,7 +19,8 @@ from typing import Any, Literal, Self
 from timbre.embedding.info import ModelInfo, family_of_key
 from timbre.errors import ModelMismatchError, SchemaMismatchError, StoreError, TimbreError
 from timbre.settings import QdrantSettings
-from timbre.store.collection import Backend, Collection
+from timbre.store.backend import Backend
+from timbre.store.collection import Collection
 from timbre.store.records import CollectionInfo, Record, new_meta, utc_now
 from timbre.store.schema import CollectionSchema, generation_name, parse_generation_name
 
