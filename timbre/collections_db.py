@@ -8,22 +8,19 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import threading
 import unicodedata
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from timbre.diskspace import disk_full_cause
 from timbre.errors import (
     ConflictError,
-    DiskFullError,
     InvalidRequestError,
     NotFoundError,
     UnavailableError,
 )
 from timbre.fsutil import now_iso
+from timbre.userdb import UserFile
 
 FAVOURITES = "favourites"  # the built-in collection a star adds to
 COLLECTIONS_FILE = "collections.sqlite"
@@ -162,71 +159,20 @@ def _check_ids(ids: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-class Collections:
+class Collections(UserFile):
     """The collections file of one data dir (thread-safe; processes may share it). Names are
     unique regardless of case, shown as first written."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        # Opened on first use and again after a failure: a damaged file must not stop search.
-        self._db: sqlite3.Connection | None = None
+    WHAT = "collections"
+    SCHEMA = _SCHEMA
+    UNAVAILABLE = CollectionsUnavailableError
 
-    def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA foreign_keys=ON")
-            db.executescript(_SCHEMA)  # idempotent; executescript commits by itself
-            _insert(db, FAVOURITES, "INSERT OR IGNORE")
-        except BaseException:
-            db.close()
-            raise
-        return db
+    def _prepare(self, db: sqlite3.Connection) -> None:
+        _insert(db, FAVOURITES, "INSERT OR IGNORE")
 
     @classmethod
     def in_data_dir(cls, data_dir: Path) -> Collections:
         return cls(data_dir / COLLECTIONS_FILE)
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                if self._db is None:
-                    self._db = self._connect()
-                db = self._db
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield db
-                except BaseException:
-                    if db.in_transaction:
-                        db.execute("ROLLBACK")
-                    raise
-                db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise self._domain_error(exc) from exc
-
-    def _domain_error(self, exc: sqlite3.Error) -> Exception:
-        """What a failure of the file means to a person, naming the file and the way out."""
-        if disk_full_cause(exc) is not None:
-            return DiskFullError(
-                f"disk full: the collections file {self.path} cannot be written ({exc}); "
-                "nothing was changed. Free some space and try again."
-            )
-        code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF  # the primary code
-        if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
-            # The handle may hold a damaged page cache: open afresh on the next call.
-            if self._db is not None:
-                self._db.close()
-                self._db = None
-            return CollectionsUnavailableError(
-                f"the collections file {self.path} is damaged ({exc}). Search is unaffected. "
-                f"To recover, move it aside (mv {self.path} {self.path}.damaged, with its "
-                "-wal and -shm files if any): the next request starts a new, empty one. Or "
-                "stop Timbre and restore the file from a backup."
-            )
-        return CollectionsUnavailableError(f"the collections file {self.path} failed: {exc}")
 
     def _name_of(self, db: sqlite3.Connection, name: str) -> str | None:
         row = db.execute(
@@ -346,9 +292,3 @@ class Collections:
             if stored == FAVOURITES:
                 raise ConflictError("the favourites cannot be deleted (remove their items instead)")
             db.execute("DELETE FROM collections WHERE name = ?", (stored,))
-
-    def close(self) -> None:
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None

@@ -11,23 +11,20 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from timbre.collections_db import name_problem
-from timbre.diskspace import disk_full_cause
 from timbre.errors import (
     ConflictError,
-    DiskFullError,
     InvalidRequestError,
     NotFoundError,
     UnavailableError,
 )
 from timbre.fsutil import now_iso
+from timbre.userdb import UserFile
 
 KITS_FILE = "kits.sqlite"
 PAD_COUNTS = (8, 16)
@@ -125,66 +122,17 @@ def _pad_of(row: Sequence[Any]) -> Pad:
     )
 
 
-class Kits:
+class Kits(UserFile):
     """The kits file of one data dir (thread-safe; processes may share it). Names are unique
     regardless of case, shown as first written."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = None  # opened on first use, again after a failure
+    WHAT = "kits"
+    SCHEMA = _SCHEMA
+    UNAVAILABLE = KitsUnavailableError
 
     @classmethod
     def in_data_dir(cls, data_dir: Path) -> Kits:
         return cls(data_dir / KITS_FILE)
-
-    def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA foreign_keys=ON")
-            db.executescript(_SCHEMA)
-        except BaseException:
-            db.close()
-            raise
-        return db
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                if self._db is None:
-                    self._db = self._connect()
-                db = self._db
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield db
-                except BaseException:
-                    if db.in_transaction:
-                        db.execute("ROLLBACK")
-                    raise
-                db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise self._domain_error(exc) from exc
-
-    def _domain_error(self, exc: sqlite3.Error) -> Exception:
-        if disk_full_cause(exc) is not None:
-            return DiskFullError(
-                f"disk full: the kits file {self.path} cannot be written ({exc}); nothing was "
-                "changed. Free some space and try again."
-            )
-        code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
-        if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
-            if self._db is not None:
-                self._db.close()
-                self._db = None
-            return KitsUnavailableError(
-                f"the kits file {self.path} is damaged ({exc}). Search is unaffected. To "
-                f"recover, move it aside (mv {self.path} {self.path}.damaged, with its -wal "
-                "and -shm files if any): the next request starts a new, empty one."
-            )
-        return KitsUnavailableError(f"the kits file {self.path} failed: {exc}")
 
     def _name_of(self, db: sqlite3.Connection, name: str) -> str | None:
         row = db.execute(
@@ -276,9 +224,3 @@ class Kits:
     def delete(self, name: str) -> None:
         with self._tx() as db:
             db.execute("DELETE FROM kits WHERE name = ?", (self._existing(db, name),))
-
-    def close(self) -> None:
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
