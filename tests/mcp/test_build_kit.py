@@ -8,7 +8,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,21 +16,7 @@ from mcp import Client
 
 from app.mcp.backends import Backend, HttpBackend
 from app.mcp.server import build_server
-from ingest.synthetic import Library
-from tests.support.live import live_service
 from tests.support.mcp_helpers import over_http, session, structured, tool_problem
-from timbre.settings import load_settings
-
-
-@pytest.fixture(scope="module")
-def url(mcp_library: Library, mcp_indexed_dir: Path, tiny_bundle: Path) -> Iterator[str]:
-    settings = load_settings(
-        data_dir=mcp_indexed_dir,
-        models={"bundle": tiny_bundle, "threads": 2},
-        api={"library_roots": [str(mcp_library.root)]},
-    )
-    with live_service(settings) as base:
-        yield base
 
 
 def through_http_api(url: str) -> Client:

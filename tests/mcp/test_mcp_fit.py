@@ -13,23 +13,11 @@ import httpx
 import pytest
 from mcp import Client
 
-from ingest.synthetic import Library
 from tests.support.fit_library import PROJECT, QUERY, FitLibrary, write_fit_library
 from tests.support.live import live_service
 from tests.support.mcp_helpers import over_http, session, structured, tool_problem
 from timbre.fit import ProjectContext, fit_of
 from timbre.settings import load_settings
-
-
-@pytest.fixture(scope="module")
-def url(mcp_library: Library, mcp_indexed_dir: Path, tiny_bundle: Path) -> Iterator[str]:
-    settings = load_settings(
-        data_dir=mcp_indexed_dir,
-        models={"bundle": tiny_bundle, "threads": 2},
-        api={"library_roots": [str(mcp_library.root)]},
-    )
-    with live_service(settings) as base:
-        yield base
 
 
 def call(url: str, tool: str, arguments: dict[str, Any]) -> Any:

@@ -11,13 +11,11 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
-import pytest
 from mcp import Client, StdioServerParameters
 
 from ingest.synthetic import Library
@@ -44,17 +42,6 @@ def timbre_mcp(data: Path, bundle: Path, library: Library) -> Client:
     }
     params = StdioServerParameters(command=str(TIMBRE), args=["mcp"], env=env)
     return Client(params, read_timeout_seconds=300)
-
-
-@pytest.fixture(scope="module")
-def url(mcp_library: Library, mcp_indexed_dir: Path, tiny_bundle: Path) -> Iterator[str]:
-    settings = load_settings(
-        data_dir=mcp_indexed_dir,
-        models={"bundle": tiny_bundle, "threads": 2},
-        api={"library_roots": [str(mcp_library.root)]},
-    )
-    with live_service(settings) as base:
-        yield base
 
 
 def store_held(data: Path) -> bool:

@@ -4,32 +4,15 @@ examples never among the hits, and the HTTP API's problems for bad arguments."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from mcp import Client
 
 from app.schemas.recommend import RecommendIn
-from ingest.synthetic import Library
-from tests.support.live import live_service
 from tests.support.mcp_helpers import http_problem, over_http, session, structured, tool_problem
-from timbre.settings import load_settings
 
 NO_ID = "00000000-0000-5000-8000-000000000000"
-
-
-@pytest.fixture(scope="module")
-def url(mcp_library: Library, mcp_indexed_dir: Path, tiny_bundle: Path) -> Iterator[str]:
-    settings = load_settings(
-        data_dir=mcp_indexed_dir,
-        models={"bundle": tiny_bundle, "threads": 2},
-        api={"library_roots": [str(mcp_library.root)]},
-    )
-    with live_service(settings) as base:
-        yield base
 
 
 def recommend(url: str, body: dict[str, Any]) -> httpx.Response:

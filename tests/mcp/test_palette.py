@@ -8,31 +8,14 @@ one-shot slots, a slot named after an instrument looks for it, and an empty slot
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from mcp import Client
 
-from ingest.synthetic import Library
-from tests.support.live import live_service
 from tests.support.mcp_helpers import over_http, session, structured
-from timbre.settings import load_settings
 
 TEMPO = {"bpm": "120-130"}  # the techno (128) and house (122) loops
-
-
-@pytest.fixture(scope="module")
-def url(mcp_library: Library, mcp_indexed_dir: Path, tiny_bundle: Path) -> Iterator[str]:
-    settings = load_settings(
-        data_dir=mcp_indexed_dir,
-        models={"bundle": tiny_bundle, "threads": 2},
-        api={"library_roots": [str(mcp_library.root)]},
-    )
-    with live_service(settings) as base:
-        yield base
 
 
 def palette(url: str, arguments: dict[str, Any]) -> list[dict[str, Any]]:
