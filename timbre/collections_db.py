@@ -29,7 +29,7 @@ MAX_NAME_CHARS = 64
 MAX_ITEMS_PER_CALL = 500
 """Most ids one add/remove call takes: a page of results, not a whole library."""
 
-_NAME = re.compile(r"[^\x00-\x1f\x7f/\\]+")
+_NAME = re.compile(r"[^\x00-\x1f\x7f/\\\ud800-\udfff]+")  # lone surrogates: not text
 _HIDDEN_RANGES = (
     (0x00, 0x1F), (0x7F, 0x9F), (0xAD, 0xAD), (0x600, 0x605), (0x61C, 0x61C), (0x6DD, 0x6DD),
     (0x70F, 0x70F), (0x890, 0x891), (0x8E2, 0x8E2), (0x180E, 0x180E), (0x200B, 0x200F),
@@ -100,20 +100,21 @@ class CollectionsUnavailableError(UnavailableError):
     code = "collections_unavailable"
 
 
-def check_name(name: str, *, new: bool = True) -> str:
-    """A collection name, trimmed, if usable (else InvalidRequestError saying why): 1 to 64
-    characters, no control character or slash (names become folders on export). A ``new`` one
-    must also read as it looks (:func:`name_problem`); lookups skip that, for older names."""
+def check_name(name: str, *, new: bool = True, what: str = "collection") -> str:
+    """A collection's (or a kit's: ``what``) name, trimmed, if usable (else InvalidRequestError
+    saying why): 1 to 64 characters, no control character or slash (names become folders on
+    export). A ``new`` one must also read as it looks (:func:`name_problem`); lookups skip
+    that, for older names."""
     text = name.strip()
     if not text or len(text) > MAX_NAME_CHARS or not _NAME.fullmatch(text):
         raise InvalidRequestError(
-            f"a collection name needs 1 to {MAX_NAME_CHARS} characters, without control "
+            f"a {what} name needs 1 to {MAX_NAME_CHARS} characters, without control "
             f"characters or slashes (got {name!r})"
         )
     if new:
         why = name_problem(text)
         if why is not None:
-            raise InvalidRequestError(f"collection name {text!r}: {why}")
+            raise InvalidRequestError(f"{what} name {text!r}: {why}")
     return text
 
 

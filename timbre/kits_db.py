@@ -9,14 +9,13 @@ hint for a person once the sample is gone. What goes on a pad is decided by
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from timbre.collections_db import name_problem
+from timbre.collections_db import check_name
 from timbre.errors import (
     ConflictError,
     InvalidRequestError,
@@ -28,11 +27,9 @@ from timbre.userdb import UserFile
 
 KITS_FILE = "kits.sqlite"
 PAD_COUNTS = (8, 16)
-MAX_NAME_CHARS = 64
 MAX_SWAPPED = 64
 """Ids a pad remembers having swapped away (so swapping again moves on, not back)."""
 
-_NAME = re.compile(r"[^\x00-\x1f\x7f/\\\ud800-\udfff]+")  # lone surrogates: not text
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kits (
@@ -99,20 +96,9 @@ class KitsUnavailableError(UnavailableError):
 
 
 def check_kit_name(name: str, *, new: bool = True) -> str:
-    """A kit name, trimmed, if usable (InvalidRequestError otherwise): 1 to 64 characters, no
-    control character or slash (names become folders on export); a ``new`` one must also read
-    as it looks (:func:`timbre.collections_db.name_problem`)."""
-    text = name.strip()
-    if not text or len(text) > MAX_NAME_CHARS or not _NAME.fullmatch(text):
-        raise InvalidRequestError(
-            f"a kit name needs 1 to {MAX_NAME_CHARS} characters, without control characters "
-            f"or slashes (got {name!r})"
-        )
-    if new:
-        why = name_problem(text)
-        if why is not None:
-            raise InvalidRequestError(f"kit name {text!r}: {why}")
-    return text
+    """A kit name, trimmed, if usable: the rules of collection names (names become folders on
+    export), else InvalidRequestError saying why."""
+    return check_name(name, new=new, what="kit")
 
 
 def _pad_of(row: Sequence[Any]) -> Pad:
