@@ -13,17 +13,14 @@ import numpy as np
 import pytest
 
 from tests.support.store_factory import (
+    ADAPTER_PARAMS,
     Dataset,
-    drop_collections,
     hit_ids,
     make_dataset,
     model_info,
-    new_client,
-    open_test_store,
     oracle_search,
     random_filter,
-    server_url,
-    unique_collection,
+    store_with_snapshot,
     unit_vectors,
 )
 from timbre.store import SearchFilter, VectorStore
@@ -40,18 +37,6 @@ N_QUERIES = 60
 N_FILTERS = 50
 SCORE_TOL = 1e-5
 
-ADAPTER_PARAMS = [
-    pytest.param("edge"),
-    pytest.param("memory"),
-    pytest.param(
-        "server",
-        marks=[
-            pytest.mark.integration,
-            pytest.mark.skipif(not server_url(), reason="TIMBRE_QDRANT__URL is not set"),
-        ],
-    ),
-]
-
 
 @pytest.fixture(scope="module")
 def data() -> Dataset:
@@ -62,20 +47,9 @@ def data() -> Dataset:
 def loaded(
     request: pytest.FixtureRequest, data: Dataset, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[VectorStore, Snapshot]]:
-    adapter = request.param
-    data_dir = tmp_path_factory.mktemp(f"congruence-{adapter}")
-    client = new_client(adapter) if adapter != "edge" else None
-    base = unique_collection() if adapter == "server" else "timbre"
-    store = open_test_store(adapter, data_dir, client=client, collection=base, upsert_batch=300)
-    try:
-        assert store.live().upsert(data.points) == N_POINTS
-        export_snapshot(store.live(), data_dir / "snapshots", source_mode=store.mode, keep=2)
-        snapshot = load_snapshot(data_dir / "snapshots", model_info(), mmap_min_bytes=0)
-        yield store, snapshot
-    finally:
-        store.close()
-        if adapter == "server":
-            drop_collections(client, base)
+    data_dir = tmp_path_factory.mktemp(f"congruence-{request.param}")
+    with store_with_snapshot(request.param, data, data_dir, upsert_batch=300) as loaded:
+        yield loaded
 
 
 def _assert_same(got: list[tuple[str, float]], want: list[tuple[str, float]]) -> None:

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 from tests.support.store_factory import (
+    ADAPTER_PARAMS,
     drop_collections,
     make_dataset,
     model_info,
     new_client,
     open_test_store,
-    server_url,
     unique_collection,
 )
 from timbre.errors import ModelMismatchError, SchemaMismatchError, StoreError
@@ -27,17 +27,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Local mode performs exact"),
 ]
 
-ADAPTER_PARAMS = [
-    pytest.param("edge"),
-    pytest.param("memory"),
-    pytest.param(
-        "server",
-        marks=[
-            pytest.mark.integration,
-            pytest.mark.skipif(not server_url(), reason="TIMBRE_QDRANT__URL is not set"),
-        ],
-    ),
-]
 
 Opener = Callable[..., VectorStore]
 

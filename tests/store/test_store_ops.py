@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from tests.support.store_factory import (
+    ADAPTER_PARAMS,
     Dataset,
     drop_collections,
     make_dataset,
     model_info,
     new_client,
     open_test_store,
-    server_url,
     unique_collection,
     unit_vectors,
 )
@@ -27,18 +27,6 @@ from timbre.store.schema import parse_generation_name
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Payload indexes have no effect"),
     pytest.mark.filterwarnings("ignore:Local mode performs exact"),
-]
-
-ADAPTER_PARAMS = [
-    pytest.param("edge"),
-    pytest.param("memory"),
-    pytest.param(
-        "server",
-        marks=[
-            pytest.mark.integration,
-            pytest.mark.skipif(not server_url(), reason="TIMBRE_QDRANT__URL is not set"),
-        ],
-    ),
 ]
 
 

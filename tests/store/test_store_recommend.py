@@ -13,23 +13,20 @@ import numpy as np
 import pytest
 
 from tests.support.store_factory import (
+    ADAPTER_PARAMS,
     Dataset,
-    drop_collections,
     make_dataset,
-    model_info,
-    new_client,
     open_test_store,
     oracle_search,
     random_filter,
-    server_url,
-    unique_collection,
+    store_with_snapshot,
     unit_vectors,
 )
 from timbre.errors import InvalidRequestError
 from timbre.store import VectorStore
 from timbre.store.examples import Examples
 from timbre.store.schema import load_schema
-from timbre.store.snapshot import Snapshot, export_snapshot, load_snapshot
+from timbre.store.snapshot import Snapshot
 
 pytestmark = [
     pytest.mark.congruence,
@@ -39,17 +36,6 @@ pytestmark = [
 
 N_POINTS = 1000
 SCORE_TOL = 1e-5
-ADAPTER_PARAMS = [
-    pytest.param("edge"),
-    pytest.param("memory"),
-    pytest.param(
-        "server",
-        marks=[
-            pytest.mark.integration,
-            pytest.mark.skipif(not server_url(), reason="TIMBRE_QDRANT__URL is not set"),
-        ],
-    ),
-]
 
 
 @pytest.fixture(scope="module")
@@ -61,19 +47,9 @@ def data() -> Dataset:
 def loaded(
     request: pytest.FixtureRequest, data: Dataset, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[VectorStore, Snapshot]]:
-    adapter = request.param
-    data_dir = tmp_path_factory.mktemp(f"recommend-{adapter}")
-    client = new_client(adapter) if adapter != "edge" else None
-    base = unique_collection() if adapter == "server" else "timbre"
-    store = open_test_store(adapter, data_dir, client=client, collection=base, upsert_batch=500)
-    try:
-        store.live().upsert(data.points)
-        export_snapshot(store.live(), data_dir / "snapshots", source_mode=store.mode, keep=2)
-        yield store, load_snapshot(data_dir / "snapshots", model_info(), mmap_min_bytes=0)
-    finally:
-        store.close()
-        if adapter == "server":
-            drop_collections(client, base)
+    data_dir = tmp_path_factory.mktemp(f"recommend-{request.param}")
+    with store_with_snapshot(request.param, data, data_dir, upsert_batch=500) as loaded:
+        yield loaded
 
 
 def oracle_vector(positive: np.ndarray, negative: np.ndarray) -> np.ndarray:

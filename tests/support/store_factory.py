@@ -15,12 +15,14 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from pydantic import ValidationError
 
 from timbre.embedding.info import ModelInfo
@@ -281,6 +283,21 @@ def server_url() -> str | None:
     return os.environ.get("TIMBRE_QDRANT__URL") or None
 
 
+ADAPTER_PARAMS = [
+    pytest.param("edge"),
+    pytest.param("memory"),
+    pytest.param(
+        "server",
+        marks=[
+            pytest.mark.integration,
+            pytest.mark.skipif(not server_url(), reason="TIMBRE_QDRANT__URL is not set"),
+        ],
+    ),
+]
+"""The store adapters a test runs on: embedded, in-memory qdrant-client, and a real server
+when ``TIMBRE_QDRANT__URL`` names one."""
+
+
 def open_test_store(
     adapter: str,
     data_dir: Path,
@@ -397,3 +414,26 @@ def _child(action: str, data_dir: Path) -> None:
 
 if __name__ == "__main__":
     _child(sys.argv[1], Path(sys.argv[2]))
+
+
+@contextmanager
+def store_with_snapshot(
+    adapter: str, data: Dataset, data_dir: Path, *, upsert_batch: int
+) -> Iterator[tuple[VectorStore, Any]]:
+    """A store of ``adapter`` holding ``data`` and the snapshot exported from it (a server's
+    collections are dropped afterwards)."""
+    from timbre.store.snapshot import export_snapshot, load_snapshot
+
+    client = new_client(adapter) if adapter != "edge" else None
+    base = unique_collection() if adapter == "server" else "timbre"
+    store = open_test_store(
+        adapter, data_dir, client=client, collection=base, upsert_batch=upsert_batch
+    )
+    try:
+        assert store.live().upsert(data.points) == len(data.points)
+        export_snapshot(store.live(), data_dir / "snapshots", source_mode=store.mode, keep=2)
+        yield store, load_snapshot(data_dir / "snapshots", model_info(), mmap_min_bytes=0)
+    finally:
+        store.close()
+        if adapter == "server":
+            drop_collections(client, base)
