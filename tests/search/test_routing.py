@@ -11,18 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.support.store_factory import make_dataset, model_info, open_test_store, unit_vectors
+from tests.support.search_factory import modelless_service
+from tests.support.store_factory import make_dataset, open_test_store, unit_vectors
 from timbre.errors import UnavailableError
 from timbre.search import (
     AudioRef,
-    Lazy,
-    Library,
-    SearchService,
-    ServiceLimits,
-    SnapshotHolder,
     StoreHandle,
 )
-from timbre.search.duplicates import DuplicateRules
 from timbre.search.routing import RoutingPolicy, is_current
 from timbre.settings import Settings
 from timbre.store import SearchFilter, VectorStore, snapshots_dir
@@ -31,48 +26,6 @@ from timbre.store.snapshot import ScanOptions, export_snapshot
 BROAD = SearchFilter(kind="one_shot")  # ~65 % of the points
 SELECTIVE = SearchFilter(pack="Trap Nation", instrument="kick")  # ~2 %
 MIN_POINTS = 100
-
-
-def _no_model() -> object:
-    raise AssertionError("routing must not need a model")
-
-
-def _service(store: VectorStore, data_dir: Path, policy: RoutingPolicy | None) -> SearchService:
-    holder = SnapshotHolder(
-        snapshots_dir(data_dir),
-        model_info(),
-        mmap_min_bytes=0,
-        verify_checksums=True,
-        scan=ScanOptions(quantised_min_vectors=0, threads=2),
-    )
-    holder.refresh()
-    limits = ServiceLimits(
-        library_roots=(),
-        max_upload_bytes=1,
-        max_upload_duration_s=1,
-        max_duration_s=1,
-        max_file_bytes=1,
-        text_cache_size=0,
-        snapshot_keep=2,
-        facet_default_limit=20,
-        facet_max_limit=500,
-        duplicate_rules=DuplicateRules(
-            min_cosine=0.998,
-            duration_tolerance_s=0.1,
-            duration_tolerance_ratio=0.05,
-            neighbours=16,
-            batch=256,
-        ),
-    )
-    library = Library(
-        info=model_info(),
-        text=Lazy("text", _no_model),
-        audio=Lazy("audio", _no_model),
-        store=StoreHandle(lambda: store),
-        snapshots=holder,
-        limits=limits,
-    )
-    return SearchService(library, routing=policy)
 
 
 def _open(data_dir: Path) -> VectorStore:
@@ -107,8 +60,8 @@ def test_broad_filters_go_to_the_snapshot_selective_ones_to_qdrant(
     shared: tuple[VectorStore, Path],
 ) -> None:
     store, tmp_path = shared
-    routed = _service(store, tmp_path, RoutingPolicy(filtered_min_points=MIN_POINTS))
-    qdrant_only = _service(store, tmp_path, None)
+    routed = modelless_service(store, tmp_path, RoutingPolicy(filtered_min_points=MIN_POINTS))
+    qdrant_only = modelless_service(store, tmp_path, None)
     assert store.live().count(BROAD) >= MIN_POINTS > store.live().count(SELECTIVE) > 0
     for query in unit_vectors(np.random.default_rng(1), 10):
         for search_filter, engine in ((BROAD, "faiss"), (SELECTIVE, "qdrant"), (None, "faiss")):
@@ -144,8 +97,8 @@ def test_the_total_is_the_snapshots_count_when_it_may_decide(
     store, tmp_path = shared
     counting, counting_qdrant = _CountingStore(store), _CountingStore(store)
     policy = RoutingPolicy(filtered_min_points=MIN_POINTS)
-    service = _service(counting, tmp_path, policy)  # type: ignore[arg-type]
-    qdrant_only = _service(counting_qdrant, tmp_path, None)  # type: ignore[arg-type]
+    service = modelless_service(counting, tmp_path, policy)  # type: ignore[arg-type]
+    qdrant_only = modelless_service(counting_qdrant, tmp_path, None)  # type: ignore[arg-type]
     snapshot = service.library.snapshots.current
     assert snapshot is not None
     ref = AudioRef(id=next(iter(snapshot.ids())))
@@ -163,8 +116,8 @@ def test_offsets_and_excludes_give_the_same_hits_on_every_path(
     shared: tuple[VectorStore, Path],
 ) -> None:
     store, tmp_path = shared
-    routed = _service(store, tmp_path, RoutingPolicy(filtered_min_points=0))
-    qdrant_only = _service(store, tmp_path, None)
+    routed = modelless_service(store, tmp_path, RoutingPolicy(filtered_min_points=0))
+    qdrant_only = modelless_service(store, tmp_path, None)
     query = unit_vectors(np.random.default_rng(2), 1)[0]
     first = routed.route(query, top_k=30, filter=BROAD).hits
     exclude = frozenset(h.id for h in first[::3])
@@ -186,7 +139,7 @@ def test_a_stale_snapshot_leaves_filtered_queries_to_qdrant(
     own: VectorStore, tmp_path: Path
 ) -> None:
     store = own
-    service = _service(store, tmp_path, RoutingPolicy(filtered_min_points=0))
+    service = modelless_service(store, tmp_path, RoutingPolicy(filtered_min_points=0))
     query = unit_vectors(np.random.default_rng(3), 1)[0]
     assert service.route(query, top_k=5, filter=BROAD).engine == "faiss"
 
@@ -204,7 +157,7 @@ def test_a_stale_snapshot_leaves_filtered_queries_to_qdrant(
 
 def test_filtered_queries_need_qdrant_to_be_reachable(shared: tuple[VectorStore, Path]) -> None:
     store, tmp_path = shared
-    service = _service(store, tmp_path, RoutingPolicy(filtered_min_points=0))
+    service = modelless_service(store, tmp_path, RoutingPolicy(filtered_min_points=0))
 
     def unreachable() -> VectorStore:
         from timbre.errors import StoreError

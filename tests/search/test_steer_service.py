@@ -10,21 +10,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.support.search_factory import modelless_service
 from tests.support.store_factory import (
     Dataset,
     make_dataset,
-    model_info,
     new_client,
     open_test_store,
     oracle_search,
 )
 from timbre.errors import InvalidRequestError, NotFoundError
-from timbre.search import Lazy, Library, SearchService, ServiceLimits, SnapshotHolder, StoreHandle
-from timbre.search.duplicates import DuplicateRules
 from timbre.search.routing import RoutingPolicy
 from timbre.search.steer import MAX_EXAMPLES, Steering
 from timbre.store import SearchFilter, VectorStore, snapshots_dir
-from timbre.store.snapshot import ScanOptions, export_snapshot
+from timbre.store.snapshot import export_snapshot
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Payload indexes have no effect"),
@@ -34,49 +32,6 @@ pytestmark = [
 N_POINTS = 600
 EVERYTHING = SearchFilter(duration_min_s=0)  # every point passes: Qdrant answers, same set
 NO_ID = "00000000-0000-5000-8000-000000000000"
-
-
-def _no_model() -> object:
-    raise AssertionError("example ids need no model")
-
-
-def _service(store: VectorStore, data_dir: Path, policy: RoutingPolicy | None) -> SearchService:
-    holder = SnapshotHolder(
-        snapshots_dir(data_dir),
-        model_info(),
-        mmap_min_bytes=0,
-        verify_checksums=True,
-        scan=ScanOptions(quantised_min_vectors=0, threads=2),
-    )
-    holder.refresh()
-    rules = DuplicateRules(
-        min_cosine=0.998,
-        duration_tolerance_s=0.1,
-        duration_tolerance_ratio=0.05,
-        neighbours=16,
-        batch=256,
-    )
-    limits = ServiceLimits(
-        library_roots=(),
-        max_upload_bytes=1,
-        max_upload_duration_s=1,
-        max_duration_s=1,
-        max_file_bytes=1,
-        text_cache_size=0,
-        snapshot_keep=2,
-        facet_default_limit=20,
-        facet_max_limit=500,
-        duplicate_rules=rules,
-    )
-    library = Library(
-        info=model_info(),
-        text=Lazy("text", _no_model),
-        audio=Lazy("audio", _no_model),
-        store=StoreHandle(lambda: store),
-        snapshots=holder,
-        limits=limits,
-    )
-    return SearchService(library, routing=policy)
 
 
 @pytest.fixture(scope="module")
@@ -115,8 +70,8 @@ def test_every_engine_gives_the_same_hits_without_the_examples(
     opened: tuple[VectorStore, Path], data: Dataset
 ) -> None:
     store, data_dir = opened
-    routed = _service(store, data_dir, RoutingPolicy(filtered_min_points=0))
-    qdrant = _service(store, data_dir, None)
+    routed = modelless_service(store, data_dir, RoutingPolicy(filtered_min_points=0))
+    qdrant = modelless_service(store, data_dir, None)
     rng = np.random.default_rng(4)
     for n_pos, n_neg in ((1, 0), (2, 1), (5, 5)):
         rows = [int(r) for r in rng.choice(N_POINTS, n_pos + n_neg, replace=False)]
@@ -146,8 +101,8 @@ def test_pages_follow_each_other_without_the_examples(
 ) -> None:
     store, data_dir = opened
     for service in (
-        _service(store, data_dir, RoutingPolicy(filtered_min_points=0)),
-        _service(store, data_dir, None),
+        modelless_service(store, data_dir, RoutingPolicy(filtered_min_points=0)),
+        modelless_service(store, data_dir, None),
     ):
         steering = Steering(positive=(data.ids[0], data.ids[1]), negative=(data.ids[2],))
         whole = service.recommend(steering, top_k=30, filter=EVERYTHING).hits
@@ -160,7 +115,7 @@ def test_pages_follow_each_other_without_the_examples(
 
 def test_a_filter_keeps_only_its_matches(opened: tuple[VectorStore, Path], data: Dataset) -> None:
     store, data_dir = opened
-    service = _service(store, data_dir, None)
+    service = modelless_service(store, data_dir, None)
     loops = SearchFilter(kind="loop")
     result = service.recommend(Steering(positive=(data.ids[3],)), top_k=50, filter=loops)
     assert result.engine == "qdrant" and result.hits
@@ -172,7 +127,7 @@ def test_unknown_and_bad_examples_are_refused(
     opened: tuple[VectorStore, Path], data: Dataset
 ) -> None:
     store, data_dir = opened
-    service = _service(store, data_dir, None)
+    service = modelless_service(store, data_dir, None)
     with pytest.raises(NotFoundError) as caught:
         service.recommend(Steering(positive=(data.ids[0], NO_ID), negative=("nope",)), top_k=5)
     assert NO_ID in str(caught.value) and "nope" in str(caught.value)
@@ -199,7 +154,7 @@ def test_an_example_gone_from_the_store_still_steers_from_the_snapshot(
         store.live().upsert(data.points[:200])
         export_snapshot(store.live(), snapshots_dir(tmp_path), source_mode=store.mode, keep=2)
         store.live().delete([data.ids[7]])
-        service = _service(store, tmp_path, RoutingPolicy(filtered_min_points=0))
+        service = modelless_service(store, tmp_path, RoutingPolicy(filtered_min_points=0))
         result = service.recommend(Steering(positive=(data.ids[7],)), top_k=5)
         sub = Dataset(data.points[:200], data.vectors[:200], data.payloads[:200])
         assert pairs(result.hits) == oracle(sub, [7], [], 5)
