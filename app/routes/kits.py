@@ -29,6 +29,7 @@ from app.schemas.kits import (
 from timbre.fit import ProjectContext
 from timbre.search.fitting import FitQuery
 from timbre.search.kit_export import ExportFormat, KitExporter
+from timbre.search.kit_slots import context_of
 from timbre.search.kits import KitsService, KitView
 
 read = APIRouter(
@@ -50,11 +51,8 @@ PadIndex = Annotated[int, Path(ge=1, le=16, description="a pad, from 1")]
 
 def kit_out(url: AudioUrl, view: KitView) -> KitOut:
     """The API's form of a kit (used by the MCP backend too)."""
-    context = view.context
-    fit = None
-    if context:  # what the kit was built for: each pad says how it fits, as a hit would
-        project = ProjectContext.of(context["bpm"], context["key"], context["tolerance_pct"])
-        fit = FitQuery(project)
+    project = context_of(view.context)  # each pad says how it fits the kit's, as a hit would
+    fit = None if project is None else FitQuery(project)
     pads = []
     for p in view.pads:
         pad = p.pad

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from timbre.errors import ConflictError, InvalidRequestError, NotFoundError
-from timbre.fit import Fit, ProjectContext, fit_of
+from timbre.fit import ProjectContext, fit_of
 from timbre.kits_db import KitInfo, KitRecord, Kits, Pad, check_kit_name
 from timbre.search.kit_slots import (
     FIRST_NOTE,
@@ -45,12 +45,12 @@ MAX_POOL = 200
 @dataclass(frozen=True)
 class PadView:
     """A pad as shown: its sample's payload (None: empty or no longer indexed), whether its
-    sample is missing (no longer indexed, or its file is gone), and its fit to the project."""
+    sample is missing (no longer indexed, or its file is gone) and, in the reply that chose
+    it, its score."""
 
     pad: Pad
     payload: dict[str, Any] | None
     missing: bool
-    fit: Fit | None
     score: float | None = None
 
     @property
@@ -125,15 +125,13 @@ class KitsService:
         info: KitInfo | None = None,
         scores: dict[str, float] | None = None,
     ) -> KitView:
-        project = context_of(context)
         payloads = self.library.payloads([p.id for p in pads if p.id is not None])
         views = []
         for pad in pads:
             payload = payloads.get(pad.id) if pad.id is not None else None
             missing = pad.id is not None and (payload is None or not _file_exists(payload))
-            fit = fit_of(project, payload) if project is not None and payload else None
             score = (scores or {}).get(pad.id) if pad.id is not None else None
-            views.append(PadView(pad, payload, missing, fit, score))
+            views.append(PadView(pad, payload, missing, score))
         return KitView(name, size, context, views, info)
 
     def _record_view(self, record: KitRecord, scores: dict[str, float] | None = None) -> KitView:
