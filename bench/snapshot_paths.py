@@ -20,7 +20,7 @@ import numpy as np
 import psutil
 
 from timbre.embedding.info import ModelInfo
-from timbre.search.library import StoreHandle
+from timbre.search.holders import StoreHandle
 from timbre.search.routing import RoutingPolicy
 from timbre.search.routing import search as routed_search
 from timbre.settings import Settings

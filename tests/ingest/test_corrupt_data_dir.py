@@ -14,7 +14,7 @@ from tests.support.api_fixtures import api_settings, copy_of, ok, opened, proble
 from tests.support.ingest_helpers import ingest, job_settings
 from timbre.collections_db import COLLECTIONS_FILE
 from timbre.errors import SnapshotError
-from timbre.search.library import SnapshotHolder
+from timbre.search.holders import SnapshotHolder
 from timbre.store import snapshots_dir
 from timbre.store.lock import OwnerLock
 from timbre.store.snapshot import load_snapshot

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from timbre.errors import StoreError, UnavailableError
-from timbre.search.library import StoreHandle
+from timbre.search.holders import StoreHandle
 from timbre.store import Collection, Hit, SearchFilter
 from timbre.store.examples import Examples
 from timbre.store.snapshot import Snapshot
