@@ -8,15 +8,12 @@ Field docstrings are the descriptions in ``docs/settings.md``.
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -31,119 +28,14 @@ from pydantic_settings import (
 )
 
 from timbre.errors import ConfigError
+from timbre.settings_models import ModelsSettings, PerDevice, Section
 
 DEFAULT_CONFIG_FILE = Path(__file__).resolve().parent.parent / "config" / "default.yaml"
 CONFIG_ENV = "TIMBRE_CONFIG"
 """Names an overlay YAML file read on top of the defaults."""
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
-
-
-class HubModel(_Section):
-    """A model repository on the Hugging Face hub, at a pinned revision."""
-
-    repo: str
-    """Repository id on the hub."""
-    revision: str = Field(min_length=1)
-    """Commit or branch; `timbre models download` records the commit it resolved."""
-
-
-class Clamp3Hub(HubModel):
-    filename: str
-    """The checkpoint file Timbre uses, by its official name."""
-
-
-class PerDevice(_Section):
-    """One count per kind of device: what fits and pays off differs by an order of magnitude."""
-
-    cpu: int = Field(ge=1)
-    cuda: int = Field(ge=1)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _one_for_both(cls, value: Any) -> Any:
-        """A single number (``TIMBRE_INGEST__BATCH_FILES=4``) sets both devices."""
-        if isinstance(value, int | str) and not isinstance(value, bool):
-            return {"cpu": value, "cuda": value}
-        return value
-
-    def on(self, device_type: str) -> int:
-        """The value for a torch device type (``cpu`` or ``cuda``)."""
-        return self.cuda if device_type == "cuda" else self.cpu
-
-
-class ClapHub(HubModel):
-    short_clip: Literal["repeatpad", "pad"]
-    """Under 10 s a clip is tiled to fill the window (repeatpad, as trained) or zero-padded."""
-    long_clip: Literal["mean", "first"]
-    """Over 10 s: the mean of evenly spaced 10 s windows (the whole loop counts), or the first."""
-    max_windows: int = Field(ge=1)
-    """Most 10 s windows per clip under long_clip mean (18 cover 3 minutes)."""
-    batch_windows: PerDevice
-    """10 s windows per audio-encoder pass: more buy nothing on a CPU; a GPU wants them wide."""
-    batch_texts: PerDevice
-    """Texts per forward pass of the text encoder: one batch for a typical label vocabulary."""
-
-
-REMOVED_MODELS_KEYS = ("text_precision", "audio_precision", "precision_min_cosine")
-"""Settings of the reduced-precision path, which is gone: ignored, with a warning, for a release."""
-
-
-class ModelsSettings(_Section):
-    """Where the weights come from and how they run."""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _drop_removed(cls, data: Any) -> Any:
-        if isinstance(data, dict) and (gone := [k for k in REMOVED_MODELS_KEYS if k in data]):
-            logging.getLogger(__name__).warning(
-                "models.%s: no longer a setting (the models always run in fp32); ignored",
-                ", models.".join(gone),
-            )
-            return {k: v for k, v in data.items() if k not in REMOVED_MODELS_KEYS}
-        return data
-
-    family: Literal["clamp3", "clap"]
-    """The model family of every vector in this data dir: clamp3 (MERT -> CLaMP3; MERT's
-    weights are CC-BY-NC-4.0) or clap (LAION-CLAP, Apache-2.0, general sound as well as music).
-    Switching builds a new collection on the next ingest (docs/model-families.md)."""
-    bundle: Path | None
-    """Local folder of the official model files (mert/, xlmr/, clamp3/ and/or clap/), for
-    air-gapped installs and images. null = the Hugging Face hub at the revisions below."""
-    hub_connect_timeout_s: float = Field(gt=0.0)
-    """Seconds for one connection to the hub before falling back to the local hub cache."""
-    mert: HubModel
-    """MERT-v1-95M, the audio feature model CLaMP3 (SAAS) was trained on."""
-    clamp3: Clamp3Hub
-    """CLaMP3 and its SAAS checkpoint (optimised for audio)."""
-    xlmr: HubModel
-    """The tokenizer and config of CLaMP3's text tower (its weights are in the CLaMP3 file)."""
-    clap: ClapHub
-    """The clap family's checkpoint, in transformers' ClapModel layout."""
-    device: Literal["auto", "cpu", "cuda"]
-    """auto = cuda when a GPU is visible, else cpu."""
-    threads: int = Field(ge=0)
-    """Intra-op threads of the models. 0 = every core this process may run on."""
-    mert_batch_windows: PerDevice
-    """MERT windows per pass (equal lengths only): no gain on a CPU, ~100 MB each; a GPU: wide."""
-    mert_streams: Literal["auto"] | Annotated[int, Field(ge=1)]
-    """MERT passes in flight at once on ONNX Runtime, each on threads/streams threads (results
-    are bitwise the same). auto = one pass per thread in parallel-profile jobs (faster on short
-    windows), one pass on every thread where calls carry one file (service, sequential)."""
-    tower_batch_segments: PerDevice
-    """CLaMP3 tower segments per forward pass: segments of one-shots are short, batches cheap."""
-    runtime: Literal["auto", "torch", "onnxruntime"]
-    """What runs the models. auto = ONNX Runtime on a CPU (several times faster than PyTorch
-    eager), PyTorch on a GPU; exported graphs are used only if they agree to onnx_min_cosine."""
-    export_dir: Path | None
-    """Folder of the exported ONNX graphs (~1.9 GB), shareable. null = <data_dir>/cache/onnx."""
-    onnx_min_cosine: float = Field(gt=0.0, le=1.0)
-    """Least cosine between ONNX Runtime and PyTorch outputs on the probes."""
-
-
-class AudioSettings(_Section):
+class AudioSettings(Section):
     """Limits on the audio Timbre accepts."""
 
     max_duration_s: float = Field(gt=0.0)
@@ -152,7 +44,7 @@ class AudioSettings(_Section):
     """Largest file accepted (bytes), refused before it is read."""
 
 
-class QdrantSettings(_Section):
+class QdrantSettings(Section):
     """Where vectors and payloads live: the embedded Qdrant Edge shard or a Qdrant server."""
 
     url: str | None
@@ -178,7 +70,7 @@ class QdrantSettings(_Section):
     """Versioned collections kept after a re-index swap, the live one included (for rollback)."""
 
 
-class DiskSettings(_Section):
+class DiskSettings(Section):
     """Free space kept on the data dir's file system (see :mod:`timbre.diskspace`)."""
 
     min_free_bytes: int = Field(ge=0)
@@ -186,7 +78,7 @@ class DiskSettings(_Section):
     before a full disk kills the embedded store (SIGBUS). 0 = only the batch and the store."""
 
 
-class SnapshotSettings(_Section):
+class SnapshotSettings(Section):
     """The FAISS exact snapshot that serves unfiltered queries."""
 
     keep: int = Field(ge=1)
@@ -206,7 +98,7 @@ class SnapshotSettings(_Section):
     """Filtered queries matching this many points use the snapshot's scan; fewer go to Qdrant."""
 
 
-class IngestSettings(_Section):
+class IngestSettings(Section):
     """Defaults of ``timbre ingest`` and the vocabularies that read a library's names."""
 
     profile: Literal["sequential", "parallel"]
@@ -231,7 +123,7 @@ class IngestSettings(_Section):
     """Instrument names and the words that mean them (docs/facts.md has the rules)."""
 
 
-class ApiSettings(_Section):
+class ApiSettings(Section):
     """The search service (`timbre serve`)."""
 
     host: str
@@ -286,7 +178,7 @@ class ApiSettings(_Section):
     """Identical log lines within this window (seconds) are written once, then counted."""
 
 
-class LabelThresholds(_Section):
+class LabelThresholds(Section):
     """The cosines at which one family's label vectors count."""
 
     category_min_cosine: float = Field(ge=-1.0, le=1.0)
@@ -318,7 +210,7 @@ class LabelsSettings(LabelThresholds):
         return self.families.get(family) or self
 
 
-class DuplicatesSettings(_Section):
+class DuplicatesSettings(Section):
     """Near-duplicate reports (``timbre duplicates``, ``GET /v1/duplicates``)."""
 
     min_cosine: float = Field(gt=0.0, le=1.0)
@@ -339,7 +231,7 @@ class DuplicatesSettings(_Section):
         return self.family_min_cosine.get(family, self.min_cosine)
 
 
-class FacetsSettings(_Section):
+class FacetsSettings(Section):
     """Facet counts (``GET /v1/facets``)."""
 
     default_limit: int = Field(ge=1)
@@ -348,14 +240,14 @@ class FacetsSettings(_Section):
     """Most values a request may ask for per field."""
 
 
-class MediaSettings(_Section):
+class MediaSettings(Section):
     """What the page needs besides search: browser-playable renditions (waveform peaks)."""
 
     rendition_cache_bytes: int = Field(ge=0)
     """Disk kept for WAV renditions of files browsers cannot play (bytes), oldest out first."""
 
 
-class FitSettings(_Section):
+class FitSettings(Section):
     """How samples fit a project's tempo and key (a search's ``context``)."""
 
     tempo_tolerance_pct: float = Field(ge=0.0, le=100.0)
@@ -363,7 +255,7 @@ class FitSettings(_Section):
     about where stretching starts to be heard on drums (smeared transients, drifting groove)."""
 
 
-class McpSettings(_Section):
+class McpSettings(Section):
     """The MCP server over stdio (`timbre mcp`)."""
 
     store_idle_s: float = Field(gt=0.0)
@@ -376,7 +268,7 @@ class McpSettings(_Section):
     """Seconds `timbre mcp` waits for a service's answer (it may still load its text model)."""
 
 
-class WatchSettings(_Section):
+class WatchSettings(Section):
     """Watched folders (``timbre serve``, ``timbre watch``)."""
 
     enabled: bool

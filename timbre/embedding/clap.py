@@ -35,7 +35,7 @@ from timbre.embedding.info import ModelInfo
 from timbre.embedding.onnx_backend import Graph, Spec, ort_threads
 from timbre.embedding.runtime import configure_threads, select_device
 from timbre.errors import ModelFilesError
-from timbre.settings import ModelsSettings
+from timbre.settings_models import ModelsSettings
 
 
 class MelEncoder(Protocol):

@@ -10,7 +10,7 @@ from timbre.embedding.family import AudioSide, Family, TextEmbedder
 from timbre.embedding.files import ModelFiles, resolve_model_files
 from timbre.embedding.info import ModelInfo
 from timbre.errors import ConfigError
-from timbre.settings import ModelsSettings
+from timbre.settings_models import ModelsSettings
 
 FAMILY_NAMES = ("clamp3", "clap")
 

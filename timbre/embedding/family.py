@@ -17,7 +17,7 @@ import numpy as np
 from timbre.audio.resample import Resampler
 from timbre.embedding.files import ModelFiles, Part
 from timbre.embedding.info import ModelInfo
-from timbre.settings import ModelsSettings
+from timbre.settings_models import ModelsSettings
 
 if TYPE_CHECKING:
     from timbre.embedding.onnx_backend import Spec

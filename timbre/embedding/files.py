@@ -34,7 +34,7 @@ from timbre.embedding.hub import (
 )
 from timbre.errors import ModelFilesError
 from timbre.fsutil import sha256_file
-from timbre.settings import HubModel, ModelsSettings
+from timbre.settings_models import HubModel, ModelsSettings
 
 MANIFEST_NAME = "timbre-models.json"
 MERT_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")

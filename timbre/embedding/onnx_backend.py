@@ -31,7 +31,7 @@ from filelock import FileLock
 from timbre.embedding.runtime import agreement, device_type, judge, usable_cores
 from timbre.errors import ConfigError, ModelFilesError
 from timbre.fsutil import sha256_file
-from timbre.settings import ModelsSettings
+from timbre.settings_models import ModelsSettings
 
 log = logging.getLogger(__name__)
 
