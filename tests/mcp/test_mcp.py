@@ -146,7 +146,7 @@ def test_search_tools_answer_what_the_http_api_answers(url: str) -> None:
 
 
 def test_library_overview_is_the_facets_route(url: str) -> None:
-    from app.mcp.server import OVERVIEW_FIELDS
+    from app.mcp.tools import OVERVIEW_FIELDS
 
     async def body(client: Client) -> list[Any]:
         return [
