@@ -144,7 +144,7 @@ import json, resource, sys, time, warnings
 warnings.simplefilter("ignore")
 import numpy as np
 from timbre.settings import load_settings
-from timbre.embedding import clamp3 as onnx
+from timbre.embedding import clamp3_onnx as onnx
 from timbre.embedding.files import resolve_model_files
 
 def cpu():
@@ -227,7 +227,7 @@ def legacy_embedders(bundle: Path, models: Any) -> tuple[Any, Any] | None:
     from before :func:`timbre.embedding.onnx_export.fuse_graph`), if the bench's cache still
     holds them: the before/after comparison in one run. None when there are none."""
     from bench.common import EXPORT_DIR
-    from timbre.embedding import clamp3 as onnx
+    from timbre.embedding import clamp3_onnx as onnx
     from timbre.embedding.clamp3 import AudioEmbedder
     from timbre.embedding.family import TextEmbedder
     from timbre.embedding.files import resolve_model_files
@@ -292,7 +292,7 @@ def main() -> None:
     bundle = full_bundle(args.bundle)
     runtimes = args.runtimes.split(",")
 
-    from timbre.embedding.clamp3 import OrtMertEncoder
+    from timbre.embedding.clamp3_onnx import OrtMertEncoder
     from timbre.embedding.embedder import load_audio_embedder, load_text_embedder
     from timbre.embedding.onnx_backend import ort_threads
     from timbre.settings import load_settings

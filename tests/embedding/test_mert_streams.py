@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from tests.support.audio_factory import chord_loop, hat, kick, tone
 from timbre.cli.wiring import build_library
-from timbre.embedding.clamp3 import OrtMertEncoder
+from timbre.embedding.clamp3_onnx import OrtMertEncoder
 from timbre.embedding.embedder import load_audio_embedder
 from timbre.settings import Settings
 

@@ -20,7 +20,7 @@ import pytest
 
 from ingest.synthetic import make_library
 from timbre.audio.windows import normalize
-from timbre.embedding import clamp3, onnx_backend
+from timbre.embedding import clamp3_onnx, onnx_backend
 from timbre.embedding.embedder import load_text_embedder
 from timbre.embedding.files import resolve_model_files
 from timbre.embedding.onnx_backend import DigestMemo, ExportCache
@@ -43,7 +43,7 @@ def test_cpu_default_is_onnxruntime_exported_from_the_loaded_checkpoint(
     ckpt_sha = sha256_file(next(ckpt.glob("*.pth")))
     files = resolve_model_files(settings.models)
     cache = ExportCache(export_dir)  # shared by the session: other bundles have entries too
-    for make in (clamp3.text_spec, clamp3.audio_tower_spec, clamp3.mert_spec):
+    for make in (clamp3_onnx.text_spec, clamp3_onnx.audio_tower_spec, clamp3_onnx.mert_spec):
         spec = make(settings.models, files)
         entry = cache.entry(spec.kind, spec.sources).directory
         manifest = json.loads((entry / "manifest.json").read_text())
@@ -157,7 +157,7 @@ def test_a_cached_graph_is_checked_against_its_recorded_eager_outputs(
     shutil.copytree(export_dir, copy)
     models = settings.models.model_copy(update={"export_dir": copy})
     files = resolve_model_files(models, ("xlmr", "clamp3"))
-    spec = clamp3.text_spec(models, files)
+    spec = clamp3_onnx.text_spec(models, files)
     entry = ExportCache(copy).entry(spec.kind, spec.sources)
     assert onnx_backend._warm(entry, spec, 0.99999) is not None
     probes = entry.probes()
