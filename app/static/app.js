@@ -9,6 +9,7 @@ import * as details from "./details.js";
 import * as filters from "./filters.js";
 import * as folders from "./folders.js";
 import * as fmt from "./format.js";
+import * as keys from "./keys.js";
 import * as kit from "./kit.js";
 import * as player from "./player.js";
 import * as requests from "./requests.js";
@@ -466,61 +467,16 @@ $("#key-button").addEventListener("click", askKey);
 
 // -- keys ----------------------------------------------------------------------------------
 
-function move(step) {
-  const hit = results.select(results.selectedIndexNow() + step);
-  if (hit && autoplay.checked) play(hit);
-}
-
-document.addEventListener("keydown", (event) => {
-  if (document.querySelector("dialog[open]") || event.ctrlKey || event.metaKey || event.altKey) return;
-  const active = document.activeElement;
-  const tag = active ? active.tagName : "";
-  const typing = ["INPUT", "SELECT", "TEXTAREA"].includes(tag);
-  if (event.key === "Escape") {
-    if (details.isOpen()) details.close();
-    else if (state.reference) clearReference();
-    else if (typing) active.blur();
-    return;
-  }
-  // "/" jumps to the search box; on a fresh page the box already has the focus, and an empty
-  // box takes no slash either (no description starts with one).
-  const freshBox = active === $("#query") && !$("#query").value;
-  if (event.key === "/" && (!typing || freshBox)) {
-    event.preventDefault();
-    $("#query").focus();
-    $("#query").select();
-    return;
-  }
-  if (active === $("#query") && event.key === "ArrowDown" && state.hits.length) {
-    event.preventDefault();
-    move(results.selectedIndexNow() < 0 ? 1 : 0);
-    return;
-  }
-  if (typing) return;
-  const onRow = active && active.classList && active.classList.contains("hit");
-  const inList = onRow || active === document.body || (active && active.closest && active.closest("#results"));
-  if (!inList || !state.hits.length) return;
-  const hit = results.selected();
-  switch (event.key) {
-    case "ArrowDown": case "j": event.preventDefault(); move(1); break;
-    case "ArrowUp": case "k": event.preventDefault(); move(-1); break;
-    case " ":
-      if (!onRow && active !== document.body) return; // a focused button handles its own Space
-      event.preventDefault();
-      if (player.playing()) player.stop(); else play(hit);
-      break;
-    case "Enter":
-      if (!onRow) return;
-      event.preventDefault();
-      details.open(hit);
-      break;
-    case "m": moreLike(hit); break;
-    case "f": collections.toggleFavourite(hit); break;
-    case "a": if (!hit.missing) collections.chooseFor(hit); break;
-    case "+": steerWith(hit, true); break;
-    case "-": steerWith(hit, false); break;
-    default:
-  }
+keys.start({
+  hasHits: () => state.hits.length > 0,
+  hasReference: () => Boolean(state.reference),
+  autoplay: () => autoplay.checked,
+  play,
+  clearReference,
+  moreLike: (hit) => moreLike(hit),
+  favourite: (hit) => collections.toggleFavourite(hit),
+  addTo: (hit) => collections.chooseFor(hit),
+  steer: steerWith,
 });
 
 // -- start ---------------------------------------------------------------------------------
