@@ -206,11 +206,19 @@ REPOS = {
     "xlmr": "FacebookAI/xlm-roberta-base",
     "clamp3": "sander-wood/clamp3",
 }
+COMMITS = {
+    "mert": "12af15fef9d0ac838c3f475bfbbf26d2060dd4f5",
+    "xlmr": "e73636d4f797dec63c3081bb6ed5c7b0bb3f2089",
+    "clamp3": "355625cc1c6f73726bbcd0eb9276ac7152d56426",
+}
+"""The commits ``config/default.yaml`` pins (the hub serves files by commit)."""
 
 
 def _serve_bundle(hub: FakeHub, bundle: Path) -> None:
     hub.add_repo(
-        REPOS["mert"], {n: bundle / "mert" / n for n in ("config.json", "pytorch_model.bin")}
+        REPOS["mert"],
+        {n: bundle / "mert" / n for n in ("config.json", "pytorch_model.bin")},
+        commit=COMMITS["mert"],
     )
     hub.add_repo(
         REPOS["xlmr"],
@@ -218,9 +226,13 @@ def _serve_bundle(hub: FakeHub, bundle: Path) -> None:
             n: bundle / "xlmr" / n
             for n in ("config.json", "tokenizer.json", "tokenizer_config.json")
         },
-        commit="e73636d4f797dec63c3081bb6ed5c7b0bb3f2089",
+        commit=COMMITS["xlmr"],
     )
-    hub.add_repo(REPOS["clamp3"], {CLAMP3_SAAS_FILENAME: bundle / "clamp3" / CLAMP3_SAAS_FILENAME})
+    hub.add_repo(
+        REPOS["clamp3"],
+        {CLAMP3_SAAS_FILENAME: bundle / "clamp3" / CLAMP3_SAAS_FILENAME},
+        commit=COMMITS["clamp3"],
+    )
 
 
 def _hub_env(hub: FakeHub, home: Path, **extra: str) -> dict[str, str]:
@@ -241,12 +253,13 @@ def test_download_fetches_verifies_and_writes_a_bundle(tmp_path: Path, tiny_bund
         done = run_timbre(["models", "download", "--to", str(tmp_path / "bundle")], env)
         assert done.returncode == 0, done.stderr
         assert "verified" in done.stdout
-        # The configured revisions were asked for: a commit for XLM-R, the branch elsewhere.
-        assert any("/FacebookAI/xlm-roberta-base/resolve/e73636d4" in r for r in hub.requests)
+        # The configured revisions were asked for: each part by its pinned commit.
+        for part, repo in REPOS.items():
+            assert any(f"/{repo}/resolve/{COMMITS[part]}/" in r for r in hub.requests), part
     manifest = json.loads((tmp_path / "bundle" / MANIFEST_NAME).read_text())
     assert manifest["random_weights"] is False
     mert = manifest["sources"]["mert"]
-    assert mert["revision"] == hub.repos[REPOS["mert"]].commit  # resolved, not "main"
+    assert mert["revision"] == COMMITS["mert"]
     import hashlib
 
     digest = hashlib.sha256((tiny_bundle / "mert" / "pytorch_model.bin").read_bytes()).hexdigest()
