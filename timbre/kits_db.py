@@ -188,6 +188,16 @@ class Kits(UserFile):
             db.execute("UPDATE kits SET updated_at = ? WHERE name = ?", (now_iso(), stored))
             return self._record(db, stored)
 
+    def set_context(self, name: str, context: dict[str, Any] | None) -> KitRecord:
+        """Give a kit another project context (None: none); its pads stay as they are."""
+        with self._tx() as db:
+            stored = self._existing(db, name)
+            db.execute(
+                "UPDATE kits SET context = ?, updated_at = ? WHERE name = ?",
+                (json.dumps(context) if context else None, now_iso(), stored),
+            )
+            return self._record(db, stored)
+
     @staticmethod
     def _write_pads(db: sqlite3.Connection, kit: str, pads: Sequence[Pad]) -> None:
         db.executemany(

@@ -139,6 +139,23 @@ async def delete_kit(name: KitName, kits: KitsDep) -> Response:
     return Response(status_code=204)
 
 
+@write.put("/v1/kits/{name}/context", response_model=KitOut)
+async def set_kit_context(
+    name: KitName, body: ProjectIn, request: Request, kits: KitsDep
+) -> KitOut:
+    """Move a kit to the project's new tempo and key: the pads keep their samples, and each
+    says how it fits the new project; fill, swap and the matched export follow it."""
+    context, only = project_of(kits, body)
+    view = await run_in_threadpool(lambda: kits.set_context(name, context, only_fitting=only))
+    return _out(request, view)
+
+
+@write.delete("/v1/kits/{name}/context", response_model=KitOut)
+async def clear_kit_context(name: KitName, request: Request, kits: KitsDep) -> KitOut:
+    """Take the project off a kit (its pads stay; no fits, no matched export)."""
+    return _out(request, await run_in_threadpool(lambda: kits.set_context(name, None)))
+
+
 @write.put("/v1/kits/{name}/pads/{index}", response_model=KitOut)
 async def set_pad(
     name: KitName, index: PadIndex, body: PadIn, request: Request, kits: KitsDep

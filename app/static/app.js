@@ -355,7 +355,7 @@ collections.onOpenCollection(openCollection);
 // A new project tempo or key: the list asks again (its fit, order and "only fitting" change).
 context.onChange(() => {
   if (state.view === "search" || state.view === "browse") list(state.view, state.fetchPage, { title: $("#view-title").textContent || null });
-  if (kit.current()) kit.links();
+  kit.followProject();
 });
 context.onMatchChange(() => kit.links());
 kit.onKit({ play: (hit) => play(hit), message });

@@ -44,15 +44,21 @@ async function refreshNames() {
   return kits;
 }
 
+/** The header's project as a kit's ``context`` (null without one). */
+function projectContext() {
+  const project = context.project();
+  if (project.bpm == null && project.key == null) return null;
+  const out = {};
+  if (project.bpm != null) out.bpm = project.bpm;
+  if (project.key != null) out.key = project.key;
+  return out;
+}
+
 /** Build a kit of ``size`` pads named ``name`` from the default slots, for the project. */
 export async function build(name, size) {
   const body = { name, pads: size, fill: true };
-  const project = context.project();
-  if (project.bpm != null || project.key != null) {
-    body.context = {};
-    if (project.bpm != null) body.context.bpm = project.bpm;
-    if (project.key != null) body.context.key = project.key;
-  }
+  const project = projectContext();
+  if (project) body.context = project;
   say(`Building ${name}…`);
   const made = await call(`build ${name}`, () => post("/v1/kits", body));
   if (made === undefined) { say(""); return; }
@@ -198,6 +204,37 @@ function summary() {
   const ctx = kit.context || {};
   const project = [ctx.bpm && `${ctx.bpm} BPM`, ctx.key].filter(Boolean).join(", ");
   say(`${kit.name}: ${filled} of ${kit.pads.length} pads filled${project ? ` for ${project}` : ""}.`);
+}
+
+/**
+ * The open kit follows the header's project: a new tempo or key moves the kit to it
+ * (PUT /v1/kits/{name}/context; its pads stay, their fits change), keeping the kit's own
+ * tolerance and "only fitting"; no project takes the kit's off.
+ */
+let following = Promise.resolve();
+export function followProject() {
+  // One move at a time, each reading the project when it runs: the last one set wins.
+  following = following.then(moveToProject, moveToProject);
+  return following;
+}
+
+async function moveToProject() {
+  if (!kit) return;
+  const project = projectContext();
+  const ctx = kit.context || {};
+  const same = (project ? project.bpm ?? null : null) === (ctx.bpm ?? null)
+    && (project ? project.key ?? null : null) === (ctx.key ?? null);
+  if (same) { links(); return; }
+  const path = `/v1/kits/${enc(kit.name)}/context`;
+  if (!project) {
+    await change(`take the project off ${kit.name}`, () => del(path));
+    return;
+  }
+  if (kit.context) {
+    project.tolerance_pct = ctx.tolerance_pct;
+    project.only_fitting = Boolean(ctx.only_fitting);
+  }
+  await change(`move ${kit.name} to the project`, () => api("PUT", path, project));
 }
 
 /** Point the export links at the kit, matched to the project or not as the toggle says. */

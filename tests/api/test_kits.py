@@ -231,6 +231,8 @@ def test_unknown_kits_and_pads_are_404_and_bad_indexes_422(client: TestClient) -
         client.post(f"/v1/kits/{missing}/pads/1/swap"),
         client.get(f"/v1/kits/{missing}/export"),
         client.put(f"/v1/kits/{missing}/pads/1", json={"slot": "kick"}),
+        client.put(f"/v1/kits/{missing}/context", json={"bpm": 120}),
+        client.delete(f"/v1/kits/{missing}/context"),
     ):
         problem(response, 404, "not_found")
     kit = make(client, pads=8, fill=False)
@@ -254,3 +256,45 @@ def test_a_preview_fills_a_kit_without_saving_it(client: TestClient) -> None:
     kit = ok(client.post("/v1/search/kit", json={"pads": 8, "context": {"bpm": 128}}))
     assert kit["name"] is None and len(set(ids_of(kit))) == 8
     assert {k["name"] for k in ok(client.get("/v1/kits"))["kits"]} == before
+
+
+def test_a_kit_moves_to_a_new_project_keeping_its_pads(client: TestClient) -> None:
+    kit = make(client, pads=8, slots=["kick"], context={"bpm": 90, "key": "C", "tolerance_pct": 3})
+    name = kit["name"]
+    loop = ok(
+        client.post(
+            "/v1/search/text",
+            json={"query": "drum loop", "filter": {"kind": "loop"}, "top_k": 1},
+        )
+    )["hits"][0]
+    assert loop["bpm"], loop
+    kit = ok(client.put(f"/v1/kits/{name}/pads/2", json={"id": loop["id"]}))
+    pads = ids_of(kit)
+
+    def loop_fit(view: dict[str, Any]) -> dict[str, Any]:
+        fit: dict[str, Any] = view["pads"][1]["fit"]
+        return fit
+
+    # at the loop's own tempo it needs no stretch at all
+    moved = ok(client.put(f"/v1/kits/{name}/context", json={"bpm": loop["bpm"], "key": "Am"}))
+    assert ids_of(moved) == pads
+    assert moved["context"] == {
+        "bpm": loop["bpm"],
+        "key": "Am",
+        "tolerance_pct": 8.0,  # a new project: the settings' tolerance unless it says one
+        "only_fitting": False,
+    }
+    assert loop_fit(moved)["stretch_pct"] == 0 and loop_fit(moved)["fits"] is True
+    assert ok(client.get(f"/v1/kits/{name}"))["context"] == moved["context"]
+    # 30 % faster is neither within the tolerance nor half or double time
+    far = ok(client.put(f"/v1/kits/{name}/context", json={"bpm": loop["bpm"] * 1.3}))
+    assert loop_fit(far)["fits"] is False and loop_fit(far)["stretch_pct"] > 20
+    assert far["context"]["key"] is None
+    # without a project: the pads stay, no fits, and nothing to match an export to
+    plain = ok(client.delete(f"/v1/kits/{name}/context"))
+    assert plain["context"] is None and ids_of(plain) == pads
+    assert all(p["fit"] is None for p in plain["pads"])
+    problem(client.get(f"/v1/kits/{name}/export?matched=true"), 409, "conflict")
+    for body in ({}, {"bpm": "fast"}, {"bpm": 0}, {"key": "H minor"}, {"bpm": 120, "x": 1}):
+        refused(client.put(f"/v1/kits/{name}/context", json=body))
+    assert ok(client.get(f"/v1/kits/{name}"))["context"] is None

@@ -87,6 +87,17 @@ def test_a_kit_is_built_swapped_played_and_exported(sized: Page, served: Served)
     page.click("#kit-play")
     assert page.locator("#kit-play").get_attribute("aria-pressed") == "false"
 
+    # A new tempo in the header moves the open kit to it: same pads, the new project's fits.
+    before = pad_ids(web)
+    page.fill("#project-bpm", "128")
+    page.press("#project-bpm", "Enter")
+    page.wait_for_function(
+        "() => document.querySelector('#kit-status').textContent.includes('128 BPM')"
+    )
+    moved = kit_of(served, name)
+    assert moved["context"]["bpm"] == 128 and moved["context"]["key"] == "Am"
+    assert pad_ids(web) == before == [p["id"] for p in moved["pads"]]
+
     # The exports are zips, matched to the project while "Match to project" is on.
     for fmt in ("sfz", "decentsampler", "hardware"):
         href = page.locator(f"#kit-export-{fmt}").get_attribute("href") or ""

@@ -244,6 +244,14 @@ class KitsService:
             todo = left
         return [out[p.index] for p in pads]
 
+    def set_context(
+        self, name: str, context: ProjectContext | None, *, only_fitting: bool = False
+    ) -> KitView:
+        """Move a kit to another project (None: none). The pads keep their samples; what
+        changes is how each fits, what fill and swap prefer, and the matched export."""
+        db = self._store()
+        return self._record_view(db.set_context(name, context_dict(context, only_fitting)))
+
     def fill(self, name: str) -> KitView:
         """Fill a kit's empty, unlocked pads."""
         db = self._store()
