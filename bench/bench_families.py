@@ -13,9 +13,11 @@ alike), a fresh process loads the family's bundle and measures:
   they ran at.
 
 Run: ``python -m bench.bench_families [--rounds 3] [--size full] [--families clamp3,clap]``.
+Beside the families, ``clap-htsat-tiny`` measures the clap family on the HTSAT-tiny audio
+encoder of ``laion/clap-htsat-unfused`` (``--families clamp3,clap,clap-htsat-tiny``).
 Bundles: ``--bundle DIR`` (one folder may hold both families), written on first use with
-random weights of the chosen size (results depend only on the dimensions). Writes
-bench/results/families.json.
+random weights of the chosen size (results depend only on the dimensions); the HTSAT-tiny
+variant has its own folder beside it. Writes bench/results/families.json.
 """
 
 from __future__ import annotations
@@ -145,19 +147,38 @@ def sgemm_gflops(threads: int) -> float:
     return 10 * 2 * 1024**3 / (time.perf_counter() - t0) / 1e9
 
 
-def ensure_bundle(bundle: Path, family: str, size: str) -> None:
-    from timbre.embedding.embedder import get_family
-    from timbre.embedding.files import FAMILY_PARTS
+HTSAT_TINY = "clap-htsat-tiny"
+"""The clap family on the checkpoint with the smaller audio encoder: measured, not a family."""
 
+
+def family_of(entry: str) -> str:
+    return "clap" if entry == HTSAT_TINY else entry
+
+
+def bundle_of(entry: str, base: Path, size: str) -> Path:
+    return base / (f"{size}-htsat-tiny" if entry == HTSAT_TINY else size)
+
+
+def ensure_bundle(bundle: Path, entry: str, size: str) -> None:
+    from timbre.embedding.embedder import get_family
+    from timbre.embedding.files import FAMILY_PARTS, write_manifest
+    from timbre.embedding.random_clap import write_random_clap
+
+    family = family_of(entry)
     if all((bundle / part).is_dir() for part in FAMILY_PARTS[family]):
         return
-    print(f"writing {size} random {family} weights into {bundle} (one-off)...", flush=True)
-    get_family(family).write_random(bundle, size, 0)  # type: ignore[arg-type]
+    print(f"writing {size} random {entry} weights into {bundle} (one-off)...", flush=True)
+    if entry == HTSAT_TINY:
+        write_random_clap(bundle, size, seed=0, htsat_tiny=True)  # type: ignore[arg-type]
+        source = {"repo": f"timbre/random-{size}-{entry}", "revision": "seed-0"}
+        write_manifest(bundle, random_weights=True, sources={"clap": source})
+    else:
+        get_family(family).write_random(bundle, size, 0)  # type: ignore[arg-type]
 
 
-def _child(family: str, bundle: Path, runtime: str, env: dict[str, str]) -> dict[str, Any]:
+def _child(entry: str, bundle: Path, runtime: str, env: dict[str, str]) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, family, str(bundle), str(EXPORT_DIR), runtime],
+        [sys.executable, "-c", CHILD, family_of(entry), str(bundle), str(EXPORT_DIR), runtime],
         env=env,
         capture_output=True,
         text=True,
@@ -181,20 +202,20 @@ def main() -> None:
     add_results_argument(parser, "families")
     args = parser.parse_args()
     families = args.families.split(",")
-    bundle = args.bundle / args.size
+    bundles = {f: bundle_of(f, args.bundle, args.size) for f in families}
     for family in families:
-        ensure_bundle(bundle, family, args.size)
+        ensure_bundle(bundles[family], family, args.size)
     rate_before = sgemm_gflops(os.cpu_count() or 1)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIMBRE_")}
     env["PYTHONPATH"] = str(ROOT)
     runs: dict[str, list[dict[str, Any]]] = {f: [] for f in families}
     first: dict[str, dict[str, Any]] = {}
     for family in families:  # the first start exports the ONNX graphs: reported apart
-        first[family] = _child(family, bundle, args.runtime, env)
+        first[family] = _child(family, bundles[family], args.runtime, env)
         print(family, "first start", first[family], flush=True)
     for round_ in range(args.rounds):
         for family in families if round_ % 2 == 0 else families[::-1]:
-            runs[family].append(_child(family, bundle, args.runtime, env))
+            runs[family].append(_child(family, bundles[family], args.runtime, env))
             print(family, runs[family][-1], flush=True)
     threads = os.cpu_count() or 1
     rate = max(rate_before, sgemm_gflops(threads))
@@ -205,7 +226,7 @@ def main() -> None:
             for k, v in runs[family][0].items()
             if isinstance(v, int | float)
         }
-        numbers.update(flops(family, bundle))
+        numbers.update(flops(family_of(family), bundles[family]))
         # What share of the sgemm rate the one-shot and text paths ran at.
         numbers["one_shot_sgemm_share"] = round(
             numbers["gflop_per_one_shot"] * numbers["one_shots_per_s"] / rate, 3

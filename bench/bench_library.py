@@ -21,9 +21,11 @@ The default library is Debian's ``hydrogen-drumkits`` (``apt install hydrogen-dr
 drum kits of mostly one-shots, FLAC, WAV and AIFF.
 
 Run: ``python -m bench.bench_library [--families clamp3,clap] [--size full] [--limit N]
-[--order forward|reverse] [--library DIR] [--out PATH]``. Bundles of random weights (results
-depend only on the dimensions) are written on first use under ``data/bench/families/<size>``,
-shared with ``bench_families``. Writes bench/results/library.json.
+[--order forward|reverse] [--library DIR] [--out PATH]``; ``clap-htsat-tiny`` among the
+families runs the clap family on the HTSAT-tiny checkpoint's dimensions. Bundles of random
+weights (results depend only on the dimensions) are written on first use under
+``data/bench/families/<size>``, shared with ``bench_families``. Writes
+bench/results/library.json.
 """
 
 from __future__ import annotations
@@ -180,15 +182,19 @@ def library_files(library: Path, limit: int | None) -> list[Path]:
     return found
 
 
-def run_family(family: str, bundle: Path, paths: list[str]) -> dict[str, Any]:
-    data = WORK / family
+def run_family(entry: str, bundle: Path, paths: list[str]) -> dict[str, Any]:
+    """One family (or the HTSAT-tiny variant, ``entry``) in a fresh process and data dir."""
+    from bench.bench_families import family_of
+
+    family = family_of(entry)
+    data = WORK / entry
     shutil.rmtree(data, ignore_errors=True)
     env = child_env(
         data, bundle, TIMBRE_MODELS__FAMILY=family, TIMBRE_INGEST__PROGRESS_INTERVAL_S="60"
     )
     env["PYTHONPATH"] = str(ROOT)
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, family, *paths],
+        [sys.executable, "-c", CHILD, entry, *paths],
         env=env,
         cwd=ROOT,
         capture_output=True,
@@ -197,7 +203,7 @@ def run_family(family: str, bundle: Path, paths: list[str]) -> dict[str, Any]:
     )
     if done.returncode != 0:
         sys.stderr.write(done.stderr[-4000:])
-        raise SystemExit(f"{family}: the bench process failed (exit {done.returncode})")
+        raise SystemExit(f"{entry}: the bench process failed (exit {done.returncode})")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
@@ -262,18 +268,19 @@ def main() -> None:
         )
     if args.limit is not None and args.limit < 1:
         parser.error("--limit must be at least 1")
-    from bench.bench_families import ensure_bundle
+    from bench.bench_families import HTSAT_TINY, bundle_of, ensure_bundle
     from timbre.embedding.files import FAMILY_PARTS
 
     families = args.families.split(",")
-    unknown = [f for f in families if f not in FAMILY_PARTS]
+    known = (*FAMILY_PARTS, HTSAT_TINY)
+    unknown = [f for f in families if f not in known]
     if unknown:
-        parser.error(f"unknown families {unknown}: choose from {', '.join(FAMILY_PARTS)}")
+        parser.error(f"unknown families {unknown}: choose from {', '.join(known)}")
     if args.order == "reverse":
         families = families[::-1]
-    bundle = args.bundle / args.size
+    bundles = {f: bundle_of(f, args.bundle, args.size) for f in families}
     for family in families:
-        ensure_bundle(bundle, family, args.size)
+        ensure_bundle(bundles[family], family, args.size)
     # A limited run names its files; a whole one hands the job the folder, as a user would.
     if args.limit is None:
         paths = [str(args.library)]
@@ -285,7 +292,7 @@ def main() -> None:
     rows = []
     for family in families:
         started = time.perf_counter()
-        rows.append(run_family(family, bundle, paths))
+        rows.append(run_family(family, bundles[family], paths))
         print(f"{family}: done in {time.perf_counter() - started:.1f} s", flush=True)
     print(table(rows))
     results = {

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -199,6 +200,44 @@ def test_first_window_policy_and_plain_padding(clap_bundle: Path) -> None:
     assert len(many.windows(np.zeros(60 * SR, np.float32))) == 3
 
 
+@pytest.fixture(scope="module")
+def htsat_tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bundle whose ``clap/`` has the audio encoder of ``laion/clap-htsat-unfused``."""
+    from timbre.embedding.random_clap import write_random_clap
+
+    target = tmp_path_factory.mktemp("htsat-tiny")
+    write_random_clap(target, "tiny", seed=3, htsat_tiny=True)
+    return target
+
+
+def test_the_htsat_tiny_checkpoint_runs_from_its_own_sizes(
+    htsat_tiny_bundle: Path, clap_settings: Settings
+) -> None:
+    """``laion/clap-htsat-unfused`` (HTSAT-tiny: 96-wide patches, depths 2-2-6-2) is the cheaper
+    clap checkpoint: the family reads its sizes from its files and matches the reference, on
+    both runtimes, with nothing configured but the bundle."""
+    from transformers import ClapModel, ClapProcessor
+
+    folder = htsat_tiny_bundle / "clap"
+    assert json.loads((folder / "config.json").read_text())["audio_config"]["depths"] == [
+        2,
+        2,
+        6,
+        2,
+    ]
+    reference = ClapProcessor.from_pretrained(folder), ClapModel.from_pretrained(folder).eval()
+    waves = [_sound(0.4, SR, 1), _sound(6.0, SR, 2)]
+    ref = _ref_audio(reference, waves)
+    for runtime in RUNTIMES:
+        models = clap_settings.models.model_copy(
+            update={"bundle": htsat_tiny_bundle, "runtime": runtime}
+        )
+        embedder = load_audio_embedder(models)
+        assert embedder.runtime == runtime
+        cosines = np.sum(embedder.embed(waves) * ref, axis=1)
+        assert cosines.min() >= EXACT, (runtime, cosines)
+
+
 def test_texts_match_the_reference(any_clap_text: Any, reference: Any) -> None:
     clap_text = any_clap_text
     texts = ["punchy techno kick", "warm atmospheric pad", "x", "シンセのリード", "a b " * 40]
@@ -319,6 +358,59 @@ def _hub_env(hub: FakeHub, home: Path) -> dict[str, str]:
         "HF_HOME": str(home),
         "HF_HUB_DISABLE_XET": "1",
     }
+
+
+HTSAT_TINY_OVERLAY = Path(__file__).resolve().parents[2] / "config" / "clap-htsat-tiny.yaml"
+HTSAT_TINY_COMMIT = "8fa0f1c6d0433df6e97c127f64b2a1d6c0dcda8a"
+
+
+def test_the_htsat_tiny_overlay_downloads_the_smaller_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, htsat_tiny_bundle: Path
+) -> None:
+    """``TIMBRE_CONFIG=config/clap-htsat-tiny.yaml`` switches the family and checkpoint and
+    nothing else; the download takes the older repository's ``pytorch_model.bin``."""
+    from timbre.settings import load_settings
+
+    monkeypatch.setenv("TIMBRE_CONFIG", str(HTSAT_TINY_OVERLAY))
+    models = load_settings().models
+    assert (models.family, models.clap.repo, models.clap.revision) == (
+        "clap",
+        "laion/clap-htsat-unfused",
+        HTSAT_TINY_COMMIT,
+    )
+    assert models.clap.short_clip == "repeatpad" and models.clap.max_windows == 18  # kept
+    folder = shutil.copytree(htsat_tiny_bundle / "clap", tmp_path / "made")
+    torch.save(dict(_state_dict(folder)), folder / "pytorch_model.bin")
+    (folder / "model.safetensors").unlink()
+    target = tmp_path / "bundle"
+    with FakeHub() as hub:
+        hub.add_repo(
+            "laion/clap-htsat-unfused",
+            {p.name: p for p in folder.iterdir()},
+            commit=HTSAT_TINY_COMMIT,
+        )
+        env = {
+            **_hub_env(hub, tmp_path / "hf"),
+            "TIMBRE_CONFIG": str(HTSAT_TINY_OVERLAY),
+            "TIMBRE_MODELS__RUNTIME": "torch",  # the exports are the other test's
+        }
+        done = run_timbre(["models", "download", "--to", str(target)], env)
+        assert done.returncode == 0, done.stderr
+        assert any(
+            f"/laion/clap-htsat-unfused/resolve/{HTSAT_TINY_COMMIT}/pytorch_model.bin" in r
+            for r in hub.requests
+        )
+    manifest = json.loads((target / MANIFEST_NAME).read_text())
+    assert manifest["sources"]["clap"]["repo"] == "laion/clap-htsat-unfused"
+    assert manifest["sources"]["clap"]["revision"] == HTSAT_TINY_COMMIT
+    embedder = load_audio_embedder(models.model_copy(update={"bundle": target, "runtime": "torch"}))
+    assert embedder.embed([_sound(0.5, SR, 7)]).shape == (1, embedder.dim)
+
+
+def _state_dict(folder: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(folder / "model.safetensors")
 
 
 def test_download_fetches_verifies_and_writes_the_clap_files(

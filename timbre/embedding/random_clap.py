@@ -53,6 +53,15 @@ CLAP_CONFIGS: dict[str, dict[str, Any]] = {
     },
 }
 
+HTSAT_TINY = {
+    "patch_embeds_hidden_size": 96,
+    "hidden_size": 768,
+    "depths": [2, 2, 6, 2],
+    "num_attention_heads": [4, 8, 16, 32],
+}
+"""The audio encoder of ``laion/clap-htsat-unfused`` (HTSAT-tiny, transformers'
+``ClapAudioConfig`` defaults), for ``full`` bundles that measure the cheaper checkpoint."""
+
 CLAP_PREPROCESSOR = {
     "chunk_length_s": 10,
     "feature_extractor_type": "ClapFeatureExtractor",
@@ -78,13 +87,18 @@ CLAP_PREPROCESSOR = {
 """``preprocessor_config.json`` as the unfused LAION checkpoints publish it."""
 
 
-def write_random_clap(target: Path, size: Size = "tiny", *, seed: int = 0) -> Path:
+def write_random_clap(
+    target: Path, size: Size = "tiny", *, seed: int = 0, htsat_tiny: bool = False
+) -> Path:
     """Write ``target/clap/`` (replaced file by file) and return it: ``tiny`` narrow towers,
-    ``full`` the ``larger_clap_*`` dimensions (HTSAT-base, RoBERTa-base, 512-d)."""
+    ``full`` the ``larger_clap_*`` dimensions (HTSAT-base, RoBERTa-base, 512-d), or with
+    ``htsat_tiny`` those of ``clap-htsat-unfused`` (HTSAT-tiny audio encoder)."""
     folder = target / "clap"
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = roberta_tokenizer()
     spec = CLAP_CONFIGS[size]
+    if htsat_tiny:
+        spec = {**spec, "audio_config": HTSAT_TINY}
     text = {
         "vocab_size": tokenizer.get_vocab_size(),
         "max_position_embeddings": 514,  # RoBERTa: 512 tokens after its padding offset of 2
