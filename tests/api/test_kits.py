@@ -183,6 +183,7 @@ def test_kit_names_are_unique_regardless_of_case_and_deleting_one_frees_it(
         {"pads": 8, "slots": ["   "]},
         {"pads": 8, "slots": ["kick\x01"]},
         {"pads": 8, "slots": ["k" * 41]},
+        {"pads": 8, "slots": ["-distorted"]},  # only what to avoid: nothing to look for
         {"pads": 8, "slots": [7]},
         {"pads": 8, "context": {"bpm": 0}},
         {"pads": 8, "context": {"bpm": -3}},
@@ -249,6 +250,12 @@ def test_unknown_kits_and_pads_are_404_and_bad_indexes_422(client: TestClient) -
     # nothing on any pad: nothing to export, said plainly
     body = problem(client.get(f"/v1/kits/{name}/export"), 409, "conflict")
     assert "no samples" in body["detail"]
+    # a label that only says what to avoid would make every later fill fail: refused at once
+    body = problem(
+        client.put(f"/v1/kits/{name}/pads/1", json={"slot": "-noise"}), 422, "invalid_request"
+    )
+    assert "only words to avoid" in body["detail"]
+    assert ok(client.post(f"/v1/kits/{name}/fill"))["pads"][0]["id"] is not None
 
 
 def test_a_preview_fills_a_kit_without_saving_it(client: TestClient) -> None:

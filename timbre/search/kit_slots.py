@@ -11,6 +11,7 @@ from timbre.errors import InvalidRequestError
 from timbre.fit import ProjectContext
 from timbre.kits_db import PAD_COUNTS
 from timbre.search.palette import ONE_SHOT
+from timbre.search.steer import parse_text
 from timbre.store import SearchFilter
 
 FIRST_NOTE = 36
@@ -42,7 +43,9 @@ _WORD = re.compile(r"[a-z0-9]+")
 
 
 def check_slot(text: str) -> str:
-    """A slot label, trimmed: 1 to 40 characters, no control characters."""
+    """A slot label, trimmed: 1 to 40 characters, no control characters, and something to
+    look for (a pad is filled by searching its label: ``-distorted`` alone says only what to
+    avoid, so it is refused here rather than at every later fill and swap)."""
     if not isinstance(text, str):
         raise InvalidRequestError("a slot label is text, e.g. 'kick'")
     label = " ".join(text.split())
@@ -51,6 +54,10 @@ def check_slot(text: str) -> str:
             f"a slot label needs 1 to {MAX_SLOT_CHARS} characters without control "
             f"characters, e.g. 'kick' (got {text!r})"
         )
+    try:
+        parse_text(label)
+    except InvalidRequestError as exc:
+        raise InvalidRequestError(f"slot label {label!r}: {exc}") from exc
     return label
 
 
