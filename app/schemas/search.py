@@ -112,6 +112,9 @@ class AudioUploadIn(Paging):
 class HybridUploadIn(AudioUploadIn):
     query: QueryText
     alpha: Alpha = Field(default=0.5, description="weight of the text: 1 = text only")
+    avoid: list[AvoidWord] | None = Field(
+        default=None, max_length=64, description=AVOID_DOC + " (one form field per word)"
+    )
 
 
 class BatchItemIn(BaseModel):

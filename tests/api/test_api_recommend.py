@@ -113,6 +113,37 @@ def test_excluded_words_are_the_recommend_query_of_text_and_words(client: TestCl
     same_hits(exact_recommend, typed)
 
 
+def test_a_hybrid_upload_takes_words_to_avoid_as_form_fields(
+    client: TestClient, library: Library
+) -> None:
+    path = next(p for p in library.files if p.suffix == ".wav")
+
+    def upload(**fields: Any) -> dict[str, Any]:
+        form = {"query": "darker", "alpha": "0.5", "top_k": "6", **fields}
+        found: dict[str, Any] = ok(
+            client.post(
+                "/v1/search/hybrid/upload",
+                files={"file": (path.name, path.read_bytes())},
+                data=form,
+            )
+        )
+        return found
+
+    listed = upload(avoid=["noise", "hiss"])
+    typed = upload(query="darker -noise -hiss")
+    plain = upload()
+    assert listed["query"]["text"] == "darker" and listed["query"]["avoid"] == ["noise", "hiss"]
+    assert typed["query"] == listed["query"]
+    same_hits(listed, typed)
+    assert [h["score"] for h in listed["hits"]] != [h["score"] for h in plain["hits"]]
+    refused = client.post(
+        "/v1/search/hybrid/upload",
+        files={"file": (path.name, path.read_bytes())},
+        data={"query": "darker", "avoid": ["  "]},
+    )
+    assert refused.status_code == 422 and "avoid" in refused.json()["detail"]
+
+
 def test_hybrid_and_batch_read_excluded_words(client: TestClient, some: list[str]) -> None:
     hybrid = {"id": some[0], "query": "darker -noise", "alpha": 0.5, "top_k": 6}
     steered = ok(client.post("/v1/search/hybrid", json=hybrid))
