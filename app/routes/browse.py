@@ -10,12 +10,18 @@ from starlette.concurrency import run_in_threadpool
 
 from app.deps import ApiDep, paging, require_read
 from app.openapi import BODY_PROBLEMS, problems
-from app.routes.common import as_request_error, audio_url, filter_of, from_state, hit_out
+from app.routes.common import (
+    ProjectBpm,
+    ProjectKey,
+    as_request_error,
+    audio_url,
+    filter_of,
+    from_state,
+    hit_out,
+)
 from app.schemas.browse import BrowseIn, FoldersOut, ItemDuplicatesOut, PayloadOut, PeaksOut
-from app.schemas.filters import KEY_PATTERN
 from app.schemas.fit import ProjectIn
 from app.schemas.search import SearchOut
-from timbre.fit import MAX_BPM
 from timbre.search.browse import BrowseService
 from timbre.search.fitting import SortBy
 from timbre.search.media import MediaService
@@ -64,14 +70,8 @@ async def item_duplicates(item_id: str, request: Request, browser: BrowseDep) ->
 
 
 def project_params(
-    bpm: Annotated[
-        float | None,
-        Query(gt=0, le=MAX_BPM, allow_inf_nan=False, description="the project's tempo"),
-    ] = None,
-    key: Annotated[
-        str | None,
-        Query(description="the project's key, e.g. Am", json_schema_extra={"pattern": KEY_PATTERN}),
-    ] = None,
+    bpm: ProjectBpm = None,
+    key: ProjectKey = None,
     sort: Annotated[
         SortBy | None,
         Query(description="'fit': the samples that fit first (with a bpm or a key)"),

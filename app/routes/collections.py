@@ -8,11 +8,19 @@ from urllib.parse import quote, unquote_to_bytes
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from app.deps import require_read, require_write
 from app.openapi import BODY_PROBLEMS, problems
-from app.routes.common import audio_url, from_state, hit_out
+from app.routes.common import (
+    ProjectBpm,
+    ProjectKey,
+    as_request_error,
+    audio_url,
+    from_state,
+    hit_out,
+)
 from app.schemas.collections import (
     NAME_MAX_CHARS,
     NAME_PATTERN,
@@ -24,8 +32,10 @@ from app.schemas.collections import (
     CollectionsOut,
     MembershipsOut,
 )
+from app.schemas.fit import ProjectIn
 from timbre.collections_db import CollectionInfo
 from timbre.errors import InvalidRequestError
+from timbre.fit import ProjectContext
 from timbre.search.collections import CollectionsService, CollectionView
 
 
@@ -134,11 +144,26 @@ async def delete_collection(name: CollectionName, collections: CollectionsDep) -
 @read.get(
     "/v1/collections/{name}/export.zip",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/zip": {}}}},
+    responses={200: {"content": {"application/zip": {}}}, **problems(409)},
 )
-async def export_collection(name: CollectionName, collections: CollectionsDep) -> StreamingResponse:
-    """A zip of the original files in one folder named after the collection, streamed."""
-    plan = await run_in_threadpool(collections.plan_export, name)
+async def export_collection(
+    name: CollectionName,
+    collections: CollectionsDep,
+    bpm: ProjectBpm = None,
+    key: ProjectKey = None,
+) -> StreamingResponse:
+    """A zip of the original files in one folder named after the collection, streamed. With
+    the project's ``bpm`` and/or ``key``, each sample off them goes in as its rendition at the
+    project's tempo and key (a WAV named ``Loop (124 BPM, -2 st).wav``), as the page's
+    matched audition plays it; what has no tempo or key to match goes in as it is."""
+    project = None
+    if bpm is not None or key is not None:
+        try:
+            given = ProjectIn.model_validate({"bpm": bpm, "key": key})
+        except ValidationError as exc:
+            raise as_request_error(exc) from None
+        project = ProjectContext.of(given.bpm, given.key)
+    plan = await run_in_threadpool(collections.plan_export, name, project)
     filename = f"{plan.folder}.zip"
     ascii_name = filename.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
     disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import Request
+from fastapi import Query, Request
 from pydantic import ValidationError
 
 from app.schemas import (
@@ -16,11 +16,24 @@ from app.schemas import (
     ProjectIn,
     SearchOut,
 )
+from app.schemas.filters import KEY_PATTERN
 from timbre.errors import InvalidRequestError, UnavailableError
+from timbre.fit import MAX_BPM
 from timbre.search import SearchResult, SearchService
 from timbre.search.fitting import FitQuery
 from timbre.settings import ApiSettings
 from timbre.store import Hit
+
+ProjectBpm = Annotated[
+    float | None,
+    Query(gt=0, le=MAX_BPM, allow_inf_nan=False, description="the project's tempo"),
+]
+"""The project's tempo as a query parameter (browse, exports)."""
+ProjectKey = Annotated[
+    str | None,
+    Query(description="the project's key, e.g. Am", json_schema_extra={"pattern": KEY_PATTERN}),
+]
+"""The project's key as a query parameter (checked by :class:`ProjectIn`)."""
 
 
 def from_state(name: str, what: str) -> Callable[[Request], Any]:

@@ -178,11 +178,23 @@ function showHead(title, collectionName = null) {
   $("#view-title").textContent = title || "";
   $("#export").hidden = !collectionName;
   $("#delete-collection").hidden = !collectionName || collectionName === collections.FAVOURITES;
-  if (collectionName) $("#export").href = collections.exportUrl(collectionName);
   collections.setCurrent(collectionName);
+  exportLink();
   for (const b of document.querySelectorAll("#collections [data-collection]")) {
     b.toggleAttribute("aria-current", b.dataset.collection === collectionName);
   }
+}
+
+/** The open collection's zip: matched to the project while "Match to project" is on. */
+function exportLink() {
+  const name = state.collection;
+  if (!name || $("#export").hidden) return;
+  const matched = context.isMatched();
+  $("#export").href = collections.exportUrl(name, matched ? context.project() : null);
+  $("#export").textContent = matched ? "Export matched as zip" : "Export as zip";
+  $("#export").title = matched
+    ? "The samples at the project's tempo and key (loops stretched, tonal samples transposed)"
+    : "The original files";
 }
 
 // -- searching -----------------------------------------------------------------------------
@@ -356,8 +368,9 @@ collections.onOpenCollection(openCollection);
 context.onChange(() => {
   if (state.view === "search" || state.view === "browse") list(state.view, state.fetchPage, { title: $("#view-title").textContent || null });
   kit.followProject();
+  exportLink();
 });
-context.onMatchChange(() => kit.links());
+context.onMatchChange(() => { kit.links(); exportLink(); });
 kit.onKit({ play: (hit) => play(hit), message });
 collections.onCollectionError((error, info) => (error ? message(error) : message(info, { error: false })));
 filters.onChange(() => { if (state.view !== "collection") run(); else filters.refresh().catch(() => {}); });

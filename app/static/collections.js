@@ -111,7 +111,14 @@ export async function remove(name) {
 }
 
 export const open = (name) => get(`/v1/collections/${enc(name)}`);
-export const exportUrl = (name) => `/v1/collections/${enc(name)}/export.zip`;
+/** The zip of a collection; with a project ``{bpm, key}``, its samples matched to it. */
+export function exportUrl(name, project = null) {
+  const params = new URLSearchParams();
+  if (project && project.bpm != null) params.set("bpm", String(project.bpm));
+  if (project && project.key != null) params.set("key", project.key);
+  const query = params.toString();
+  return `/v1/collections/${enc(name)}/export.zip${query ? `?${query}` : ""}`;
+}
 
 let currentName = null;
 export function setCurrent(name) { currentName = name; }

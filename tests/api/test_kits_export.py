@@ -13,12 +13,10 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 
 from tests.support.api_fixtures import ok, problem
-from timbre.search.media import MediaService
 
 PLAYER_SUFFIXES = (".wav", ".aif", ".aiff", ".flac")
 
@@ -176,9 +174,6 @@ def test_export_refusals(client: TestClient) -> None:
     assert "no project context" in body["detail"]
 
 
-@pytest.mark.skipif(
-    not hasattr(MediaService, "matched_rendition"), reason="matched renditions not built here"
-)
 def test_a_matched_export_plays_each_loop_at_the_project_tempo(client: TestClient) -> None:
     kit = new_kit(client, slots=["kick"], context={"bpm": 124, "key": "Am"})
     name = kit["name"]

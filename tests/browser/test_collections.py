@@ -79,9 +79,34 @@ def test_a_collection_is_made_with_the_keyboard_and_exports_as_a_zip(
     by_name = {p.name: p for p in served.library.files}
     for n in names[:2]:
         assert archive.read(f"For the EP/{n}") == by_name[n].read_bytes()
+    # With a project and "Match to project" on, the zip holds the loops at its tempo (a loop
+    # joins the collection through the API, whatever the random-weight search put first).
+    loop = served.api(
+        "POST",
+        "/v1/search/text",
+        json={"query": "loop", "filter": {"kind": "loop"}, "top_k": 1},
+    )["hits"][0]
+    served.api("POST", "/v1/collections/For the EP/items", json={"ids": [loop["id"]]})
+    web.page.fill("#project-bpm", "97")
+    web.page.press("#project-bpm", "Enter")
+    matched_link = web.page.get_by_role("link", name="Export matched as zip")
+    matched_link.wait_for()
+    web.shot("collection-matched")
+    assert "bpm=97" in (matched_link.get_attribute("href") or "")
+    with web.page.expect_download() as info:
+        matched_link.click()
+    archive = zipfile.ZipFile(io.BytesIO(Path(info.value.path()).read_bytes()))
+    items = served.api("GET", "/v1/collections/For the EP")["items"]
+    expected = [  # a loop (it has a tempo) is stretched; a one-shot goes in as it is
+        f"{Path(i['path']).stem} (97 BPM).wav" if i["bpm"] else Path(i["path"]).name for i in items
+    ]
+    assert archive.namelist() == [f"For the EP/{n}" for n in expected]
+    assert f"For the EP/{Path(loop['path']).stem} (97 BPM).wav" in archive.namelist()
+    web.page.click("#clear-project")
+    web.page.get_by_role("link", name="Export as zip").wait_for()
     # Remove one, then delete the collection.
     web.page.get_by_role("button", name=f"Remove {names[0]} from For the EP").click()
-    web.wait_status("^1 sample\\b")
+    web.wait_status(f"^{len(items) - 1} samples?\\b")
     web.page.once("dialog", lambda d: d.accept())
     web.page.get_by_role("button", name="Delete collection").click()
     web.page.wait_for_function(

@@ -13,7 +13,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from tests.support.api_fixtures import ok
-from timbre.search.kit_export import KitExporter, Opened
+from timbre.search.collections import Opened
+from timbre.search.kit_export import KitExporter
 
 
 def test_a_matched_export_asks_the_rendition_of_each_pad_that_needs_one(

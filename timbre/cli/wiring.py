@@ -23,9 +23,9 @@ from timbre.kits_db import Kits
 from timbre.library_roots import LibraryRoots, read_recorded_roots
 from timbre.search import Lazy, Library, SearchService, ServiceLimits, SnapshotHolder, StoreHandle
 from timbre.search.browse import BrowseService
-from timbre.search.collections import CollectionsService
+from timbre.search.collections import CollectionsService, MatchedSource
 from timbre.search.duplicates import DuplicateRules
-from timbre.search.kit_export import KitExporter, MatchedSource
+from timbre.search.kit_export import KitExporter
 from timbre.search.kits import KitsService
 from timbre.search.media import MediaService
 from timbre.search.routing import RoutingPolicy
@@ -212,12 +212,11 @@ def preload_audio(library: Library) -> threading.Thread:
     return thread
 
 
-def matched_source(media: MediaService) -> MatchedSource | None:
-    """Kit exports' matched renditions: the media service's, when it makes them."""
-    render = getattr(media, "matched_rendition", None)
-    if render is None:
-        return None
-    return lambda item_id, bpm, semitones: render(item_id, bpm=bpm, semitones=semitones)
+def matched_source(media: MediaService) -> MatchedSource:
+    """The matched renditions kit and collection exports take: the media service's."""
+    return lambda item_id, bpm, semitones: media.matched_rendition(
+        item_id, bpm=bpm, semitones=semitones
+    )
 
 
 def build_app(settings: Settings, service: SearchService | None = None) -> FastAPI:
@@ -274,16 +273,17 @@ def build_app(settings: Settings, service: SearchService | None = None) -> FastA
         watch_state=lambda: watching[0].state() if watching else None,
     )
     # The page's services beside search; routes read them from app.state.
-    app.state.collections = CollectionsService(collections, library)
-    app.state.media = MediaService(
+    media = MediaService(
         library,
         settings.data_dir / "cache",
         max_file_bytes=settings.audio.max_file_bytes,
         max_duration_s=settings.audio.max_duration_s,
         rendition_cache_bytes=settings.media.rendition_cache_bytes,
     )
+    app.state.media = media
+    app.state.collections = CollectionsService(collections, library, matched_source(media))
     app.state.kits = KitsService(kits, service)
-    app.state.kit_export = KitExporter(app.state.kits, matched=matched_source(app.state.media))
+    app.state.kit_export = KitExporter(app.state.kits, matched=matched_source(media))
     app.state.relabel = relabel_runner(settings, library)
     app.state.browse = BrowseService(library)
     return app

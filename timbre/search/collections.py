@@ -2,7 +2,8 @@
 
 :class:`timbre.collections_db.Collections` stores names and point ids; this service resolves
 them to payloads (an item no longer indexed is reported as missing, never dropped) and exports
-a collection as a zip of its original files, streamed while it is written, for a DAW.
+a collection as a zip of its original files, streamed while it is written, for a DAW; or, for a
+project, of each sample's rendition at the project's tempo and key where it needs one.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ import os
 import re
 import unicodedata
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from timbre.collections_db import (
     DEVICE_NAME,
@@ -24,11 +25,14 @@ from timbre.collections_db import (
     Collections,
 )
 from timbre.errors import (
+    ConflictError,
     ContentChangedError,
     ForbiddenPathError,
     InvalidRequestError,
     NotFoundError,
+    TimbreError,
 )
+from timbre.fit import ProjectContext, fit_of
 from timbre.search.library import Library, is_uuid
 
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
@@ -60,14 +64,47 @@ class CollectionView:
     items: list[ResolvedItem]
 
 
+class Opened(Protocol):
+    """An opened rendition: read ``handle``, then :meth:`close`."""
+
+    @property
+    def handle(self) -> BinaryIO: ...
+
+    def close(self) -> None: ...
+
+
+MatchedSource = Callable[[str, float | None, int], Opened]
+"""The rendition of an item at a tempo (None: its own) and a transposition in semitones."""
+
+
+def match_for(context: ProjectContext, payload: dict[str, Any]) -> tuple[float | None, int] | None:
+    """The (bpm, semitones) that put a sample on the project's tempo and key, or None when it
+    already sits there or has neither to match (a one-shot drum)."""
+    fit = fit_of(context, payload)
+    bpm = context.bpm if fit.stretch_pct else None
+    if bpm is None and not fit.semitones:
+        return None
+    return bpm, fit.semitones or 0
+
+
+def matched_name(name: str, match: tuple[float | None, int]) -> str:
+    """``Bass_Loop (124 BPM, -2 st).wav``: the page's name for a matched rendition."""
+    bpm, semitones = match
+    parts = [f"{bpm:g} BPM" if bpm is not None else "", f"{semitones:+d} st" if semitones else ""]
+    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
+    return f"{stem} ({', '.join(p for p in parts if p)}).wav"
+
+
 @dataclass(frozen=True)
 class ExportEntry:
-    """One file of an export: where it comes from and its name inside the export folder."""
+    """One file of an export: where it comes from, its name inside the export folder, and
+    the rendition to take instead of the file (``match``: bpm, semitones), if any."""
 
     id: str
     source: Path
     name: str
     sha256: str
+    match: tuple[float | None, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -139,9 +176,12 @@ class CollectionsService:
     """Collections of indexed samples: ``db`` holds them (list, create and delete there),
     ``library`` resolves their ids."""
 
-    def __init__(self, db: Collections, library: Library) -> None:
+    def __init__(
+        self, db: Collections, library: Library, matched: MatchedSource | None = None
+    ) -> None:
         self.db = db
         self.library = library
+        self.matched = matched
 
     def get(self, name: str) -> CollectionView:
         """A collection with its items resolved. Raises: NotFoundError."""
@@ -175,9 +215,13 @@ class CollectionsService:
         info = self.db.remove(name, [i for i in ids if is_uuid(i)])
         return self.get(info.name)
 
-    def plan_export(self, name: str) -> ExportPlan:
+    def plan_export(self, name: str, project: ProjectContext | None = None) -> ExportPlan:
         """The files an export of ``name`` holds, under their original names (clashes get
-        ``name (2).wav``), and the items left out with the reason."""
+        ``name (2).wav``), and the items left out with the reason. With a ``project``, a
+        sample off its tempo or key goes in as its matched rendition, a WAV named as the page
+        names it (``Loop (124 BPM, -2 st).wav``); ConflictError where none are made."""
+        if project is not None and self.matched is None:
+            raise ConflictError("matched: this service makes no matched renditions")
         view = self.get(name)
         taken: set[str] = {MISSING_NOTE.casefold()}
         entries, missing = [], []
@@ -191,8 +235,10 @@ class CollectionsService:
                 missing.append((item.id, str(exc)))
                 continue
             sha = str(item.payload.get("content_sha256") or "")
-            name = _unique(safe_name(source.name), taken)
-            entries.append(ExportEntry(item.id, source, name, sha))
+            match = None if project is None else match_for(project, item.payload)
+            wanted = source.name if match is None else matched_name(source.name, match)
+            name = _unique(safe_name(wanted), taken)
+            entries.append(ExportEntry(item.id, source, name, sha, match))
         return ExportPlan(safe_name(view.info.name), entries, missing)
 
     def export_zip(self, plan: ExportPlan) -> Iterator[bytes]:
@@ -201,28 +247,44 @@ class CollectionsService:
         sink = _Sink()
         with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
             for entry in plan.entries:
-                handle = self._open_checked(entry, plan)
-                if handle is None:
+                opened = self._open_checked(entry, plan)
+                if opened is None:
                     continue  # changed since the plan was made: listed in the note instead
-                stat = os.fstat(handle.fileno())
-                info = zipfile.ZipInfo(
-                    f"{plan.folder}/{entry.name}",
-                    date_time=datetime.fromtimestamp(stat.st_mtime, UTC).timetuple()[:6],
-                )
-                info.file_size = stat.st_size
-                with handle, zf.open(info, "w") as out:
-                    while chunk := handle.read(_COPY_CHUNK_BYTES):
-                        out.write(chunk)
-                        yield sink.take()
+                handle, close = opened
+                try:
+                    stat = os.fstat(handle.fileno())
+                    info = zipfile.ZipInfo(
+                        f"{plan.folder}/{entry.name}",
+                        date_time=datetime.fromtimestamp(stat.st_mtime, UTC).timetuple()[:6],
+                    )
+                    info.file_size = stat.st_size
+                    with zf.open(info, "w") as out:
+                        while chunk := handle.read(_COPY_CHUNK_BYTES):
+                            out.write(chunk)
+                            yield sink.take()
+                finally:
+                    close()
                 yield sink.take()
             note = plan.note()
             if note is not None:
                 zf.writestr(f"{plan.folder}/{MISSING_NOTE}", note)
         yield sink.take()
 
-    def _open_checked(self, entry: ExportEntry, plan: ExportPlan) -> BinaryIO | None:
-        """The entry's file, open, if it still holds the indexed content (checked on the handle
-        that is then copied); otherwise None, with the reason added to the plan's missing."""
+    def _open_checked(
+        self, entry: ExportEntry, plan: ExportPlan
+    ) -> tuple[BinaryIO, Callable[[], None]] | None:
+        """The entry's matched rendition, or its file if it still holds the indexed content
+        (checked on the handle that is then copied), open, with what closes it; otherwise
+        None, with the reason added to the plan's missing."""
+        if entry.match is not None:
+            assert self.matched is not None  # plan_export refused a project without it
+            try:
+                rendition = self.matched(entry.id, *entry.match)
+            except (OSError, TimbreError) as exc:
+                why = exc.strerror if isinstance(exc, OSError) else str(exc)
+                plan.missing.append((entry.id, f"no matched rendition ({why})"))
+                return None
+            return rendition.handle, rendition.close
         try:
             handle = entry.source.open("rb")
         except OSError as exc:
@@ -230,7 +292,7 @@ class CollectionsService:
             return None
         try:
             if self.library.files.holds(handle, entry.sha256):
-                return handle
+                return handle, handle.close
         except OSError:
             pass
         handle.close()

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO, Literal, Protocol
+from typing import BinaryIO, Literal
 
 import numpy as np
 import soundfile as sf
@@ -45,8 +45,7 @@ from timbre.errors import (
     NotFoundError,
     TimbreError,
 )
-from timbre.fit import fit_of
-from timbre.search.collections import MISSING_NOTE, _Sink, safe_name
+from timbre.search.collections import MISSING_NOTE, MatchedSource, _Sink, match_for, safe_name
 from timbre.search.kit_slots import FIRST_NOTE, context_of
 from timbre.search.kits import KitsService
 
@@ -59,19 +58,6 @@ PLAYER_SUFFIXES = frozenset({".wav", ".aif", ".aiff", ".flac"})
 """Formats both SFZ players and DecentSampler read: copied as they are."""
 _COPY_CHUNK_BYTES = 1 << 20
 _NOT_WORD = re.compile(r"[^a-z0-9]+")
-
-
-class Opened(Protocol):
-    """An opened rendition: read ``handle``, then :meth:`close`."""
-
-    @property
-    def handle(self) -> BinaryIO: ...
-
-    def close(self) -> None: ...
-
-
-MatchedSource = Callable[[str, float | None, int], Opened]
-"""The rendition of an item at a tempo (None: its own) and a transposition in semitones."""
 
 
 def ascii_words(text: str) -> list[str]:
@@ -245,10 +231,7 @@ class KitExporter:
                 continue
             match = None
             if matched and context is not None:
-                fit = fit_of(context, pad_view.payload)
-                bpm = context.bpm if fit.stretch_pct else None
-                if bpm is not None or fit.semitones:
-                    match = (bpm, fit.semitones or 0)
+                match = match_for(context, pad_view.payload)
             convert = fmt == "hardware" or mono or source.suffix.lower() not in PLAYER_SUFFIXES
             sha = str(pad_view.payload.get("content_sha256") or "")
             name = _file_name(fmt, pad.index, pad.slot, source.suffix, convert or match is not None)
