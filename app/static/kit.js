@@ -212,6 +212,11 @@ function summary() {
  * tolerance and "only fitting"; no project takes the kit's off.
  */
 let following = Promise.resolve();
+// The header's tempo and key as last seen: only a change of them moves the kit (ticking
+// "Only fitting" with no project set must not take the kit's own project off).
+const projectKey = () => JSON.stringify(projectContext());
+let seenProject = projectKey();
+
 export function followProject() {
   // One move at a time, each reading the project when it runs: the last one set wins.
   following = following.then(moveToProject, moveToProject);
@@ -219,7 +224,11 @@ export function followProject() {
 }
 
 async function moveToProject() {
+  const now = projectKey();
+  const moved = now !== seenProject;
+  seenProject = now;
   if (!kit) return;
+  if (!moved) { links(); return; }
   const project = projectContext();
   const ctx = kit.context || {};
   const same = (project ? project.bpm ?? null : null) === (ctx.bpm ?? null)

@@ -97,6 +97,12 @@ def test_a_kit_is_built_swapped_played_and_exported(sized: Page, served: Served)
     moved = kit_of(served, name)
     assert moved["context"]["bpm"] == 128 and moved["context"]["key"] == "Am"
     assert pad_ids(web) == before == [p["id"] for p in moved["pads"]]
+    # Other header settings leave the kit where it is.
+    stamp = moved["updated_at"]
+    page.check("#fit-first")
+    page.wait_for_load_state("networkidle")
+    assert kit_of(served, name)["updated_at"] == stamp
+    page.uncheck("#fit-first")
 
     # The exports are zips, matched to the project while "Match to project" is on.
     for fmt in ("sfz", "decentsampler", "hardware"):
