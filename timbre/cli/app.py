@@ -73,7 +73,7 @@ QUIET_LOGGERS = ("httpx", "httpx2", "httpcore", "huggingface_hub", "filelock", "
 """Libraries whose INFO lines mean nothing to a producer (FAISS's reads like a failure)."""
 
 DETAIL_LOGGERS = (
-    "timbre.search.library",
+    "timbre.search.holders",
     "timbre.embedding.runtime",
     "timbre.embedding.onnx_export",
 )

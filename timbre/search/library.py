@@ -8,7 +8,6 @@ answers ``/healthz`` at once and reports in ``/readyz`` what is still loading or
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,12 +33,7 @@ from timbre.search.holders import Lazy, SnapshotHolder, StoreHandle
 from timbre.search.served import ServedFiles
 from timbre.store import SearchFilter
 from timbre.store.facets import FACET_FIELDS
-from timbre.store.snapshot import (
-    export_snapshot,
-    freshness,
-)
-
-log = logging.getLogger(__name__)
+from timbre.store.snapshot import export_snapshot, freshness
 
 
 @dataclass(frozen=True)
