@@ -367,9 +367,9 @@ collections.onOpenCollection(openCollection);
 // A new project tempo or key: the list asks again (its fit, order and "only fitting" change).
 context.onChange(() => {
   if (state.view === "search" || state.view === "browse") list(state.view, state.fetchPage, { title: $("#view-title").textContent || null });
-  kit.followProject();
   exportLink();
 });
+context.onSettled(() => kit.followProject());
 context.onMatchChange(() => { kit.links(); exportLink(); });
 kit.onKit({ play: (hit) => play(hit), message });
 collections.onCollectionError((error, info) => (error ? message(error) : message(info, { error: false })));

@@ -17,7 +17,11 @@ const fitControls = document.getElementById("fit-controls");
 
 let changed = () => {};
 let matchChanged = () => {};
+let settled = () => {};
 export function onChange(fn) { changed = fn; }
+/** ``fn()`` when the tempo or key is settled: Enter or leaving the BPM box, a key chosen, the
+ * project cleared; never while a tempo is being typed (a kit saved at 1, then 12 BPM...). */
+export function onSettled(fn) { settled = fn; }
 export function onMatchChange(fn) { matchChanged = fn; }
 
 /** ``"F# minor"``, ``"Bbm"``, ``"a"`` -> the canonical key (``F#m``, ``A#m``, ``A``), or "". */
@@ -142,8 +146,9 @@ bpmInput.addEventListener("change", () => {
   clearTimeout(typing);
   if (bpmInput.value !== "" && validBpm(bpmInput.value) == null) bpmInput.value = "";
   if (save()) changed();
+  settled();
 });
-keySelect.addEventListener("change", () => { if (save()) changed(); });
+keySelect.addEventListener("change", () => { if (save()) changed(); settled(); });
 fitFirst.addEventListener("change", () => { if (save()) changed(); });
 onlyFitting.addEventListener("change", () => { if (save()) changed(); });
 matched.addEventListener("change", () => { save(); matchChanged(); });
@@ -151,6 +156,7 @@ document.getElementById("clear-project").addEventListener("click", () => {
   bpmInput.value = "";
   keySelect.value = "";
   if (save()) changed();
+  settled();
 });
 
 // -- how a hit fits, in a few characters and in words ----------------------------------------

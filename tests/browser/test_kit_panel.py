@@ -97,6 +97,17 @@ def test_a_kit_is_built_swapped_played_and_exported(sized: Page, served: Served)
     moved = kit_of(served, name)
     assert moved["context"]["bpm"] == 128 and moved["context"]["key"] == "Am"
     assert pad_ids(web) == before == [p["id"] for p in moved["pads"]]
+    # A tempo being typed does not move it: only one entered does.
+    page.fill("#project-bpm", "13")
+    page.wait_for_timeout(900)  # past the search's 450 ms pause over typing
+    assert kit_of(served, name)["context"]["bpm"] == 128
+    page.fill("#project-bpm", "126")
+    page.press("#project-bpm", "Tab")
+    page.wait_for_function(
+        "() => document.querySelector('#kit-status').textContent.includes('126 BPM')"
+    )
+    moved = kit_of(served, name)
+    assert moved["context"]["bpm"] == 126
     # Other header settings leave the kit where it is.
     stamp = moved["updated_at"]
     page.check("#fit-first")
