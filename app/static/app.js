@@ -2,13 +2,14 @@
 // origin. This module holds the page's state (what is listed, how it is sorted) and the keys.
 "use strict";
 
-import { get, apiKey, onKeyNeeded } from "./api.js";
+import { get } from "./api.js";
 import * as collections from "./collections.js";
 import * as context from "./context.js";
 import * as details from "./details.js";
 import * as filters from "./filters.js";
 import * as folders from "./folders.js";
 import * as fmt from "./format.js";
+import * as header from "./header.js";
 import * as keys from "./keys.js";
 import * as kit from "./kit.js";
 import * as player from "./player.js";
@@ -460,24 +461,6 @@ document.addEventListener("drop", (event) => {
   if (file) { event.preventDefault(); useFile(file); }
 });
 
-// -- the API key ---------------------------------------------------------------------------
-
-const keyDialog = $("#key-dialog");
-function askKey() {
-  $("#key-input").value = apiKey.get();
-  keyDialog.returnValue = "";
-  keyDialog.showModal();
-  return new Promise((resolve) => {
-    keyDialog.addEventListener("close", () => {
-      if (keyDialog.returnValue === "save") apiKey.set($("#key-input").value.trim());
-      if (keyDialog.returnValue === "forget") apiKey.set("");
-      resolve(keyDialog.returnValue === "save" ? apiKey.get() : "");
-    }, { once: true });
-  });
-}
-onKeyNeeded(askKey);
-$("#key-button").addEventListener("click", askKey);
-
 // -- keys ----------------------------------------------------------------------------------
 
 keys.start({
@@ -494,37 +477,7 @@ keys.start({
 
 // -- start ---------------------------------------------------------------------------------
 
-function showLibraryCount(stats) {
-  const count = stats.snapshot ? stats.snapshot.count : stats.store && stats.store.count;
-  if (count != null) $("#library-count").textContent = fmt.number(count);
-}
-
-// Which model family answers: searches of two data dirs (or of one before and after a switch)
-// differ by it, and a producer comparing them must be able to tell.
-function showFamily(stats) {
-  const badge = $("#family");
-  const models = stats.models || {};
-  const parts = Object.entries(models)
-    .filter(([part, ref]) => typeof ref === "string" && ref && !["family", "pipeline_version"].includes(part))
-    .map(([part, ref]) => `${part}: ${ref}`);
-  $("#family-name").textContent = stats.family_title || stats.family;
-  badge.title = [
-    `Model family: ${stats.family}`,
-    ...parts,
-    `${models.dim}-d vectors, pipeline ${stats.pipeline_version}`,
-  ].join("\n");
-  badge.hidden = false;
-}
-
-get("/v1/stats").then((stats) => {
-  showFamily(stats);
-  if (stats.random_weights) {
-    const notice = $("#notice");
-    notice.textContent = "This index was built with RANDOM-WEIGHT test models: results are meaningless.";
-    notice.hidden = false;
-  }
-  showLibraryCount(stats);
-}).catch(() => {});
+get("/v1/stats").then(header.show).catch(() => {});
 collections.refresh().catch((error) => message(`Could not read the collections: ${error.message}`));
 folders.refresh().catch(() => {});
 $("#query").value = new URLSearchParams(location.search).get("q") || "";
@@ -533,7 +486,7 @@ run();
 // The watcher changed the library under the page: recount the total, the folders and the
 // facets. The results stay as they are (a producer may be auditioning them).
 watch.start($("#watch-status"), (stats) => {
-  showLibraryCount(stats);
+  header.count(stats);
   folders.refresh(filters.folderNow()).catch(() => {});
   filters.refresh().catch(() => {});
 });
