@@ -13,7 +13,7 @@ import re
 import unicodedata
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -87,24 +87,42 @@ def match_for(context: ProjectContext, payload: dict[str, Any]) -> tuple[float |
     return bpm, fit.semitones or 0
 
 
+MAX_NAME_BYTES = 255
+"""The longest file name (in UTF-8 bytes) common file systems take; longer ones fail to unzip."""
+
+
 def matched_name(name: str, match: tuple[float | None, int]) -> str:
-    """``Bass_Loop (124 BPM, -2 st).wav``: the page's name for a matched rendition."""
+    """``Bass_Loop (124 BPM, -2 st).wav``: the page's name for a matched rendition (the stem
+    shortened when the whole would pass :data:`MAX_NAME_BYTES`)."""
     bpm, semitones = match
     parts = [f"{bpm:g} BPM" if bpm is not None else "", f"{semitones:+d} st" if semitones else ""]
     stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
-    return f"{stem} ({', '.join(p for p in parts if p)}).wav"
+    suffix = f" ({', '.join(p for p in parts if p)}).wav"
+    room = MAX_NAME_BYTES - len(suffix.encode()) - len(b" (99)")  # and a clash's number
+    while len(stem.encode()) > room:
+        stem = stem[:-1]
+    return f"{stem}{suffix}"
+
+
+def zip_time(mtime: float) -> tuple[int, int, int, int, int, int]:
+    """A file's modification time as a zip entry's: zip counts from 1980 (an older time, as a
+    Nix store's 1 s, would end the stream), and to 2107."""
+    stamp = datetime.fromtimestamp(mtime, UTC).timetuple()[:6]
+    return max((1980, 1, 1, 0, 0, 0), min(stamp, (2107, 12, 31, 23, 59, 58)))
 
 
 @dataclass(frozen=True)
 class ExportEntry:
     """One file of an export: where it comes from, its name inside the export folder, and
-    the rendition to take instead of the file (``match``: bpm, semitones), if any."""
+    the rendition to take instead of the file (``match``: bpm, semitones), if any, with the
+    name the original goes in under when that rendition cannot be made (``fallback``)."""
 
     id: str
     source: Path
     name: str
     sha256: str
     match: tuple[float | None, int] | None = None
+    fallback: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,13 +132,17 @@ class ExportPlan:
     folder: str
     entries: list[ExportEntry]
     missing: list[tuple[str, str]]  # (id, why); export_zip adds the ones that changed meanwhile
+    unmatched: list[tuple[str, str]] = field(default_factory=list)  # (name, why): originals
 
     def note(self) -> str | None:
-        if not self.missing:
-            return None
-        lines = [f"{len(self.missing)} item(s) of this collection are not in this export:", ""]
-        lines += [f"{item_id}: {why}" for item_id, why in self.missing]
-        return "\n".join(lines) + "\n"
+        lines = []
+        if self.missing:
+            lines += [f"{len(self.missing)} item(s) of this collection are not in this export:", ""]
+            lines += [f"{item_id}: {why}" for item_id, why in self.missing]
+        if self.unmatched:
+            lines += ["", "Went in as the original, not matched to the project:", ""]
+            lines += [f"{name}: {why}" for name, why in self.unmatched]
+        return "\n".join(lines).lstrip("\n") + "\n" if lines else None
 
 
 def safe_name(text: str, fallback: str = "untitled") -> str:
@@ -238,7 +260,8 @@ class CollectionsService:
             match = None if project is None else match_for(project, item.payload)
             wanted = source.name if match is None else matched_name(source.name, match)
             name = _unique(safe_name(wanted), taken)
-            entries.append(ExportEntry(item.id, source, name, sha, match))
+            fallback = None if match is None else _unique(safe_name(source.name), taken)
+            entries.append(ExportEntry(item.id, source, name, sha, match, fallback))
         return ExportPlan(safe_name(view.info.name), entries, missing)
 
     def export_zip(self, plan: ExportPlan) -> Iterator[bytes]:
@@ -250,12 +273,11 @@ class CollectionsService:
                 opened = self._open_checked(entry, plan)
                 if opened is None:
                     continue  # changed since the plan was made: listed in the note instead
-                handle, close = opened
+                handle, close, name = opened
                 try:
                     stat = os.fstat(handle.fileno())
                     info = zipfile.ZipInfo(
-                        f"{plan.folder}/{entry.name}",
-                        date_time=datetime.fromtimestamp(stat.st_mtime, UTC).timetuple()[:6],
+                        f"{plan.folder}/{name}", date_time=zip_time(stat.st_mtime)
                     )
                     info.file_size = stat.st_size
                     with zf.open(info, "w") as out:
@@ -272,19 +294,28 @@ class CollectionsService:
 
     def _open_checked(
         self, entry: ExportEntry, plan: ExportPlan
-    ) -> tuple[BinaryIO, Callable[[], None]] | None:
+    ) -> tuple[BinaryIO, Callable[[], None], str] | None:
         """The entry's matched rendition, or its file if it still holds the indexed content
-        (checked on the handle that is then copied), open, with what closes it; otherwise
-        None, with the reason added to the plan's missing."""
+        (checked on the handle that is then copied), open, with what closes it and its name
+        in the export; otherwise None, with the reason added to the plan's missing. A
+        rendition that cannot be made falls back to the original, as the page's audition
+        does (the note says so)."""
         if entry.match is not None:
             assert self.matched is not None  # plan_export refused a project without it
             try:
                 rendition = self.matched(entry.id, *entry.match)
+                return rendition.handle, rendition.close, entry.name
             except (OSError, TimbreError) as exc:
                 why = exc.strerror if isinstance(exc, OSError) else str(exc)
-                plan.missing.append((entry.id, f"no matched rendition ({why})"))
-                return None
-            return rendition.handle, rendition.close
+                name = entry.fallback or entry.source.name
+                plan.unmatched.append((name, f"no matched rendition ({why})"))
+                entry = replace(entry, name=name, match=None)
+        opened = self._open_original(entry, plan)
+        return None if opened is None else (*opened, entry.name)
+
+    def _open_original(
+        self, entry: ExportEntry, plan: ExportPlan
+    ) -> tuple[BinaryIO, Callable[[], None]] | None:
         try:
             handle = entry.source.open("rb")
         except OSError as exc:

@@ -29,7 +29,6 @@ import xml.etree.ElementTree as ET
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, Literal
 
@@ -45,7 +44,14 @@ from timbre.errors import (
     NotFoundError,
     TimbreError,
 )
-from timbre.search.collections import MISSING_NOTE, MatchedSource, _Sink, match_for, safe_name
+from timbre.search.collections import (
+    MISSING_NOTE,
+    MatchedSource,
+    _Sink,
+    match_for,
+    safe_name,
+    zip_time,
+)
 from timbre.search.kit_slots import FIRST_NOTE, context_of
 from timbre.search.kits import KitsService
 
@@ -275,8 +281,7 @@ class KitExporter:
                 arcname = f"{plan.folder}/{plan.samples_dir}{entry.name}"
                 try:
                     stat = os.fstat(handle.fileno())
-                    stamp = datetime.fromtimestamp(stat.st_mtime, UTC).timetuple()[:6]
-                    info = zipfile.ZipInfo(arcname, date_time=stamp)
+                    info = zipfile.ZipInfo(arcname, date_time=zip_time(stat.st_mtime))
                     if entry.convert:
                         data = handle.read(limits.max_file_bytes + 1)
                         if len(data) > limits.max_file_bytes:
