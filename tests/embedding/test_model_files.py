@@ -267,6 +267,20 @@ def test_download_fetches_verifies_and_writes_a_bundle(tmp_path: Path, tiny_bund
     assert (tmp_path / "bundle" / "clamp3" / CLAMP3_SAAS_FILENAME).is_file()
 
 
+def test_a_branch_revision_is_recorded_as_the_commit_it_resolved_to(
+    tmp_path: Path, tiny_bundle: Path
+) -> None:
+    with FakeHub() as hub:
+        _serve_bundle(hub, tiny_bundle)
+        hub.repos[REPOS["mert"]].commit = "f" * 40  # the branch's head today
+        env = _hub_env(hub, tmp_path / "hf", TIMBRE_MODELS__MERT__REVISION="main")
+        done = run_timbre(["models", "download", "--to", str(tmp_path / "bundle")], env)
+        assert done.returncode == 0, done.stderr
+        assert any(f"/{REPOS['mert']}/resolve/main/" in r for r in hub.requests)
+    manifest = json.loads((tmp_path / "bundle" / MANIFEST_NAME).read_text())
+    assert manifest["sources"]["mert"]["revision"] == "f" * 40  # not "main"
+
+
 def test_download_refuses_a_file_that_does_not_match_the_hub_hash(
     tmp_path: Path, tiny_bundle: Path
 ) -> None:
