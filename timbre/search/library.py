@@ -9,11 +9,11 @@ answers ``/healthz`` at once and reports in ``/readyz`` what is still loading or
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import numpy as np
 
@@ -31,9 +31,11 @@ from timbre.library_roots import LibraryRoots
 from timbre.search.duplicates import DuplicateRules
 from timbre.search.holders import Lazy, SnapshotHolder, StoreHandle
 from timbre.search.served import ServedFiles
-from timbre.store import SearchFilter
+from timbre.store import Collection, SearchFilter
 from timbre.store.facets import FACET_FIELDS
-from timbre.store.snapshot import export_snapshot, freshness
+from timbre.store.snapshot import Snapshot, export_snapshot, freshness
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -105,21 +107,47 @@ class Library:
 
     def payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Display payloads of the indexed ones among ``ids`` (ids that are no UUID left out)."""
-        out: dict[str, dict[str, Any]] = {}
+        return self._snapshot_first(
+            ids,
+            lambda snapshot, item_id: snapshot.payload(item_id),
+            lambda live, rest: {r.id: r.payload for r in live.retrieve(rest)},
+        )
+
+    def stored_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored vectors of the indexed ones among ``ids`` (a sample whose file is gone keeps
+        its vector until the index drops it)."""
+        return self._snapshot_first(
+            ids,
+            lambda snapshot, item_id: snapshot.vector(item_id),
+            lambda live, rest: {
+                r.id: r.vector
+                for r in live.retrieve(rest, with_vectors=True)
+                if r.vector is not None
+            },
+        )
+
+    def _snapshot_first(
+        self,
+        ids: Sequence[str],
+        from_snapshot: Callable[[Snapshot, str], T | None],
+        from_store: Callable[[Collection, list[str]], dict[str, T]],
+    ) -> dict[str, T]:
+        """What the snapshot holds of ``ids`` (no UUID: left out), then the rest from Qdrant in
+        one request; with Qdrant unreachable, what the snapshot had (none: the error)."""
+        out: dict[str, T] = {}
         snapshot = self.snapshots.current
         rest = []
         for item_id in ids:
             if not is_uuid(item_id):
                 continue
-            payload = snapshot.payload(item_id) if snapshot is not None else None
-            if payload is None:
+            found = from_snapshot(snapshot, item_id) if snapshot is not None else None
+            if found is None:
                 rest.append(item_id)
             else:
-                out[item_id] = payload
+                out[item_id] = found
         if rest:
             try:
-                for record in self.store.get().live().retrieve(rest):
-                    out[record.id] = record.payload
+                out.update(from_store(self.store.get().live(), rest))
             except UnavailableError:
                 if snapshot is None:
                     raise

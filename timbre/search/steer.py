@@ -20,10 +20,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from timbre.errors import InvalidRequestError, NotFoundError, UnavailableError
+from timbre.errors import InvalidRequestError, NotFoundError
 from timbre.search import routing
 from timbre.search.fitting import FitQuery, pool_size, rank_hits
-from timbre.search.library import Library, is_uuid
 from timbre.store import Hit, SearchFilter
 from timbre.store.examples import Examples
 
@@ -131,29 +130,6 @@ def text_vectors(service: SearchService, queries: Sequence[TextQuery]) -> list[n
     return out
 
 
-def _stored_vectors(library: Library, ids: Sequence[str]) -> dict[str, np.ndarray]:
-    """Stored vectors of the known ones among ``ids``: the snapshot's, then Qdrant's in one
-    request (a sample whose file is gone keeps its vector until the index drops it)."""
-    found: dict[str, np.ndarray] = {}
-    snapshot = library.snapshots.current
-    rest = []
-    for item_id in ids:
-        vector = snapshot.vector(item_id) if snapshot is not None else None
-        if vector is None:
-            rest.append(item_id)
-        else:
-            found[item_id] = vector
-    if rest:
-        try:
-            for record in library.store.get().live().retrieve(rest, with_vectors=True):
-                if record.vector is not None:
-                    found[record.id] = record.vector
-        except UnavailableError:
-            if snapshot is None:
-                raise
-    return found
-
-
 # -- recommend ----------------------------------------------------------------------------
 
 
@@ -198,7 +174,7 @@ def examples_of(service: SearchService, steering: Steering) -> tuple[Examples, d
     NotFoundError naming every one."""
     positive, negative, text = check_steering(steering)
     ids = positive + negative
-    stored = _stored_vectors(service.library, [i for i in ids if is_uuid(i)])
+    stored = service.library.stored_vectors(ids)
     unknown = [i for i in ids if i not in stored]
     if unknown:
         raise NotFoundError(f"no indexed items with the ids: {', '.join(unknown)}")
