@@ -281,9 +281,10 @@ def build_app(settings: Settings, service: SearchService | None = None) -> FastA
         rendition_cache_bytes=settings.media.rendition_cache_bytes,
     )
     app.state.media = media
-    app.state.collections = CollectionsService(collections, library, matched_source(media))
+    matched = matched_source(media)
+    app.state.collections = CollectionsService(collections, library, matched)
     app.state.kits = KitsService(kits, service)
-    app.state.kit_export = KitExporter(app.state.kits, matched=matched_source(media))
+    app.state.kit_export = KitExporter(app.state.kits, matched=matched)
     app.state.relabel = relabel_runner(settings, library)
     app.state.browse = BrowseService(library)
     return app
