@@ -39,31 +39,18 @@ import soundfile as sf
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import add_results_argument, machine, write_results
+from tests.support.one_file_media import one_file_media
 from tests.support.synthetic_music import chord_loop, drum_loop, parse_test_key
 from timbre.audio import stretch
 from timbre.audio.key import estimate_key, key_name
 from timbre.audio.tempo import estimate_tempo
 from timbre.search import media as media_module
-from timbre.search.media import MediaService
 
 SR = 44100
 TEMPO_PAIRS = ((120, 124), (128, 120), (90, 100), (100, 75), (120, 170), (140, 70), (174, 160))
 PATTERNS = ("four_on_the_floor", "boom_bap", "breakbeat")
 KEYS = ("C", "Am", "Dm", "F#m", "Eb")
 SHIFTS = (-5, -2, 3, 7)
-
-
-class _OneFile:
-    """The two calls MediaService makes of the library, over one real file."""
-
-    def __init__(self, path: Path, payload: dict[str, Any]) -> None:
-        self.path, self.payload = path, payload
-
-    def item(self, item_id: str) -> dict[str, Any]:
-        return self.payload
-
-    def item_file(self, item_id: str) -> Path:
-        return self.path
 
 
 def _ms(times: list[float]) -> float:
@@ -74,13 +61,7 @@ def bench_cost(folder: Path, repeats: int) -> dict[str, Any]:
     path = folder / "Drum_Loop_120bpm.wav"
     loop = np.stack([drum_loop(120, 4, SR, seed=1), drum_loop(120, 4, SR, seed=2)], axis=1)
     sf.write(path, loop, SR, subtype="PCM_16")
-    media = MediaService(
-        _OneFile(path, {"bpm": 120.0, "kind": "loop"}),  # type: ignore[arg-type]
-        folder / "cache",
-        max_file_bytes=1 << 30,
-        max_duration_s=600,
-        rendition_cache_bytes=1 << 30,
-    )
+    media = one_file_media(path, {"bpm": 120.0, "kind": "loop"}, folder / "cache")
     cold, cached = [], []
     for _ in range(repeats):
         for old in (folder / "cache" / "renditions").glob("*.wav"):

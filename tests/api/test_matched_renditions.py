@@ -17,9 +17,9 @@ from fastapi.testclient import TestClient
 
 from ingest.synthetic import Library
 from tests.support.api_fixtures import ok
+from tests.support.one_file_media import one_file_media
 from timbre.audio.key import estimate_key
 from timbre.errors import AudioError, InvalidRequestError
-from timbre.search.media import MediaService
 
 
 @pytest.fixture(scope="module")
@@ -242,33 +242,10 @@ def test_a_file_gone_since_indexing_is_answered_as_for_the_plain_rendition(
     assert _audio(client, loop["id"], bpm=126, semitones=1).status_code == 200  # back again
 
 
-class _OneFile:
-    """The two calls MediaService makes of the library, over one real file."""
-
-    def __init__(self, path: Path, payload: dict[str, Any]) -> None:
-        self.path, self.payload = path, payload
-
-    def item(self, item_id: str) -> dict[str, Any]:
-        return self.payload
-
-    def item_file(self, item_id: str) -> Path:
-        return self.path
-
-
-def _media(path: Path, payload: dict[str, Any], cache: Path) -> MediaService:
-    return MediaService(
-        _OneFile(path, payload),  # type: ignore[arg-type]
-        cache,
-        max_file_bytes=1 << 30,
-        max_duration_s=600,
-        rendition_cache_bytes=1 << 30,
-    )
-
-
 def test_a_long_item_is_refused_with_the_reason(tmp_path: Path) -> None:
     path = tmp_path / "Stem_120bpm.wav"
     sf.write(path, np.zeros(8000 * 121, np.float32), 8000)
-    media = _media(path, {"bpm": 120.0, "kind": "loop"}, tmp_path / "cache")
+    media = one_file_media(path, {"bpm": 120.0, "kind": "loop"}, tmp_path / "cache")
     with pytest.raises(AudioError, match="matching") as refused:
         media.matched_rendition("a", bpm=124, semitones=0)
     assert refused.value.code == "too_long"
@@ -278,7 +255,7 @@ def test_a_long_item_is_refused_with_the_reason(tmp_path: Path) -> None:
 def test_concurrent_first_requests_render_once(tmp_path: Path) -> None:
     path = tmp_path / "Loop_120bpm.wav"
     sf.write(path, np.random.default_rng(0).uniform(-0.3, 0.3, (88200, 2)), 44100)
-    media = _media(path, {"bpm": 120.0, "kind": "loop"}, tmp_path / "cache")
+    media = one_file_media(path, {"bpm": 120.0, "kind": "loop"}, tmp_path / "cache")
     inodes: list[int] = []
 
     def ask() -> None:
@@ -313,6 +290,6 @@ def test_the_service_refuses_what_the_route_would(
     """Kit exports call the service directly: the same values are refused there too."""
     path = tmp_path / "Loop_120bpm.wav"
     sf.write(path, np.zeros((4410, 2), np.float32), 44100)
-    media = _media(path, {"bpm": 120.0, "kind": "loop"}, tmp_path / "cache")
+    media = one_file_media(path, {"bpm": 120.0, "kind": "loop"}, tmp_path / "cache")
     with pytest.raises(InvalidRequestError, match=r"bpm|semitones"):
         media.matched_rendition("a", bpm=bpm, semitones=semitones)
