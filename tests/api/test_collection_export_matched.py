@@ -13,18 +13,12 @@ from typing import Any
 import soundfile as sf
 from fastapi.testclient import TestClient
 
-from tests.support.api_fixtures import ok, problem
-
-
-def one(client: TestClient, query: str, filter: dict[str, Any]) -> dict[str, Any]:
-    body = {"query": query, "filter": filter, "top_k": 1}
-    hit: dict[str, Any] = ok(client.post("/v1/search/text", json=body))["hits"][0]
-    return hit
+from tests.support.api_fixtures import first_hit, ok, problem
 
 
 def test_a_matched_export_plays_each_loop_at_the_project_tempo(client: TestClient) -> None:
-    loop = one(client, "drum loop", {"kind": "loop", "instrument": "drums"})
-    kick = one(client, "kick", {"kind": "one_shot", "instrument": "kick"})
+    loop = first_hit(client, "drum loop", kind="loop", instrument="drums")
+    kick = first_hit(client, "kick", kind="one_shot", instrument="kick")
     assert loop["bpm"] and kick["bpm"] is None
     name = f"matched {uuid.uuid4().hex[:8]}"
     ok(client.post(f"/v1/collections/{name}/items", json={"ids": [loop["id"], kick["id"]]}))
@@ -42,7 +36,7 @@ def test_a_matched_export_plays_each_loop_at_the_project_tempo(client: TestClien
     ratio = loop["bpm"] / project  # played faster: shorter by the tempo ratio
     assert abs(after.duration / before.duration - ratio) < 0.01, (after.duration, before.duration)
     # the key alone: a loop in another key is transposed, named by its semitones
-    keyed = one(client, "bass loop", {"kind": "loop", "instrument": "bass"})
+    keyed = first_hit(client, "bass loop", kind="loop", instrument="bass")
     assert keyed["key"], keyed
     ok(client.post(f"/v1/collections/{name}/items", json={"ids": [keyed["id"]]}))
     for key in ("F#", "C", "Eb"):

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.support.api_fixtures import ok, problem
+from tests.support.api_fixtures import first_hit, ok, problem
 
 
 def unique(prefix: str = "kit") -> str:
@@ -268,12 +268,7 @@ def test_a_preview_fills_a_kit_without_saving_it(client: TestClient) -> None:
 def test_a_kit_moves_to_a_new_project_keeping_its_pads(client: TestClient) -> None:
     kit = make(client, pads=8, slots=["kick"], context={"bpm": 90, "key": "C", "tolerance_pct": 3})
     name = kit["name"]
-    loop = ok(
-        client.post(
-            "/v1/search/text",
-            json={"query": "drum loop", "filter": {"kind": "loop"}, "top_k": 1},
-        )
-    )["hits"][0]
+    loop = first_hit(client, "drum loop", kind="loop")
     assert loop["bpm"], loop
     kit = ok(client.put(f"/v1/kits/{name}/pads/2", json={"id": loop["id"]}))
     pads = ids_of(kit)

@@ -16,7 +16,7 @@ from typing import Any
 import soundfile as sf
 from fastapi.testclient import TestClient
 
-from tests.support.api_fixtures import ok, problem
+from tests.support.api_fixtures import first_hit, ok, problem
 
 PLAYER_SUFFIXES = (".wav", ".aif", ".aiff", ".flac")
 
@@ -177,16 +177,7 @@ def test_export_refusals(client: TestClient) -> None:
 def test_a_matched_export_plays_each_loop_at_the_project_tempo(client: TestClient) -> None:
     kit = new_kit(client, slots=["kick"], context={"bpm": 124, "key": "Am"})
     name = kit["name"]
-    loop = ok(
-        client.post(
-            "/v1/search/text",
-            json={
-                "query": "drum loop",
-                "filter": {"kind": "loop", "instrument": "drums", "bpm": "120-130"},
-                "top_k": 1,
-            },
-        )
-    )["hits"][0]
+    loop = first_hit(client, "drum loop", kind="loop", instrument="drums", bpm="120-130")
     ok(client.put(f"/v1/kits/{name}/pads/2", json={"id": loop["id"]}))
     plain, _ = export(client, name, format="hardware")
     matched, response = export(client, name, format="hardware", matched="true")

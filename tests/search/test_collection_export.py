@@ -9,11 +9,10 @@ import os
 import uuid
 import zipfile
 from pathlib import Path
-from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.support.api_fixtures import ok
+from tests.support.api_fixtures import first_hit, ok
 from timbre.errors import InvalidRequestError
 from timbre.fit import ProjectContext
 from timbre.search.collections import (
@@ -23,12 +22,6 @@ from timbre.search.collections import (
     matched_name,
     zip_time,
 )
-
-
-def a_loop(client: TestClient) -> dict[str, Any]:
-    body = {"query": "loop", "filter": {"kind": "loop"}, "top_k": 1}
-    hit: dict[str, Any] = ok(client.post("/v1/search/text", json=body))["hits"][0]
-    return hit
 
 
 def collection_of(client: TestClient, ids: list[str]) -> str:
@@ -46,7 +39,7 @@ def test_a_rendition_that_cannot_be_made_falls_back_to_the_original(
         raise InvalidRequestError("too long to stretch")
 
     service = CollectionsService(state.collections.db, state.collections.library, failing)
-    loop = a_loop(client)
+    loop = first_hit(client, "loop", kind="loop")
     name = collection_of(client, [loop["id"]])
     plan = service.plan_export(name, ProjectContext.of(loop["bpm"] * 1.05, None))
     assert plan.entries[0].match is not None  # it wanted matching
@@ -69,7 +62,7 @@ def test_matched_names_stay_within_a_file_name_and_keep_their_suffix() -> None:
 
 def test_a_file_older_than_1980_still_exports(client: TestClient) -> None:
     assert zip_time(1.0) == (1980, 1, 1, 0, 0, 0)
-    loop = a_loop(client)
+    loop = first_hit(client, "loop", kind="loop")
     path = Path(loop["path"])
     before = path.stat()
     name = collection_of(client, [loop["id"]])

@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.support.api_fixtures import ok
+from tests.support.api_fixtures import first_hit, ok
 from timbre.search.collections import Opened
 from timbre.search.kit_export import KitExporter
 
@@ -35,17 +35,8 @@ def test_a_matched_export_asks_the_rendition_of_each_pad_that_needs_one(
         "context": {"bpm": 124, "key": "Am"},
     }
     kit = ok(client.post("/v1/kits", json=body), 201)
-    loops = ok(
-        client.post(
-            "/v1/search/text",
-            json={
-                "query": "drum loop",
-                "filter": {"kind": "loop", "instrument": "drums", "bpm": "120-130"},
-                "top_k": 1,
-            },
-        )
-    )["hits"]
-    ok(client.put("/v1/kits/Matched kit/pads/3", json={"id": loops[0]["id"]}))
+    loop = first_hit(client, "drum loop", kind="loop", instrument="drums", bpm="120-130")
+    ok(client.put("/v1/kits/Matched kit/pads/3", json={"id": loop["id"]}))
     kit = ok(client.get("/v1/kits/Matched kit"))
     loop = kit["pads"][2]
     assert loop["fit"]["stretch_pct"] not in (None, 0)  # a 122 or 128 BPM loop at 124

@@ -97,3 +97,10 @@ def problem(response: Any, status: int, code: str) -> dict[str, Any]:
     assert body["code"] == code and body["status"] == status and body["detail"]
     assert "Traceback" not in response.text
     return body
+
+
+def first_hit(client: Any, query: str, **filter: Any) -> dict[str, Any]:
+    """The best text-search hit for ``query`` under ``filter`` (e.g. ``kind="loop"``)."""
+    body = {"query": query, "filter": filter or None, "top_k": 1}
+    hit: dict[str, Any] = ok(client.post("/v1/search/text", json=body))["hits"][0]
+    return hit
