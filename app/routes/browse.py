@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from app.deps import ApiDep, paging, require_read
@@ -13,11 +12,11 @@ from app.openapi import BODY_PROBLEMS, problems
 from app.routes.common import (
     ProjectBpm,
     ProjectKey,
-    as_request_error,
     audio_url,
     filter_of,
     from_state,
     hit_out,
+    project_from_query,
 )
 from app.schemas.browse import BrowseIn, FoldersOut, ItemDuplicatesOut, PayloadOut, PeaksOut
 from app.schemas.fit import ProjectIn
@@ -80,15 +79,8 @@ def project_params(
         bool | None, Query(description="only the samples that fit (with a bpm or a key)")
     ] = None,
 ) -> ProjectIn | None:
-    """The project context given as query parameters (the page's URL carries them). Without
-    a bpm or a key there is no project, and nothing for sort or only_fitting to apply to."""
-    if bpm is None and key is None:
-        return None
-    given = {"bpm": bpm, "key": key, "sort": sort, "only_fitting": only_fitting}
-    try:
-        return ProjectIn.model_validate({k: v for k, v in given.items() if v is not None})
-    except ValidationError as exc:
-        raise as_request_error(exc) from None
+    """The project context given as query parameters (the page's URL carries them)."""
+    return project_from_query(bpm=bpm, key=key, sort=sort, only_fitting=only_fitting)
 
 
 ProjectParams = Annotated[ProjectIn | None, Depends(project_params)]

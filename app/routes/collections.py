@@ -8,7 +8,6 @@ from urllib.parse import quote, unquote_to_bytes
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from app.deps import require_read, require_write
@@ -16,10 +15,10 @@ from app.openapi import BODY_PROBLEMS, problems
 from app.routes.common import (
     ProjectBpm,
     ProjectKey,
-    as_request_error,
     audio_url,
     from_state,
     hit_out,
+    project_from_query,
 )
 from app.schemas.collections import (
     NAME_MAX_CHARS,
@@ -32,7 +31,6 @@ from app.schemas.collections import (
     CollectionsOut,
     MembershipsOut,
 )
-from app.schemas.fit import ProjectIn
 from timbre.collections_db import CollectionInfo
 from timbre.errors import InvalidRequestError
 from timbre.fit import ProjectContext
@@ -156,13 +154,8 @@ async def export_collection(
     the project's ``bpm`` and/or ``key``, each sample off them goes in as its rendition at the
     project's tempo and key (a WAV named ``Loop (124 BPM, -2 st).wav``), as the page's
     matched audition plays it; what has no tempo or key to match goes in as it is."""
-    project = None
-    if bpm is not None or key is not None:
-        try:
-            given = ProjectIn.model_validate({"bpm": bpm, "key": key})
-        except ValidationError as exc:
-            raise as_request_error(exc) from None
-        project = ProjectContext.of(given.bpm, given.key)
+    given = project_from_query(bpm=bpm, key=key)
+    project = None if given is None else ProjectContext.of(given.bpm, given.key)
     plan = await run_in_threadpool(collections.plan_export, name, project)
     filename = f"{plan.folder}.zip"
     ascii_name = filename.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")

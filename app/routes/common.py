@@ -111,6 +111,17 @@ def as_request_error(exc: ValidationError) -> Exception:
     return RequestValidationError(exc.errors())
 
 
+def project_from_query(**given: Any) -> ProjectIn | None:
+    """A project context given as query parameters (``bpm``, ``key``, ...), checked as a
+    body's ``context`` is; None without a bpm or a key (nothing for the rest to apply to)."""
+    if given.get("bpm") is None and given.get("key") is None:
+        return None
+    try:
+        return ProjectIn.model_validate({k: v for k, v in given.items() if v is not None})
+    except ValidationError as exc:
+        raise as_request_error(exc) from None
+
+
 def fit_of(service: SearchService, context: ProjectIn | None) -> FitQuery | None:
     """The fit a request's ``context`` asks for (the settings' tolerance by default)."""
     if context is None:
