@@ -317,17 +317,11 @@ class CollectionsService:
         self, entry: ExportEntry, plan: ExportPlan
     ) -> tuple[BinaryIO, Callable[[], None]] | None:
         try:
-            handle = entry.source.open("rb")
+            handle = self.library.files.open_checked(entry.source, entry.sha256)
+        except ContentChangedError as exc:
+            plan.missing.append((entry.id, str(exc)))
+            return None
         except OSError as exc:
             plan.missing.append((entry.id, f"{entry.source} cannot be read ({exc.strerror})"))
             return None
-        try:
-            if self.library.files.holds(handle, entry.sha256):
-                return handle, handle.close
-        except OSError:
-            pass
-        handle.close()
-        plan.missing.append(
-            (entry.id, f"{entry.source} no longer holds the indexed sample (content changed)")
-        )
-        return None
+        return handle, handle.close

@@ -254,16 +254,8 @@ class KitExporter:
             bpm, semitones = entry.match
             rendition = self.matched(entry.id, bpm, semitones)
             return rendition.handle, rendition.close
-        handle = entry.source.open("rb")
-        try:
-            if self.library.files.holds(handle, entry.sha256):
-                return handle, handle.close
-        except OSError:
-            pass
-        handle.close()
-        raise ContentChangedError(
-            f"{entry.source} no longer holds the indexed sample (content changed)"
-        )
+        handle = self.library.files.open_checked(entry.source, entry.sha256)
+        return handle, handle.close
 
     def zip(self, plan: KitExportPlan) -> Iterator[bytes]:
         """The zip of a plan, in chunks as it is written; the preset and the note last (they

@@ -57,16 +57,11 @@ class ServedFiles:
             if not real.is_file():
                 continue
             try:
-                handle = real.open("rb")
+                return real, self.open_checked(real, expected)
+            except ContentChangedError:
+                changed = candidate
             except OSError:
                 continue
-            try:
-                if self.holds(handle, expected):
-                    return real, handle
-            except OSError:
-                pass
-            handle.close()
-            changed = candidate
         if changed is not None:
             raise ContentChangedError(
                 f"item {item_id}: {changed} no longer holds the indexed sample (its content "
@@ -78,6 +73,19 @@ class ServedFiles:
                 "so it is not served"
             )
         raise NotFoundError(f"item {item_id} has no readable file inside the library roots")
+
+    def open_checked(self, path: Path, expected: str) -> BinaryIO:
+        """``path`` opened, if it holds the content hashed ``expected`` (checked on the handle
+        returned, so a file swapped in after the check is not what is read). OSError: it
+        cannot be opened; ContentChangedError: it holds something else now."""
+        handle = path.open("rb")
+        try:
+            if self.holds(handle, expected):
+                return handle
+        except OSError:
+            pass  # unreadable past its opening: not the indexed sample either
+        handle.close()
+        raise ContentChangedError(f"{path} no longer holds the indexed sample (content changed)")
 
     def holds(self, handle: io.BufferedReader, expected: str) -> bool:
         """Whether the open file (the handle that will be served) has the hash ``expected``."""
