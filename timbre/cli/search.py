@@ -13,6 +13,8 @@ from timbre.cli.app import app
 from timbre.errors import ExitCode, TimbreError
 
 if TYPE_CHECKING:
+    from pydantic import ValidationError
+
     from timbre.settings import Settings
 
 
@@ -215,11 +217,16 @@ def _checked_context(
     try:
         ProjectIn.model_validate(context)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else ""
-        message = str(first["msg"]).removeprefix("Value error, ")
+        field, message = _first_problem(exc)
         raise typer.BadParameter(message, param_hint=_OPTIONS.get(field, field)) from None
     return {k: v for k, v in context.items() if v is not None}
+
+
+def _first_problem(exc: ValidationError) -> tuple[str, str]:
+    """The field and the message of a validation error's first problem, in a person's words."""
+    first = exc.errors()[0]
+    field = str(first["loc"][0]) if first["loc"] else ""
+    return field, str(first["msg"]).removeprefix("Value error, ")
 
 
 def _checked_filter(filter_json: dict[str, Any]) -> dict[str, Any]:
@@ -235,9 +242,7 @@ def _checked_filter(filter_json: dict[str, Any]) -> dict[str, Any]:
     try:
         FilterIn.model_validate(filter_json)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else ""
-        message = str(first["msg"]).removeprefix("Value error, ")
+        field, message = _first_problem(exc)
         if field == "bpm":
             message = f"{message}, or 'MIN-' / '-MAX' (got {filter_json['bpm']!r})"
         raise typer.BadParameter(message, param_hint=_OPTIONS.get(field, field)) from None
