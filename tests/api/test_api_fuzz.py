@@ -152,13 +152,14 @@ def _steering_refuses(value: Any, *, recommend: bool) -> bool:
 
 
 def _text_part_given_json(failure: Any, case: Any) -> bool:
-    """A multipart field that schemathesis filled with an object or a list and calls
-    schema-violating: a text field (``query``) carries the JSON's text, a valid string; and a
-    list in any field goes as repeated parts (none when empty), which reach the route as one
-    value or as the field left out (its default)."""
+    """A multipart field that schemathesis filled with another type and calls
+    schema-violating: every part is text, so a text field (``query``, an ``avoid`` word) given a
+    number or an object carries its text, a valid string; and a list in any field goes as
+    repeated parts (none when empty), which reach the route as one value or as the field left
+    out (its default)."""
     multipart = (case.media_type or "").startswith("multipart/")
     message = str(getattr(failure, "message", ""))
-    typed = "(was string, became object)" in message or "became array)" in message
+    typed = "(was string, became " in message or "became array)" in message
     return multipart and typed and isinstance(failure, AcceptedNegativeData)
 
 
